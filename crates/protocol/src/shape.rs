@@ -1,0 +1,434 @@
+//! A schema walk over request bodies, run before `kafka-protocol` decodes them.
+//!
+//! Why: `kafka-protocol` 0.18 calls `Vec::with_capacity(n)` with array counts read straight off
+//! the wire (up to 2^31 for classic arrays, 2^32 for compact ones). A 20-byte request claiming
+//! two billion topics makes it ask for hundreds of gigabytes; the allocation fails and Rust
+//! aborts the process, which `catch_unwind` cannot stop. Kafka's own generated code refuses an
+//! array whose count exceeds the bytes remaining; this walk applies that rule and, because it
+//! visits every element, also guarantees that each count is backed by real bytes, so decode
+//! memory stays proportional to the frame size.
+//!
+//! The walk knows only sizes and positions: fixed-width fields, (compact) strings and bytes,
+//! arrays of primitives or structs, and the tagged-field sections of flexible versions. It
+//! accepts null wherever a length could be null and leaves stricter checks to `kafka-protocol`.
+//! Shapes are transcribed from Kafka's JSON schemas (as generated into `kafka-protocol`); a unit
+//! test walks `kafka-protocol`'s own encoding of populated requests at every supported version
+//! and demands the walk ends exactly where the encoding does.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One field: its wire type and the versions it is present in (inclusive).
+#[derive(Debug, Clone, Copy)]
+struct Field {
+    ty: Ty,
+    min: i16,
+    max: i16,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Ty {
+    /// Fixed width in bytes (ints, booleans, UUIDs).
+    Fixed(usize),
+    /// (Nullable) string: i16 length, or compact.
+    Str,
+    /// (Nullable) bytes / records: i32 length, or compact.
+    Bytes,
+    /// Array of a primitive: fixed width in bytes.
+    FixedArray(usize),
+    /// Array of strings.
+    StrArray,
+    /// Array of structs; in flexible versions each element ends with tagged fields.
+    Structs(&'static [Field]),
+}
+
+const ALL: i16 = i16::MAX;
+
+const fn f(ty: Ty, min: i16, max: i16) -> Field {
+    Field { ty, min, max }
+}
+
+const I8: Ty = Ty::Fixed(1);
+const BOOL: Ty = Ty::Fixed(1);
+const I16: Ty = Ty::Fixed(2);
+const I32: Ty = Ty::Fixed(4);
+const I64: Ty = Ty::Fixed(8);
+const UUID: Ty = Ty::Fixed(16);
+
+/// The body shape of one request type.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    /// First version using compact encodings and tagged fields.
+    flexible_min: i16,
+    fields: &'static [Field],
+}
+
+const API_VERSIONS: Shape = Shape {
+    flexible_min: 3,
+    fields: &[f(Ty::Str, 3, ALL), f(Ty::Str, 3, ALL)],
+};
+
+const METADATA: Shape = Shape {
+    flexible_min: 9,
+    fields: &[
+        f(Ty::Structs(&[f(UUID, 10, ALL), f(Ty::Str, 0, ALL)]), 0, ALL),
+        f(BOOL, 4, ALL),
+        f(BOOL, 8, 10),
+        f(BOOL, 8, ALL),
+    ],
+};
+
+const PRODUCE: Shape = Shape {
+    flexible_min: 9,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I16, 0, ALL),
+        f(I32, 0, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, 12),
+                f(UUID, 13, ALL),
+                f(Ty::Structs(&[f(I32, 0, ALL), f(Ty::Bytes, 0, ALL)]), 0, ALL),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
+const FETCH: Shape = Shape {
+    flexible_min: 12,
+    fields: &[
+        f(I32, 0, 14),
+        f(I32, 0, ALL),
+        f(I32, 0, ALL),
+        f(I32, 3, ALL),
+        f(I8, 4, ALL),
+        f(I32, 7, ALL),
+        f(I32, 7, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, 12),
+                f(UUID, 13, ALL),
+                f(
+                    Ty::Structs(&[
+                        f(I32, 0, ALL),
+                        f(I32, 9, ALL),
+                        f(I64, 0, ALL),
+                        f(I32, 12, ALL),
+                        f(I64, 5, ALL),
+                        f(I32, 0, ALL),
+                    ]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 7, 12),
+                f(UUID, 13, ALL),
+                f(Ty::FixedArray(4), 7, ALL),
+            ]),
+            7,
+            ALL,
+        ),
+        f(Ty::Str, 11, ALL),
+    ],
+};
+
+const LIST_OFFSETS: Shape = Shape {
+    flexible_min: 6,
+    fields: &[
+        f(I32, 0, ALL),
+        f(I8, 2, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[f(I32, 0, ALL), f(I32, 4, ALL), f(I64, 0, ALL), f(I32, 0, 0)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+        f(I32, 10, ALL),
+    ],
+};
+
+const CREATE_TOPICS: Shape = Shape {
+    flexible_min: 5,
+    fields: &[
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(I32, 0, ALL),
+                f(I16, 0, ALL),
+                f(
+                    Ty::Structs(&[f(I32, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+                f(
+                    Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::Str, 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+        f(I32, 0, ALL),
+        f(BOOL, 1, ALL),
+    ],
+};
+
+const DELETE_TOPICS: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(Ty::Structs(&[f(Ty::Str, 6, ALL), f(UUID, 6, ALL)]), 6, ALL),
+        f(Ty::StrArray, 0, 5),
+        f(I32, 0, ALL),
+    ],
+};
+
+const CREATE_PARTITIONS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(I32, 0, ALL),
+                f(Ty::Structs(&[f(Ty::FixedArray(4), 0, ALL)]), 0, ALL),
+            ]),
+            0,
+            ALL,
+        ),
+        f(I32, 0, ALL),
+        f(BOOL, 0, ALL),
+    ],
+};
+
+const DESCRIBE_CONFIGS: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(
+            Ty::Structs(&[f(I8, 0, ALL), f(Ty::Str, 0, ALL), f(Ty::StrArray, 0, ALL)]),
+            0,
+            ALL,
+        ),
+        f(BOOL, 1, ALL),
+        f(BOOL, 3, ALL),
+    ],
+};
+
+const DESCRIBE_CLUSTER: Shape = Shape {
+    flexible_min: 0,
+    fields: &[f(BOOL, 0, ALL), f(I8, 1, ALL), f(BOOL, 2, ALL)],
+};
+
+fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
+    Some(match api_key {
+        ApiKey::ApiVersions => &API_VERSIONS,
+        ApiKey::Metadata => &METADATA,
+        ApiKey::Produce => &PRODUCE,
+        ApiKey::Fetch => &FETCH,
+        ApiKey::ListOffsets => &LIST_OFFSETS,
+        ApiKey::CreateTopics => &CREATE_TOPICS,
+        ApiKey::DeleteTopics => &DELETE_TOPICS,
+        ApiKey::CreatePartitions => &CREATE_PARTITIONS,
+        ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
+        ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        _ => return None,
+    })
+}
+
+/// Whether a body shape is known for `api_key`.
+#[cfg(test)]
+pub(crate) fn has_shape(api_key: ApiKey) -> bool {
+    shape_of(api_key).is_some()
+}
+
+/// Walks a request body; returns how many bytes it spans.
+pub(crate) fn walk_request_body(
+    api_key: ApiKey,
+    version: i16,
+    body: &[u8],
+) -> Result<usize, String> {
+    let shape = shape_of(api_key)
+        .ok_or_else(|| format!("no body shape known for {api_key:?}; refusing to decode"))?;
+    let mut w = Walker {
+        buf: body,
+        pos: 0,
+        version,
+        flexible: version >= shape.flexible_min,
+    };
+    w.fields(shape.fields)?;
+    Ok(w.pos)
+}
+
+struct Walker<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    version: i16,
+    flexible: bool,
+}
+
+impl Walker<'_> {
+    fn remaining(&self) -> usize {
+        self.buf.len().saturating_sub(self.pos)
+    }
+
+    fn skip(&mut self, n: usize) -> Result<(), String> {
+        if n > self.remaining() {
+            return Err(format!(
+                "field of {n} bytes at body offset {} runs past the end ({} bytes left)",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let bytes: [u8; N] = self
+            .buf
+            .get(self.pos..)
+            .and_then(|rest| rest.get(..N))
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| format!("body ends inside a field at offset {}", self.pos))?;
+        self.pos += N;
+        Ok(bytes)
+    }
+
+    fn uvarint(&mut self) -> Result<u32, String> {
+        let mut value: u32 = 0;
+        for i in 0..5 {
+            let [b] = self.fixed::<1>()?;
+            value |= u32::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err("unsigned varint longer than 5 bytes".into())
+    }
+
+    /// Reads a length that may be null; `None` for null.
+    fn length(&mut self, wide: bool) -> Result<Option<usize>, String> {
+        if self.flexible {
+            let n = self.uvarint()?;
+            Ok(n.checked_sub(1).map(|n| n as usize))
+        } else {
+            let n = if wide {
+                i32::from_be_bytes(self.fixed::<4>()?)
+            } else {
+                i32::from(i16::from_be_bytes(self.fixed::<2>()?))
+            };
+            match n {
+                -1 => Ok(None),
+                n if n < -1 => Err(format!("negative length {n}")),
+                n => Ok(Some(n as usize)),
+            }
+        }
+    }
+
+    fn array_len(&mut self) -> Result<usize, String> {
+        let n = self.length(true)?.unwrap_or(0);
+        // Kafka's rule: every element takes at least one byte.
+        if n > self.remaining() {
+            return Err(format!(
+                "array of {n} elements but only {} bytes left",
+                self.remaining()
+            ));
+        }
+        Ok(n)
+    }
+
+    fn tagged_fields(&mut self) -> Result<(), String> {
+        let count = self.uvarint()?;
+        // Each tagged field takes at least two bytes, so this loop ends when the bytes do.
+        for _ in 0..count {
+            let _tag = self.uvarint()?;
+            let size = self.uvarint()?;
+            self.skip(size as usize)?;
+        }
+        Ok(())
+    }
+
+    fn fields(&mut self, fields: &[Field]) -> Result<(), String> {
+        for field in fields {
+            if (field.min..=field.max).contains(&self.version) {
+                self.ty(field.ty)?;
+            }
+        }
+        if self.flexible {
+            self.tagged_fields()?;
+        }
+        Ok(())
+    }
+
+    fn ty(&mut self, ty: Ty) -> Result<(), String> {
+        match ty {
+            Ty::Fixed(n) => self.skip(n),
+            Ty::Str => {
+                let n = self.length(false)?.unwrap_or(0);
+                self.skip(n)
+            }
+            Ty::Bytes => {
+                let n = self.length(true)?.unwrap_or(0);
+                self.skip(n)
+            }
+            Ty::FixedArray(width) => {
+                let n = self.array_len()?;
+                self.skip(n.saturating_mul(width))
+            }
+            Ty::StrArray => {
+                for _ in 0..self.array_len()? {
+                    self.ty(Ty::Str)?;
+                }
+                Ok(())
+            }
+            Ty::Structs(fields) => {
+                for _ in 0..self.array_len()? {
+                    self.fields(fields)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::SUPPORTED_APIS;
+
+    #[test]
+    fn every_supported_api_has_a_shape() {
+        for a in SUPPORTED_APIS {
+            assert!(has_shape(a.key), "{:?} has no shape", a.key);
+        }
+    }
+
+    #[test]
+    fn huge_counts_are_refused() {
+        // Metadata v0: topics array claiming i32::MAX entries.
+        assert!(walk_request_body(ApiKey::Metadata, 0, &i32::MAX.to_be_bytes()).is_err());
+        // Metadata v9: compact array claiming u32::MAX - 1 entries.
+        let body = [0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(walk_request_body(ApiKey::Metadata, 9, &body).is_err());
+        // A count that fits the bytes but whose elements are not there.
+        let mut body = 3i32.to_be_bytes().to_vec();
+        body.extend_from_slice(&[0, 0, 0]);
+        assert!(walk_request_body(ApiKey::Metadata, 0, &body).is_err());
+        // Null arrays are accepted (kafka-protocol decides whether null is allowed).
+        assert_eq!(
+            walk_request_body(ApiKey::Metadata, 1, &(-1i32).to_be_bytes()),
+            Ok(4)
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The one table of APIs the broker implements and the versions it accepts for each.
+//!
+//! Everything that needs to know what we support (the request gate in the codec, the
+//! ApiVersions response, the KIP-511 fallback) reads this table and nothing else.
+
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::ApiKey;
+
+/// One supported API and its inclusive version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiSupport {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest accepted version.
+    pub min: i16,
+    /// Highest accepted version.
+    pub max: i16,
+}
+
+const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
+    ApiSupport { key, min, max }
+}
+
+/// What the broker implements, with Kafka 4.1's ranges (as `kafka-protocol` 0.18 knows them).
+/// Adding an API here also requires a body shape in `shape.rs` (a unit test enforces it).
+pub static SUPPORTED_APIS: &[ApiSupport] = &[
+    api(ApiKey::Produce, 3, 13),
+    api(ApiKey::Fetch, 4, 18),
+    api(ApiKey::ListOffsets, 1, 10),
+    api(ApiKey::Metadata, 0, 13),
+    api(ApiKey::ApiVersions, 0, 4),
+    api(ApiKey::CreateTopics, 2, 7),
+    api(ApiKey::DeleteTopics, 1, 6),
+    api(ApiKey::DescribeConfigs, 1, 4),
+    api(ApiKey::CreatePartitions, 0, 3),
+    api(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The table entry for `api_key`, if we implement it.
+pub fn supported(api_key: ApiKey) -> Option<&'static ApiSupport> {
+    SUPPORTED_APIS.iter().find(|a| a.key == api_key)
+}
+
+/// Whether we accept `version` of `api_key`.
+pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
+    supported(api_key).is_some_and(|a| (a.min..=a.max).contains(&version))
+}
+
+/// The `api_keys` list of an ApiVersions response, in api-key order as Kafka sends it.
+pub fn api_versions_keys() -> Vec<ApiVersion> {
+    let mut keys: Vec<ApiVersion> = SUPPORTED_APIS
+        .iter()
+        .map(|a| {
+            ApiVersion::default()
+                .with_api_key(a.key as i16)
+                .with_min_version(a.min)
+                .with_max_version(a.max)
+        })
+        .collect();
+    keys.sort_by_key(|k| k.api_key);
+    keys
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_within_kafka_protocol_ranges() {
+        for a in SUPPORTED_APIS {
+            let valid = a.key.valid_versions();
+            assert!(a.min <= a.max, "{:?}", a.key);
+            assert!(
+                a.min >= valid.min && a.max <= valid.max,
+                "{:?}: ours {}..={}, kafka-protocol {}",
+                a.key,
+                a.min,
+                a.max,
+                valid
+            );
+        }
+    }
+
+    #[test]
+    fn table_has_no_duplicates() {
+        for (i, a) in SUPPORTED_APIS.iter().enumerate() {
+            assert!(
+                SUPPORTED_APIS[i + 1..].iter().all(|b| b.key != a.key),
+                "{:?} twice",
+                a.key
+            );
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert!(is_supported(ApiKey::Produce, 3));
+        assert!(is_supported(ApiKey::Produce, 13));
+        assert!(!is_supported(ApiKey::Produce, 2));
+        assert!(!is_supported(ApiKey::Produce, 14));
+        assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert_eq!(
+            supported(ApiKey::Fetch).map(|a| (a.min, a.max)),
+            Some((4, 18))
+        );
+        let keys = api_versions_keys();
+        assert_eq!(keys.len(), SUPPORTED_APIS.len());
+        assert!(keys.windows(2).all(|w| w[0].api_key < w[1].api_key));
+    }
+}
