@@ -1,0 +1,687 @@
+//! Controller commands: the entries of the Raft log, and their deterministic apply.
+//!
+//! A command carries every choice its proposer made (topic ids, replica assignments), so applying
+//! it depends only on the image it meets. Validation happens at apply time, in log order: two
+//! racing `CreateTopic`s for one name both commit, the second is rejected on every node alike, and
+//! replaying the log reproduces the same answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::image::MetadataImage;
+use crate::records::{BrokerRegistration, MetadataRecord, PartitionRecord, NO_LEADER};
+
+/// Kafka's limit on topic name length, in characters (`Topic.MAX_NAME_LENGTH`).
+pub const TOPIC_NAME_CHARS_MAX: usize = 249;
+
+/// A proposed change to cluster state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControllerCommand {
+    CreateTopic {
+        name: String,
+        topic_id: Uuid,
+        /// Partition `i` must be at position `i`: numbering is explicit so that apply can check it.
+        partitions: Vec<PartitionAssignment>,
+        configs: BTreeMap<String, String>,
+    },
+    DeleteTopic {
+        topic_id: Uuid,
+    },
+    /// Adds partitions; their numbers must continue the topic's current count, so a proposal
+    /// built from a stale image is rejected instead of growing the topic twice.
+    CreatePartitions {
+        topic_id: Uuid,
+        new_partitions: Vec<PartitionAssignment>,
+    },
+    RegisterBroker(BrokerRegistration),
+    /// Sets (`Some`) or deletes (`None`) topic config keys. Which keys and values are valid is
+    /// the broker config's business; this layer only stores them.
+    AlterTopicConfigs {
+        topic_id: Uuid,
+        changes: BTreeMap<String, Option<String>>,
+    },
+}
+
+/// Where one partition's replicas live and who leads it at creation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionAssignment {
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+}
+
+impl PartitionAssignment {
+    /// Kafka's default for a new partition: every replica in sync, the first one leads.
+    pub fn new(partition: i32, replicas: Vec<i32>) -> Self {
+        let leader = replicas.first().copied().unwrap_or(NO_LEADER);
+        PartitionAssignment {
+            partition,
+            isr: replicas.clone(),
+            replicas,
+            leader,
+        }
+    }
+
+    fn record(&self, topic_id: Uuid) -> PartitionRecord {
+        PartitionRecord {
+            topic_id,
+            partition: self.partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+/// What an accepted command did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandOutcome {
+    /// Log index of the command; any image with `last_applied_index >= log_index` includes it.
+    pub log_index: u64,
+    pub records: Vec<MetadataRecord>,
+}
+
+/// Why a command was refused. Each maps to one Kafka error code (see the variant docs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+pub enum CommandRejected {
+    /// `TOPIC_ALREADY_EXISTS` (36).
+    #[error("topic {name} already exists")]
+    TopicAlreadyExists { name: String },
+    /// `TOPIC_ALREADY_EXISTS` (36): the proposer picked an id that is taken.
+    #[error("topic id {topic_id} is already in use")]
+    TopicIdAlreadyExists { topic_id: Uuid },
+    /// `INVALID_TOPIC_EXCEPTION` (17).
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidTopicName { name: String, reason: String },
+    /// `INVALID_TOPIC_EXCEPTION` (17): `a.b` and `a_b` collide in metric names, so Kafka refuses.
+    #[error("topic {name} collides with existing topic {existing}")]
+    TopicNameCollision { name: String, existing: String },
+    /// `UNKNOWN_TOPIC_ID` (100) or `UNKNOWN_TOPIC_OR_PARTITION` (3), by API version.
+    #[error("unknown topic id {topic_id}")]
+    UnknownTopic { topic_id: Uuid },
+    /// `INVALID_PARTITIONS` (37).
+    #[error("invalid partitions: {reason}")]
+    InvalidPartitions { reason: String },
+    /// `INVALID_REPLICA_ASSIGNMENT` (39).
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
+    /// `INVALID_REQUEST` (42).
+    #[error("invalid broker registration: {reason}")]
+    InvalidBrokerRegistration { reason: String },
+    /// `INVALID_CONFIG` (40).
+    #[error("invalid config {key:?}: {reason}")]
+    InvalidConfig { key: String, reason: String },
+}
+
+impl ControllerCommand {
+    /// The records this command produces if accepted. They depend on the command alone, which
+    /// is what makes the log readable without replaying it.
+    pub fn records(&self) -> Vec<MetadataRecord> {
+        match self {
+            ControllerCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
+                let mut out = Vec::with_capacity(1 + partitions.len() + configs.len());
+                out.push(MetadataRecord::Topic {
+                    name: name.clone(),
+                    topic_id: *topic_id,
+                });
+                out.extend(
+                    partitions
+                        .iter()
+                        .map(|p| MetadataRecord::Partition(p.record(*topic_id))),
+                );
+                out.extend(configs.iter().map(|(k, v)| MetadataRecord::TopicConfig {
+                    topic_id: *topic_id,
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                }));
+                out
+            }
+            ControllerCommand::DeleteTopic { topic_id } => {
+                vec![MetadataRecord::RemoveTopic {
+                    topic_id: *topic_id,
+                }]
+            }
+            ControllerCommand::CreatePartitions {
+                topic_id,
+                new_partitions,
+            } => new_partitions
+                .iter()
+                .map(|p| MetadataRecord::Partition(p.record(*topic_id)))
+                .collect(),
+            ControllerCommand::RegisterBroker(reg) => {
+                vec![MetadataRecord::RegisterBroker(reg.clone())]
+            }
+            ControllerCommand::AlterTopicConfigs { topic_id, changes } => changes
+                .iter()
+                .map(|(k, v)| MetadataRecord::TopicConfig {
+                    topic_id: *topic_id,
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Checks the command against `image` without changing anything.
+    pub fn validate(&self, image: &MetadataImage) -> Result<(), CommandRejected> {
+        match self {
+            ControllerCommand::CreateTopic {
+                name,
+                topic_id,
+                partitions,
+                configs,
+            } => {
+                validate_topic_name(name)?;
+                if image.topic_by_name(name).is_some() {
+                    return Err(CommandRejected::TopicAlreadyExists { name: name.clone() });
+                }
+                if topic_id.is_nil() || image.topic_by_id(topic_id).is_some() {
+                    return Err(CommandRejected::TopicIdAlreadyExists {
+                        topic_id: *topic_id,
+                    });
+                }
+                let folded = fold_collision(name);
+                if let Some(existing) = image.topics().find(|t| fold_collision(&t.name) == folded) {
+                    return Err(CommandRejected::TopicNameCollision {
+                        name: name.clone(),
+                        existing: existing.name.clone(),
+                    });
+                }
+                if partitions.is_empty() {
+                    return Err(CommandRejected::InvalidPartitions {
+                        reason: "a topic needs at least one partition".into(),
+                    });
+                }
+                validate_assignments(image, 0, partitions)?;
+                for key in configs.keys() {
+                    validate_config_key(key)?;
+                }
+                Ok(())
+            }
+            ControllerCommand::DeleteTopic { topic_id } => image
+                .topic_by_id(topic_id)
+                .map(|_| ())
+                .ok_or(CommandRejected::UnknownTopic {
+                    topic_id: *topic_id,
+                }),
+            ControllerCommand::CreatePartitions {
+                topic_id,
+                new_partitions,
+            } => {
+                let topic = image
+                    .topic_by_id(topic_id)
+                    .ok_or(CommandRejected::UnknownTopic {
+                        topic_id: *topic_id,
+                    })?;
+                let current = topic.partition_count();
+                if new_partitions.is_empty() {
+                    return Err(CommandRejected::InvalidPartitions {
+                        reason: format!(
+                            "topic already has {current} partitions; the count must grow"
+                        ),
+                    });
+                }
+                validate_assignments(image, current, new_partitions)
+            }
+            ControllerCommand::RegisterBroker(reg) => {
+                if reg.node_id < 0 {
+                    return Err(CommandRejected::InvalidBrokerRegistration {
+                        reason: format!("node id {} is negative", reg.node_id),
+                    });
+                }
+                let mut listeners = BTreeSet::new();
+                for e in &reg.endpoints {
+                    if !listeners.insert(e.listener.as_str()) {
+                        return Err(CommandRejected::InvalidBrokerRegistration {
+                            reason: format!("listener {} is listed twice", e.listener),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            ControllerCommand::AlterTopicConfigs { topic_id, changes } => {
+                image
+                    .topic_by_id(topic_id)
+                    .ok_or(CommandRejected::UnknownTopic {
+                        topic_id: *topic_id,
+                    })?;
+                for key in changes.keys() {
+                    validate_config_key(key)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Applies `cmd`, carried by the log entry at `log_index`, to a copy of `image`.
+///
+/// The returned image has `last_applied_index == log_index` whether or not the command was
+/// accepted: a rejected command still occupies its log entry.
+pub fn apply(
+    image: &MetadataImage,
+    log_index: u64,
+    cmd: &ControllerCommand,
+) -> (MetadataImage, Result<CommandOutcome, CommandRejected>) {
+    let mut next = image.clone();
+    let result = apply_in_place(&mut next, log_index, cmd);
+    (next, result)
+}
+
+/// [`apply`] without the copy: validate first, so a rejected command leaves `image` unchanged
+/// apart from `last_applied_index`.
+pub fn apply_in_place(
+    image: &mut MetadataImage,
+    log_index: u64,
+    cmd: &ControllerCommand,
+) -> Result<CommandOutcome, CommandRejected> {
+    image.last_applied_index = log_index;
+    cmd.validate(image)?;
+    let records = cmd.records();
+    for record in &records {
+        image.apply_record(record);
+    }
+    Ok(CommandOutcome { log_index, records })
+}
+
+/// Kafka's rules (`org.apache.kafka.common.internals.Topic.validate`).
+fn validate_topic_name(name: &str) -> Result<(), CommandRejected> {
+    let invalid = |reason: &str| {
+        Err(CommandRejected::InvalidTopicName {
+            name: name.to_string(),
+            reason: reason.into(),
+        })
+    };
+    if name.is_empty() {
+        return invalid("the name is empty");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are not allowed");
+    }
+    if name.len() > TOPIC_NAME_CHARS_MAX {
+        return invalid("the name is longer than 249 characters");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+    {
+        return invalid("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    Ok(())
+}
+
+fn fold_collision(name: &str) -> String {
+    name.replace('.', "_")
+}
+
+fn validate_config_key(key: &str) -> Result<(), CommandRejected> {
+    if key.is_empty() {
+        return Err(CommandRejected::InvalidConfig {
+            key: key.into(),
+            reason: "empty key".into(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `assignments` number partitions `first, first+1, ...` and place each on distinct,
+/// registered brokers, with a leader (if any) drawn from the ISR and the ISR from the replicas.
+fn validate_assignments(
+    image: &MetadataImage,
+    first: usize,
+    assignments: &[PartitionAssignment],
+) -> Result<(), CommandRejected> {
+    for (offset, a) in assignments.iter().enumerate() {
+        let expected = first.saturating_add(offset);
+        if usize::try_from(a.partition).ok() != Some(expected) {
+            return Err(CommandRejected::InvalidPartitions {
+                reason: format!("expected partition {expected} next, got {}", a.partition),
+            });
+        }
+        let bad = |reason: String| Err(CommandRejected::InvalidReplicaAssignment { reason });
+        if a.replicas.is_empty() {
+            return bad(format!("partition {} has no replicas", a.partition));
+        }
+        let mut seen = BTreeSet::new();
+        for r in &a.replicas {
+            if !seen.insert(*r) {
+                return bad(format!("partition {} lists broker {r} twice", a.partition));
+            }
+            if image.broker(*r).is_none() {
+                return bad(format!(
+                    "partition {} is assigned to unregistered broker {r}",
+                    a.partition
+                ));
+            }
+        }
+        if let Some(r) = a.isr.iter().find(|r| !seen.contains(r)) {
+            return bad(format!(
+                "partition {} has ISR member {r} that is not a replica",
+                a.partition
+            ));
+        }
+        if a.leader != NO_LEADER && !a.isr.contains(&a.leader) {
+            return bad(format!(
+                "partition {} leader {} is not in the ISR",
+                a.partition, a.leader
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::Endpoint;
+
+    fn broker(node_id: i32, port: u16) -> BrokerRegistration {
+        BrokerRegistration {
+            node_id,
+            incarnation_id: Uuid::new_v4(),
+            endpoints: vec![Endpoint {
+                listener: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port,
+                security_protocol: "PLAINTEXT".into(),
+            }],
+            rack: None,
+        }
+    }
+
+    fn ok(image: &MetadataImage, index: u64, cmd: ControllerCommand) -> MetadataImage {
+        let (next, res) = apply(image, index, &cmd);
+        res.unwrap();
+        next
+    }
+
+    fn with_brokers() -> MetadataImage {
+        let image = MetadataImage::empty("cluster");
+        let image = ok(
+            &image,
+            1,
+            ControllerCommand::RegisterBroker(broker(1, 9092)),
+        );
+        ok(
+            &image,
+            2,
+            ControllerCommand::RegisterBroker(broker(2, 9093)),
+        )
+    }
+
+    fn create(name: &str, id: Uuid, partitions: i32) -> ControllerCommand {
+        ControllerCommand::CreateTopic {
+            name: name.into(),
+            topic_id: id,
+            partitions: (0..partitions)
+                .map(|p| PartitionAssignment::new(p, vec![1, 2]))
+                .collect(),
+            configs: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn create_topic_builds_partitions_and_configs() {
+        let image = with_brokers();
+        let id = Uuid::new_v4();
+        let mut cmd = create("orders", id, 3);
+        if let ControllerCommand::CreateTopic { configs, .. } = &mut cmd {
+            configs.insert("retention.ms".into(), "1000".into());
+        }
+        let (next, res) = apply(&image, 3, &cmd);
+        let outcome = res.unwrap();
+        assert_eq!(outcome.log_index, 3);
+        assert_eq!(outcome.records.len(), 1 + 3 + 1);
+        assert_eq!(next.last_applied_index, 3);
+        let topic = next.topic_by_name("orders").unwrap();
+        assert_eq!(topic.topic_id, id);
+        assert_eq!(topic.partition_count(), 3);
+        let p = topic.partition(2).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (1, 0, 0));
+        assert_eq!(p.isr, vec![1, 2]);
+        assert_eq!(topic.config("retention.ms"), Some("1000"));
+        assert!(next.topic_by_id(&id).is_some());
+        // The input image is untouched.
+        assert!(image.topic_by_name("orders").is_none());
+    }
+
+    #[test]
+    fn duplicate_name_is_rejected_and_image_unchanged() {
+        let image = ok(&with_brokers(), 3, create("orders", Uuid::new_v4(), 1));
+        let (next, res) = apply(&image, 4, &create("orders", Uuid::new_v4(), 2));
+        assert_eq!(
+            res,
+            Err(CommandRejected::TopicAlreadyExists {
+                name: "orders".into()
+            })
+        );
+        assert_eq!(next.last_applied_index, 4);
+        assert_eq!(next.topic_by_name("orders").unwrap().partition_count(), 1);
+    }
+
+    #[test]
+    fn duplicate_id_collision_and_bad_names_are_rejected() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("a.b", id, 1));
+        let (_, res) = apply(&image, 4, &create("other", id, 1));
+        assert_eq!(
+            res,
+            Err(CommandRejected::TopicIdAlreadyExists { topic_id: id })
+        );
+        let (_, res) = apply(&image, 4, &create("a_b", Uuid::new_v4(), 1));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::TopicNameCollision { .. })
+        ));
+        for bad in ["", ".", "..", "has space", &"x".repeat(250)] {
+            let (_, res) = apply(&image, 4, &create(bad, Uuid::new_v4(), 1));
+            assert!(
+                matches!(res, Err(CommandRejected::InvalidTopicName { .. })),
+                "{bad:?}"
+            );
+        }
+        let (_, res) = apply(&image, 4, &create("nil", Uuid::nil(), 1));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::TopicIdAlreadyExists { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_assignments_are_rejected() {
+        let image = with_brokers();
+        let cases = [
+            vec![],
+            vec![PartitionAssignment::new(1, vec![1])],
+            vec![PartitionAssignment::new(0, vec![])],
+            vec![PartitionAssignment::new(0, vec![1, 1])],
+            vec![PartitionAssignment::new(0, vec![1, 3])],
+            vec![PartitionAssignment {
+                partition: 0,
+                replicas: vec![1],
+                isr: vec![1, 2],
+                leader: 1,
+            }],
+            vec![PartitionAssignment {
+                partition: 0,
+                replicas: vec![1, 2],
+                isr: vec![1],
+                leader: 2,
+            }],
+        ];
+        for partitions in cases {
+            let cmd = ControllerCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: partitions.clone(),
+                configs: BTreeMap::new(),
+            };
+            let (_, res) = apply(&image, 3, &cmd);
+            assert!(
+                matches!(
+                    res,
+                    Err(CommandRejected::InvalidPartitions { .. }
+                        | CommandRejected::InvalidReplicaAssignment { .. })
+                ),
+                "{partitions:?} gave {res:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn delete_topic_then_unknown() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("t", id, 2));
+        let image = ok(&image, 4, ControllerCommand::DeleteTopic { topic_id: id });
+        assert!(image.topic_by_name("t").is_none());
+        assert!(image.topic_by_id(&id).is_none());
+        assert_eq!(image.topic_count(), 0);
+        let (_, res) = apply(&image, 5, &ControllerCommand::DeleteTopic { topic_id: id });
+        assert_eq!(res, Err(CommandRejected::UnknownTopic { topic_id: id }));
+        // The name is free again.
+        ok(&image, 6, create("t", Uuid::new_v4(), 1));
+    }
+
+    #[test]
+    fn create_partitions_must_grow_from_current_count() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("t", id, 2));
+        let grow = |from: i32, to: i32| ControllerCommand::CreatePartitions {
+            topic_id: id,
+            new_partitions: (from..to)
+                .map(|p| PartitionAssignment::new(p, vec![2]))
+                .collect(),
+        };
+        let (_, res) = apply(&image, 4, &grow(2, 2));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::InvalidPartitions { .. })
+        ));
+        // Built from a stale image that thought the topic had 1 partition.
+        let (_, res) = apply(&image, 4, &grow(1, 3));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::InvalidPartitions { .. })
+        ));
+        let image = ok(&image, 4, grow(2, 5));
+        let topic = image.topic_by_id(&id).unwrap();
+        assert_eq!(topic.partition_count(), 5);
+        assert_eq!(topic.partition(4).unwrap().leader, 2);
+        let (_, res) = apply(
+            &image,
+            5,
+            &ControllerCommand::CreatePartitions {
+                topic_id: Uuid::new_v4(),
+                new_partitions: vec![],
+            },
+        );
+        assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
+    }
+
+    #[test]
+    fn register_broker_replaces_endpoints() {
+        let image = with_brokers();
+        let mut reg = broker(1, 19092);
+        reg.rack = Some("r1".into());
+        let image = ok(&image, 3, ControllerCommand::RegisterBroker(reg.clone()));
+        let b = image.broker(1).unwrap();
+        assert_eq!(b.endpoints.len(), 1);
+        assert_eq!(b.endpoint("PLAINTEXT").unwrap().port, 19092);
+        assert_eq!(b.incarnation_id, reg.incarnation_id);
+        assert_eq!(b.rack.as_deref(), Some("r1"));
+        assert_eq!(image.brokers().count(), 2);
+
+        let mut dup = broker(3, 1);
+        dup.endpoints.push(dup.endpoints[0].clone());
+        let (_, res) = apply(&image, 4, &ControllerCommand::RegisterBroker(dup));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::InvalidBrokerRegistration { .. })
+        ));
+        let (_, res) = apply(&image, 4, &ControllerCommand::RegisterBroker(broker(-1, 1)));
+        assert!(matches!(
+            res,
+            Err(CommandRejected::InvalidBrokerRegistration { .. })
+        ));
+    }
+
+    #[test]
+    fn configs_set_and_delete() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("t", id, 1));
+        let alter = |pairs: &[(&str, Option<&str>)]| ControllerCommand::AlterTopicConfigs {
+            topic_id: id,
+            changes: pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect(),
+        };
+        let image = ok(
+            &image,
+            4,
+            alter(&[
+                ("cleanup.policy", Some("compact")),
+                ("retention.ms", Some("5")),
+            ]),
+        );
+        let image = ok(
+            &image,
+            5,
+            alter(&[("retention.ms", None), ("segment.bytes", Some("1024"))]),
+        );
+        let topic = image.topic_by_id(&id).unwrap();
+        assert_eq!(topic.config("cleanup.policy"), Some("compact"));
+        assert_eq!(topic.config("retention.ms"), None);
+        assert_eq!(topic.config("segment.bytes"), Some("1024"));
+        let (_, res) = apply(&image, 6, &alter(&[("", Some("x"))]));
+        assert!(matches!(res, Err(CommandRejected::InvalidConfig { .. })));
+        let (_, res) = apply(
+            &image,
+            6,
+            &ControllerCommand::AlterTopicConfigs {
+                topic_id: Uuid::new_v4(),
+                changes: BTreeMap::new(),
+            },
+        );
+        assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
+    }
+
+    #[test]
+    fn replay_is_deterministic() {
+        let a = Uuid::new_v4();
+        let cmds = [
+            ControllerCommand::RegisterBroker(broker(1, 9092)),
+            ControllerCommand::RegisterBroker(broker(2, 9093)),
+            create("a", a, 1),
+            create("a", Uuid::new_v4(), 1),
+            ControllerCommand::CreatePartitions {
+                topic_id: a,
+                new_partitions: vec![PartitionAssignment::new(1, vec![1])],
+            },
+        ];
+        let run = || {
+            let mut image = MetadataImage::empty("c");
+            let results: Vec<_> = cmds
+                .iter()
+                .enumerate()
+                .map(|(i, c)| apply_in_place(&mut image, i as u64 + 1, c).is_ok())
+                .collect();
+            (image, results)
+        };
+        let (i1, r1) = run();
+        let (i2, r2) = run();
+        assert_eq!(i1, i2);
+        assert_eq!(r1, vec![true, true, true, false, true]);
+        assert_eq!(r1, r2);
+    }
+}

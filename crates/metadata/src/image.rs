@@ -1,0 +1,396 @@
+//! The metadata image: cluster state as of one log index, shared read-only between handlers.
+//!
+//! Readers hold an `Arc<MetadataImage>` and never wait for the quorum. A new image is built per
+//! batch of applied log entries; topics sit behind their own `Arc`, so cloning an image copies
+//! pointers, and changing one topic copies only that topic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::records::{
+    BrokerRegistration, Endpoint, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+};
+
+/// Cluster state after applying the log up to `last_applied_index`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ImageRepr", try_from = "ImageRepr")]
+pub struct MetadataImage {
+    pub cluster_id: String,
+    pub brokers: BTreeMap<i32, BrokerImage>,
+    topics_by_id: BTreeMap<Uuid, Arc<TopicImage>>,
+    /// Derived from `topics_by_id`; never serialized, so the two cannot disagree on disk.
+    topics_by_name: BTreeMap<String, Uuid>,
+    /// Index of the last Raft log entry reflected here (0 before anything was applied).
+    pub last_applied_index: u64,
+}
+
+/// A registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerImage {
+    pub node_id: i32,
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+impl BrokerImage {
+    /// The endpoint of the named listener, if the broker advertises one.
+    pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
+        self.endpoints.iter().find(|e| e.listener == listener)
+    }
+}
+
+/// One topic, its partitions and its non-default configs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub partitions: BTreeMap<i32, PartitionImage>,
+    /// Only keys set explicitly on this topic; defaults live in the broker config.
+    pub configs: BTreeMap<String, String>,
+}
+
+/// One partition's registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionImage {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// Snapshot form: a flat list of topics, from which the name index is rebuilt.
+#[derive(Serialize, Deserialize)]
+struct ImageRepr {
+    cluster_id: String,
+    brokers: BTreeMap<i32, BrokerImage>,
+    topics: Vec<TopicImage>,
+    last_applied_index: u64,
+}
+
+impl From<MetadataImage> for ImageRepr {
+    fn from(image: MetadataImage) -> Self {
+        ImageRepr {
+            cluster_id: image.cluster_id,
+            brokers: image.brokers,
+            topics: image
+                .topics_by_id
+                .into_values()
+                .map(Arc::unwrap_or_clone)
+                .collect(),
+            last_applied_index: image.last_applied_index,
+        }
+    }
+}
+
+impl TryFrom<ImageRepr> for MetadataImage {
+    type Error = String;
+
+    fn try_from(repr: ImageRepr) -> Result<Self, Self::Error> {
+        let mut image = MetadataImage::empty(repr.cluster_id);
+        image.brokers = repr.brokers;
+        image.last_applied_index = repr.last_applied_index;
+        for topic in repr.topics {
+            if image.topics_by_name.contains_key(&topic.name) {
+                return Err(format!("topic name {} appears twice", topic.name));
+            }
+            if image.topics_by_id.contains_key(&topic.topic_id) {
+                return Err(format!("topic id {} appears twice", topic.topic_id));
+            }
+            image
+                .topics_by_name
+                .insert(topic.name.clone(), topic.topic_id);
+            image.topics_by_id.insert(topic.topic_id, Arc::new(topic));
+        }
+        Ok(image)
+    }
+}
+
+impl MetadataImage {
+    /// The image of a cluster before any record.
+    pub fn empty(cluster_id: impl Into<String>) -> Self {
+        MetadataImage {
+            cluster_id: cluster_id.into(),
+            brokers: BTreeMap::new(),
+            topics_by_id: BTreeMap::new(),
+            topics_by_name: BTreeMap::new(),
+            last_applied_index: 0,
+        }
+    }
+
+    pub fn topic_by_name(&self, name: &str) -> Option<&Arc<TopicImage>> {
+        self.topics_by_name
+            .get(name)
+            .and_then(|id| self.topics_by_id.get(id))
+    }
+
+    pub fn topic_by_id(&self, topic_id: &Uuid) -> Option<&Arc<TopicImage>> {
+        self.topics_by_id.get(topic_id)
+    }
+
+    /// All topics, ordered by name.
+    pub fn topics(&self) -> impl Iterator<Item = &Arc<TopicImage>> + '_ {
+        self.topics_by_name
+            .values()
+            .filter_map(|id| self.topics_by_id.get(id))
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.topics_by_id.len()
+    }
+
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerImage> {
+        self.brokers.get(&node_id)
+    }
+
+    /// All registered brokers, ordered by node id.
+    pub fn brokers(&self) -> impl Iterator<Item = &BrokerImage> + '_ {
+        self.brokers.values()
+    }
+
+    /// Applies one record in place.
+    ///
+    /// Records come from validated commands, so an inconsistent one (a partition of an unknown
+    /// topic) means a bug upstream; it is skipped with a warning rather than half-applied, and
+    /// skipping is deterministic, so every replica skips it alike.
+    pub fn apply_record(&mut self, record: &MetadataRecord) {
+        match record {
+            MetadataRecord::RegisterBroker(reg) => self.register_broker(reg),
+            MetadataRecord::Topic { name, topic_id } => {
+                if self.topics_by_name.contains_key(name)
+                    || self.topics_by_id.contains_key(topic_id)
+                {
+                    tracing::warn!(%name, %topic_id, "skipping Topic record for an existing topic");
+                    return;
+                }
+                self.topics_by_name.insert(name.clone(), *topic_id);
+                self.topics_by_id.insert(
+                    *topic_id,
+                    Arc::new(TopicImage {
+                        name: name.clone(),
+                        topic_id: *topic_id,
+                        partitions: BTreeMap::new(),
+                        configs: BTreeMap::new(),
+                    }),
+                );
+            }
+            MetadataRecord::Partition(p) => self.put_partition(p),
+            MetadataRecord::PartitionChange(change) => self.change_partition(change),
+            MetadataRecord::RemoveTopic { topic_id } => {
+                if let Some(topic) = self.topics_by_id.remove(topic_id) {
+                    self.topics_by_name.remove(&topic.name);
+                } else {
+                    tracing::warn!(%topic_id, "skipping RemoveTopic record for an unknown topic");
+                }
+            }
+            MetadataRecord::TopicConfig {
+                topic_id,
+                key,
+                value,
+            } => {
+                let Some(topic) = self.topics_by_id.get_mut(topic_id) else {
+                    tracing::warn!(%topic_id, "skipping TopicConfig record for an unknown topic");
+                    return;
+                };
+                let topic = Arc::make_mut(topic);
+                match value {
+                    Some(v) => {
+                        topic.configs.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        topic.configs.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    fn register_broker(&mut self, reg: &BrokerRegistration) {
+        self.brokers.insert(
+            reg.node_id,
+            BrokerImage {
+                node_id: reg.node_id,
+                incarnation_id: reg.incarnation_id,
+                endpoints: reg.endpoints.clone(),
+                rack: reg.rack.clone(),
+            },
+        );
+    }
+
+    fn put_partition(&mut self, p: &PartitionRecord) {
+        let Some(topic) = self.topics_by_id.get_mut(&p.topic_id) else {
+            tracing::warn!(topic_id = %p.topic_id, "skipping Partition record for an unknown topic");
+            return;
+        };
+        Arc::make_mut(topic).partitions.insert(
+            p.partition,
+            PartitionImage {
+                replicas: p.replicas.clone(),
+                isr: p.isr.clone(),
+                leader: p.leader,
+                leader_epoch: p.leader_epoch,
+                partition_epoch: p.partition_epoch,
+            },
+        );
+    }
+
+    fn change_partition(&mut self, change: &PartitionChangeRecord) {
+        let Some(topic) = self.topics_by_id.get_mut(&change.topic_id) else {
+            tracing::warn!(topic_id = %change.topic_id, "skipping PartitionChange for an unknown topic");
+            return;
+        };
+        let topic = Arc::make_mut(topic);
+        let Some(partition) = topic.partitions.get_mut(&change.partition) else {
+            tracing::warn!(topic_id = %change.topic_id, partition = change.partition,
+                "skipping PartitionChange for an unknown partition");
+            return;
+        };
+        if let Some(leader) = change.leader {
+            if leader != partition.leader {
+                partition.leader = leader;
+                partition.leader_epoch = partition.leader_epoch.saturating_add(1);
+            }
+        }
+        if let Some(isr) = &change.isr {
+            partition.isr = isr.clone();
+        }
+        if let Some(replicas) = &change.replicas {
+            partition.replicas = replicas.clone();
+        }
+        partition.partition_epoch = partition.partition_epoch.saturating_add(1);
+    }
+}
+
+impl TopicImage {
+    pub fn partition(&self, partition: i32) -> Option<&PartitionImage> {
+        self.partitions.get(&partition)
+    }
+
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
+    }
+
+    pub fn config(&self, key: &str) -> Option<&str> {
+        self.configs.get(key).map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_round_trip_rebuilds_name_index() {
+        let mut image = MetadataImage::empty("c1");
+        let id = Uuid::new_v4();
+        image.apply_record(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+        });
+        image.last_applied_index = 7;
+        let json = serde_json::to_vec(&image).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, image);
+        assert_eq!(back.topic_by_name("t").unwrap().topic_id, id);
+    }
+
+    #[test]
+    fn duplicate_topic_name_in_snapshot_is_rejected() {
+        let t = |id: Uuid| TopicImage {
+            name: "dup".into(),
+            topic_id: id,
+            partitions: BTreeMap::new(),
+            configs: BTreeMap::new(),
+        };
+        let repr = ImageRepr {
+            cluster_id: "c".into(),
+            brokers: BTreeMap::new(),
+            topics: vec![t(Uuid::new_v4()), t(Uuid::new_v4())],
+            last_applied_index: 0,
+        };
+        let json = serde_json::to_vec(&repr).unwrap();
+        assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());
+    }
+
+    #[test]
+    fn partition_change_bumps_epochs() {
+        let mut image = MetadataImage::empty("c1");
+        let id = Uuid::new_v4();
+        image.apply_record(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id: id,
+        });
+        image.apply_record(&MetadataRecord::Partition(PartitionRecord {
+            topic_id: id,
+            partition: 0,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }));
+        image.apply_record(&MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: id,
+            partition: 0,
+            leader: None,
+            isr: Some(vec![1]),
+            replicas: None,
+        }));
+        let p = image
+            .topic_by_id(&id)
+            .unwrap()
+            .partition(0)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (p.leader, p.leader_epoch, p.partition_epoch, p.isr.clone()),
+            (1, 0, 1, vec![1])
+        );
+        image.apply_record(&MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: id,
+            partition: 0,
+            leader: Some(2),
+            isr: Some(vec![2]),
+            replicas: None,
+        }));
+        let p = image.topic_by_id(&id).unwrap().partition(0).unwrap();
+        assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
+    }
+
+    #[test]
+    fn unchanged_topics_are_shared_after_clone_and_apply() {
+        let mut image = MetadataImage::empty("c1");
+        let a = Uuid::new_v4();
+        let b = Uuid::new_v4();
+        image.apply_record(&MetadataRecord::Topic {
+            name: "a".into(),
+            topic_id: a,
+        });
+        image.apply_record(&MetadataRecord::Topic {
+            name: "b".into(),
+            topic_id: b,
+        });
+        let mut next = image.clone();
+        next.apply_record(&MetadataRecord::TopicConfig {
+            topic_id: a,
+            key: "cleanup.policy".into(),
+            value: Some("compact".into()),
+        });
+        assert!(Arc::ptr_eq(
+            image.topic_by_id(&b).unwrap(),
+            next.topic_by_id(&b).unwrap()
+        ));
+        assert!(!Arc::ptr_eq(
+            image.topic_by_id(&a).unwrap(),
+            next.topic_by_id(&a).unwrap()
+        ));
+        assert_eq!(
+            image.topic_by_id(&a).unwrap().config("cleanup.policy"),
+            None
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! Metadata records: the unit of cluster-state change.
+//!
+//! A record says what changed, never why; every change to the [`MetadataImage`] is one of these.
+//! Commands ([`crate::ControllerCommand`]) are validated against the image and then expand into
+//! records, so replaying the same commands always yields the same records.
+//!
+//! New kinds of state (broker fencing, producer-id blocks, feature levels, ACLs) are new variants:
+//! the enum is externally tagged in JSON, so logs and snapshots written before a variant existed
+//! still decode.
+//!
+//! [`MetadataImage`]: crate::MetadataImage
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Sentinel for "no leader", as in Kafka's `PartitionRecord.leader`.
+pub const NO_LEADER: i32 = -1;
+
+/// One change to cluster state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker (re-)registered; replaces any earlier registration of the same node id.
+    RegisterBroker(BrokerRegistration),
+    /// A topic came into existence.
+    Topic { name: String, topic_id: Uuid },
+    /// A partition was created, or its whole registration replaced.
+    Partition(PartitionRecord),
+    /// Part of a partition's registration changed (leader election, ISR shrink/expand).
+    PartitionChange(PartitionChangeRecord),
+    /// A topic and all its partitions and configs are gone.
+    RemoveTopic { topic_id: Uuid },
+    /// A topic config was set (`Some`) or deleted back to the default (`None`).
+    TopicConfig {
+        topic_id: Uuid,
+        key: String,
+        value: Option<String>,
+    },
+}
+
+/// What a broker announces about itself when it registers with the controller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub node_id: i32,
+    /// Changes on every broker process start, so a stale registration is recognisable.
+    pub incarnation_id: Uuid,
+    pub endpoints: Vec<Endpoint>,
+    pub rack: Option<String>,
+}
+
+/// One advertised listener of a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// Listener name as configured (`PLAINTEXT`, `INTERNAL`, ...).
+    pub listener: String,
+    pub host: String,
+    pub port: u16,
+    /// `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub security_protocol: String,
+}
+
+/// A partition's full registration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// [`NO_LEADER`] when no replica leads.
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+/// A partial update of a partition registration; `None` fields are unchanged.
+///
+/// As in Kafka, a leader change bumps `leader_epoch`, and every change bumps `partition_epoch`;
+/// applying the record does the bumping, so the record never carries epochs that could disagree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChangeRecord {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    #[serde(default)]
+    pub leader: Option<i32>,
+    #[serde(default)]
+    pub isr: Option<Vec<i32>>,
+    #[serde(default)]
+    pub replicas: Option<Vec<i32>>,
+}
