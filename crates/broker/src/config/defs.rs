@@ -1,0 +1,556 @@
+//! The one table of config keys: name, type, default, whether rafka implements it, whether it can
+//! change at runtime, and the documentation. Parsing, validation, DescribeConfigs and
+//! `docs/configuration.md` all read this table, so a key is described in exactly one place.
+
+/// The type of a config value, with Kafka's names (`ConfigDef.Type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    Int,
+    Long,
+    Double,
+    String,
+    List,
+    Password,
+}
+
+impl ConfigType {
+    /// The numeric code DescribeConfigs v3+ reports (`DescribeConfigsResponse.ConfigType`).
+    pub fn describe_code(self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+            ConfigType::Password => 9,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "boolean",
+            ConfigType::Int => "int",
+            ConfigType::Long => "long",
+            ConfigType::Double => "double",
+            ConfigType::String => "string",
+            ConfigType::List => "list",
+            ConfigType::Password => "password",
+        }
+    }
+}
+
+/// How far rafka honours a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Parsed, validated strictly and acted on.
+    Implemented,
+    /// A valid Kafka key whose feature has not landed yet: accepted with one warning.
+    NotYet,
+}
+
+/// One broker config key.
+#[derive(Debug, Clone, Copy)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// Kafka's default as text; `None` is Kafka's `null`.
+    pub default: Option<&'static str>,
+    pub support: Support,
+    /// Whether Kafka lets this key change without a restart (read-only in DescribeConfigs if not).
+    pub dynamic: bool,
+    pub doc: &'static str,
+}
+
+const fn def(
+    name: &'static str,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    support: Support,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        ty,
+        default,
+        support,
+        dynamic: false,
+        doc,
+    }
+}
+
+use ConfigType::*;
+use Support::*;
+
+/// Broker keys rafka knows, in the order `docs/configuration.md` lists them.
+pub static BROKER_CONFIGS: &[ConfigDef] = &[
+    def("process.roles", List, Some("broker,controller"), Implemented,
+        "The roles this node plays. rafka runs broker and controller in one process; only `broker,controller` (or one of them on a single node) is accepted until the cluster work lands."),
+    def("node.id", Int, Some("1"), Implemented,
+        "The node id of this broker and controller. Kafka has no default; rafka uses 1 so that it starts with no configuration."),
+    def("listeners", List, Some("PLAINTEXT://:9092"), Implemented,
+        "Comma-separated `NAME://host:port` listeners. An empty host binds every interface; `[::1]` style IPv6 hosts are accepted. Names map to a protocol through `listener.security.protocol.map`."),
+    def("advertised.listeners", List, None, Implemented,
+        "Listeners handed to clients in Metadata. Defaults to `listeners`, with an empty or wildcard host replaced by `localhost`. Hosts are never resolved."),
+    def("listener.security.protocol.map", String,
+        Some("PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"), Implemented,
+        "Maps listener names to security protocols. Only PLAINTEXT listeners are served today; others are refused at startup."),
+    def("controller.listener.names", List, None, Implemented,
+        "Listener names used by the controller. The single-node controller runs in-process, so these listeners are parsed but not opened."),
+    def("inter.broker.listener.name", String, None, Implemented,
+        "The listener brokers use to talk to each other; must be one of `listeners` when set."),
+    def("controller.quorum.voters", List, Some(""), NotYet,
+        "Static controller quorum. A single node is its own quorum of one voter."),
+    def("controller.quorum.bootstrap.servers", List, Some(""), NotYet,
+        "Dynamic controller quorum bootstrap (KIP-853)."),
+    def("log.dirs", List, None, Implemented,
+        "Directories that hold partition logs. Only the first entry is used until multi-dir support lands (DescribeLogDirs issue)."),
+    def("log.dir", String, Some("./rafka-data"), Implemented,
+        "The log directory used when `log.dirs` is unset. Kafka's default is /tmp/kafka-logs; rafka keeps its data in ./rafka-data."),
+    def("metadata.log.dir", String, None, Implemented,
+        "Where the metadata Raft log lives (`__cluster_metadata-0`). Defaults to the first log dir."),
+    def("broker.rack", String, None, Implemented, "The rack of this broker, reported in Metadata."),
+    def("auto.create.topics.enable", Boolean, Some("true"), Implemented,
+        "Create a topic when a client asks for its metadata and allows auto-creation."),
+    def("num.partitions", Int, Some("1"), Implemented, "Partitions of an auto-created topic."),
+    def("default.replication.factor", Int, Some("1"), Implemented,
+        "Replication factor of auto-created topics and of CreateTopics requests that pass -1."),
+    def("message.max.bytes", Int, Some("1048588"), Implemented,
+        "Largest record batch the broker accepts (per batch, after compression). Topic synonym: max.message.bytes."),
+    def("socket.request.max.bytes", Int, Some("104857600"), Implemented,
+        "Largest request frame; checked against the size prefix before any buffer is allocated."),
+    def("max.connections", Int, Some("2147483647"), Implemented,
+        "Connections the broker accepts at once; further connections are closed on accept."),
+    def("max.connections.per.ip", Int, Some("2147483647"), Implemented, "Connections accepted from one IP address."),
+    def("queued.max.requests", Int, Some("500"), Implemented,
+        "Requests read ahead on one connection while earlier ones are answered (rafka bounds this per connection)."),
+    def("connections.max.idle.ms", Long, Some("600000"), Implemented, "Idle connections are closed after this long."),
+    def("log.segment.bytes", Int, Some("1073741824"), Implemented, "Segment size. Topic synonym: segment.bytes."),
+    def("log.roll.ms", Long, None, Implemented, "Roll a segment after this long. Topic synonym: segment.ms."),
+    def("log.roll.hours", Int, Some("168"), Implemented, "Roll a segment after this many hours when log.roll.ms is unset."),
+    def("log.index.interval.bytes", Int, Some("4096"), Implemented,
+        "Bytes of log between two offset-index entries. Topic synonym: index.interval.bytes."),
+    def("log.index.size.max.bytes", Int, Some("10485760"), Implemented,
+        "Preallocated size of a segment's offset index. Topic synonym: segment.index.bytes."),
+    def("log.flush.interval.messages", Long, Some("9223372036854775807"), Implemented,
+        "fsync a log after this many messages. Default: leave it to the OS (and, later, replication)."),
+    def("log.flush.interval.ms", Long, None, Implemented, "fsync a log when its oldest unflushed data is this old."),
+    def("log.message.timestamp.type", String, Some("CreateTime"), Implemented,
+        "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock. Topic synonym: message.timestamp.type."),
+    def("log.retention.hours", Int, Some("168"), NotYet, "Retention by time (lands with the retention issue)."),
+    def("log.retention.minutes", Int, None, NotYet, "Retention by time (lands with the retention issue)."),
+    def("log.retention.ms", Long, None, NotYet, "Retention by time (lands with the retention issue)."),
+    def("log.retention.bytes", Long, Some("-1"), NotYet, "Retention by size (lands with the retention issue)."),
+    def("log.retention.check.interval.ms", Long, Some("300000"), NotYet, "Retention check interval."),
+    def("log.cleanup.policy", List, Some("delete"), NotYet, "delete or compact (compaction lands with its issue)."),
+    def("log.cleaner.delete.retention.ms", Long, Some("86400000"), NotYet, "Tombstone retention on compacted topics."),
+    def("log.segment.delete.delay.ms", Long, Some("60000"), NotYet, "Delay before a deleted segment's files go."),
+    def("min.insync.replicas", Int, Some("1"), NotYet, "Replicas that must have a record for acks=all."),
+    def("compression.type", String, Some("producer"), NotYet, "Broker-side recompression."),
+    def("offsets.topic.replication.factor", Int, Some("3"), NotYet, "Replication of __consumer_offsets (consumer-group issue)."),
+    def("offsets.topic.num.partitions", Int, Some("50"), NotYet, "Partitions of __consumer_offsets (consumer-group issue)."),
+    def("transaction.state.log.replication.factor", Int, Some("3"), NotYet, "Replication of __transaction_state."),
+    def("transaction.state.log.min.isr", Int, Some("2"), NotYet, "min.insync.replicas of __transaction_state."),
+    def("group.initial.rebalance.delay.ms", Int, Some("3000"), NotYet, "Consumer-group issue."),
+    def("num.network.threads", Int, Some("3"), NotYet, "rafka runs on a tokio runtime; thread counts do not apply."),
+    def("num.io.threads", Int, Some("8"), NotYet, "rafka runs on a tokio runtime; thread counts do not apply."),
+    def("num.recovery.threads.per.data.dir", Int, Some("2"), NotYet, "Recovery runs per partition on startup."),
+    def("socket.send.buffer.bytes", Int, Some("102400"), NotYet, "Left to the OS."),
+    def("socket.receive.buffer.bytes", Int, Some("102400"), NotYet, "Left to the OS."),
+    def("unclean.leader.election.enable", Boolean, Some("false"), NotYet, "Cluster issue."),
+];
+
+/// A topic-level config: its name, the broker key it falls back to, and its type.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// The broker config that supplies the default (Kafka's synonym), if any.
+    pub broker_synonym: Option<&'static str>,
+    pub ty: ConfigType,
+    /// Default when there is no broker synonym.
+    pub default: Option<&'static str>,
+    pub doc: &'static str,
+}
+
+const fn topic(
+    name: &'static str,
+    broker_synonym: Option<&'static str>,
+    ty: ConfigType,
+    default: Option<&'static str>,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_synonym,
+        ty,
+        default,
+        doc,
+    }
+}
+
+/// Kafka 4.x topic configs. Which of them take effect is documented per key in
+/// docs/configuration.md; all of them are stored and reported.
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    topic(
+        "cleanup.policy",
+        Some("log.cleanup.policy"),
+        List,
+        None,
+        "delete or compact.",
+    ),
+    topic(
+        "compression.type",
+        Some("compression.type"),
+        String,
+        None,
+        "Codec the broker stores; producer keeps the producer's.",
+    ),
+    topic(
+        "delete.retention.ms",
+        Some("log.cleaner.delete.retention.ms"),
+        Long,
+        None,
+        "Tombstone retention on compacted topics.",
+    ),
+    topic(
+        "file.delete.delay.ms",
+        Some("log.segment.delete.delay.ms"),
+        Long,
+        None,
+        "Delay before deleted segment files go.",
+    ),
+    topic(
+        "flush.messages",
+        Some("log.flush.interval.messages"),
+        Long,
+        None,
+        "fsync after this many messages.",
+    ),
+    topic(
+        "flush.ms",
+        Some("log.flush.interval.ms"),
+        Long,
+        Some("9223372036854775807"),
+        "fsync after this long.",
+    ),
+    topic(
+        "index.interval.bytes",
+        Some("log.index.interval.bytes"),
+        Int,
+        None,
+        "Bytes between offset-index entries.",
+    ),
+    topic(
+        "max.compaction.lag.ms",
+        None,
+        Long,
+        Some("9223372036854775807"),
+        "Longest a record stays uncompacted.",
+    ),
+    topic(
+        "max.message.bytes",
+        Some("message.max.bytes"),
+        Int,
+        None,
+        "Largest record batch accepted.",
+    ),
+    topic(
+        "message.timestamp.after.max.ms",
+        None,
+        Long,
+        Some("3600000"),
+        "How far in the future a CreateTime timestamp may be.",
+    ),
+    topic(
+        "message.timestamp.before.max.ms",
+        None,
+        Long,
+        Some("9223372036854775807"),
+        "How far in the past a CreateTime timestamp may be.",
+    ),
+    topic(
+        "message.timestamp.type",
+        Some("log.message.timestamp.type"),
+        String,
+        None,
+        "CreateTime or LogAppendTime.",
+    ),
+    topic(
+        "min.cleanable.dirty.ratio",
+        None,
+        Double,
+        Some("0.5"),
+        "Dirty ratio that triggers compaction.",
+    ),
+    topic(
+        "min.compaction.lag.ms",
+        None,
+        Long,
+        Some("0"),
+        "Shortest time a record stays uncompacted.",
+    ),
+    topic(
+        "min.insync.replicas",
+        Some("min.insync.replicas"),
+        Int,
+        None,
+        "Replicas needed for acks=all.",
+    ),
+    topic(
+        "preallocate",
+        None,
+        Boolean,
+        Some("false"),
+        "Preallocate segment files.",
+    ),
+    topic(
+        "retention.bytes",
+        Some("log.retention.bytes"),
+        Long,
+        None,
+        "Retention by size.",
+    ),
+    topic(
+        "retention.ms",
+        Some("log.retention.ms"),
+        Long,
+        Some("604800000"),
+        "Retention by time.",
+    ),
+    topic(
+        "segment.bytes",
+        Some("log.segment.bytes"),
+        Int,
+        None,
+        "Segment size.",
+    ),
+    topic(
+        "segment.index.bytes",
+        Some("log.index.size.max.bytes"),
+        Int,
+        None,
+        "Offset index size.",
+    ),
+    topic(
+        "segment.jitter.ms",
+        None,
+        Long,
+        Some("0"),
+        "Random jitter subtracted from segment.ms.",
+    ),
+    topic(
+        "segment.ms",
+        Some("log.roll.ms"),
+        Long,
+        Some("604800000"),
+        "Roll a segment after this long.",
+    ),
+    topic(
+        "unclean.leader.election.enable",
+        Some("unclean.leader.election.enable"),
+        Boolean,
+        None,
+        "Allow out-of-sync leaders.",
+    ),
+];
+
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Checks that `value` parses as `ty`. Kafka trims surrounding whitespace for most types.
+pub fn validate_value(ty: ConfigType, value: &str) -> Result<(), std::string::String> {
+    let v = value.trim();
+    let ok = match ty {
+        Boolean => v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("false"),
+        Int => v.parse::<i32>().is_ok(),
+        Long => v.parse::<i64>().is_ok(),
+        Double => v.parse::<f64>().is_ok(),
+        String | List | Password => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "Invalid value {value} for configuration: expected a {}",
+            ty.name()
+        ))
+    }
+}
+
+/// Extra checks for topic configs whose values are enumerations or have ranges, as Kafka's
+/// `LogConfig` validators do.
+pub fn validate_topic_value(def: &TopicConfigDef, value: &str) -> Result<(), std::string::String> {
+    validate_value(def.ty, value)?;
+    let v = value.trim();
+    let bad = |what: &str| {
+        Err(format!(
+            "Invalid value {value} for configuration {}: {what}",
+            def.name
+        ))
+    };
+    match def.name {
+        "cleanup.policy" => {
+            if v.split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact"))
+            {
+                Ok(())
+            } else {
+                bad("String must be one of: compact, delete")
+            }
+        }
+        "message.timestamp.type" => match v {
+            "CreateTime" | "LogAppendTime" => Ok(()),
+            _ => bad("String must be one of: CreateTime, LogAppendTime"),
+        },
+        "compression.type" => match v {
+            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
+            _ => bad("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
+        },
+        "segment.bytes" => match v.parse::<i64>() {
+            Ok(n) if n >= 14 => Ok(()),
+            _ => bad("Value must be at least 14"),
+        },
+        "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" => {
+            match v.parse::<i64>() {
+                Ok(n) if n >= 0 && (def.name != "min.insync.replicas" || n >= 1) => Ok(()),
+                _ => bad("Value out of range"),
+            }
+        }
+        "segment.index.bytes" => match v.parse::<i64>() {
+            Ok(n) if n >= 4 => Ok(()),
+            _ => bad("Value must be at least 4"),
+        },
+        "segment.ms" => match v.parse::<i64>() {
+            Ok(n) if n >= 1 => Ok(()),
+            _ => bad("Value must be at least 1"),
+        },
+        "min.cleanable.dirty.ratio" => match v.parse::<f64>() {
+            Ok(n) if (0.0..=1.0).contains(&n) => Ok(()),
+            _ => bad("Value must be between 0 and 1"),
+        },
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_as_their_types() {
+        for d in BROKER_CONFIGS {
+            if let Some(v) = d.default {
+                assert!(validate_value(d.ty, v).is_ok(), "{}", d.name);
+            }
+        }
+        for d in TOPIC_CONFIGS {
+            if let Some(v) = d.default {
+                assert!(validate_topic_value(d, v).is_ok(), "{}", d.name);
+            }
+            if let Some(s) = d.broker_synonym {
+                assert!(
+                    broker_def(s).is_some(),
+                    "synonym {s} of {} is not a broker key",
+                    d.name
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<_> = BROKER_CONFIGS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        let n = names.len();
+        names.dedup();
+        assert_eq!(n, names.len());
+    }
+
+    #[test]
+    fn topic_validation() {
+        let d = topic_def("cleanup.policy").expect("known");
+        assert!(validate_topic_value(d, "compact,delete").is_ok());
+        assert!(validate_topic_value(d, "bogus").is_err());
+        let d = topic_def("retention.ms").expect("known");
+        assert!(validate_topic_value(d, "abc").is_err());
+    }
+}
+
+/// Renders the tables of `docs/configuration.md`; a test keeps the checked-in file equal to this.
+pub fn render_markdown() -> std::string::String {
+    use std::fmt::Write;
+    let mut out = std::string::String::new();
+    out.push_str("<!-- Generated from crates/broker/src/config/defs.rs by the test `configuration_doc_is_current`;\n");
+    out.push_str("     regenerate with: RAFKA_UPDATE_DOCS=1 cargo test -p rafka-broker configuration_doc -->\n\n");
+    out.push_str("## Broker configs\n\n");
+    out.push_str("| key | type | default | status | description |\n|---|---|---|---|---|\n");
+    for d in BROKER_CONFIGS {
+        let status = match d.support {
+            Support::Implemented => "implemented",
+            Support::NotYet => "accepted, not acted on yet (warns)",
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            d.name,
+            d.ty.name(),
+            d.default
+                .map(|v| format!("`{v}`"))
+                .unwrap_or_else(|| "null".to_string()),
+            status,
+            d.doc.replace('|', "\\|")
+        );
+    }
+    out.push_str("\n## Topic configs\n\n");
+    out.push_str("Set per topic at creation (CreateTopics `configs`); reported by DescribeConfigs with their source.\n\n");
+    out.push_str(
+        "| key | type | broker synonym | default | description |\n|---|---|---|---|---|\n",
+    );
+    for d in TOPIC_CONFIGS {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} | {} |",
+            d.name,
+            d.ty.name(),
+            d.broker_synonym
+                .map(|s| format!("`{s}`"))
+                .unwrap_or_else(|| "-".to_string()),
+            d.default
+                .map(|v| format!("`{v}`"))
+                .unwrap_or_else(|| "from synonym".to_string()),
+            d.doc.replace('|', "\\|")
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod doc_tests {
+    /// docs/configuration.md = a hand-written preamble, then the generated tables.
+    #[test]
+    fn configuration_doc_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let marker = "<!-- Generated from";
+        let preamble = match text.find(marker) {
+            Some(i) => text[..i].to_string(),
+            None => text.clone(),
+        };
+        let expected = format!("{preamble}{}", super::render_markdown());
+        if std::env::var_os("RAFKA_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &expected).expect("write docs/configuration.md");
+            return;
+        }
+        assert!(
+            text == expected,
+            "docs/configuration.md is out of date; run RAFKA_UPDATE_DOCS=1 cargo test -p rafka-broker configuration_doc"
+        );
+    }
+}

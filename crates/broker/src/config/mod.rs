@@ -1,0 +1,422 @@
+//! Broker configuration: the key table ([`defs`]), the sources it is read from (Java properties
+//! files, environment variables, `--override`), and the typed [`BrokerConfig`] the broker runs on.
+//!
+//! Precedence, later wins: built-in defaults < properties file < environment < overrides.
+//! Keys we implement are validated strictly; valid Kafka keys we do not implement yet are accepted
+//! with one warning each; unknown keys are accepted quietly, as Kafka does.
+
+pub mod defs;
+pub mod listeners;
+pub mod sources;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use defs::{ConfigDef, ConfigType, Support, BROKER_CONFIGS, TOPIC_CONFIGS};
+pub use listeners::{Listener, SecurityProtocol};
+
+/// A config that could not be accepted; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid value {value:?} for configuration {key}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, value: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The typed configuration of one node.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub inter_broker_listener_name: Option<String>,
+    pub controller_listener_names: Vec<String>,
+    pub log_dirs: Vec<PathBuf>,
+    pub metadata_log_dir: PathBuf,
+    pub rack: Option<String>,
+    pub auto_create_topics_enable: bool,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub message_max_bytes: i32,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub queued_max_requests: usize,
+    pub connections_max_idle_ms: u64,
+    pub log_segment_bytes: u64,
+    pub log_roll_ms: i64,
+    pub log_index_interval_bytes: u32,
+    pub log_index_size_max_bytes: u32,
+    pub log_flush_interval_messages: u64,
+    pub log_flush_interval_ms: u64,
+    pub log_message_timestamp_type_append_time: bool,
+    /// Every key that was set (after precedence), for DescribeConfigs sources.
+    pub explicit: BTreeMap<String, String>,
+    /// Cluster id from the environment (`CLUSTER_ID`), if any; otherwise meta.properties or a new one.
+    pub cluster_id: Option<String>,
+}
+
+/// Non-fatal findings while building a config (Kafka keys we accept but do not act on yet).
+#[derive(Debug, Default)]
+pub struct ConfigWarnings(pub Vec<String>);
+
+impl BrokerConfig {
+    /// The zero-configuration node: everything at its default.
+    pub fn single_node_defaults() -> Result<Self, ConfigError> {
+        Self::from_props(&BTreeMap::new()).map(|(c, _)| c)
+    }
+
+    /// Builds the typed config from merged properties.
+    pub fn from_props(
+        props: &BTreeMap<String, String>,
+    ) -> Result<(Self, ConfigWarnings), ConfigError> {
+        let mut warnings = ConfigWarnings::default();
+        for (k, v) in props {
+            if let Some(d) = defs::broker_def(k) {
+                defs::validate_value(d.ty, v).map_err(|r| ConfigError::invalid(k, v, r))?;
+                if d.support == Support::NotYet {
+                    warnings.0.push(format!(
+                        "config {k}={v} is a Kafka setting rafka does not act on yet; accepted and ignored"
+                    ));
+                }
+            }
+        }
+        let get = |key: &str| -> Option<String> {
+            props
+                .get(key)
+                .cloned()
+                .or_else(|| defs::broker_def(key).and_then(|d| d.default.map(str::to_string)))
+        };
+        let int = |key: &str| -> Result<i64, ConfigError> {
+            let v = get(key).unwrap_or_default();
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::invalid(key, &v, "expected a number"))
+        };
+        let positive = |key: &str| -> Result<i64, ConfigError> {
+            let n = int(key)?;
+            if n <= 0 {
+                return Err(ConfigError::invalid(
+                    key,
+                    &n.to_string(),
+                    "must be positive",
+                ));
+            }
+            Ok(n)
+        };
+        let boolean =
+            |key: &str| -> bool { get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) };
+
+        let roles = get("process.roles").unwrap_or_default();
+        for role in roles.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            if role != "broker" && role != "controller" {
+                return Err(ConfigError::invalid(
+                    "process.roles",
+                    &roles,
+                    "roles are broker and controller",
+                ));
+            }
+        }
+        let node_id = int("node.id")?;
+        let node_id = i32::try_from(node_id)
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ConfigError::invalid("node.id", &node_id.to_string(), "must be >= 0"))?;
+
+        let protocol_map = listeners::parse_protocol_map(
+            &get("listener.security.protocol.map").unwrap_or_default(),
+        )
+        .map_err(|r| {
+            ConfigError::invalid(
+                "listener.security.protocol.map",
+                &get("listener.security.protocol.map").unwrap_or_default(),
+                r,
+            )
+        })?;
+        let controller_listener_names: Vec<String> = get("controller.listener.names")
+            .unwrap_or_default()
+            .split(',')
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let listeners_text = get("listeners").unwrap_or_default();
+        let all_listeners = listeners::parse_listeners(&listeners_text, &protocol_map)
+            .map_err(|r| ConfigError::invalid("listeners", &listeners_text, r))?;
+        // The controller runs in-process on a single node: its listeners are not client-facing.
+        let listeners: Vec<Listener> = all_listeners
+            .into_iter()
+            .filter(|l| !controller_listener_names.contains(&l.name))
+            .collect();
+        if listeners.is_empty() {
+            return Err(ConfigError::invalid(
+                "listeners",
+                &listeners_text,
+                "no broker listener (all are controller listeners)",
+            ));
+        }
+        for l in &listeners {
+            if l.protocol != SecurityProtocol::Plaintext {
+                return Err(ConfigError::invalid(
+                    "listeners",
+                    &listeners_text,
+                    format!(
+                        "listener {} uses {:?}; only PLAINTEXT is supported so far",
+                        l.name, l.protocol
+                    ),
+                ));
+            }
+        }
+        let advertised_listeners = match props.get("advertised.listeners") {
+            Some(text) if !text.trim().is_empty() => {
+                let adv = listeners::parse_listeners(text, &protocol_map)
+                    .map_err(|r| ConfigError::invalid("advertised.listeners", text, r))?;
+                let adv: Vec<Listener> = adv
+                    .into_iter()
+                    .filter(|l| !controller_listener_names.contains(&l.name))
+                    .collect();
+                // Listeners that are not advertised explicitly are advertised as they are bound.
+                let mut out = Vec::new();
+                for l in &listeners {
+                    match adv.iter().find(|a| a.name == l.name) {
+                        Some(a) => out.push(a.clone()),
+                        None => out.push(l.advertised_default()),
+                    }
+                }
+                for a in &adv {
+                    if !listeners.iter().any(|l| l.name == a.name) {
+                        return Err(ConfigError::invalid(
+                            "advertised.listeners",
+                            text,
+                            format!("listener {} is advertised but not in listeners", a.name),
+                        ));
+                    }
+                }
+                out
+            }
+            _ => listeners.iter().map(Listener::advertised_default).collect(),
+        };
+        let inter_broker_listener_name = get("inter.broker.listener.name");
+        if let Some(name) = &inter_broker_listener_name {
+            if !listeners.iter().any(|l| &l.name == name) {
+                return Err(ConfigError::invalid(
+                    "inter.broker.listener.name",
+                    name,
+                    "not one of the listeners",
+                ));
+            }
+        }
+
+        let log_dirs: Vec<PathBuf> = match props.get("log.dirs") {
+            Some(v) if !v.trim().is_empty() => v
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            _ => vec![PathBuf::from(get("log.dir").unwrap_or_default())],
+        };
+        if log_dirs.len() > 1 {
+            warnings.0.push(format!(
+                "log.dirs has {} entries; rafka uses only the first ({}) until multiple log dirs are supported",
+                log_dirs.len(),
+                log_dirs[0].display()
+            ));
+        }
+        let metadata_log_dir = get("metadata.log.dir")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| log_dirs[0].clone());
+
+        let default_replication_factor = int("default.replication.factor")?;
+        let default_replication_factor = i16::try_from(default_replication_factor)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "default.replication.factor",
+                    &default_replication_factor.to_string(),
+                    "must be between 1 and 32767",
+                )
+            })?;
+        let log_roll_ms = match get("log.roll.ms") {
+            Some(v) => v
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::invalid("log.roll.ms", &v, "expected a number"))?,
+            None => positive("log.roll.hours")? * 3_600_000,
+        };
+        let ts_type = get("log.message.timestamp.type").unwrap_or_default();
+        let log_message_timestamp_type_append_time = match ts_type.trim() {
+            "CreateTime" => false,
+            "LogAppendTime" => true,
+            _ => {
+                return Err(ConfigError::invalid(
+                    "log.message.timestamp.type",
+                    &ts_type,
+                    "must be CreateTime or LogAppendTime",
+                ))
+            }
+        };
+        let flush_ms = match get("log.flush.interval.ms") {
+            Some(v) => v.trim().parse::<u64>().map_err(|_| {
+                ConfigError::invalid("log.flush.interval.ms", &v, "expected a number")
+            })?,
+            None => u64::MAX,
+        };
+        let segment_bytes = positive("log.segment.bytes")?;
+        if segment_bytes < 14 {
+            return Err(ConfigError::invalid(
+                "log.segment.bytes",
+                &segment_bytes.to_string(),
+                "must be at least 14",
+            ));
+        }
+        let config = BrokerConfig {
+            node_id,
+            listeners,
+            advertised_listeners,
+            inter_broker_listener_name,
+            controller_listener_names,
+            metadata_log_dir,
+            log_dirs,
+            rack: get("broker.rack").filter(|r| !r.is_empty()),
+            auto_create_topics_enable: boolean("auto.create.topics.enable"),
+            num_partitions: i32::try_from(positive("num.partitions")?).unwrap_or(i32::MAX),
+            default_replication_factor,
+            message_max_bytes: i32::try_from(positive("message.max.bytes")?).unwrap_or(i32::MAX),
+            socket_request_max_bytes: positive("socket.request.max.bytes")? as usize,
+            max_connections: positive("max.connections")? as usize,
+            max_connections_per_ip: positive("max.connections.per.ip")? as usize,
+            queued_max_requests: positive("queued.max.requests")? as usize,
+            connections_max_idle_ms: positive("connections.max.idle.ms")? as u64,
+            log_segment_bytes: segment_bytes as u64,
+            log_roll_ms,
+            log_index_interval_bytes: positive("log.index.interval.bytes")? as u32,
+            log_index_size_max_bytes: positive("log.index.size.max.bytes")? as u32,
+            log_flush_interval_messages: positive("log.flush.interval.messages")? as u64,
+            log_flush_interval_ms: flush_ms,
+            log_message_timestamp_type_append_time,
+            explicit: props.clone(),
+            cluster_id: None,
+        };
+        Ok((config, warnings))
+    }
+
+    /// The value a broker key has in this config (explicit or default), as DescribeConfigs shows it.
+    pub fn value_of(&self, key: &str) -> Option<String> {
+        match key {
+            // Keys whose effective value is derived rather than stored verbatim.
+            "advertised.listeners" => Some(
+                self.advertised_listeners
+                    .iter()
+                    .map(Listener::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            "log.dirs" => Some(
+                self.log_dirs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            "log.roll.ms" => Some(self.log_roll_ms.to_string()),
+            _ => self
+                .explicit
+                .get(key)
+                .cloned()
+                .or_else(|| defs::broker_def(key).and_then(|d| d.default.map(str::to_string))),
+        }
+    }
+
+    /// The primary log dir (the only one used until multi-dir support lands).
+    pub fn log_dir(&self) -> &std::path::Path {
+        &self.log_dirs[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn zero_config_is_a_single_node_on_9092() {
+        let c = BrokerConfig::single_node_defaults().expect("defaults are valid");
+        assert_eq!(c.node_id, 1);
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].port, 9092);
+        assert_eq!(c.advertised_listeners[0].host, "localhost");
+        assert_eq!(c.message_max_bytes, 1_048_588);
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.log_roll_ms, 168 * 3_600_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = BrokerConfig::from_props(&props(&[("num.partitions", "many")]))
+            .expect_err("not a number");
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let err =
+            BrokerConfig::from_props(&props(&[("message.max.bytes", "-1")])).expect_err("negative");
+        assert!(err.to_string().contains("message.max.bytes"));
+    }
+
+    #[test]
+    fn not_yet_keys_warn_and_unknown_keys_are_quiet() {
+        let (_, w) = BrokerConfig::from_props(&props(&[
+            ("log.retention.hours", "1"),
+            ("some.plugin.setting", "x"),
+        ]))
+        .expect("valid");
+        assert_eq!(w.0.len(), 1);
+        assert!(w.0[0].contains("log.retention.hours"));
+    }
+
+    #[test]
+    fn controller_listener_is_not_served_and_advertised_follow_listeners() {
+        let (c, _) = BrokerConfig::from_props(&props(&[
+            (
+                "listeners",
+                "PLAINTEXT://:19092,CONTROLLER://:9093,PLAINTEXT_HOST://127.0.0.1:29092",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PLAINTEXT_HOST:PLAINTEXT",
+            ),
+            (
+                "advertised.listeners",
+                "PLAINTEXT_HOST://localhost:29092,PLAINTEXT://broker:19092",
+            ),
+        ]))
+        .expect("valid");
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.advertised_listeners[0].name, "PLAINTEXT");
+        assert_eq!(c.advertised_listeners[0].host, "broker");
+        assert_eq!(c.advertised_listeners[1].host, "localhost");
+    }
+}

@@ -1,0 +1,113 @@
+//! One client connection: a reader that takes frames off the socket and runs each request in
+//! arrival order, and a writer task that sends the answers in that same order.
+//!
+//! Requests on one connection are handled one after another, as Kafka does (it mutes a channel
+//! while a request is in flight): produce order on a connection is append order, which
+//! idempotent producers rely on. Reading of the next frames and writing of earlier answers
+//! overlap with the handling, bounded by `queued.max.requests` answers waiting to be written.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use rafka_protocol::frame::{decode_frame, FrameError};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+
+use crate::handlers::{self, Outcome};
+use crate::node::Shared;
+
+/// What a handler needs to know about the connection it serves.
+#[derive(Debug, Clone)]
+pub struct ConnectionContext {
+    pub peer: SocketAddr,
+    /// The listener the client connected through; Metadata answers with that listener's endpoints.
+    pub listener_name: Arc<str>,
+}
+
+/// Smallest read buffer; frames larger than this get exactly the capacity they need.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    ctx: ConnectionContext,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queued_max_requests.max(1));
+    let peer = ctx.peer;
+    let write_task = tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            if let Err(e) = writer.write_all(&first).await {
+                tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                return;
+            }
+            // Answers that are already waiting go out without an extra wake-up per answer.
+            while let Ok(next) = rx.try_recv() {
+                if let Err(e) = writer.write_all(&next).await {
+                    tracing::debug!(%peer, error = %e, "write failed; closing connection");
+                    return;
+                }
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+
+    let max_frame_bytes = shared.config.socket_request_max_bytes;
+    let idle = Duration::from_millis(shared.config.connections_max_idle_ms);
+    let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+    'conn: loop {
+        // Handle every whole frame already buffered before reading again.
+        loop {
+            let frame = match decode_frame(&mut buf, max_frame_bytes) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(FrameError::TooLarge { size, max }) => {
+                    tracing::warn!(%peer, size, max, "Closing connection: request of {size} bytes exceeds socket.request.max.bytes ({max})");
+                    break 'conn;
+                }
+                Err(e) => {
+                    tracing::warn!(%peer, error = %e, "Closing connection: bad frame");
+                    break 'conn;
+                }
+            };
+            match handlers::dispatch(&shared, &ctx, frame.freeze()).await {
+                Outcome::Respond(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        break 'conn;
+                    }
+                }
+                Outcome::NoResponse => {}
+                Outcome::Close(reason) => {
+                    tracing::warn!(%peer, "Closing connection: {reason}");
+                    break 'conn;
+                }
+            }
+        }
+        if buf.capacity() - buf.len() < 4096 {
+            buf.reserve(READ_BUFFER_BYTES);
+        }
+        let read = tokio::select! {
+            r = tokio::time::timeout(idle, reader.read_buf(&mut buf)) => r,
+            _ = shutdown.changed() => break 'conn,
+        };
+        match read {
+            Ok(Ok(0)) => break,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "read failed; closing connection");
+                break;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let _ = write_task.await;
+}

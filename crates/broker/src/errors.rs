@@ -1,0 +1,70 @@
+//! The one place where errors of the libraries become Kafka error codes. Handlers never pick a
+//! code for a library error themselves; they call these functions.
+
+use rafka_metadata::{CommandRejected, MetadataError};
+use rafka_protocol::kafka_protocol::ResponseError;
+use rafka_records::RecordError;
+use rafka_storage::StorageError;
+
+/// A Kafka error code with the message that goes into `error_message` where the API has one.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ResponseError,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ResponseError, message: String) -> Self {
+        ApiError { code, message }
+    }
+
+    pub fn code(&self) -> i16 {
+        self.code.code()
+    }
+}
+
+pub fn rejected(r: CommandRejected) -> ApiError {
+    let code = match &r {
+        CommandRejected::TopicAlreadyExists { .. }
+        | CommandRejected::TopicIdAlreadyExists { .. } => ResponseError::TopicAlreadyExists,
+        CommandRejected::InvalidTopicName { .. } | CommandRejected::TopicNameCollision { .. } => {
+            ResponseError::InvalidTopicException
+        }
+        CommandRejected::UnknownTopic { .. } => ResponseError::UnknownTopicOrPartition,
+        CommandRejected::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
+        CommandRejected::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+        CommandRejected::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
+        CommandRejected::InvalidConfig { .. } => ResponseError::InvalidConfig,
+    };
+    ApiError::new(code, r.to_string())
+}
+
+pub fn metadata(e: &MetadataError) -> ApiError {
+    match e {
+        MetadataError::Rejected(r) => rejected(r.clone()),
+        MetadataError::NotLeader { .. } => {
+            ApiError::new(ResponseError::NotController, e.to_string())
+        }
+        MetadataError::LeaderTimeout { .. } => {
+            ApiError::new(ResponseError::RequestTimedOut, e.to_string())
+        }
+        _ => ApiError::new(ResponseError::UnknownServerError, e.to_string()),
+    }
+}
+
+/// Produce-side batch validation failures, as Kafka's LogValidator reports them.
+pub fn records(e: &RecordError) -> ResponseError {
+    match e {
+        RecordError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        RecordError::InvalidRecord { .. } => ResponseError::InvalidRecord,
+        RecordError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
+        _ => ResponseError::CorruptMessage,
+    }
+}
+
+pub fn storage(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        _ => ResponseError::KafkaStorageError,
+    }
+}

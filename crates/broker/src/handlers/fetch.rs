@@ -1,0 +1,239 @@
+//! Fetch (key 1), the read hot path, with the long poll.
+//!
+//! Whole batches come from the log as they are stored (a `Bytes` over a mapped sealed segment or
+//! one positional read of the active one). A request with less than `min_bytes` available parks:
+//! it registers a waiter on each partition it reads, and the next append to any of them wakes it
+//! (no polling), or `max_wait_ms` ends the wait. KIP-74: the first non-empty partition always
+//! returns at least one whole batch, even when that batch exceeds `max_bytes`.
+//!
+//! Fetch sessions (KIP-227) are declined as the KIP allows: every answer carries session id 0,
+//! so clients keep sending full fetch requests.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rafka_protocol::kafka_protocol::messages::fetch_response::{
+    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use rafka_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use rafka_protocol::kafka_protocol::protocol::StrBytes;
+use rafka_protocol::kafka_protocol::ResponseError;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use crate::errors;
+use crate::node::Shared;
+use crate::partitions::Partition;
+
+/// Longest wait a client can ask for; Kafka has no cap, but a parked request holds memory.
+const MAX_WAIT_MS_CAP: u64 = 5 * 60 * 1000;
+/// KIP-227: the session id that means "no session".
+const INVALID_SESSION_ID: i32 = 0;
+/// KIP-227: the epoch of a sessionless full fetch.
+const FINAL_EPOCH: i32 = -1;
+
+struct Wanted {
+    topic_index: usize,
+    partition: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+    current_leader_epoch: i32,
+    /// Resolved partition, or the error to report for it.
+    target: Result<Arc<Partition>, ResponseError>,
+}
+
+pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -> FetchResponse {
+    let mut response = FetchResponse::default();
+    response.session_id = INVALID_SESSION_ID;
+    if request.session_id != INVALID_SESSION_ID {
+        // We never hand out sessions, so any id a client names is unknown to us.
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return response;
+    }
+    if request.session_epoch != FINAL_EPOCH && request.session_epoch != 0 {
+        response.error_code = ResponseError::InvalidFetchSessionEpoch.code();
+        return response;
+    }
+    let read_committed = request.isolation_level == 1;
+    let image = shared.image();
+    let mut topics: Vec<(String, Uuid)> = Vec::new();
+    let mut wanted = Vec::new();
+    for t in &request.topics {
+        let (name, id, topic) = if version >= 13 {
+            let topic = image.topic_by_id(&t.topic_id);
+            (
+                topic.map(|x| x.name.clone()).unwrap_or_default(),
+                t.topic_id,
+                topic,
+            )
+        } else {
+            let name = t.topic.0.to_string();
+            let topic = image.topic_by_name(&name);
+            (
+                name,
+                topic.map(|x| x.topic_id).unwrap_or(Uuid::nil()),
+                topic,
+            )
+        };
+        let ti = topics.len();
+        topics.push((name, id));
+        for p in &t.partitions {
+            let target = match topic {
+                None if version >= 13 => Err(ResponseError::UnknownTopicId),
+                None => Err(ResponseError::UnknownTopicOrPartition),
+                Some(topic) => match topic.partition(p.partition) {
+                    None => Err(ResponseError::UnknownTopicOrPartition),
+                    Some(pi) if pi.leader != shared.node_id => {
+                        Err(ResponseError::NotLeaderOrFollower)
+                    }
+                    Some(_) => shared
+                        .partitions
+                        .get(&topic.topic_id, p.partition)
+                        .ok_or(ResponseError::NotLeaderOrFollower),
+                },
+            };
+            wanted.push(Wanted {
+                topic_index: ti,
+                partition: p.partition,
+                fetch_offset: p.fetch_offset,
+                partition_max_bytes: p.partition_max_bytes,
+                current_leader_epoch: p.current_leader_epoch,
+                target,
+            });
+        }
+    }
+    drop(image);
+
+    let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_CAP));
+    let deadline = Instant::now() + wait;
+    let min_bytes = request.min_bytes.max(0) as usize;
+    let max_bytes = if request.max_bytes <= 0 {
+        i32::MAX as usize
+    } else {
+        request.max_bytes as usize
+    };
+    loop {
+        let (parts, total, any_error, hws) =
+            read_all(shared, &wanted, max_bytes, read_committed, version);
+        let now = Instant::now();
+        if total >= min_bytes || any_error || now >= deadline || wait.is_zero() {
+            response.responses = assemble(&topics, &wanted, parts);
+            return response;
+        }
+        // Park: register on every partition, then re-check that nothing arrived in between.
+        let waiter = Arc::new(Notify::new());
+        for (w, hw) in wanted.iter().zip(&hws) {
+            if let Ok(p) = &w.target {
+                p.register_waiter(waiter.clone());
+                if p.high_watermark() != *hw {
+                    waiter.notify_one();
+                }
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
+    }
+}
+
+/// Reads every wanted partition once. Returns the per-partition answers, total record bytes,
+/// whether any partition has an error (answer at once, as Kafka does), and the high watermarks seen.
+fn read_all(
+    shared: &Arc<Shared>,
+    wanted: &[Wanted],
+    max_bytes: usize,
+    read_committed: bool,
+    version: i16,
+) -> (Vec<PartitionData>, usize, bool, Vec<i64>) {
+    let mut out = Vec::with_capacity(wanted.len());
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut hws = Vec::with_capacity(wanted.len());
+    for w in wanted {
+        let mut pd = PartitionData::default();
+        pd.partition_index = w.partition;
+        pd.high_watermark = -1;
+        pd.last_stable_offset = -1;
+        pd.log_start_offset = -1;
+        pd.preferred_read_replica = BrokerId(-1);
+        pd.records = Some(Bytes::new());
+        let p = match &w.target {
+            Ok(p) => p,
+            Err(code) => {
+                pd.error_code = code.code();
+                any_error = true;
+                hws.push(-1);
+                out.push(pd);
+                continue;
+            }
+        };
+        let hw = p.high_watermark();
+        hws.push(hw);
+        pd.high_watermark = hw;
+        // No transactions yet, so the last stable offset is the high watermark.
+        pd.last_stable_offset = hw;
+        pd.log_start_offset = p.log_start_offset();
+        if read_committed {
+            pd.aborted_transactions = Some(Vec::new());
+        }
+        let epoch = p.leader_epoch();
+        if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
+            pd.error_code = if w.current_leader_epoch > epoch {
+                ResponseError::UnknownLeaderEpoch.code()
+            } else {
+                ResponseError::FencedLeaderEpoch.code()
+            };
+            // current_leader is a v12+ tagged field (KIP-951); older versions cannot carry it.
+            if version >= 12 {
+                let mut leader = LeaderIdAndEpoch::default();
+                leader.leader_id = BrokerId(shared.node_id);
+                leader.leader_epoch = epoch;
+                pd.current_leader = leader;
+            }
+            any_error = true;
+            out.push(pd);
+            continue;
+        }
+        let budget = max_bytes
+            .saturating_sub(total)
+            .min(w.partition_max_bytes.max(0) as usize);
+        // KIP-74: the first partition that has data returns a whole batch whatever the limits.
+        let min_one_batch = total == 0;
+        if budget == 0 && !min_one_batch {
+            out.push(pd);
+            continue;
+        }
+        match p.read(w.fetch_offset, budget, min_one_batch) {
+            Ok(read) => {
+                total += read.records.len();
+                pd.records = Some(read.records);
+            }
+            Err(e) => {
+                pd.error_code = errors::storage(&e).code();
+                any_error = true;
+            }
+        }
+        out.push(pd);
+    }
+    (out, total, any_error, hws)
+}
+
+fn assemble(
+    topics: &[(String, Uuid)],
+    wanted: &[Wanted],
+    parts: Vec<PartitionData>,
+) -> Vec<FetchableTopicResponse> {
+    let mut responses: Vec<FetchableTopicResponse> = topics
+        .iter()
+        .map(|(name, id)| {
+            let mut r = FetchableTopicResponse::default();
+            r.topic = TopicName(StrBytes::from_string(name.clone()));
+            r.topic_id = *id;
+            r
+        })
+        .collect();
+    for (w, pd) in wanted.iter().zip(parts) {
+        responses[w.topic_index].partitions.push(pd);
+    }
+    responses
+}

@@ -1,0 +1,120 @@
+//! Request routing: decode, check the version table (in the protocol crate, before any handler
+//! runs), call the one module that implements the API, encode the answer. Nothing else lives here.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod produce;
+mod topic_admin;
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rafka_protocol::codec::{self, DecodeError};
+use rafka_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::connection::ConnectionContext;
+use crate::node::Shared;
+
+/// What the connection does after a request.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send these bytes (a whole framed response).
+    Respond(Bytes),
+    /// acks=0 produce: nothing goes back.
+    NoResponse,
+    /// Close the connection, logging the reason.
+    Close(String),
+}
+
+pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Bytes) -> Outcome {
+    let peek = match codec::peek_header(&frame) {
+        Ok(h) => h,
+        Err(e) => return Outcome::Close(format!("unreadable request header: {e}")),
+    };
+    // Produce reclaims the frame after decoding to stamp offsets in place, so it keeps a handle.
+    let produce_frame = (peek.api_key == ApiKey::Produce as i16).then(|| frame.clone());
+    let request = match codec::decode_request(frame) {
+        Ok(r) => r,
+        Err(DecodeError::UnknownApiKey(key)) => {
+            return Outcome::Close(format!("unknown API key {key}"))
+        }
+        Err(DecodeError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        }) => {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges so the client can
+            // pick a version it shares with us.
+            return Outcome::Respond(codec::api_versions_fallback_response(correlation_id));
+        }
+        Err(DecodeError::UnsupportedVersion {
+            api_key, version, ..
+        }) => {
+            // A client only sends versions from our ApiVersions ranges; anything else cannot be
+            // answered in a schema it understands, so Kafka closes the connection here too.
+            return Outcome::Close(format!(
+                "unsupported version {version} of {api_key:?} (see ApiVersions for the supported ranges)"
+            ));
+        }
+        Err(e) => return Outcome::Close(format!("malformed request: {e}")),
+    };
+    let correlation_id = request.header.correlation_id;
+    let api_key = request.api_key;
+    let version = request.version;
+    let response: ResponseKind = match request.body {
+        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
+        RequestKind::Metadata(r) => {
+            ResponseKind::Metadata(metadata::handle(shared, ctx, r, version).await)
+        }
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(shared, ctx, &r))
+        }
+        RequestKind::CreateTopics(r) => {
+            ResponseKind::CreateTopics(create_topics::handle(shared, r, version).await)
+        }
+        RequestKind::DeleteTopics(r) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(shared, r, version).await)
+        }
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(shared, r).await)
+        }
+        RequestKind::Produce(r) => match produce::handle(shared, r, version, produce_frame).await {
+            produce::ProduceOutcome::Respond(resp) => ResponseKind::Produce(resp),
+            produce::ProduceOutcome::NoResponse => return Outcome::NoResponse,
+            produce::ProduceOutcome::Close(reason) => return Outcome::Close(reason),
+        },
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shared, r, version).await),
+        RequestKind::ListOffsets(r) => {
+            ResponseKind::ListOffsets(list_offsets::handle(shared, r, version))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(shared, r, version))
+        }
+        other => {
+            // The version table only admits the APIs above; reaching this is a table bug.
+            return Outcome::Close(format!(
+                "API {:?} is in the version table but has no handler",
+                api_key_of(&other)
+            ));
+        }
+    };
+    let mut out = BytesMut::new();
+    match codec::encode_response(correlation_id, api_key, version, &response, &mut out) {
+        Ok(()) => Outcome::Respond(out.freeze()),
+        Err(e) => Outcome::Close(format!(
+            "cannot encode {api_key:?} v{version} response: {e}"
+        )),
+    }
+}
+
+fn api_key_of(r: &RequestKind) -> String {
+    let s = format!("{r:?}");
+    s.split('(').next().unwrap_or_default().to_string()
+}

@@ -1,0 +1,264 @@
+//! Produce (key 0), the write hot path.
+//!
+//! Records are never decoded record by record: each partition's bytes are validated batch by
+//! batch (magic, CRC-32C, framing, size), then offsets and the leader epoch are stamped into the
+//! batch header in place and the bytes go to the log as they came. To stamp without copying, the
+//! request is decoded as slices of the frame, the slices are turned into byte ranges, the decoded
+//! request is dropped, and the then-unique frame buffer is reclaimed as mutable memory.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use rafka_protocol::kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
+use rafka_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use rafka_protocol::kafka_protocol::protocol::StrBytes;
+use rafka_protocol::kafka_protocol::ResponseError;
+use rafka_records::ValidationLimits;
+use uuid::Uuid;
+
+use crate::errors;
+use crate::node::{now_ms, Shared};
+
+pub enum ProduceOutcome {
+    Respond(ProduceResponse),
+    NoResponse,
+    Close(String),
+}
+
+/// One partition's part of the request once the request itself is gone.
+struct Item {
+    topic_index: usize,
+    partition: i32,
+    /// Where the records sit in the frame (or in `copied` when the frame could not be reclaimed).
+    range: Option<Range<usize>>,
+}
+
+struct TopicRef {
+    name: String,
+    topic_id: Uuid,
+}
+
+/// Where the record bytes live for stamping: the reclaimed frame, or a copy of it.
+enum Records {
+    Frame(BytesMut),
+    None,
+}
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    request: ProduceRequest,
+    version: i16,
+    frame: Option<Bytes>,
+) -> ProduceOutcome {
+    let acks = request.acks;
+    let transactional = request.transactional_id.is_some();
+    let base = frame.as_ref().map(|f| f.as_ptr() as usize);
+    let frame_len = frame.as_ref().map(Bytes::len).unwrap_or(0);
+
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    let mut items = Vec::new();
+    for (ti, t) in request.topic_data.into_iter().enumerate() {
+        topics.push(TopicRef {
+            name: t.name.0.to_string(),
+            topic_id: t.topic_id,
+        });
+        for p in t.partition_data {
+            let range = p.records.as_ref().and_then(|r| {
+                let start = (r.as_ptr() as usize).checked_sub(base?)?;
+                (start + r.len() <= frame_len).then(|| start..start + r.len())
+            });
+            items.push(Item {
+                topic_index: ti,
+                partition: p.index,
+                range,
+            });
+        }
+    }
+    // Every slice of the frame is gone now, so the frame is unique and can be written in place.
+    let mut records = match frame.map(Bytes::try_into_mut) {
+        Some(Ok(buf)) => Records::Frame(buf),
+        // Not unique (a decoder change kept a slice alive): copying keeps us correct.
+        Some(Err(shared_frame)) => Records::Frame(BytesMut::from(&shared_frame[..])),
+        None => Records::None,
+    };
+
+    let image = shared.image();
+    let now = now_ms();
+    let mut responses: Vec<TopicProduceResponse> = topics
+        .iter()
+        .map(|t| {
+            let mut r = TopicProduceResponse::default();
+            r.name = TopicName(StrBytes::from_string(t.name.clone()));
+            r.topic_id = t.topic_id;
+            r
+        })
+        .collect();
+    let mut any_error = false;
+    for item in items {
+        let topic = &topics[item.topic_index];
+        let mut pr = PartitionProduceResponse::default();
+        pr.index = item.partition;
+        pr.base_offset = -1;
+        pr.log_append_time_ms = -1;
+        pr.log_start_offset = -1;
+        let result = produce_partition(
+            shared,
+            &image,
+            version,
+            topic,
+            &item,
+            &mut records,
+            acks,
+            transactional,
+            now,
+        );
+        match result {
+            Ok(done) => {
+                pr.base_offset = done.base_offset;
+                pr.log_append_time_ms = done.log_append_time_ms;
+                pr.log_start_offset = done.log_start_offset;
+            }
+            Err((code, message)) => {
+                any_error = true;
+                pr.error_code = code.code();
+                if code == ResponseError::InvalidRecord || code == ResponseError::CorruptMessage {
+                    let mut be = BatchIndexAndErrorMessage::default();
+                    be.batch_index = 0;
+                    be.batch_index_error_message = Some(StrBytes::from_string(message.clone()));
+                    pr.record_errors = vec![be];
+                }
+                pr.error_message = Some(StrBytes::from_string(message));
+            }
+        }
+        responses[item.topic_index].partition_responses.push(pr);
+    }
+    if acks == 0 {
+        // With acks=0 the client reads no answer; closing is how Kafka tells it something failed.
+        return if any_error {
+            ProduceOutcome::Close(
+                "acks=0 produce failed; closing so the client notices".to_string(),
+            )
+        } else {
+            ProduceOutcome::NoResponse
+        };
+    }
+    let mut response = ProduceResponse::default();
+    response.responses = responses;
+    ProduceOutcome::Respond(response)
+}
+
+struct Appended {
+    base_offset: i64,
+    log_append_time_ms: i64,
+    log_start_offset: i64,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn produce_partition(
+    shared: &Arc<Shared>,
+    image: &rafka_metadata::MetadataImage,
+    version: i16,
+    topic: &TopicRef,
+    item: &Item,
+    records: &mut Records,
+    acks: i16,
+    transactional: bool,
+    now: i64,
+) -> Result<Appended, (ResponseError, String)> {
+    if !matches!(acks, -1..=1) {
+        return Err((
+            ResponseError::InvalidRequiredAcks,
+            format!("Invalid required acks {acks}"),
+        ));
+    }
+    if transactional {
+        return Err((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported yet".to_string(),
+        ));
+    }
+    let topic_image = if version >= 13 {
+        image.topic_by_id(&topic.topic_id).ok_or((
+            ResponseError::UnknownTopicId,
+            format!("unknown topic id {}", topic.topic_id),
+        ))?
+    } else {
+        image.topic_by_name(&topic.name).ok_or((
+            ResponseError::UnknownTopicOrPartition,
+            format!(
+                "This server does not host this topic-partition: {}-{}",
+                topic.name, item.partition
+            ),
+        ))?
+    };
+    let Some(pimage) = topic_image.partition(item.partition) else {
+        return Err((
+            ResponseError::UnknownTopicOrPartition,
+            format!(
+                "This server does not host this topic-partition: {}-{}",
+                topic_image.name, item.partition
+            ),
+        ));
+    };
+    if pimage.leader != shared.node_id {
+        return Err((
+            ResponseError::NotLeaderOrFollower,
+            "This server is not the leader for that partition".to_string(),
+        ));
+    }
+    let partition = shared
+        .partitions
+        .get(&topic_image.topic_id, item.partition)
+        .ok_or((
+            ResponseError::NotLeaderOrFollower,
+            "partition is not open here yet".to_string(),
+        ))?;
+    let settings = partition.settings();
+    let (Some(range), Records::Frame(buf)) = (item.range.clone(), records) else {
+        return Err((
+            ResponseError::InvalidRecord,
+            "produce request without records".to_string(),
+        ));
+    };
+    let Some(bytes) = buf.get_mut(range) else {
+        return Err((
+            ResponseError::CorruptMessage,
+            "records outside the request".to_string(),
+        ));
+    };
+    // Since v3 a partition's data must be exactly one batch (Kafka's
+    // ProduceRequest.validateRecords); the default limits require that.
+    let limits = ValidationLimits {
+        max_batch_bytes: usize::try_from(settings.max_message_bytes).unwrap_or(0),
+        ..ValidationLimits::default()
+    };
+    let summary = rafka_records::validate_produce(bytes, &limits)
+        .map_err(|e| (errors::records(&e), e.to_string()))?;
+    if summary.any_compressed
+        && version < 7
+        && summary.compression == rafka_records::Compression::Zstd
+    {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            "zstd needs Produce v7 or later".to_string(),
+        ));
+    }
+    let log_append_time_ms = if settings.log_append_time {
+        rafka_records::set_log_append_time(bytes, now)
+            .map_err(|e| (errors::records(&e), e.to_string()))?;
+        now
+    } else {
+        -1
+    };
+    let info = partition
+        .append(bytes, now)
+        .map_err(|e| (errors::storage(&e), e.to_string()))?;
+    Ok(Appended {
+        base_offset: info.base_offset,
+        log_append_time_ms,
+        log_start_offset: partition.log_start_offset(),
+    })
+}

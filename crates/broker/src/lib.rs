@@ -1,0 +1,28 @@
+//! The rafka broker on tokio.
+//!
+//! Layout:
+//! - [`config`]: the config key table, the sources config is read from, the typed config.
+//! - [`node`]: startup and shutdown of one node (log dir, metadata quorum, partitions, listeners).
+//! - [`server`] and [`connection`]: listeners, the accept loop with its connection limits, and one
+//!   task per connection that reads frames, runs requests in arrival order and writes answers.
+//! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
+//! - [`partitions`]: the partitions this node hosts: their logs, high watermarks and the
+//!   long-poll waiters that appends wake.
+//! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
+//! - [`errors`]: the one place where internal errors become Kafka error codes.
+//!
+//! Storage is synchronous; appends and reads run inline on the connection's task under a
+//! per-partition mutex (they are page-cache copies bounded by the request size), and long-running
+//! work (recovery, fsync at shutdown) runs on the blocking pool.
+
+pub mod config;
+pub mod connection;
+pub mod errors;
+pub mod handlers;
+pub mod node;
+pub mod partitions;
+pub mod server;
+pub mod topic_config;
+
+pub use config::BrokerConfig;
+pub use node::{Node, NodeError};

@@ -1,0 +1,385 @@
+//! Startup and shutdown of one node: log dir and `meta.properties`, the metadata quorum, the
+//! hosted partitions, the listeners; and, on SIGTERM, the reverse with a clean-shutdown marker so
+//! the next start skips log recovery.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rafka_metadata::{ControllerCommand, MetadataImage, MetadataQuorum};
+use rafka_storage::{Backend, FileBackend, LogDir};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::BrokerConfig;
+use crate::partitions::{Partitions, PartitionsError};
+use crate::server::{self, ConnectionCounter};
+
+/// Wall-clock milliseconds, the time base of record timestamps.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// State every connection and handler shares.
+pub struct Shared {
+    pub config: Arc<BrokerConfig>,
+    pub cluster_id: String,
+    pub node_id: i32,
+    pub quorum: MetadataQuorum,
+    pub partitions: Partitions,
+}
+
+impl Shared {
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("log dir {path}: {source}")]
+    LogDir {
+        path: String,
+        source: rafka_storage::StorageError,
+    },
+    #[error(
+        "the cluster id {configured} does not match {stored} in meta.properties of {path}; \
+         this directory belongs to another cluster"
+    )]
+    InconsistentClusterId {
+        configured: String,
+        stored: String,
+        path: String,
+    },
+    #[error("node.id {configured} does not match node.id {stored} in meta.properties of {path}")]
+    InconsistentNodeId {
+        configured: i32,
+        stored: i32,
+        path: String,
+    },
+    #[error("metadata quorum: {0}")]
+    Metadata(#[from] rafka_metadata::MetadataError),
+    #[error("partitions: {0}")]
+    Partitions(#[from] PartitionsError),
+    #[error("cannot bind listener {listener}: {source}")]
+    Bind {
+        listener: String,
+        source: std::io::Error,
+    },
+    #[error("startup task failed: {0}")]
+    Join(String),
+}
+
+/// A running node.
+pub struct Node {
+    shared: Arc<Shared>,
+    shutdown_tx: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    bound: Vec<(String, SocketAddr)>,
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding.
+pub fn new_cluster_id() -> String {
+    base64url(uuid::Uuid::new_v4().as_bytes())
+}
+
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let chars = chunk.len() + 1;
+        for i in 0..chars {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
+impl Node {
+    pub async fn start(config: BrokerConfig) -> Result<Node, NodeError> {
+        let config = Arc::new(config);
+        let backend: Arc<dyn Backend> = Arc::new(FileBackend);
+        let dir_path = config.log_dir().to_path_buf();
+        let path_text = dir_path.display().to_string();
+        let log_dir = LogDir::new(dir_path.clone(), backend.clone());
+        log_dir.create().map_err(|source| NodeError::LogDir {
+            path: path_text.clone(),
+            source,
+        })?;
+        let stored = log_dir
+            .read_meta_properties()
+            .map_err(|source| NodeError::LogDir {
+                path: path_text.clone(),
+                source,
+            })?;
+        let cluster_id = match (&config.cluster_id, &stored) {
+            (Some(c), Some(m)) if *c != m.cluster_id => {
+                return Err(NodeError::InconsistentClusterId {
+                    configured: c.clone(),
+                    stored: m.cluster_id.clone(),
+                    path: path_text,
+                })
+            }
+            (_, Some(m)) => m.cluster_id.clone(),
+            (Some(c), None) => c.clone(),
+            (None, None) => new_cluster_id(),
+        };
+        if let Some(m) = &stored {
+            if m.node_id != config.node_id {
+                return Err(NodeError::InconsistentNodeId {
+                    configured: config.node_id,
+                    stored: m.node_id,
+                    path: path_text,
+                });
+            }
+        } else {
+            tracing::info!(cluster_id = %cluster_id, dir = %path_text, "Formatting log directory");
+            log_dir
+                .write_meta_properties(&rafka_storage::MetaProperties {
+                    version: 1,
+                    cluster_id: cluster_id.clone(),
+                    node_id: config.node_id,
+                    directory_id: Some(*uuid::Uuid::new_v4().as_bytes()),
+                })
+                .map_err(|source| NodeError::LogDir {
+                    path: path_text.clone(),
+                    source,
+                })?;
+        }
+        // The marker only vouches for the shutdown that wrote it: remove it before anything can
+        // be appended, so a crash from here on is recovered.
+        let clean_shutdown = log_dir
+            .had_clean_shutdown()
+            .and_then(|clean| log_dir.clear_clean_shutdown().map(|()| clean))
+            .map_err(|source| NodeError::LogDir {
+                path: path_text.clone(),
+                source,
+            })?;
+        if clean_shutdown {
+            tracing::info!("Previous shutdown was clean; skipping log recovery");
+        } else if stored.is_some() {
+            tracing::info!("No clean shutdown marker; recovering logs from their recovery points");
+        }
+
+        let metadata_dir = config.metadata_log_dir.join("__cluster_metadata-0");
+        let quorum = MetadataQuorum::start(
+            &metadata_dir,
+            config.node_id as u64,
+            cluster_id.clone(),
+            Default::default(),
+        )
+        .await?;
+        register_broker(&quorum, &config).await?;
+
+        let partitions = Partitions::open(
+            config.node_id,
+            log_dir,
+            backend,
+            config.clone(),
+            clean_shutdown,
+        )?;
+        let shared = Arc::new(Shared {
+            config: config.clone(),
+            cluster_id,
+            node_id: config.node_id,
+            quorum,
+            partitions,
+        });
+        {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                shared.partitions.reconcile(&shared.image(), now_ms())
+            })
+            .await
+            .map_err(|e| NodeError::Join(e.to_string()))??;
+        }
+
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(follow_metadata(
+            shared.clone(),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(checkpoint_loop(
+            shared.clone(),
+            shutdown_rx.clone(),
+        )));
+
+        let counter = Arc::new(ConnectionCounter::default());
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let b = server::bind(l).await.map_err(|source| NodeError::Bind {
+                listener: l.to_string(),
+                source,
+            })?;
+            if let Some(addr) = b.local_addr() {
+                tracing::info!(listener = %l.name, %addr, "Listening");
+                bound.push((l.name.clone(), addr));
+            }
+            tasks.push(tokio::spawn(server::accept_loop(
+                shared.clone(),
+                b,
+                counter.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
+        // The lines tools wait for (Testcontainers, compose healthchecks, scripts).
+        tracing::info!(
+            "[BrokerLifecycleManager id={}] The broker has been unfenced. Transitioning from RECOVERY to RUNNING.",
+            shared.node_id
+        );
+        tracing::info!(
+            "[KafkaRaftServer nodeId={}] Kafka Server started",
+            shared.node_id
+        );
+        Ok(Node {
+            shared,
+            shutdown_tx,
+            tasks,
+            bound,
+        })
+    }
+
+    /// The addresses the listeners are bound to (port 0 in config becomes the real port here).
+    pub fn bound_addresses(&self) -> &[(String, SocketAddr)] {
+        &self.bound
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting, closes connections, flushes every log, writes the checkpoints and the
+    /// clean-shutdown marker, and stops the quorum.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        tracing::info!("Shutting down");
+        let _ = self.shutdown_tx.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        let shared = self.shared;
+        let flushed = {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
+                shared.partitions.flush_all()?;
+                shared
+                    .partitions
+                    .write_clean_shutdown_marker()
+                    .map_err(|source| NodeError::LogDir {
+                        path: shared.config.log_dir().display().to_string(),
+                        source,
+                    })
+            })
+            .await
+            .map_err(|e| NodeError::Join(e.to_string()))?
+        };
+        flushed?;
+        match Arc::try_unwrap(shared) {
+            Ok(s) => {
+                if let Err(e) = s.quorum.shutdown().await {
+                    tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
+                }
+            }
+            Err(_) => tracing::debug!(
+                "connections still hold the node state; quorum stops with the runtime"
+            ),
+        }
+        tracing::info!("[KafkaRaftServer nodeId] shut down completed");
+        Ok(())
+    }
+}
+
+/// Records this broker's endpoints in the metadata log when they are new or changed, as a KRaft
+/// broker registers with the controller on every start.
+async fn register_broker(quorum: &MetadataQuorum, config: &BrokerConfig) -> Result<(), NodeError> {
+    let endpoints: Vec<rafka_metadata::Endpoint> = config
+        .advertised_listeners
+        .iter()
+        .map(|l| rafka_metadata::Endpoint {
+            listener: l.name.clone(),
+            host: l.host.clone(),
+            port: l.port,
+            security_protocol: l.protocol.name().to_string(),
+        })
+        .collect();
+    let image = quorum.image();
+    let unchanged = image
+        .broker(config.node_id)
+        .is_some_and(|b| b.endpoints == endpoints && b.rack == config.rack);
+    if unchanged {
+        return Ok(());
+    }
+    quorum
+        .write(ControllerCommand::RegisterBroker(
+            rafka_metadata::BrokerRegistration {
+                node_id: config.node_id,
+                incarnation_id: uuid::Uuid::new_v4(),
+                endpoints,
+                rack: config.rack.clone(),
+            },
+        ))
+        .await?;
+    Ok(())
+}
+
+/// Applies every new metadata image to the hosted partitions.
+async fn follow_metadata(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut images = shared.quorum.subscribe();
+    loop {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let image = images.borrow_and_update().clone();
+        let s = shared.clone();
+        let result =
+            tokio::task::spawn_blocking(move || s.partitions.reconcile(&image, now_ms())).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "Applying metadata to partitions failed"),
+            Err(e) => tracing::error!(error = %e, "Applying metadata to partitions panicked"),
+        }
+    }
+}
+
+/// Kafka's `log.flush.offset.checkpoint.interval.ms` (60 s): recovery points and log start
+/// offsets are checkpointed so a crash recovers from a recent point instead of the start.
+async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let s = shared.clone();
+        let r = tokio::task::spawn_blocking(move || s.partitions.checkpoint()).await;
+        if let Ok(Err(e)) = r {
+            tracing::warn!(error = %e, "Writing checkpoints failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_ids_look_like_kafkas() {
+        let id = new_cluster_id();
+        assert_eq!(id.len(), 22);
+        assert!(id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+    }
+}

@@ -1,0 +1,107 @@
+//! The `rafka` binary: reads configuration (defaults < server.properties < environment <
+//! `--override`), starts one node (broker and controller) and shuts it down cleanly on SIGTERM or
+//! SIGINT. With no arguments it is a single node on port 9092 keeping its data in ./rafka-data.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rafka_broker::config::sources;
+use rafka_broker::{BrokerConfig, Node};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rafka",
+    version,
+    about = "A Kafka-compatible broker in one binary"
+)]
+struct Cli {
+    /// A server.properties file (Java properties syntax, Kafka config names).
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The properties file as a positional argument, as kafka-server-start.sh takes it.
+    #[arg(value_name = "SERVER_PROPERTIES", conflicts_with = "config")]
+    positional_config: Option<PathBuf>,
+    /// Set one config, `key=value`; may repeat; wins over the file and the environment.
+    #[arg(long = "override", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    init_logging();
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("rafka: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        // openraft narrates every election at info; its warnings are what an operator needs.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
+    let file_props = match cli.config.as_ref().or(cli.positional_config.as_ref()) {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read config file {}", path.display()))?;
+            sources::parse_properties(&text)
+        }
+        None => BTreeMap::new(),
+    };
+    let env = sources::from_env(std::env::vars());
+    let mut overrides = BTreeMap::new();
+    for o in &cli.overrides {
+        match sources::parse_override(o) {
+            Ok((k, v)) => {
+                overrides.insert(k, v);
+            }
+            Err(e) => bail!(e),
+        }
+    }
+    let merged = sources::merge(&[&file_props, &env.props, &overrides]);
+    let (mut config, warnings) = BrokerConfig::from_props(&merged)?;
+    for w in warnings.0 {
+        tracing::warn!("{w}");
+    }
+    config.cluster_id = env.cluster_id;
+    Ok(config)
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = load_config(&cli)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("rafka")
+        .build()
+        .context("cannot start the tokio runtime")?;
+    runtime.block_on(async move {
+        let node = Node::start(config).await?;
+        wait_for_signal().await?;
+        node.shutdown().await?;
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot install SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    Ok(())
+}
