@@ -1,0 +1,985 @@
+//! [`Log`]: one partition's segments, its leader-epoch cache, recovery, append and read.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use rafka_records::TimestampType;
+
+use crate::backend::Backend;
+use crate::batch::{self, Header, BATCH_HEADER_LEN};
+use crate::checkpoint::{self, EpochEntry};
+use crate::error::{Result, StorageError};
+use crate::segment::{
+    remove_if_exists, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP,
+    TIME_INDEX_SUFFIX,
+};
+use crate::LEADER_EPOCH_CHECKPOINT_FILE;
+
+/// Relative offsets and positions in the indexes are 32-bit; Kafka caps `segment.bytes` at
+/// `Int.MaxValue` for the same reason.
+const SEGMENT_MAX_BYTES: u64 = i32::MAX as u64;
+
+/// Per-partition settings, named after Kafka's topic configs (`segment.bytes`, `segment.ms`,
+/// `index.interval.bytes`, `segment.index.bytes`, `flush.messages`, `flush.ms`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Roll a new segment when the active one would grow past this (`segment.bytes`, 1 GiB).
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first batch is this much older than the incoming batches
+    /// (`segment.ms`, 7 days).
+    pub segment_ms: i64,
+    /// Bytes of log between offset-index entries (`index.interval.bytes`, 4096).
+    pub index_interval_bytes: u32,
+    /// Preallocated size of an active segment's indexes; a full index rolls the segment
+    /// (`segment.index.bytes`, 10 MiB).
+    pub segment_index_bytes: u32,
+    /// fsync after this many messages (offsets) since the last flush (`flush.messages`;
+    /// `u64::MAX`: never, leave it to the OS and replication, as Kafka's default).
+    pub flush_messages: u64,
+    /// fsync when this long has passed since the last flush, checked on append and in
+    /// [`Log::maybe_flush`] (`flush.ms`; `u64::MAX`: never).
+    pub flush_ms: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 60 * 60 * 1000,
+            index_interval_bytes: 4096,
+            segment_index_bytes: 10 << 20,
+            flush_messages: u64::MAX,
+            flush_ms: u64::MAX,
+        }
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the first record appended.
+    pub base_offset: i64,
+    /// Offset of the last record appended.
+    pub last_offset: i64,
+    /// Largest batch max timestamp among the appended batches (-1 if none had one).
+    pub max_timestamp: i64,
+    /// Last offset of the batch holding `max_timestamp` (Kafka's "shallow" offset; -1 if none).
+    pub offset_of_max_timestamp: i64,
+    /// For batches with timestampType = LogAppendTime, their (broker-assigned) timestamp; this
+    /// is what ProduceResponse's `log_append_time_ms` reports. `None` for CreateTime.
+    pub log_append_time_ms: Option<i64>,
+    /// The log start offset after the append (ProduceResponse reports it).
+    pub log_start_offset: i64,
+    /// Bytes written.
+    pub bytes: usize,
+}
+
+/// Result of [`Log::read`].
+#[derive(Debug, Clone)]
+pub struct LogRead {
+    /// Whole batches, back to back, exactly as stored (zero-copy over a map for sealed segments).
+    pub records: Bytes,
+    /// One past the last offset of the last batch returned (== the requested offset if empty).
+    pub next_offset: i64,
+    /// The log start offset at the time of the read.
+    pub log_start_offset: i64,
+    /// The log end offset at the time of the read.
+    pub log_end_offset: i64,
+}
+
+/// Answer of a timestamp lookup (ListOffsets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampOffset {
+    /// The timestamp found.
+    pub timestamp: i64,
+    /// The offset found.
+    pub offset: i64,
+    /// The batch's partition leader epoch, if it has one.
+    pub leader_epoch: Option<i32>,
+}
+
+/// fsyncs of sealed segments, detached from the log so they can run outside its lock. See
+/// [`Log::sealed_flush`].
+#[derive(Debug)]
+pub struct SealedFlush {
+    files: Vec<(PathBuf, Arc<dyn crate::StorageFile>)>,
+    dir: PathBuf,
+    backend: Arc<dyn Backend>,
+    upto_offset: i64,
+}
+
+impl SealedFlush {
+    /// The recovery point this flush establishes.
+    pub fn upto_offset(&self) -> i64 {
+        self.upto_offset
+    }
+
+    /// fsyncs the files, then the directory (which holds the new segments' names).
+    pub fn run(&self) -> Result<()> {
+        for (path, f) in &self.files {
+            f.sync().map_err(|e| StorageError::io(path, e))?;
+        }
+        self.backend
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io(&self.dir, e))
+    }
+}
+
+/// Structural summary of the batches handed to an append.
+struct Summary {
+    bytes: usize,
+    offsets: i64,
+    first_base_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+}
+
+/// Walks the batch headers of `bytes` (whole batches only). With `stamped`, checks that the given
+/// offsets increase and start at or after `min_base`.
+fn summarize(bytes: &[u8], stamped: Option<i64>) -> Result<Summary> {
+    let mut s = Summary {
+        bytes: bytes.len(),
+        offsets: 0,
+        first_base_offset: -1,
+        last_offset: -1,
+        max_timestamp: NO_TIMESTAMP,
+    };
+    let mut pos = 0;
+    let mut expected = stamped;
+    while pos < bytes.len() {
+        let h = batch::parse_header(&bytes[pos..])?;
+        let total = batch::total_len(&h);
+        if pos + total > bytes.len() {
+            return Err(StorageError::InvalidBatch(format!(
+                "batch at byte {pos} claims {total} bytes but only {} remain",
+                bytes.len() - pos
+            )));
+        }
+        if let Some(min) = expected {
+            if h.base_offset < min {
+                return Err(StorageError::NonMonotonicOffset {
+                    first_offset: h.base_offset,
+                    expected: min,
+                });
+            }
+            expected = Some(h.last_offset() + 1);
+        }
+        if s.first_base_offset < 0 {
+            s.first_base_offset = h.base_offset;
+        }
+        s.last_offset = h.last_offset();
+        s.offsets += i64::from(h.last_offset_delta) + 1;
+        s.max_timestamp = s.max_timestamp.max(h.max_timestamp);
+        pos += total;
+    }
+    Ok(s)
+}
+
+/// A partition log in Kafka's on-disk layout. See the crate docs for the files.
+///
+/// Not internally synchronized: the broker wraps each `Log` in a mutex. `Send + Sync`.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    config: LogConfig,
+    backend: Arc<dyn Backend>,
+    /// Sorted by base offset, never empty; the last one is active (unmapped, written to), the
+    /// others are sealed (mapped, immutable).
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    epochs: Vec<EpochEntry>,
+    last_flush_ms: i64,
+    /// Set when a write or fsync failed in a way that leaves the files' state unknown.
+    failed: bool,
+}
+
+impl Log {
+    /// Opens (creating if new) the partition log in `dir`.
+    ///
+    /// Without `clean_shutdown` the segments from the one containing `recovery_point` on are
+    /// recovered: every batch is CRC-checked, the log is truncated at the first torn or corrupt
+    /// batch (later segments are deleted), and indexes are rebuilt. With `clean_shutdown` the
+    /// indexes are still checked and rebuilt if missing or inconsistent.
+    pub fn open(
+        dir: PathBuf,
+        config: LogConfig,
+        backend: Arc<dyn Backend>,
+        recovery_point: i64,
+        log_start_offset: i64,
+        clean_shutdown: bool,
+        now_ms: i64,
+    ) -> Result<Log> {
+        let b = backend.as_ref();
+        b.create_dir_all(&dir)
+            .map_err(|e| StorageError::io(&dir, e))?;
+        let names = b.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let mut bases = Vec::new();
+        for name in &names {
+            let path = dir.join(name);
+            if [".tmp", ".rafka-tmp", ".deleted", ".cleaned", ".swap"]
+                .iter()
+                .any(|s| name.ends_with(s))
+            {
+                // Leftovers of an interrupted atomic write or of Kafka's cleaner: never live data.
+                tracing::info!(path = %path.display(), "removing leftover temporary file");
+                remove_if_exists(b, &path)?;
+            } else if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
+                bases.push(base);
+            }
+        }
+        for name in &names {
+            let base = parse_segment_name(name, INDEX_SUFFIX)
+                .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX));
+            if let Some(base) = base {
+                if !bases.contains(&base) {
+                    remove_if_exists(b, &dir.join(name))?;
+                }
+            }
+        }
+        bases.sort_unstable();
+
+        let files = SegmentFiles {
+            backend: b,
+            dir: &dir,
+            index_bytes: config.segment_index_bytes,
+        };
+        let recover_from = if clean_shutdown {
+            bases.len()
+        } else {
+            bases
+                .partition_point(|&base| base <= recovery_point)
+                .saturating_sub(1)
+        };
+        let mut segments: Vec<Segment> = Vec::with_capacity(bases.len());
+        let mut n = bases.len();
+        let mut i = 0;
+        while i < n {
+            let base = bases[i];
+            let upper = if i + 1 < n { Some(bases[i + 1]) } else { None };
+            let active = i + 1 == n;
+            let mut loaded = None;
+            if i < recover_from {
+                let (lp, lf, len) = Segment::open_log(&files, base)?;
+                loaded = Segment::load_trusted(&files, base, lp, lf, len, upper, active, now_ms)?;
+                if loaded.is_none() {
+                    tracing::warn!(dir = %dir.display(), base, "index missing or inconsistent; rebuilding");
+                }
+            }
+            let seg = match loaded {
+                Some(seg) => seg,
+                None => {
+                    let (lp, lf, len) = Segment::open_log(&files, base)?;
+                    let (mut seg, result) = Segment::recover(
+                        &files,
+                        base,
+                        lp,
+                        lf,
+                        len,
+                        config.index_interval_bytes,
+                        now_ms,
+                    )?;
+                    let overlaps = upper.is_some_and(|u| seg.next_offset > u);
+                    if result.truncated_bytes > 0 || overlaps {
+                        tracing::warn!(dir = %dir.display(), base, truncated_bytes = result.truncated_bytes,
+                            "recovery truncated the log; deleting later segments");
+                        for &later in &bases[i + 1..n] {
+                            delete_segment_files(b, &dir, later)?;
+                        }
+                        n = i + 1;
+                    }
+                    if i + 1 < n {
+                        seg.seal()?;
+                    }
+                    seg
+                }
+            };
+            segments.push(seg);
+            i += 1;
+        }
+
+        let mut log_start_offset = log_start_offset.max(0);
+        if let Some(first) = segments.first() {
+            log_start_offset = log_start_offset.max(first.base_offset);
+        }
+        let log_end = segments.last().map(|s| s.next_offset);
+        if log_end.is_none_or(|end| end < log_start_offset) {
+            // No data, or the log start checkpoint is past everything we have: start fresh at
+            // the log start offset, as Kafka's loader does.
+            for seg in segments.drain(..) {
+                seg.delete_files(b)?;
+            }
+            segments.push(Segment::create(&files, log_start_offset, now_ms)?);
+        }
+
+        let mut log = Log {
+            epochs: checkpoint::read_epoch_checkpoint(b, &dir.join(LEADER_EPOCH_CHECKPOINT_FILE))?,
+            dir,
+            config,
+            backend,
+            segments,
+            log_start_offset,
+            recovery_point: 0,
+            last_flush_ms: now_ms,
+            failed: false,
+        };
+        let end = log.log_end_offset();
+        log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
+        log.reconcile_epochs()?;
+        Ok(log)
+    }
+
+    /// Drops epoch entries that start at or past the log end, and folds entries before the log
+    /// start into one starting at the log start (Kafka's truncateFromEnd / truncateFromStart).
+    fn reconcile_epochs(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        let start = self.log_start_offset;
+        let before = self.epochs.clone();
+        self.epochs.retain(|e| e.start_offset < end);
+        let below = self
+            .epochs
+            .iter()
+            .filter(|e| e.start_offset < start)
+            .count();
+        if below > 0 {
+            let mut keep = self.epochs[below - 1];
+            keep.start_offset = start;
+            self.epochs.drain(..below);
+            self.epochs.insert(0, keep);
+        }
+        if self.epochs != before {
+            self.write_epochs()?;
+        }
+        Ok(())
+    }
+
+    fn write_epochs(&mut self) -> Result<()> {
+        let path = self.dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+        checkpoint::write_epoch_checkpoint(self.backend.as_ref(), &path, &self.epochs).inspect_err(
+            |_| {
+                self.failed = true;
+            },
+        )
+    }
+
+    fn check_ok(&self) -> Result<()> {
+        if self.failed {
+            return Err(StorageError::Failed(self.dir.clone()));
+        }
+        Ok(())
+    }
+
+    fn files(&self) -> SegmentFiles<'_> {
+        SegmentFiles {
+            backend: self.backend.as_ref(),
+            dir: &self.dir,
+            index_bytes: self.config.segment_index_bytes,
+        }
+    }
+
+    fn active(&self) -> &Segment {
+        // `segments` is never empty (open and every truncation keep one).
+        &self.segments[self.segments.len() - 1]
+    }
+
+    /// The partition directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The current config.
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    /// Replaces the config; size and index limits apply from the next roll on.
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    /// Everything below this offset is known to be fsynced.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
+    /// Number of segments (at least one).
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Total bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// The leader epoch cache, oldest first.
+    pub fn leader_epoch_entries(&self) -> &[EpochEntry] {
+        &self.epochs
+    }
+
+    /// The latest leader epoch in the cache.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.last().map(|e| e.epoch)
+    }
+
+    /// Writes `partition.metadata` with the topic id.
+    pub fn write_partition_metadata(&self, topic_id: &[u8; 16]) -> Result<()> {
+        checkpoint::write_partition_metadata(self.backend.as_ref(), &self.dir, topic_id)
+    }
+
+    /// Reads the topic id from `partition.metadata`, if present.
+    pub fn read_partition_metadata(&self) -> Result<Option<[u8; 16]>> {
+        checkpoint::read_partition_metadata(self.backend.as_ref(), &self.dir)
+    }
+
+    /// Appends whole, already validated v2 batches as the leader: stamps each batch's
+    /// `baseOffset` (consecutive from the log end) and `partitionLeaderEpoch` in place, rolls if
+    /// needed, and writes them with one positional write.
+    pub fn append(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.check_ok()?;
+        let s = summarize(batches, None)?;
+        let base = self.log_end_offset();
+        if s.bytes == 0 {
+            return Ok(self.empty_append_info(base));
+        }
+        self.maybe_roll(
+            base,
+            base + s.offsets - 1,
+            s.bytes as u64,
+            s.max_timestamp,
+            now_ms,
+        )?;
+        rafka_records::stamp_batches(batches, base, leader_epoch)?;
+        // The epoch cache is updated before the data is written (as Kafka does), so a failed
+        // checkpoint write fails the append before anything reaches the log.
+        self.maybe_assign_epoch(leader_epoch, base)?;
+        let info = self.write_batches(batches)?;
+        self.after_append(now_ms)?;
+        Ok(info)
+    }
+
+    /// Appends batches that already carry their offsets and leader epochs (a follower copying
+    /// the leader, or an internal writer). Offsets must not go below the log end and must
+    /// increase; gaps are allowed (compacted topics replicate with gaps).
+    pub fn append_stamped(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
+        self.check_ok()?;
+        let s = summarize(batches, Some(self.log_end_offset()))?;
+        if s.bytes == 0 {
+            return Ok(self.empty_append_info(self.log_end_offset()));
+        }
+        self.maybe_roll(
+            s.first_base_offset,
+            s.last_offset,
+            s.bytes as u64,
+            s.max_timestamp,
+            now_ms,
+        )?;
+        if s.last_offset - self.active().base_offset > i64::from(i32::MAX) {
+            return Err(StorageError::InvalidBatch(
+                "offsets of one append span more than 2^31".into(),
+            ));
+        }
+        let mut pos = 0;
+        while pos < batches.len() {
+            let h = batch::parse_header(&batches[pos..])?;
+            self.maybe_assign_epoch(h.partition_leader_epoch, h.base_offset)?;
+            pos += batch::total_len(&h);
+        }
+        let info = self.write_batches(batches)?;
+        self.after_append(now_ms)?;
+        Ok(info)
+    }
+
+    fn empty_append_info(&self, base: i64) -> AppendInfo {
+        AppendInfo {
+            base_offset: base,
+            last_offset: base - 1,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            log_append_time_ms: None,
+            log_start_offset: self.log_start_offset,
+            bytes: 0,
+        }
+    }
+
+    /// Writes `bytes` (stamped) at the end of the active segment and does the bookkeeping.
+    fn write_batches(&mut self, bytes: &[u8]) -> Result<AppendInfo> {
+        let interval = self.config.index_interval_bytes;
+        let seg_idx = self.segments.len() - 1;
+        let seg = &mut self.segments[seg_idx];
+        let start = seg.size;
+        if let Err((e, broken)) = seg.write(bytes) {
+            self.failed |= broken;
+            return Err(e);
+        }
+        let mut info = AppendInfo {
+            base_offset: -1,
+            last_offset: -1,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: -1,
+            log_append_time_ms: None,
+            log_start_offset: self.log_start_offset,
+            bytes: bytes.len(),
+        };
+        let mut pos = 0;
+        while pos < bytes.len() {
+            // Already parsed by `summarize`; a failure here cannot happen but must not panic.
+            let Ok(h) = batch::parse_header(&bytes[pos..]) else {
+                break;
+            };
+            seg.account_batch(start + pos as u64, &h, interval);
+            if info.base_offset < 0 {
+                info.base_offset = h.base_offset;
+            }
+            info.last_offset = h.last_offset();
+            if h.max_timestamp > info.max_timestamp {
+                info.max_timestamp = h.max_timestamp;
+                info.offset_of_max_timestamp = h.last_offset();
+            }
+            if h.timestamp_type() == TimestampType::LogAppendTime
+                && info.log_append_time_ms.is_none()
+            {
+                info.log_append_time_ms = Some(h.max_timestamp);
+            }
+            pos += batch::total_len(&h);
+        }
+        seg.add_size(bytes.len() as u64);
+        Ok(info)
+    }
+
+    /// Records `epoch` starting at `offset` if it is newer than the latest cached epoch.
+    fn maybe_assign_epoch(&mut self, epoch: i32, offset: i64) -> Result<()> {
+        if epoch < 0 {
+            return Ok(());
+        }
+        match self.epochs.last() {
+            Some(last) if last.epoch >= epoch => {
+                if last.epoch > epoch {
+                    tracing::warn!(dir = %self.dir.display(), epoch, latest = last.epoch,
+                        "append with an older leader epoch; epoch cache unchanged");
+                }
+                Ok(())
+            }
+            _ => {
+                self.epochs.push(EpochEntry {
+                    epoch,
+                    start_offset: offset,
+                });
+                self.write_epochs()
+            }
+        }
+    }
+
+    fn after_append(&mut self, now_ms: i64) -> Result<()> {
+        let unflushed = u64::try_from(self.log_end_offset() - self.recovery_point).unwrap_or(0);
+        if unflushed >= self.config.flush_messages || self.flush_due(now_ms) {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    fn flush_due(&self, now_ms: i64) -> bool {
+        let since = u64::try_from(now_ms.saturating_sub(self.last_flush_ms)).unwrap_or(0);
+        since >= self.config.flush_ms
+    }
+
+    /// Flushes if `flush.ms` has passed since the last flush; for the broker's periodic tick.
+    pub fn maybe_flush(&mut self, now_ms: i64) -> Result<()> {
+        if self.flush_due(now_ms) && self.recovery_point < self.log_end_offset() {
+            self.flush()?;
+            self.last_flush_ms = now_ms;
+        }
+        Ok(())
+    }
+
+    /// Rolls a new active segment if the incoming batches would not fit (Kafka's
+    /// `LogSegment.shouldRoll`: size, time since the first batch, full index, relative offset
+    /// overflow).
+    fn maybe_roll(
+        &mut self,
+        first_offset: i64,
+        last_offset: i64,
+        bytes: u64,
+        max_timestamp: i64,
+        now_ms: i64,
+    ) -> Result<()> {
+        let seg = self.active();
+        let limit = self.config.segment_bytes.min(SEGMENT_MAX_BYTES);
+        let size_roll = seg.size > 0 && seg.size + bytes > limit;
+        let waited_ms = match seg.first_batch_timestamp {
+            Some(t) if t >= 0 => max_timestamp.saturating_sub(t),
+            _ => now_ms.saturating_sub(seg.created_ms),
+        };
+        let time_roll = seg.size > 0 && waited_ms > self.config.segment_ms;
+        let index_full = seg.size > 0 && (seg.index.is_full() || seg.time_index.is_full());
+        let overflow = last_offset - seg.base_offset > i64::from(i32::MAX);
+        if size_roll || time_roll || index_full || overflow {
+            self.roll(first_offset.max(self.log_end_offset()), now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment and starts a new one at `new_base`. The sealed segment is not
+    /// fsynced here (Kafka also flushes it asynchronously after a roll): the recovery point stays
+    /// until [`Log::flush`] or a [`SealedFlush`] covers it.
+    fn roll(&mut self, new_base: i64, now_ms: i64) -> Result<()> {
+        let active = self.active();
+        if active.size == 0 && active.base_offset == new_base {
+            return Ok(());
+        }
+        let new = Segment::create(&self.files(), new_base, now_ms)?;
+        let last = self.segments.len() - 1;
+        if let Err(e) = self.segments[last].seal() {
+            self.failed = true;
+            // Best effort: a leftover empty segment is harmless (recovery keeps or rebuilds it).
+            let _ = new.delete_files(self.backend.as_ref());
+            return Err(e);
+        }
+        self.segments.push(new);
+        Ok(())
+    }
+
+    /// The fsync work that would move the recovery point up to the active segment's base offset,
+    /// packaged so it can run *without* holding the log's lock: sealed segments are immutable,
+    /// so syncing them cannot race with appends. `None` if there is nothing to do.
+    ///
+    /// The broker takes one after an append that rolled (or on a timer), runs it on a blocking
+    /// thread, then hands the result to [`Log::finish_sealed_flush`].
+    pub fn sealed_flush(&self) -> Option<SealedFlush> {
+        let upto_offset = self.active().base_offset;
+        if upto_offset <= self.recovery_point || self.failed {
+            return None;
+        }
+        let last = self.segments.len() - 1;
+        let files = self.segments[..last]
+            .iter()
+            .filter(|s| s.next_offset > self.recovery_point)
+            .flat_map(|s| s.files_for_sync())
+            .collect();
+        Some(SealedFlush {
+            files,
+            dir: self.dir.clone(),
+            backend: Arc::clone(&self.backend),
+            upto_offset,
+        })
+    }
+
+    /// Records the outcome of a [`SealedFlush`]: on success the recovery point moves up to what
+    /// it covered; on failure the log goes offline (see [`Log::flush`]).
+    pub fn finish_sealed_flush(&mut self, flush: SealedFlush, result: Result<()>) -> Result<()> {
+        match result {
+            Ok(()) => {
+                let end = self.log_end_offset();
+                self.recovery_point = self.recovery_point.max(flush.upto_offset.min(end));
+                Ok(())
+            }
+            Err(e) => {
+                self.failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// fsyncs every segment that may hold data past the recovery point (log and indexes), then
+    /// moves the recovery point to the log end. A failed fsync takes the log offline
+    /// ([`StorageError::Failed`] from then on): after a failed fsync the kernel may have dropped
+    /// the dirty pages, so nothing written since the last good flush can be trusted.
+    pub fn flush(&mut self) -> Result<()> {
+        self.check_ok()?;
+        let recovery_point = self.recovery_point;
+        let last = self.segments.len() - 1;
+        for (i, seg) in self.segments.iter_mut().enumerate() {
+            if i == last || seg.next_offset > recovery_point {
+                if let Err(e) = seg.sync() {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        // Segment files created since the last flush are durable only once their directory
+        // entries are.
+        if let Err(e) = self.backend.sync_dir(&self.dir) {
+            self.failed = true;
+            return Err(StorageError::io(&self.dir, e));
+        }
+        self.recovery_point = self.log_end_offset();
+        Ok(())
+    }
+
+    fn segment_index_for(&self, offset: i64) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset <= offset)
+            .saturating_sub(1)
+    }
+
+    /// Reads whole batches starting with the one that contains `start_offset`.
+    ///
+    /// `max_offset` is exclusive (the high watermark): batches whose last offset reaches it are
+    /// not returned. At most `max_bytes` are returned, except that with `min_one_batch` the first
+    /// batch comes whole even if larger (KIP-74). A read never spans two segments: it ends at the
+    /// end of the segment the start offset is in, like Kafka's.
+    pub fn read(
+        &self,
+        start_offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<LogRead> {
+        let log_end = self.log_end_offset();
+        if start_offset < self.log_start_offset || start_offset > log_end {
+            return Err(StorageError::OffsetOutOfRange {
+                requested: start_offset,
+                log_start: self.log_start_offset,
+                log_end,
+            });
+        }
+        let mut out = LogRead {
+            records: Bytes::new(),
+            next_offset: start_offset,
+            log_start_offset: self.log_start_offset,
+            log_end_offset: log_end,
+        };
+        if start_offset == log_end || start_offset >= max_offset {
+            return Ok(out);
+        }
+        for seg in &self.segments[self.segment_index_for(start_offset)..] {
+            let Some((pos, first)) = seg.find_batch(start_offset)? else {
+                continue;
+            };
+            let first_len = batch::total_len(&first);
+            if first.last_offset() >= max_offset || (first_len > max_bytes && !min_one_batch) {
+                return Ok(out);
+            }
+            let budget = max_bytes.max(first_len) as u64;
+            let data = seg.bytes_at(pos, budget.min(seg.size - pos))?;
+            let mut end = 0usize;
+            while end + BATCH_HEADER_LEN <= data.len() {
+                let Ok(h) = batch::parse_header(&data[end..]) else {
+                    break;
+                };
+                if end + batch::total_len(&h) > data.len() || h.last_offset() >= max_offset {
+                    break;
+                }
+                end += batch::total_len(&h);
+                out.next_offset = h.last_offset() + 1;
+            }
+            out.records = data.slice(..end);
+            return Ok(out);
+        }
+        Ok(out)
+    }
+
+    /// The first record with a timestamp >= `timestamp` (ListOffsets by time).
+    ///
+    /// Like Kafka: the first segment whose max timestamp is >= the target, then the time and
+    /// offset indexes to a start position, then the first batch whose max timestamp is >= the
+    /// target. For uncompressed batches the records are walked and the first record with a
+    /// timestamp >= the target is returned, as Kafka does. Kafka also decompresses compressed
+    /// batches to find the exact record; storage never decompresses, so for a compressed batch
+    /// this returns the batch's base offset and max timestamp: a consumer seeking there sees
+    /// every record Kafka's answer would give, plus possibly a few earlier ones of the same batch.
+    pub fn fetch_offset_by_timestamp(&self, timestamp: i64) -> Result<Option<TimestampOffset>> {
+        let start = self.log_start_offset;
+        for seg in &self.segments[self.segment_index_for(start)..] {
+            if seg.max_timestamp < timestamp {
+                continue;
+            }
+            let Some((pos, h)) = seg.find_batch_by_timestamp(timestamp, start)? else {
+                continue;
+            };
+            let epoch = (h.partition_leader_epoch >= 0).then_some(h.partition_leader_epoch);
+            if let Some(records) = self.record_timestamps(seg, pos, &h)? {
+                if let Some(&(offset, ts)) =
+                    records.iter().find(|&&(o, t)| t >= timestamp && o >= start)
+                {
+                    return Ok(Some(TimestampOffset {
+                        timestamp: ts,
+                        offset,
+                        leader_epoch: epoch,
+                    }));
+                }
+            }
+            return Ok(Some(TimestampOffset {
+                timestamp: h.max_timestamp,
+                offset: h.base_offset.max(start),
+                leader_epoch: epoch,
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the offset of the (first) record carrying it, for
+    /// ListOffsets MAX_TIMESTAMP (KIP-734). As in [`Log::fetch_offset_by_timestamp`], compressed
+    /// batches answer with their base offset instead of the exact record.
+    pub fn max_timestamp(&self) -> Result<Option<TimestampOffset>> {
+        let mut best: Option<&Segment> = None;
+        for seg in &self.segments {
+            if seg.max_timestamp != NO_TIMESTAMP
+                && best.is_none_or(|b| seg.max_timestamp > b.max_timestamp)
+            {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else {
+            return Ok(None);
+        };
+        let ts = seg.max_timestamp;
+        let Some((mut pos, _)) = seg.find_batch(seg.offset_of_max_timestamp)? else {
+            return Ok(None);
+        };
+        // The shallow offset names the batch; walk back is never needed, but scan forward in case
+        // the index bookkeeping was approximate.
+        while let Some(h) = seg.header_at(pos)? {
+            if h.max_timestamp == ts {
+                let epoch = (h.partition_leader_epoch >= 0).then_some(h.partition_leader_epoch);
+                let offset = self
+                    .record_timestamps(seg, pos, &h)?
+                    .and_then(|r| r.iter().find(|&&(_, t)| t == ts).map(|&(o, _)| o))
+                    .unwrap_or(h.base_offset);
+                return Ok(Some(TimestampOffset {
+                    timestamp: ts,
+                    offset,
+                    leader_epoch: epoch,
+                }));
+            }
+            pos += batch::total_len(&h) as u64;
+        }
+        Ok(None)
+    }
+
+    fn record_timestamps(
+        &self,
+        seg: &Segment,
+        pos: u64,
+        h: &Header,
+    ) -> Result<Option<Vec<(i64, i64)>>> {
+        if batch::is_compressed(h) {
+            return Ok(None);
+        }
+        let bytes = seg.bytes_at(pos, batch::total_len(h) as u64)?;
+        Ok(batch::record_timestamps(&bytes))
+    }
+
+    /// Removes every batch with offsets >= `offset` (a follower truncating to the leader). A
+    /// batch that straddles `offset` goes whole, as in Kafka, so the new log end may be lower
+    /// than `offset`. Truncating below the first segment empties the log and restarts it at
+    /// `offset`.
+    pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_ok()?;
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        if offset < self.segments[0].base_offset {
+            return self.truncate_fully_and_start_at(offset, now_ms);
+        }
+        let r = self.truncate_inner(offset, now_ms);
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    fn truncate_inner(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        let interval = self.config.index_interval_bytes;
+        // `segments` never becomes empty: the first segment's base is <= offset.
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            if let Some(seg) = self.segments.pop() {
+                seg.delete_files(self.backend.as_ref())?;
+            }
+        }
+        let last = self.segments.len() - 1;
+        if self.segments[last].is_sealed() {
+            let seg = &self.segments[last];
+            let keep = seg.find_batch(offset)?.map_or(seg.size, |(pos, _)| pos);
+            // On failure the old (mapped) segment stays in place, still readable; the caller
+            // takes the log offline and a reopen recovers from what is on disk.
+            let fresh = seg.unseal_truncated(&self.files(), keep, interval, now_ms)?;
+            self.segments[last] = fresh;
+        } else {
+            self.segments[last].truncate_active_to(offset, interval)?;
+        }
+        self.after_truncate()
+    }
+
+    fn after_truncate(&mut self) -> Result<()> {
+        let end = self.log_end_offset();
+        self.recovery_point = self.recovery_point.min(end);
+        self.log_start_offset = self.log_start_offset.min(end);
+        self.reconcile_epochs()
+    }
+
+    /// Deletes all data and restarts the log empty at `offset` (log start = log end = `offset`).
+    pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
+        self.check_ok()?;
+        let r = (|| {
+            for seg in &self.segments {
+                seg.delete_files(self.backend.as_ref())?;
+            }
+            // The old segments stay in memory (files unlinked) until the new one exists, so the
+            // log is never without an active segment.
+            let fresh = Segment::create(&self.files(), offset, now_ms)?;
+            self.segments = vec![fresh];
+            self.log_start_offset = offset;
+            self.recovery_point = offset;
+            self.epochs.clear();
+            self.write_epochs()
+        })();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r
+    }
+
+    /// Flushes, writes the active segment's final time-index entry and trims its indexes to
+    /// their real size (so the next open loads them without recovery). Afterwards the recovery
+    /// point equals the log end offset; the broker writes its checkpoints with that value.
+    pub fn close(mut self) -> Result<()> {
+        self.flush()?;
+        let last = self.segments.len() - 1;
+        self.segments[last].close_active()
+    }
+
+    /// Removes the partition directory and everything in it. Maps handed out by earlier reads
+    /// stay valid (files are unlinked, not truncated).
+    pub fn delete(self) -> Result<()> {
+        let dir = self.dir.clone();
+        let backend = Arc::clone(&self.backend);
+        drop(self);
+        backend
+            .remove_dir_all(&dir)
+            .map_err(|e| StorageError::io(&dir, e))
+    }
+}
+
+/// Parses `<20 digits><suffix>`.
+fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
+    let stem = name.strip_suffix(suffix)?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
+}
+
+fn delete_segment_files(backend: &dyn Backend, dir: &Path, base: i64) -> Result<()> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        remove_if_exists(backend, &crate::segment::segment_path(dir, base, suffix))?;
+    }
+    Ok(())
+}
