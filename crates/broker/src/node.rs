@@ -71,6 +71,11 @@ pub enum NodeError {
     },
     #[error("startup task failed: {0}")]
     Join(String),
+    #[error(
+        "Failed to acquire lock on file .lock in {path}. A Kafka instance in another process or \
+         thread is using this directory."
+    )]
+    DirLocked { path: String },
 }
 
 /// A running node.
@@ -79,6 +84,9 @@ pub struct Node {
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     bound: Vec<(String, SocketAddr)>,
+    /// Held for the node's lifetime: the OS lock on `<log.dir>/.lock` keeps a second process off
+    /// this directory (the metadata quorum's files live under it too, by default).
+    _dir_lock: std::fs::File,
 }
 
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding.
@@ -114,6 +122,9 @@ impl Node {
         log_dir.create().map_err(|source| NodeError::LogDir {
             path: path_text.clone(),
             source,
+        })?;
+        let dir_lock = lock_dir(&dir_path).map_err(|_| NodeError::DirLocked {
+            path: path_text.clone(),
         })?;
         let stored = log_dir
             .read_meta_properties()
@@ -246,6 +257,7 @@ impl Node {
             shutdown_tx,
             tasks,
             bound,
+            _dir_lock: dir_lock,
         })
     }
 
@@ -270,7 +282,7 @@ impl Node {
         let flushed = {
             let shared = shared.clone();
             tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
-                shared.partitions.flush_all()?;
+                shared.partitions.close_all()?;
                 shared
                     .partitions
                     .write_clean_shutdown_marker()
@@ -296,6 +308,16 @@ impl Node {
         tracing::info!("[KafkaRaftServer nodeId] shut down completed");
         Ok(())
     }
+}
+
+fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".lock"))?;
+    file.try_lock().map_err(std::io::Error::other)?;
+    Ok(file)
 }
 
 /// Records this broker's endpoints in the metadata log when they are new or changed, as a KRaft
@@ -352,17 +374,33 @@ async fn follow_metadata(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
 }
 
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` (60 s): recovery points and log start
-/// offsets are checkpointed so a crash recovers from a recent point instead of the start.
+/// offsets are checkpointed so a crash recovers from a recent point instead of the start. The
+/// same loop runs the time-based flush (`flush.ms`) once a second when it is configured.
 async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    tick.tick().await;
+    const CHECKPOINT_INTERVAL_MS: u64 = 60_000;
+    const FLUSH_CHECK_INTERVAL_MS: u64 = 1_000;
+    let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
+    let mut since_checkpoint_ms = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.changed() => return,
         }
+        since_checkpoint_ms += FLUSH_CHECK_INTERVAL_MS;
+        let checkpoint = since_checkpoint_ms >= CHECKPOINT_INTERVAL_MS;
+        if checkpoint {
+            since_checkpoint_ms = 0;
+        }
         let s = shared.clone();
-        let r = tokio::task::spawn_blocking(move || s.partitions.checkpoint()).await;
+        let r = tokio::task::spawn_blocking(move || {
+            s.partitions.flush_due(now_ms());
+            if checkpoint {
+                s.partitions.checkpoint()
+            } else {
+                Ok(())
+            }
+        })
+        .await;
         if let Ok(Err(e)) = r {
             tracing::warn!(error = %e, "Writing checkpoints failed");
         }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use rafka_metadata::MetadataImage;
@@ -35,6 +35,8 @@ pub struct Partition {
     leader_epoch: AtomicI32,
     /// Fetch requests parked until data arrives; each is woken once and then re-registers.
     waiters: Mutex<Vec<Arc<Notify>>>,
+    /// A roll leaves sealed segments to fsync; one background flush at a time does it.
+    sealed_flush_running: AtomicBool,
 }
 
 impl std::fmt::Debug for Partition {
@@ -66,17 +68,48 @@ impl Partition {
         lock(&self.inner).settings.clone()
     }
 
-    /// Appends validated batches, stamping offsets in place, and wakes parked fetches.
-    pub fn append(&self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
-        let info = {
+    /// Appends validated batches, stamping offsets in place, and wakes parked fetches. After a
+    /// segment roll, the sealed segments are fsynced on the blocking pool, outside the lock, and
+    /// only then does the recovery point move past them.
+    pub fn append(self: &Arc<Self>, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+        let (info, sealed) = {
             let mut inner = lock(&self.inner);
             let info = inner.log.append(batches, self.leader_epoch(), now_ms)?;
             self.high_watermark
                 .store(inner.log.log_end_offset(), Ordering::Release);
-            info
+            let sealed = if self.sealed_flush_running.load(Ordering::Acquire) {
+                None
+            } else {
+                inner.log.sealed_flush()
+            };
+            if sealed.is_some() {
+                self.sealed_flush_running.store(true, Ordering::Release);
+            }
+            (info, sealed)
         };
         self.wake_waiters();
+        if let Some(job) = sealed {
+            let me = self.clone();
+            let work = move || {
+                let result = job.run();
+                if let Err(e) = lock(&me.inner).log.finish_sealed_flush(job, result) {
+                    tracing::error!(partition = ?me, error = %e, "fsync of sealed segments failed; log is offline");
+                }
+                me.sealed_flush_running.store(false, Ordering::Release);
+            };
+            match tokio::runtime::Handle::try_current() {
+                Ok(handle) => {
+                    handle.spawn_blocking(work);
+                }
+                Err(_) => work(),
+            }
+        }
         Ok(info)
+    }
+
+    /// fsyncs when `flush.ms` says the oldest unflushed data is due.
+    fn maybe_flush(&self, now_ms: i64) -> Result<(), StorageError> {
+        lock(&self.inner).log.maybe_flush(now_ms)
     }
 
     /// Reads whole batches from `offset`, never at or past the high watermark.
@@ -288,6 +321,7 @@ impl Partitions {
                         settings: settings.clone(),
                     }),
                     waiters: Mutex::new(Vec::new()),
+                    sealed_flush_running: AtomicBool::new(false),
                 });
                 tracing::info!(
                     partition = %format!("{}-{}", topic.name, index),
@@ -363,11 +397,58 @@ impl Partitions {
         self.log_dir.mark_clean_shutdown(0)
     }
 
-    /// Flushes every log and writes the checkpoints (clean shutdown).
-    pub fn flush_all(&self) -> Result<(), PartitionsError> {
+    /// Runs the time-based flush (`flush.ms`) of every log.
+    pub fn flush_due(&self, now_ms: i64) {
         for p in self.all() {
-            p.flush()?;
+            if let Err(e) = p.maybe_flush(now_ms) {
+                tracing::error!(partition = ?p, error = %e, "scheduled flush failed");
+            }
         }
-        self.checkpoint()
+    }
+
+    /// Clean shutdown: flushes and closes every log (trimming preallocated indexes), then writes
+    /// the checkpoints. A log some request still holds is flushed instead of closed.
+    pub fn close_all(&self) -> Result<(), PartitionsError> {
+        let parts: Vec<Arc<Partition>> = {
+            let mut map = self.by_id.write().unwrap_or_else(|e| e.into_inner());
+            map.drain().map(|(_, p)| p).collect()
+        };
+        let mut recovery = Vec::with_capacity(parts.len());
+        let mut starts = Vec::with_capacity(parts.len());
+        for p in parts {
+            let tp = TopicPartition::new(p.topic.to_string(), p.index);
+            starts.push((tp.clone(), p.log_start_offset()));
+            match Arc::try_unwrap(p) {
+                Ok(p) => {
+                    let inner = p.inner.into_inner().unwrap_or_else(|e| e.into_inner());
+                    let end = inner.log.log_end_offset();
+                    inner.log.close()?;
+                    recovery.push((tp, end));
+                }
+                Err(p) => {
+                    p.flush()?;
+                    recovery.push((tp, p.recovery_point()));
+                }
+            }
+        }
+        self.log_dir.write_recovery_points(&recovery)?;
+        self.log_dir.write_log_start_offsets(&starts)?;
+        Ok(())
+    }
+
+    /// Removes partition directories the image does not know (a crash between committing a
+    /// topic deletion and removing its files leaves them) and finishes pending `-delete` dirs.
+    pub fn remove_orphans(&self, image: &MetadataImage) -> Result<(), PartitionsError> {
+        self.log_dir.remove_deleted_partition_dirs()?;
+        for (tp, _) in self.log_dir.partition_dirs()? {
+            let known = image
+                .topic_by_name(&tp.topic)
+                .is_some_and(|t| t.partition(tp.partition).is_some_and(|p| p.replicas.contains(&self.node_id)));
+            if !known {
+                tracing::warn!(partition = %tp.dir_name(), "Removing log of a partition the metadata does not know");
+                self.log_dir.delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
+            }
+        }
+        Ok(())
     }
 }
