@@ -71,7 +71,11 @@ impl Partition {
     /// Appends validated batches, stamping offsets in place, and wakes parked fetches. After a
     /// segment roll, the sealed segments are fsynced on the blocking pool, outside the lock, and
     /// only then does the recovery point move past them.
-    pub fn append(self: &Arc<Self>, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, StorageError> {
+    pub fn append(
+        self: &Arc<Self>,
+        batches: &mut [u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
         let (info, sealed) = {
             let mut inner = lock(&self.inner);
             let info = inner.log.append(batches, self.leader_epoch(), now_ms)?;
@@ -441,12 +445,14 @@ impl Partitions {
     pub fn remove_orphans(&self, image: &MetadataImage) -> Result<(), PartitionsError> {
         self.log_dir.remove_deleted_partition_dirs()?;
         for (tp, _) in self.log_dir.partition_dirs()? {
-            let known = image
-                .topic_by_name(&tp.topic)
-                .is_some_and(|t| t.partition(tp.partition).is_some_and(|p| p.replicas.contains(&self.node_id)));
+            let known = image.topic_by_name(&tp.topic).is_some_and(|t| {
+                t.partition(tp.partition)
+                    .is_some_and(|p| p.replicas.contains(&self.node_id))
+            });
             if !known {
                 tracing::warn!(partition = %tp.dir_name(), "Removing log of a partition the metadata does not know");
-                self.log_dir.delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
+                self.log_dir
+                    .delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
             }
         }
         Ok(())

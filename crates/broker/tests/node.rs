@@ -46,8 +46,12 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let mut out = BytesMut::new();
-        encode_request(&request_header(key, version, id, Some("node-test")), &body, &mut out)
-            .unwrap();
+        encode_request(
+            &request_header(key, version, id, Some("node-test")),
+            &body,
+            &mut out,
+        )
+        .unwrap();
         self.stream.write_all(&out).await.unwrap();
         id
     }
@@ -82,7 +86,12 @@ fn create_topic(name: &str, partitions: i32) -> RequestKind {
 fn produce(topic: &str, partition: i32, values: &[&[u8]]) -> RequestKind {
     let mut b = BatchBuilder::new(0).timestamp(1_000);
     for (i, v) in values.iter().enumerate() {
-        b = b.record(Some(format!("k{i}").as_bytes()), Some(v), &[], 1_000 + i as i64);
+        b = b.record(
+            Some(format!("k{i}").as_bytes()),
+            Some(v),
+            &[],
+            1_000 + i as i64,
+        );
     }
     let mut p = PartitionProduceData::default();
     p.index = partition;
@@ -115,7 +124,9 @@ fn fetch(topic: &str, offset: i64, max_wait_ms: i32) -> RequestKind {
 }
 
 fn fetched_records(resp: ResponseKind) -> Bytes {
-    let ResponseKind::Fetch(f) = resp else { panic!("not a fetch response") };
+    let ResponseKind::Fetch(f) = resp else {
+        panic!("not a fetch response")
+    };
     let p = &f.responses[0].partitions[0];
     assert_eq!(p.error_code, 0);
     p.records.clone().unwrap_or_default()
@@ -131,17 +142,37 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
     // Pipelined: all requests written before any answer is read; answers come in order.
     let mut ids = Vec::new();
     for _ in 0..20 {
-        ids.push(c.send(ApiKey::ApiVersions, 3, RequestKind::ApiVersions(ApiVersionsRequest::default())).await);
-        ids.push(c.send(ApiKey::Metadata, 12, RequestKind::Metadata(MetadataRequest::default())).await);
+        ids.push(
+            c.send(
+                ApiKey::ApiVersions,
+                3,
+                RequestKind::ApiVersions(ApiVersionsRequest::default()),
+            )
+            .await,
+        );
+        ids.push(
+            c.send(
+                ApiKey::Metadata,
+                12,
+                RequestKind::Metadata(MetadataRequest::default()),
+            )
+            .await,
+        );
     }
     for (i, id) in ids.iter().enumerate() {
-        let key = if i % 2 == 0 { ApiKey::ApiVersions } else { ApiKey::Metadata };
+        let key = if i % 2 == 0 {
+            ApiKey::ApiVersions
+        } else {
+            ApiKey::Metadata
+        };
         let version = if i % 2 == 0 { 3 } else { 12 };
         let (got, _) = c.recv(key, version).await;
         assert_eq!(got, *id, "answers out of order");
     }
 
-    let ResponseKind::CreateTopics(ct) = c.call(ApiKey::CreateTopics, 7, create_topic("t1", 1)).await else {
+    let ResponseKind::CreateTopics(ct) =
+        c.call(ApiKey::CreateTopics, 7, create_topic("t1", 1)).await
+    else {
         panic!()
     };
     assert_eq!(ct.topics[0].error_code, 0);
@@ -151,7 +182,8 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
     // Two produces; the second batch gets base offset 3.
     for (n, expected_base) in [(3usize, 0i64), (2, 3)] {
         let values: Vec<&[u8]> = (0..n).map(|_| b"value".as_slice()).collect();
-        let ResponseKind::Produce(p) = c.call(ApiKey::Produce, 9, produce("t1", 0, &values)).await else {
+        let ResponseKind::Produce(p) = c.call(ApiKey::Produce, 9, produce("t1", 0, &values)).await
+        else {
             panic!()
         };
         let pr = &p.responses[0].partition_responses[0];
@@ -159,23 +191,41 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
         assert_eq!(pr.base_offset, expected_base);
     }
     let records = fetched_records(c.call(ApiKey::Fetch, 12, fetch("t1", 0, 0)).await);
-    let bases: Vec<i64> = batches(&records).map(|b| b.unwrap().header().base_offset).collect();
+    let bases: Vec<i64> = batches(&records)
+        .map(|b| b.unwrap().header().base_offset)
+        .collect();
     assert_eq!(bases, vec![0, 3]);
 
     // A fetch parked at the log end (max_wait 10 s) is answered as soon as another connection
     // appends, long before its wait runs out.
     let mut waiting = Client::connect(addr).await;
-    let id = waiting.send(ApiKey::Fetch, 12, fetch("t1", 5, 10_000)).await;
+    let id = waiting
+        .send(ApiKey::Fetch, 12, fetch("t1", 5, 10_000))
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await; // let it park; the assertion is on the answer
     let started = Instant::now();
-    let ResponseKind::Produce(_) = c.call(ApiKey::Produce, 9, produce("t1", 0, &[b"late"])).await else {
+    let ResponseKind::Produce(_) = c
+        .call(ApiKey::Produce, 9, produce("t1", 0, &[b"late"]))
+        .await
+    else {
         panic!()
     };
     let (got, resp) = waiting.recv(ApiKey::Fetch, 12).await;
     assert_eq!(got, id);
     let records = fetched_records(resp);
-    assert_eq!(batches(&records).next().unwrap().unwrap().header().base_offset, 5);
-    assert!(started.elapsed() < Duration::from_secs(5), "fetch waited for its timeout");
+    assert_eq!(
+        batches(&records)
+            .next()
+            .unwrap()
+            .unwrap()
+            .header()
+            .base_offset,
+        5
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "fetch waited for its timeout"
+    );
 
     drop(c);
     drop(waiting);
@@ -189,7 +239,10 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
     let mut mt = metadata_request::MetadataRequestTopic::default();
     mt.name = Some(TopicName(StrBytes::from_static_str("t1")));
     req.topics = Some(vec![mt]);
-    let ResponseKind::Metadata(m) = c.call(ApiKey::Metadata, 12, RequestKind::Metadata(req)).await else {
+    let ResponseKind::Metadata(m) = c
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(req))
+        .await
+    else {
         panic!()
     };
     assert_eq!(m.topics[0].topic_id, topic_id);
@@ -202,7 +255,10 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
         records.advance(len);
     }
     assert_eq!(count, 6);
-    let ResponseKind::Produce(p) = c.call(ApiKey::Produce, 9, produce("t1", 0, &[b"after"])).await else {
+    let ResponseKind::Produce(p) = c
+        .call(ApiKey::Produce, 9, produce("t1", 0, &[b"after"]))
+        .await
+    else {
         panic!()
     };
     assert_eq!(p.responses[0].partition_responses[0].base_offset, 6);
