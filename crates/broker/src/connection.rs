@@ -6,6 +6,7 @@
 //! idempotent producers rely on. Reading of the next frames and writing of earlier answers
 //! overlap with the handling, bounded by `queued.max.requests` answers waiting to be written.
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::frame::{decode_frame, FrameError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
@@ -29,6 +31,26 @@ pub struct ConnectionContext {
 
 /// Smallest read buffer; frames larger than this get exactly the capacity they need.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
+const IOV_MAX: usize = 1024;
+/// Chunks gathered into one vectored write (Linux takes up to 1024 iovecs per call).
+const WRITE_CHUNKS_MAX: usize = 256;
+
+/// Writes every chunk, in order, with as few `writev` calls as the socket allows.
+async fn write_all_chunks(writer: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    while !rest.is_empty() {
+        // writev takes at most IOV_MAX (1024) slices; a response may have more chunks.
+        let n = writer
+            .write_vectored(&rest[..rest.len().min(IOV_MAX)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
 
 pub async fn serve(
     shared: Arc<Shared>,
@@ -38,21 +60,24 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Bytes>(shared.config.queued_max_requests.max(1));
+    let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(shared.config.queued_max_requests.max(1));
     let peer = ctx.peer;
     let write_task = tokio::spawn(async move {
+        let mut pending: Vec<Bytes> = Vec::new();
         while let Some(first) = rx.recv().await {
-            if let Err(e) = writer.write_all(&first).await {
+            pending.extend(first);
+            // Answers that are already waiting go out in the same vectored write.
+            while pending.len() < WRITE_CHUNKS_MAX {
+                match rx.try_recv() {
+                    Ok(next) => pending.extend(next),
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = write_all_chunks(&mut writer, &pending).await {
                 tracing::debug!(%peer, error = %e, "write failed; closing connection");
                 return;
             }
-            // Answers that are already waiting go out without an extra wake-up per answer.
-            while let Ok(next) = rx.try_recv() {
-                if let Err(e) = writer.write_all(&next).await {
-                    tracing::debug!(%peer, error = %e, "write failed; closing connection");
-                    return;
-                }
-            }
+            pending.clear();
         }
         let _ = writer.shutdown().await;
     });

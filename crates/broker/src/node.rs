@@ -273,7 +273,8 @@ impl Node {
     /// Stops accepting, closes connections, flushes every log, writes the checkpoints and the
     /// clean-shutdown marker, and stops the quorum.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        tracing::info!("Shutting down");
+        let node_id = self.shared.node_id;
+        tracing::info!("[KafkaRaftServer nodeId={node_id}] shutting down");
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -305,7 +306,7 @@ impl Node {
                 "connections still hold the node state; quorum stops with the runtime"
             ),
         }
-        tracing::info!("[KafkaRaftServer nodeId] shut down completed");
+        tracing::info!("[KafkaRaftServer nodeId={node_id}] shut down completed");
         Ok(())
     }
 }

@@ -17,6 +17,7 @@
 //! dependents use the exact same versions.
 
 pub mod codec;
+pub mod fetch_encode;
 pub mod frame;
 mod shape;
 pub mod versions;

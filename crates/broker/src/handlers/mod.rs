@@ -25,8 +25,9 @@ use crate::node::Shared;
 /// What the connection does after a request.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Send these bytes (a whole framed response).
-    Respond(Bytes),
+    /// Send these chunks back to back (a whole framed response; record bytes of a fetch are
+    /// chunks of their own so they are never copied into the response buffer).
+    Respond(Vec<Bytes>),
     /// acks=0 produce: nothing goes back.
     NoResponse,
     /// Close the connection, logging the reason.
@@ -52,7 +53,7 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         }) => {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges so the client can
             // pick a version it shares with us.
-            return Outcome::Respond(codec::api_versions_fallback_response(correlation_id));
+            return Outcome::Respond(vec![codec::api_versions_fallback_response(correlation_id)]);
         }
         Err(DecodeError::UnsupportedVersion {
             api_key, version, ..
@@ -90,7 +91,17 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
             produce::ProduceOutcome::NoResponse => return Outcome::NoResponse,
             produce::ProduceOutcome::Close(reason) => return Outcome::Close(reason),
         },
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch::handle(shared, r, version).await),
+        RequestKind::Fetch(r) => {
+            let response = fetch::handle(shared, r, version).await;
+            return match rafka_protocol::fetch_encode::encode_fetch_response(
+                correlation_id,
+                version,
+                &response,
+            ) {
+                Ok(parts) => Outcome::Respond(parts),
+                Err(e) => Outcome::Close(format!("cannot encode Fetch v{version} response: {e}")),
+            };
+        }
         RequestKind::ListOffsets(r) => {
             ResponseKind::ListOffsets(list_offsets::handle(shared, r, version))
         }
@@ -107,7 +118,7 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
     };
     let mut out = BytesMut::new();
     match codec::encode_response(correlation_id, api_key, version, &response, &mut out) {
-        Ok(()) => Outcome::Respond(out.freeze()),
+        Ok(()) => Outcome::Respond(vec![out.freeze()]),
         Err(e) => Outcome::Close(format!(
             "cannot encode {api_key:?} v{version} response: {e}"
         )),
