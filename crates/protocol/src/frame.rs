@@ -69,9 +69,23 @@ pub fn decode_frame(
         buf.reserve(total - buf.len());
         return Ok(None);
     }
+    if body >= UNIQUE_FRAME_MIN_BYTES {
+        // Large frames (produce) leave as the sole owner of their memory, so the broker can later
+        // reclaim them as mutable and stamp offsets in place. Splitting would leave `buf` sharing
+        // the allocation; instead the few bytes after the frame (at most one read's overshoot)
+        // move to a fresh buffer.
+        let tail = BytesMut::from(&buf[total..]);
+        buf.truncate(total);
+        let mut frame = std::mem::replace(buf, tail);
+        frame.advance(FRAME_PREFIX_LEN);
+        return Ok(Some(frame));
+    }
     buf.advance(FRAME_PREFIX_LEN);
     Ok(Some(buf.split_to(body)))
 }
+
+/// Frames at least this large are handed out uniquely owned (see [`decode_frame`]).
+pub const UNIQUE_FRAME_MIN_BYTES: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -100,6 +114,26 @@ mod tests {
             Some(&b"hello world"[..])
         );
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn large_frames_are_uniquely_owned_and_keep_what_follows() {
+        let big = vec![7u8; UNIQUE_FRAME_MIN_BYTES + 10];
+        let mut bytes = framed(&big);
+        bytes.extend_from_slice(&framed(b"next"));
+        let mut buf = BytesMut::from(&bytes[..]);
+        let frame = decode_frame(&mut buf, 1 << 20)
+            .unwrap()
+            .expect("whole frame");
+        assert_eq!(&frame[..], &big[..]);
+        // Unique: freezing and converting back to mutable does not copy.
+        let ptr = frame.as_ptr();
+        let again = frame.freeze().try_into_mut().expect("unique");
+        assert_eq!(again.as_ptr(), ptr);
+        assert_eq!(
+            decode_frame(&mut buf, 1 << 20).unwrap().as_deref(),
+            Some(&b"next"[..])
+        );
     }
 
     #[test]
