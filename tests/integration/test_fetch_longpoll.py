@@ -1,0 +1,43 @@
+"""Fetch long poll: a fetch parked at the log end is answered as soon as a record is appended."""
+from __future__ import annotations
+
+import statistics
+import time
+
+from confluent_kafka import TopicPartition
+
+from helpers import ck_consumer, ck_create_topic, ck_producer
+
+ROUNDS = 5
+
+
+def test_append_wakes_parked_fetch(broker):
+    topic = "longpoll"
+    ck_create_topic(broker, topic)
+    p = ck_producer(broker, **{"linger.ms": 0})
+    p.list_topics(topic, timeout=10)  # connection and metadata ready before timing anything
+    c = ck_consumer(broker, **{"fetch.wait.max.ms": 5000, "fetch.min.bytes": 1,
+                               "enable.partition.eof": False})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        latencies = []
+        for i in range(ROUNDS):
+            # Let the consumer reach the log end and park a fetch there (nothing to read, so this
+            # poll must come back empty).
+            assert c.poll(1.0) is None
+            t0 = time.monotonic()
+            p.produce(topic, value=b"wake-%d" % i, partition=0)
+            p.poll(0)
+            m = None
+            while m is None and time.monotonic() - t0 < 10:
+                m = c.poll(0.05)
+            assert m is not None and not m.error(), m and m.error()
+            assert m.value() == b"wake-%d" % i and m.offset() == i
+            latencies.append(time.monotonic() - t0)
+            assert p.flush(10) == 0
+        print("append -> consumer latencies (s):", [round(x, 4) for x in latencies])
+        # Waiting out fetch.wait.max.ms would take ~5 s each time.
+        assert max(latencies) < 2.0, latencies
+        assert statistics.median(latencies) < 0.5, latencies
+    finally:
+        c.close()

@@ -1,0 +1,175 @@
+#!/usr/bin/env bash
+# The test command: `bash tests/run.sh [pytest args...]`.
+#
+# Works on a fresh Debian bookworm machine and is idempotent:
+#   1. system packages the tests use (kcat, nc), installed only if missing
+#   2. Python venv at tests/.venv with the pins in tests/requirements.txt (reinstalled on change)
+#   3. cargo build --release -p rafka          (the binary the integration tests start)
+#   4. cargo test --workspace --release        (same profile as 3, so one build of the deps)
+#   5. pytest tests/integration
+# Exits non-zero if any step fails and prints a summary either way.
+#
+# Knobs (environment):
+#   RAFKA_SKIP_BUILD=1       use the existing target/release/rafka (and skip cargo test)
+#   RAFKA_SKIP_CARGO_TEST=1  skip step 4
+#   RAFKA_SKIP_PYTEST=1      skip step 5
+#   RAFKA_PYTEST_TIMEOUT     overall limit for step 5 in seconds (default 2400)
+#   PYTHON                   interpreter for the venv (default python3)
+# Extra arguments go to pytest, e.g. `bash tests/run.sh -k kcat -x`.
+# Functions below are run indirectly through run_step, which shellcheck cannot see.
+# shellcheck disable=SC2317
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+VENV="$ROOT/tests/.venv"
+REQS="$ROOT/tests/requirements.txt"
+PYTHON="${PYTHON:-python3}"
+export DEBIAN_FRONTEND=noninteractive
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+STEP_NAMES=()
+STEP_RESULTS=()
+STEP_SECS=()
+FAILED=0
+
+log() { printf '\n=== %s ===\n' "$*"; }
+
+# run_step NAME CMD...: runs CMD in a subshell with errexit on, records pass/fail and duration
+# in the summary and its exit code in LAST_RC; always returns 0. (Callers must not put it in an
+# `||`/`&&` list: bash would then silently disable errexit inside the step.)
+LAST_RC=0
+run_step() {
+    local name="$1"; shift
+    local start rc
+    start=$(date +%s)
+    log "$name"
+    set +e
+    (set -euo pipefail; "$@")
+    rc=$?
+    set -e
+    LAST_RC=$rc
+    STEP_NAMES+=("$name")
+    STEP_SECS+=($(( $(date +%s) - start )))
+    if [[ $rc -eq 0 ]]; then
+        STEP_RESULTS+=("ok")
+    else
+        STEP_RESULTS+=("FAILED (exit $rc)")
+        FAILED=1
+    fi
+}
+
+skip_step() {
+    STEP_NAMES+=("$1"); STEP_RESULTS+=("skipped: $2"); STEP_SECS+=(0)
+}
+
+summary() {
+    printf '\n=== summary ===\n'
+    local i
+    for i in "${!STEP_NAMES[@]}"; do
+        printf '  %-32s %-30s %5ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_SECS[$i]}"
+    done
+    if [[ $FAILED -eq 0 ]]; then echo "RESULT: PASS"; else echo "RESULT: FAIL"; fi
+}
+trap summary EXIT
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else
+        echo "need root (or sudo) to run: $*" >&2; return 1
+    fi
+}
+
+install_system_packages() {
+    local pkgs=()
+    command -v kcat >/dev/null || pkgs+=(kcat)            # bookworm: kcat 1.7.1 (kafkacat is a transitional alias)
+    command -v nc >/dev/null || pkgs+=(netcat-openbsd)
+    command -v "$PYTHON" >/dev/null || pkgs+=(python3)
+    if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+        pkgs+=(python3-venv)                               # Debian splits venv/ensurepip out
+    fi
+    if [[ ${#pkgs[@]} -eq 0 ]]; then
+        echo "system packages present: kcat ($(kcat -V 2>&1 | grep -m1 -i '^version' || true)), nc, $PYTHON"
+        return 0
+    fi
+    echo "installing: ${pkgs[*]}"
+    # Only refresh the package lists when something actually has to be installed.
+    as_root apt-get update -q </dev/null
+    as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
+}
+
+setup_venv() {
+    local want have
+    want=$(sha256sum "$REQS" | cut -d' ' -f1)
+    have=$(cat "$VENV/.requirements.sha256" 2>/dev/null || true)
+    if [[ -x "$VENV/bin/python" && "$want" == "$have" ]]; then
+        echo "venv up to date ($VENV)"
+        return 0
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip </dev/null
+    # --only-binary: every pin has a wheel; building from source would mean missing headers.
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check --only-binary :all: \
+        -r "$REQS" </dev/null
+    "$VENV/bin/python" - <<'EOF'
+import confluent_kafka, kafka, aiokafka
+import kafka.codec as k, aiokafka.codec as a
+assert k.has_snappy() and k.has_lz4() and k.has_zstd(), "kafka-python codecs missing"
+assert a.has_snappy() and a.has_lz4() and a.has_zstd(), "aiokafka codecs missing"
+print("confluent-kafka", confluent_kafka.version(), "librdkafka", confluent_kafka.libversion(),
+      "| kafka-python", kafka.__version__, "| aiokafka", aiokafka.__version__)
+EOF
+    echo "$want" >"$VENV/.requirements.sha256"
+}
+
+cargo_cmd() {
+    if ! command -v cargo >/dev/null && [[ -f "$HOME/.cargo/env" ]]; then
+        # shellcheck disable=SC1091
+        . "$HOME/.cargo/env"
+    fi
+    command -v cargo >/dev/null || { echo "cargo not found (install Rust via rustup)" >&2; return 1; }
+    cargo "$@"
+}
+
+run_pytest() {
+    local limit="${RAFKA_PYTEST_TIMEOUT:-2400}"
+    # Outer limit so a wedged test cannot eat the CI budget; SIGINT first so pytest still prints
+    # its report, SIGKILL a minute later. Per-test limits come from pytest-timeout (pytest.ini).
+    timeout -s INT -k 60 "$limit" \
+        "$VENV/bin/python" -m pytest tests/integration "$@" </dev/null
+}
+
+run_step "system packages" install_system_packages
+run_step "python venv" setup_venv
+
+if [[ "${RAFKA_SKIP_BUILD:-}" == 1 ]]; then
+    skip_step "cargo build --release" "RAFKA_SKIP_BUILD"
+    skip_step "cargo test --release" "RAFKA_SKIP_BUILD"
+else
+    run_step "cargo build --release" cargo_cmd build --release -p rafka
+    if [[ $LAST_RC -ne 0 ]]; then
+        skip_step "cargo test --release" "build failed"
+    elif [[ "${RAFKA_SKIP_CARGO_TEST:-}" == 1 ]]; then
+        skip_step "cargo test --release" "RAFKA_SKIP_CARGO_TEST"
+    else
+        # Release like the build above: the dependency artifacts are shared, and the
+        # integration tests need an optimised broker anyway.
+        run_step "cargo test --release" cargo_cmd test --workspace --release
+    fi
+fi
+
+if [[ "${RAFKA_SKIP_PYTEST:-}" == 1 ]]; then
+    skip_step "pytest tests/integration" "RAFKA_SKIP_PYTEST"
+elif [[ ! -x "$ROOT/target/release/rafka" && -z "${RAFKA_BIN:-}" ]]; then
+    skip_step "pytest tests/integration" "no target/release/rafka"
+    FAILED=1
+elif [[ ! -x "$VENV/bin/python" ]]; then
+    skip_step "pytest tests/integration" "no venv"
+    FAILED=1
+else
+    run_step "pytest tests/integration" run_pytest "$@"
+fi
+
+exit "$FAILED"
