@@ -66,10 +66,18 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         }
         Err(e) => return Outcome::Close(format!("malformed request: {e}")),
     };
-    let correlation_id = request.header.correlation_id;
-    let api_key = request.api_key;
-    let version = request.version;
-    let response: ResponseKind = match request.body {
+    let codec::DecodedRequest {
+        api_key,
+        version,
+        header,
+        body,
+        ..
+    } = request;
+    let correlation_id = header.correlation_id;
+    // The header's client id is a slice of the frame; dropping it now lets produce reclaim the
+    // frame as the sole owner and stamp offsets in place instead of copying.
+    drop(header);
+    let response: ResponseKind = match body {
         RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(shared, ctx, r, version).await)
