@@ -62,6 +62,10 @@ class Broker:
         self.data_dir.mkdir()
         self.log_path = self.root / "broker.log"
         self.extra = {k: str(v) for k, v in (overrides or {}).items()}
+        # Extra environment variables and command-line arguments (before the overrides), for
+        # tests of the config sources.
+        self.extra_env: dict[str, str] = {}
+        self.extra_args: list[str] = []
         self.proc: subprocess.Popen | None = None
         self.starts = 0
         self.last_returncode: int | None = None
@@ -92,6 +96,7 @@ class Broker:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, BIN] if is_mock() else [BIN]
+        cmd += self.extra_args
         for k, v in self.overrides().items():
             cmd += ["--override", f"{k}={v}"]
         return cmd
@@ -108,6 +113,7 @@ class Broker:
             f.write(f"===== start #{self.starts}: {' '.join(self.command())}\n")
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
