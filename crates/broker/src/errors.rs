@@ -6,6 +6,8 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_records::RecordError;
 use rafka_storage::StorageError;
 
+use crate::partitions::{EpochMismatch, Unavailable};
+
 /// A Kafka error code with the message that goes into `error_message` where the API has one.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -66,5 +68,19 @@ pub fn storage(e: &StorageError) -> ResponseError {
     match e {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         _ => ResponseError::KafkaStorageError,
+    }
+}
+
+pub fn unavailable(u: Unavailable) -> ResponseError {
+    match u {
+        Unavailable::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        Unavailable::NotLeader => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+pub fn epoch(e: EpochMismatch) -> ResponseError {
+    match e {
+        EpochMismatch::Unknown => ResponseError::UnknownLeaderEpoch,
+        EpochMismatch::Fenced => ResponseError::FencedLeaderEpoch,
     }
 }

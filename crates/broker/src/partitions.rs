@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use rafka_metadata::MetadataImage;
+use rafka_metadata::{MetadataImage, TopicImage};
 use rafka_storage::{
     AppendInfo, Backend, Log, LogRead, StorageError, TimestampOffset, TopicPartition,
 };
@@ -169,6 +169,36 @@ impl Partition {
     }
 }
 
+/// Why this node cannot serve a request for a partition (codes in `errors::unavailable`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// The topic has no such partition.
+    UnknownPartition,
+    /// Another broker leads it, or its log is not open here yet.
+    NotLeader,
+}
+
+/// A request's `current_leader_epoch` that does not match ours (codes in `errors::epoch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochMismatch {
+    /// The client knows a newer epoch than we do.
+    Unknown,
+    /// The client's epoch is older than ours.
+    Fenced,
+}
+
+impl Partition {
+    /// Checks the epoch a client sent (-1: no check); returns our epoch.
+    pub fn check_leader_epoch(&self, current_leader_epoch: i32) -> Result<i32, EpochMismatch> {
+        let epoch = self.leader_epoch();
+        match current_leader_epoch {
+            e if e < 0 || e == epoch => Ok(epoch),
+            e if e > epoch => Err(EpochMismatch::Unknown),
+            _ => Err(EpochMismatch::Fenced),
+        }
+    }
+}
+
 /// Errors while following the metadata image.
 #[derive(Debug, thiserror::Error)]
 pub enum PartitionsError {
@@ -226,6 +256,22 @@ impl Partitions {
             .unwrap_or_else(|e| e.into_inner())
             .get(&(*topic_id, partition))
             .cloned()
+    }
+
+    /// The partition of `topic` this node leads, or why it cannot serve it.
+    pub fn leader(
+        &self,
+        topic: &TopicImage,
+        partition: i32,
+    ) -> Result<Arc<Partition>, Unavailable> {
+        let image = topic
+            .partition(partition)
+            .ok_or(Unavailable::UnknownPartition)?;
+        if image.leader != self.node_id {
+            return Err(Unavailable::NotLeader);
+        }
+        self.get(&topic.topic_id, partition)
+            .ok_or(Unavailable::NotLeader)
     }
 
     pub fn all(&self) -> Vec<Arc<Partition>> {

@@ -196,6 +196,17 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
         .collect();
     assert_eq!(bases, vec![0, 3]);
 
+    // A client that knows a newer leader epoch than ours gets UNKNOWN_LEADER_EPOCH (74).
+    let RequestKind::Fetch(mut ahead) = fetch("t1", 0, 0) else {
+        unreachable!()
+    };
+    ahead.topics[0].partitions[0].current_leader_epoch = 5;
+    let ResponseKind::Fetch(f) = c.call(ApiKey::Fetch, 12, RequestKind::Fetch(ahead)).await else {
+        panic!()
+    };
+    assert_eq!(f.responses[0].partitions[0].error_code, 74);
+    assert_eq!(f.responses[0].partitions[0].current_leader.leader_epoch, 0);
+
     // A fetch parked at the log end (max_wait 10 s) is answered as soon as another connection
     // appends, long before its wait runs out.
     let mut waiting = Client::connect(addr).await;

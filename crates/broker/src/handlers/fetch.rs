@@ -83,16 +83,10 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
             let target = match topic {
                 None if version >= 13 => Err(ResponseError::UnknownTopicId),
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => match topic.partition(p.partition) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(pi) if pi.leader != shared.node_id => {
-                        Err(ResponseError::NotLeaderOrFollower)
-                    }
-                    Some(_) => shared
-                        .partitions
-                        .get(&topic.topic_id, p.partition)
-                        .ok_or(ResponseError::NotLeaderOrFollower),
-                },
+                Some(topic) => shared
+                    .partitions
+                    .leader(topic, p.partition)
+                    .map_err(errors::unavailable),
             };
             wanted.push(Wanted {
                 topic_index: ti,
@@ -176,13 +170,9 @@ fn read_all(
         if read_committed {
             pd.aborted_transactions = Some(Vec::new());
         }
-        let epoch = p.leader_epoch();
-        if w.current_leader_epoch >= 0 && w.current_leader_epoch != epoch {
-            pd.error_code = if w.current_leader_epoch > epoch {
-                ResponseError::UnknownLeaderEpoch.code()
-            } else {
-                ResponseError::FencedLeaderEpoch.code()
-            };
+        if let Err(mismatch) = p.check_leader_epoch(w.current_leader_epoch) {
+            let epoch = p.leader_epoch();
+            pd.error_code = errors::epoch(mismatch).code();
             // current_leader is a v12+ tagged field (KIP-951); older versions cannot carry it.
             if version >= 12 {
                 let mut leader = LeaderIdAndEpoch::default();

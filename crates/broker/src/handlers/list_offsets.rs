@@ -39,16 +39,10 @@ pub fn handle(
             pr.leader_epoch = -1;
             let target = match topic {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => match topic.partition(p.partition_index) {
-                    None => Err(ResponseError::UnknownTopicOrPartition),
-                    Some(pi) if pi.leader != shared.node_id => {
-                        Err(ResponseError::NotLeaderOrFollower)
-                    }
-                    Some(_) => shared
-                        .partitions
-                        .get(&topic.topic_id, p.partition_index)
-                        .ok_or(ResponseError::NotLeaderOrFollower),
-                },
+                Some(topic) => shared
+                    .partitions
+                    .leader(topic, p.partition_index)
+                    .map_err(errors::unavailable),
             };
             match target.and_then(|part| {
                 lookup(
@@ -84,14 +78,9 @@ fn lookup(
     current_leader_epoch: i32,
     _isolation: i8,
 ) -> Result<(i64, i64, i32), ResponseError> {
-    let epoch = p.leader_epoch();
-    if current_leader_epoch >= 0 && current_leader_epoch != epoch {
-        return Err(if current_leader_epoch > epoch {
-            ResponseError::UnknownLeaderEpoch
-        } else {
-            ResponseError::FencedLeaderEpoch
-        });
-    }
+    let epoch = p
+        .check_leader_epoch(current_leader_epoch)
+        .map_err(errors::epoch)?;
     match timestamp {
         // Without transactions the last stable offset equals the high watermark, so both
         // isolation levels see the same latest offset.

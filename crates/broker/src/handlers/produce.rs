@@ -194,28 +194,16 @@ fn produce_partition(
             ),
         ))?
     };
-    let Some(pimage) = topic_image.partition(item.partition) else {
-        return Err((
-            ResponseError::UnknownTopicOrPartition,
-            format!(
-                "This server does not host this topic-partition: {}-{}",
-                topic_image.name, item.partition
-            ),
-        ));
-    };
-    if pimage.leader != shared.node_id {
-        return Err((
-            ResponseError::NotLeaderOrFollower,
-            "This server is not the leader for that partition".to_string(),
-        ));
-    }
     let partition = shared
         .partitions
-        .get(&topic_image.topic_id, item.partition)
-        .ok_or((
-            ResponseError::NotLeaderOrFollower,
-            "partition is not open here yet".to_string(),
-        ))?;
+        .leader(topic_image, item.partition)
+        .map_err(|u| {
+            let code = errors::unavailable(u);
+            (
+                code,
+                format!("{}-{}: {}", topic_image.name, item.partition, code),
+            )
+        })?;
     let settings = partition.settings();
     let (Some(range), Records::Frame(buf)) = (item.range.clone(), records) else {
         return Err((
