@@ -196,7 +196,7 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
         .collect();
     assert_eq!(bases, vec![0, 3]);
 
-    // A client that knows a newer leader epoch than ours gets UNKNOWN_LEADER_EPOCH (74).
+    // A client that knows a newer leader epoch than ours gets UNKNOWN_LEADER_EPOCH (75).
     let RequestKind::Fetch(mut ahead) = fetch("t1", 0, 0) else {
         unreachable!()
     };
@@ -204,7 +204,7 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
     let ResponseKind::Fetch(f) = c.call(ApiKey::Fetch, 12, RequestKind::Fetch(ahead)).await else {
         panic!()
     };
-    assert_eq!(f.responses[0].partitions[0].error_code, 74);
+    assert_eq!(f.responses[0].partitions[0].error_code, 75);
     assert_eq!(f.responses[0].partitions[0].current_leader.leader_epoch, 0);
 
     // A fetch parked at the log end (max_wait 10 s) is answered as soon as another connection
