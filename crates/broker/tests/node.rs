@@ -196,6 +196,33 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
         .collect();
     assert_eq!(bases, vec![0, 3]);
 
+    // A batch whose bytes do not match its CRC-32C is refused with CORRUPT_MESSAGE (2) and
+    // nothing is appended; a produce to a topic that does not exist gets
+    // UNKNOWN_TOPIC_OR_PARTITION (3).
+    let RequestKind::Produce(mut bad) = produce("t1", 0, &[b"will be damaged"]) else {
+        unreachable!()
+    };
+    let mut bytes = bad.topic_data[0].partition_data[0]
+        .records
+        .clone()
+        .unwrap()
+        .to_vec();
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0xff;
+    bad.topic_data[0].partition_data[0].records = Some(Bytes::from(bytes));
+    let ResponseKind::Produce(p) = c.call(ApiKey::Produce, 9, RequestKind::Produce(bad)).await
+    else {
+        panic!()
+    };
+    assert_eq!(p.responses[0].partition_responses[0].error_code, 2);
+    let ResponseKind::Produce(p) = c
+        .call(ApiKey::Produce, 9, produce("no-such-topic", 0, &[b"x"]))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(p.responses[0].partition_responses[0].error_code, 3);
+
     // A client that knows a newer leader epoch than ours gets UNKNOWN_LEADER_EPOCH (75).
     let RequestKind::Fetch(mut ahead) = fetch("t1", 0, 0) else {
         unreachable!()
