@@ -48,7 +48,16 @@ fn unsigned_len(mut v: u64) -> usize {
 }
 
 /// Decodes a zigzag varint from the start of `buf`; returns the value and the bytes used.
+#[inline]
 pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), RecordError> {
+    // Most varints in a batch (attributes-adjacent deltas, short lengths, header counts) fit in
+    // one byte; the produce path walks every record, so this branch pays for itself.
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            let raw = u32::from(b);
+            return Ok((((raw >> 1) as i32) ^ -((raw & 1) as i32), 1));
+        }
+    }
     let (raw, used) = decode_unsigned(buf, VARINT_LEN_MAX)?;
     let raw = u32::try_from(raw)
         .map_err(|_| RecordError::InvalidRecord("varint does not fit in 32 bits".into()))?;
@@ -56,7 +65,14 @@ pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), RecordError> {
 }
 
 /// Decodes a zigzag varlong from the start of `buf`; returns the value and the bytes used.
+#[inline]
 pub fn decode_varlong(buf: &[u8]) -> Result<(i64, usize), RecordError> {
+    if let Some(&b) = buf.first() {
+        if b < 0x80 {
+            let raw = u64::from(b);
+            return Ok((((raw >> 1) as i64) ^ -((raw & 1) as i64), 1));
+        }
+    }
     let (raw, used) = decode_unsigned(buf, VARLONG_LEN_MAX)?;
     Ok((((raw >> 1) as i64) ^ -((raw & 1) as i64), used))
 }
