@@ -187,6 +187,7 @@ def main() -> int:
         # (e) end-to-end latency at a fixed rate with client defaults; see latency.py for why
         # this is not rdkafka_performance -l.
         lat_n = a.latency_rate * a.latency_secs
+        settle_dirty()  # as for the other scenarios: not charged for earlier writeback
         lat_py = [sys.executable, str(HERE / "latency.py")]
         cons = subprocess.Popen([*lat_py, "consume", broker.bootstrap, "benchlat", str(lat_n)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
