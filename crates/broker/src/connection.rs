@@ -16,7 +16,7 @@ use rafka_protocol::frame::{decode_frame, FrameError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::handlers::{self, Outcome};
 use crate::node::Shared;
@@ -32,6 +32,8 @@ pub struct ConnectionContext {
 /// Smallest read buffer; frames larger than this get exactly the capacity they need.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 const IOV_MAX: usize = 1024;
+/// Bytes of answers one connection may have queued but not yet written.
+const RESPONSE_QUEUE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Chunks gathered into one vectored write (Linux takes up to 1024 iovecs per call).
 const WRITE_CHUNKS_MAX: usize = 256;
 
@@ -60,16 +62,26 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<Bytes>>(shared.config.queued_max_requests.max(1));
+    let (tx, mut rx) = mpsc::channel::<(Vec<Bytes>, OwnedSemaphorePermit)>(
+        shared.config.queued_max_requests.max(1),
+    );
+    // Answers waiting to be written also hold permits for their size, so a client that stops
+    // reading stalls its own connection at RESPONSE_QUEUE_BYTES_MAX instead of growing memory.
+    let queue_bytes = Arc::new(Semaphore::new(RESPONSE_QUEUE_BYTES_MAX));
     let peer = ctx.peer;
     let write_task = tokio::spawn(async move {
         let mut pending: Vec<Bytes> = Vec::new();
-        while let Some(first) = rx.recv().await {
+        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+        while let Some((first, permit)) = rx.recv().await {
             pending.extend(first);
+            permits.push(permit);
             // Answers that are already waiting go out in the same vectored write.
             while pending.len() < WRITE_CHUNKS_MAX {
                 match rx.try_recv() {
-                    Ok(next) => pending.extend(next),
+                    Ok((next, permit)) => {
+                        pending.extend(next);
+                        permits.push(permit);
+                    }
                     Err(_) => break,
                 }
             }
@@ -78,6 +90,7 @@ pub async fn serve(
                 return;
             }
             pending.clear();
+            permits.clear();
         }
         let _ = writer.shutdown().await;
     });
@@ -102,7 +115,13 @@ pub async fn serve(
             };
             match handlers::dispatch(&shared, &ctx, frame.freeze()).await {
                 Outcome::Respond(bytes) => {
-                    if tx.send(bytes).await.is_err() {
+                    // An answer larger than the whole budget still goes out, alone.
+                    let size: usize = bytes.iter().map(Bytes::len).sum();
+                    let want = size.clamp(1, RESPONSE_QUEUE_BYTES_MAX) as u32;
+                    let Ok(permit) = queue_bytes.clone().acquire_many_owned(want).await else {
+                        break 'conn;
+                    };
+                    if tx.send((bytes, permit)).await.is_err() {
                         break 'conn;
                     }
                 }

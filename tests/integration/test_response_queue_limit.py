@@ -1,0 +1,66 @@
+"""A client that pipelines fetches and never reads its answers must not grow the broker's memory
+without bound: queued answers are limited per connection (count and bytes)."""
+from __future__ import annotations
+
+import socket
+import struct
+import time
+
+import pytest
+from confluent_kafka.admin import NewTopic
+
+from broker_proc import is_mock
+from helpers import ck_admin, ck_producer
+
+pytestmark = pytest.mark.skipif(is_mock(), reason="needs the real broker")
+
+PIPELINED_FETCHES = 400
+FETCH_BYTES = 1 << 20
+
+
+def fetch_v4(correlation_id: int, topic: str) -> bytes:
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 0, 1, FETCH_BYTES, 0)  # replica, max_wait, min_bytes, max_bytes, isolation
+    body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
+    body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, FETCH_BYTES)  # partition 0 from offset 0
+    header = struct.pack(">hhi", 1, 4, correlation_id) + struct.pack(">h", -1)
+    msg = header + body
+    return struct.pack(">i", len(msg)) + msg
+
+
+def recv_exact(s: socket.socket, n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        assert chunk, "connection closed early"
+        buf += chunk
+    return bytes(buf)
+
+
+def test_unread_pipelined_fetches_do_not_grow_memory(broker, unique_topic):
+    admin = ck_admin(broker)
+    admin.create_topics([NewTopic(unique_topic, 1, 1)])[unique_topic].result(30)
+    p = ck_producer(broker, **{"linger.ms": 20})
+    for i in range(3000):
+        p.produce(unique_topic, value=bytes(1024))
+    assert p.flush(30) == 0
+
+    rss_before = broker.rss_kib()
+    s = socket.create_connection((broker.host, broker.port))
+    s.sendall(b"".join(fetch_v4(i, unique_topic) for i in range(PIPELINED_FETCHES)))
+    # Each answer is a fresh 1 MiB read of the active segment; unbounded queueing would hold
+    # ~400 MiB. Watch the broker for a few seconds while the client reads nothing.
+    peak = rss_before
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        peak = max(peak, broker.rss_kib())
+        time.sleep(0.1)
+    growth_mib = (peak - rss_before) / 1024
+    assert growth_mib < 150, f"broker RSS grew by {growth_mib:.0f} MiB"
+    # The connection still works once the client reads: every answer arrives, in order.
+    s.settimeout(30)
+    for i in range(PIPELINED_FETCHES):
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        data = recv_exact(s, size)
+        assert struct.unpack(">i", data[:4])[0] == i
+    s.close()
