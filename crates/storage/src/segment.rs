@@ -116,16 +116,16 @@ fn fresh_indexes(files: &SegmentFiles<'_>, base_offset: i64) -> Result<(IndexFil
 }
 
 impl Segment {
-    /// A new, empty, active segment.
-    pub fn create(files: &SegmentFiles<'_>, base_offset: i64, now_ms: i64) -> Result<Segment> {
-        let log_path = segment_path(files.dir, base_offset, LOG_SUFFIX);
-        remove_if_exists(files.backend, &log_path)?;
-        let log = files
-            .backend
-            .open(&log_path, true)
-            .map_err(io_err(&log_path))?;
-        let (index, time_index) = fresh_indexes(files, base_offset)?;
-        Ok(Segment {
+    /// A segment with no batches yet, over files that are already open.
+    fn empty(
+        base_offset: i64,
+        log_path: PathBuf,
+        log: Arc<dyn StorageFile>,
+        index: IndexFile,
+        time_index: IndexFile,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
             base_offset,
             log_path,
             log,
@@ -139,7 +139,26 @@ impl Segment {
             index,
             time_index,
             bytes_since_index_entry: 0,
-        })
+        }
+    }
+
+    /// A new, empty, active segment.
+    pub fn create(files: &SegmentFiles<'_>, base_offset: i64, now_ms: i64) -> Result<Segment> {
+        let log_path = segment_path(files.dir, base_offset, LOG_SUFFIX);
+        remove_if_exists(files.backend, &log_path)?;
+        let log = files
+            .backend
+            .open(&log_path, true)
+            .map_err(io_err(&log_path))?;
+        let (index, time_index) = fresh_indexes(files, base_offset)?;
+        Ok(Segment::empty(
+            base_offset,
+            log_path,
+            log,
+            index,
+            time_index,
+            now_ms,
+        ))
     }
 
     /// Opens an existing segment's `.log` without looking at its indexes yet.
@@ -316,21 +335,7 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(Segment, RecoveryResult)> {
         let (index, time_index) = fresh_indexes(files, base_offset)?;
-        let mut seg = Segment {
-            base_offset,
-            log_path,
-            log,
-            map: None,
-            size: 0,
-            next_offset: base_offset,
-            max_timestamp: NO_TIMESTAMP,
-            offset_of_max_timestamp: -1,
-            first_batch_timestamp: None,
-            created_ms: now_ms,
-            index,
-            time_index,
-            bytes_since_index_entry: 0,
-        };
+        let mut seg = Segment::empty(base_offset, log_path, log, index, time_index, now_ms);
         let mut reader = ChunkReader {
             file_len,
             buf: Vec::new(),
