@@ -89,27 +89,10 @@ pub struct Node {
     _dir_lock: std::fs::File,
 }
 
-/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding.
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (the same
+/// encoding Kafka uses for topic ids in `partition.metadata`).
 pub fn new_cluster_id() -> String {
-    base64url(uuid::Uuid::new_v4().as_bytes())
-}
-
-pub fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let chars = chunk.len() + 1;
-        for i in 0..chars {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    rafka_storage::uuid_to_base64(uuid::Uuid::new_v4().as_bytes())
 }
 
 impl Node {
@@ -419,6 +402,9 @@ mod tests {
         assert!(id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
-        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
+        // URL-safe alphabet: 0xfb 0xff 0xbf encode to "-_-_".
+        let mut bytes = [0u8; 16];
+        bytes[..3].copy_from_slice(&[0xfb, 0xff, 0xbf]);
+        assert!(rafka_storage::uuid_to_base64(&bytes).starts_with("-_-_"));
     }
 }

@@ -3,7 +3,6 @@
 //! partitions that appear get a log (created or recovered), partitions of deleted topics lose theirs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -283,11 +282,6 @@ impl Partitions {
             .collect()
     }
 
-    fn partition_dir(&self, topic: &str, partition: i32) -> PathBuf {
-        self.log_dir
-            .partition_path(&TopicPartition::new(topic.to_string(), partition))
-    }
-
     /// Opens one partition's log. A directory left by an earlier topic of the same name (its
     /// `partition.metadata` names another topic id) is deleted first: that data is not ours.
     fn open_log(
@@ -402,14 +396,12 @@ impl Partitions {
                     inner.log.delete()?;
                 }
                 Err(p) => {
-                    // A request still holds it; delete the directory contents through a fresh
-                    // handle once it lets go would need a reaper. The log is already unreachable
-                    // for new requests, so removing the directory now is safe for readers that
-                    // hold mapped segments (unlinked files stay readable until unmapped).
-                    let dir = self.partition_dir(&p.topic, p.index);
-                    if let Err(e) = std::fs::remove_dir_all(&dir) {
-                        tracing::warn!(dir = %dir.display(), error = %e, "Could not remove log dir");
-                    }
+                    // A request still holds it. The log is already unreachable for new
+                    // requests, and unlinked files stay readable for holders of mapped segments,
+                    // so the directory goes now, through the log dir's deletion path.
+                    let tp = TopicPartition::new(p.topic.to_string(), p.index);
+                    self.log_dir
+                        .delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
                 }
             }
         }
