@@ -320,6 +320,10 @@ mod tests {
         TopicName(s(v))
     }
 
+    fn group(v: &str) -> GroupId {
+        GroupId(s(v))
+    }
+
     /// A request of `api_key` at `version` with every array populated and only fields that
     /// version can carry set (kafka-protocol refuses to encode the others).
     fn sample_request(api_key: ApiKey, v: i16) -> RequestKind {
@@ -496,6 +500,168 @@ mod tests {
                 }
                 r.into()
             }
+            ApiKey::FindCoordinator => {
+                let mut r = FindCoordinatorRequest::default();
+                if v <= 3 {
+                    r.key = s("group-a");
+                }
+                if v >= 1 {
+                    r.key_type = 1;
+                }
+                if v >= 4 {
+                    r.coordinator_keys = vec![s("group-a"), s("group-b")];
+                }
+                r.into()
+            }
+            ApiKey::JoinGroup => {
+                let mut p = join_group_request::JoinGroupRequestProtocol::default();
+                p.name = s("range");
+                p.metadata = Bytes::from_static(b"\x00\x01subscription");
+                let mut r = JoinGroupRequest::default();
+                r.group_id = group("group-a");
+                r.session_timeout_ms = 45_000;
+                if v >= 1 {
+                    r.rebalance_timeout_ms = 300_000;
+                }
+                r.member_id = s("member-1");
+                if v >= 5 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                r.protocol_type = s("consumer");
+                r.protocols = vec![p.clone(), p.with_name(s("roundrobin"))];
+                if v >= 8 {
+                    r.reason = Some(s("rejoin"));
+                }
+                r.into()
+            }
+            ApiKey::SyncGroup => {
+                let mut a = sync_group_request::SyncGroupRequestAssignment::default();
+                a.member_id = s("member-1");
+                a.assignment = Bytes::from_static(b"\x00\x01assignment");
+                let mut r = SyncGroupRequest::default();
+                r.group_id = group("group-a");
+                r.generation_id = 3;
+                r.member_id = s("member-1");
+                if v >= 3 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                if v >= 5 {
+                    r.protocol_type = Some(s("consumer"));
+                    r.protocol_name = Some(s("range"));
+                }
+                r.assignments = vec![a.clone(), a.with_member_id(s("member-2"))];
+                r.into()
+            }
+            ApiKey::Heartbeat => {
+                let mut r = HeartbeatRequest::default();
+                r.group_id = group("group-a");
+                r.generation_id = 3;
+                r.member_id = s("member-1");
+                if v >= 3 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                r.into()
+            }
+            ApiKey::LeaveGroup => {
+                let mut r = LeaveGroupRequest::default();
+                r.group_id = group("group-a");
+                if v <= 2 {
+                    r.member_id = s("member-1");
+                } else {
+                    let mut m = leave_group_request::MemberIdentity::default();
+                    m.member_id = s("member-1");
+                    m.group_instance_id = Some(s("instance-1"));
+                    if v >= 5 {
+                        m.reason = Some(s("shutdown"));
+                    }
+                    r.members = vec![m.clone(), m.with_member_id(s("member-2"))];
+                }
+                r.into()
+            }
+            ApiKey::OffsetCommit => {
+                let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+                p.partition_index = 2;
+                p.committed_offset = 1234;
+                if v >= 6 {
+                    p.committed_leader_epoch = 5;
+                }
+                p.committed_metadata = Some(s("meta"));
+                let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+                t.name = topic("orders");
+                t.partitions = vec![p.clone(), p.with_partition_index(3)];
+                let mut r = OffsetCommitRequest::default();
+                r.group_id = group("group-a");
+                r.generation_id_or_member_epoch = 3;
+                r.member_id = s("member-1");
+                if v >= 7 {
+                    r.group_instance_id = Some(s("instance-1"));
+                }
+                if v <= 4 {
+                    r.retention_time_ms = 60_000;
+                }
+                r.topics = vec![t];
+                r.into()
+            }
+            ApiKey::OffsetFetch => {
+                let mut r = OffsetFetchRequest::default();
+                if v <= 7 {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopic::default();
+                    t.name = topic("orders");
+                    t.partition_indexes = vec![0, 1, 2];
+                    r.group_id = group("group-a");
+                    r.topics = Some(vec![t]);
+                } else {
+                    let mut t = offset_fetch_request::OffsetFetchRequestTopics::default();
+                    t.name = topic("orders");
+                    t.partition_indexes = vec![0, 1, 2];
+                    let mut g = offset_fetch_request::OffsetFetchRequestGroup::default();
+                    g.group_id = group("group-a");
+                    if v >= 9 {
+                        g.member_id = Some(s("member-1"));
+                        g.member_epoch = 7;
+                    }
+                    g.topics = Some(vec![t]);
+                    r.groups = vec![g.clone(), g.with_group_id(group("group-b"))];
+                }
+                if v >= 7 {
+                    r.require_stable = true;
+                }
+                r.into()
+            }
+            ApiKey::DescribeGroups => {
+                let mut r = DescribeGroupsRequest::default();
+                r.groups = vec![group("group-a"), group("group-b")];
+                if v >= 3 {
+                    r.include_authorized_operations = true;
+                }
+                r.into()
+            }
+            ApiKey::ListGroups => {
+                let mut r = ListGroupsRequest::default();
+                if v >= 4 {
+                    r.states_filter = vec![s("Stable"), s("Empty")];
+                }
+                if v >= 5 {
+                    r.types_filter = vec![s("classic"), s("consumer")];
+                }
+                r.into()
+            }
+            ApiKey::DeleteGroups => {
+                let mut r = DeleteGroupsRequest::default();
+                r.groups_names = vec![group("group-a"), group("group-b")];
+                r.into()
+            }
+            ApiKey::OffsetDelete => {
+                let mut p = offset_delete_request::OffsetDeleteRequestPartition::default();
+                p.partition_index = 1;
+                let mut t = offset_delete_request::OffsetDeleteRequestTopic::default();
+                t.name = topic("orders");
+                t.partitions = vec![p.clone(), p.with_partition_index(2)];
+                let mut r = OffsetDeleteRequest::default();
+                r.group_id = group("group-a");
+                r.topics = vec![t];
+                r.into()
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -514,6 +680,17 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsResponse::default().into(),
             ApiKey::DescribeConfigs => DescribeConfigsResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
+            ApiKey::FindCoordinator => FindCoordinatorResponse::default().into(),
+            ApiKey::JoinGroup => JoinGroupResponse::default().into(),
+            ApiKey::SyncGroup => SyncGroupResponse::default().into(),
+            ApiKey::Heartbeat => HeartbeatResponse::default().into(),
+            ApiKey::LeaveGroup => LeaveGroupResponse::default().into(),
+            ApiKey::OffsetCommit => OffsetCommitResponse::default().into(),
+            ApiKey::OffsetFetch => OffsetFetchResponse::default().into(),
+            ApiKey::DescribeGroups => DescribeGroupsResponse::default().into(),
+            ApiKey::ListGroups => ListGroupsResponse::default().into(),
+            ApiKey::DeleteGroups => DeleteGroupsResponse::default().into(),
+            ApiKey::OffsetDelete => OffsetDeleteResponse::default().into(),
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -641,7 +818,9 @@ mod tests {
             (ApiKey::Produce, 2),
             (ApiKey::Produce, 14),
             (ApiKey::ApiVersions, 5),
-            (ApiKey::JoinGroup, 0),
+            (ApiKey::JoinGroup, 10),
+            (ApiKey::OffsetCommit, 1),
+            (ApiKey::InitProducerId, 0),
         ] {
             let mut f = BytesMut::new();
             f.put_i16(key as i16);

@@ -230,6 +230,157 @@ const DESCRIBE_CLUSTER: Shape = Shape {
     fields: &[f(BOOL, 0, ALL), f(I8, 1, ALL), f(BOOL, 2, ALL)],
 };
 
+/// `flexible_min` of a request type that has no flexible versions.
+const NEVER: i16 = i16::MAX;
+
+const FIND_COORDINATOR: Shape = Shape {
+    flexible_min: 3,
+    fields: &[f(Ty::Str, 0, 3), f(I8, 1, ALL), f(Ty::StrArray, 4, ALL)],
+};
+
+const JOIN_GROUP: Shape = Shape {
+    flexible_min: 6,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(I32, 1, ALL),
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 5, ALL),
+        f(Ty::Str, 0, ALL),
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::Bytes, 0, ALL)]),
+            0,
+            ALL,
+        ),
+        f(Ty::Str, 8, ALL),
+    ],
+};
+
+const SYNC_GROUP: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 3, ALL),
+        f(Ty::Str, 5, ALL),
+        f(Ty::Str, 5, ALL),
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::Bytes, 0, ALL)]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
+const HEARTBEAT: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 3, ALL),
+    ],
+};
+
+const LEAVE_GROUP: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 0, 2),
+        f(
+            Ty::Structs(&[f(Ty::Str, 3, ALL), f(Ty::Str, 3, ALL), f(Ty::Str, 5, ALL)]),
+            3,
+            ALL,
+        ),
+    ],
+};
+
+const OFFSET_COMMIT: Shape = Shape {
+    flexible_min: 8,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 7, ALL),
+        f(I64, 0, 4),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[
+                        f(I32, 0, ALL),
+                        f(I64, 0, ALL),
+                        f(I32, 6, ALL),
+                        f(Ty::Str, 0, ALL),
+                    ]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
+const OFFSET_FETCH: Shape = Shape {
+    flexible_min: 6,
+    fields: &[
+        f(Ty::Str, 0, 7),
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, 7), f(Ty::FixedArray(4), 0, 7)]),
+            0,
+            7,
+        ),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 8, ALL),
+                f(Ty::Str, 9, ALL),
+                f(I32, 9, ALL),
+                f(
+                    Ty::Structs(&[f(Ty::Str, 8, ALL), f(Ty::FixedArray(4), 8, ALL)]),
+                    8,
+                    ALL,
+                ),
+            ]),
+            8,
+            ALL,
+        ),
+        f(BOOL, 7, ALL),
+    ],
+};
+
+const DESCRIBE_GROUPS: Shape = Shape {
+    flexible_min: 5,
+    fields: &[f(Ty::StrArray, 0, ALL), f(BOOL, 3, ALL)],
+};
+
+const LIST_GROUPS: Shape = Shape {
+    flexible_min: 3,
+    fields: &[f(Ty::StrArray, 4, ALL), f(Ty::StrArray, 5, ALL)],
+};
+
+const DELETE_GROUPS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[f(Ty::StrArray, 0, ALL)],
+};
+
+const OFFSET_DELETE: Shape = Shape {
+    flexible_min: NEVER,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(Ty::Structs(&[f(I32, 0, ALL)]), 0, ALL),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
 fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -242,6 +393,17 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::FindCoordinator => &FIND_COORDINATOR,
+        ApiKey::JoinGroup => &JOIN_GROUP,
+        ApiKey::SyncGroup => &SYNC_GROUP,
+        ApiKey::Heartbeat => &HEARTBEAT,
+        ApiKey::LeaveGroup => &LEAVE_GROUP,
+        ApiKey::OffsetCommit => &OFFSET_COMMIT,
+        ApiKey::OffsetFetch => &OFFSET_FETCH,
+        ApiKey::DescribeGroups => &DESCRIBE_GROUPS,
+        ApiKey::ListGroups => &LIST_GROUPS,
+        ApiKey::DeleteGroups => &DELETE_GROUPS,
+        ApiKey::OffsetDelete => &OFFSET_DELETE,
         _ => return None,
     })
 }

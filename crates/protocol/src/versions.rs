@@ -34,6 +34,19 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeConfigs, 1, 4),
     api(ApiKey::CreatePartitions, 0, 3),
     api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::FindCoordinator, 0, 6),
+    api(ApiKey::JoinGroup, 0, 9),
+    api(ApiKey::SyncGroup, 0, 5),
+    api(ApiKey::Heartbeat, 0, 4),
+    api(ApiKey::LeaveGroup, 0, 5),
+    // kafka-protocol's ApiKey says 2-10, but its request struct only encodes/decodes 2-9.
+    api(ApiKey::OffsetCommit, 2, 9),
+    // kafka-protocol's ApiKey says 1-10, but its request struct only encodes/decodes 1-9.
+    api(ApiKey::OffsetFetch, 1, 9),
+    api(ApiKey::DescribeGroups, 0, 6),
+    api(ApiKey::ListGroups, 0, 5),
+    api(ApiKey::DeleteGroups, 0, 2),
+    api(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The table entry for `api_key`, if we implement it.
@@ -98,7 +111,10 @@ mod tests {
         assert!(is_supported(ApiKey::Produce, 13));
         assert!(!is_supported(ApiKey::Produce, 2));
         assert!(!is_supported(ApiKey::Produce, 14));
-        assert!(!is_supported(ApiKey::JoinGroup, 0));
+        assert!(is_supported(ApiKey::JoinGroup, 0));
+        assert!(!is_supported(ApiKey::JoinGroup, 10));
+        assert!(!is_supported(ApiKey::OffsetCommit, 1));
+        assert!(!is_supported(ApiKey::InitProducerId, 0));
         assert_eq!(
             supported(ApiKey::Fetch).map(|a| (a.min, a.max)),
             Some((4, 18))
