@@ -1,0 +1,674 @@
+//! The state machine without sockets: time is a number, replies are values.
+
+use super::*;
+use crate::consumer_protocol::encode_subscription_v0;
+
+const SESSION: i32 = 10_000;
+const REBALANCE: i32 = 30_000;
+
+fn coordinator(initial_delay_ms: i32) -> Coordinator {
+    let mut n: u128 = 0;
+    let config = GroupConfig {
+        initial_rebalance_delay_ms: initial_delay_ms,
+        num_partitions: 1,
+        ..GroupConfig::default()
+    };
+    let mut c = Coordinator::new(
+        config,
+        Box::new(move || {
+            n += 1;
+            n
+        }),
+    );
+    c.begin_load(0);
+    c.finish_load(0, 0);
+    c
+}
+
+fn join_req(member: &str, instance: Option<&str>, version: i16) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member.into(),
+        group_instance_id: instance.map(str::to_string),
+        session_timeout_ms: SESSION,
+        rebalance_timeout_ms: REBALANCE,
+        protocol_type: "consumer".into(),
+        protocols: vec![("range".into(), Bytes::from(encode_subscription_v0(&["t"])))],
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        version,
+    }
+}
+
+fn join_reply(out: &Output, id: ReplyId) -> Option<JoinResponse> {
+    out.replies.iter().find_map(|r| match &r.reply {
+        Reply::Join(j) if r.id == id => Some(j.clone()),
+        _ => None,
+    })
+}
+
+fn sync_reply(out: &Output, id: ReplyId) -> Option<SyncResponse> {
+    out.replies.iter().find_map(|r| match &r.reply {
+        Reply::Sync(s) if r.id == id => Some(s.clone()),
+        _ => None,
+    })
+}
+
+fn sync_req(member: &str, generation: i32, assignments: Vec<(String, Bytes)>) -> SyncRequest {
+    SyncRequest {
+        group_id: "g".into(),
+        generation_id: generation,
+        member_id: member.into(),
+        group_instance_id: None,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments,
+    }
+}
+
+/// KIP-394 two-step join of a dynamic member; returns its member id. The join stays parked.
+fn join_dynamic(c: &mut Coordinator, now: i64, id: ReplyId) -> (String, Output) {
+    let out = c.join_group(now, id, join_req("", None, 9));
+    let first = join_reply(&out, id).expect("immediate answer");
+    assert_eq!(first.error, Some(GroupError::MemberIdRequired));
+    assert!(first.member_id.starts_with("client-"));
+    let out = c.join_group(now, id, join_req(&first.member_id, None, 9));
+    (first.member_id, out)
+}
+
+#[test]
+fn single_member_joins_syncs_and_heartbeats() {
+    let mut c = coordinator(0);
+    let (m, out) = join_dynamic(&mut c, 0, 1);
+    // The initial delay of 0 still parks the join until the timer runs.
+    assert!(join_reply(&out, 1).is_none());
+    assert_eq!(
+        c.group("g").map(|g| g.state),
+        Some(GroupState::PreparingRebalance)
+    );
+    let out = c.tick(0);
+    let j = join_reply(&out, 1).expect("join completes at the initial delay");
+    assert_eq!(j.error, None);
+    assert_eq!(j.generation_id, 1);
+    assert_eq!(j.leader, m);
+    assert_eq!(j.protocol_name.as_deref(), Some("range"));
+    assert_eq!(j.members.len(), 1);
+
+    assert_eq!(c.heartbeat(1, "g", &m, None, 1), Ok(()));
+    let out = c.sync_group(
+        2,
+        2,
+        sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"A"))]),
+    );
+    let s = sync_reply(&out, 2).expect("leader sync answers at once");
+    assert_eq!(s.assignment, Bytes::from_static(b"A"));
+    assert_eq!(out.appends.len(), 1, "group metadata is written");
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+    assert_eq!(
+        c.heartbeat(3, "g", &m, None, 0),
+        Err(GroupError::IllegalGeneration)
+    );
+    assert_eq!(
+        c.heartbeat(3, "g", "nobody", None, 1),
+        Err(GroupError::UnknownMemberId)
+    );
+}
+
+#[test]
+fn second_member_triggers_rebalance_and_both_get_assignments() {
+    let mut c = coordinator(0);
+    let (a, _) = join_dynamic(&mut c, 0, 1);
+    c.tick(0);
+    c.sync_group(
+        1,
+        2,
+        sync_req(&a, 1, vec![(a.clone(), Bytes::from_static(b"all"))]),
+    );
+
+    let (b, out) = join_dynamic(&mut c, 100, 3);
+    assert!(join_reply(&out, 3).is_none(), "b waits for a to rejoin");
+    assert_eq!(
+        c.group("g").map(|g| g.state),
+        Some(GroupState::PreparingRebalance)
+    );
+    // a learns about the rebalance through its heartbeat, then rejoins.
+    assert_eq!(
+        c.heartbeat(200, "g", &a, None, 1),
+        Err(GroupError::RebalanceInProgress)
+    );
+    let out = c.join_group(300, 4, join_req(&a, None, 9));
+    let ja = join_reply(&out, 4).expect("all joined: completes");
+    let jb = join_reply(&out, 3).expect("b answered too");
+    assert_eq!(ja.generation_id, 2);
+    assert_eq!(jb.generation_id, 2);
+    assert_eq!(ja.leader, a);
+    assert_eq!(ja.members.len(), 2);
+    assert!(
+        jb.members.is_empty(),
+        "only the leader gets member metadata"
+    );
+
+    // The follower's sync waits for the leader's.
+    let out = c.sync_group(400, 5, sync_req(&b, 2, vec![]));
+    assert!(sync_reply(&out, 5).is_none());
+    let out = c.sync_group(
+        500,
+        6,
+        sync_req(
+            &a,
+            2,
+            vec![
+                (a.clone(), Bytes::from_static(b"pa")),
+                (b.clone(), Bytes::from_static(b"pb")),
+            ],
+        ),
+    );
+    assert_eq!(
+        sync_reply(&out, 5).map(|s| s.assignment),
+        Some(Bytes::from_static(b"pb"))
+    );
+    assert_eq!(
+        sync_reply(&out, 6).map(|s| s.assignment),
+        Some(Bytes::from_static(b"pa"))
+    );
+}
+
+#[test]
+fn session_expiry_removes_member_and_rebalances() {
+    let mut c = coordinator(0);
+    let (a, _) = join_dynamic(&mut c, 0, 1);
+    c.tick(0);
+    let (b, _) = join_dynamic(&mut c, 0, 2);
+    c.join_group(0, 3, join_req(&a, None, 9));
+    c.sync_group(0, 4, sync_req(&b, 2, vec![]));
+    c.sync_group(0, 5, sync_req(&a, 2, vec![]));
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+    // a keeps heartbeating, b goes silent.
+    let mut t = 0;
+    while t < i64::from(SESSION) + 1000 {
+        t += 1000;
+        let _ = c.heartbeat(t, "g", &a, None, 2);
+        c.tick(t);
+    }
+    let g = c.group("g").expect("group");
+    assert!(!g.members.contains_key(&b), "b expired");
+    assert_eq!(g.state, GroupState::PreparingRebalance);
+    let out = c.join_group(t, 6, join_req(&a, None, 9));
+    let j = join_reply(&out, 6).expect("a alone completes the join");
+    assert_eq!(j.generation_id, 3);
+    assert_eq!(j.members.len(), 1);
+}
+
+#[test]
+fn rebalance_timeout_drops_members_that_do_not_rejoin() {
+    let mut c = coordinator(0);
+    let (a, _) = join_dynamic(&mut c, 0, 1);
+    c.tick(0);
+    let (b, _) = join_dynamic(&mut c, 0, 2);
+    c.join_group(0, 3, join_req(&a, None, 9));
+    c.sync_group(0, 4, sync_req(&a, 2, vec![]));
+    c.sync_group(0, 5, sync_req(&b, 2, vec![]));
+    // b rejoins (say, its subscription changed); a keeps heartbeating but never rejoins.
+    let mut changed = join_req(&b, None, 9);
+    changed.protocols = vec![(
+        "range".into(),
+        Bytes::from(encode_subscription_v0(&["t", "u"])),
+    )];
+    let out = c.join_group(10, 6, changed);
+    assert!(join_reply(&out, 6).is_none());
+    let mut t = 10;
+    let mut answered = None;
+    while t < 10 + i64::from(REBALANCE) + 1000 && answered.is_none() {
+        t += 1000;
+        let _ = c.heartbeat(t, "g", &a, None, 2);
+        answered = join_reply(&c.tick(t), 6);
+    }
+    let j = answered.expect("join completes at the rebalance timeout");
+    assert_eq!(j.leader, b, "the leader moves to the member that rejoined");
+    assert_eq!(j.members.len(), 1);
+    assert!(!c.group("g").expect("g").members.contains_key(&a));
+}
+
+#[test]
+fn initial_delay_collects_members_into_one_generation() {
+    let mut c = coordinator(3000);
+    let (a, out) = join_dynamic(&mut c, 0, 1);
+    assert!(join_reply(&out, 1).is_none());
+    let (b, _) = join_dynamic(&mut c, 1000, 2);
+    // Nothing completes before the delay, even though everyone has joined.
+    assert!(join_reply(&c.tick(2999), 1).is_none());
+    // b joined during the delay, so it is extended once more (rebalance time is left).
+    assert!(join_reply(&c.tick(3000), 1).is_none());
+    let out = c.tick(6000);
+    let ja = join_reply(&out, 1).expect("a");
+    let jb = join_reply(&out, 2).expect("b");
+    assert_eq!(ja.generation_id, 1);
+    assert_eq!(jb.generation_id, 1);
+    assert_eq!(ja.members.len() + jb.members.len(), 2);
+    assert!(ja.leader == a || ja.leader == b);
+}
+
+#[test]
+fn join_errors_match_kafka() {
+    let mut c = coordinator(0);
+    let mut r = join_req("", None, 9);
+    r.session_timeout_ms = 10;
+    let out = c.join_group(0, 1, r);
+    assert_eq!(
+        join_reply(&out, 1).and_then(|j| j.error),
+        Some(GroupError::InvalidSessionTimeout)
+    );
+    let out = c.join_group(0, 2, join_req("ghost", None, 9));
+    assert_eq!(
+        join_reply(&out, 2).and_then(|j| j.error),
+        Some(GroupError::UnknownMemberId)
+    );
+    let mut r = join_req("", None, 9);
+    r.group_id = String::new();
+    let out = c.join_group(0, 3, r);
+    assert_eq!(
+        join_reply(&out, 3).and_then(|j| j.error),
+        Some(GroupError::InvalidGroupId)
+    );
+    // A member with a different protocol type cannot join a running group.
+    let (_a, _) = join_dynamic(&mut c, 0, 4);
+    let mut r = join_req("", None, 3);
+    r.protocol_type = "connect".into();
+    let out = c.join_group(0, 5, r);
+    assert_eq!(
+        join_reply(&out, 5).and_then(|j| j.error),
+        Some(GroupError::InconsistentGroupProtocol)
+    );
+    // Not the coordinator for an unloaded partition; loading answers LOAD_IN_PROGRESS.
+    let mut other = Coordinator::new(GroupConfig::default(), Box::new(|| 7));
+    let out = other.join_group(0, 6, join_req("", None, 9));
+    assert_eq!(
+        join_reply(&out, 6).and_then(|j| j.error),
+        Some(GroupError::NotCoordinator)
+    );
+    other.begin_load(other.partition_of("g"));
+    let out = other.join_group(0, 7, join_req("", None, 9));
+    assert_eq!(
+        join_reply(&out, 7).and_then(|j| j.error),
+        Some(GroupError::CoordinatorLoadInProgress)
+    );
+    // group.max.size
+    let mut small = Coordinator::new(
+        GroupConfig {
+            max_size: 1,
+            initial_rebalance_delay_ms: 0,
+            num_partitions: 1,
+            ..GroupConfig::default()
+        },
+        Box::new(|| 9),
+    );
+    small.begin_load(0);
+    small.finish_load(0, 0);
+    small.join_group(0, 8, join_req("", None, 3));
+    let out = small.join_group(0, 9, join_req("", None, 3));
+    assert_eq!(
+        join_reply(&out, 9).and_then(|j| j.error),
+        Some(GroupError::GroupMaxSizeReached)
+    );
+}
+
+fn stable_static_group(c: &mut Coordinator) -> String {
+    let out = c.join_group(0, 1, join_req("", Some("i1"), 9));
+    assert!(join_reply(&out, 1).is_none(), "static members skip KIP-394");
+    let j = join_reply(&c.tick(0), 1).expect("joined");
+    let out = c.sync_group(
+        0,
+        2,
+        SyncRequest {
+            group_instance_id: Some("i1".into()),
+            ..sync_req(
+                &j.member_id,
+                1,
+                vec![(j.member_id.clone(), Bytes::from_static(b"p0"))],
+            )
+        },
+    );
+    assert!(sync_reply(&out, 2).is_some());
+    j.member_id
+}
+
+#[test]
+fn static_member_rejoin_keeps_generation_and_assignment() {
+    let mut c = coordinator(0);
+    let old = stable_static_group(&mut c);
+    // The process restarts: same instance id, no member id, within the session timeout.
+    let out = c.join_group(5000, 3, join_req("", Some("i1"), 9));
+    let j = join_reply(&out, 3).expect("answered at once, no rebalance");
+    assert_eq!(j.error, None);
+    assert_eq!(j.generation_id, 1);
+    assert_ne!(j.member_id, old);
+    assert!(
+        j.skip_assignment,
+        "the returning leader must not reassign (KIP-814)"
+    );
+    assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+    assert_eq!(out.appends.len(), 1, "the new member id is persisted");
+    let out = c.sync_group(
+        5001,
+        4,
+        SyncRequest {
+            group_instance_id: Some("i1".into()),
+            ..sync_req(&j.member_id, 1, vec![])
+        },
+    );
+    assert_eq!(
+        sync_reply(&out, 4).map(|s| s.assignment),
+        Some(Bytes::from_static(b"p0"))
+    );
+    // The old incarnation is fenced.
+    assert_eq!(
+        c.heartbeat(5002, "g", &old, Some("i1"), 1),
+        Err(GroupError::FencedInstanceId)
+    );
+    // Before v9 the returning leader is told the old id leads, so it does not assign.
+    let out = c.join_group(6000, 5, join_req("", Some("i1"), 5));
+    let j5 = join_reply(&out, 5).expect("answered");
+    assert_eq!(j5.leader, j.member_id);
+    assert!(j5.members.is_empty());
+}
+
+#[test]
+fn static_member_expires_after_session_timeout() {
+    let mut c = coordinator(0);
+    let m = stable_static_group(&mut c);
+    c.tick(i64::from(SESSION) + 1);
+    let g = c.group("g").expect("g");
+    assert!(!g.members.contains_key(&m));
+    // Alone, it went through PreparingRebalance to Empty with a new generation.
+    assert_eq!(g.state, GroupState::Empty);
+    assert_eq!(g.generation_id, 2);
+}
+
+#[test]
+fn leave_group_batched_and_by_instance_id() {
+    let mut c = coordinator(0);
+    let m = stable_static_group(&mut c);
+    let out = c.leave_group(
+        10,
+        9,
+        "g",
+        vec![
+            LeaveMember {
+                member_id: String::new(),
+                group_instance_id: Some("i1".into()),
+            },
+            LeaveMember {
+                member_id: "ghost".into(),
+                group_instance_id: None,
+            },
+        ],
+    );
+    let Some(Reply::Leave(Ok(results))) = out
+        .replies
+        .iter()
+        .find(|r| r.id == 9)
+        .map(|r| r.reply.clone())
+    else {
+        panic!("leave reply");
+    };
+    assert_eq!(results[0].1, None);
+    assert_eq!(results[1].1, Some(GroupError::UnknownMemberId));
+    let g = c.group("g").expect("g");
+    assert!(!g.members.contains_key(&m));
+    assert_eq!(g.state, GroupState::Empty);
+}
+
+fn commit(c: &mut Coordinator, now: i64, member: &str, generation: i32, offset: i64) -> Output {
+    c.commit_offsets(
+        now,
+        50,
+        CommitRequest {
+            group_id: "g".into(),
+            generation_id: generation,
+            member_id: member.into(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            offsets: vec![("t".into(), 0, offset, 3, Some("meta".into()))],
+        },
+    )
+}
+
+fn commit_errors(out: &Output) -> Vec<Option<GroupError>> {
+    out.replies
+        .iter()
+        .find_map(|r| match &r.reply {
+            Reply::Commit(p) => Some(p.iter().map(|(_, _, e)| *e).collect()),
+            _ => None,
+        })
+        .expect("commit reply")
+}
+
+#[test]
+fn offsets_commit_fetch_and_validation() {
+    let mut c = coordinator(0);
+    // Simple (generation -1) commit creates an offsets-only group.
+    let out = commit(&mut c, 1, "", -1, 42);
+    assert_eq!(commit_errors(&out), vec![None]);
+    assert_eq!(out.appends[0].records.len(), 1);
+    let f = c
+        .fetch_offsets("g", Some(&[("t".into(), vec![0, 1])]), false)
+        .expect("fetch");
+    assert_eq!(f[0].offset, 42);
+    assert_eq!(f[0].leader_epoch, 3);
+    assert_eq!(f[0].metadata.as_deref(), Some("meta"));
+    assert_eq!(f[1].offset, -1);
+    assert_eq!(c.fetch_offsets("g", None, false).expect("all").len(), 1);
+    assert_eq!(c.fetch_offsets("nope", None, false), Ok(vec![]));
+
+    // Commits from group members are checked against member id and generation.
+    let (m, _) = join_dynamic(&mut c, 10, 1);
+    assert_eq!(
+        commit_errors(&commit(&mut c, 10, &m, 0, 1)),
+        vec![None],
+        "PreparingRebalance accepts commits of the current generation (members commit while revoking)"
+    );
+    assert_eq!(
+        commit_errors(&commit(&mut c, 10, &m, 1, 1)),
+        vec![Some(GroupError::IllegalGeneration)]
+    );
+    c.tick(10);
+    assert_eq!(
+        commit_errors(&commit(&mut c, 11, &m, 1, 1)),
+        vec![Some(GroupError::RebalanceInProgress)],
+        "CompletingRebalance"
+    );
+    c.sync_group(12, 2, sync_req(&m, 1, vec![]));
+    assert_eq!(commit_errors(&commit(&mut c, 13, &m, 1, 7)), vec![None]);
+    assert_eq!(
+        commit_errors(&commit(&mut c, 13, "", -1, 7)),
+        vec![Some(GroupError::UnknownMemberId)],
+        "an active group refuses simple commits"
+    );
+    assert_eq!(
+        commit_errors(&commit(&mut c, 13, &m, 5, 7)),
+        vec![Some(GroupError::IllegalGeneration)]
+    );
+    // Unknown group with a generation.
+    let out = c.commit_offsets(
+        0,
+        51,
+        CommitRequest {
+            group_id: "other".into(),
+            generation_id: 3,
+            member_id: "x".into(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            offsets: vec![("t".into(), 0, 1, -1, None)],
+        },
+    );
+    assert_eq!(
+        commit_errors(&out),
+        vec![Some(GroupError::IllegalGeneration)]
+    );
+    // Oversized metadata.
+    let mut big = commit(&mut c, 13, &m, 1, 8);
+    big.replies.clear();
+    let out = c.commit_offsets(
+        14,
+        52,
+        CommitRequest {
+            group_id: "g".into(),
+            generation_id: 1,
+            member_id: m.clone(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            offsets: vec![("t".into(), 0, 9, -1, Some("x".repeat(5000)))],
+        },
+    );
+    assert_eq!(
+        commit_errors(&out),
+        vec![Some(GroupError::OffsetMetadataTooLarge)]
+    );
+}
+
+#[test]
+fn delete_group_and_offsets() {
+    let mut c = coordinator(0);
+    let (m, _) = join_dynamic(&mut c, 0, 1);
+    c.tick(0);
+    c.sync_group(0, 2, sync_req(&m, 1, vec![]));
+    commit(&mut c, 1, &m, 1, 5);
+    let delete = |c: &mut Coordinator, id| match c.delete_group(2, id, "g").replies.remove(0).reply
+    {
+        Reply::DeleteGroup(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(delete(&mut c, 3), Err(GroupError::NonEmptyGroup));
+    // Subscribed topic offsets cannot be deleted from an active group.
+    let out = c.delete_offsets(4, "g", vec![("t".into(), 0), ("u".into(), 0)]);
+    let Reply::OffsetDelete(Ok(r)) = &out.replies[0].reply else {
+        panic!("offset delete reply");
+    };
+    assert_eq!(r[0].2, Some(GroupError::GroupSubscribedToTopic));
+    assert_eq!(r[1].2, None);
+    let out = c.delete_offsets(5, "nope", vec![]);
+    assert_eq!(
+        out.replies[0].reply,
+        Reply::OffsetDelete(Err(GroupError::GroupIdNotFound))
+    );
+
+    c.leave_group(
+        3,
+        6,
+        "g",
+        vec![LeaveMember {
+            member_id: m,
+            group_instance_id: None,
+        }],
+    );
+    let out = c.delete_group(4, 7, "g");
+    assert_eq!(out.replies[0].reply, Reply::DeleteGroup(Ok(())));
+    // One offset tombstone and one group tombstone.
+    assert_eq!(out.appends[0].records.len(), 2);
+    assert!(out.appends[0].records.iter().all(|(_, v)| v.is_none()));
+    assert!(c.group("g").is_none());
+    assert_eq!(delete(&mut c, 8), Err(GroupError::GroupIdNotFound));
+}
+
+#[test]
+fn offsets_of_an_empty_group_expire_after_retention() {
+    let mut c = coordinator(0);
+    let retention = c.config().offsets_retention_ms;
+    let check = c.config().offsets_retention_check_interval_ms;
+    commit(&mut c, 0, "", -1, 5);
+    // Offsets-only group: expiry counts from the commit.
+    let out = c.tick(retention - 1);
+    assert!(out.appends.is_empty());
+    assert!(c.group("g").is_some());
+    let out = c.tick(retention + check);
+    assert_eq!(out.appends.len(), 1);
+    assert_eq!(
+        out.appends[0].records.len(),
+        2,
+        "offset and group tombstones"
+    );
+    assert!(c.group("g").is_none());
+}
+
+#[test]
+fn reload_from_records_restores_groups_and_offsets() {
+    let mut c = coordinator(0);
+    let (m, _) = join_dynamic(&mut c, 0, 1);
+    let mut log = Vec::new();
+    log.extend(c.tick(0).appends);
+    let out = c.sync_group(
+        0,
+        2,
+        sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"asg"))]),
+    );
+    log.extend(out.appends);
+    log.extend(commit(&mut c, 1, &m, 1, 77).appends);
+
+    let mut fresh = Coordinator::new(
+        GroupConfig {
+            num_partitions: 1,
+            ..GroupConfig::default()
+        },
+        Box::new(|| 1),
+    );
+    fresh.begin_load(0);
+    for a in &log {
+        for (k, v) in &a.records {
+            let r = records::decode_record(k, v.as_deref()).expect("decodes");
+            fresh.replay(r, 100);
+        }
+    }
+    fresh.finish_load(0, 100);
+    let g = fresh.group("g").expect("restored");
+    assert_eq!(g.state, GroupState::Stable);
+    assert_eq!(g.generation_id, 1);
+    assert_eq!(
+        g.members.get(&m).map(|x| x.assignment.clone()),
+        Some(Bytes::from_static(b"asg"))
+    );
+    assert_eq!(fresh.heartbeat(101, "g", &m, None, 1), Ok(()));
+    let f = fresh.fetch_offsets("g", None, false).expect("offsets");
+    assert_eq!((f[0].offset, f[0].leader_epoch), (77, 3));
+}
+
+#[test]
+fn unload_answers_parked_requests_not_coordinator() {
+    let mut c = coordinator(3000);
+    let (_m, _) = join_dynamic(&mut c, 0, 1);
+    let out = c.unload_partition(0);
+    assert_eq!(
+        join_reply(&out, 1).and_then(|j| j.error),
+        Some(GroupError::NotCoordinator)
+    );
+    assert!(c.group("g").is_none());
+    assert_eq!(
+        c.next_deadline_ms(),
+        Some(c.config().offsets_retention_check_interval_ms)
+    );
+}
+
+#[test]
+fn describe_and_list() {
+    let mut c = coordinator(0);
+    let (m, _) = join_dynamic(&mut c, 0, 1);
+    let d = c.describe_group("g").expect("ok").expect("exists");
+    assert_eq!(d.state, GroupState::PreparingRebalance);
+    assert_eq!(d.protocol_name, "");
+    c.tick(0);
+    c.sync_group(
+        0,
+        2,
+        sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"x"))]),
+    );
+    let d = c.describe_group("g").expect("ok").expect("exists");
+    assert_eq!(d.state, GroupState::Stable);
+    assert_eq!(d.protocol_name, "range");
+    assert_eq!(d.members[0].assignment, Bytes::from_static(b"x"));
+    assert_eq!(c.describe_group("nope"), Ok(None));
+    assert_eq!(c.list_groups(&[]).len(), 1);
+    assert_eq!(c.list_groups(&[GroupState::Empty]).len(), 0);
+    assert_eq!(
+        c.list_groups(&[GroupState::Stable])[0].protocol_type,
+        "consumer"
+    );
+}

@@ -1,0 +1,144 @@
+//! The consumer group coordinator without I/O: Kafka's classic group protocol as a plain
+//! synchronous state machine with time passed in, plus committed offsets and the record formats
+//! they are kept in.
+//!
+//! - [`coordinator`]: [`Coordinator`], which takes JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
+//!   OffsetCommit, OffsetFetch, DescribeGroups, ListGroups, DeleteGroups and OffsetDelete as method
+//!   calls and answers with an [`Output`]: records to append to `__consumer_offsets` and replies
+//!   to send once those records are written. Some replies come later than the call that caused
+//!   them (a JoinGroup waits for the rest of the group), so every reply carries the caller's
+//!   [`ReplyId`].
+//! - [`group`]: one classic group: members, states, generation, protocol choice.
+//! - [`timers`]: session, join, sync and offset-expiration deadlines.
+//! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
+//! - [`records`]: the key and value formats of `__consumer_offsets`.
+//!
+//! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
+//! [`Output`] and only then sends its replies, so an answer never claims more than the log holds;
+//! if an append fails it unloads the partition ([`Coordinator::unload_partition`]) and the state
+//! is rebuilt from the log when the partition is loaded again.
+
+pub mod consumer_protocol;
+pub mod coordinator;
+pub mod group;
+pub mod records;
+pub mod timers;
+
+pub use coordinator::{
+    Append, CommitRequest, Coordinator, DescribedGroup, DescribedMember, JoinRequest, JoinResponse,
+    JoinResponseMember, LeaveMember, ListedGroup, OffsetFetchPartition, Output, PendingReply,
+    Reply, ReplyId, SyncRequest, SyncResponse,
+};
+pub use group::GroupState;
+
+/// Settings of the coordinator, with Kafka's config names and defaults.
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`.
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`.
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay_ms: i32,
+    /// `group.max.size`.
+    pub max_size: usize,
+    /// `offsets.retention.minutes`, in milliseconds.
+    pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`.
+    pub offsets_retention_check_interval_ms: i64,
+    /// `offset.metadata.max.bytes`.
+    pub offset_metadata_max_bytes: usize,
+    /// `offsets.topic.num.partitions`: which partition a group lives in depends on it.
+    pub num_partitions: i32,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_size: i32::MAX as usize,
+            offsets_retention_ms: 7 * 24 * 60 * 60 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
+            offset_metadata_max_bytes: 4096,
+            num_partitions: 50,
+        }
+    }
+}
+
+/// A new member's join must complete within this long (Kafka's `NewMemberJoinTimeoutMs`), or
+/// the member is dropped; this bounds how long a member that never rejoins can hold a rebalance.
+pub const NEW_MEMBER_JOIN_TIMEOUT_MS: i64 = 5 * 60 * 1000;
+
+/// Every group error the coordinator answers with. The broker maps these to Kafka error codes
+/// in its one error mapping; the names are Kafka's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GroupError {
+    #[error("this node is not the coordinator for the group")]
+    NotCoordinator,
+    #[error("the coordinator is loading the group's partition")]
+    CoordinatorLoadInProgress,
+    #[error("the coordinator is not available")]
+    CoordinatorNotAvailable,
+    #[error("the group id is not valid")]
+    InvalidGroupId,
+    #[error("the member id is not known to the group")]
+    UnknownMemberId,
+    #[error("the generation id is not the group's current generation")]
+    IllegalGeneration,
+    #[error("the group is rebalancing")]
+    RebalanceInProgress,
+    #[error("the member's protocol type or protocols do not match the group's")]
+    InconsistentGroupProtocol,
+    #[error(
+        "the session timeout is outside group.min.session.timeout.ms..group.max.session.timeout.ms"
+    )]
+    InvalidSessionTimeout,
+    #[error("the group has reached group.max.size")]
+    GroupMaxSizeReached,
+    #[error("a member id is required to join; rejoin with the member id in this response")]
+    MemberIdRequired,
+    #[error("another member with the same group.instance.id has joined")]
+    FencedInstanceId,
+    #[error("the group does not exist")]
+    GroupIdNotFound,
+    #[error("the group is not empty")]
+    NonEmptyGroup,
+    #[error("the group is subscribed to the topic")]
+    GroupSubscribedToTopic,
+    #[error("the offset metadata is larger than offset.metadata.max.bytes")]
+    OffsetMetadataTooLarge,
+}
+
+/// The `__consumer_offsets` partition that holds `group_id`: Java's `String.hashCode`, made
+/// non-negative the way Kafka's `Utils.abs` does, modulo the partition count. Matching Kafka
+/// matters: a log written by Kafka keeps each group in the partition Kafka chose.
+pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
+    let mut h: i32 = 0;
+    for unit in group_id.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
+    }
+    let abs = if h == i32::MIN { 0 } else { h.abs() };
+    abs % num_partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_matches_java_hash_code() {
+        // "hello".hashCode() == 99162322; 99162322 % 50 == 22.
+        assert_eq!(partition_for("hello", 50), 22);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        // Negative hash: "group-1".hashCode() == 293049130 (positive); use a known negative one:
+        // "console-consumer-12345".hashCode() is negative; the result is still in range.
+        let p = partition_for("console-consumer-12345", 50);
+        assert!((0..50).contains(&p));
+        assert_eq!(partition_for("", 50), 0);
+        // Non-ASCII: hashing is over UTF-16 code units, like Java.
+        assert_eq!(partition_for("é", 1000), 233);
+    }
+}
