@@ -1,6 +1,7 @@
 //! The one place where errors of the libraries become Kafka error codes. Handlers never pick a
 //! code for a library error themselves; they call these functions.
 
+use rafka_group::GroupError;
 use rafka_metadata::{CommandRejected, MetadataError};
 use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_records::RecordError;
@@ -83,4 +84,31 @@ pub fn epoch(e: EpochMismatch) -> ResponseError {
         EpochMismatch::Unknown => ResponseError::UnknownLeaderEpoch,
         EpochMismatch::Fenced => ResponseError::FencedLeaderEpoch,
     }
+}
+
+/// Group coordinator errors; the names are Kafka's, so the mapping is one to one.
+pub fn group(e: GroupError) -> ResponseError {
+    match e {
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
+        GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
+        GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+    }
+}
+
+/// The error code field for an optional group error (0 = none).
+pub fn group_code(e: Option<GroupError>) -> i16 {
+    e.map_or(0, |e| group(e).code())
 }

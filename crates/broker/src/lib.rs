@@ -8,6 +8,8 @@
 //! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
 //! - [`partitions`]: the partitions this node hosts: their logs, high watermarks and the
 //!   long-poll waiters that appends wake.
+//! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
+//!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
 //! - [`errors`]: the one place where internal errors become Kafka error codes.
 //!
@@ -18,6 +20,7 @@
 pub mod config;
 pub mod connection;
 pub mod errors;
+pub mod group_coordinator;
 pub mod handlers;
 pub mod node;
 pub mod partitions;

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::BrokerConfig;
+use crate::group_coordinator::{self, GroupCoordinator, OFFSETS_TOPIC};
 use crate::partitions::{Partitions, PartitionsError};
 use crate::server::{self, ConnectionCounter};
 
@@ -30,6 +31,7 @@ pub struct Shared {
     pub node_id: i32,
     pub quorum: MetadataQuorum,
     pub partitions: Partitions,
+    pub groups: GroupCoordinator,
 }
 
 impl Shared {
@@ -181,12 +183,14 @@ impl Node {
             config.clone(),
             clean_shutdown,
         )?;
+        let (groups, groups_inbox) = GroupCoordinator::new();
         let shared = Arc::new(Shared {
             config: config.clone(),
             cluster_id,
             node_id: config.node_id,
             quorum,
             partitions,
+            groups,
         });
         {
             let shared = shared.clone();
@@ -207,6 +211,21 @@ impl Node {
             shared.clone(),
             shutdown_rx.clone(),
         )));
+        // An existing __consumer_offsets decides the partition count groups hash over.
+        let offsets_partitions = shared
+            .image()
+            .topic_by_name(OFFSETS_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(config.offsets_topic_num_partitions);
+        tasks.push(group_coordinator::spawn(
+            groups_inbox,
+            config.group_config(offsets_partitions),
+            Arc::downgrade(&shared),
+            shared.quorum.subscribe(),
+            shutdown_rx.clone(),
+        ));
+        // Groups are loaded before the listeners open, so the first request finds them.
+        shared.groups.sync_partitions().await;
 
         let counter = Arc::new(ConnectionCounter::default());
         let mut bound = Vec::new();

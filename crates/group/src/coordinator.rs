@@ -315,6 +315,11 @@ impl Coordinator {
         }
     }
 
+    /// Whether `partition` is loaded or loading here.
+    pub fn owns_partition(&self, partition: i32) -> bool {
+        self.partitions.contains_key(&partition)
+    }
+
     /// Whether this node coordinates `group_id` (partition loaded or loading).
     pub fn owns(&self, group_id: &str) -> bool {
         self.partitions.contains_key(&self.partition_of(group_id))

@@ -68,6 +68,16 @@ pub struct BrokerConfig {
     pub log_flush_interval_messages: u64,
     pub log_flush_interval_ms: u64,
     pub log_message_timestamp_type_append_time: bool,
+    pub offsets_topic_replication_factor: i16,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: i32,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub group_min_session_timeout_ms: i32,
+    pub group_max_session_timeout_ms: i32,
+    pub group_initial_rebalance_delay_ms: i32,
+    pub group_max_size: usize,
     /// Every key that was set (after precedence), for DescribeConfigs sources.
     pub explicit: BTreeMap<String, String>,
     /// Cluster id from the environment (`CLUSTER_ID`), if any; otherwise meta.properties or a new one.
@@ -288,7 +298,47 @@ impl BrokerConfig {
                 "must be at least 14",
             ));
         }
+        let int32 = |key: &str, min: i64| -> Result<i32, ConfigError> {
+            let n = int(key)?;
+            i32::try_from(n)
+                .ok()
+                .filter(|v| i64::from(*v) >= min)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        key,
+                        &n.to_string(),
+                        format!("must be between {min} and 2147483647"),
+                    )
+                })
+        };
+        let offsets_topic_replication_factor =
+            i16::try_from(int32("offsets.topic.replication.factor", 1)?).map_err(|_| {
+                ConfigError::invalid(
+                    "offsets.topic.replication.factor",
+                    &get("offsets.topic.replication.factor").unwrap_or_default(),
+                    "must be between 1 and 32767",
+                )
+            })?;
+        let group_min_session_timeout_ms = int32("group.min.session.timeout.ms", 0)?;
+        let group_max_session_timeout_ms = int32("group.max.session.timeout.ms", 0)?;
+        if group_max_session_timeout_ms < group_min_session_timeout_ms {
+            return Err(ConfigError::invalid(
+                "group.max.session.timeout.ms",
+                &group_max_session_timeout_ms.to_string(),
+                "must not be below group.min.session.timeout.ms",
+            ));
+        }
         let config = BrokerConfig {
+            offsets_topic_replication_factor,
+            offsets_topic_num_partitions: int32("offsets.topic.num.partitions", 1)?,
+            offsets_topic_segment_bytes: int32("offsets.topic.segment.bytes", 14)?,
+            offsets_retention_ms: i64::from(int32("offsets.retention.minutes", 1)?) * 60_000,
+            offsets_retention_check_interval_ms: positive("offsets.retention.check.interval.ms")?,
+            offset_metadata_max_bytes: int32("offset.metadata.max.bytes", 0)? as usize,
+            group_min_session_timeout_ms,
+            group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms: int32("group.initial.rebalance.delay.ms", 0)?,
+            group_max_size: int32("group.max.size", 1)? as usize,
             node_id,
             listeners,
             advertised_listeners,
@@ -347,6 +397,21 @@ impl BrokerConfig {
     }
 
     /// The primary log dir (the only one used until multi-dir support lands).
+    /// The group coordinator's settings; `num_partitions` is the partition count of an existing
+    /// `__consumer_offsets` (which wins over `offsets.topic.num.partitions`).
+    pub fn group_config(&self, num_partitions: i32) -> rafka_group::GroupConfig {
+        rafka_group::GroupConfig {
+            min_session_timeout_ms: self.group_min_session_timeout_ms,
+            max_session_timeout_ms: self.group_max_session_timeout_ms,
+            initial_rebalance_delay_ms: self.group_initial_rebalance_delay_ms,
+            max_size: self.group_max_size,
+            offsets_retention_ms: self.offsets_retention_ms,
+            offsets_retention_check_interval_ms: self.offsets_retention_check_interval_ms,
+            offset_metadata_max_bytes: self.offset_metadata_max_bytes,
+            num_partitions,
+        }
+    }
+
     pub fn log_dir(&self) -> &std::path::Path {
         &self.log_dirs[0]
     }

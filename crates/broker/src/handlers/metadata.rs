@@ -162,7 +162,7 @@ pub fn describe_topic(
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
     t.topic_id = topic.topic_id;
-    t.is_internal = topic.name.starts_with("__");
+    t.is_internal = crate::group_coordinator::is_internal_topic(&topic.name);
     t.topic_authorized_operations = if include_ops {
         TOPIC_OPERATIONS_ALL
     } else {

@@ -194,6 +194,13 @@ fn produce_partition(
             ),
         ))?
     };
+    if crate::group_coordinator::is_internal_topic(&topic_image.name) {
+        // Only the coordinators write there (Kafka: ReplicaManager refuses internal topics).
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!("Cannot append to internal topic {}", topic_image.name),
+        ));
+    }
     let partition = shared
         .partitions
         .leader(topic_image, item.partition)

@@ -1,0 +1,323 @@
+//! The I/O shell around the sans-IO group coordinator (`rafka-group`): one task owns the
+//! [`Coordinator`], takes requests over a channel, runs its timers, writes the records it
+//! produces to `__consumer_offsets` and only then sends the replies that depend on them.
+//!
+//! Loading follows the metadata image: every `__consumer_offsets` partition this node leads is
+//! read back from its log (from the log start to the high watermark) before its groups answer;
+//! until then they answer COORDINATOR_LOAD_IN_PROGRESS. A partition whose append fails is
+//! unloaded (its clients get NOT_COORDINATOR and look again) and reloaded from the log.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rafka_group::records::decode_record;
+use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply, ReplyId};
+use rafka_metadata::MetadataImage;
+use rafka_records::{batches, BatchBuilder};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::node::{now_ms, Shared};
+use crate::partitions::Partition;
+
+/// The internal topic that holds committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Kafka's internal topics: clients may read them but never produce to them.
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(
+        name,
+        OFFSETS_TOPIC | "__transaction_state" | "__share_group_state"
+    )
+}
+
+/// Requests queued for the coordinator task; beyond this, handlers wait (backpressure).
+const QUEUE_DEPTH: usize = 1024;
+
+/// Bytes read per step while loading a partition.
+const LOAD_READ_BYTES: usize = 4 << 20;
+
+type Change = Box<dyn FnOnce(&mut Coordinator, i64, ReplyId) -> Output + Send>;
+type Direct = Box<dyn FnOnce(&mut Coordinator, i64) + Send>;
+
+enum Command {
+    /// A state change whose reply comes through an [`Output`], now or later.
+    Change(Change, oneshot::Sender<Reply>),
+    /// A read, or a change answered on the spot (Heartbeat); the closure replies itself.
+    Direct(Direct),
+    /// Load the partitions the current image says this node leads; answer when done.
+    Sync(oneshot::Sender<()>),
+}
+
+/// Handle the API handlers use. Cheap to clone.
+#[derive(Clone)]
+pub struct GroupCoordinator {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for GroupCoordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GroupCoordinator")
+    }
+}
+
+/// The receiving end of a [`GroupCoordinator`], until [`spawn`] starts its task.
+pub struct Inbox(mpsc::Receiver<Command>);
+
+impl GroupCoordinator {
+    /// A handle and the inbox its task will read (the task needs the node state, which needs
+    /// the handle, so they are made in two steps).
+    pub fn new() -> (GroupCoordinator, Inbox) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        (GroupCoordinator { tx }, Inbox(rx))
+    }
+
+    /// Runs a state change and waits for its reply.
+    pub async fn change(
+        &self,
+        op: impl FnOnce(&mut Coordinator, i64, ReplyId) -> Output + Send + 'static,
+    ) -> Result<Reply, GroupError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Change(Box::new(op), tx))
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
+    /// Runs `op` on the coordinator and returns what it returns.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut Coordinator, i64) -> T + Send + 'static,
+    ) -> Result<T, GroupError> {
+        let (tx, rx) = oneshot::channel();
+        let direct: Direct = Box::new(move |c, now| {
+            let _ = tx.send(op(c, now));
+        });
+        self.tx
+            .send(Command::Direct(direct))
+            .await
+            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
+        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
+    }
+
+    /// Makes the coordinator load what the latest image assigns to this node, and waits.
+    pub async fn sync_partitions(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Sync(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts the coordinator task. It holds only a weak reference to the node state, so it never
+/// keeps a stopped node alive.
+pub fn spawn(
+    inbox: Inbox,
+    config: GroupConfig,
+    shared: Weak<Shared>,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let coordinator = Coordinator::new(config, Box::new(|| uuid::Uuid::new_v4().as_u128()));
+    tokio::spawn(run(coordinator, shared, inbox.0, images, shutdown))
+}
+
+struct Shell {
+    coordinator: Coordinator,
+    shared: Weak<Shared>,
+    next_reply: ReplyId,
+    waiting: HashMap<ReplyId, oneshot::Sender<Reply>>,
+}
+
+async fn run(
+    coordinator: Coordinator,
+    shared: Weak<Shared>,
+    mut rx: mpsc::Receiver<Command>,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut shell = Shell {
+        coordinator,
+        shared,
+        next_reply: 1,
+        waiting: HashMap::new(),
+    };
+    shell.sync_partitions();
+    loop {
+        let sleep = match shell.coordinator.next_deadline_ms() {
+            Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
+            None => Duration::from_secs(3600),
+        };
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => shell.handle(cmd),
+                None => return,
+            },
+            _ = tokio::time::sleep(sleep) => {
+                let out = shell.coordinator.tick(now_ms());
+                shell.apply(out);
+            }
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                shell.sync_partitions();
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl Shell {
+    fn handle(&mut self, cmd: Command) {
+        let now = now_ms();
+        match cmd {
+            Command::Change(op, reply) => {
+                let id = self.next_reply;
+                self.next_reply += 1;
+                self.waiting.insert(id, reply);
+                let out = op(&mut self.coordinator, now, id);
+                self.apply(out);
+            }
+            Command::Direct(op) => op(&mut self.coordinator, now),
+            Command::Sync(done) => {
+                self.sync_partitions();
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Writes the records of `out`, then sends its replies; replies that depend on a failed
+    /// write are failed with NOT_COORDINATOR and the partition is unloaded.
+    fn apply(&mut self, out: Output) {
+        let mut failed_now = BTreeSet::new();
+        for append in &out.appends {
+            if let Err(e) = self.append(append.partition, &append.records) {
+                tracing::error!(
+                    partition = append.partition,
+                    error = %e,
+                    "Writing to {OFFSETS_TOPIC} failed; unloading the partition's groups"
+                );
+                failed_now.insert(append.partition);
+            }
+        }
+        for r in out.replies {
+            let reply = if failed_now.contains(&r.partition) {
+                r.reply.failed(GroupError::NotCoordinator)
+            } else {
+                r.reply
+            };
+            if let Some(tx) = self.waiting.remove(&r.id) {
+                // The client may have gone; nothing to do then.
+                let _ = tx.send(reply);
+            }
+        }
+        // Unloaded partitions are loaded again from the log at the next sync (the clients'
+        // FindCoordinator triggers one).
+        for p in failed_now {
+            let out = self.coordinator.unload_partition(p);
+            self.apply(out);
+        }
+    }
+
+    fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
+        let shared = self.shared.upgrade().ok_or("node is stopping")?;
+        let image = shared.image();
+        let topic = image
+            .topic_by_name(OFFSETS_TOPIC)
+            .ok_or_else(|| format!("{OFFSETS_TOPIC} does not exist"))?;
+        let part = shared
+            .partitions
+            .leader(topic, partition)
+            .map_err(|u| format!("{u:?}"))?;
+        let now = now_ms();
+        let mut builder = BatchBuilder::new(0).timestamp(now);
+        for (k, v) in records {
+            builder = builder.record(Some(k), v.as_deref(), &[], now);
+        }
+        let mut batch = builder.build();
+        part.append(&mut batch, now).map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// Loads partitions the image says this node now leads and unloads the ones it lost.
+    fn sync_partitions(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let image = shared.image();
+        let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+            return;
+        };
+        let led: BTreeSet<i32> = topic
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.leader == shared.node_id)
+            .map(|(i, _)| *i)
+            .collect();
+        for p in 0..self.coordinator.config().num_partitions {
+            let owned = self.coordinator.owns_partition(p);
+            if owned && !led.contains(&p) {
+                let out = self.coordinator.unload_partition(p);
+                self.apply(out);
+            } else if led.contains(&p) && !owned {
+                // Not open here yet (the partitions follow the same image): the next sync loads it.
+                let Ok(part) = shared.partitions.leader(topic, p) else {
+                    continue;
+                };
+                if let Err(e) = self.load(&part, p) {
+                    tracing::error!(partition = p, error = %e, "Loading {OFFSETS_TOPIC} failed");
+                    let out = self.coordinator.unload_partition(p);
+                    self.apply(out);
+                }
+            }
+        }
+    }
+
+    fn load(&mut self, part: &Partition, partition: i32) -> Result<(), String> {
+        let started = std::time::Instant::now();
+        self.coordinator.begin_load(partition);
+        let now = now_ms();
+        let mut offset = part.log_start_offset();
+        let end = part.high_watermark();
+        let mut records = 0usize;
+        while offset < end {
+            let read = part
+                .read(offset, LOAD_READ_BYTES, true)
+                .map_err(|e| e.to_string())?;
+            if read.next_offset <= offset {
+                break;
+            }
+            for batch in batches(&read.records) {
+                let batch = batch.map_err(|e| e.to_string())?;
+                if batch.header().is_control() {
+                    continue;
+                }
+                for r in batch.records() {
+                    let r = r.map_err(|e| e.to_string())?;
+                    let Some(key) = r.key else { continue };
+                    match decode_record(key, r.value) {
+                        Ok(rec) => {
+                            self.coordinator.replay(rec, now);
+                            records += 1;
+                        }
+                        Err(e) => tracing::warn!(
+                            partition,
+                            offset = r.offset(batch.header().base_offset),
+                            error = %e,
+                            "Skipping an unreadable record in {OFFSETS_TOPIC}"
+                        ),
+                    }
+                }
+            }
+            offset = read.next_offset;
+        }
+        self.coordinator.finish_load(partition, now_ms());
+        tracing::info!(
+            "Finished loading offsets and group metadata from {OFFSETS_TOPIC}-{partition} in {} milliseconds ({records} records)",
+            started.elapsed().as_millis()
+        );
+        Ok(())
+    }
+}

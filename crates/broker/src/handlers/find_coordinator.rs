@@ -1,0 +1,172 @@
+//! FindCoordinator (key 10): which broker coordinates a group (key type 0). The first request
+//! for a group creates `__consumer_offsets`, as Kafka does. Batched keys from v4 (KIP-699).
+//! Transaction coordinators (key type 1) arrive with the exactly-once work.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rafka_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
+use rafka_protocol::kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse,
+};
+use rafka_protocol::kafka_protocol::ResponseError;
+
+use super::groups::sb;
+use super::topic_admin::{create_topic, NewTopic};
+use crate::connection::ConnectionContext;
+use crate::errors::ApiError;
+use crate::group_coordinator::OFFSETS_TOPIC;
+use crate::node::Shared;
+
+const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
+
+struct Found {
+    node_id: i32,
+    host: String,
+    port: i32,
+}
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    ctx: &ConnectionContext,
+    request: FindCoordinatorRequest,
+    version: i16,
+) -> FindCoordinatorResponse {
+    let keys: Vec<String> = if version >= 4 {
+        request
+            .coordinator_keys
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .collect()
+    } else {
+        vec![request.key.as_str().to_string()]
+    };
+    let mut results = Vec::with_capacity(keys.len());
+    for key in keys {
+        let found = match request.key_type {
+            KEY_TYPE_GROUP => find_group_coordinator(shared, ctx, &key).await,
+            KEY_TYPE_TRANSACTION => Err(ApiError::new(
+                ResponseError::CoordinatorNotAvailable,
+                "transaction coordinators are not available yet".to_string(),
+            )),
+            other => Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("Unknown coordinator type: {other}"),
+            )),
+        };
+        results.push((key, found));
+    }
+    let mut response = FindCoordinatorResponse::default();
+    if version >= 4 {
+        response.coordinators = results
+            .into_iter()
+            .map(|(key, found)| {
+                let mut c = Coordinator::default();
+                c.key = sb(key);
+                match found {
+                    Ok(f) => {
+                        c.node_id = BrokerId(f.node_id);
+                        c.host = sb(f.host);
+                        c.port = f.port;
+                    }
+                    Err(e) => {
+                        c.node_id = BrokerId(-1);
+                        c.port = -1;
+                        c.error_code = e.code();
+                        c.error_message = Some(sb(e.message));
+                    }
+                }
+                c
+            })
+            .collect();
+        return response;
+    }
+    if let Some((_, found)) = results.into_iter().next() {
+        match found {
+            Ok(f) => {
+                response.node_id = BrokerId(f.node_id);
+                response.host = sb(f.host);
+                response.port = f.port;
+            }
+            Err(e) => {
+                response.node_id = BrokerId(-1);
+                response.port = -1;
+                response.error_code = e.code();
+                if version >= 1 {
+                    response.error_message = Some(sb(e.message));
+                }
+            }
+        }
+    }
+    response
+}
+
+async fn find_group_coordinator(
+    shared: &Arc<Shared>,
+    ctx: &ConnectionContext,
+    group_id: &str,
+) -> Result<Found, ApiError> {
+    ensure_offsets_topic(shared).await?;
+    shared.groups.sync_partitions().await;
+    let image = shared.image();
+    let not_available = |why: &str| {
+        ApiError::new(
+            ResponseError::CoordinatorNotAvailable,
+            format!("The coordinator is not available: {why}"),
+        )
+    };
+    let topic = image
+        .topic_by_name(OFFSETS_TOPIC)
+        .ok_or_else(|| not_available("the offsets topic does not exist"))?;
+    let p = rafka_group::partition_for(group_id, topic.partitions.len() as i32);
+    let leader = topic
+        .partition(p)
+        .map(|p| p.leader)
+        .filter(|l| *l >= 0)
+        .ok_or_else(|| not_available("the group's partition has no leader"))?;
+    let endpoint = image
+        .broker(leader)
+        .and_then(|b| b.endpoint(&ctx.listener_name))
+        .ok_or_else(|| not_available("the coordinator has no endpoint on this listener"))?;
+    Ok(Found {
+        node_id: leader,
+        host: endpoint.host.clone(),
+        port: i32::from(endpoint.port),
+    })
+}
+
+/// Creates `__consumer_offsets` if it does not exist yet: compacted, with
+/// `offsets.topic.num.partitions` partitions and `offsets.topic.replication.factor` replicas.
+pub async fn ensure_offsets_topic(shared: &Arc<Shared>) -> Result<(), ApiError> {
+    if shared.image().topic_by_name(OFFSETS_TOPIC).is_some() {
+        return Ok(());
+    }
+    let config = &shared.config;
+    let configs: BTreeMap<String, String> = [
+        ("cleanup.policy", "compact".to_string()),
+        ("compression.type", "producer".to_string()),
+        (
+            "segment.bytes",
+            config.offsets_topic_segment_bytes.to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let topic = NewTopic {
+        name: OFFSETS_TOPIC.to_string(),
+        partitions: config.offsets_topic_num_partitions,
+        replication_factor: config.offsets_topic_replication_factor,
+        assignments: None,
+        configs,
+    };
+    match create_topic(shared, topic, false).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Err(e) => Err(ApiError::new(
+            ResponseError::CoordinatorNotAvailable,
+            format!("cannot create {OFFSETS_TOPIC}: {}", e.message),
+        )),
+    }
+}

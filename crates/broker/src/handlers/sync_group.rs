@@ -1,0 +1,49 @@
+//! SyncGroup (key 14): the second half of a classic rebalance. The leader's request carries
+//! everyone's assignment; followers wait for it.
+
+use std::sync::Arc;
+
+use rafka_group::{Reply, SyncRequest};
+use rafka_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+
+use super::groups::{opt_text, sb, text};
+use crate::errors;
+use crate::node::Shared;
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    request: SyncGroupRequest,
+    version: i16,
+) -> SyncGroupResponse {
+    let req = SyncRequest {
+        group_id: text(&request.group_id.0),
+        generation_id: request.generation_id,
+        member_id: text(&request.member_id),
+        group_instance_id: opt_text(&request.group_instance_id),
+        protocol_type: opt_text(&request.protocol_type),
+        protocol_name: opt_text(&request.protocol_name),
+        assignments: request
+            .assignments
+            .iter()
+            .map(|a| (text(&a.member_id), a.assignment.clone()))
+            .collect(),
+    };
+    let result = shared
+        .groups
+        .change(move |c, now, id| c.sync_group(now, id, req))
+        .await;
+    let mut response = SyncGroupResponse::default();
+    match result {
+        Ok(Reply::Sync(s)) => {
+            response.error_code = errors::group_code(s.error);
+            if version >= 5 {
+                response.protocol_type = s.protocol_type.map(sb);
+                response.protocol_name = s.protocol_name.map(sb);
+            }
+            response.assignment = s.assignment;
+        }
+        Ok(_) => {}
+        Err(e) => response.error_code = errors::group(e).code(),
+    }
+    response
+}
