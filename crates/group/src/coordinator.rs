@@ -828,7 +828,7 @@ impl Coordinator {
             );
         }
         let was_leader = g.is_leader(&old_id);
-        let old_protocols = std::mem::replace(&mut m.protocols, req.protocols.clone());
+        m.protocols = req.protocols.clone();
         m.member_id = new_id.clone();
         m.client_id = req.client_id.clone();
         m.client_host = req.client_host.clone();
@@ -860,7 +860,8 @@ impl Coordinator {
             return;
         };
         if g.state == GroupState::Stable && g.select_protocol() == g.protocol_name {
-            out.append(p, Self::group_record(g).0, Self::group_record(g).1);
+            let (k, v) = Self::group_record(g);
+            out.append(p, k, v);
             let mut resp = current_generation_response(g, &new_id);
             if req.version >= 9 {
                 // KIP-814: the returning leader learns it leads but must not reassign.
@@ -875,7 +876,6 @@ impl Coordinator {
             return;
         }
         // Otherwise the new incarnation joins the rebalance (starting one if needed).
-        let _ = old_protocols;
         let mut req = req;
         req.member_id = new_id;
         self.update_member_and_rebalance(now_ms, reply, req, out);

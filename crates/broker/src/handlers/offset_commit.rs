@@ -1,6 +1,7 @@
 //! OffsetCommit (key 8): stores consumer positions as records in `__consumer_offsets`; the
 //! answer goes out once they are in the log.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rafka_group::{CommitRequest, GroupError, Reply};
@@ -22,7 +23,7 @@ pub async fn handle(
     let image = shared.image();
     // Partitions of unknown topics are answered here, as Kafka's request handler does, before
     // the coordinator sees the rest.
-    let mut unknown = Vec::new();
+    let mut unknown = HashSet::new();
     let mut offsets = Vec::new();
     for t in &request.topics {
         let name = text(&t.name.0);
@@ -41,7 +42,7 @@ pub async fn handle(
                     opt_text(&p.committed_metadata),
                 ));
             } else {
-                unknown.push((name.clone(), p.partition_index));
+                unknown.insert((name.clone(), p.partition_index));
             }
         }
     }
@@ -58,8 +59,8 @@ pub async fn handle(
         offsets,
     };
     let requested: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.0.clone(), o.1)).collect();
-    let results: Vec<(String, i32, i16)> = if req.offsets.is_empty() {
-        Vec::new()
+    let results: HashMap<(String, i32), i16> = if req.offsets.is_empty() {
+        HashMap::new()
     } else {
         match shared
             .groups
@@ -68,17 +69,11 @@ pub async fn handle(
         {
             Ok(Reply::Commit(r)) => r
                 .into_iter()
-                .map(|(t, p, e)| (t, p, errors::group_code(e)))
+                .map(|(t, p, e)| ((t, p), errors::group_code(e)))
                 .collect(),
             Ok(_) | Err(_) => requested
                 .into_iter()
-                .map(|(t, p)| {
-                    (
-                        t,
-                        p,
-                        errors::group(GroupError::CoordinatorNotAvailable).code(),
-                    )
-                })
+                .map(|k| (k, errors::group(GroupError::CoordinatorNotAvailable).code()))
                 .collect(),
         }
     };
@@ -89,18 +84,11 @@ pub async fn handle(
         let mut tr = OffsetCommitResponseTopic::default();
         tr.name = t.name.clone();
         for p in &t.partitions {
-            let name = t.name.0.as_str();
-            let code = if unknown
-                .iter()
-                .any(|(n, i)| n == name && *i == p.partition_index)
-            {
+            let key = (text(&t.name.0), p.partition_index);
+            let code = if unknown.contains(&key) {
                 unknown_code
             } else {
-                results
-                    .iter()
-                    .find(|(n, i, _)| n == name && *i == p.partition_index)
-                    .map(|r| r.2)
-                    .unwrap_or(0)
+                results.get(&key).copied().unwrap_or(0)
             };
             let mut pr = OffsetCommitResponsePartition::default();
             pr.partition_index = p.partition_index;
