@@ -42,6 +42,14 @@ pub enum ControllerCommand {
         topic_id: Uuid,
         changes: BTreeMap<String, Option<String>>,
     },
+    /// Hands `broker_id` the producer ids `[first_producer_id, first_producer_id + count)`.
+    /// The proposer reads `first_producer_id` from its image; a block someone else took in the
+    /// meantime is rejected, so no id is ever handed out twice, across restarts and brokers.
+    AllocateProducerIds {
+        broker_id: i32,
+        first_producer_id: i64,
+        count: i64,
+    },
 }
 
 /// Where one partition's replicas live and who leads it at creation.
@@ -116,6 +124,10 @@ pub enum CommandRejected {
     /// `INVALID_CONFIG` (40).
     #[error("invalid config {key:?}: {reason}")]
     InvalidConfig { key: String, reason: String },
+    /// The proposer's view of the next producer id block was stale; it retries with a fresh
+    /// image (`UNKNOWN_SERVER_ERROR` if it gives up).
+    #[error("producer id block starting at {proposed} is taken; the next free id is {next}")]
+    ProducerIdBlockTaken { proposed: i64, next: i64 },
 }
 
 impl ControllerCommand {
@@ -169,6 +181,14 @@ impl ControllerCommand {
                     value: v.clone(),
                 })
                 .collect(),
+            ControllerCommand::AllocateProducerIds {
+                broker_id,
+                first_producer_id,
+                count,
+            } => vec![MetadataRecord::ProducerIds {
+                broker_id: *broker_id,
+                next_producer_id: first_producer_id.saturating_add(*count),
+            }],
         }
     }
 
@@ -257,6 +277,19 @@ impl ControllerCommand {
                     })?;
                 for key in changes.keys() {
                     validate_config_key(key)?;
+                }
+                Ok(())
+            }
+            ControllerCommand::AllocateProducerIds {
+                first_producer_id,
+                count,
+                ..
+            } => {
+                if *first_producer_id != image.next_producer_id || *count <= 0 {
+                    return Err(CommandRejected::ProducerIdBlockTaken {
+                        proposed: *first_producer_id,
+                        next: image.next_producer_id,
+                    });
                 }
                 Ok(())
             }
@@ -654,6 +687,29 @@ mod tests {
             },
         );
         assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap() {
+        let image = MetadataImage::empty("c");
+        let alloc = |first| ControllerCommand::AllocateProducerIds {
+            broker_id: 1,
+            first_producer_id: first,
+            count: 1000,
+        };
+        let image = ok(&image, 1, alloc(0));
+        assert_eq!(image.next_producer_id, 1000);
+        // A proposer with a stale image asks for the block just given out.
+        let (image, res) = apply(&image, 2, &alloc(0));
+        assert_eq!(
+            res,
+            Err(CommandRejected::ProducerIdBlockTaken {
+                proposed: 0,
+                next: 1000
+            })
+        );
+        let image = ok(&image, 3, alloc(1000));
+        assert_eq!(image.next_producer_id, 2000);
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub enum MetadataRecord {
         key: String,
         value: Option<String>,
     },
+    /// A block of producer ids went to a broker; ids below `next_producer_id` are taken
+    /// (Kafka's `ProducerIdsRecord`).
+    ProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
 }
 
 /// What a broker announces about itself when it registers with the controller.
