@@ -246,13 +246,7 @@ def test_roundtrip(broker, client, codec):
 
 # ---- default client settings ------------------------------------------------------------------
 
-@pytest.mark.parametrize("client", [
-    "confluent-kafka",
-    pytest.param("kafka-python", marks=pytest.mark.xfail(
-        reason="kafka-python 3 producers default to idempotence (acks=all + InitProducerId, "
-               "API key 22), which rafka does not implement yet", strict=False)),
-    "aiokafka",
-])
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python", "aiokafka"])
 def test_producer_with_default_settings(broker, client):
     """Users do not tune clients for us: a producer with no settings but bootstrap works."""
     topic = "defaults"

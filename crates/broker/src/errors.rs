@@ -38,6 +38,7 @@ pub fn rejected(r: CommandRejected) -> ApiError {
         CommandRejected::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
         CommandRejected::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
         CommandRejected::InvalidConfig { .. } => ResponseError::InvalidConfig,
+        CommandRejected::ProducerIdBlockTaken { .. } => ResponseError::UnknownServerError,
     };
     ApiError::new(code, r.to_string())
 }
@@ -68,6 +69,8 @@ pub fn records(e: &RecordError) -> ResponseError {
 pub fn storage(e: &StorageError) -> ResponseError {
     match e {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         _ => ResponseError::KafkaStorageError,
     }
 }

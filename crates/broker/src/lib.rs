@@ -10,6 +10,7 @@
 //!   long-poll waiters that appends wake.
 //! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
+//! - [`producer_ids`]: producer id blocks taken from the metadata log for InitProducerId.
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
 //! - [`errors`]: the one place where internal errors become Kafka error codes.
 //!
@@ -24,6 +25,7 @@ pub mod group_coordinator;
 pub mod handlers;
 pub mod node;
 pub mod partitions;
+pub mod producer_ids;
 pub mod server;
 pub mod topic_config;
 

@@ -32,6 +32,7 @@ pub struct Shared {
     pub quorum: MetadataQuorum,
     pub partitions: Partitions,
     pub groups: GroupCoordinator,
+    pub producer_ids: crate::producer_ids::ProducerIds,
 }
 
 impl Shared {
@@ -191,6 +192,7 @@ impl Node {
             quorum,
             partitions,
             groups,
+            producer_ids: Default::default(),
         });
         {
             let shared = shared.clone();
@@ -384,6 +386,8 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
     const FLUSH_CHECK_INTERVAL_MS: u64 = 1_000;
     let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
     let mut since_checkpoint_ms = 0;
+    let mut since_producer_expiry_ms = 0;
+    let producer_check_ms = shared.config.producer_id_expiration_check_interval_ms;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -394,9 +398,18 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
         if checkpoint {
             since_checkpoint_ms = 0;
         }
+        since_producer_expiry_ms += FLUSH_CHECK_INTERVAL_MS;
+        let expire_producers = since_producer_expiry_ms >= producer_check_ms;
+        if expire_producers {
+            since_producer_expiry_ms = 0;
+        }
         let s = shared.clone();
         let r = tokio::task::spawn_blocking(move || {
             s.partitions.flush_due(now_ms());
+            if expire_producers {
+                s.partitions
+                    .expire_producers(now_ms(), s.config.producer_id_expiration_ms);
+            }
             if checkpoint {
                 s.partitions.checkpoint()
             } else {

@@ -440,6 +440,16 @@ impl Partitions {
     }
 
     /// Runs the time-based flush (`flush.ms`) of every log.
+    /// Forgets idempotent producers idle for longer than `producer.id.expiration.ms`.
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) {
+        for p in self.all() {
+            let n = lock(&p.inner).log.expire_producers(now_ms, expiration_ms);
+            if n > 0 {
+                tracing::debug!(partition = ?p, expired = n, "expired idle producer ids");
+            }
+        }
+    }
+
     pub fn flush_due(&self, now_ms: i64) {
         for p in self.all() {
             if let Err(e) = p.maybe_flush(now_ms) {

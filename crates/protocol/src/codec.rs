@@ -492,6 +492,16 @@ mod tests {
                 }
                 r.into()
             }
+            ApiKey::InitProducerId => {
+                let mut r = InitProducerIdRequest::default();
+                r.transactional_id = Some(TransactionalId(s("txn-1")));
+                r.transaction_timeout_ms = 60_000;
+                if v >= 3 {
+                    r.producer_id = ProducerId(42);
+                    r.producer_epoch = 3;
+                }
+                r.into()
+            }
             ApiKey::DescribeCluster => {
                 let mut r = DescribeClusterRequest::default();
                 r.include_cluster_authorized_operations = true;
@@ -680,6 +690,7 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsResponse::default().into(),
             ApiKey::DescribeConfigs => DescribeConfigsResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
+            ApiKey::InitProducerId => InitProducerIdResponse::default().into(),
             ApiKey::FindCoordinator => FindCoordinatorResponse::default().into(),
             ApiKey::JoinGroup => JoinGroupResponse::default().into(),
             ApiKey::SyncGroup => SyncGroupResponse::default().into(),
@@ -820,7 +831,8 @@ mod tests {
             (ApiKey::ApiVersions, 5),
             (ApiKey::JoinGroup, 10),
             (ApiKey::OffsetCommit, 1),
-            (ApiKey::InitProducerId, 0),
+            (ApiKey::InitProducerId, 6),
+            (ApiKey::AddPartitionsToTxn, 0),
         ] {
             let mut f = BytesMut::new();
             f.put_i16(key as i16);

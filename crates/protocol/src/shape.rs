@@ -381,6 +381,16 @@ const OFFSET_DELETE: Shape = Shape {
     ],
 };
 
+const INIT_PRODUCER_ID: Shape = Shape {
+    flexible_min: 2,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(I64, 3, ALL),
+        f(I16, 3, ALL),
+    ],
+};
+
 fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -393,6 +403,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
+        ApiKey::InitProducerId => &INIT_PRODUCER_ID,
         ApiKey::FindCoordinator => &FIND_COORDINATOR,
         ApiKey::JoinGroup => &JOIN_GROUP,
         ApiKey::SyncGroup => &SYNC_GROUP,

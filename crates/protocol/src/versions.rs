@@ -47,6 +47,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The table entry for `api_key`, if we implement it.
@@ -114,7 +115,8 @@ mod tests {
         assert!(is_supported(ApiKey::JoinGroup, 0));
         assert!(!is_supported(ApiKey::JoinGroup, 10));
         assert!(!is_supported(ApiKey::OffsetCommit, 1));
-        assert!(!is_supported(ApiKey::InitProducerId, 0));
+        assert!(!is_supported(ApiKey::InitProducerId, 6));
+        assert!(!is_supported(ApiKey::AddPartitionsToTxn, 0));
         assert_eq!(
             supported(ApiKey::Fetch).map(|a| (a.min, a.max)),
             Some((4, 18))

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 /// Suggested Kafka error codes (the broker owns the mapping): `OffsetOutOfRange` ->
 /// OFFSET_OUT_OF_RANGE (1); `InvalidBatch` -> CORRUPT_MESSAGE (2); `Io`, `Failed`, `Corrupt` ->
 /// KAFKA_STORAGE_ERROR (56); `NonMonotonicOffset` -> UNKNOWN_SERVER_ERROR on a leader,
-/// or a truncation/refetch on a follower.
+/// or a truncation/refetch on a follower; `OutOfOrderSequence` -> OUT_OF_ORDER_SEQUENCE_NUMBER
+/// (45); `InvalidProducerEpoch` -> INVALID_PRODUCER_EPOCH (47).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An I/O call failed. `path` names the file or directory involved.
@@ -50,6 +51,40 @@ pub enum StorageError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// An idempotent producer's batch does not continue its sequence: a gap, a repeat that is not
+    /// one of the cached batches, or a bumped epoch that does not start at 0. Nothing of the
+    /// append was written.
+    #[error(
+        "out of order sequence number for producer {producer_id} at epoch {producer_epoch} \
+         (current epoch {current_epoch}): batch starts at sequence {first_sequence}, expected \
+         {expected_sequence}"
+    )]
+    OutOfOrderSequence {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        producer_epoch: i16,
+        /// The producer's epoch in this partition (-1 if none yet).
+        current_epoch: i16,
+        /// The batch's base sequence.
+        first_sequence: i32,
+        /// The sequence the batch had to start at.
+        expected_sequence: i32,
+    },
+    /// A batch's producer epoch is older than the producer's current epoch in this partition: a
+    /// fenced (zombie) producer. Nothing of the append was written.
+    #[error(
+        "producer {producer_id} wrote with epoch {producer_epoch}, older than its current epoch \
+         {current_epoch}"
+    )]
+    InvalidProducerEpoch {
+        /// The producer.
+        producer_id: i64,
+        /// The batch's producer epoch.
+        producer_epoch: i16,
+        /// The producer's current epoch.
+        current_epoch: i16,
     },
     /// An earlier write or fsync failed and the state of the files is no longer known; like
     /// Kafka's offline log dir, this log refuses further writes until it is reopened (which

@@ -14,6 +14,7 @@
 //!     00000000000000000000.index        sparse: (u32 offset - base, u32 position) big-endian
 //!     00000000000000000000.timeindex    (i64 max timestamp so far, u32 offset - base)
 //!     00000000000000012345.log ...      next segment, named by its 20-digit base offset
+//!     00000000000000012345.snapshot     producer state below that offset (Kafka's format, below)
 //!     leader-epoch-checkpoint           0\n<count>\n<epoch> <start offset>\n...
 //!     partition.metadata                version: 0\ntopic_id: <base64url uuid>\n
 //!   <topic>-<partition>.<hex id>-delete/  a partition being deleted
@@ -28,9 +29,44 @@
 //!   are kept in memory and written in one positional write at flush/roll/close.
 //! - A rolled (sealed) segment is never written again; it is fsynced by the next flush
 //!   ([`Log::flush`], or [`Log::sealed_flush`] which runs outside the log's lock), not on the
-//!   append path. Its three files are memory-mapped ([`mmap`](crate::mmap) holds the only `unsafe` and its safety argument) and
-//!   reads hand out `Bytes` slices of the map. The active segment is read with positional reads.
+//!   append path. Its three files are memory-mapped (`mmap` holds the only `unsafe` and its
+//!   safety argument) and reads hand out `Bytes` slices of the map. The active segment is read
+//!   with positional reads.
 //! - Checkpoints are written atomically: `<file>.tmp`, fsync, rename, fsync of the directory.
+//!
+//! # Producer state
+//!
+//! Each log keeps Kafka's idempotent-producer state ([`producer_state`]): per producer id its
+//! epoch and its last five batches (sequence range, offsets, timestamp), its last timestamp,
+//! coordinator epoch and open transaction. [`Log::append`] checks every batch with a producer id
+//! before writing anything: a retry of a cached batch is answered with the original offsets and
+//! nothing is written ([`AppendInfo::duplicate`]); an older epoch is
+//! [`StorageError::InvalidProducerEpoch`], a sequence that does not follow (or a bumped epoch not
+//! starting at 0) is [`StorageError::OutOfOrderSequence`]; a producer without state is accepted
+//! at any sequence. [`Log::append_stamped`] applies batches without checks. The broker expires
+//! idle producers with [`Log::expire_producers`] and describes them with
+//! [`Log::active_producers`].
+//!
+//! Snapshots use Kafka's file format, `ProducerSnapshot` version 1, big-endian: i16 version (1),
+//! u32 CRC-32C of everything after it, i32 count, then per producer i64 producer id, i16 epoch,
+//! i32 last sequence, i64 last offset, i32 offset delta, i64 timestamp, i32 coordinator epoch,
+//! i64 open transaction's first offset (-1 if none). Only the last batch of each producer is in
+//! the file (as in Kafka). A snapshot named N holds the state after every batch below offset N.
+//!
+//! - One is written at every roll, named by the new segment's base offset; it is written with
+//!   tmp + rename but fsynced later, with the sealed segments ([`Log::sealed_flush`] or
+//!   [`Log::flush`]), to keep the fsync off the produce path as Kafka does.
+//! - One is written (fsynced) at the log end by [`Log::close`], and by [`Log::open`] after it had
+//!   to replay.
+//! - Only the two newest are kept. Snapshots past the log end (after recovery cut the log, or
+//!   after a truncation) or at or below the log start are deleted.
+//! - [`Log::open`] loads the newest snapshot at or below the log end and replays batch headers
+//!   from there to the log end (from the log start without one): after a clean close the
+//!   snapshot is at the log end and nothing is replayed. A corrupt snapshot (bad CRC, torn,
+//!   wrong version or size) is logged, deleted, and the next older one or the log is used. As in
+//!   Kafka, a clean shutdown with no snapshot at all (a log written before producer state was
+//!   kept) starts with empty state without scanning.
+//! - Truncation rebuilds the state the same way for the new log end.
 //!
 //! # Recovery
 //!
@@ -46,6 +82,8 @@
 //!   [`FileBackend`] and the fault-injecting [`FaultyBackend`].
 //! - [`log`](crate::Log): one partition. `segment` and `index` are its parts.
 //! - [`logdir`](crate::LogDir): per-log-dir files and partition directories.
+//! - [`producer_state`]: the sans-IO producer state ([`ProducerStateManager`]) and the snapshot
+//!   encoding; `snapshot`: the snapshot files.
 //! - `checkpoint`: the small text formats.
 
 pub mod backend;
@@ -56,7 +94,9 @@ mod index;
 mod log;
 mod logdir;
 mod mmap;
+pub mod producer_state;
 mod segment;
+mod snapshot;
 
 pub use backend::{Backend, Faults, FaultyBackend, FileBackend, StorageFile};
 pub use checkpoint::{
@@ -66,6 +106,7 @@ pub use checkpoint::{
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, LogRead, SealedFlush, TimestampOffset};
 pub use logdir::LogDir;
+pub use producer_state::{ProducerInfo, ProducerStateManager};
 
 /// Kafka's per-log-dir clean-shutdown marker.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";

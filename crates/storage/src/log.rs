@@ -1,4 +1,5 @@
-//! [`Log`]: one partition's segments, its leader-epoch cache, recovery, append and read.
+//! [`Log`]: one partition's segments, its leader-epoch cache, its producer state, recovery,
+//! append and read.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -6,19 +7,31 @@ use std::sync::Arc;
 use bytes::Bytes;
 use rafka_records::TimestampType;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, StorageFile};
 use crate::batch::{self, Header, BATCH_HEADER_LEN};
 use crate::checkpoint::{self, EpochEntry};
 use crate::error::{Result, StorageError};
+use crate::producer_state::{
+    AppendCheck, DuplicateBatch, ProducerBatch, ProducerInfo, ProducerStateManager, TxnMarker,
+};
 use crate::segment::{
     remove_if_exists, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP,
     TIME_INDEX_SUFFIX,
 };
+use crate::snapshot::{self, SNAPSHOT_SUFFIX};
 use crate::LEADER_EPOCH_CHECKPOINT_FILE;
 
 /// Relative offsets and positions in the indexes are 32-bit; Kafka caps `segment.bytes` at
 /// `Int.MaxValue` for the same reason.
 const SEGMENT_MAX_BYTES: u64 = i32::MAX as u64;
+
+/// Producer snapshots kept on disk: the newest, and one before it in case the newest was written
+/// without fsync (at a roll) and did not survive a crash.
+const SNAPSHOTS_TO_KEEP: usize = 2;
+
+/// A control batch is one marker record of a few dozen bytes; a larger one is not a marker worth
+/// reading into memory while replaying producer state.
+const CONTROL_BATCH_MAX_BYTES: usize = 64 << 10;
 
 /// Per-partition settings, named after Kafka's topic configs (`segment.bytes`, `segment.ms`,
 /// `index.interval.bytes`, `segment.index.bytes`, `flush.messages`, `flush.ms`).
@@ -58,21 +71,27 @@ impl Default for LogConfig {
 /// What an append did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppendInfo {
-    /// Offset of the first record appended.
+    /// Offset of the first record appended (of a duplicate: of the original batch).
     pub base_offset: i64,
-    /// Offset of the last record appended.
+    /// Offset of the last record appended (of a duplicate: of the original batch).
     pub last_offset: i64,
     /// Largest batch max timestamp among the appended batches (-1 if none had one).
     pub max_timestamp: i64,
     /// Last offset of the batch holding `max_timestamp` (Kafka's "shallow" offset; -1 if none).
     pub offset_of_max_timestamp: i64,
     /// For batches with timestampType = LogAppendTime, their (broker-assigned) timestamp; this
-    /// is what ProduceResponse's `log_append_time_ms` reports. `None` for CreateTime.
+    /// is what ProduceResponse's `log_append_time_ms` reports. `None` for CreateTime, except for
+    /// a duplicate: Kafka then reports the original batch's max timestamp here whatever the
+    /// timestamp type, and so does this.
     pub log_append_time_ms: Option<i64>,
     /// The log start offset after the append (ProduceResponse reports it).
     pub log_start_offset: i64,
     /// Bytes written.
     pub bytes: usize,
+    /// The append was a retry of a batch already in the log (same producer id, epoch and
+    /// sequence range as one of the producer's last five batches): nothing was written and the
+    /// offsets are those of the original, which is what the producer must be told.
+    pub duplicate: bool,
 }
 
 /// Result of [`Log::read`].
@@ -124,6 +143,38 @@ impl SealedFlush {
             .sync_dir(&self.dir)
             .map_err(|e| StorageError::io(&self.dir, e))
     }
+}
+
+/// The batches of `bytes` (whole, already summarized) that carry a producer id, for producer
+/// state. With `first_offset`, the headers get the offsets the leader is about to stamp
+/// (consecutive from it); otherwise they keep their own.
+fn producer_batches(bytes: &[u8], first_offset: Option<i64>) -> Vec<ProducerBatch> {
+    let mut out = Vec::new();
+    let mut next = first_offset;
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // Already parsed by `summarize`; a failure here cannot happen but must not panic.
+        let Ok(mut header) = batch::parse_header(&bytes[pos..]) else {
+            break;
+        };
+        let total = batch::total_len(&header);
+        if let Some(offset) = next {
+            header.base_offset = offset;
+            next = Some(header.next_offset());
+        }
+        if header.has_producer_id() {
+            let marker = if header.is_control() {
+                bytes
+                    .get(pos..pos + total)
+                    .and_then(TxnMarker::from_control_batch)
+            } else {
+                None
+            };
+            out.push(ProducerBatch { header, marker });
+        }
+        pos += total;
+    }
+    out
 }
 
 /// Structural summary of the batches handed to an append.
@@ -193,6 +244,13 @@ pub struct Log {
     last_flush_ms: i64,
     /// Set when a write or fsync failed in a way that leaves the files' state unknown.
     failed: bool,
+    /// Idempotent/transactional producer state as of the log end.
+    producers: ProducerStateManager,
+    /// Offsets of the producer snapshots on disk, ascending, all in (log start, log end].
+    snapshots: Vec<i64>,
+    /// Snapshots written at a roll without fsync (Kafka keeps that fsync off the produce path
+    /// too); the next flush or sealed flush syncs them.
+    unsynced_snapshots: Vec<(i64, PathBuf, Arc<dyn StorageFile>)>,
 }
 
 impl Log {
@@ -202,6 +260,10 @@ impl Log {
     /// recovered: every batch is CRC-checked, the log is truncated at the first torn or corrupt
     /// batch (later segments are deleted), and indexes are rebuilt. With `clean_shutdown` the
     /// indexes are still checked and rebuilt if missing or inconsistent.
+    ///
+    /// Producer state is then loaded from the newest valid snapshot at or below the log end and
+    /// brought up to the log end by replaying batch headers from there (from the log start
+    /// without a snapshot). A corrupt snapshot is deleted and the next older one tried.
     pub fn open(
         dir: PathBuf,
         config: LogConfig,
@@ -216,6 +278,7 @@ impl Log {
             .map_err(|e| StorageError::io(&dir, e))?;
         let names = b.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
         let mut bases = Vec::new();
+        let mut snapshots = Vec::new();
         for name in &names {
             let path = dir.join(name);
             if [".tmp", ".rafka-tmp", ".deleted", ".cleaned", ".swap"]
@@ -227,8 +290,11 @@ impl Log {
                 remove_if_exists(b, &path)?;
             } else if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
                 bases.push(base);
+            } else if let Some(offset) = parse_segment_name(name, SNAPSHOT_SUFFIX) {
+                snapshots.push(offset);
             }
         }
+        snapshots.sort_unstable();
         for name in &names {
             let base = parse_segment_name(name, INDEX_SUFFIX)
                 .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX));
@@ -323,11 +389,162 @@ impl Log {
             recovery_point: 0,
             last_flush_ms: now_ms,
             failed: false,
+            producers: ProducerStateManager::new(),
+            snapshots,
+            unsynced_snapshots: Vec::new(),
         };
         let end = log.log_end_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
         log.reconcile_epochs()?;
+        log.load_producer_state(clean_shutdown)?;
         Ok(log)
+    }
+
+    /// Producer state at open (Kafka's `rebuildProducerState` from the log loader).
+    fn load_producer_state(&mut self, clean_shutdown: bool) -> Result<()> {
+        let had_snapshots = !self.snapshots.is_empty();
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        self.delete_snapshots_durably(|offset| offset > end || offset <= start)?;
+        if clean_shutdown && !had_snapshots {
+            // A clean shutdown always leaves a snapshot at the log end; none at all means the
+            // log was written before producer state was kept. Kafka skips the scan then (its
+            // upgrade path) and so does this: producers start unknown, which they are allowed
+            // to be.
+            tracing::info!(dir = %self.dir.display(), "no producer snapshot after a clean shutdown; starting with empty producer state");
+        } else {
+            let from = self.load_latest_snapshot()?;
+            self.replay_producers(from, end)?;
+        }
+        self.take_snapshot(end, true)?;
+        self.prune_snapshots()
+    }
+
+    /// Replaces the producer state with the newest valid snapshot and returns its offset; with
+    /// none, empties it and returns the log start offset. Corrupt snapshots are deleted.
+    fn load_latest_snapshot(&mut self) -> Result<i64> {
+        while let Some(&offset) = self.snapshots.last() {
+            match snapshot::read(self.backend.as_ref(), &self.dir, offset)? {
+                Ok(state) => {
+                    tracing::debug!(dir = %self.dir.display(), offset, producers = state.len(), "loaded producer snapshot");
+                    self.producers = state;
+                    return Ok(offset);
+                }
+                Err(reason) => {
+                    tracing::warn!(dir = %self.dir.display(), offset, %reason,
+                        "ignoring corrupt producer snapshot; rebuilding from the log");
+                    self.delete_snapshots(|o| o == offset)?;
+                }
+            }
+        }
+        self.producers.clear();
+        Ok(self.log_start_offset)
+    }
+
+    /// Applies every batch with a producer id whose offsets reach `[from, to)` to the producer
+    /// state, reading only batch headers (and the few bytes of control batches).
+    fn replay_producers(&mut self, from: i64, to: i64) -> Result<()> {
+        if from >= to {
+            return Ok(());
+        }
+        let first = self.segment_index_for(from);
+        let producers = &mut self.producers;
+        for seg in &self.segments[first..] {
+            if seg.base_offset >= to {
+                break;
+            }
+            seg.scan_headers(from, |pos, h| {
+                if h.base_offset >= to {
+                    return Ok(false);
+                }
+                if h.has_producer_id() {
+                    let marker = if h.is_control() {
+                        read_marker(seg, pos, h)?
+                    } else {
+                        None
+                    };
+                    producers.update_from_log(&ProducerBatch { header: *h, marker });
+                }
+                Ok(true)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the producer state named `offset` unless one at or past it exists
+    /// (or, with none, the log start is at or past it: the state there is empty by definition).
+    /// Without `sync` the file is fsynced by the next flush. A failure leaves no partial file
+    /// under the final name, so it does not take the log offline.
+    fn take_snapshot(&mut self, offset: i64, sync: bool) -> Result<()> {
+        let newest = self
+            .snapshots
+            .last()
+            .copied()
+            .unwrap_or(self.log_start_offset);
+        if newest >= offset {
+            return Ok(());
+        }
+        let f = snapshot::write(
+            self.backend.as_ref(),
+            &self.dir,
+            offset,
+            &self.producers,
+            sync,
+        )?;
+        self.snapshots.push(offset);
+        if !sync {
+            let path = snapshot::snapshot_path(&self.dir, offset);
+            self.unsynced_snapshots.push((offset, path, f));
+        }
+        self.prune_snapshots()
+    }
+
+    /// Keeps only the newest [`SNAPSHOTS_TO_KEEP`] snapshots.
+    fn prune_snapshots(&mut self) -> Result<()> {
+        let excess = self.snapshots.len().saturating_sub(SNAPSHOTS_TO_KEEP);
+        if excess == 0 {
+            return Ok(());
+        }
+        let cutoff = self.snapshots[excess - 1];
+        self.delete_snapshots(|offset| offset <= cutoff)
+    }
+
+    /// [`Log::delete_snapshots`], then an fsync of the directory if anything went. For snapshots
+    /// past the log end (or of a log emptied by truncation): they describe batches the log no
+    /// longer has and must not come back after a crash once other batches take those offsets.
+    fn delete_snapshots_durably(&mut self, doomed: impl Fn(i64) -> bool) -> Result<()> {
+        let before = self.snapshots.len();
+        self.delete_snapshots(doomed)?;
+        if self.snapshots.len() < before {
+            self.backend
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io(&self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the snapshots whose offset matches. A snapshot stays listed until its file is
+    /// gone, so a failed delete is retried by the next truncation or open rather than forgotten
+    /// (a forgotten stale snapshot could later be loaded as if it described the new log).
+    fn delete_snapshots(&mut self, doomed: impl Fn(i64) -> bool) -> Result<()> {
+        let mut result = Ok(());
+        let backend = Arc::clone(&self.backend);
+        let dir = self.dir.clone();
+        self.snapshots.retain(|&offset| {
+            if !doomed(offset) || result.is_err() {
+                return true;
+            }
+            match snapshot::delete(backend.as_ref(), &dir, offset) {
+                Ok(()) => false,
+                Err(e) => {
+                    result = Err(e);
+                    true
+                }
+            }
+        });
+        let listed = &self.snapshots;
+        self.unsynced_snapshots
+            .retain(|(offset, _, _)| listed.contains(offset));
+        result
     }
 
     /// Drops epoch entries that start at or past the log end, and folds entries before the log
@@ -446,6 +663,12 @@ impl Log {
     /// Appends whole, already validated v2 batches as the leader: stamps each batch's
     /// `baseOffset` (consecutive from the log end) and `partitionLeaderEpoch` in place, rolls if
     /// needed, and writes them with one positional write.
+    ///
+    /// Batches with a producer id are first checked against the producer state, all before
+    /// anything is stamped or written: a retry of one of the producer's last five batches makes
+    /// the append a no-op answered with the original offsets ([`AppendInfo::duplicate`]); an
+    /// older producer epoch fails it with [`StorageError::InvalidProducerEpoch`], a sequence
+    /// that does not follow with [`StorageError::OutOfOrderSequence`].
     pub fn append(
         &mut self,
         batches: &mut [u8],
@@ -458,6 +681,15 @@ impl Log {
         if s.bytes == 0 {
             return Ok(self.empty_append_info(base));
         }
+        let producer_batches = producer_batches(batches, Some(base));
+        let updates = if producer_batches.is_empty() {
+            None
+        } else {
+            match self.producers.check_append(&producer_batches)? {
+                AppendCheck::Duplicate(dup) => return Ok(self.duplicate_append_info(dup)),
+                AppendCheck::Append(updates) => Some(updates),
+            }
+        };
         self.maybe_roll(
             base,
             base + s.offsets - 1,
@@ -470,13 +702,17 @@ impl Log {
         // checkpoint write fails the append before anything reaches the log.
         self.maybe_assign_epoch(leader_epoch, base)?;
         let info = self.write_batches(batches)?;
+        if let Some(updates) = updates {
+            self.producers.apply(updates);
+        }
         self.after_append(now_ms)?;
         Ok(info)
     }
 
     /// Appends batches that already carry their offsets and leader epochs (a follower copying
     /// the leader, or an internal writer). Offsets must not go below the log end and must
-    /// increase; gaps are allowed (compacted topics replicate with gaps).
+    /// increase; gaps are allowed (compacted topics replicate with gaps). Producer state follows
+    /// the batches without checks (the leader made them).
     pub fn append_stamped(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         self.check_ok()?;
         let s = summarize(batches, Some(self.log_end_offset()))?;
@@ -502,6 +738,9 @@ impl Log {
             pos += batch::total_len(&h);
         }
         let info = self.write_batches(batches)?;
+        for b in producer_batches(batches, None) {
+            self.producers.update_from_log(&b);
+        }
         self.after_append(now_ms)?;
         Ok(info)
     }
@@ -515,6 +754,22 @@ impl Log {
             log_append_time_ms: None,
             log_start_offset: self.log_start_offset,
             bytes: 0,
+            duplicate: false,
+        }
+    }
+
+    /// The answer to a retried batch: the original's offsets, as Kafka gives them (including its
+    /// timestamp as the log append time, whatever the timestamp type).
+    fn duplicate_append_info(&self, dup: DuplicateBatch) -> AppendInfo {
+        AppendInfo {
+            base_offset: dup.first_offset,
+            last_offset: dup.last_offset,
+            max_timestamp: dup.timestamp,
+            offset_of_max_timestamp: dup.last_offset,
+            log_append_time_ms: Some(dup.timestamp),
+            log_start_offset: self.log_start_offset,
+            bytes: 0,
+            duplicate: true,
         }
     }
 
@@ -536,6 +791,7 @@ impl Log {
             log_append_time_ms: None,
             log_start_offset: self.log_start_offset,
             bytes: bytes.len(),
+            duplicate: false,
         };
         let mut pos = 0;
         while pos < bytes.len() {
@@ -639,11 +895,17 @@ impl Log {
     /// Seals the active segment and starts a new one at `new_base`. The sealed segment is not
     /// fsynced here (Kafka also flushes it asynchronously after a roll): the recovery point stays
     /// until [`Log::flush`] or a [`SealedFlush`] covers it.
+    ///
+    /// A producer snapshot named `new_base` goes with every roll, as in Kafka, so that recovery
+    /// can start from the last segments instead of the log start. It is not fsynced here either.
     fn roll(&mut self, new_base: i64, now_ms: i64) -> Result<()> {
         let active = self.active();
         if active.size == 0 && active.base_offset == new_base {
             return Ok(());
         }
+        // Nothing lies between the log end and `new_base`, so the current state is the state
+        // at `new_base`.
+        self.take_snapshot(new_base, false)?;
         let new = Segment::create(&self.files(), new_base, now_ms)?;
         let last = self.segments.len() - 1;
         if let Err(e) = self.segments[last].seal() {
@@ -672,6 +934,12 @@ impl Log {
             .iter()
             .filter(|s| s.next_offset > self.recovery_point)
             .flat_map(|s| s.files_for_sync())
+            .chain(
+                self.unsynced_snapshots
+                    .iter()
+                    .filter(|(offset, _, _)| *offset <= upto_offset)
+                    .map(|(_, path, f)| (path.clone(), Arc::clone(f))),
+            )
             .collect();
         Some(SealedFlush {
             files,
@@ -688,6 +956,8 @@ impl Log {
             Ok(()) => {
                 let end = self.log_end_offset();
                 self.recovery_point = self.recovery_point.max(flush.upto_offset.min(end));
+                self.unsynced_snapshots
+                    .retain(|(offset, _, _)| *offset > flush.upto_offset);
                 Ok(())
             }
             Err(e) => {
@@ -713,6 +983,12 @@ impl Log {
                 }
             }
         }
+        for (_, path, f) in &self.unsynced_snapshots {
+            if let Err(e) = f.sync() {
+                self.failed = true;
+                return Err(StorageError::io(path, e));
+            }
+        }
         // Segment files created since the last flush are durable only once their directory
         // entries are.
         if let Err(e) = self.backend.sync_dir(&self.dir) {
@@ -720,6 +996,7 @@ impl Log {
             return Err(StorageError::io(&self.dir, e));
         }
         self.recovery_point = self.log_end_offset();
+        self.unsynced_snapshots.clear();
         Ok(())
     }
 
@@ -915,7 +1192,23 @@ impl Log {
         } else {
             self.segments[last].truncate_active_to(offset, interval)?;
         }
-        self.after_truncate()
+        self.after_truncate()?;
+        self.rebuild_producer_state()
+    }
+
+    /// Producer state for a log that just lost its tail (Kafka's `truncateAndReload`):
+    /// snapshots past the new end go, then the newest remaining one plus a replay gives the
+    /// state at the new end.
+    fn rebuild_producer_state(&mut self) -> Result<()> {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        self.delete_snapshots_durably(|offset| offset > end || offset <= start)?;
+        // As in Kafka: with no producers before the truncation, a prefix of the same log has
+        // none either (short of ones already expired), so skip the reload and the scan.
+        if self.producers.is_empty() {
+            return Ok(());
+        }
+        let from = self.load_latest_snapshot()?;
+        self.replay_producers(from, end)
     }
 
     fn after_truncate(&mut self) -> Result<()> {
@@ -938,6 +1231,8 @@ impl Log {
             self.segments = vec![fresh];
             self.log_start_offset = offset;
             self.recovery_point = offset;
+            self.producers.clear();
+            self.delete_snapshots_durably(|_| true)?;
             self.epochs.clear();
             self.write_epochs()
         })();
@@ -947,13 +1242,30 @@ impl Log {
         r
     }
 
-    /// Flushes, writes the active segment's final time-index entry and trims its indexes to
-    /// their real size (so the next open loads them without recovery). Afterwards the recovery
-    /// point equals the log end offset; the broker writes its checkpoints with that value.
+    /// Flushes, writes a producer snapshot at the log end (so the next open needs no replay),
+    /// writes the active segment's final time-index entry and trims its indexes to their real
+    /// size (so the next open loads them without recovery). Afterwards the recovery point equals
+    /// the log end offset; the broker writes its checkpoints with that value.
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
+        let end = self.log_end_offset();
+        self.take_snapshot(end, true)?;
         let last = self.segments.len() - 1;
         self.segments[last].close_active()
+    }
+
+    /// Forgets producers idle for at least `producer_id_expiration_ms` (by their last batch or
+    /// marker timestamp) that have no open transaction; a later batch of theirs is accepted at
+    /// any sequence. The broker calls this periodically (Kafka: `producer.id.expiration.ms`,
+    /// checked every `producer.id.expiration.check.interval.ms`). Returns how many went.
+    pub fn expire_producers(&mut self, now_ms: i64, producer_id_expiration_ms: i64) -> usize {
+        self.producers
+            .remove_expired(now_ms, producer_id_expiration_ms)
+    }
+
+    /// Every producer with state in this partition, by producer id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ProducerInfo> {
+        self.producers.active_producers()
     }
 
     /// Removes the partition directory and everything in it. Maps handed out by earlier reads
@@ -966,6 +1278,21 @@ impl Log {
             .remove_dir_all(&dir)
             .map_err(|e| StorageError::io(&dir, e))
     }
+}
+
+/// The end-transaction marker of the control batch at `pos`, if it has one.
+fn read_marker(seg: &Segment, pos: u64, h: &Header) -> Result<Option<TxnMarker>> {
+    let total = batch::total_len(h);
+    if total > CONTROL_BATCH_MAX_BYTES {
+        tracing::warn!(
+            offset = h.base_offset,
+            bytes = total,
+            "control batch too large to be a transaction marker; ignored"
+        );
+        return Ok(None);
+    }
+    let bytes = seg.bytes_at(pos, total as u64)?;
+    Ok(TxnMarker::from_control_batch(&bytes))
 }
 
 /// Parses `<20 digits><suffix>`.

@@ -23,22 +23,26 @@ pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBu
     dir.join(format!("{base_offset:020}{suffix}"))
 }
 
-/// Reads a whole log file sequentially in large chunks (recovery reads every byte once).
+/// Reads a log file front to back in chunks of at least `chunk` bytes.
 struct ChunkReader {
     file_len: u64,
+    chunk: usize,
     buf: Vec<u8>,
     buf_start: u64,
 }
 
 /// Recovery read size: large enough to make syscalls negligible, small enough to not matter.
 const RECOVERY_CHUNK_BYTES: usize = 4 << 20;
+/// Read size of a header-only scan of the active segment: many small batches' headers per read,
+/// while a large batch costs one small read rather than its whole body.
+const HEADER_SCAN_CHUNK_BYTES: usize = 64 << 10;
 
 impl ChunkReader {
     /// The `len` bytes at `pos`, or fewer if the file ends first.
     fn get(&mut self, file: &dyn StorageFile, path: &Path, pos: u64, len: usize) -> Result<&[u8]> {
         let have_end = self.buf_start + self.buf.len() as u64;
         if pos < self.buf_start || pos + len as u64 > have_end {
-            let want = len.max(RECOVERY_CHUNK_BYTES) as u64;
+            let want = len.max(self.chunk) as u64;
             let n = want.min(self.file_len.saturating_sub(pos));
             self.buf.resize(n as usize, 0);
             file.read_exact_at(&mut self.buf, pos)
@@ -338,6 +342,7 @@ impl Segment {
         let mut seg = Segment::empty(base_offset, log_path, log, index, time_index, now_ms);
         let mut reader = ChunkReader {
             file_len,
+            chunk: RECOVERY_CHUNK_BYTES,
             buf: Vec::new(),
             buf_start: 0,
         };
@@ -516,6 +521,50 @@ impl Segment {
             Some(Ok(h)) if pos + batch::total_len(&h) as u64 <= self.size => Some(h),
             _ => None,
         })
+    }
+
+    /// Calls `f` with the position and header of each batch, from the first one whose last offset
+    /// is >= `offset` to the end of the segment or until `f` returns `false`. Only headers are
+    /// read: from the map when sealed, in small chunks from the active file. Stops quietly at a
+    /// header that does not parse (recovery has already cut the log there).
+    pub fn scan_headers(
+        &self,
+        offset: i64,
+        mut f: impl FnMut(u64, &Header) -> Result<bool>,
+    ) -> Result<()> {
+        let mut pos = self.index_position(offset);
+        let mut reader = ChunkReader {
+            file_len: self.size,
+            chunk: HEADER_SCAN_CHUNK_BYTES,
+            buf: Vec::new(),
+            buf_start: 0,
+        };
+        while pos + BATCH_HEADER_LEN as u64 <= self.size {
+            let parsed = match &self.map {
+                Some(map) => {
+                    let p = pos as usize;
+                    map.get(p..p + BATCH_HEADER_LEN).map(batch::parse_header)
+                }
+                None => Some(batch::parse_header(reader.get(
+                    self.log.as_ref(),
+                    &self.log_path,
+                    pos,
+                    BATCH_HEADER_LEN,
+                )?)),
+            };
+            let Some(Ok(h)) = parsed else {
+                break;
+            };
+            let total = batch::total_len(&h) as u64;
+            if pos + total > self.size {
+                break;
+            }
+            if h.last_offset() >= offset && !f(pos, &h)? {
+                break;
+            }
+            pos += total;
+        }
+        Ok(())
     }
 
     /// Position of the offset index entry at or before `offset` (0 if none).

@@ -78,6 +78,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_max_size: usize,
+    pub producer_id_expiration_ms: i64,
+    pub producer_id_expiration_check_interval_ms: u64,
     /// Every key that was set (after precedence), for DescribeConfigs sources.
     pub explicit: BTreeMap<String, String>,
     /// Cluster id from the environment (`CLUSTER_ID`), if any; otherwise meta.properties or a new one.
@@ -339,6 +341,11 @@ impl BrokerConfig {
             group_max_session_timeout_ms,
             group_initial_rebalance_delay_ms: int32("group.initial.rebalance.delay.ms", 0)?,
             group_max_size: int32("group.max.size", 1)? as usize,
+            producer_id_expiration_ms: i64::from(int32("producer.id.expiration.ms", 1)?),
+            producer_id_expiration_check_interval_ms: int32(
+                "producer.id.expiration.check.interval.ms",
+                1,
+            )? as u64,
             node_id,
             listeners,
             advertised_listeners,

@@ -251,6 +251,12 @@ fn produce_partition(
     let info = partition
         .append(bytes, now)
         .map_err(|e| (errors::storage(&e), e.to_string()))?;
+    // A retried idempotent batch is answered with the offsets it got the first time.
+    let log_append_time_ms = match (info.duplicate, settings.log_append_time) {
+        (false, _) => log_append_time_ms,
+        (true, true) => info.log_append_time_ms.unwrap_or(-1),
+        (true, false) => -1,
+    };
     Ok(Appended {
         base_offset: info.base_offset,
         log_append_time_ms,
