@@ -108,6 +108,7 @@ pub fn group(e: GroupError) -> ResponseError {
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
+        GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
     }
 }
 

@@ -15,6 +15,7 @@ use rafka_group::records::decode_record;
 use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply, ReplyId};
 use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder};
+use rafka_storage::producer_state::TxnMarker;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::node::{now_ms, Shared};
@@ -193,7 +194,7 @@ impl Shell {
     fn apply(&mut self, out: Output) {
         let mut failed_now = BTreeSet::new();
         for append in &out.appends {
-            if let Err(e) = self.append(append.partition, &append.records) {
+            if let Err(e) = self.append(append.partition, append.producer, &append.records) {
                 tracing::error!(
                     partition = append.partition,
                     error = %e,
@@ -221,7 +222,12 @@ impl Shell {
         }
     }
 
-    fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
+    fn append(
+        &self,
+        partition: i32,
+        producer: Option<(i64, i16)>,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<(), String> {
         let shared = self.shared.upgrade().ok_or("node is stopping")?;
         let image = shared.image();
         let topic = image
@@ -233,6 +239,11 @@ impl Shell {
             .map_err(|u| format!("{u:?}"))?;
         let now = now_ms();
         let mut builder = BatchBuilder::new(0).timestamp(now);
+        if producer.is_some() {
+            // TxnOffsetCommit batches are transactional batches of the producer; they need the
+            // transaction coordinator's marker path, which is not wired yet.
+            return Err("transactional offset commits are not supported yet".to_string());
+        }
         for (k, v) in records {
             builder = builder.record(Some(k), v.as_deref(), &[], now);
         }
@@ -291,7 +302,13 @@ impl Shell {
             }
             for batch in batches(&read.records) {
                 let batch = batch.map_err(|e| e.to_string())?;
-                if batch.header().is_control() {
+                let header = *batch.header();
+                if header.is_control() {
+                    // A transaction marker settles the offsets that producer committed here.
+                    if let Some(marker) = TxnMarker::from_control_batch(batch.bytes()) {
+                        self.coordinator
+                            .complete_txn(partition, header.producer_id, marker.commit);
+                    }
                     continue;
                 }
                 for r in batch.records() {
@@ -299,7 +316,12 @@ impl Shell {
                     let Some(key) = r.key else { continue };
                     match decode_record(key, r.value) {
                         Ok(rec) => {
-                            self.coordinator.replay(rec, now);
+                            if header.is_transactional() {
+                                self.coordinator
+                                    .replay_transactional(rec, header.producer_id, now);
+                            } else {
+                                self.coordinator.replay(rec, now);
+                            }
                             records += 1;
                         }
                         Err(e) => tracing::warn!(

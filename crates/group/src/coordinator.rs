@@ -31,6 +31,9 @@ pub type ReplyId = u64;
 pub struct Append {
     pub partition: i32,
     pub records: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// For a TxnOffsetCommit: the producer id and epoch the batch is written with, as a
+    /// transactional batch, so the transaction's marker settles it.
+    pub producer: Option<(i64, i16)>,
 }
 
 #[derive(Debug)]
@@ -58,21 +61,30 @@ impl Output {
     }
 
     fn append(&mut self, partition: i32, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.append_as(partition, None, key, value);
+    }
+
+    fn append_as(
+        &mut self,
+        partition: i32,
+        producer: Option<(i64, i16)>,
+        key: Vec<u8>,
+        value: Option<Vec<u8>>,
+    ) {
         match self.appends.last_mut() {
-            Some(a) if a.partition == partition => a.records.push((key, value)),
+            Some(a) if a.partition == partition && a.producer == producer => {
+                a.records.push((key, value))
+            }
             _ => self.appends.push(Append {
                 partition,
                 records: vec![(key, value)],
+                producer,
             }),
         }
     }
 
     pub fn merge(&mut self, other: Output) {
-        for a in other.appends {
-            for (k, v) in a.records {
-                self.append(a.partition, k, v);
-            }
-        }
+        self.appends.extend(other.appends);
         self.replies.extend(other.replies);
     }
 }
@@ -208,6 +220,19 @@ pub struct CommitRequest {
     pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
 }
 
+/// TxnOffsetCommit: offsets committed as part of a producer's transaction.
+#[derive(Debug, Clone)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// (topic, partition, offset, leader epoch, metadata).
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OffsetFetchPartition {
     pub topic: String,
@@ -216,6 +241,8 @@ pub struct OffsetFetchPartition {
     pub offset: i64,
     pub leader_epoch: i32,
     pub metadata: Option<String>,
+    /// UNSTABLE_OFFSET_COMMIT when `require_stable` was asked and a transaction holds one.
+    pub error: Option<GroupError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -331,6 +358,41 @@ impl Coordinator {
     /// COORDINATOR_LOAD_IN_PROGRESS until [`Coordinator::finish_load`].
     pub fn begin_load(&mut self, partition: i32) {
         self.partitions.insert(partition, Load::Loading);
+    }
+
+    /// Applies one record of a transactional batch of `producer_id` read back from the log: an
+    /// offset commit waits for the transaction's marker ([`Coordinator::complete_txn`]).
+    pub fn replay_transactional(
+        &mut self,
+        record: CoordinatorRecord,
+        producer_id: i64,
+        now_ms: i64,
+    ) {
+        match record {
+            CoordinatorRecord::OffsetCommit {
+                key,
+                value: Some(v),
+            } => {
+                let g = self
+                    .groups
+                    .entry(key.group.clone())
+                    .or_insert_with(|| ClassicGroup::new(key.group.clone(), now_ms));
+                g.pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .insert(
+                        (key.topic, key.partition),
+                        CommittedOffset {
+                            offset: v.offset,
+                            leader_epoch: v.leader_epoch,
+                            metadata: v.metadata,
+                            commit_timestamp_ms: v.commit_timestamp_ms,
+                            expire_timestamp_ms: v.expire_timestamp_ms,
+                        },
+                    );
+            }
+            other => self.replay(other, now_ms),
+        }
     }
 
     /// Applies one record read back from the partition, in log order.
@@ -1492,31 +1554,36 @@ impl Coordinator {
 
     /// Committed offsets of `group_id`: of the listed partitions, or of every partition that
     /// has one when `topics` is `None`. An unknown group has nothing committed (offset -1).
+    /// Offsets of open transactions are not visible; with `require_stable` (KIP-447) a partition
+    /// that has one answers UNSTABLE_OFFSET_COMMIT, so the consumer waits for the transaction.
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         topics: Option<&[(String, Vec<i32>)]>,
-        _require_stable: bool,
+        require_stable: bool,
     ) -> Result<Vec<OffsetFetchPartition>, GroupError> {
-        // require_stable (KIP-447) waits out pending transactional commits; without
-        // transactional commits there is never anything pending.
         self.check_coordinator(group_id)?;
-        let offsets = self.groups.get(group_id).map(|g| &g.offsets);
+        let group = self.groups.get(group_id);
         let lookup = |topic: &str, partition: i32| -> OffsetFetchPartition {
-            match offsets.and_then(|o| o.get(&(topic.to_string(), partition))) {
-                Some(c) => OffsetFetchPartition {
+            let unstable =
+                require_stable && group.is_some_and(|g| g.has_pending_txn_offset(topic, partition));
+            let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            match committed {
+                Some(c) if !unstable => OffsetFetchPartition {
                     topic: topic.to_string(),
                     partition,
                     offset: c.offset,
                     leader_epoch: c.leader_epoch,
                     metadata: Some(c.metadata.clone()),
+                    error: None,
                 },
-                None => OffsetFetchPartition {
+                _ => OffsetFetchPartition {
                     topic: topic.to_string(),
                     partition,
                     offset: -1,
                     leader_epoch: -1,
                     metadata: Some(String::new()),
+                    error: unstable.then_some(GroupError::UnstableOffsetCommit),
                 },
             }
         };
@@ -1526,10 +1593,119 @@ impl Coordinator {
                 .flat_map(|(t, parts)| parts.iter().map(move |p| (t, *p)))
                 .map(|(t, p)| lookup(t, p))
                 .collect(),
-            None => offsets
-                .map(|o| o.keys().map(|(t, p)| lookup(t, *p)).collect())
-                .unwrap_or_default(),
+            None => {
+                let mut keys: BTreeSet<(String, i32)> = BTreeSet::new();
+                if let Some(g) = group {
+                    keys.extend(g.offsets.keys().cloned());
+                    if require_stable {
+                        for m in g.pending_txn_offsets.values() {
+                            keys.extend(m.keys().cloned());
+                        }
+                    }
+                }
+                keys.iter().map(|(t, p)| lookup(t, *p)).collect()
+            }
         })
+    }
+
+    /// TxnOffsetCommit: offsets written as part of the producer's transaction. They are
+    /// recorded (as a transactional batch) now and become visible when the commit marker reaches
+    /// the group's partition ([`Coordinator::complete_txn`]).
+    pub fn txn_commit_offsets(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: TxnCommitRequest,
+    ) -> Output {
+        let mut out = Output::default();
+        let p = self.partition_of(&req.group_id);
+        let all = |e: GroupError| {
+            Reply::Commit(
+                req.offsets
+                    .iter()
+                    .map(|(t, part, ..)| (t.clone(), *part, Some(e)))
+                    .collect(),
+            )
+        };
+        if req.group_id.is_empty() {
+            out.reply(reply, p, all(GroupError::InvalidGroupId));
+            return out;
+        }
+        if let Err(e) = self.check_coordinator(&req.group_id) {
+            out.reply(reply, p, all(e));
+            return out;
+        }
+        // Kafka creates the group for a transactional commit whatever the generation.
+        let g = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| ClassicGroup::new(req.group_id.clone(), now_ms));
+        let as_commit = CommitRequest {
+            group_id: req.group_id.clone(),
+            generation_id: req.generation_id,
+            member_id: req.member_id.clone(),
+            group_instance_id: req.group_instance_id.clone(),
+            retention_time_ms: -1,
+            offsets: Vec::new(),
+        };
+        if let Err(e) = validate_commit(g, &as_commit) {
+            out.reply(reply, p, all(e));
+            return out;
+        }
+        let producer = Some((req.producer_id, req.producer_epoch));
+        let mut results = Vec::with_capacity(req.offsets.len());
+        for (topic, partition, offset, leader_epoch, metadata) in req.offsets {
+            let metadata = metadata.unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                results.push((topic, partition, Some(GroupError::OffsetMetadataTooLarge)));
+                continue;
+            }
+            let value = OffsetCommitValue {
+                offset,
+                leader_epoch,
+                metadata: metadata.clone(),
+                commit_timestamp_ms: now_ms,
+                expire_timestamp_ms: None,
+            };
+            out.append_as(
+                p,
+                producer,
+                Self::offset_key(&req.group_id, &topic, partition),
+                Some(records::encode_offset_commit_value(&value)),
+            );
+            g.pending_txn_offsets
+                .entry(req.producer_id)
+                .or_default()
+                .insert(
+                    (topic.clone(), partition),
+                    CommittedOffset {
+                        offset,
+                        leader_epoch,
+                        metadata,
+                        commit_timestamp_ms: now_ms,
+                        expire_timestamp_ms: None,
+                    },
+                );
+            results.push((topic, partition, None));
+        }
+        out.reply(reply, p, Reply::Commit(results));
+        out
+    }
+
+    /// A transaction marker of `producer_id` was written to `partition`: its pending offsets
+    /// in that partition's groups become committed (or are dropped on abort).
+    pub fn complete_txn(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        let n = self.config.num_partitions;
+        for g in self.groups.values_mut() {
+            if partition_for(&g.group_id, n) != partition {
+                continue;
+            }
+            if let Some(pending) = g.pending_txn_offsets.remove(&producer_id) {
+                if commit {
+                    g.offsets.extend(pending);
+                }
+            }
+        }
     }
 
     /// OffsetDelete: removes committed offsets of an empty group, or of topics an active
@@ -1751,7 +1927,10 @@ impl Coordinator {
                 g.offsets.remove(&(topic.clone(), partition));
                 out.append(p, Self::offset_key(&g.group_id, &topic, partition), None);
             }
-            if g.state == GroupState::Empty && g.offsets.is_empty() && g.pending_members.is_empty()
+            if g.state == GroupState::Empty
+                && g.offsets.is_empty()
+                && g.pending_members.is_empty()
+                && g.pending_txn_offsets.is_empty()
             {
                 emptied.push(g.group_id.clone());
             }

@@ -672,3 +672,72 @@ fn describe_and_list() {
         "consumer"
     );
 }
+
+fn txn_commit(c: &mut Coordinator, pid: i64, offset: i64) -> Output {
+    c.txn_commit_offsets(
+        5,
+        60,
+        TxnCommitRequest {
+            group_id: "g".into(),
+            producer_id: pid,
+            producer_epoch: 2,
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![("t".into(), 0, offset, -1, None)],
+        },
+    )
+}
+
+#[test]
+fn transactional_offsets_become_visible_at_the_commit_marker() {
+    let mut c = coordinator(0);
+    commit(&mut c, 1, "", -1, 10);
+    let out = txn_commit(&mut c, 7, 20);
+    assert_eq!(commit_errors(&out), vec![None]);
+    assert_eq!(
+        out.appends[0].producer,
+        Some((7, 2)),
+        "written as a transactional batch"
+    );
+    let fetch = |c: &Coordinator, stable| c.fetch_offsets("g", None, stable).expect("fetch");
+    // Before the marker: the old offset, or UNSTABLE_OFFSET_COMMIT for require_stable.
+    assert_eq!(fetch(&c, false)[0].offset, 10);
+    assert_eq!(
+        fetch(&c, true)[0].error,
+        Some(GroupError::UnstableOffsetCommit)
+    );
+    c.complete_txn(0, 7, true);
+    assert_eq!(fetch(&c, true)[0].offset, 20);
+    assert_eq!(fetch(&c, true)[0].error, None);
+    // An aborted transaction's offsets are dropped.
+    txn_commit(&mut c, 8, 30);
+    c.complete_txn(0, 8, false);
+    assert_eq!(fetch(&c, true)[0].offset, 20);
+    assert!(c.group("g").expect("g").pending_txn_offsets.is_empty());
+}
+
+#[test]
+fn replayed_transactional_offsets_wait_for_their_marker() {
+    let mut c = coordinator(0);
+    let out = txn_commit(&mut c, 7, 20);
+    let mut fresh = Coordinator::new(
+        GroupConfig {
+            num_partitions: 1,
+            ..GroupConfig::default()
+        },
+        Box::new(|| 1),
+    );
+    fresh.begin_load(0);
+    for (k, v) in &out.appends[0].records {
+        let r = records::decode_record(k, v.as_deref()).expect("decodes");
+        fresh.replay_transactional(r, 7, 0);
+    }
+    fresh.finish_load(0, 0);
+    assert_eq!(fresh.fetch_offsets("g", None, false).expect("f"), vec![]);
+    fresh.complete_txn(0, 7, true);
+    assert_eq!(
+        fresh.fetch_offsets("g", None, false).expect("f")[0].offset,
+        20
+    );
+}

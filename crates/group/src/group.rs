@@ -118,6 +118,9 @@ pub struct ClassicGroup {
     /// complete early, and each new member extends it while rebalance time is left.
     pub(crate) initial_delay: Option<InitialDelay>,
     pub offsets: BTreeMap<(String, i32), CommittedOffset>,
+    /// Offsets committed inside transactions, by producer id, until the transaction's marker
+    /// reaches this group's partition (KIP-98): visible only after a commit marker.
+    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -142,7 +145,16 @@ impl ClassicGroup {
             pending_sync: BTreeSet::new(),
             initial_delay: None,
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
         }
+    }
+
+    /// Whether a transactional commit for `(topic, partition)` awaits its marker.
+    pub fn has_pending_txn_offset(&self, topic: &str, partition: i32) -> bool {
+        let key = (topic.to_string(), partition);
+        self.pending_txn_offsets
+            .values()
+            .any(|m| m.contains_key(&key))
     }
 
     pub fn transition(&mut self, state: GroupState, now_ms: i64) {

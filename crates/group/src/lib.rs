@@ -27,7 +27,7 @@ pub mod timers;
 pub use coordinator::{
     Append, CommitRequest, Coordinator, DescribedGroup, DescribedMember, JoinRequest, JoinResponse,
     JoinResponseMember, LeaveMember, ListedGroup, OffsetFetchPartition, Output, PendingReply,
-    Reply, ReplyId, SyncRequest, SyncResponse,
+    Reply, ReplyId, SyncRequest, SyncResponse, TxnCommitRequest,
 };
 pub use group::GroupState;
 
@@ -109,6 +109,8 @@ pub enum GroupError {
     GroupSubscribedToTopic,
     #[error("the offset metadata is larger than offset.metadata.max.bytes")]
     OffsetMetadataTooLarge,
+    #[error("a transactional offset commit for the partition is pending")]
+    UnstableOffsetCommit,
 }
 
 /// The `__consumer_offsets` partition that holds `group_id`: Java's `String.hashCode`, made

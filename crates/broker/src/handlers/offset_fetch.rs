@@ -73,6 +73,7 @@ pub async fn handle(
                                     pr.committed_offset = p.offset;
                                     pr.committed_leader_epoch = p.leader_epoch;
                                     pr.metadata = p.metadata.map(sb);
+                                    pr.error_code = errors::group_code(p.error);
                                     pr
                                 })
                                 .collect();
@@ -95,7 +96,7 @@ pub async fn handle(
     let requested = topics.clone();
     let require_stable = version >= 7 && request.require_stable;
     match fetch(shared, text(&group_id.0), topics, require_stable).await {
-        Ok(parts) => response.topics = v1_topics(parts, version, 0),
+        Ok(parts) => response.topics = v1_topics(parts, version),
         Err(e) => {
             let code = errors::group(e).code();
             if version >= 2 {
@@ -112,21 +113,18 @@ pub async fn handle(
                             offset: -1,
                             leader_epoch: -1,
                             metadata: Some(String::new()),
+                            error: Some(e),
                         })
                     })
                     .collect();
-                response.topics = v1_topics(parts, version, code);
+                response.topics = v1_topics(parts, version);
             }
         }
     }
     response
 }
 
-fn v1_topics(
-    parts: Vec<OffsetFetchPartition>,
-    version: i16,
-    error_code: i16,
-) -> Vec<OffsetFetchResponseTopic> {
+fn v1_topics(parts: Vec<OffsetFetchPartition>, version: i16) -> Vec<OffsetFetchResponseTopic> {
     by_topic(parts)
         .into_iter()
         .map(|(t, ps)| {
@@ -142,7 +140,7 @@ fn v1_topics(
                         pr.committed_leader_epoch = p.leader_epoch;
                     }
                     pr.metadata = p.metadata.map(sb);
-                    pr.error_code = error_code;
+                    pr.error_code = errors::group_code(p.error);
                     pr
                 })
                 .collect();
