@@ -1,6 +1,7 @@
 """Small client helpers shared by the integration tests."""
 from __future__ import annotations
 
+import sys
 import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -147,3 +148,62 @@ def ck_watermarks(broker, topic: str, partition: int = 0, timeout: float = 10):
         return c.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout)
     finally:
         c.close()
+
+
+# ---- consumer groups ---------------------------------------------------------------------------
+
+# Broker overrides for the consumer-group tests. group.initial.rebalance.delay.ms=0: the first join
+# of an empty group does not wait 3 s (tests of other things must not pay it); 5 __consumer_offsets
+# partitions instead of 50 (faster start-up; test_groups_kcat.py keeps the defaults); replication
+# factor 1 spelled out (rafka's default; Kafka's is 3, its single-node server.properties sets 1).
+GROUP_BROKER_CONFIG = {
+    "group.initial.rebalance.delay.ms": 0,
+    "offsets.topic.num.partitions": 5,
+    "offsets.topic.replication.factor": 1,
+}
+# The broker's group.min.session.timeout.ms default: the smallest session a member may ask for.
+GROUP_SESSION_TIMEOUT_MS = 6000
+GROUP_HEARTBEAT_MS = 500
+
+
+def ck_group_consumer(broker, group: str, **extra) -> Consumer:
+    """A librdkafka consumer for subscribe(): short session, manual commits, earliest reset."""
+    conf = {
+        "bootstrap.servers": broker.bootstrap,
+        "group.id": group,
+        "session.timeout.ms": GROUP_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": GROUP_HEARTBEAT_MS,
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+    }
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def ck_group_generation(consumer) -> tuple[int, str]:
+    """(generation id, member id) of a librdkafka group member.
+
+    confluent-kafka returns consumer_group_metadata() as librdkafka's serialized
+    rd_kafka_consumer_group_metadata_t: b"CGMDv2:", the generation id as a native-endian int32,
+    then NUL-terminated group id and member id (then the instance id)."""
+    raw = consumer.consumer_group_metadata()
+    assert raw[:7] == b"CGMDv2:", f"unknown consumer group metadata format {raw[:16]!r}"
+    generation = int.from_bytes(raw[7:11], sys.byteorder, signed=True)
+    _group, member, _rest = raw[11:].split(b"\0", 2)
+    return generation, member.decode()
+
+
+def ck_poll_until(consumers, cond, timeout: float = 30, what: str = "condition", on_message=None):
+    """Serves every consumer (rebalance callbacks run inside poll) until cond() is truthy; returns
+    its value. Messages go to on_message(consumer, msg) if given, else are dropped."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for c in consumers:
+            m = c.poll(0.05)
+            if m is not None and on_message is not None:
+                on_message(c, m)
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
