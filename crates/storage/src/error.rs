@@ -9,7 +9,8 @@ use std::path::PathBuf;
 /// OFFSET_OUT_OF_RANGE (1); `InvalidBatch` -> CORRUPT_MESSAGE (2); `Io`, `Failed`, `Corrupt` ->
 /// KAFKA_STORAGE_ERROR (56); `NonMonotonicOffset` -> UNKNOWN_SERVER_ERROR on a leader,
 /// or a truncation/refetch on a follower; `OutOfOrderSequence` -> OUT_OF_ORDER_SEQUENCE_NUMBER
-/// (45); `InvalidProducerEpoch` -> INVALID_PRODUCER_EPOCH (47).
+/// (45); `InvalidProducerEpoch` -> INVALID_PRODUCER_EPOCH (47); `InvalidTxnState` ->
+/// INVALID_TXN_STATE (48); `TransactionCoordinatorFenced` -> TRANSACTION_COORDINATOR_FENCED (52).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An I/O call failed. `path` names the file or directory involved.
@@ -85,6 +86,35 @@ pub enum StorageError {
         producer_epoch: i16,
         /// The producer's current epoch.
         current_epoch: i16,
+    },
+    /// A producer with an open transaction in this partition sent a non-transactional batch
+    /// (Kafka's `InvalidTxnStateException`). Nothing of the append was written.
+    #[error(
+        "producer {producer_id} sent a non-transactional batch at offset {offset} while its \
+         transaction from offset {txn_first_offset} is open"
+    )]
+    InvalidTxnState {
+        /// The producer.
+        producer_id: i64,
+        /// The offset the batch would have had.
+        offset: i64,
+        /// First offset of the producer's open transaction.
+        txn_first_offset: i64,
+    },
+    /// An end-transaction marker carries a coordinator epoch older than the last one seen for
+    /// its producer: it comes from a fenced (zombie) transaction coordinator (Kafka's
+    /// `TransactionCoordinatorFencedException`). Nothing was written.
+    #[error(
+        "marker for producer {producer_id} from coordinator epoch {coordinator_epoch}, older \
+         than the current coordinator epoch {current_coordinator_epoch}"
+    )]
+    TransactionCoordinatorFenced {
+        /// The producer.
+        producer_id: i64,
+        /// The marker's coordinator epoch.
+        coordinator_epoch: i32,
+        /// The coordinator epoch of the producer's last marker.
+        current_coordinator_epoch: i32,
     },
     /// An earlier write or fsync failed and the state of the files is no longer known; like
     /// Kafka's offline log dir, this log refuses further writes until it is reopened (which

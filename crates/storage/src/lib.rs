@@ -13,6 +13,8 @@
 //!     00000000000000000000.log          record batches back to back, exactly the wire bytes
 //!     00000000000000000000.index        sparse: (u32 offset - base, u32 position) big-endian
 //!     00000000000000000000.timeindex    (i64 max timestamp so far, u32 offset - base)
+//!     00000000000000000000.txnindex     aborted transactions whose ABORT marker is in this
+//!                                       segment: 34-byte entries (Kafka's format, below)
 //!     00000000000000012345.log ...      next segment, named by its 20-digit base offset
 //!     00000000000000012345.snapshot     producer state below that offset (Kafka's format, below)
 //!     leader-epoch-checkpoint           0\n<count>\n<epoch> <start offset>\n...
@@ -29,7 +31,7 @@
 //!   are kept in memory and written in one positional write at flush/roll/close.
 //! - A rolled (sealed) segment is never written again; it is fsynced by the next flush
 //!   ([`Log::flush`], or [`Log::sealed_flush`] which runs outside the log's lock), not on the
-//!   append path. Its three files are memory-mapped (`mmap` holds the only `unsafe` and its
+//!   append path. Its four files are memory-mapped (`mmap` holds the only `unsafe` and its
 //!   safety argument) and reads hand out `Bytes` slices of the map. The active segment is read
 //!   with positional reads.
 //! - Checkpoints are written atomically: `<file>.tmp`, fsync, rename, fsync of the directory.
@@ -62,11 +64,44 @@
 //!   after a truncation) or at or below the log start are deleted.
 //! - [`Log::open`] loads the newest snapshot at or below the log end and replays batch headers
 //!   from there to the log end (from the log start without one): after a clean close the
-//!   snapshot is at the log end and nothing is replayed. A corrupt snapshot (bad CRC, torn,
-//!   wrong version or size) is logged, deleted, and the next older one or the log is used. As in
-//!   Kafka, a clean shutdown with no snapshot at all (a log written before producer state was
-//!   kept) starts with empty state without scanning.
+//!   snapshot is at the log end and nothing is replayed. When transaction indexes have to be
+//!   rebuilt (below), the replay starts at the newest snapshot at or below the first such
+//!   segment instead. A corrupt snapshot (bad CRC, torn, wrong version or size) is logged,
+//!   deleted, and the next older one or the log is used. As in Kafka, a clean shutdown with no
+//!   snapshot at all (a log written before producer state was kept) starts with empty state
+//!   without scanning (a scan that only rebuilds transaction indexes drops its state).
 //! - Truncation rebuilds the state the same way for the new log end.
+//!
+//! # Transactions
+//!
+//! A producer's first transactional batch opens its transaction at that batch's offset; the
+//! end-transaction marker the transaction coordinator has written ([`Log::append_txn_marker`],
+//! WriteTxnMarkers) closes it. Open transactions are part of the producer state, so they survive
+//! restarts through snapshots and replay, and come back when a truncation cuts their marker off.
+//!
+//! - Leader checks, as Kafka's `ProducerAppendInfo`: a non-transactional batch from a producer
+//!   with an open transaction is [`StorageError::InvalidTxnState`]; a marker with an older
+//!   producer epoch is [`StorageError::InvalidProducerEpoch`], one with an older coordinator
+//!   epoch [`StorageError::TransactionCoordinatorFenced`]. A marker for a producer without an
+//!   open transaction is written anyway (Kafka does). Replicated and replayed batches are
+//!   applied without checks.
+//! - [`Log::first_unstable_offset`]: the first offset of the oldest open transaction;
+//!   [`Log::has_ongoing_transaction`] for one producer.
+//!   [`Log::last_stable_offset`] gives Kafka's LSO for a high watermark, which also holds back
+//!   for closed transactions whose marker the high watermark has not passed yet
+//!   ([`Log::on_high_watermark_updated`] forgets those below it).
+//! - Each ABORT marker adds an entry to the `.txnindex` of the segment it lands in (leader,
+//!   follower and replay alike): Kafka's `AbortedTxn`, version 0, 34 bytes big-endian: i16
+//!   version, i64 producer id, i64 first offset, i64 last offset (the marker's), i64 last stable
+//!   offset (the first offset of the oldest other open transaction, or the marker's offset + 1).
+//!   [`Log::aborted_transactions`] answers READ_COMMITTED fetches from it as Kafka's
+//!   `collectAbortedTransactions` does.
+//! - The file is created (empty) with its segment; the active segment's entries are written at
+//!   flush, roll and close like its other indexes, and the file is mapped once sealed. A
+//!   recovered segment's transaction index is rebuilt by the producer-state replay at open, as
+//!   is one that is missing or invalid (torn, unknown version, out of order, outside the
+//!   segment's offsets). Truncation drops the entries whose marker it removes; deleting a
+//!   segment deletes its `.txnindex`.
 //!
 //! # Recovery
 //!
@@ -82,8 +117,9 @@
 //!   [`FileBackend`] and the fault-injecting [`FaultyBackend`].
 //! - [`log`](crate::Log): one partition. `segment` and `index` are its parts.
 //! - [`logdir`](crate::LogDir): per-log-dir files and partition directories.
-//! - [`producer_state`]: the sans-IO producer state ([`ProducerStateManager`]) and the snapshot
-//!   encoding; `snapshot`: the snapshot files.
+//! - [`producer_state`]: the sans-IO producer state ([`ProducerStateManager`]), the snapshot
+//!   encoding and the end-transaction marker batch; `snapshot`: the snapshot files.
+//! - `txn_index`: the `.txnindex` files and their entries ([`AbortedTxn`]).
 //! - `checkpoint`: the small text formats.
 
 pub mod backend;
@@ -97,6 +133,7 @@ mod mmap;
 pub mod producer_state;
 mod segment;
 mod snapshot;
+mod txn_index;
 
 pub use backend::{Backend, Faults, FaultyBackend, FileBackend, StorageFile};
 pub use checkpoint::{
@@ -106,7 +143,8 @@ pub use checkpoint::{
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, LogRead, SealedFlush, TimestampOffset};
 pub use logdir::LogDir;
-pub use producer_state::{ProducerInfo, ProducerStateManager};
+pub use producer_state::{AppendOrigin, CompletedTxn, ProducerInfo, ProducerStateManager};
+pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};
 
 /// Kafka's per-log-dir clean-shutdown marker.
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";

@@ -1,6 +1,7 @@
-//! [`Log`]: one partition's segments, its leader-epoch cache, its producer state, recovery,
-//! append and read.
+//! [`Log`]: one partition's segments, its leader-epoch cache, its producer state and
+//! transactions, recovery, append and read.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -12,13 +13,15 @@ use crate::batch::{self, Header, BATCH_HEADER_LEN};
 use crate::checkpoint::{self, EpochEntry};
 use crate::error::{Result, StorageError};
 use crate::producer_state::{
-    AppendCheck, DuplicateBatch, ProducerBatch, ProducerInfo, ProducerStateManager, TxnMarker,
+    end_txn_marker_batch, AppendCheck, AppendOrigin, CompletedTxn, DuplicateBatch, ProducerBatch,
+    ProducerInfo, ProducerStateManager, TxnMarker,
 };
 use crate::segment::{
     remove_if_exists, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP,
     TIME_INDEX_SUFFIX,
 };
 use crate::snapshot::{self, SNAPSHOT_SUFFIX};
+use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use crate::LEADER_EPOCH_CHECKPOINT_FILE;
 
 /// Relative offsets and positions in the indexes are 32-bit; Kafka caps `segment.bytes` at
@@ -251,6 +254,10 @@ pub struct Log {
     /// Snapshots written at a roll without fsync (Kafka keeps that fsync off the produce path
     /// too); the next flush or sealed flush syncs them.
     unsynced_snapshots: Vec<(i64, PathBuf, Arc<dyn StorageFile>)>,
+    /// Transactions closed by a marker that may not be replicated yet, first offset -> marker
+    /// offset (Kafka's `unreplicatedTxns`): they hold the last stable offset back until the high
+    /// watermark passes their marker ([`Log::on_high_watermark_updated`]).
+    unreplicated_txns: BTreeMap<i64, i64>,
 }
 
 impl Log {
@@ -297,7 +304,8 @@ impl Log {
         snapshots.sort_unstable();
         for name in &names {
             let base = parse_segment_name(name, INDEX_SUFFIX)
-                .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX));
+                .or_else(|| parse_segment_name(name, TIME_INDEX_SUFFIX))
+                .or_else(|| parse_segment_name(name, TXN_INDEX_SUFFIX));
             if let Some(base) = base {
                 if !bases.contains(&base) {
                     remove_if_exists(b, &dir.join(name))?;
@@ -392,6 +400,7 @@ impl Log {
             producers: ProducerStateManager::new(),
             snapshots,
             unsynced_snapshots: Vec::new(),
+            unreplicated_txns: BTreeMap::new(),
         };
         let end = log.log_end_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
@@ -400,29 +409,78 @@ impl Log {
         Ok(log)
     }
 
-    /// Producer state at open (Kafka's `rebuildProducerState` from the log loader).
+    /// Producer state at open (Kafka's `rebuildProducerState` from the log loader), and the
+    /// transaction indexes that need rebuilding (those of recovered segments and missing or
+    /// invalid ones; Kafka rebuilds them while recovering a segment).
     fn load_producer_state(&mut self, clean_shutdown: bool) -> Result<()> {
         let had_snapshots = !self.snapshots.is_empty();
         let (start, end) = (self.log_start_offset, self.log_end_offset());
         self.delete_snapshots_durably(|offset| offset > end || offset <= start)?;
+        let rebuild_from = self
+            .segments
+            .iter()
+            .filter(|s| s.txn_index_stale)
+            .map(|s| s.base_offset)
+            .min();
+        // The replay must start at or before the first segment whose transaction index it
+        // refills: that needs the transactions open at the segment's start.
+        let target = rebuild_from.map_or(end, |base| base.min(end));
         if clean_shutdown && !had_snapshots {
             // A clean shutdown always leaves a snapshot at the log end; none at all means the
             // log was written before producer state was kept. Kafka skips the scan then (its
             // upgrade path) and so does this: producers start unknown, which they are allowed
-            // to be.
+            // to be. Stale transaction indexes are still rebuilt by a scan, whose producer state
+            // is then dropped, as Kafka's segment recovery uses a throwaway state too.
             tracing::info!(dir = %self.dir.display(), "no producer snapshot after a clean shutdown; starting with empty producer state");
+            if rebuild_from.is_some() {
+                let from = self.load_snapshot_at_or_below(target)?;
+                self.replay_producers(from, end)?;
+            }
+            self.producers.clear();
+            self.unreplicated_txns.clear();
         } else {
-            let from = self.load_latest_snapshot()?;
+            let from = self.load_snapshot_at_or_below(target)?;
             self.replay_producers(from, end)?;
+            if from < end && self.snapshots.last() == Some(&end) {
+                // A snapshot at the log end that was not the one loaded (the replay started
+                // further back for the transaction indexes) was never read, and may be torn:
+                // replace it with the state just rebuilt.
+                self.snapshots.pop();
+            }
         }
+        self.finish_txn_index_rebuild()?;
         self.take_snapshot(end, true)?;
         self.prune_snapshots()
     }
 
-    /// Replaces the producer state with the newest valid snapshot and returns its offset; with
-    /// none, empties it and returns the log start offset. Corrupt snapshots are deleted.
-    fn load_latest_snapshot(&mut self) -> Result<i64> {
-        while let Some(&offset) = self.snapshots.last() {
+    /// Seals and fsyncs the transaction indexes the replay refilled (the active segment's stays
+    /// in memory and is written at the next flush, like its other indexes).
+    fn finish_txn_index_rebuild(&mut self) -> Result<()> {
+        let mut synced = false;
+        for seg in &mut self.segments {
+            if !seg.txn_index_stale {
+                continue;
+            }
+            seg.txn_index_stale = false;
+            if seg.is_sealed() {
+                seg.txn_index.seal()?;
+                seg.txn_index.sync()?;
+                synced = true;
+            }
+        }
+        if synced {
+            self.backend
+                .sync_dir(&self.dir)
+                .map_err(|e| StorageError::io(&self.dir, e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces the producer state with the newest valid snapshot at or below `target` and
+    /// returns its offset; with none, empties it and returns the log start offset. Corrupt
+    /// snapshots are deleted.
+    fn load_snapshot_at_or_below(&mut self, target: i64) -> Result<i64> {
+        while let Some(offset) = self.snapshots.iter().rev().copied().find(|&o| o <= target) {
             match snapshot::read(self.backend.as_ref(), &self.dir, offset)? {
                 Ok(state) => {
                     tracing::debug!(dir = %self.dir.display(), offset, producers = state.len(), "loaded producer snapshot");
@@ -441,31 +499,49 @@ impl Log {
     }
 
     /// Applies every batch with a producer id whose offsets reach `[from, to)` to the producer
-    /// state, reading only batch headers (and the few bytes of control batches).
+    /// state, reading only batch headers (and the few bytes of control batches). The
+    /// transactions the markers close are remembered as unreplicated, and the aborted ones are
+    /// indexed in the segments whose transaction index is being rebuilt.
     fn replay_producers(&mut self, from: i64, to: i64) -> Result<()> {
         if from >= to {
             return Ok(());
         }
         let first = self.segment_index_for(from);
-        let producers = &mut self.producers;
-        for seg in &self.segments[first..] {
+        let Log {
+            segments,
+            producers,
+            unreplicated_txns,
+            ..
+        } = self;
+        for seg in &mut segments[first..] {
             if seg.base_offset >= to {
                 break;
             }
-            seg.scan_headers(from, |pos, h| {
+            let mut aborted = Vec::new();
+            let reading: &Segment = seg;
+            reading.scan_headers(from, |pos, h| {
                 if h.base_offset >= to {
                     return Ok(false);
                 }
                 if h.has_producer_id() {
                     let marker = if h.is_control() {
-                        read_marker(seg, pos, h)?
+                        read_marker(reading, pos, h)?
                     } else {
                         None
                     };
-                    producers.update_from_log(&ProducerBatch { header: *h, marker });
+                    let batch = ProducerBatch { header: *h, marker };
+                    if let Some(c) = producers.update_from_log(&batch) {
+                        unreplicated_txns.insert(c.first_offset, c.last_offset);
+                        if c.aborted && reading.txn_index_stale {
+                            aborted.push(aborted_txn(&c));
+                        }
+                    }
                 }
                 Ok(true)
             })?;
+            for t in aborted {
+                seg.txn_index.push(t);
+            }
         }
         Ok(())
     }
@@ -668,11 +744,28 @@ impl Log {
     /// anything is stamped or written: a retry of one of the producer's last five batches makes
     /// the append a no-op answered with the original offsets ([`AppendInfo::duplicate`]); an
     /// older producer epoch fails it with [`StorageError::InvalidProducerEpoch`], a sequence
-    /// that does not follow with [`StorageError::OutOfOrderSequence`].
+    /// that does not follow with [`StorageError::OutOfOrderSequence`], a non-transactional batch
+    /// from a producer with an open transaction with [`StorageError::InvalidTxnState`]. A
+    /// transactional batch opens its producer's transaction if none is open.
     pub fn append(
         &mut self,
         batches: &mut [u8],
         leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_with_origin(batches, leader_epoch, AppendOrigin::Client, now_ms)
+    }
+
+    /// [`Log::append`] on behalf of `origin`. [`AppendOrigin::Coordinator`] is for batches a
+    /// broker-side coordinator writes for a producer (Kafka's `AppendOrigin.COORDINATOR`, e.g.
+    /// transactional offset commits, end-transaction markers): producer epochs and transaction
+    /// state are checked, sequence numbers and duplicates are not. A control batch carrying an
+    /// end-transaction marker is checked and applied as [`Log::append_txn_marker`] describes.
+    pub fn append_with_origin(
+        &mut self,
+        batches: &mut [u8],
+        leader_epoch: i32,
+        origin: AppendOrigin,
         now_ms: i64,
     ) -> Result<AppendInfo> {
         self.check_ok()?;
@@ -685,7 +778,10 @@ impl Log {
         let updates = if producer_batches.is_empty() {
             None
         } else {
-            match self.producers.check_append(&producer_batches)? {
+            match self
+                .producers
+                .check_append_with_origin(&producer_batches, origin)?
+            {
                 AppendCheck::Duplicate(dup) => return Ok(self.duplicate_append_info(dup)),
                 AppendCheck::Append(updates) => Some(updates),
             }
@@ -703,16 +799,135 @@ impl Log {
         self.maybe_assign_epoch(leader_epoch, base)?;
         let info = self.write_batches(batches)?;
         if let Some(updates) = updates {
-            self.producers.apply(updates);
+            let completed = self.producers.apply(updates);
+            self.complete_txns(&completed);
         }
         self.after_append(now_ms)?;
         Ok(info)
     }
 
+    /// Writes an end-transaction marker for `producer_id` as the leader (WriteTxnMarkers): a
+    /// control batch built exactly as Kafka's `MemoryRecords.withEndTransactionMarker` builds it
+    /// (see [`end_txn_marker_batch`]), stamped and appended like any batch.
+    ///
+    /// Kafka's checks for markers (`ProducerAppendInfo.appendEndTxnMarker`, origin
+    /// COORDINATOR): a producer epoch older than the producer's current one fails with
+    /// [`StorageError::InvalidProducerEpoch`], a coordinator epoch older than that of the
+    /// producer's last marker with [`StorageError::TransactionCoordinatorFenced`]; nothing is
+    /// written then. Otherwise the marker ends the producer's open transaction; an ABORT adds the
+    /// transaction to the aborted-transaction index of the segment the marker lands in. A marker
+    /// for a producer without an open transaction (or without any state) is written all the
+    /// same, as Kafka does, and only updates the producer's epochs.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        let mut batch = end_txn_marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            commit,
+            now_ms,
+        );
+        self.append_with_origin(&mut batch, leader_epoch, AppendOrigin::Coordinator, now_ms)
+    }
+
+    /// Bookkeeping of the transactions an append's markers closed (in log order): the aborted
+    /// ones go into the transaction index of the segment holding their marker, and all of them
+    /// wait for the high watermark (Kafka's `updateTxnIndex` + `completeTxn`).
+    fn complete_txns(&mut self, completed: &[CompletedTxn]) {
+        for c in completed {
+            if c.aborted {
+                let i = self.segment_index_for(c.last_offset);
+                self.segments[i].txn_index.push(aborted_txn(c));
+            }
+            self.unreplicated_txns.insert(c.first_offset, c.last_offset);
+        }
+    }
+
+    /// First offset of the oldest open transaction, if any (at least the log start offset); the
+    /// broker's last stable offset is `min(high watermark, this)`. Kafka calls this the first
+    /// *undecided* offset; its first *unstable* offset also counts transactions whose marker is
+    /// not below the high watermark yet, which [`Log::last_stable_offset`] does.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .first_undecided_offset()
+            .map(|first| first.max(self.log_start_offset))
+    }
+
+    /// Whether `producer_id` has an open transaction in this partition (Kafka's
+    /// `hasOngoingTransaction`; what Kafka's transaction verification (KIP-890) asks before a
+    /// producer's first transactional batch).
+    pub fn has_ongoing_transaction(&self, producer_id: i64) -> bool {
+        self.producers
+            .get(producer_id)
+            .is_some_and(|e| e.current_txn_first_offset().is_some())
+    }
+
+    /// Kafka's last stable offset for this high watermark (`UnifiedLog.lastStableOffset`): the
+    /// high watermark, held back to the first offset of the oldest transaction that is open or
+    /// whose marker is at or above the high watermark (not known to be replicated), but never
+    /// below the log start offset.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let undecided = self.producers.first_undecided_offset();
+        // Keyed by first offset, so the first match is the oldest.
+        let unreplicated = self
+            .unreplicated_txns
+            .iter()
+            .find(|&(_, &last)| last >= high_watermark)
+            .map(|(&first, _)| first);
+        let first_unstable = match (undecided, unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match first_unstable.map(|f| f.max(self.log_start_offset)) {
+            Some(f) if f < high_watermark => f,
+            _ => high_watermark,
+        }
+    }
+
+    /// Forgets the closed transactions whose marker is below `high_watermark` (Kafka's
+    /// `ProducerStateManager.onHighWatermarkUpdated`); the broker calls it when the high
+    /// watermark moves, which keeps that list short. [`Log::last_stable_offset`] is right
+    /// without it.
+    pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
+        self.unreplicated_txns
+            .retain(|_, last| *last >= high_watermark);
+    }
+
+    /// The aborted transactions a READ_COMMITTED fetch from `start_offset` needs, for records
+    /// below `upper_bound_offset` (exclusive; e.g. the returned read's `next_offset`): Kafka's
+    /// `collectAbortedTransactions`. Every transaction index entry whose marker is at or after
+    /// `start_offset` and whose first offset is below `upper_bound_offset`, from the segment
+    /// holding `start_offset` on, in marker order; the search stops at the first entry whose
+    /// last stable offset reaches `upper_bound_offset`, as no later abort can concern the range.
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        let mut out = Vec::new();
+        for seg in &self.segments[self.segment_index_for(start_offset)..] {
+            if seg
+                .txn_index
+                .collect(start_offset, upper_bound_offset, &mut out)
+            {
+                break;
+            }
+        }
+        out
+    }
+
     /// Appends batches that already carry their offsets and leader epochs (a follower copying
     /// the leader, or an internal writer). Offsets must not go below the log end and must
     /// increase; gaps are allowed (compacted topics replicate with gaps). Producer state follows
-    /// the batches without checks (the leader made them).
+    /// the batches without checks (the leader made them), transactions included: markers close
+    /// transactions and aborted ones are indexed, as on the leader.
     pub fn append_stamped(&mut self, batches: &[u8], now_ms: i64) -> Result<AppendInfo> {
         self.check_ok()?;
         let s = summarize(batches, Some(self.log_end_offset()))?;
@@ -738,9 +953,11 @@ impl Log {
             pos += batch::total_len(&h);
         }
         let info = self.write_batches(batches)?;
+        let mut completed = Vec::new();
         for b in producer_batches(batches, None) {
-            self.producers.update_from_log(&b);
+            completed.extend(self.producers.update_from_log(&b));
         }
+        self.complete_txns(&completed);
         self.after_append(now_ms)?;
         Ok(info)
     }
@@ -1202,12 +1419,15 @@ impl Log {
     fn rebuild_producer_state(&mut self) -> Result<()> {
         let (start, end) = (self.log_start_offset, self.log_end_offset());
         self.delete_snapshots_durably(|offset| offset > end || offset <= start)?;
+        self.unreplicated_txns.retain(|_, last| *last < end);
         // As in Kafka: with no producers before the truncation, a prefix of the same log has
         // none either (short of ones already expired), so skip the reload and the scan.
         if self.producers.is_empty() {
             return Ok(());
         }
-        let from = self.load_latest_snapshot()?;
+        // Open transactions come back with the state: one whose marker was cut off is open
+        // again, and holds the first unstable offset back again.
+        let from = self.load_snapshot_at_or_below(end)?;
         self.replay_producers(from, end)
     }
 
@@ -1232,6 +1452,7 @@ impl Log {
             self.log_start_offset = offset;
             self.recovery_point = offset;
             self.producers.clear();
+            self.unreplicated_txns.clear();
             self.delete_snapshots_durably(|_| true)?;
             self.epochs.clear();
             self.write_epochs()
@@ -1304,8 +1525,23 @@ fn parse_segment_name(name: &str, suffix: &str) -> Option<i64> {
     stem.parse().ok()
 }
 
+/// The transaction index entry of an aborted transaction.
+fn aborted_txn(c: &CompletedTxn) -> AbortedTxn {
+    AbortedTxn {
+        producer_id: c.producer_id,
+        first_offset: c.first_offset,
+        last_offset: c.last_offset,
+        last_stable_offset: c.last_stable_offset,
+    }
+}
+
 fn delete_segment_files(backend: &dyn Backend, dir: &Path, base: i64) -> Result<()> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         remove_if_exists(backend, &crate::segment::segment_path(dir, base, suffix))?;
     }
     Ok(())

@@ -6,10 +6,11 @@
 //! range underneath it (truncation turns reads into SIGBUS; rewrites make `&[u8]` contents change
 //! under an immutable borrow). This crate maps a file only when it is *sealed*:
 //!
-//! - A segment's `.log`, `.index` and `.timeindex` are mapped only after the segment stopped being
-//!   the active one: its index tail has been written, the indexes were trimmed to their exact size,
-//!   and everything was fsynced. From then on the crate never calls `write_at` or `set_len` on
-//!   those files again.
+//! - A segment's `.log`, `.index`, `.timeindex` and `.txnindex` are mapped only after the segment
+//!   stopped being the active one: its index tails have been written and the indexes were
+//!   trimmed to their exact size. From then on the crate never calls `write_at` or `set_len` on
+//!   those files again. (A `.txnindex` that is being rebuilt at open stays in memory, unmapped,
+//!   until the rebuild has written it.)
 //! - When a sealed segment has to change after all (replica truncation into it, index rebuild), the
 //!   crate never edits the mapped inode in place: it writes a new file and renames it over the old
 //!   name, or unlinks the old file and creates a new one. Unlinking and renaming do not disturb an

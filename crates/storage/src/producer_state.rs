@@ -7,14 +7,20 @@
 //! of writing it twice, and refuses batches that skip or repeat sequence numbers or come from a
 //! fenced (older) producer epoch.
 //!
+//! Transactions: a producer's first transactional batch opens its transaction (at that batch's
+//! offset), its end-transaction marker (a control batch written for the transaction coordinator)
+//! closes it. The manager keeps the open transactions ordered by first offset, which gives the
+//! first unstable offset, and reports each transaction a marker closes ([`CompletedTxn`]) with
+//! the last stable offset the aborted-transaction index records for it.
+//!
 //! Sans-IO: [`crate::Log`] feeds it batch headers and keeps its snapshots on disk. The snapshot
 //! encoding (Kafka's `ProducerSnapshot` version 1) lives here so it can be checked byte for byte.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rafka_records::header::increment_sequence;
 use rafka_records::{
-    BatchHeader, BatchView, Compression, TimestampType, NO_SEQUENCE, NO_TIMESTAMP,
+    BatchBuilder, BatchHeader, BatchView, Compression, TimestampType, NO_SEQUENCE, NO_TIMESTAMP,
 };
 
 use crate::error::{Result, StorageError};
@@ -179,18 +185,17 @@ impl ProducerStateEntry {
     }
 
     /// A batch without checks: what both a checked append and a replay do to the entry
-    /// (Kafka's `appendDataBatch` / `appendEndTxnMarker` after their checks).
-    fn apply(&mut self, batch: &ProducerBatch) {
+    /// (Kafka's `appendDataBatch` / `appendEndTxnMarker` after their checks). For a marker that
+    /// closes an open transaction, returns that transaction's first offset.
+    fn apply(&mut self, batch: &ProducerBatch) -> Option<i64> {
         let h = &batch.header;
         if h.is_control() {
             // An empty control batch (its transaction was cleaned away) changes nothing.
-            if let Some(m) = batch.marker {
-                self.maybe_update_epoch(h.producer_epoch);
-                self.coordinator_epoch = m.coordinator_epoch;
-                self.current_txn_first_offset = None;
-                self.last_timestamp = m.timestamp;
-            }
-            return;
+            let m = batch.marker?;
+            self.maybe_update_epoch(h.producer_epoch);
+            self.coordinator_epoch = m.coordinator_epoch;
+            self.last_timestamp = m.timestamp;
+            return self.current_txn_first_offset.take();
         }
         self.add_batch(
             h.producer_epoch,
@@ -201,11 +206,13 @@ impl ProducerStateEntry {
                 timestamp: h.max_timestamp,
             },
         );
-        // Kafka refuses a non-transactional batch while a transaction is open
-        // (InvalidTxnState); that check belongs to the transaction work, not here.
+        // A non-transactional batch while a transaction is open is refused on the leader
+        // (`Pending::check_and_apply`); from the log it is taken as is and leaves the
+        // transaction open.
         if h.is_transactional() && self.current_txn_first_offset.is_none() {
             self.current_txn_first_offset = Some(h.base_offset);
         }
+        None
     }
 
     /// Folds a tentative update into the committed entry (Kafka's `update(nextEntry)`).
@@ -299,6 +306,38 @@ impl TxnMarker {
     }
 }
 
+/// The control batch of an end-transaction marker, as Kafka's
+/// `MemoryRecords.withEndTransactionMarker` writes it: magic 2, uncompressed, CreateTime,
+/// attributes transactional + control, the producer's id and epoch, base sequence -1, base
+/// offset 0 and partition leader epoch -1 (the leader stamps both), and one record at
+/// `timestamp` (also the batch's base and max timestamp) without headers whose key is
+/// `i16 version 0, i16 type` (0 ABORT, 1 COMMIT) and whose value is
+/// `i16 version 0, i32 coordinator epoch`. 78 bytes.
+pub fn end_txn_marker_batch(
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
+    timestamp: i64,
+) -> Vec<u8> {
+    let control_type = if commit {
+        CONTROL_TYPE_COMMIT
+    } else {
+        CONTROL_TYPE_ABORT
+    };
+    let mut key = [0u8; CONTROL_KEY_LEN];
+    key[2..4].copy_from_slice(&control_type.to_be_bytes());
+    let mut value = [0u8; MARKER_VALUE_LEN];
+    value[2..6].copy_from_slice(&coordinator_epoch.to_be_bytes());
+    BatchBuilder::new(0)
+        .producer(producer_id, producer_epoch, NO_SEQUENCE)
+        .transactional(true)
+        .control(true)
+        .timestamp(timestamp)
+        .record(Some(&key), Some(&value), &[], timestamp)
+        .build()
+}
+
 /// One batch as producer state sees it: its header, carrying the offsets the batch has (or will
 /// have) in the log, and for a control batch its marker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,6 +356,45 @@ impl ProducerBatch {
             marker: None,
         }
     }
+}
+
+/// Who is appending, which decides the checks (Kafka's `AppendOrigin`; replication and replay
+/// are [`ProducerStateManager::update_from_log`], without checks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendOrigin {
+    /// A producer (Produce requests): duplicates, epochs, sequences, transaction state.
+    Client,
+    /// A broker-side coordinator writing for a producer (end-transaction markers, transactional
+    /// offset commits): epochs, coordinator epochs and transaction state, but no sequence
+    /// numbers and no duplicate detection.
+    Coordinator,
+}
+
+/// A transaction closed by an end-transaction marker (Kafka's `CompletedTxn`, with the last
+/// stable offset it is indexed with).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    /// The producer.
+    pub producer_id: i64,
+    /// Offset of the transaction's first batch.
+    pub first_offset: i64,
+    /// Offset of the marker.
+    pub last_offset: i64,
+    /// ABORT (true) or COMMIT (false).
+    pub aborted: bool,
+    /// Kafka's `ProducerStateManager.lastStableOffset(completedTxn)`: the first offset of the
+    /// oldest transaction of another producer still open when the marker was applied, or the
+    /// marker's offset + 1 if there is none.
+    pub last_stable_offset: i64,
+}
+
+/// A completion found while checking an append, before its last stable offset is known.
+#[derive(Debug, Clone, Copy)]
+struct Completion {
+    producer_id: i64,
+    first_offset: i64,
+    last_offset: i64,
+    aborted: bool,
 }
 
 /// The batch a retry duplicates: the offsets and timestamp to answer it with.
@@ -339,10 +417,12 @@ pub enum AppendCheck {
     Append(ProducerUpdates),
 }
 
-/// The tentative state changes of a checked append (Kafka's `ProducerAppendInfo` per producer).
+/// The tentative state changes of a checked append (Kafka's `ProducerAppendInfo` per producer),
+/// and the transactions its markers close, in log order.
 #[derive(Debug, Default)]
 pub struct ProducerUpdates {
     entries: Vec<(i64, ProducerStateEntry)>,
+    completed: Vec<Completion>,
 }
 
 impl ProducerUpdates {
@@ -356,19 +436,21 @@ impl ProducerUpdates {
 /// entry its batches build up.
 struct Pending {
     producer_id: i64,
+    origin: AppendOrigin,
     current_epoch: i16,
     current_last_seq: i32,
     updated: ProducerStateEntry,
 }
 
 impl Pending {
-    fn new(producer_id: i64, current: Option<&ProducerStateEntry>) -> Self {
+    fn new(producer_id: i64, origin: AppendOrigin, current: Option<&ProducerStateEntry>) -> Self {
         let (current_epoch, current_last_seq, updated) = match current {
             Some(e) => (e.epoch, e.last_seq(), e.without_batches()),
             None => (NO_PRODUCER_EPOCH, NO_SEQUENCE, ProducerStateEntry::empty()),
         };
         Pending {
             producer_id,
+            origin,
             current_epoch,
             current_last_seq,
             updated,
@@ -418,20 +500,53 @@ impl Pending {
         Err(out_of_order(increment_sequence(last_seq, 1).max(0)))
     }
 
-    fn check_and_apply(&mut self, batch: &ProducerBatch) -> Result<()> {
+    /// Kafka's `checkCoordinatorEpoch`: a marker from an older coordinator is a zombie's.
+    fn check_coordinator_epoch(&self, coordinator_epoch: i32) -> Result<()> {
+        if coordinator_epoch < self.updated.coordinator_epoch {
+            return Err(StorageError::TransactionCoordinatorFenced {
+                producer_id: self.producer_id,
+                coordinator_epoch,
+                current_coordinator_epoch: self.updated.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Kafka's `ProducerAppendInfo.append` for the leader: the checks of the batch's kind and
+    /// origin, then the update. Returns the transaction a marker closes.
+    fn check_and_apply(&mut self, batch: &ProducerBatch) -> Result<Option<Completion>> {
         let h = &batch.header;
         if h.is_control() {
-            if batch.marker.is_some() {
-                // Kafka also fences markers from an older coordinator epoch
-                // (TransactionCoordinatorFenced); that belongs to the transaction work.
+            if let Some(m) = batch.marker {
+                // `appendEndTxnMarker`. (KIP-1228, newer than Kafka 4.1, makes a marker of
+                // transaction version 2 need an epoch above the current one; WriteTxnMarkers up
+                // to v1 carries no transaction version, so this is the check Kafka applies.)
                 self.check_epoch(h.producer_epoch)?;
+                self.check_coordinator_epoch(m.coordinator_epoch)?;
             }
         } else {
+            // `appendDataBatch`.
             self.check_epoch(h.producer_epoch)?;
-            self.check_sequence(h.producer_epoch, h.base_sequence)?;
+            if self.origin == AppendOrigin::Client {
+                self.check_sequence(h.producer_epoch, h.base_sequence)?;
+            }
+            if !h.is_transactional() {
+                if let Some(txn_first_offset) = self.updated.current_txn_first_offset {
+                    return Err(StorageError::InvalidTxnState {
+                        producer_id: self.producer_id,
+                        offset: h.base_offset,
+                        txn_first_offset,
+                    });
+                }
+            }
         }
-        self.updated.apply(batch);
-        Ok(())
+        let closed = self.updated.apply(batch);
+        Ok(closed.map(|first_offset| Completion {
+            producer_id: self.producer_id,
+            first_offset,
+            last_offset: h.base_offset,
+            aborted: batch.marker.is_some_and(|m| !m.commit),
+        }))
     }
 }
 
@@ -459,6 +574,26 @@ pub struct ProducerInfo {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStateManager {
     producers: BTreeMap<i64, ProducerStateEntry>,
+    /// The open transactions as (first offset, producer id), oldest first (Kafka's
+    /// `ongoingTxns`); always the `current_txn_first_offset`s of `producers`.
+    ongoing: BTreeSet<(i64, i64)>,
+}
+
+/// Moves a producer's open transaction in the `ongoing` set from `before` to `after`.
+fn track_txn(
+    ongoing: &mut BTreeSet<(i64, i64)>,
+    producer_id: i64,
+    before: Option<i64>,
+    after: Option<i64>,
+) {
+    if before != after {
+        if let Some(first) = before {
+            ongoing.remove(&(first, producer_id));
+        }
+        if let Some(first) = after {
+            ongoing.insert((first, producer_id));
+        }
+    }
 }
 
 impl ProducerStateManager {
@@ -485,6 +620,26 @@ impl ProducerStateManager {
     /// Forgets every producer.
     pub fn clear(&mut self) {
         self.producers.clear();
+        self.ongoing.clear();
+    }
+
+    /// First offset of the oldest open transaction (Kafka's `firstUndecidedOffset`).
+    pub fn first_undecided_offset(&self) -> Option<i64> {
+        self.ongoing.first().map(|&(first, _)| first)
+    }
+
+    /// The open transactions as (first offset, producer id), oldest first.
+    pub fn ongoing_transactions(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.ongoing.iter().copied()
+    }
+
+    /// First offset of the oldest open transaction of a producer other than `producer_id`
+    /// (Kafka's `findNextIncompleteTxn`).
+    fn first_ongoing_of_others(&self, producer_id: i64) -> Option<i64> {
+        self.ongoing
+            .iter()
+            .find(|&&(_, pid)| pid != producer_id)
+            .map(|&(first, _)| first)
     }
 
     /// Checks the batches of one client append, in order, as Kafka's leader does
@@ -497,14 +652,29 @@ impl ProducerStateManager {
     /// [`StorageError::InvalidProducerEpoch`], the first out of sequence with
     /// [`StorageError::OutOfOrderSequence`]; the state is unchanged either way.
     pub fn check_append(&self, batches: &[ProducerBatch]) -> Result<AppendCheck> {
+        self.check_append_with_origin(batches, AppendOrigin::Client)
+    }
+
+    /// [`ProducerStateManager::check_append`] for the given origin. Besides the checks above:
+    /// a non-transactional batch from a producer with an open transaction fails with
+    /// [`StorageError::InvalidTxnState`]; a marker with an older producer epoch with
+    /// [`StorageError::InvalidProducerEpoch`], one with an older coordinator epoch with
+    /// [`StorageError::TransactionCoordinatorFenced`]. [`AppendOrigin::Coordinator`] skips
+    /// duplicate detection and sequence checks, as Kafka does for its coordinators' writes.
+    pub fn check_append_with_origin(
+        &self,
+        batches: &[ProducerBatch],
+        origin: AppendOrigin,
+    ) -> Result<AppendCheck> {
         let mut pending: Vec<Pending> = Vec::new();
+        let mut completed = Vec::new();
         for batch in batches {
             let h = &batch.header;
             if !h.has_producer_id() {
                 continue;
             }
             let current = self.producers.get(&h.producer_id);
-            if !h.is_control() {
+            if origin == AppendOrigin::Client && !h.is_control() {
                 if let Some(dup) = current.and_then(|e| e.find_duplicate(h)) {
                     return Ok(AppendCheck::Duplicate(DuplicateBatch {
                         first_offset: dup.first_offset(),
@@ -517,46 +687,97 @@ impl ProducerStateManager {
             let i = match pending.iter().position(|p| p.producer_id == h.producer_id) {
                 Some(i) => i,
                 None => {
-                    pending.push(Pending::new(h.producer_id, current));
+                    pending.push(Pending::new(h.producer_id, origin, current));
                     pending.len() - 1
                 }
             };
-            pending[i].check_and_apply(batch)?;
+            if let Some(c) = pending[i].check_and_apply(batch)? {
+                completed.push(c);
+            }
         }
         Ok(AppendCheck::Append(ProducerUpdates {
             entries: pending
                 .into_iter()
                 .map(|p| (p.producer_id, p.updated))
                 .collect(),
+            completed,
         }))
     }
 
-    /// Commits the updates of a checked append once its batches are in the log.
-    pub fn apply(&mut self, updates: ProducerUpdates) {
+    /// Commits the updates of a checked append once its batches are in the log, and returns the
+    /// transactions its markers closed, in log order.
+    ///
+    /// As on Kafka's leader, every producer's update goes in first and then each closed
+    /// transaction is completed in turn, so its last stable offset sees the transactions opened
+    /// anywhere in the append and those closed later in it as still open.
+    pub fn apply(&mut self, updates: ProducerUpdates) -> Vec<CompletedTxn> {
         for (producer_id, updated) in updates.entries {
-            match self.producers.get_mut(&producer_id) {
-                Some(entry) => entry.merge(updated),
-                None => {
-                    self.producers.insert(producer_id, updated);
-                }
-            }
+            let entry = self
+                .producers
+                .entry(producer_id)
+                .or_insert_with(ProducerStateEntry::empty);
+            let before = entry.current_txn_first_offset;
+            entry.merge(updated);
+            track_txn(
+                &mut self.ongoing,
+                producer_id,
+                before,
+                entry.current_txn_first_offset,
+            );
         }
+        let completed = &updates.completed;
+        completed
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let closed_later = completed[i + 1..]
+                    .iter()
+                    .filter(|d| d.producer_id != c.producer_id)
+                    .map(|d| d.first_offset)
+                    .min();
+                let lso = match (self.first_ongoing_of_others(c.producer_id), closed_later) {
+                    (Some(a), Some(b)) => a.min(b),
+                    (a, b) => a.or(b).unwrap_or(c.last_offset + 1),
+                };
+                CompletedTxn {
+                    producer_id: c.producer_id,
+                    first_offset: c.first_offset,
+                    last_offset: c.last_offset,
+                    aborted: c.aborted,
+                    last_stable_offset: lso,
+                }
+            })
+            .collect()
     }
 
     /// Applies a batch that is already in the log, without checks: replay at recovery and
-    /// batches copied from the leader. Batches without a producer id are ignored.
-    pub fn update_from_log(&mut self, batch: &ProducerBatch) {
+    /// batches copied from the leader. Batches without a producer id are ignored. Returns the
+    /// transaction a marker closed, if any, its last stable offset computed as Kafka's segment
+    /// recovery does (right after this batch).
+    pub fn update_from_log(&mut self, batch: &ProducerBatch) -> Option<CompletedTxn> {
         let h = &batch.header;
-        if !h.has_producer_id() {
-            return;
+        if !h.has_producer_id() || (h.is_control() && batch.marker.is_none()) {
+            return None;
         }
-        if h.is_control() && batch.marker.is_none() {
-            return;
-        }
-        self.producers
+        let entry = self
+            .producers
             .entry(h.producer_id)
-            .or_insert_with(ProducerStateEntry::empty)
-            .apply(batch);
+            .or_insert_with(ProducerStateEntry::empty);
+        let before = entry.current_txn_first_offset;
+        let closed = entry.apply(batch);
+        let after = entry.current_txn_first_offset;
+        track_txn(&mut self.ongoing, h.producer_id, before, after);
+        let first_offset = closed?;
+        let last_offset = h.base_offset;
+        Some(CompletedTxn {
+            producer_id: h.producer_id,
+            first_offset,
+            last_offset,
+            aborted: batch.marker.is_some_and(|m| !m.commit),
+            last_stable_offset: self
+                .first_ongoing_of_others(h.producer_id)
+                .unwrap_or(last_offset + 1),
+        })
     }
 
     /// Drops producers idle for at least `producer_id_expiration_ms` (by their last timestamp)
@@ -660,7 +881,11 @@ impl ProducerStateManager {
             // A repeated producer id: the later entry wins, as in Kafka's map.
             producers.insert(producer_id, entry);
         }
-        Ok(ProducerStateManager { producers })
+        let ongoing = producers
+            .iter()
+            .filter_map(|(&pid, e)| e.current_txn_first_offset.map(|first| (first, pid)))
+            .collect();
+        Ok(ProducerStateManager { producers, ongoing })
     }
 }
 
@@ -1019,7 +1244,7 @@ mod tests {
         t2.attributes = TRANSACTIONAL;
         accepted(&mut m, t2);
         assert_eq!(m.get(4).unwrap().current_txn_first_offset(), Some(10));
-        // A marker from the leader path is epoch-checked only.
+        // A marker from the leader path is checked for its producer and coordinator epochs only.
         assert!(matches!(
             append(&mut m, &[marker(4, 0, 13, 3, 9)]),
             Ok(AppendCheck::Append(_))
@@ -1032,6 +1257,215 @@ mod tests {
         empty.marker = None;
         m.update_from_log(&empty);
         assert_eq!(m.get(4).unwrap().epoch(), 0);
+    }
+
+    fn txn(pid: i64, epoch: i16, seq: i32, base_offset: i64, records: i32) -> ProducerBatch {
+        let mut h = hdr(pid, epoch, seq, base_offset, records, 0);
+        h.attributes = TRANSACTIONAL;
+        data(h)
+    }
+
+    fn abort(pid: i64, epoch: i16, offset: i64, coordinator_epoch: i32) -> ProducerBatch {
+        let mut b = marker(pid, epoch, offset, coordinator_epoch, 0);
+        if let Some(m) = &mut b.marker {
+            m.commit = false;
+        }
+        b
+    }
+
+    /// Checks and applies; the completed transactions.
+    fn completed(m: &mut ProducerStateManager, batches: &[ProducerBatch]) -> Vec<CompletedTxn> {
+        match m.check_append(batches).unwrap() {
+            AppendCheck::Append(u) => m.apply(u),
+            AppendCheck::Duplicate(d) => panic!("{d:?}"),
+        }
+    }
+
+    #[test]
+    fn non_transactional_batch_during_a_transaction_is_refused() {
+        let mut m = ProducerStateManager::new();
+        completed(&mut m, &[txn(1, 0, 0, 10, 2)]);
+        match m.check_append(&[data(hdr(1, 0, 2, 12, 1, 0))]) {
+            Err(StorageError::InvalidTxnState {
+                producer_id: 1,
+                offset: 12,
+                txn_first_offset: 10,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        // The sequence is checked first, as in Kafka.
+        assert_eq!(
+            out_of_order(m.check_append(&[data(hdr(1, 0, 7, 12, 1, 0))])),
+            2
+        );
+        // Inside one append too: the second batch finds the transaction the first one opened.
+        let fresh = ProducerStateManager::new();
+        assert!(matches!(
+            fresh.check_append(&[txn(2, 0, 0, 0, 1), data(hdr(2, 0, 1, 1, 1, 0))]),
+            Err(StorageError::InvalidTxnState { .. })
+        ));
+        assert!(fresh.is_empty());
+        // From the log, it is taken as is and the transaction stays open.
+        m.update_from_log(&data(hdr(1, 0, 2, 12, 1, 0)));
+        assert_eq!(m.first_undecided_offset(), Some(10));
+        // After the marker, non-transactional batches are fine again.
+        completed(&mut m, &[marker(1, 0, 13, 0, 0)]);
+        completed(&mut m, &[data(hdr(1, 0, 3, 14, 1, 0))]);
+        assert_eq!(m.first_undecided_offset(), None);
+    }
+
+    #[test]
+    fn markers_check_producer_and_coordinator_epochs() {
+        let mut m = ProducerStateManager::new();
+        completed(&mut m, &[txn(1, 5, 0, 0, 1)]);
+        completed(&mut m, &[marker(1, 5, 1, 3, 0)]);
+        completed(&mut m, &[txn(1, 5, 1, 2, 1)]);
+        match m.check_append(&[marker(1, 4, 3, 3, 0)]) {
+            Err(StorageError::InvalidProducerEpoch {
+                producer_id: 1,
+                producer_epoch: 4,
+                current_epoch: 5,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        match m.check_append(&[marker(1, 5, 3, 2, 0)]) {
+            Err(StorageError::TransactionCoordinatorFenced {
+                producer_id: 1,
+                coordinator_epoch: 2,
+                current_coordinator_epoch: 3,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(m.first_undecided_offset(), Some(2));
+        // A newer coordinator and a bumped producer epoch are fine; the bump fences the old
+        // epoch's data.
+        let done = completed(&mut m, &[abort(1, 6, 3, 4)]);
+        assert_eq!(
+            done,
+            vec![CompletedTxn {
+                producer_id: 1,
+                first_offset: 2,
+                last_offset: 3,
+                aborted: true,
+                last_stable_offset: 4,
+            }]
+        );
+        assert!(matches!(
+            m.check_append(&[data(hdr(1, 5, 2, 4, 1, 0))]),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+        // Replication takes a stale marker as is (Kafka only logs it).
+        m.update_from_log(&marker(1, 2, 4, 0, 0));
+        assert_eq!(m.get(1).unwrap().coordinator_epoch(), 0);
+    }
+
+    #[test]
+    fn marker_without_open_transaction_completes_nothing() {
+        let mut m = ProducerStateManager::new();
+        assert!(completed(&mut m, &[abort(8, 2, 0, 1)]).is_empty());
+        let e = m.get(8).unwrap();
+        assert_eq!((e.epoch(), e.coordinator_epoch()), (2, 1));
+        assert_eq!(m.update_from_log(&abort(8, 2, 1, 1)), None);
+    }
+
+    #[test]
+    fn coordinator_origin_skips_sequences_and_duplicates() {
+        let mut m = ProducerStateManager::new();
+        let offsets = [txn(3, 1, -1, 0, 1)];
+        for _ in 0..2 {
+            match m
+                .check_append_with_origin(&offsets, AppendOrigin::Coordinator)
+                .unwrap()
+            {
+                AppendCheck::Append(u) => {
+                    m.apply(u);
+                }
+                AppendCheck::Duplicate(d) => panic!("{d:?}"),
+            }
+        }
+        assert!(matches!(
+            m.check_append_with_origin(&[txn(3, 0, -1, 1, 1)], AppendOrigin::Coordinator),
+            Err(StorageError::InvalidProducerEpoch { .. })
+        ));
+        assert!(matches!(
+            m.check_append_with_origin(&[data(hdr(3, 1, -1, 1, 1, 0))], AppendOrigin::Coordinator),
+            Err(StorageError::InvalidTxnState { .. })
+        ));
+    }
+
+    #[test]
+    fn last_stable_offsets_of_completed_transactions() {
+        let mut m = ProducerStateManager::new();
+        completed(&mut m, &[txn(1, 0, 0, 10, 1)]);
+        completed(&mut m, &[txn(2, 0, 0, 11, 1)]);
+        completed(&mut m, &[txn(3, 0, 0, 12, 1)]);
+        assert_eq!(
+            m.ongoing_transactions().collect::<Vec<_>>(),
+            vec![(10, 1), (11, 2), (12, 3)]
+        );
+        // The oldest other open transaction.
+        let c = completed(&mut m, &[abort(2, 0, 13, 0)]);
+        assert_eq!((c[0].first_offset, c[0].last_stable_offset), (11, 10));
+        let c = completed(&mut m, &[abort(1, 0, 14, 0)]);
+        assert_eq!(c[0].last_stable_offset, 12);
+        // None left: the marker's offset + 1.
+        let c = completed(&mut m, &[marker(3, 0, 15, 0, 0)]);
+        assert_eq!((c[0].aborted, c[0].last_stable_offset), (false, 16));
+        assert_eq!(m.first_undecided_offset(), None);
+
+        // Several markers in one leader append: Kafka completes them one after the other with
+        // every update already applied, so later ones still count as open.
+        completed(&mut m, &[txn(1, 0, 1, 20, 1), txn(2, 0, 1, 21, 1)]);
+        let c = completed(
+            &mut m,
+            &[abort(1, 0, 22, 0), abort(2, 0, 23, 0), txn(3, 0, 1, 25, 1)],
+        );
+        assert_eq!(
+            c.iter()
+                .map(|c| (c.producer_id, c.last_stable_offset))
+                .collect::<Vec<_>>(),
+            vec![(1, 21), (2, 25)]
+        );
+        assert_eq!(m.first_undecided_offset(), Some(25));
+        // Replayed batch by batch, as Kafka's recovery does.
+        let mut r = ProducerStateManager::new();
+        r.update_from_log(&txn(1, 0, 1, 20, 1));
+        r.update_from_log(&txn(2, 0, 1, 21, 1));
+        let a = r.update_from_log(&abort(1, 0, 22, 0)).unwrap();
+        let b = r.update_from_log(&abort(2, 0, 23, 0)).unwrap();
+        assert_eq!((a.last_stable_offset, b.last_stable_offset), (21, 24));
+        // The open set is restored from a snapshot.
+        let back = ProducerStateManager::from_snapshot(&m.to_snapshot()).unwrap();
+        assert_eq!(back.first_undecided_offset(), Some(25));
+        assert_eq!(back.active_producers(), m.active_producers());
+    }
+
+    #[test]
+    fn end_txn_marker_batch_is_kafkas() {
+        let bytes = end_txn_marker_batch(1000, 3, 7, true, 1_700_000_000_000);
+        // Kafka's MemoryRecords.withEndTransactionMarker, field by field.
+        let mut want = unhex(
+            "
+            0000000000000000 00000042 ffffffff 02 00000000
+            0030 00000000 0000018bcfe56800 0000018bcfe56800
+            00000000000003e8 0003 ffffffff 00000001
+            20 00 00 00 08 00000001 0c 0000 00000007 00",
+        );
+        let crc = crc32c::crc32c(&want[21..]);
+        want[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert_eq!(bytes.len(), 78);
+        assert_eq!(bytes, want);
+        assert_eq!(
+            TxnMarker::from_control_batch(&bytes),
+            Some(TxnMarker {
+                commit: true,
+                coordinator_epoch: 7,
+                timestamp: 1_700_000_000_000,
+            })
+        );
+        let abort = end_txn_marker_batch(1000, 3, -1, false, 5);
+        let m = TxnMarker::from_control_batch(&abort).unwrap();
+        assert_eq!((m.commit, m.coordinator_epoch, m.timestamp), (false, -1, 5));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! One segment: a `.log` file of back-to-back batches plus its two sparse indexes.
+//! One segment: a `.log` file of back-to-back batches plus its two sparse indexes and its
+//! aborted-transaction index.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use crate::backend::{Backend, StorageFile};
 use crate::batch::{self, Header, BATCH_HEADER_LEN};
 use crate::error::{Result, StorageError};
 use crate::index::{self, IndexFile, OFFSET_ENTRY_BYTES, TIME_ENTRY_BYTES};
+use crate::txn_index::{AbortedTxn, TxnIndex};
 
 /// Kafka's sentinel for "no timestamp".
 pub(crate) const NO_TIMESTAMP: i64 = -1;
@@ -81,6 +83,11 @@ pub(crate) struct Segment {
     pub created_ms: i64,
     pub index: IndexFile,
     pub time_index: IndexFile,
+    pub txn_index: TxnIndex,
+    /// The transaction index is empty because it was lost or the segment was recovered: the
+    /// log refills it by replaying producer state over the segment (Kafka rebuilds it while
+    /// recovering the segment).
+    pub txn_index_stale: bool,
     bytes_since_index_entry: u64,
 }
 
@@ -127,6 +134,7 @@ impl Segment {
         log: Arc<dyn StorageFile>,
         index: IndexFile,
         time_index: IndexFile,
+        txn_index: TxnIndex,
         now_ms: i64,
     ) -> Segment {
         Segment {
@@ -142,6 +150,8 @@ impl Segment {
             created_ms: now_ms,
             index,
             time_index,
+            txn_index,
+            txn_index_stale: false,
             bytes_since_index_entry: 0,
         }
     }
@@ -155,12 +165,14 @@ impl Segment {
             .open(&log_path, true)
             .map_err(io_err(&log_path))?;
         let (index, time_index) = fresh_indexes(files, base_offset)?;
+        let txn_index = TxnIndex::create(files.backend, files.dir, base_offset)?;
         Ok(Segment::empty(
             base_offset,
             log_path,
             log,
             index,
             time_index,
+            txn_index,
             now_ms,
         ))
     }
@@ -201,6 +213,12 @@ impl Segment {
         }
         let ifile = b.open(&ip, false).map_err(io_err(&ip))?;
         let tfile = b.open(&tp, false).map_err(io_err(&tp))?;
+        let existing_txn_index = TxnIndex::open_existing(b, files.dir, base_offset, active)?;
+        let found_txn_index = existing_txn_index.is_some();
+        let txn_index = match existing_txn_index {
+            Some(t) => t,
+            None => TxnIndex::create(b, files.dir, base_offset)?,
+        };
         // Relative offsets are u32; without a next segment the bound is the format's.
         let rel_limit = match upper_bound_offset {
             Some(u) => u64::try_from(u - base_offset).unwrap_or(0),
@@ -259,6 +277,8 @@ impl Segment {
             created_ms: now_ms,
             index,
             time_index,
+            txn_index,
+            txn_index_stale: false,
             bytes_since_index_entry: 0,
         };
         if let Some((ts, rel)) = seg.time_index.last_time_entry() {
@@ -295,6 +315,7 @@ impl Segment {
             }
         }
         if !active {
+            seg.check_txn_index(files, found_txn_index)?;
             return Ok(Some(seg));
         }
         // The active segment: find the end by walking headers from the last index entry; a
@@ -323,7 +344,33 @@ impl Segment {
                     .checked_sub(1)
                     .map_or(0, |i| u64::from(seg.index.offset_entry(i).1))
             });
+        seg.check_txn_index(files, found_txn_index)?;
         Ok(Some(seg))
+    }
+
+    /// After a trusted load: keeps the transaction index if it was found and fits the segment's
+    /// offsets, otherwise replaces it with an empty one marked stale (to be rebuilt).
+    fn check_txn_index(&mut self, files: &SegmentFiles<'_>, found: bool) -> Result<()> {
+        if found {
+            match crate::txn_index::validate(
+                self.txn_index.bytes(),
+                self.base_offset,
+                self.next_offset,
+            ) {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    tracing::warn!(path = %self.txn_index.path().display(), %reason,
+                        "transaction index invalid; rebuilding");
+                }
+            }
+        } else {
+            tracing::warn!(path = %self.txn_index.path().display(),
+                "transaction index missing; rebuilding");
+        }
+        // Left unsealed (in memory) until the log has refilled it, even in a sealed segment.
+        self.txn_index = TxnIndex::create(files.backend, files.dir, self.base_offset)?;
+        self.txn_index_stale = true;
+        Ok(())
     }
 
     /// Walks every batch from position 0 verifying CRCs, truncates the `.log` at the first torn
@@ -339,7 +386,18 @@ impl Segment {
         now_ms: i64,
     ) -> Result<(Segment, RecoveryResult)> {
         let (index, time_index) = fresh_indexes(files, base_offset)?;
-        let mut seg = Segment::empty(base_offset, log_path, log, index, time_index, now_ms);
+        // Rebuilt by the log, which has the producer state this segment starts with.
+        let txn_index = TxnIndex::create(files.backend, files.dir, base_offset)?;
+        let mut seg = Segment::empty(
+            base_offset,
+            log_path,
+            log,
+            index,
+            time_index,
+            txn_index,
+            now_ms,
+        );
+        seg.txn_index_stale = true;
         let mut reader = ChunkReader {
             file_len,
             chunk: RECOVERY_CHUNK_BYTES,
@@ -426,18 +484,20 @@ impl Segment {
         }
     }
 
-    /// Writes pending index entries to the (preallocated) index files.
+    /// Writes pending index entries to the index files.
     pub fn write_index_tails(&mut self) -> Result<()> {
         self.index.write_tail()?;
-        self.time_index.write_tail()
+        self.time_index.write_tail()?;
+        self.txn_index.write_tail()
     }
 
-    /// fsyncs the log and both indexes.
+    /// fsyncs the log and the three indexes.
     pub fn sync(&mut self) -> Result<()> {
         self.write_index_tails()?;
         self.log.sync().map_err(io_err(&self.log_path))?;
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Close of the active segment: final time entry, indexes trimmed to size, fsync.
@@ -448,13 +508,15 @@ impl Segment {
         self.push_final_time_entry();
         self.index.trim()?;
         self.time_index.trim()?;
+        self.txn_index.write_tail()?;
         self.log.sync().map_err(io_err(&self.log_path))?;
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
-    /// The three files with their paths, for an fsync outside the log's lock (sealed only).
-    pub fn files_for_sync(&self) -> [(PathBuf, Arc<dyn StorageFile>); 3] {
+    /// The four files with their paths, for an fsync outside the log's lock (sealed only).
+    pub fn files_for_sync(&self) -> [(PathBuf, Arc<dyn StorageFile>); 4] {
         [
             (self.log_path.clone(), Arc::clone(&self.log)),
             (
@@ -465,10 +527,14 @@ impl Segment {
                 self.time_index.path().to_path_buf(),
                 Arc::clone(self.time_index.file()),
             ),
+            (
+                self.txn_index.path().to_path_buf(),
+                Arc::clone(self.txn_index.file()),
+            ),
         ]
     }
 
-    /// Makes the segment immutable: final time entry, indexes written and trimmed, and all three
+    /// Makes the segment immutable: final time entry, indexes written and trimmed, and all four
     /// files mapped. Nothing writes to these files afterwards (see `mmap`). Not fsynced here: a
     /// 1 GiB fsync does not belong on the produce path; see `Log::sealed_flush`.
     pub fn seal(&mut self) -> Result<()> {
@@ -478,6 +544,10 @@ impl Segment {
         self.push_final_time_entry();
         self.index.seal()?;
         self.time_index.seal()?;
+        // A stale transaction index is sealed by the log once it has been rebuilt.
+        if !self.txn_index_stale {
+            self.txn_index.seal()?;
+        }
         self.map = Some(index::map_or_read(&self.log_path, self.log.as_ref())?);
         Ok(())
     }
@@ -653,7 +723,7 @@ impl Segment {
         for (p, h) in &headers {
             self.account_batch(*p, h, index_interval_bytes);
         }
-        Ok(())
+        self.txn_index.truncate_to(self.next_offset)
     }
 
     /// Turns a sealed segment back into a writable one holding only its first `keep_bytes`:
@@ -683,7 +753,7 @@ impl Segment {
             .map_err(io_err(files.dir))?;
         let base = self.base_offset;
         let (log_path, log, len) = Segment::open_log(files, base)?;
-        let (seg, _) = Segment::recover(
+        let (mut seg, _) = Segment::recover(
             files,
             base,
             log_path,
@@ -692,6 +762,17 @@ impl Segment {
             index_interval_bytes,
             now_ms,
         )?;
+        // The aborted transactions whose markers were kept stay indexed (Kafka's
+        // `TransactionIndex.truncateTo`); the rest of the state needs no rebuild.
+        let kept: Vec<AbortedTxn> = self
+            .txn_index
+            .entries()
+            .take_while(|t| t.last_offset < seg.next_offset)
+            .collect();
+        for t in kept {
+            seg.txn_index.push(t);
+        }
+        seg.txn_index_stale = false;
         Ok(seg)
     }
 
@@ -700,6 +781,7 @@ impl Segment {
     pub fn delete_files(&self, backend: &dyn Backend) -> Result<()> {
         remove_if_exists(backend, &self.log_path)?;
         remove_if_exists(backend, self.index.path())?;
-        remove_if_exists(backend, self.time_index.path())
+        remove_if_exists(backend, self.time_index.path())?;
+        remove_if_exists(backend, self.txn_index.path())
     }
 }
