@@ -5,7 +5,8 @@
 //! - [`frame`]: the 4-byte size prefix; [`frame::decode_frame`] checks a claimed size against the
 //!   limit before anything is allocated for it.
 //! - [`versions`]: the single table of APIs and version ranges the broker implements,
-//!   [`versions::SUPPORTED_APIS`], and the ApiVersions key list built from it.
+//!   [`versions::SUPPORTED_APIS`], and the ApiVersions key list built from it; plus
+//!   [`versions::PENDING_APIS`], APIs implemented here but not yet advertised or accepted.
 //! - [`codec`]: request decoding (header peek, version gate, header and body decode through
 //!   `kafka-protocol`, with produce records left as zero-copy slices of the frame) and response /
 //!   request encoding with the right header versions.
@@ -30,4 +31,4 @@ pub use codec::{
     DecodeError, DecodedRequest, EncodeError, RequestHeaderInfo,
 };
 pub use frame::{decode_frame, frame_len_hint, FrameError, FRAME_PREFIX_LEN};
-pub use versions::{is_supported, supported, ApiSupport, SUPPORTED_APIS};
+pub use versions::{is_supported, supported, ApiSupport, PENDING_APIS, SUPPORTED_APIS};

@@ -2,6 +2,10 @@
 //!
 //! Everything that needs to know what we support (the request gate in the codec, the
 //! ApiVersions response, the KIP-511 fallback) reads this table and nothing else.
+//!
+//! A second table, [`PENDING_APIS`], lists APIs whose request shapes and codec are implemented
+//! and tested here but that the broker does not handle yet. The request path never reads it: a
+//! request for a pending API is refused exactly like one for an API we have never heard of.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiKey;
@@ -23,6 +27,7 @@ const fn api(key: ApiKey, min: i16, max: i16) -> ApiSupport {
 
 /// What the broker implements, with Kafka 4.1's ranges (as `kafka-protocol` 0.18 knows them).
 /// Adding an API here also requires a body shape in `shape.rs` (a unit test enforces it).
+/// An API is in this table or in [`PENDING_APIS`], never both (a unit test enforces it).
 pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::Produce, 3, 13),
     api(ApiKey::Fetch, 4, 18),
@@ -48,7 +53,44 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::InitProducerId, 0, 5),
+    // Transactions V1. The v5s kafka-protocol knows are KIP-890's transactions V2, which needs
+    // the `transaction.version` feature rafka does not finalize. AddPartitionsToTxn v4+ is the
+    // batched form brokers send (`transactions`, `verify_only`); v0-3 carries one transaction.
+    api(ApiKey::AddPartitionsToTxn, 0, 4),
+    api(ApiKey::AddOffsetsToTxn, 0, 4),
+    api(ApiKey::EndTxn, 0, 4),
+    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::DescribeTransactions, 0, 0),
+    // v2's transactional id pattern (KIP-1152) needs a regex engine; not offered.
+    api(ApiKey::ListTransactions, 0, 1),
 ];
+
+/// Implemented in the protocol layer, not yet advertised: the broker moves an entry to
+/// [`SUPPORTED_APIS`] when its handler lands.
+///
+/// Each entry has a body shape in `shape.rs`, and the codec tests round-trip, cut and fuzz every
+/// version listed here just as they do for [`SUPPORTED_APIS`]. [`is_supported`],
+/// [`api_versions_keys`] and the request gate in `decode_request` do not read this table, so
+/// these APIs are neither advertised nor accepted yet.
+pub static PENDING_APIS: &[ApiSupport] = &[
+    // Inter-broker: the cluster issue sends markers to other leaders with it. kafka-protocol
+    // 0.18 knows only v1.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
+];
+
+/// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], then [`PENDING_APIS`].
+/// For the shape and codec tests; the broker's gate is [`is_supported`].
+#[cfg(test)]
+pub(crate) fn implemented_apis() -> impl Iterator<Item = &'static ApiSupport> {
+    SUPPORTED_APIS.iter().chain(PENDING_APIS)
+}
+
+/// Whether `version` of `api_key` is in either table. Tests only: decodes pending APIs.
+#[cfg(test)]
+pub(crate) fn is_implemented(api_key: ApiKey, version: i16) -> bool {
+    implemented_apis().any(|a| a.key == api_key && (a.min..=a.max).contains(&version))
+}
 
 /// The table entry for `api_key`, if we implement it.
 pub fn supported(api_key: ApiKey) -> Option<&'static ApiSupport> {
@@ -81,7 +123,7 @@ mod tests {
 
     #[test]
     fn table_is_within_kafka_protocol_ranges() {
-        for a in SUPPORTED_APIS {
+        for a in implemented_apis() {
             let valid = a.key.valid_versions();
             assert!(a.min <= a.max, "{:?}", a.key);
             assert!(
@@ -97,11 +139,41 @@ mod tests {
 
     #[test]
     fn table_has_no_duplicates() {
-        for (i, a) in SUPPORTED_APIS.iter().enumerate() {
+        for table in [SUPPORTED_APIS, PENDING_APIS] {
+            for (i, a) in table.iter().enumerate() {
+                assert!(
+                    table[i + 1..].iter().all(|b| b.key != a.key),
+                    "{:?} twice",
+                    a.key
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_api_is_both_supported_and_pending() {
+        for p in PENDING_APIS {
             assert!(
-                SUPPORTED_APIS[i + 1..].iter().all(|b| b.key != a.key),
-                "{:?} twice",
-                a.key
+                SUPPORTED_APIS.iter().all(|a| a.key != p.key),
+                "{:?} is in SUPPORTED_APIS and PENDING_APIS",
+                p.key
+            );
+        }
+    }
+
+    #[test]
+    fn pending_apis_are_neither_accepted_nor_advertised() {
+        let keys = api_versions_keys();
+        for p in PENDING_APIS {
+            assert!(supported(p.key).is_none(), "{:?}", p.key);
+            for version in p.min..=p.max {
+                assert!(!is_supported(p.key, version), "{:?} v{version}", p.key);
+                assert!(is_implemented(p.key, version), "{:?} v{version}", p.key);
+            }
+            assert!(
+                keys.iter().all(|k| k.api_key != p.key as i16),
+                "{:?} advertised",
+                p.key
             );
         }
     }
@@ -116,7 +188,8 @@ mod tests {
         assert!(!is_supported(ApiKey::JoinGroup, 10));
         assert!(!is_supported(ApiKey::OffsetCommit, 1));
         assert!(!is_supported(ApiKey::InitProducerId, 6));
-        assert!(!is_supported(ApiKey::AddPartitionsToTxn, 0));
+        assert!(!is_supported(ApiKey::AddPartitionsToTxn, 5));
+        assert!(!is_supported(ApiKey::ListTransactions, 2));
         assert_eq!(
             supported(ApiKey::Fetch).map(|a| (a.min, a.max)),
             Some((4, 18))
