@@ -6,6 +6,7 @@ use rafka_metadata::{CommandRejected, MetadataError};
 use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_records::RecordError;
 use rafka_storage::StorageError;
+use rafka_txn::TxnError;
 
 use crate::partitions::{EpochMismatch, Unavailable};
 
@@ -71,6 +72,10 @@ pub fn storage(e: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        StorageError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         _ => ResponseError::KafkaStorageError,
     }
 }
@@ -115,4 +120,23 @@ pub fn group(e: GroupError) -> ResponseError {
 /// The error code field for an optional group error (0 = none).
 pub fn group_code(e: Option<GroupError>) -> i16 {
     e.map_or(0, |e| group(e).code())
+}
+
+/// Transaction coordinator errors; the names are Kafka's.
+pub fn txn(e: TxnError) -> ResponseError {
+    match e {
+        TxnError::NotCoordinator => ResponseError::NotCoordinator,
+        TxnError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        TxnError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        TxnError::InvalidRequest => ResponseError::InvalidRequest,
+        TxnError::InvalidTransactionTimeout => ResponseError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions => ResponseError::ConcurrentTransactions,
+        TxnError::ProducerFenced => ResponseError::ProducerFenced,
+        TxnError::InvalidProducerEpoch => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidProducerIdMapping => ResponseError::InvalidProducerIdMapping,
+        TxnError::InvalidTxnState => ResponseError::InvalidTxnState,
+        TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
+        TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
+        TxnError::UnknownServerError => ResponseError::UnknownServerError,
+    }
 }

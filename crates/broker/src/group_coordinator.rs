@@ -16,6 +16,7 @@ use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply, ReplyId};
 use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder};
 use rafka_storage::producer_state::TxnMarker;
+use rafka_storage::AppendOrigin;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::node::{now_ms, Shared};
@@ -239,16 +240,20 @@ impl Shell {
             .map_err(|u| format!("{u:?}"))?;
         let now = now_ms();
         let mut builder = BatchBuilder::new(0).timestamp(now);
-        if producer.is_some() {
-            // TxnOffsetCommit batches are transactional batches of the producer; they need the
-            // transaction coordinator's marker path, which is not wired yet.
-            return Err("transactional offset commits are not supported yet".to_string());
-        }
+        let origin = match producer {
+            // TxnOffsetCommit: a transactional batch of the producer, settled by its marker.
+            Some((pid, epoch)) => {
+                builder = builder.producer(pid, epoch, 0).transactional(true);
+                AppendOrigin::Coordinator
+            }
+            None => AppendOrigin::Client,
+        };
         for (k, v) in records {
             builder = builder.record(Some(k), v.as_deref(), &[], now);
         }
         let mut batch = builder.build();
-        part.append(&mut batch, now).map_err(|e| e.to_string())?;
+        part.append_with_origin(&mut batch, origin, now)
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 

@@ -10,6 +10,8 @@
 //!   long-poll waiters that appends wake.
 //! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
+//! - [`txn_coordinator`]: the task that runs the sans-IO transaction coordinator (`rafka-txn`):
+//!   `__transaction_state`, timeouts, and the transaction markers.
 //! - [`producer_ids`]: producer id blocks taken from the metadata log for InitProducerId.
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
 //! - [`errors`]: the one place where internal errors become Kafka error codes.
@@ -28,6 +30,7 @@ pub mod partitions;
 pub mod producer_ids;
 pub mod server;
 pub mod topic_config;
+pub mod txn_coordinator;
 
 pub use config::BrokerConfig;
 pub use node::{Node, NodeError};

@@ -33,6 +33,7 @@ pub struct Shared {
     pub partitions: Partitions,
     pub groups: GroupCoordinator,
     pub producer_ids: crate::producer_ids::ProducerIds,
+    pub txns: crate::txn_coordinator::TxnCoordinatorHandle,
 }
 
 impl Shared {
@@ -185,6 +186,7 @@ impl Node {
             clean_shutdown,
         )?;
         let (groups, groups_inbox) = GroupCoordinator::new();
+        let (txns, txns_inbox) = crate::txn_coordinator::TxnCoordinatorHandle::new();
         let shared = Arc::new(Shared {
             config: config.clone(),
             cluster_id,
@@ -193,6 +195,7 @@ impl Node {
             partitions,
             groups,
             producer_ids: Default::default(),
+            txns,
         });
         {
             let shared = shared.clone();
@@ -226,8 +229,22 @@ impl Node {
             shared.quorum.subscribe(),
             shutdown_rx.clone(),
         ));
-        // Groups are loaded before the listeners open, so the first request finds them.
+        let txn_partitions = shared
+            .image()
+            .topic_by_name(rafka_txn::TRANSACTION_STATE_TOPIC)
+            .map(|t| t.partitions.len() as i32)
+            .unwrap_or(config.transaction_state_log_num_partitions);
+        tasks.push(crate::txn_coordinator::spawn(
+            txns_inbox,
+            config.txn_config(txn_partitions),
+            Arc::downgrade(&shared),
+            shared.quorum.subscribe(),
+            shutdown_rx.clone(),
+        ));
+        // Groups and transactions are loaded before the listeners open, so the first request
+        // finds them.
         shared.groups.sync_partitions().await;
+        shared.txns.sync_partitions().await;
 
         let counter = Arc::new(ConnectionCounter::default());
         let mut bound = Vec::new();

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rafka_metadata::{MetadataImage, TopicImage};
 use rafka_storage::{
-    AppendInfo, Backend, Log, LogRead, StorageError, TimestampOffset, TopicPartition,
+    AppendInfo, AppendOrigin, Backend, Log, LogRead, StorageError, TimestampOffset, TopicPartition,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -75,11 +75,27 @@ impl Partition {
         batches: &mut [u8],
         now_ms: i64,
     ) -> Result<AppendInfo, StorageError> {
+        self.append_with_origin(batches, AppendOrigin::Client, now_ms)
+    }
+
+    /// [`Partition::append`] for a coordinator writing on a producer's behalf (transactional
+    /// offset commits): epochs are checked, sequence numbers are not.
+    pub fn append_with_origin(
+        self: &Arc<Self>,
+        batches: &mut [u8],
+        origin: AppendOrigin,
+        now_ms: i64,
+    ) -> Result<AppendInfo, StorageError> {
         let (info, sealed) = {
             let mut inner = lock(&self.inner);
-            let info = inner.log.append(batches, self.leader_epoch(), now_ms)?;
-            self.high_watermark
-                .store(inner.log.log_end_offset(), Ordering::Release);
+            let info =
+                inner
+                    .log
+                    .append_with_origin(batches, self.leader_epoch(), origin, now_ms)?;
+            let end = inner.log.log_end_offset();
+            self.high_watermark.store(end, Ordering::Release);
+            // On one node an append is replicated at once: the log may settle markers now.
+            inner.log.on_high_watermark_updated(end);
             let sealed = if self.sealed_flush_running.load(Ordering::Acquire) {
                 None
             } else {
@@ -110,6 +126,51 @@ impl Partition {
         Ok(info)
     }
 
+    /// Writes a transaction marker (COMMIT or ABORT control batch) for `producer_id`, as the
+    /// leader, and wakes parked fetches (a read_committed fetch may now see more).
+    pub fn append_txn_marker(
+        self: &Arc<Self>,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        now_ms: i64,
+    ) -> Result<(), StorageError> {
+        {
+            let mut inner = lock(&self.inner);
+            inner.log.append_txn_marker(
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit,
+                self.leader_epoch(),
+                now_ms,
+            )?;
+            let end = inner.log.log_end_offset();
+            self.high_watermark.store(end, Ordering::Release);
+            inner.log.on_high_watermark_updated(end);
+        }
+        self.wake_waiters();
+        Ok(())
+    }
+
+    /// Producers with state in this partition (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<rafka_storage::ProducerInfo> {
+        lock(&self.inner).log.active_producers()
+    }
+
+    /// Kafka's last stable offset: read_committed consumers never read at or past it.
+    pub fn last_stable_offset(&self) -> i64 {
+        lock(&self.inner)
+            .log
+            .last_stable_offset(self.high_watermark())
+    }
+
+    /// Aborted transactions a read_committed fetch of `[start, upper)` must be told about.
+    pub fn aborted_transactions(&self, start: i64, upper: i64) -> Vec<rafka_storage::AbortedTxn> {
+        lock(&self.inner).log.aborted_transactions(start, upper)
+    }
+
     /// fsyncs when `flush.ms` says the oldest unflushed data is due.
     fn maybe_flush(&self, now_ms: i64) -> Result<(), StorageError> {
         lock(&self.inner).log.maybe_flush(now_ms)
@@ -122,10 +183,25 @@ impl Partition {
         max_bytes: usize,
         min_one_batch: bool,
     ) -> Result<LogRead, StorageError> {
+        self.read_upto(offset, max_bytes, self.high_watermark(), min_one_batch)
+    }
+
+    /// Reads whole batches from `offset`, never at or past `max_offset` (the high watermark or,
+    /// for read_committed, the last stable offset).
+    pub fn read_upto(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        max_offset: i64,
+        min_one_batch: bool,
+    ) -> Result<LogRead, StorageError> {
         let inner = lock(&self.inner);
-        inner
-            .log
-            .read(offset, max_bytes, self.high_watermark(), min_one_batch)
+        inner.log.read(
+            offset,
+            max_bytes,
+            max_offset.min(self.high_watermark()),
+            min_one_batch,
+        )
     }
 
     pub fn offset_for_timestamp(
@@ -346,13 +422,16 @@ impl Partitions {
                     continue;
                 }
                 let tp = TopicPartition::new(topic.name.clone(), index);
-                let log = self
+                let mut log = self
                     .open_log(&tp, topic.topic_id, &settings, now_ms)
                     .map_err(|source| PartitionsError::Open {
                         topic: topic.name.clone(),
                         partition: index,
                         source,
                     })?;
+                // One node: everything in the log is replicated, so the markers in it count.
+                let end = log.log_end_offset();
+                log.on_high_watermark_updated(end);
                 let partition = Arc::new(Partition {
                     topic: Arc::from(topic.name.as_str()),
                     topic_id: topic.topic_id,

@@ -17,18 +17,43 @@ const ALLOCATE_ATTEMPTS: usize = 5;
 #[derive(Debug, Default)]
 pub struct ProducerIds {
     /// `[next, end)` of the current block; empty at start.
-    block: Mutex<(i64, i64)>,
+    block: std::sync::Mutex<(i64, i64)>,
+    /// One block allocation at a time.
+    refill: Mutex<()>,
 }
 
 impl ProducerIds {
-    pub async fn next_id(&self, shared: &Shared) -> Result<i64, ApiError> {
-        let mut block = self.block.lock().await;
-        if block.0 >= block.1 {
-            *block = allocate(shared).await?;
+    /// The next id of the current block, if it has one left. Synchronous, for the transaction
+    /// coordinator (which calls [`ProducerIds::ensure_available`] before it needs an id).
+    pub fn try_take(&self) -> Option<i64> {
+        let mut block = self.block.lock().unwrap_or_else(|e| e.into_inner());
+        (block.0 < block.1).then(|| {
+            block.0 += 1;
+            block.0 - 1
+        })
+    }
+
+    /// Takes a new block from the metadata log if the current one is used up.
+    pub async fn ensure_available(&self, shared: &Shared) -> Result<(), ApiError> {
+        let _one_at_a_time = self.refill.lock().await;
+        {
+            let block = self.block.lock().unwrap_or_else(|e| e.into_inner());
+            if block.0 < block.1 {
+                return Ok(());
+            }
         }
-        let id = block.0;
-        block.0 += 1;
-        Ok(id)
+        let fresh = allocate(shared).await?;
+        *self.block.lock().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    pub async fn next_id(&self, shared: &Shared) -> Result<i64, ApiError> {
+        loop {
+            if let Some(id) = self.try_take() {
+                return Ok(id);
+            }
+            self.ensure_available(shared).await?;
+        }
     }
 }
 

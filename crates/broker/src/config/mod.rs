@@ -79,6 +79,14 @@ pub struct BrokerConfig {
     pub group_initial_rebalance_delay_ms: i32,
     pub group_max_size: usize,
     pub producer_id_expiration_ms: i64,
+    pub transaction_state_log_replication_factor: i16,
+    pub transaction_state_log_min_isr: i32,
+    pub transaction_state_log_num_partitions: i32,
+    pub transaction_state_log_segment_bytes: i32,
+    pub transaction_max_timeout_ms: i32,
+    pub transactional_id_expiration_ms: i64,
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: i64,
     pub producer_id_expiration_check_interval_ms: u64,
     /// Every key that was set (after precedence), for DescribeConfigs sources.
     pub explicit: BTreeMap<String, String>,
@@ -342,6 +350,24 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: int32("group.initial.rebalance.delay.ms", 0)?,
             group_max_size: int32("group.max.size", 1)? as usize,
             producer_id_expiration_ms: i64::from(int32("producer.id.expiration.ms", 1)?),
+            transaction_state_log_replication_factor: i16::try_from(int32(
+                "transaction.state.log.replication.factor",
+                1,
+            )?)
+            .unwrap_or(i16::MAX),
+            transaction_state_log_min_isr: int32("transaction.state.log.min.isr", 1)?,
+            transaction_state_log_num_partitions: int32("transaction.state.log.num.partitions", 1)?,
+            transaction_state_log_segment_bytes: int32("transaction.state.log.segment.bytes", 14)?,
+            transaction_max_timeout_ms: int32("transaction.max.timeout.ms", 1)?,
+            transactional_id_expiration_ms: i64::from(int32("transactional.id.expiration.ms", 1)?),
+            transaction_abort_timed_out_transaction_cleanup_interval_ms: i64::from(int32(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+                1,
+            )?),
+            transaction_remove_expired_transaction_cleanup_interval_ms: i64::from(int32(
+                "transaction.remove.expired.transaction.cleanup.interval.ms",
+                1,
+            )?),
             producer_id_expiration_check_interval_ms: int32(
                 "producer.id.expiration.check.interval.ms",
                 1,
@@ -416,6 +442,21 @@ impl BrokerConfig {
             offsets_retention_check_interval_ms: self.offsets_retention_check_interval_ms,
             offset_metadata_max_bytes: self.offset_metadata_max_bytes,
             num_partitions,
+        }
+    }
+
+    /// The transaction coordinator's settings; `num_partitions` is the partition count of an
+    /// existing `__transaction_state`.
+    pub fn txn_config(&self, num_partitions: i32) -> rafka_txn::TxnConfig {
+        rafka_txn::TxnConfig {
+            transactional_id_expiration_ms: self.transactional_id_expiration_ms,
+            max_timeout_ms: self.transaction_max_timeout_ms,
+            num_partitions,
+            abort_timed_out_transaction_cleanup_interval_ms: self
+                .transaction_abort_timed_out_transaction_cleanup_interval_ms,
+            remove_expired_transaction_cleanup_interval_ms: self
+                .transaction_remove_expired_transaction_cleanup_interval_ms,
+            transaction_version: rafka_txn::TransactionVersion::V1,
         }
     }
 

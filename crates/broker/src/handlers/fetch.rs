@@ -14,9 +14,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rafka_protocol::kafka_protocol::messages::fetch_response::{
-    FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
 };
-use rafka_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use rafka_protocol::kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 use tokio::sync::Notify;
@@ -121,12 +123,22 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
         for (w, hw) in wanted.iter().zip(&hws) {
             if let Ok(p) = &w.target {
                 p.register_waiter(waiter.clone());
-                if p.high_watermark() != *hw {
+                if visible_end(p, read_committed) != *hw {
                     waiter.notify_one();
                 }
             }
         }
         let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
+    }
+}
+
+/// Where a consumer's reads stop: the last stable offset for read_committed, else the high
+/// watermark.
+fn visible_end(p: &Partition, read_committed: bool) -> i64 {
+    if read_committed {
+        p.last_stable_offset()
+    } else {
+        p.high_watermark()
     }
 }
 
@@ -162,10 +174,10 @@ fn read_all(
             }
         };
         let hw = p.high_watermark();
-        hws.push(hw);
+        let lso = p.last_stable_offset();
+        hws.push(if read_committed { lso } else { hw });
         pd.high_watermark = hw;
-        // No transactions yet, so the last stable offset is the high watermark.
-        pd.last_stable_offset = hw;
+        pd.last_stable_offset = lso;
         pd.log_start_offset = p.log_start_offset();
         if read_committed {
             pd.aborted_transactions = Some(Vec::new());
@@ -193,9 +205,24 @@ fn read_all(
             out.push(pd);
             continue;
         }
-        match p.read(w.fetch_offset, budget, min_one_batch) {
+        let upto = if read_committed { lso } else { hw };
+        match p.read_upto(w.fetch_offset, budget, upto, min_one_batch) {
             Ok(read) => {
                 total += read.records.len();
+                if read_committed && !read.records.is_empty() {
+                    // The consumer drops records of these transactions (up to their markers).
+                    pd.aborted_transactions = Some(
+                        p.aborted_transactions(w.fetch_offset, read.next_offset)
+                            .into_iter()
+                            .map(|a| {
+                                let mut t = AbortedTransaction::default();
+                                t.producer_id = ProducerId(a.producer_id);
+                                t.first_offset = a.first_offset;
+                                t
+                            })
+                            .collect(),
+                    );
+                }
                 pd.records = Some(read.records);
             }
             Err(e) => {

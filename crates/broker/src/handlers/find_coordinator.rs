@@ -1,6 +1,6 @@
-//! FindCoordinator (key 10): which broker coordinates a group (key type 0). The first request
-//! for a group creates `__consumer_offsets`, as Kafka does. Batched keys from v4 (KIP-699).
-//! Transaction coordinators (key type 1) arrive with the exactly-once work.
+//! FindCoordinator (key 10): which broker coordinates a group (key type 0) or a transactional id
+//! (key type 1). The first request of each kind creates `__consumer_offsets` or
+//! `__transaction_state`, as Kafka does. Batched keys from v4 (KIP-699).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use crate::connection::ConnectionContext;
 use crate::errors::ApiError;
 use crate::group_coordinator::OFFSETS_TOPIC;
 use crate::node::Shared;
+use rafka_txn::TRANSACTION_STATE_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -46,10 +47,7 @@ pub async fn handle(
     for key in keys {
         let found = match request.key_type {
             KEY_TYPE_GROUP => find_group_coordinator(shared, ctx, &key).await,
-            KEY_TYPE_TRANSACTION => Err(ApiError::new(
-                ResponseError::CoordinatorNotAvailable,
-                "transaction coordinators are not available yet".to_string(),
-            )),
+            KEY_TYPE_TRANSACTION => find_txn_coordinator(shared, ctx, &key).await,
             other => Err(ApiError::new(
                 ResponseError::InvalidRequest,
                 format!("Unknown coordinator type: {other}"),
@@ -109,6 +107,26 @@ async fn find_group_coordinator(
 ) -> Result<Found, ApiError> {
     ensure_offsets_topic(shared).await?;
     shared.groups.sync_partitions().await;
+    leader_of(shared, ctx, OFFSETS_TOPIC, group_id)
+}
+
+async fn find_txn_coordinator(
+    shared: &Arc<Shared>,
+    ctx: &ConnectionContext,
+    transactional_id: &str,
+) -> Result<Found, ApiError> {
+    ensure_internal_topic(shared, TRANSACTION_STATE_TOPIC).await?;
+    shared.txns.sync_partitions().await;
+    leader_of(shared, ctx, TRANSACTION_STATE_TOPIC, transactional_id)
+}
+
+/// The leader of the internal topic's partition for `key` (Kafka's `abs(hashCode) % n`).
+fn leader_of(
+    shared: &Arc<Shared>,
+    ctx: &ConnectionContext,
+    internal_topic: &str,
+    key: &str,
+) -> Result<Found, ApiError> {
     let image = shared.image();
     let not_available = |why: &str| {
         ApiError::new(
@@ -117,9 +135,9 @@ async fn find_group_coordinator(
         )
     };
     let topic = image
-        .topic_by_name(OFFSETS_TOPIC)
-        .ok_or_else(|| not_available("the offsets topic does not exist"))?;
-    let p = rafka_group::partition_for(group_id, topic.partitions.len() as i32);
+        .topic_by_name(internal_topic)
+        .ok_or_else(|| not_available("the internal topic does not exist"))?;
+    let p = rafka_group::partition_for(key, topic.partitions.len() as i32);
     let leader = topic
         .partition(p)
         .map(|p| p.leader)
@@ -139,34 +157,61 @@ async fn find_group_coordinator(
 /// Creates `__consumer_offsets` if it does not exist yet: compacted, with
 /// `offsets.topic.num.partitions` partitions and `offsets.topic.replication.factor` replicas.
 pub async fn ensure_offsets_topic(shared: &Arc<Shared>) -> Result<(), ApiError> {
-    if shared.image().topic_by_name(OFFSETS_TOPIC).is_some() {
+    ensure_internal_topic(shared, OFFSETS_TOPIC).await
+}
+
+/// Creates an internal topic with Kafka's settings for it, if it does not exist yet.
+async fn ensure_internal_topic(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
+    if shared.image().topic_by_name(name).is_some() {
         return Ok(());
     }
     let config = &shared.config;
-    let configs: BTreeMap<String, String> = [
-        ("cleanup.policy", "compact".to_string()),
-        ("compression.type", "producer".to_string()),
+    let (partitions, replication_factor, mut configs) = if name == OFFSETS_TOPIC {
         (
-            "segment.bytes",
-            config.offsets_topic_segment_bytes.to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_replication_factor,
+            vec![
+                ("compression.type", "producer".to_string()),
+                (
+                    "segment.bytes",
+                    config.offsets_topic_segment_bytes.to_string(),
+                ),
+            ],
+        )
+    } else {
+        (
+            config.transaction_state_log_num_partitions,
+            config.transaction_state_log_replication_factor,
+            vec![
+                (
+                    "segment.bytes",
+                    config.transaction_state_log_segment_bytes.to_string(),
+                ),
+                (
+                    "min.insync.replicas",
+                    config.transaction_state_log_min_isr.to_string(),
+                ),
+                ("unclean.leader.election.enable", "false".to_string()),
+            ],
+        )
+    };
+    configs.push(("cleanup.policy", "compact".to_string()));
     let topic = NewTopic {
-        name: OFFSETS_TOPIC.to_string(),
-        partitions: config.offsets_topic_num_partitions,
-        replication_factor: config.offsets_topic_replication_factor,
+        name: name.to_string(),
+        partitions,
+        replication_factor,
         assignments: None,
-        configs,
+        configs: configs
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect::<BTreeMap<_, _>>(),
     };
     match create_topic(shared, topic, false).await {
         Ok(_) => Ok(()),
         Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
         Err(e) => Err(ApiError::new(
             ResponseError::CoordinatorNotAvailable,
-            format!("cannot create {OFFSETS_TOPIC}: {}", e.message),
+            format!("cannot create {name}: {}", e.message),
         )),
     }
 }

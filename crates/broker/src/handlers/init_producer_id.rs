@@ -1,27 +1,55 @@
-//! InitProducerId (key 22): a producer id and epoch for an idempotent producer. Every call
-//! without a transactional id gets a fresh id at epoch 0, as Kafka's coordinator answers (this is
-//! also how KIP-360 producers recover from UNKNOWN_PRODUCER_ID or a sequence error). Transactional
-//! ids need the transaction coordinator, which is not here yet: they get NOT_COORDINATOR, and
-//! FindCoordinator never names a transaction coordinator, so clients do not get this far.
+//! InitProducerId (key 22): a producer id and epoch. Without a transactional id every call gets
+//! a fresh id at epoch 0, as Kafka's coordinator answers (this is also how KIP-360 producers
+//! recover from UNKNOWN_PRODUCER_ID or a sequence error). With one, the transaction coordinator
+//! bumps the epoch (fencing older instances) or hands out the first id for it.
 
 use std::sync::Arc;
 
 use rafka_protocol::kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
-use rafka_protocol::kafka_protocol::ResponseError;
+use rafka_txn::{Reply, TxnApi, TxnError};
+
+use crate::errors;
 
 use crate::node::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,
     request: InitProducerIdRequest,
+    version: i16,
 ) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
-    if request.transactional_id.is_some() {
-        response.error_code = ResponseError::NotCoordinator.code();
+    if let Some(txn_id) = &request.transactional_id {
+        let txn_id = txn_id.0.as_str().to_string();
+        let (timeout, pid, epoch) = (
+            request.transaction_timeout_ms,
+            request.producer_id.0,
+            request.producer_epoch,
+        );
+        let result = match shared
+            .txns
+            .change(move |c, now, id| {
+                c.init_producer_id(now, id, Some(&txn_id), timeout, pid, epoch)
+            })
+            .await
+        {
+            Ok(Reply::InitProducerId(r)) => r,
+            Ok(_) => Err(TxnError::UnknownServerError),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(p) => {
+                response.producer_id = ProducerId(p.producer_id);
+                response.producer_epoch = p.producer_epoch;
+            }
+            Err(e) => {
+                response.error_code =
+                    errors::txn(e.for_request_version(TxnApi::InitProducerId, version)).code()
+            }
+        }
         return response;
     }
     match shared.producer_ids.next_id(shared).await {

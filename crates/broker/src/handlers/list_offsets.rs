@@ -14,6 +14,7 @@ use crate::node::Shared;
 use crate::partitions::Partition;
 
 const LATEST: i64 = -1;
+const READ_COMMITTED: i8 = 1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
@@ -76,14 +77,14 @@ fn lookup(
     p: &Partition,
     timestamp: i64,
     current_leader_epoch: i32,
-    _isolation: i8,
+    isolation: i8,
 ) -> Result<(i64, i64, i32), ResponseError> {
     let epoch = p
         .check_leader_epoch(current_leader_epoch)
         .map_err(errors::epoch)?;
     match timestamp {
-        // Without transactions the last stable offset equals the high watermark, so both
-        // isolation levels see the same latest offset.
+        // read_committed consumers see the log up to the last stable offset.
+        LATEST if isolation == READ_COMMITTED => Ok((p.last_stable_offset(), -1, epoch)),
         LATEST => Ok((p.high_watermark(), -1, epoch)),
         EARLIEST | EARLIEST_LOCAL => Ok((p.log_start_offset(), -1, epoch)),
         // No tiered storage: nothing is pending upload.

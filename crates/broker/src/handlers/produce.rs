@@ -54,7 +54,10 @@ pub async fn handle(
     frame: Option<Bytes>,
 ) -> ProduceOutcome {
     let acks = request.acks;
-    let transactional = request.transactional_id.is_some();
+    let transactional_id = request
+        .transactional_id
+        .as_ref()
+        .map(|t| t.0.as_str().to_string());
     let base = frame.as_ref().map(|f| f.as_ptr() as usize);
     let frame_len = frame.as_ref().map(Bytes::len).unwrap_or(0);
 
@@ -85,6 +88,15 @@ pub async fn handle(
         None => Records::None,
     };
 
+    // KIP-890 part 1: a transactional batch is accepted only for a partition its transaction
+    // has added (AddPartitionsToTxn); the coordinator is asked before anything is written.
+    let verify_errors: Vec<Option<ResponseError>> = match (&transactional_id, &records) {
+        (Some(txn), Records::Frame(buf)) => {
+            verify_transaction(shared, txn, &topics, &items, buf).await
+        }
+        _ => vec![None; items.len()],
+    };
+
     let image = shared.image();
     let now = now_ms();
     let mut responses: Vec<TopicProduceResponse> = topics
@@ -97,7 +109,7 @@ pub async fn handle(
         })
         .collect();
     let mut any_error = false;
-    for item in items {
+    for (item, verify_error) in items.into_iter().zip(verify_errors) {
         let topic = &topics[item.topic_index];
         let mut pr = PartitionProduceResponse::default();
         pr.index = item.partition;
@@ -112,7 +124,7 @@ pub async fn handle(
             &item,
             &mut records,
             acks,
-            transactional,
+            verify_error,
             now,
         );
         match result {
@@ -150,6 +162,44 @@ pub async fn handle(
     ProduceOutcome::Respond(response)
 }
 
+/// Asks the transaction coordinator whether each partition is in the producer's transaction.
+async fn verify_transaction(
+    shared: &Arc<Shared>,
+    transactional_id: &str,
+    topics: &[TopicRef],
+    items: &[Item],
+    buf: &BytesMut,
+) -> Vec<Option<ResponseError>> {
+    // The producer id and epoch are in every batch header; the first readable one speaks for
+    // the request (a mismatch fails that batch's own checks in the log).
+    let producer = items.iter().find_map(|i| {
+        let bytes = buf.get(i.range.clone()?)?;
+        let h = rafka_records::BatchView::parse(bytes).ok()?;
+        Some((h.header().producer_id, h.header().producer_epoch))
+    });
+    let Some((pid, epoch)) = producer else {
+        return vec![None; items.len()];
+    };
+    let parts: Vec<(String, i32)> = items
+        .iter()
+        .map(|i| (topics[i.topic_index].name.clone(), i.partition))
+        .collect();
+    let txn = transactional_id.to_string();
+    let n = parts.len();
+    let result = shared
+        .txns
+        .query(move |c, _| c.verify_partitions_in_txn(&txn, pid, epoch, &parts))
+        .await
+        .and_then(|r| r);
+    match result {
+        Ok(per) => per
+            .into_iter()
+            .map(|(_, _, e)| e.map(errors::txn))
+            .collect(),
+        Err(e) => vec![Some(errors::txn(e)); n],
+    }
+}
+
 struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
@@ -165,7 +215,7 @@ fn produce_partition(
     item: &Item,
     records: &mut Records,
     acks: i16,
-    transactional: bool,
+    verify_error: Option<ResponseError>,
     now: i64,
 ) -> Result<Appended, (ResponseError, String)> {
     if !matches!(acks, -1..=1) {
@@ -174,10 +224,13 @@ fn produce_partition(
             format!("Invalid required acks {acks}"),
         ));
     }
-    if transactional {
+    if let Some(code) = verify_error {
         return Err((
-            ResponseError::TransactionalIdAuthorizationFailed,
-            "transactions are not supported yet".to_string(),
+            code,
+            format!(
+                "{}-{} is not part of the producer's ongoing transaction",
+                topic.name, item.partition
+            ),
         ));
     }
     let topic_image = if version >= 13 {

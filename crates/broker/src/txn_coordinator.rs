@@ -1,0 +1,424 @@
+//! The I/O shell around the sans-IO transaction coordinator (`rafka-txn`), built like
+//! [`crate::group_coordinator`]: one task owns the [`TxnCoordinator`], takes requests over a
+//! channel, runs its timers (timed-out transactions, expired transactional ids), writes its
+//! records to `__transaction_state` before sending the replies that depend on them, and writes
+//! the transaction markers it asks for.
+//!
+//! Markers: every partition of a finished transaction gets a control batch (COMMIT or ABORT)
+//! from this node's log, since on one node this node leads every partition (the cluster issue
+//! sends them to other leaders with WriteTxnMarkers). A marker on a `__consumer_offsets`
+//! partition also settles the transaction's offsets in the group coordinator. When every
+//! partition has its marker the coordinator completes the transaction; a failed write is retried
+//! on the next tick.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use rafka_metadata::MetadataImage;
+use rafka_records::{batches, BatchBuilder};
+use rafka_txn::records::decode_record;
+use rafka_txn::{
+    Output, Reply, ReplyId, TxnConfig, TxnCoordinator, TxnError, WriteMarkers,
+    CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::node::{now_ms, Shared};
+use crate::partitions::Partition;
+
+const QUEUE_DEPTH: usize = 1024;
+const LOAD_READ_BYTES: usize = 4 << 20;
+/// Marker writes that failed are retried this often.
+const MARKER_RETRY_MS: u64 = 1000;
+
+type Change = Box<dyn FnOnce(&mut TxnCoordinator, i64, ReplyId) -> Output + Send>;
+type Direct = Box<dyn FnOnce(&mut TxnCoordinator, i64) + Send>;
+
+enum Command {
+    Change(Change, oneshot::Sender<Reply>),
+    Direct(Direct),
+    Sync(oneshot::Sender<()>),
+}
+
+/// Handle the API handlers use. Cheap to clone.
+#[derive(Clone)]
+pub struct TxnCoordinatorHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for TxnCoordinatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TxnCoordinatorHandle")
+    }
+}
+
+/// The receiving end of a [`TxnCoordinatorHandle`], until [`spawn`] starts its task.
+pub struct Inbox(mpsc::Receiver<Command>);
+
+impl TxnCoordinatorHandle {
+    pub fn new() -> (TxnCoordinatorHandle, Inbox) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        (TxnCoordinatorHandle { tx }, Inbox(rx))
+    }
+
+    /// Runs a state change and waits for its reply (sent once its records are written).
+    pub async fn change(
+        &self,
+        op: impl FnOnce(&mut TxnCoordinator, i64, ReplyId) -> Output + Send + 'static,
+    ) -> Result<Reply, TxnError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Change(Box::new(op), tx))
+            .await
+            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)
+    }
+
+    /// Runs `op` on the coordinator and returns what it returns.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut TxnCoordinator, i64) -> T + Send + 'static,
+    ) -> Result<T, TxnError> {
+        let (tx, rx) = oneshot::channel();
+        let direct: Direct = Box::new(move |c, now| {
+            let _ = tx.send(op(c, now));
+        });
+        self.tx
+            .send(Command::Direct(direct))
+            .await
+            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
+        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)
+    }
+
+    /// Loads what the latest image assigns to this node, and waits.
+    pub async fn sync_partitions(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Sync(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Starts the coordinator task (holding only a weak reference to the node state).
+pub fn spawn(
+    inbox: Inbox,
+    config: TxnConfig,
+    shared: Weak<Shared>,
+    images: watch::Receiver<Arc<MetadataImage>>,
+    shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let ids = shared.clone();
+    // Ids come from the broker's current block; the task makes sure one is available before
+    // each InitProducerId, so running dry here is a rare race the client retries.
+    let next_id = Box::new(move || {
+        ids.upgrade()
+            .and_then(|s| s.producer_ids.try_take())
+            .ok_or(TxnError::CoordinatorLoadInProgress)
+    });
+    let coordinator = TxnCoordinator::new(config, next_id);
+    tokio::spawn(run(coordinator, shared, inbox.0, images, shutdown))
+}
+
+struct Shell {
+    coordinator: TxnCoordinator,
+    shared: Weak<Shared>,
+    next_reply: ReplyId,
+    waiting: HashMap<ReplyId, oneshot::Sender<Reply>>,
+    /// Marker writes still to do (failed partitions are retried).
+    markers: Vec<WriteMarkers>,
+}
+
+async fn run(
+    coordinator: TxnCoordinator,
+    shared: Weak<Shared>,
+    mut rx: mpsc::Receiver<Command>,
+    mut images: watch::Receiver<Arc<MetadataImage>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut shell = Shell {
+        coordinator,
+        shared,
+        next_reply: 1,
+        waiting: HashMap::new(),
+        markers: Vec::new(),
+    };
+    shell.sync_partitions().await;
+    loop {
+        let mut sleep = match shell.coordinator.next_deadline_ms() {
+            Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
+            None => Duration::from_secs(3600),
+        };
+        if !shell.markers.is_empty() {
+            sleep = sleep.min(Duration::from_millis(MARKER_RETRY_MS));
+        }
+        tokio::select! {
+            cmd = rx.recv() => match cmd {
+                Some(cmd) => shell.handle(cmd).await,
+                None => return,
+            },
+            _ = tokio::time::sleep(sleep) => {
+                let out = shell.coordinator.tick(now_ms());
+                shell.apply(out).await;
+                shell.write_markers().await;
+            }
+            changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                shell.sync_partitions().await;
+            }
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+impl Shell {
+    async fn handle(&mut self, cmd: Command) {
+        let now = now_ms();
+        match cmd {
+            Command::Change(op, reply) => {
+                // InitProducerId may need a fresh producer id: make sure the block has one.
+                if let Some(shared) = self.shared.upgrade() {
+                    if let Err(e) = shared.producer_ids.ensure_available(&shared).await {
+                        tracing::warn!(error = %e.message, "no producer id block available");
+                    }
+                }
+                let id = self.next_reply;
+                self.next_reply += 1;
+                self.waiting.insert(id, reply);
+                let out = op(&mut self.coordinator, now, id);
+                self.apply(out).await;
+            }
+            Command::Direct(op) => op(&mut self.coordinator, now),
+            Command::Sync(done) => {
+                self.sync_partitions().await;
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Writes the records of `out`, sends its replies, then writes the markers it asks for.
+    async fn apply(&mut self, out: Output) {
+        let mut failed = BTreeSet::new();
+        for append in &out.appends {
+            if let Err(e) = self.append(append.partition, &append.records) {
+                tracing::error!(
+                    partition = append.partition,
+                    error = %e,
+                    "Writing to {TRANSACTION_STATE_TOPIC} failed; unloading the partition"
+                );
+                failed.insert(append.partition);
+            }
+        }
+        for r in out.replies {
+            let reply = match r.partition {
+                Some(p) if failed.contains(&p) => r.reply.failed(TxnError::NotCoordinator),
+                _ => r.reply,
+            };
+            if let Some(tx) = self.waiting.remove(&r.id) {
+                let _ = tx.send(reply);
+            }
+        }
+        self.markers.extend(
+            out.markers
+                .into_iter()
+                .filter(|m| !failed.contains(&m.txn_partition)),
+        );
+        for p in failed {
+            self.coordinator.unload_partition(p);
+            self.markers.retain(|m| m.txn_partition != p);
+        }
+        self.write_markers().await;
+    }
+
+    fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
+        let shared = self.shared.upgrade().ok_or("node is stopping")?;
+        let part = leader(&shared, TRANSACTION_STATE_TOPIC, partition)?;
+        let now = now_ms();
+        let mut builder = BatchBuilder::new(0).timestamp(now);
+        for (k, v) in records {
+            builder = builder.record(Some(k), v.as_deref(), &[], now);
+        }
+        part.append(&mut builder.build(), now)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Writes the pending markers; a transaction whose partitions all have theirs completes.
+    async fn write_markers(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let pending = std::mem::take(&mut self.markers);
+        for mut m in pending {
+            let mut left = Vec::new();
+            for (topic, partition) in std::mem::take(&mut m.partitions) {
+                match write_marker(&shared, &m, &topic, partition).await {
+                    Ok(()) => {}
+                    Err(MarkerError::Gone) => {}
+                    Err(MarkerError::Fenced(e)) => {
+                        // A newer coordinator or producer owns this transaction now.
+                        tracing::info!(txn = %m.transactional_id, %topic, partition, error = %e,
+                            "Transaction marker refused; giving up on this transaction");
+                        left.clear();
+                        m.partitions.clear();
+                        break;
+                    }
+                    Err(MarkerError::Retry(e)) => {
+                        tracing::warn!(txn = %m.transactional_id, %topic, partition, error = %e,
+                            "Writing a transaction marker failed; retrying");
+                        left.push((topic, partition));
+                    }
+                }
+            }
+            if left.is_empty() {
+                let out = self.coordinator.markers_written(
+                    now_ms(),
+                    &m.transactional_id,
+                    m.producer_id,
+                    m.producer_epoch,
+                    m.coordinator_epoch,
+                );
+                // Completing writes one more record and never asks for markers again.
+                Box::pin(self.apply(out)).await;
+            } else {
+                m.partitions = left;
+                self.markers.push(m);
+            }
+        }
+    }
+
+    async fn sync_partitions(&mut self) {
+        let Some(shared) = self.shared.upgrade() else {
+            return;
+        };
+        let image = shared.image();
+        let Some(topic) = image.topic_by_name(TRANSACTION_STATE_TOPIC) else {
+            return;
+        };
+        for p in 0..self.coordinator.config().num_partitions {
+            let led = topic
+                .partition(p)
+                .is_some_and(|pi| pi.leader == shared.node_id);
+            let owned = self.coordinator.owns_partition(p);
+            if owned && !led {
+                self.coordinator.unload_partition(p);
+                self.markers.retain(|m| m.txn_partition != p);
+            } else if led && !owned {
+                let Ok(part) = shared.partitions.leader(topic, p) else {
+                    continue;
+                };
+                match self.load(&part, p) {
+                    Ok(out) => self.apply(out).await,
+                    Err(e) => {
+                        tracing::error!(partition = p, error = %e, "Loading {TRANSACTION_STATE_TOPIC} failed");
+                        self.coordinator.unload_partition(p);
+                    }
+                }
+            }
+        }
+    }
+
+    fn load(&mut self, part: &Partition, partition: i32) -> Result<Output, String> {
+        let started = std::time::Instant::now();
+        self.coordinator.begin_load(partition, part.leader_epoch());
+        let mut offset = part.log_start_offset();
+        let end = part.high_watermark();
+        let mut records = 0usize;
+        while offset < end {
+            let read = part
+                .read(offset, LOAD_READ_BYTES, true)
+                .map_err(|e| e.to_string())?;
+            if read.next_offset <= offset {
+                break;
+            }
+            for batch in batches(&read.records) {
+                let batch = batch.map_err(|e| e.to_string())?;
+                if batch.header().is_control() {
+                    continue;
+                }
+                for r in batch.records() {
+                    let r = r.map_err(|e| e.to_string())?;
+                    let Some(key) = r.key else { continue };
+                    match decode_record(key, r.value) {
+                        Ok(rec) => {
+                            self.coordinator.replay(partition, rec);
+                            records += 1;
+                        }
+                        Err(e) => tracing::warn!(partition, error = %e,
+                            "Skipping an unreadable record in {TRANSACTION_STATE_TOPIC}"),
+                    }
+                }
+            }
+            offset = read.next_offset;
+        }
+        let out = self.coordinator.finish_load(partition, now_ms());
+        tracing::info!(
+            "Finished loading transaction state from {TRANSACTION_STATE_TOPIC}-{partition} in {} milliseconds ({records} records)",
+            started.elapsed().as_millis()
+        );
+        Ok(out)
+    }
+}
+
+fn leader(shared: &Shared, topic: &str, partition: i32) -> Result<Arc<Partition>, String> {
+    let image = shared.image();
+    let t = image
+        .topic_by_name(topic)
+        .ok_or_else(|| format!("{topic} does not exist"))?;
+    shared
+        .partitions
+        .leader(t, partition)
+        .map_err(|u| format!("{topic}-{partition}: {u:?}"))
+}
+
+enum MarkerError {
+    /// The topic or partition is gone: nothing to mark.
+    Gone,
+    /// The partition refused the marker for good (stale producer or coordinator epoch).
+    Fenced(String),
+    Retry(String),
+}
+
+async fn write_marker(
+    shared: &Arc<Shared>,
+    m: &WriteMarkers,
+    topic: &str,
+    partition: i32,
+) -> Result<(), MarkerError> {
+    let image = shared.image();
+    let Some(t) = image.topic_by_name(topic) else {
+        return Err(MarkerError::Gone);
+    };
+    if t.partition(partition).is_none() {
+        return Err(MarkerError::Gone);
+    }
+    let part = shared
+        .partitions
+        .leader(t, partition)
+        .map_err(|u| MarkerError::Retry(format!("{u:?}")))?;
+    match part.append_txn_marker(
+        m.producer_id,
+        m.producer_epoch,
+        m.coordinator_epoch,
+        m.commit,
+        now_ms(),
+    ) {
+        Ok(()) => {}
+        Err(
+            e @ (rafka_storage::StorageError::InvalidProducerEpoch { .. }
+            | rafka_storage::StorageError::TransactionCoordinatorFenced { .. }),
+        ) => return Err(MarkerError::Fenced(e.to_string())),
+        Err(e) => return Err(MarkerError::Retry(e.to_string())),
+    }
+    if topic == CONSUMER_OFFSETS_TOPIC {
+        let (pid, commit) = (m.producer_id, m.commit);
+        shared
+            .groups
+            .query(move |c, _| c.complete_txn(partition, pid, commit))
+            .await
+            .map_err(|e| MarkerError::Retry(e.to_string()))?;
+    }
+    Ok(())
+}
