@@ -194,9 +194,18 @@ async fn verify_transaction(
     match result {
         Ok(per) => per
             .into_iter()
-            .map(|(_, _, e)| e.map(errors::txn))
+            .map(|(_, _, e)| e.map(verification_error))
             .collect(),
-        Err(e) => vec![Some(errors::txn(e)); n],
+        Err(e) => vec![Some(verification_error(e)); n],
+    }
+}
+
+/// Kafka's AddPartitionsToTxnManager answers a fenced producer's batch with
+/// INVALID_PRODUCER_EPOCH (which every client treats as fatal), not PRODUCER_FENCED.
+fn verification_error(e: rafka_txn::TxnError) -> ResponseError {
+    match e {
+        rafka_txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
+        other => errors::txn(other),
     }
 }
 
