@@ -113,34 +113,4 @@ pub enum GroupError {
     UnstableOffsetCommit,
 }
 
-/// The `__consumer_offsets` partition that holds `group_id`: Java's `String.hashCode`, made
-/// non-negative the way Kafka's `Utils.abs` does, modulo the partition count. Matching Kafka
-/// matters: a log written by Kafka keeps each group in the partition Kafka chose.
-pub fn partition_for(group_id: &str, num_partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in group_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % num_partitions.max(1)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_matches_java_hash_code() {
-        // "hello".hashCode() == 99162322; 99162322 % 50 == 22.
-        assert_eq!(partition_for("hello", 50), 22);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-        // Negative hash: "group-1".hashCode() == 293049130 (positive); use a known negative one:
-        // "console-consumer-12345".hashCode() is negative; the result is still in range.
-        let p = partition_for("console-consumer-12345", 50);
-        assert!((0..50).contains(&p));
-        assert_eq!(partition_for("", 50), 0);
-        // Non-ASCII: hashing is over UTF-16 code units, like Java.
-        assert_eq!(partition_for("é", 1000), 233);
-    }
-}
+pub use rafka_coordinator_common::partition_for;

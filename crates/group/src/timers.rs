@@ -4,8 +4,6 @@
 //! sleeps until then (or until a request arrives) and calls `tick(now)`, which pops what is due.
 //! Rescheduling a key replaces its previous deadline, so a heartbeat costs two map updates.
 
-use std::collections::{BTreeSet, HashMap};
-
 /// What a deadline is for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerKey {
@@ -21,79 +19,5 @@ pub enum TimerKey {
     OffsetExpiration,
 }
 
-#[derive(Debug, Default)]
-pub struct Timers {
-    by_time: BTreeSet<(i64, TimerKey)>,
-    by_key: HashMap<TimerKey, i64>,
-}
-
-impl Timers {
-    /// Sets (or moves) the deadline of `key`.
-    pub fn schedule(&mut self, key: TimerKey, at_ms: i64) {
-        if let Some(old) = self.by_key.insert(key.clone(), at_ms) {
-            self.by_time.remove(&(old, key.clone()));
-        }
-        self.by_time.insert((at_ms, key));
-    }
-
-    pub fn cancel(&mut self, key: &TimerKey) {
-        if let Some(old) = self.by_key.remove(key) {
-            self.by_time.remove(&(old, key.clone()));
-        }
-    }
-
-    pub fn deadline(&self, key: &TimerKey) -> Option<i64> {
-        self.by_key.get(key).copied()
-    }
-
-    /// The earliest deadline, if any.
-    pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.by_time.first().map(|(t, _)| *t)
-    }
-
-    /// Removes and returns one key whose deadline is at or before `now_ms`.
-    pub fn pop_due(&mut self, now_ms: i64) -> Option<TimerKey> {
-        let (t, _) = self.by_time.first()?;
-        if *t > now_ms {
-            return None;
-        }
-        let (_, key) = self.by_time.pop_first()?;
-        self.by_key.remove(&key);
-        Some(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.by_key.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hb(m: &str) -> TimerKey {
-        TimerKey::Heartbeat {
-            group: "g".into(),
-            member: m.into(),
-        }
-    }
-
-    #[test]
-    fn reschedule_replaces_and_cancel_removes() {
-        let mut t = Timers::default();
-        t.schedule(hb("a"), 100);
-        t.schedule(hb("b"), 50);
-        t.schedule(hb("a"), 10);
-        assert_eq!(t.next_deadline_ms(), Some(10));
-        assert_eq!(t.pop_due(9), None);
-        assert_eq!(t.pop_due(10), Some(hb("a")));
-        assert_eq!(t.pop_due(49), None);
-        t.cancel(&hb("b"));
-        assert!(t.is_empty());
-        assert_eq!(t.next_deadline_ms(), None);
-    }
-}
+/// The coordinator's deadlines.
+pub type Timers = rafka_coordinator_common::Timers<TimerKey>;

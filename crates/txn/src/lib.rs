@@ -176,43 +176,11 @@ impl TxnError {
     }
 }
 
-/// The `__transaction_state` partition that holds `transactional_id`: Java's `String.hashCode`,
-/// made non-negative the way Kafka's `Utils.abs` does, modulo the partition count. Matching Kafka
-/// matters: a log written by Kafka keeps each transactional id in the partition Kafka chose, and
-/// clients find the coordinator through the same function (FindCoordinator).
-pub fn partition_for(transactional_id: &str, num_partitions: i32) -> i32 {
-    let mut h: i32 = 0;
-    for unit in transactional_id.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
-    }
-    // `Utils.abs(Integer.MIN_VALUE)` is 0, not an overflow.
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % num_partitions.max(1)
-}
+pub use rafka_coordinator_common::partition_for;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partition_matches_java_hash_code() {
-        // "hello".hashCode() == 99162322; 99162322 % 50 == 22.
-        assert_eq!(partition_for("hello", 50), 22);
-        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, which Utils.abs maps to 0.
-        assert_eq!(partition_for("polygenelubricants", 50), 0);
-        // "txn-1".hashCode() == 110810510.
-        assert_eq!(partition_for("txn-1", 50), 10);
-        // A negative hash: "txn-negative".hashCode() == -2043681736; Utils.abs flips it.
-        assert_eq!(partition_for("txn-negative", 1000), 736);
-        assert_eq!(partition_for("", 50), 0);
-        // Non-ASCII: hashing is over UTF-16 code units, like Java.
-        assert_eq!(partition_for("é", 1000), 233);
-        assert_eq!(
-            partition_for("x", 0),
-            0,
-            "a zero partition count does not divide by zero"
-        );
-    }
 
     #[test]
     fn fenced_becomes_invalid_epoch_for_old_clients() {
