@@ -7,7 +7,7 @@
 //! until then they answer COORDINATOR_LOAD_IN_PROGRESS. A partition whose append fails is
 //! unloaded (its clients get NOT_COORDINATOR and look again) and reloaded from the log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -17,7 +17,9 @@ use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder};
 use rafka_storage::producer_state::TxnMarker;
 use rafka_storage::AppendOrigin;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+
+use crate::coordinator_task::{self, TaskHandle, Waiting};
 
 use crate::node::{now_ms, Shared};
 use crate::partitions::Partition;
@@ -33,35 +35,14 @@ pub fn is_internal_topic(name: &str) -> bool {
     )
 }
 
-/// Requests queued for the coordinator task; beyond this, handlers wait (backpressure).
-const QUEUE_DEPTH: usize = 1024;
-
 /// Bytes read per step while loading a partition.
 const LOAD_READ_BYTES: usize = 4 << 20;
 
-type Change = Box<dyn FnOnce(&mut Coordinator, i64, ReplyId) -> Output + Send>;
-type Direct = Box<dyn FnOnce(&mut Coordinator, i64) + Send>;
-
-enum Command {
-    /// A state change whose reply comes through an [`Output`], now or later.
-    Change(Change, oneshot::Sender<Reply>),
-    /// A read, or a change answered on the spot (Heartbeat); the closure replies itself.
-    Direct(Direct),
-    /// Load the partitions the current image says this node leads; answer when done.
-    Sync(oneshot::Sender<()>),
-}
+type Command = coordinator_task::Command<Coordinator, Output, Reply>;
 
 /// Handle the API handlers use. Cheap to clone.
-#[derive(Clone)]
-pub struct GroupCoordinator {
-    tx: mpsc::Sender<Command>,
-}
-
-impl std::fmt::Debug for GroupCoordinator {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("GroupCoordinator")
-    }
-}
+#[derive(Clone, Debug)]
+pub struct GroupCoordinator(TaskHandle<Coordinator, Output, Reply>);
 
 /// The receiving end of a [`GroupCoordinator`], until [`spawn`] starts its task.
 pub struct Inbox(mpsc::Receiver<Command>);
@@ -70,8 +51,8 @@ impl GroupCoordinator {
     /// A handle and the inbox its task will read (the task needs the node state, which needs
     /// the handle, so they are made in two steps).
     pub fn new() -> (GroupCoordinator, Inbox) {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (GroupCoordinator { tx }, Inbox(rx))
+        let (handle, rx) = TaskHandle::new();
+        (GroupCoordinator(handle), Inbox(rx))
     }
 
     /// Runs a state change and waits for its reply.
@@ -79,12 +60,10 @@ impl GroupCoordinator {
         &self,
         op: impl FnOnce(&mut Coordinator, i64, ReplyId) -> Output + Send + 'static,
     ) -> Result<Reply, GroupError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Change(Box::new(op), tx))
+        self.0
+            .change(op)
             .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
+            .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
     /// Runs `op` on the coordinator and returns what it returns.
@@ -92,23 +71,15 @@ impl GroupCoordinator {
         &self,
         op: impl FnOnce(&mut Coordinator, i64) -> T + Send + 'static,
     ) -> Result<T, GroupError> {
-        let (tx, rx) = oneshot::channel();
-        let direct: Direct = Box::new(move |c, now| {
-            let _ = tx.send(op(c, now));
-        });
-        self.tx
-            .send(Command::Direct(direct))
+        self.0
+            .query(op)
             .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| GroupError::CoordinatorNotAvailable)
+            .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
 
     /// Makes the coordinator load what the latest image assigns to this node, and waits.
     pub async fn sync_partitions(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Sync(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.0.sync_partitions().await
     }
 }
 
@@ -128,8 +99,7 @@ pub fn spawn(
 struct Shell {
     coordinator: Coordinator,
     shared: Weak<Shared>,
-    next_reply: ReplyId,
-    waiting: HashMap<ReplyId, oneshot::Sender<Reply>>,
+    waiting: Waiting<Reply>,
 }
 
 async fn run(
@@ -142,8 +112,7 @@ async fn run(
     let mut shell = Shell {
         coordinator,
         shared,
-        next_reply: 1,
-        waiting: HashMap::new(),
+        waiting: Waiting::default(),
     };
     shell.sync_partitions();
     loop {
@@ -176,9 +145,7 @@ impl Shell {
         let now = now_ms();
         match cmd {
             Command::Change(op, reply) => {
-                let id = self.next_reply;
-                self.next_reply += 1;
-                self.waiting.insert(id, reply);
+                let id = self.waiting.register(reply);
                 let out = op(&mut self.coordinator, now, id);
                 self.apply(out);
             }
@@ -210,10 +177,7 @@ impl Shell {
             } else {
                 r.reply
             };
-            if let Some(tx) = self.waiting.remove(&r.id) {
-                // The client may have gone; nothing to do then.
-                let _ = tx.send(reply);
-            }
+            self.waiting.send(r.id, reply);
         }
         // Unloaded partitions are loaded again from the log at the next sync (the clients'
         // FindCoordinator triggers one).

@@ -8,6 +8,7 @@
 //! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
 //! - [`partitions`]: the partitions this node hosts: their logs, high watermarks and the
 //!   long-poll waiters that appends wake.
+//! - [`coordinator_task`]: the request channel both coordinator tasks use.
 //! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
 //! - [`txn_coordinator`]: the task that runs the sans-IO transaction coordinator (`rafka-txn`):
@@ -22,6 +23,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod coordinator_task;
 pub mod errors;
 pub mod group_coordinator;
 pub mod handlers;

@@ -11,7 +11,7 @@
 //! partition has its marker the coordinator completes the transaction; a failed write is retried
 //! on the next tick.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -22,44 +22,30 @@ use rafka_txn::{
     Output, Reply, ReplyId, TxnConfig, TxnCoordinator, TxnError, WriteMarkers,
     CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
+
+use crate::coordinator_task::{self, TaskHandle, Waiting};
 
 use crate::node::{now_ms, Shared};
 use crate::partitions::Partition;
 
-const QUEUE_DEPTH: usize = 1024;
 const LOAD_READ_BYTES: usize = 4 << 20;
 /// Marker writes that failed are retried this often.
 const MARKER_RETRY_MS: u64 = 1000;
 
-type Change = Box<dyn FnOnce(&mut TxnCoordinator, i64, ReplyId) -> Output + Send>;
-type Direct = Box<dyn FnOnce(&mut TxnCoordinator, i64) + Send>;
-
-enum Command {
-    Change(Change, oneshot::Sender<Reply>),
-    Direct(Direct),
-    Sync(oneshot::Sender<()>),
-}
+type Command = coordinator_task::Command<TxnCoordinator, Output, Reply>;
 
 /// Handle the API handlers use. Cheap to clone.
-#[derive(Clone)]
-pub struct TxnCoordinatorHandle {
-    tx: mpsc::Sender<Command>,
-}
-
-impl std::fmt::Debug for TxnCoordinatorHandle {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("TxnCoordinatorHandle")
-    }
-}
+#[derive(Clone, Debug)]
+pub struct TxnCoordinatorHandle(TaskHandle<TxnCoordinator, Output, Reply>);
 
 /// The receiving end of a [`TxnCoordinatorHandle`], until [`spawn`] starts its task.
 pub struct Inbox(mpsc::Receiver<Command>);
 
 impl TxnCoordinatorHandle {
     pub fn new() -> (TxnCoordinatorHandle, Inbox) {
-        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (TxnCoordinatorHandle { tx }, Inbox(rx))
+        let (handle, rx) = TaskHandle::new();
+        (TxnCoordinatorHandle(handle), Inbox(rx))
     }
 
     /// Runs a state change and waits for its reply (sent once its records are written).
@@ -67,12 +53,10 @@ impl TxnCoordinatorHandle {
         &self,
         op: impl FnOnce(&mut TxnCoordinator, i64, ReplyId) -> Output + Send + 'static,
     ) -> Result<Reply, TxnError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(Command::Change(Box::new(op), tx))
+        self.0
+            .change(op)
             .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)
+            .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
     /// Runs `op` on the coordinator and returns what it returns.
@@ -80,23 +64,15 @@ impl TxnCoordinatorHandle {
         &self,
         op: impl FnOnce(&mut TxnCoordinator, i64) -> T + Send + 'static,
     ) -> Result<T, TxnError> {
-        let (tx, rx) = oneshot::channel();
-        let direct: Direct = Box::new(move |c, now| {
-            let _ = tx.send(op(c, now));
-        });
-        self.tx
-            .send(Command::Direct(direct))
+        self.0
+            .query(op)
             .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)?;
-        rx.await.map_err(|_| TxnError::CoordinatorNotAvailable)
+            .map_err(|_| TxnError::CoordinatorNotAvailable)
     }
 
     /// Loads what the latest image assigns to this node, and waits.
     pub async fn sync_partitions(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.tx.send(Command::Sync(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        self.0.sync_partitions().await
     }
 }
 
@@ -123,8 +99,7 @@ pub fn spawn(
 struct Shell {
     coordinator: TxnCoordinator,
     shared: Weak<Shared>,
-    next_reply: ReplyId,
-    waiting: HashMap<ReplyId, oneshot::Sender<Reply>>,
+    waiting: Waiting<Reply>,
     /// Marker writes still to do (failed partitions are retried).
     markers: Vec<WriteMarkers>,
 }
@@ -139,8 +114,7 @@ async fn run(
     let mut shell = Shell {
         coordinator,
         shared,
-        next_reply: 1,
-        waiting: HashMap::new(),
+        waiting: Waiting::default(),
         markers: Vec::new(),
     };
     shell.sync_partitions().await;
@@ -184,9 +158,7 @@ impl Shell {
                         tracing::warn!(error = %e.message, "no producer id block available");
                     }
                 }
-                let id = self.next_reply;
-                self.next_reply += 1;
-                self.waiting.insert(id, reply);
+                let id = self.waiting.register(reply);
                 let out = op(&mut self.coordinator, now, id);
                 self.apply(out).await;
             }
@@ -216,9 +188,7 @@ impl Shell {
                 Some(p) if failed.contains(&p) => r.reply.failed(TxnError::NotCoordinator),
                 _ => r.reply,
             };
-            if let Some(tx) = self.waiting.remove(&r.id) {
-                let _ = tx.send(reply);
-            }
+            self.waiting.send(r.id, reply);
         }
         self.markers.extend(
             out.markers

@@ -4,9 +4,16 @@
 //! - [`Timers`]: deadlines keyed by what they are for, ordered, with cancellation by key. A
 //!   coordinator's shell sleeps until [`Timers::next_deadline_ms`] and then runs `tick(now)`.
 //! - [`partition_for`]: which partition of an internal topic holds a key.
+//! - [`wire`]: the primitive types of Kafka's generated message schemas that the internal-topic
+//!   record formats (`__consumer_offsets`, `__transaction_state`) are built from: a
+//!   bounds-checked [`wire::Reader`] that never panics on untrusted bytes, a [`wire::Writer`]
+//!   that cuts (and reports) fields too long for their length prefix, and their
+//!   [`wire::WireError`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
+
+pub mod wire;
 
 /// Deadlines by key. Rescheduling a key replaces its previous deadline, so a heartbeat costs
 /// two map updates.

@@ -47,6 +47,13 @@
 //! does, replacing invalid UTF-8 rather than failing.
 
 use bytes::Bytes;
+use rafka_coordinator_common::wire::{Reader, Writer};
+
+/// Why a `__consumer_offsets` key or value could not be decoded (or, for the `try_encode_*`
+/// functions, encoded).
+pub use rafka_coordinator_common::wire::WireError as RecordFormatError;
+/// Longest string Kafka's generated serializers accept, flexible or not (`0x7fff` bytes).
+pub use rafka_coordinator_common::wire::MAX_STRING_LEN;
 
 /// Record type (key version) of the pre-0.9 offset commit key; read, never written.
 pub const LEGACY_OFFSET_COMMIT_KEY_VERSION: i16 = 0;
@@ -62,54 +69,8 @@ pub const GROUP_METADATA_VALUE_MAX_VERSION: i16 = 4;
 /// The `GroupMetadataValue` version Kafka 4.1 writes, and so do we.
 pub const GROUP_METADATA_VALUE_WRITE_VERSION: i16 = 3;
 
-/// Longest string Kafka's generated serializers accept, flexible or not (`0x7fff` bytes).
-pub const MAX_STRING_LEN: usize = i16::MAX as usize;
-
 /// Sentinel Kafka stores for "no leader epoch", "no expiry" and "no state timestamp".
 const NONE_SENTINEL: i64 = -1;
-
-/// Why a `__consumer_offsets` key or value could not be decoded (or, for the `try_encode_*`
-/// functions, encoded).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RecordFormatError {
-    /// The input ended inside a field.
-    #[error("truncated {field}: needs {needed} bytes, only {remaining} left")]
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        remaining: usize,
-    },
-    /// The value's version is outside the versions its schema defines.
-    #[error("{record} version {version} is not supported (this broker reads 0..={max})")]
-    UnsupportedValueVersion {
-        record: &'static str,
-        version: i16,
-        max: i16,
-    },
-    /// A field the schema declares non-nullable was written as null.
-    #[error("non-nullable field {field} was serialized as null")]
-    NullField { field: &'static str },
-    /// A length prefix no valid encoder writes (e.g. a compact string over 0x7fff bytes).
-    #[error("field {field} has invalid length {length}")]
-    InvalidLength { field: &'static str, length: i64 },
-    /// An array claims more elements than there are bytes left to hold them.
-    #[error("array {field} claims {count} elements but only {remaining} bytes are left")]
-    ArrayTooLong {
-        field: &'static str,
-        count: usize,
-        remaining: usize,
-    },
-    /// An unsigned varint longer than 5 bytes or wider than 32 bits.
-    #[error("malformed unsigned varint in {field}")]
-    InvalidVarint { field: &'static str },
-    /// Encoding only: a field is longer than its length prefix can say.
-    #[error("field {field} is {length} bytes, more than the {max} its schema can hold")]
-    FieldTooLong {
-        field: &'static str,
-        length: usize,
-        max: usize,
-    },
-}
 
 /// Key of an offset commit record: which group committed which partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +166,7 @@ pub fn offset_commit_value_version(v: &OffsetCommitValue) -> i16 {
 /// to get an error instead.
 #[must_use]
 pub fn encode_offset_commit_key(k: &OffsetCommitKey) -> Vec<u8> {
-    write_offset_commit_key(k).out
+    write_offset_commit_key(k).finish_lossy()
 }
 
 /// Encodes an offset commit key, or fails if a field is too long for the schema.
@@ -220,7 +181,7 @@ pub fn try_encode_offset_commit_key(k: &OffsetCommitKey) -> Result<Vec<u8>, Reco
 /// [`try_encode_offset_commit_value`] to get an error instead.
 #[must_use]
 pub fn encode_offset_commit_value(v: &OffsetCommitValue) -> Vec<u8> {
-    write_offset_commit_value(v).out
+    write_offset_commit_value(v).finish_lossy()
 }
 
 /// Encodes an offset commit value, or fails if the metadata is too long for the schema.
@@ -232,7 +193,7 @@ pub fn try_encode_offset_commit_value(v: &OffsetCommitValue) -> Result<Vec<u8>, 
 /// [`encode_offset_commit_key`]; see [`try_encode_group_metadata_key`].
 #[must_use]
 pub fn encode_group_metadata_key(k: &GroupMetadataKey) -> Vec<u8> {
-    write_group_metadata_key(k).out
+    write_group_metadata_key(k).finish_lossy()
 }
 
 /// Encodes a group metadata key, or fails if the group id is too long for the schema.
@@ -244,7 +205,7 @@ pub fn try_encode_group_metadata_key(k: &GroupMetadataKey) -> Result<Vec<u8>, Re
 /// are cut as in [`encode_offset_commit_key`]; see [`try_encode_group_metadata_value`].
 #[must_use]
 pub fn encode_group_metadata_value(v: &GroupMetadataValue) -> Vec<u8> {
-    write_group_metadata_value(v).out
+    write_group_metadata_value(v).finish_lossy()
 }
 
 /// Encodes a group metadata value, or fails if a field is too long for the schema.
@@ -255,22 +216,22 @@ pub fn try_encode_group_metadata_value(
 }
 
 fn write_offset_commit_key(k: &OffsetCommitKey) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.i16(OFFSET_COMMIT_KEY_VERSION);
-    w.string("group", &k.group);
-    w.string("topic", &k.topic);
+    w.string("group", &k.group, false);
+    w.string("topic", &k.topic, false);
     w.i32(k.partition);
     w
 }
 
 fn write_offset_commit_value(v: &OffsetCommitValue) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     match v.expire_timestamp_ms {
         Some(expire) => {
             // v1: offset, metadata, commitTimestamp, expireTimestamp. No leader epoch.
             w.i16(1);
             w.i64(v.offset);
-            w.string("metadata", &v.metadata);
+            w.string("metadata", &v.metadata, false);
             w.i64(v.commit_timestamp_ms);
             w.i64(expire);
         }
@@ -279,7 +240,7 @@ fn write_offset_commit_value(v: &OffsetCommitValue) -> Writer {
             w.i16(4);
             w.i64(v.offset);
             w.i32(v.leader_epoch);
-            w.compact_string("metadata", &v.metadata);
+            w.string("metadata", &v.metadata, true);
             w.i64(v.commit_timestamp_ms);
             // No tagged fields: Kafka omits `topicId` (tag 0) when it is the zero UUID.
             w.uvarint(0);
@@ -289,139 +250,32 @@ fn write_offset_commit_value(v: &OffsetCommitValue) -> Writer {
 }
 
 fn write_group_metadata_key(k: &GroupMetadataKey) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.i16(GROUP_METADATA_KEY_VERSION);
-    w.string("group", &k.group);
+    w.string("group", &k.group, false);
     w
 }
 
 fn write_group_metadata_value(v: &GroupMetadataValue) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.i16(GROUP_METADATA_VALUE_WRITE_VERSION);
-    w.string("protocolType", &v.protocol_type);
+    w.string("protocolType", &v.protocol_type, false);
     w.i32(v.generation);
-    w.nullable_string("protocol", v.protocol.as_deref());
-    w.nullable_string("leader", v.leader.as_deref());
+    w.nullable_string("protocol", v.protocol.as_deref(), false);
+    w.nullable_string("leader", v.leader.as_deref(), false);
     w.i64(v.current_state_timestamp_ms.unwrap_or(NONE_SENTINEL));
-    let count = w.array_len("members", v.members.len());
+    let count = w.array_len("members", v.members.len(), false);
     for m in v.members.iter().take(count) {
-        w.string("memberId", &m.member_id);
-        w.nullable_string("groupInstanceId", m.group_instance_id.as_deref());
-        w.string("clientId", &m.client_id);
-        w.string("clientHost", &m.client_host);
+        w.string("memberId", &m.member_id, false);
+        w.nullable_string("groupInstanceId", m.group_instance_id.as_deref(), false);
+        w.string("clientId", &m.client_id, false);
+        w.string("clientHost", &m.client_host, false);
         w.i32(m.rebalance_timeout_ms);
         w.i32(m.session_timeout_ms);
-        w.bytes("subscription", &m.subscription);
-        w.bytes("assignment", &m.assignment);
+        w.bytes("subscription", &m.subscription, false);
+        w.bytes("assignment", &m.assignment, false);
     }
     w
-}
-
-/// Appends big-endian fields; remembers the first field that did not fit its length prefix
-/// (writing a cut-down version of it so the output stays well-formed).
-#[derive(Default)]
-struct Writer {
-    out: Vec<u8>,
-    overflow: Option<RecordFormatError>,
-}
-
-impl Writer {
-    fn finish(self) -> Result<Vec<u8>, RecordFormatError> {
-        match self.overflow {
-            Some(e) => Err(e),
-            None => Ok(self.out),
-        }
-    }
-
-    fn too_long(&mut self, field: &'static str, length: usize, max: usize) {
-        if self.overflow.is_none() {
-            self.overflow = Some(RecordFormatError::FieldTooLong { field, length, max });
-        }
-    }
-
-    /// `s` cut to at most [`MAX_STRING_LEN`] bytes at a character boundary.
-    fn fit_string<'s>(&mut self, field: &'static str, s: &'s str) -> &'s str {
-        if s.len() <= MAX_STRING_LEN {
-            return s;
-        }
-        self.too_long(field, s.len(), MAX_STRING_LEN);
-        let mut end = MAX_STRING_LEN;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        &s[..end]
-    }
-
-    fn i16(&mut self, v: i16) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn i32(&mut self, v: i32) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn i64(&mut self, v: i64) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn uvarint(&mut self, mut v: u32) {
-        while v >= 0x80 {
-            // Truncation to the low 7 bits is the point of the encoding.
-            self.out.push((v & 0x7f) as u8 | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
-    }
-
-    /// Non-flexible `STRING`: `i16` length, then UTF-8 bytes.
-    fn string(&mut self, field: &'static str, s: &str) {
-        let s = self.fit_string(field, s);
-        // `fit_string` guarantees the length fits.
-        self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
-        self.out.extend_from_slice(s.as_bytes());
-    }
-
-    /// Non-flexible `NULLABLE_STRING`: length -1 for null.
-    fn nullable_string(&mut self, field: &'static str, s: Option<&str>) {
-        match s {
-            Some(s) => self.string(field, s),
-            None => self.i16(-1),
-        }
-    }
-
-    /// Flexible `COMPACT_STRING`: unsigned varint length + 1, then UTF-8 bytes.
-    fn compact_string(&mut self, field: &'static str, s: &str) {
-        let s = self.fit_string(field, s);
-        // At most 0x7fff + 1: always fits a u32.
-        self.uvarint(u32::try_from(s.len() + 1).unwrap_or(u32::MAX));
-        self.out.extend_from_slice(s.as_bytes());
-    }
-
-    /// Non-flexible `BYTES`: `i32` length, then the bytes.
-    fn bytes(&mut self, field: &'static str, b: &[u8]) {
-        let max = i32::MAX as usize;
-        let b = if b.len() > max {
-            self.too_long(field, b.len(), max);
-            &b[..max]
-        } else {
-            b
-        };
-        self.i32(i32::try_from(b.len()).unwrap_or(i32::MAX));
-        self.out.extend_from_slice(b);
-    }
-
-    /// Non-flexible array count; returns how many elements the caller may write.
-    fn array_len(&mut self, field: &'static str, len: usize) -> usize {
-        let max = i32::MAX as usize;
-        let len = if len > max {
-            self.too_long(field, len, max);
-            max
-        } else {
-            len
-        };
-        self.i32(i32::try_from(len).unwrap_or(i32::MAX));
-        len
-    }
 }
 
 // ------------------------------------------------------------------------------------ decode --
@@ -553,8 +407,9 @@ fn decode_group_metadata_value(
             -1
         };
         let session_timeout_ms = r.i32("MemberMetadata.sessionTimeout")?;
-        let subscription = r.bytes("MemberMetadata.subscription", flexible)?;
-        let assignment = r.bytes("MemberMetadata.assignment", flexible)?;
+        let subscription =
+            Bytes::copy_from_slice(r.bytes("MemberMetadata.subscription", flexible)?);
+        let assignment = Bytes::copy_from_slice(r.bytes("MemberMetadata.assignment", flexible)?);
         if flexible {
             r.skip_tagged_fields("MemberMetadata")?;
         }
@@ -587,170 +442,6 @@ fn decode_group_metadata_value(
             .then_some(current_state_timestamp),
         members,
     })
-}
-
-/// A cursor over untrusted bytes; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordFormatError> {
-        if n > self.buf.len() {
-            return Err(RecordFormatError::Truncated {
-                field,
-                needed: n,
-                remaining: self.buf.len(),
-            });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordFormatError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    fn u8(&mut self, field: &'static str) -> Result<u8, RecordFormatError> {
-        Ok(self.array::<1>(field)?[0])
-    }
-
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordFormatError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordFormatError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordFormatError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
-
-    /// Kafka's `UNSIGNED_VARINT`: at most 5 bytes, at most 32 bits.
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, RecordFormatError> {
-        let mut value: u32 = 0;
-        for i in 0..5 {
-            let b = self.u8(field)?;
-            let bits = u32::from(b & 0x7f);
-            if i == 4 && ((b & 0x80) != 0 || bits > 0x0f) {
-                return Err(RecordFormatError::InvalidVarint { field });
-            }
-            value |= bits << (7 * i);
-            if (b & 0x80) == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordFormatError::InvalidVarint { field })
-    }
-
-    /// A string's length: `None` for null. Non-flexible: `i16`, any negative is null (as in
-    /// Kafka's generated readers). Flexible: unsigned varint length + 1, 0 is null.
-    fn string_len(
-        &mut self,
-        field: &'static str,
-        flexible: bool,
-    ) -> Result<Option<usize>, RecordFormatError> {
-        if flexible {
-            let n = self.uvarint(field)?;
-            if n == 0 {
-                return Ok(None);
-            }
-            let len = (n - 1) as usize;
-            if len > MAX_STRING_LEN {
-                return Err(RecordFormatError::InvalidLength {
-                    field,
-                    length: i64::from(n - 1),
-                });
-            }
-            Ok(Some(len))
-        } else {
-            let n = self.i16(field)?;
-            Ok(usize::try_from(n).ok())
-        }
-    }
-
-    fn nullable_string(
-        &mut self,
-        field: &'static str,
-        flexible: bool,
-    ) -> Result<Option<String>, RecordFormatError> {
-        match self.string_len(field, flexible)? {
-            None => Ok(None),
-            Some(len) => {
-                let raw = self.take(len, field)?;
-                Ok(Some(String::from_utf8_lossy(raw).into_owned()))
-            }
-        }
-    }
-
-    fn string(&mut self, field: &'static str, flexible: bool) -> Result<String, RecordFormatError> {
-        self.nullable_string(field, flexible)?
-            .ok_or(RecordFormatError::NullField { field })
-    }
-
-    /// Non-nullable `BYTES` / `COMPACT_BYTES`.
-    fn bytes(&mut self, field: &'static str, flexible: bool) -> Result<Bytes, RecordFormatError> {
-        let len = if flexible {
-            match self.uvarint(field)? {
-                0 => None,
-                n => Some((n - 1) as usize),
-            }
-        } else {
-            usize::try_from(self.i32(field)?).ok()
-        };
-        let len = len.ok_or(RecordFormatError::NullField { field })?;
-        Ok(Bytes::copy_from_slice(self.take(len, field)?))
-    }
-
-    /// Non-nullable array count, refused when larger than the bytes left (Kafka's generated
-    /// readers do the same check before allocating).
-    fn array_len(
-        &mut self,
-        field: &'static str,
-        flexible: bool,
-    ) -> Result<usize, RecordFormatError> {
-        let count = if flexible {
-            match self.uvarint(field)? {
-                0 => None,
-                n => Some((n - 1) as usize),
-            }
-        } else {
-            usize::try_from(self.i32(field)?).ok()
-        };
-        let count = count.ok_or(RecordFormatError::NullField { field })?;
-        if count > self.remaining() {
-            return Err(RecordFormatError::ArrayTooLong {
-                field,
-                count,
-                remaining: self.remaining(),
-            });
-        }
-        Ok(count)
-    }
-
-    /// A flexible version's tagged-field section: count, then `(tag, size, bytes)` each. None of
-    /// the tags is modelled here, so all are skipped.
-    fn skip_tagged_fields(&mut self, field: &'static str) -> Result<(), RecordFormatError> {
-        let count = self.uvarint(field)?;
-        for _ in 0..count {
-            let _tag = self.uvarint(field)?;
-            let size = self.uvarint(field)? as usize;
-            self.take(size, field)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -39,15 +39,16 @@
 //! regardless and lose its place in the message.
 
 use crate::metadata::TransactionState;
+use rafka_coordinator_common::wire::{Reader, WireError, Writer};
+
+/// Longest string Kafka's generated serializers accept, flexible or not (`0x7fff` bytes).
+pub use rafka_coordinator_common::wire::MAX_STRING_LEN;
 
 /// Record type (key version) of a transactional id's state.
 pub const TRANSACTION_LOG_KEY_VERSION: i16 = 0;
 
 /// Highest `TransactionLogValue` version this module reads (Kafka 4.1's `validVersions: 0-1`).
 pub const TRANSACTION_LOG_VALUE_MAX_VERSION: i16 = 1;
-
-/// Longest string Kafka's generated serializers accept, flexible or not (`0x7fff` bytes).
-pub const MAX_STRING_LEN: usize = i16::MAX as usize;
 
 const TAG_PREVIOUS_PRODUCER_ID: u32 = 0;
 const TAG_NEXT_PRODUCER_ID: u32 = 1;
@@ -102,6 +103,42 @@ pub enum RecordFormatError {
     UnsupportedFieldAtVersion { field: &'static str, version: i16 },
 }
 
+impl From<WireError> for RecordFormatError {
+    fn from(e: WireError) -> Self {
+        match e {
+            WireError::Truncated {
+                field,
+                needed,
+                remaining,
+            } => RecordFormatError::Truncated {
+                field,
+                needed,
+                remaining,
+            },
+            WireError::UnsupportedValueVersion { version, max, .. } => {
+                RecordFormatError::UnsupportedValueVersion { version, max }
+            }
+            WireError::NullField { field } => RecordFormatError::NullField { field },
+            WireError::InvalidLength { field, length } => {
+                RecordFormatError::InvalidLength { field, length }
+            }
+            WireError::ArrayTooLong {
+                field,
+                count,
+                remaining,
+            } => RecordFormatError::ArrayTooLong {
+                field,
+                count,
+                remaining,
+            },
+            WireError::InvalidVarint { field } => RecordFormatError::InvalidVarint { field },
+            WireError::FieldTooLong { field, length, max } => {
+                RecordFormatError::FieldTooLong { field, length, max }
+            }
+        }
+    }
+}
+
 /// One topic of a transaction and its partitions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionsSchema {
@@ -149,19 +186,19 @@ pub enum TxnLogRecord {
 /// an error instead.
 #[must_use]
 pub fn encode_key(transactional_id: &str) -> Vec<u8> {
-    write_key(transactional_id).out
+    write_key(transactional_id).finish_lossy()
 }
 
 /// Encodes a record key, or fails if the id is too long for the schema.
 pub fn try_encode_key(transactional_id: &str) -> Result<Vec<u8>, RecordFormatError> {
-    write_key(transactional_id).finish()
+    Ok(write_key(transactional_id).finish()?)
 }
 
 /// Encodes a value at `version` (0 or 1; anything else is written as 1). At version 0 the tagged
 /// fields are dropped, and over-long strings are cut; [`try_encode_value`] reports both instead.
 #[must_use]
 pub fn encode_value(v: &TransactionLogValue, version: i16) -> Vec<u8> {
-    write_value(v, version).out
+    write_value(v, version).finish_lossy()
 }
 
 /// Encodes a value at `version`, or fails if it cannot be represented there.
@@ -188,11 +225,11 @@ pub fn try_encode_value(
             return Err(RecordFormatError::UnsupportedFieldAtVersion { field, version });
         }
     }
-    write_value(v, version).finish()
+    Ok(write_value(v, version).finish()?)
 }
 
 fn write_key(transactional_id: &str) -> Writer {
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.i16(TRANSACTION_LOG_KEY_VERSION);
     w.string("TransactionalId", transactional_id, false);
     w
@@ -200,7 +237,7 @@ fn write_key(transactional_id: &str) -> Writer {
 
 fn write_value(v: &TransactionLogValue, version: i16) -> Writer {
     let flexible = version != 0;
-    let mut w = Writer::default();
+    let mut w = Writer::new();
     w.i16(if flexible { 1 } else { 0 });
     w.i64(v.producer_id);
     w.i16(v.producer_epoch);
@@ -252,106 +289,10 @@ fn write_value(v: &TransactionLogValue, version: i16) -> Writer {
         for (tag, body) in tags {
             w.uvarint(tag);
             w.uvarint(body.len() as u32);
-            w.out.extend_from_slice(&body);
+            w.raw(&body);
         }
     }
     w
-}
-
-/// Appends big-endian fields; remembers the first field that did not fit its length prefix
-/// (writing a cut-down version of it so the output stays well-formed).
-#[derive(Default)]
-struct Writer {
-    out: Vec<u8>,
-    overflow: Option<RecordFormatError>,
-}
-
-impl Writer {
-    fn finish(self) -> Result<Vec<u8>, RecordFormatError> {
-        match self.overflow {
-            Some(e) => Err(e),
-            None => Ok(self.out),
-        }
-    }
-
-    fn too_long(&mut self, field: &'static str, length: usize, max: usize) {
-        if self.overflow.is_none() {
-            self.overflow = Some(RecordFormatError::FieldTooLong { field, length, max });
-        }
-    }
-
-    fn i8(&mut self, v: i8) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn i16(&mut self, v: i16) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn i32(&mut self, v: i32) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn i64(&mut self, v: i64) {
-        self.out.extend_from_slice(&v.to_be_bytes());
-    }
-
-    fn uvarint(&mut self, mut v: u32) {
-        while v >= 0x80 {
-            // Truncation to the low 7 bits is the point of the encoding.
-            self.out.push((v & 0x7f) as u8 | 0x80);
-            v >>= 7;
-        }
-        self.out.push(v as u8);
-    }
-
-    /// `STRING` (`i16` length) or `COMPACT_STRING` (varint length + 1), cut to
-    /// [`MAX_STRING_LEN`] bytes at a character boundary if need be.
-    fn string(&mut self, field: &'static str, s: &str, flexible: bool) {
-        let s = if s.len() <= MAX_STRING_LEN {
-            s
-        } else {
-            self.too_long(field, s.len(), MAX_STRING_LEN);
-            let mut end = MAX_STRING_LEN;
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            &s[..end]
-        };
-        if flexible {
-            // At most 0x7fff + 1: always fits a u32.
-            self.uvarint(u32::try_from(s.len() + 1).unwrap_or(u32::MAX));
-        } else {
-            self.i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
-        }
-        self.out.extend_from_slice(s.as_bytes());
-    }
-
-    fn null_array(&mut self, flexible: bool) {
-        if flexible {
-            self.uvarint(0);
-        } else {
-            self.i32(-1);
-        }
-    }
-
-    /// Array count; returns how many elements the caller may write.
-    fn array_len(&mut self, field: &'static str, len: usize, flexible: bool) -> usize {
-        // The compact form stores len + 1 in a u32; both forms top out near i32::MAX.
-        let max = i32::MAX as usize - 1;
-        let len = if len > max {
-            self.too_long(field, len, max);
-            max
-        } else {
-            len
-        };
-        if flexible {
-            self.uvarint(u32::try_from(len + 1).unwrap_or(u32::MAX));
-        } else {
-            self.i32(i32::try_from(len).unwrap_or(i32::MAX));
-        }
-        len
-    }
 }
 
 // ------------------------------------------------------------------------------------ decode --
@@ -391,35 +332,32 @@ pub fn decode_value(value: &[u8]) -> Result<(i16, TransactionLogValue), RecordFo
     let status = r.i8("TransactionLogValue.TransactionStatus")?;
     let state = TransactionState::from_id(status)
         .ok_or(RecordFormatError::UnknownTransactionStatus { id: status })?;
-    let partitions = match r.array_len("TransactionLogValue.TransactionPartitions", flexible)? {
-        None => None,
-        Some(count) => {
-            // A topic entry takes at least a length and a count: 1 + 1 (+ 1 tag count) bytes
-            // flexible, 2 + 4 otherwise.
-            let min_entry = if flexible { 3 } else { 6 };
-            let mut topics = Vec::with_capacity(count.min(r.remaining() / min_entry));
-            for _ in 0..count {
-                let topic = r.string("PartitionsSchema.Topic", flexible)?;
-                let n = r
-                    .array_len("PartitionsSchema.PartitionIds", flexible)?
-                    .ok_or(RecordFormatError::NullField {
-                        field: "PartitionsSchema.PartitionIds",
-                    })?;
-                let mut partition_ids = Vec::with_capacity(n.min(r.remaining() / 4));
-                for _ in 0..n {
-                    partition_ids.push(r.i32("PartitionsSchema.PartitionIds")?);
+    let partitions =
+        match r.nullable_array_len("TransactionLogValue.TransactionPartitions", flexible)? {
+            None => None,
+            Some(count) => {
+                // A topic entry takes at least a length and a count: 1 + 1 (+ 1 tag count) bytes
+                // flexible, 2 + 4 otherwise.
+                let min_entry = if flexible { 3 } else { 6 };
+                let mut topics = Vec::with_capacity(count.min(r.remaining() / min_entry));
+                for _ in 0..count {
+                    let topic = r.string("PartitionsSchema.Topic", flexible)?;
+                    let n = r.array_len("PartitionsSchema.PartitionIds", flexible)?;
+                    let mut partition_ids = Vec::with_capacity(n.min(r.remaining() / 4));
+                    for _ in 0..n {
+                        partition_ids.push(r.i32("PartitionsSchema.PartitionIds")?);
+                    }
+                    if flexible {
+                        r.skip_tagged_fields("PartitionsSchema")?;
+                    }
+                    topics.push(PartitionsSchema {
+                        topic,
+                        partition_ids,
+                    });
                 }
-                if flexible {
-                    r.skip_tagged_fields("PartitionsSchema")?;
-                }
-                topics.push(PartitionsSchema {
-                    topic,
-                    partition_ids,
-                });
+                Some(topics)
             }
-            Some(topics)
-        }
-    };
+        };
     let last_update_timestamp_ms = r.i64("TransactionLogValue.TransactionLastUpdateTimestampMs")?;
     let start_timestamp_ms = r.i64("TransactionLogValue.TransactionStartTimestampMs")?;
     let mut value = TransactionLogValue {
@@ -471,135 +409,6 @@ pub fn decode_value(value: &[u8]) -> Result<(i16, TransactionLogValue), RecordFo
         }
     }
     Ok((version, value))
-}
-
-/// A cursor over untrusted bytes; every read is bounds-checked.
-struct Reader<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Self { buf }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordFormatError> {
-        if n > self.buf.len() {
-            return Err(RecordFormatError::Truncated {
-                field,
-                needed: n,
-                remaining: self.buf.len(),
-            });
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordFormatError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-
-    fn i8(&mut self, field: &'static str) -> Result<i8, RecordFormatError> {
-        Ok(i8::from_be_bytes(self.array(field)?))
-    }
-
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordFormatError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordFormatError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordFormatError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
-
-    /// Kafka's `UNSIGNED_VARINT`: at most 5 bytes, at most 32 bits.
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, RecordFormatError> {
-        let mut value: u32 = 0;
-        for i in 0..5 {
-            let b = self.array::<1>(field)?[0];
-            let bits = u32::from(b & 0x7f);
-            if i == 4 && ((b & 0x80) != 0 || bits > 0x0f) {
-                return Err(RecordFormatError::InvalidVarint { field });
-            }
-            value |= bits << (7 * i);
-            if (b & 0x80) == 0 {
-                return Ok(value);
-            }
-        }
-        Err(RecordFormatError::InvalidVarint { field })
-    }
-
-    /// A non-nullable string. Non-flexible: `i16` length, any negative is null (as in Kafka's
-    /// generated readers). Flexible: unsigned varint length + 1, 0 is null.
-    fn string(&mut self, field: &'static str, flexible: bool) -> Result<String, RecordFormatError> {
-        let len = if flexible {
-            match self.uvarint(field)? {
-                0 => None,
-                n => {
-                    let len = (n - 1) as usize;
-                    if len > MAX_STRING_LEN {
-                        return Err(RecordFormatError::InvalidLength {
-                            field,
-                            length: i64::from(n - 1),
-                        });
-                    }
-                    Some(len)
-                }
-            }
-        } else {
-            usize::try_from(self.i16(field)?).ok()
-        };
-        let len = len.ok_or(RecordFormatError::NullField { field })?;
-        Ok(String::from_utf8_lossy(self.take(len, field)?).into_owned())
-    }
-
-    /// An array count, `None` for null; refused when larger than the bytes left (Kafka's
-    /// generated readers do the same check before allocating).
-    fn array_len(
-        &mut self,
-        field: &'static str,
-        flexible: bool,
-    ) -> Result<Option<usize>, RecordFormatError> {
-        let count = if flexible {
-            match self.uvarint(field)? {
-                0 => None,
-                n => Some((n - 1) as usize),
-            }
-        } else {
-            usize::try_from(self.i32(field)?).ok()
-        };
-        if let Some(count) = count {
-            if count > self.remaining() {
-                return Err(RecordFormatError::ArrayTooLong {
-                    field,
-                    count,
-                    remaining: self.remaining(),
-                });
-            }
-        }
-        Ok(count)
-    }
-
-    /// A tagged-field section none of whose tags is modelled: count, then `(tag, size, bytes)`.
-    fn skip_tagged_fields(&mut self, field: &'static str) -> Result<(), RecordFormatError> {
-        let count = self.uvarint(field)?;
-        for _ in 0..count {
-            let _tag = self.uvarint(field)?;
-            let size = self.uvarint(field)? as usize;
-            self.take(size, field)?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

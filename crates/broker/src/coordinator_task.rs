@@ -1,0 +1,123 @@
+//! The request channel of a coordinator task, shared by the group and transaction coordinator
+//! shells: handlers send closures that run on the task's coordinator and await the answer; the
+//! task hands each state change a reply id and answers when its output says so.
+
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+/// Requests queued for a coordinator task; beyond this, handlers wait (backpressure).
+const QUEUE_DEPTH: usize = 1024;
+
+/// What a state change runs: the coordinator, the time, the reply id; it returns an output.
+pub type Change<C, O> = Box<dyn FnOnce(&mut C, i64, u64) -> O + Send>;
+/// A read, or a change answered on the spot; the closure replies itself.
+pub type Direct<C> = Box<dyn FnOnce(&mut C, i64) + Send>;
+
+pub enum Command<C, O, R> {
+    /// A state change whose reply comes through an output, now or later.
+    Change(Change<C, O>, oneshot::Sender<R>),
+    Direct(Direct<C>),
+    /// Load the partitions the current metadata image assigns to this node; answer when done.
+    Sync(oneshot::Sender<()>),
+}
+
+/// The task is gone (the node is stopping).
+#[derive(Debug, Clone, Copy)]
+pub struct Gone;
+
+/// Handle the API handlers use. Cheap to clone.
+pub struct TaskHandle<C, O, R> {
+    tx: mpsc::Sender<Command<C, O, R>>,
+}
+
+impl<C, O, R> Clone for TaskHandle<C, O, R> {
+    fn clone(&self) -> Self {
+        TaskHandle {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<C, O, R> std::fmt::Debug for TaskHandle<C, O, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TaskHandle")
+    }
+}
+
+impl<C: 'static, O: 'static, R: Send + 'static> TaskHandle<C, O, R> {
+    /// A handle and the receiver its task will read.
+    pub fn new() -> (Self, mpsc::Receiver<Command<C, O, R>>) {
+        let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+        (TaskHandle { tx }, rx)
+    }
+
+    /// Runs a state change and waits for its reply.
+    pub async fn change(
+        &self,
+        op: impl FnOnce(&mut C, i64, u64) -> O + Send + 'static,
+    ) -> Result<R, Gone> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Change(Box::new(op), tx))
+            .await
+            .map_err(|_| Gone)?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Runs `op` on the coordinator and returns what it returns.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&mut C, i64) -> T + Send + 'static,
+    ) -> Result<T, Gone> {
+        let (tx, rx) = oneshot::channel();
+        let direct: Direct<C> = Box::new(move |c, now| {
+            let _ = tx.send(op(c, now));
+        });
+        self.tx
+            .send(Command::Direct(direct))
+            .await
+            .map_err(|_| Gone)?;
+        rx.await.map_err(|_| Gone)
+    }
+
+    /// Makes the task load what the latest image assigns to this node, and waits.
+    pub async fn sync_partitions(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Sync(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// The reply senders of state changes whose answers are not out yet, by reply id.
+pub struct Waiting<R> {
+    next: u64,
+    senders: HashMap<u64, oneshot::Sender<R>>,
+}
+
+impl<R> Default for Waiting<R> {
+    fn default() -> Self {
+        Waiting {
+            next: 1,
+            senders: HashMap::new(),
+        }
+    }
+}
+
+impl<R> Waiting<R> {
+    /// Files a sender and returns the reply id the coordinator will answer under.
+    pub fn register(&mut self, tx: oneshot::Sender<R>) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.senders.insert(id, tx);
+        id
+    }
+
+    /// Sends the reply for `id`; the client may have gone, which is fine.
+    pub fn send(&mut self, id: u64, reply: R) {
+        if let Some(tx) = self.senders.remove(&id) {
+            let _ = tx.send(reply);
+        }
+    }
+}
