@@ -22,54 +22,76 @@ pub enum Command<C, O, R> {
     Sync(oneshot::Sender<()>),
 }
 
-/// The task is gone (the node is stopping).
+/// The task is gone (the node is stopping); each coordinator's error type says this as
+/// COORDINATOR_NOT_AVAILABLE.
 #[derive(Debug, Clone, Copy)]
 pub struct Gone;
 
-/// Handle the API handlers use. Cheap to clone.
-pub struct TaskHandle<C, O, R> {
-    tx: mpsc::Sender<Command<C, O, R>>,
+impl From<Gone> for rafka_group::GroupError {
+    fn from(_: Gone) -> Self {
+        rafka_group::GroupError::CoordinatorNotAvailable
+    }
 }
 
-impl<C, O, R> Clone for TaskHandle<C, O, R> {
+impl From<Gone> for rafka_txn::TxnError {
+    fn from(_: Gone) -> Self {
+        rafka_txn::TxnError::CoordinatorNotAvailable
+    }
+}
+
+/// Handle the API handlers use: `C` the coordinator, `O` its output, `R` its replies, `E` its
+/// error type. Cheap to clone.
+pub struct TaskHandle<C, O, R, E> {
+    tx: mpsc::Sender<Command<C, O, R>>,
+    _error: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<C, O, R, E> Clone for TaskHandle<C, O, R, E> {
     fn clone(&self) -> Self {
         TaskHandle {
             tx: self.tx.clone(),
+            _error: std::marker::PhantomData,
         }
     }
 }
 
-impl<C, O, R> std::fmt::Debug for TaskHandle<C, O, R> {
+impl<C, O, R, E> std::fmt::Debug for TaskHandle<C, O, R, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("TaskHandle")
     }
 }
 
-impl<C: 'static, O: 'static, R: Send + 'static> TaskHandle<C, O, R> {
+impl<C: 'static, O: 'static, R: Send + 'static, E: From<Gone>> TaskHandle<C, O, R, E> {
     /// A handle and the receiver its task will read.
     pub fn new() -> (Self, mpsc::Receiver<Command<C, O, R>>) {
         let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-        (TaskHandle { tx }, rx)
+        (
+            TaskHandle {
+                tx,
+                _error: std::marker::PhantomData,
+            },
+            rx,
+        )
     }
 
     /// Runs a state change and waits for its reply.
     pub async fn change(
         &self,
         op: impl FnOnce(&mut C, i64, u64) -> O + Send + 'static,
-    ) -> Result<R, Gone> {
+    ) -> Result<R, E> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Change(Box::new(op), tx))
             .await
             .map_err(|_| Gone)?;
-        rx.await.map_err(|_| Gone)
+        Ok(rx.await.map_err(|_| Gone)?)
     }
 
     /// Runs `op` on the coordinator and returns what it returns.
     pub async fn query<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut C, i64) -> T + Send + 'static,
-    ) -> Result<T, Gone> {
+    ) -> Result<T, E> {
         let (tx, rx) = oneshot::channel();
         let direct: Direct<C> = Box::new(move |c, now| {
             let _ = tx.send(op(c, now));
@@ -78,7 +100,7 @@ impl<C: 'static, O: 'static, R: Send + 'static> TaskHandle<C, O, R> {
             .send(Command::Direct(direct))
             .await
             .map_err(|_| Gone)?;
-        rx.await.map_err(|_| Gone)
+        Ok(rx.await.map_err(|_| Gone)?)
     }
 
     /// Makes the task load what the latest image assigns to this node, and waits.

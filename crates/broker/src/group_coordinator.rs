@@ -12,7 +12,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rafka_group::records::decode_record;
-use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply, ReplyId};
+use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
 use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder};
 use rafka_storage::producer_state::TxnMarker;
@@ -41,47 +41,10 @@ const LOAD_READ_BYTES: usize = 4 << 20;
 type Command = coordinator_task::Command<Coordinator, Output, Reply>;
 
 /// Handle the API handlers use. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct GroupCoordinator(TaskHandle<Coordinator, Output, Reply>);
+pub type GroupCoordinator = TaskHandle<Coordinator, Output, Reply, GroupError>;
 
 /// The receiving end of a [`GroupCoordinator`], until [`spawn`] starts its task.
-pub struct Inbox(mpsc::Receiver<Command>);
-
-impl GroupCoordinator {
-    /// A handle and the inbox its task will read (the task needs the node state, which needs
-    /// the handle, so they are made in two steps).
-    pub fn new() -> (GroupCoordinator, Inbox) {
-        let (handle, rx) = TaskHandle::new();
-        (GroupCoordinator(handle), Inbox(rx))
-    }
-
-    /// Runs a state change and waits for its reply.
-    pub async fn change(
-        &self,
-        op: impl FnOnce(&mut Coordinator, i64, ReplyId) -> Output + Send + 'static,
-    ) -> Result<Reply, GroupError> {
-        self.0
-            .change(op)
-            .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)
-    }
-
-    /// Runs `op` on the coordinator and returns what it returns.
-    pub async fn query<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&mut Coordinator, i64) -> T + Send + 'static,
-    ) -> Result<T, GroupError> {
-        self.0
-            .query(op)
-            .await
-            .map_err(|_| GroupError::CoordinatorNotAvailable)
-    }
-
-    /// Makes the coordinator load what the latest image assigns to this node, and waits.
-    pub async fn sync_partitions(&self) {
-        self.0.sync_partitions().await
-    }
-}
+pub type Inbox = mpsc::Receiver<Command>;
 
 /// Starts the coordinator task. It holds only a weak reference to the node state, so it never
 /// keeps a stopped node alive.
@@ -93,7 +56,7 @@ pub fn spawn(
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let coordinator = Coordinator::new(config, Box::new(|| uuid::Uuid::new_v4().as_u128()));
-    tokio::spawn(run(coordinator, shared, inbox.0, images, shutdown))
+    tokio::spawn(run(coordinator, shared, inbox, images, shutdown))
 }
 
 struct Shell {

@@ -19,8 +19,8 @@ use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder};
 use rafka_txn::records::decode_record;
 use rafka_txn::{
-    Output, Reply, ReplyId, TxnConfig, TxnCoordinator, TxnError, WriteMarkers,
-    CONSUMER_OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC,
+    Output, Reply, TxnConfig, TxnCoordinator, TxnError, WriteMarkers, CONSUMER_OFFSETS_TOPIC,
+    TRANSACTION_STATE_TOPIC,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -36,45 +36,10 @@ const MARKER_RETRY_MS: u64 = 1000;
 type Command = coordinator_task::Command<TxnCoordinator, Output, Reply>;
 
 /// Handle the API handlers use. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct TxnCoordinatorHandle(TaskHandle<TxnCoordinator, Output, Reply>);
+pub type TxnCoordinatorHandle = TaskHandle<TxnCoordinator, Output, Reply, TxnError>;
 
 /// The receiving end of a [`TxnCoordinatorHandle`], until [`spawn`] starts its task.
-pub struct Inbox(mpsc::Receiver<Command>);
-
-impl TxnCoordinatorHandle {
-    pub fn new() -> (TxnCoordinatorHandle, Inbox) {
-        let (handle, rx) = TaskHandle::new();
-        (TxnCoordinatorHandle(handle), Inbox(rx))
-    }
-
-    /// Runs a state change and waits for its reply (sent once its records are written).
-    pub async fn change(
-        &self,
-        op: impl FnOnce(&mut TxnCoordinator, i64, ReplyId) -> Output + Send + 'static,
-    ) -> Result<Reply, TxnError> {
-        self.0
-            .change(op)
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)
-    }
-
-    /// Runs `op` on the coordinator and returns what it returns.
-    pub async fn query<T: Send + 'static>(
-        &self,
-        op: impl FnOnce(&mut TxnCoordinator, i64) -> T + Send + 'static,
-    ) -> Result<T, TxnError> {
-        self.0
-            .query(op)
-            .await
-            .map_err(|_| TxnError::CoordinatorNotAvailable)
-    }
-
-    /// Loads what the latest image assigns to this node, and waits.
-    pub async fn sync_partitions(&self) {
-        self.0.sync_partitions().await
-    }
-}
+pub type Inbox = mpsc::Receiver<Command>;
 
 /// Starts the coordinator task (holding only a weak reference to the node state).
 pub fn spawn(
@@ -93,7 +58,7 @@ pub fn spawn(
             .ok_or(TxnError::CoordinatorLoadInProgress)
     });
     let coordinator = TxnCoordinator::new(config, next_id);
-    tokio::spawn(run(coordinator, shared, inbox.0, images, shutdown))
+    tokio::spawn(run(coordinator, shared, inbox, images, shutdown))
 }
 
 struct Shell {

@@ -1466,6 +1466,19 @@ impl Coordinator {
     // ---- offsets ---------------------------------------------------------------------------
 
     pub fn commit_offsets(&mut self, now_ms: i64, reply: ReplyId, req: CommitRequest) -> Output {
+        self.commit(now_ms, reply, req, None)
+    }
+
+    /// OffsetCommit, or with `producer` a TxnOffsetCommit: the offsets go into the log now (as
+    /// a transactional batch of the producer for the latter) and into the group's committed
+    /// offsets, or its pending ones until the transaction's marker.
+    fn commit(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: CommitRequest,
+        producer: Option<(i64, i16)>,
+    ) -> Output {
         let mut out = Output::default();
         let p = self.partition_of(&req.group_id);
         let all = |e: GroupError| {
@@ -1485,12 +1498,13 @@ impl Coordinator {
             return out;
         }
         if !self.groups.contains_key(&req.group_id) {
-            if req.generation_id >= 0 {
+            // A consumer that manages its own partitions (or an admin) stores offsets under a
+            // group id that never runs the group protocol; Kafka creates the group for a
+            // transactional commit whatever the generation.
+            if producer.is_none() && req.generation_id >= 0 {
                 out.reply(reply, p, all(GroupError::IllegalGeneration));
                 return out;
             }
-            // A consumer that manages its own partitions (or an admin) stores offsets under a
-            // group id that never runs the group protocol.
             self.groups.insert(
                 req.group_id.clone(),
                 ClassicGroup::new(req.group_id.clone(), now_ms),
@@ -1524,28 +1538,38 @@ impl Coordinator {
                 results.push((topic, partition, Some(GroupError::OffsetMetadataTooLarge)));
                 continue;
             }
-            let value = OffsetCommitValue {
+            let committed = CommittedOffset {
                 offset,
                 leader_epoch,
-                metadata: metadata.clone(),
+                metadata,
                 commit_timestamp_ms: now_ms,
                 expire_timestamp_ms: expire,
             };
-            out.append(
+            let value = OffsetCommitValue {
+                offset,
+                leader_epoch,
+                metadata: committed.metadata.clone(),
+                commit_timestamp_ms: now_ms,
+                expire_timestamp_ms: expire,
+            };
+            out.append_as(
                 p,
+                producer,
                 Self::offset_key(&req.group_id, &topic, partition),
                 Some(records::encode_offset_commit_value(&value)),
             );
-            g.offsets.insert(
-                (topic.clone(), partition),
-                CommittedOffset {
-                    offset,
-                    leader_epoch,
-                    metadata,
-                    commit_timestamp_ms: now_ms,
-                    expire_timestamp_ms: expire,
-                },
-            );
+            let key = (topic.clone(), partition);
+            match producer {
+                Some((pid, _)) => {
+                    g.pending_txn_offsets
+                        .entry(pid)
+                        .or_default()
+                        .insert(key, committed);
+                }
+                None => {
+                    g.offsets.insert(key, committed);
+                }
+            }
             results.push((topic, partition, None));
         }
         out.reply(reply, p, Reply::Commit(results));
@@ -1608,7 +1632,7 @@ impl Coordinator {
         })
     }
 
-    /// TxnOffsetCommit: offsets written as part of the producer's transaction. They are
+    /// TxnOffsetCommit: offsets committed as part of the producer's transaction. They are
     /// recorded (as a transactional batch) now and become visible when the commit marker reaches
     /// the group's partition ([`Coordinator::complete_txn`]).
     pub fn txn_commit_offsets(
@@ -1617,79 +1641,16 @@ impl Coordinator {
         reply: ReplyId,
         req: TxnCommitRequest,
     ) -> Output {
-        let mut out = Output::default();
-        let p = self.partition_of(&req.group_id);
-        let all = |e: GroupError| {
-            Reply::Commit(
-                req.offsets
-                    .iter()
-                    .map(|(t, part, ..)| (t.clone(), *part, Some(e)))
-                    .collect(),
-            )
-        };
-        if req.group_id.is_empty() {
-            out.reply(reply, p, all(GroupError::InvalidGroupId));
-            return out;
-        }
-        if let Err(e) = self.check_coordinator(&req.group_id) {
-            out.reply(reply, p, all(e));
-            return out;
-        }
-        // Kafka creates the group for a transactional commit whatever the generation.
-        let g = self
-            .groups
-            .entry(req.group_id.clone())
-            .or_insert_with(|| ClassicGroup::new(req.group_id.clone(), now_ms));
-        let as_commit = CommitRequest {
-            group_id: req.group_id.clone(),
-            generation_id: req.generation_id,
-            member_id: req.member_id.clone(),
-            group_instance_id: req.group_instance_id.clone(),
-            retention_time_ms: -1,
-            offsets: Vec::new(),
-        };
-        if let Err(e) = validate_commit(g, &as_commit) {
-            out.reply(reply, p, all(e));
-            return out;
-        }
         let producer = Some((req.producer_id, req.producer_epoch));
-        let mut results = Vec::with_capacity(req.offsets.len());
-        for (topic, partition, offset, leader_epoch, metadata) in req.offsets {
-            let metadata = metadata.unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push((topic, partition, Some(GroupError::OffsetMetadataTooLarge)));
-                continue;
-            }
-            let value = OffsetCommitValue {
-                offset,
-                leader_epoch,
-                metadata: metadata.clone(),
-                commit_timestamp_ms: now_ms,
-                expire_timestamp_ms: None,
-            };
-            out.append_as(
-                p,
-                producer,
-                Self::offset_key(&req.group_id, &topic, partition),
-                Some(records::encode_offset_commit_value(&value)),
-            );
-            g.pending_txn_offsets
-                .entry(req.producer_id)
-                .or_default()
-                .insert(
-                    (topic.clone(), partition),
-                    CommittedOffset {
-                        offset,
-                        leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                        expire_timestamp_ms: None,
-                    },
-                );
-            results.push((topic, partition, None));
-        }
-        out.reply(reply, p, Reply::Commit(results));
-        out
+        let as_commit = CommitRequest {
+            group_id: req.group_id,
+            generation_id: req.generation_id,
+            member_id: req.member_id,
+            group_instance_id: req.group_instance_id,
+            retention_time_ms: -1,
+            offsets: req.offsets,
+        };
+        self.commit(now_ms, reply, as_commit, producer)
     }
 
     /// A transaction marker of `producer_id` was written to `partition`: its pending offsets
