@@ -26,8 +26,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::coordinator_task::{self, TaskHandle, Waiting};
 
+use crate::errors;
 use crate::node::{now_ms, Shared};
 use crate::partitions::Partition;
+use rafka_protocol::kafka_protocol::ResponseError;
 
 const LOAD_READ_BYTES: usize = 4 << 20;
 /// Marker writes that failed are retried this often.
@@ -192,7 +194,7 @@ impl Shell {
                 match write_marker(&shared, &m, &topic, partition).await {
                     Ok(()) => {}
                     Err(MarkerError::Gone) => {}
-                    Err(MarkerError::Fenced(e)) => {
+                    Err(MarkerError::Fenced(_, e)) => {
                         // A newer coordinator or producer owns this transaction now.
                         tracing::info!(txn = %m.transactional_id, %topic, partition, error = %e,
                             "Transaction marker refused; giving up on this transaction");
@@ -200,7 +202,7 @@ impl Shell {
                         m.partitions.clear();
                         break;
                     }
-                    Err(MarkerError::Retry(e)) => {
+                    Err(MarkerError::Retry(_, e)) => {
                         tracing::warn!(txn = %m.transactional_id, %topic, partition, error = %e,
                             "Writing a transaction marker failed; retrying");
                         left.push((topic, partition));
@@ -308,17 +310,34 @@ fn leader(shared: &Shared, topic: &str, partition: i32) -> Result<Arc<Partition>
         .map_err(|u| format!("{topic}-{partition}: {u:?}"))
 }
 
-enum MarkerError {
+/// Why a marker could not be written, with the code WriteTxnMarkers answers.
+pub enum MarkerError {
     /// The topic or partition is gone: nothing to mark.
     Gone,
     /// The partition refused the marker for good (stale producer or coordinator epoch).
-    Fenced(String),
-    Retry(String),
+    Fenced(ResponseError, String),
+    /// Worth another try (not leader yet, storage error, coordinator task busy).
+    Retry(ResponseError, String),
 }
 
-async fn write_marker(
+impl MarkerError {
+    pub fn code(&self) -> ResponseError {
+        match self {
+            MarkerError::Gone => ResponseError::UnknownTopicOrPartition,
+            MarkerError::Fenced(c, _) | MarkerError::Retry(c, _) => *c,
+        }
+    }
+}
+
+/// Writes one transaction marker to `topic`-`partition` on this node (the WriteTxnMarkers work
+/// for one partition); a marker on `__consumer_offsets` also settles the producer's pending
+/// transactional offsets there.
+pub async fn write_marker_to(
     shared: &Arc<Shared>,
-    m: &WriteMarkers,
+    producer_id: i64,
+    producer_epoch: i16,
+    coordinator_epoch: i32,
+    commit: bool,
     topic: &str,
     partition: i32,
 ) -> Result<(), MarkerError> {
@@ -332,28 +351,47 @@ async fn write_marker(
     let part = shared
         .partitions
         .leader(t, partition)
-        .map_err(|u| MarkerError::Retry(format!("{u:?}")))?;
-    match part.append_txn_marker(
+        .map_err(|u| MarkerError::Retry(errors::unavailable(u), format!("{u:?}")))?;
+    if let Err(e) = part.append_txn_marker(
+        producer_id,
+        producer_epoch,
+        coordinator_epoch,
+        commit,
+        now_ms(),
+    ) {
+        let code = errors::storage(&e);
+        return Err(match e {
+            rafka_storage::StorageError::InvalidProducerEpoch { .. }
+            | rafka_storage::StorageError::TransactionCoordinatorFenced { .. } => {
+                MarkerError::Fenced(code, e.to_string())
+            }
+            _ => MarkerError::Retry(code, e.to_string()),
+        });
+    }
+    if topic == CONSUMER_OFFSETS_TOPIC {
+        shared
+            .groups
+            .query(move |c, _| c.complete_txn(partition, producer_id, commit))
+            .await
+            .map_err(|e| MarkerError::Retry(errors::group(e), e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn write_marker(
+    shared: &Arc<Shared>,
+    m: &WriteMarkers,
+    topic: &str,
+    partition: i32,
+) -> Result<(), MarkerError> {
+    write_marker_to(
+        shared,
         m.producer_id,
         m.producer_epoch,
         m.coordinator_epoch,
         m.commit,
-        now_ms(),
-    ) {
-        Ok(()) => {}
-        Err(
-            e @ (rafka_storage::StorageError::InvalidProducerEpoch { .. }
-            | rafka_storage::StorageError::TransactionCoordinatorFenced { .. }),
-        ) => return Err(MarkerError::Fenced(e.to_string())),
-        Err(e) => return Err(MarkerError::Retry(e.to_string())),
-    }
-    if topic == CONSUMER_OFFSETS_TOPIC {
-        let (pid, commit) = (m.producer_id, m.commit);
-        shared
-            .groups
-            .query(move |c, _| c.complete_txn(partition, pid, commit))
-            .await
-            .map_err(|e| MarkerError::Retry(e.to_string()))?;
-    }
-    Ok(())
+        topic,
+        partition,
+    )
+    .await
 }

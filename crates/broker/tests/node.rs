@@ -302,3 +302,66 @@ async fn pipelining_produce_fetch_long_poll_and_restart() {
     assert_eq!(p.responses[0].partition_responses[0].base_offset, 6);
     node.shutdown().await.unwrap();
 }
+
+fn write_marker(topic: &str, partition: i32, epoch: i16, coordinator_epoch: i32) -> RequestKind {
+    let mut t = write_txn_markers_request::WritableTxnMarkerTopic::default();
+    t.name = TopicName(StrBytes::from_string(topic.into()));
+    t.partition_indexes = vec![partition];
+    let mut m = write_txn_markers_request::WritableTxnMarker::default();
+    m.producer_id = ProducerId(77);
+    m.producer_epoch = epoch;
+    m.transaction_result = false;
+    m.coordinator_epoch = coordinator_epoch;
+    m.topics = vec![t];
+    let mut r = WriteTxnMarkersRequest::default();
+    r.markers = vec![m];
+    RequestKind::WriteTxnMarkers(r)
+}
+
+fn marker_error(resp: ResponseKind) -> i16 {
+    let ResponseKind::WriteTxnMarkers(w) = resp else {
+        panic!("not a WriteTxnMarkers response")
+    };
+    w.markers[0].topics[0].partitions[0].error_code
+}
+
+/// WriteTxnMarkers writes a control batch for the producer, and refuses stale producer and
+/// coordinator epochs with Kafka's codes; unknown partitions get UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_txn_markers_appends_control_batches_and_fences_stale_epochs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path(), 0)).await.unwrap();
+    let mut c = Client::connect(node.bound_addresses()[0].1).await;
+    c.call(ApiKey::CreateTopics, 7, create_topic("m", 1)).await;
+
+    let ok = c
+        .call(ApiKey::WriteTxnMarkers, 1, write_marker("m", 0, 3, 5))
+        .await;
+    assert_eq!(marker_error(ok), 0);
+    let records = fetched_records(c.call(ApiKey::Fetch, 12, fetch("m", 0, 0)).await);
+    let headers: Vec<_> = batches(&records).map(|b| *b.unwrap().header()).collect();
+    assert_eq!(headers.len(), 1);
+    assert!(headers[0].is_control() && headers[0].is_transactional());
+    assert_eq!((headers[0].producer_id, headers[0].producer_epoch), (77, 3));
+
+    let stale_epoch = c
+        .call(ApiKey::WriteTxnMarkers, 1, write_marker("m", 0, 2, 5))
+        .await;
+    assert_eq!(marker_error(stale_epoch), 47, "INVALID_PRODUCER_EPOCH");
+    let stale_coordinator = c
+        .call(ApiKey::WriteTxnMarkers, 1, write_marker("m", 0, 3, 4))
+        .await;
+    assert_eq!(
+        marker_error(stale_coordinator),
+        52,
+        "TRANSACTION_COORDINATOR_FENCED"
+    );
+    let unknown = c
+        .call(ApiKey::WriteTxnMarkers, 1, write_marker("m", 9, 3, 5))
+        .await;
+    assert_eq!(marker_error(unknown), 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    // Nothing more was written.
+    let records = fetched_records(c.call(ApiKey::Fetch, 12, fetch("m", 0, 0)).await);
+    assert_eq!(batches(&records).count(), 1);
+    node.shutdown().await.unwrap();
+}

@@ -64,6 +64,8 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2's transactional id pattern (KIP-1152) needs a regex engine; not offered.
     api(ApiKey::ListTransactions, 0, 1),
+    // kafka-protocol 0.18 knows only v1.
+    api(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Implemented in the protocol layer, not yet advertised: the broker moves an entry to
@@ -73,11 +75,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
 /// version listed here just as they do for [`SUPPORTED_APIS`]. [`is_supported`],
 /// [`api_versions_keys`] and the request gate in `decode_request` do not read this table, so
 /// these APIs are neither advertised nor accepted yet.
-pub static PENDING_APIS: &[ApiSupport] = &[
-    // Inter-broker: the cluster issue sends markers to other leaders with it. kafka-protocol
-    // 0.18 knows only v1.
-    api(ApiKey::WriteTxnMarkers, 1, 1),
-];
+pub static PENDING_APIS: &[ApiSupport] = &[];
 
 /// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], then [`PENDING_APIS`].
 /// For the shape and codec tests; the broker's gate is [`is_supported`].

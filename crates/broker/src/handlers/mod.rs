@@ -32,6 +32,7 @@ mod produce;
 mod sync_group;
 mod topic_admin;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -185,6 +186,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         }
         RequestKind::ListTransactions(r) => {
             ResponseKind::ListTransactions(list_transactions::handle(shared, r, version).await)
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            ResponseKind::WriteTxnMarkers(write_txn_markers::handle(shared, r).await)
         }
         RequestKind::AddPartitionsToTxn(r) => ResponseKind::AddPartitionsToTxn(
             add_partitions_to_txn::handle(shared, r, version).await,

@@ -1,0 +1,51 @@
+//! WriteTxnMarkers (key 27): a transaction coordinator asks this partition leader to write
+//! COMMIT/ABORT markers. On one node the coordinator writes its own markers directly; this API
+//! serves coordinators elsewhere (and tools), with the same per-partition checks: a stale
+//! producer epoch gets INVALID_PRODUCER_EPOCH, a stale coordinator epoch
+//! TRANSACTION_COORDINATOR_FENCED.
+
+use std::sync::Arc;
+
+use rafka_protocol::kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use rafka_protocol::kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+use super::groups::text;
+use crate::node::Shared;
+use crate::txn_coordinator::write_marker_to;
+
+pub async fn handle(
+    shared: &Arc<Shared>,
+    request: WriteTxnMarkersRequest,
+) -> WriteTxnMarkersResponse {
+    let mut response = WriteTxnMarkersResponse::default();
+    for m in request.markers {
+        let mut mr = WritableTxnMarkerResult::default();
+        mr.producer_id = m.producer_id;
+        for t in m.topics {
+            let topic = text(&t.name.0);
+            let mut tr = WritableTxnMarkerTopicResult::default();
+            tr.name = t.name.clone();
+            for partition in t.partition_indexes {
+                let result = write_marker_to(
+                    shared,
+                    m.producer_id.0,
+                    m.producer_epoch,
+                    m.coordinator_epoch,
+                    m.transaction_result,
+                    &topic,
+                    partition,
+                )
+                .await;
+                let mut pr = WritableTxnMarkerPartitionResult::default();
+                pr.partition_index = partition;
+                pr.error_code = result.err().map_or(0, |e| e.code().code());
+                tr.partitions.push(pr);
+            }
+            mr.topics.push(tr);
+        }
+        response.markers.push(mr);
+    }
+    response
+}
