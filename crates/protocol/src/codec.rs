@@ -502,6 +502,24 @@ mod tests {
                 }
                 r.into()
             }
+            ApiKey::DeleteRecords => {
+                let parts = [3, 4].map(|i| {
+                    let mut p = delete_records_request::DeleteRecordsPartition::default();
+                    p.partition_index = i;
+                    p.offset = 100 + i64::from(i);
+                    p
+                });
+                let topics = ["a", "b"].map(|n| {
+                    let mut t = delete_records_request::DeleteRecordsTopic::default();
+                    t.name = topic(n);
+                    t.partitions = parts.to_vec();
+                    t
+                });
+                let mut r = DeleteRecordsRequest::default();
+                r.topics = topics.to_vec();
+                r.timeout_ms = 3000;
+                r.into()
+            }
             ApiKey::InitProducerId => {
                 let mut r = InitProducerIdRequest::default();
                 r.transactional_id = Some(TransactionalId(s("txn-1")));
@@ -808,6 +826,7 @@ mod tests {
             ApiKey::DescribeConfigs => DescribeConfigsResponse::default().into(),
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
             ApiKey::InitProducerId => InitProducerIdResponse::default().into(),
+            ApiKey::DeleteRecords => DeleteRecordsResponse::default().into(),
             ApiKey::FindCoordinator => FindCoordinatorResponse::default().into(),
             ApiKey::JoinGroup => JoinGroupResponse::default().into(),
             ApiKey::SyncGroup => SyncGroupResponse::default().into(),

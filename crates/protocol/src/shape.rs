@@ -381,6 +381,21 @@ const OFFSET_DELETE: Shape = Shape {
     ],
 };
 
+const DELETE_RECORDS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(Ty::Structs(&[f(I32, 0, ALL), f(I64, 0, ALL)]), 0, ALL),
+            ]),
+            0,
+            ALL,
+        ),
+        f(I32, 0, ALL),
+    ],
+};
+
 const INIT_PRODUCER_ID: Shape = Shape {
     flexible_min: 2,
     fields: &[
@@ -517,6 +532,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         ApiKey::InitProducerId => &INIT_PRODUCER_ID,
+        ApiKey::DeleteRecords => &DELETE_RECORDS,
         ApiKey::FindCoordinator => &FIND_COORDINATOR,
         ApiKey::JoinGroup => &JOIN_GROUP,
         ApiKey::SyncGroup => &SYNC_GROUP,

@@ -75,7 +75,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
 /// version listed here just as they do for [`SUPPORTED_APIS`]. [`is_supported`],
 /// [`api_versions_keys`] and the request gate in `decode_request` do not read this table, so
 /// these APIs are neither advertised nor accepted yet.
-pub static PENDING_APIS: &[ApiSupport] = &[];
+pub static PENDING_APIS: &[ApiSupport] = &[api(ApiKey::DeleteRecords, 0, 2)];
 
 /// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], then [`PENDING_APIS`].
 /// For the shape and codec tests; the broker's gate is [`is_supported`].
