@@ -69,7 +69,9 @@ pub fn records(e: &RecordError) -> ResponseError {
 
 pub fn storage(e: &StorageError) -> ResponseError {
     match e {
-        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::OffsetOutOfRange { .. } | StorageError::LogStartOffsetOutOfRange { .. } => {
+            ResponseError::OffsetOutOfRange
+        }
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         StorageError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,

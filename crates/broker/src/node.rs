@@ -404,6 +404,8 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
     let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
     let mut since_checkpoint_ms = 0;
     let mut since_producer_expiry_ms = 0;
+    let mut since_retention_ms = 0;
+    let retention_check_ms = shared.config.log_retention_check_interval_ms;
     let producer_check_ms = shared.config.producer_id_expiration_check_interval_ms;
     loop {
         tokio::select! {
@@ -420,9 +422,17 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
         if expire_producers {
             since_producer_expiry_ms = 0;
         }
+        since_retention_ms += FLUSH_CHECK_INTERVAL_MS;
+        let check_retention = since_retention_ms >= retention_check_ms;
+        if check_retention {
+            since_retention_ms = 0;
+        }
         let s = shared.clone();
         let r = tokio::task::spawn_blocking(move || {
             s.partitions.flush_due(now_ms());
+            // Unlinks of deleted segment files are checked every tick; retention itself runs
+            // every log.retention.check.interval.ms.
+            s.partitions.enforce_retention(now_ms(), check_retention);
             if expire_producers {
                 s.partitions
                     .expire_producers(now_ms(), s.config.producer_id_expiration_ms);

@@ -154,6 +154,43 @@ impl Partition {
         Ok(())
     }
 
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark), deleting
+    /// the whole segments below it; returns the new log start (the low watermark).
+    pub fn delete_records(&self, offset: i64, now_ms: i64) -> Result<i64, StorageError> {
+        let mut inner = lock(&self.inner);
+        let start = inner
+            .log
+            .delete_records(offset, self.high_watermark(), now_ms)?;
+        self.log_start_offset.store(start, Ordering::Release);
+        Ok(start)
+    }
+
+    /// Retention: deletes segments past `retention.ms` / `retention.bytes` (and below the log
+    /// start), then unlinks deleted files whose `file.delete.delay.ms` is up.
+    fn enforce_retention(&self, now_ms: i64, check_retention: bool) -> Result<(), StorageError> {
+        let mut inner = lock(&self.inner);
+        if check_retention {
+            let result = inner
+                .log
+                .delete_old_segments(now_ms, self.high_watermark())?;
+            if result.segments_deleted() > 0 {
+                tracing::info!(partition = ?self, segments = result.segments_deleted(),
+                    bytes = result.bytes_deleted, log_start_offset = result.log_start_offset,
+                    "Deleted segments past retention");
+            }
+            self.log_start_offset
+                .store(inner.log.log_start_offset(), Ordering::Release);
+        }
+        if inner
+            .log
+            .next_file_deletion_ms()
+            .is_some_and(|t| t <= now_ms)
+        {
+            inner.log.delete_expired_files(now_ms)?;
+        }
+        Ok(())
+    }
+
     /// Producers with state in this partition (DescribeProducers).
     pub fn active_producers(&self) -> Vec<rafka_storage::ProducerInfo> {
         lock(&self.inner).log.active_producers()
@@ -519,6 +556,16 @@ impl Partitions {
     }
 
     /// Runs the time-based flush (`flush.ms`) of every log.
+    /// Runs retention on every partition (when `check_retention`) and unlinks deleted files
+    /// that are due.
+    pub fn enforce_retention(&self, now_ms: i64, check_retention: bool) {
+        for p in self.all() {
+            if let Err(e) = p.enforce_retention(now_ms, check_retention) {
+                tracing::error!(partition = ?p, error = %e, "retention failed");
+            }
+        }
+    }
+
     /// Forgets idempotent producers idle for longer than `producer.id.expiration.ms`.
     pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) {
         for p in self.all() {

@@ -55,10 +55,22 @@ pub fn resolve(
                 source: ConfigSource::StaticBroker,
             };
         }
+        // retention.ms also follows log.retention.minutes and log.retention.hours.
+        if def.name == "retention.ms"
+            && ["log.retention.minutes", "log.retention.hours"]
+                .iter()
+                .any(|k| broker.explicit.contains_key(*k))
+        {
+            return ResolvedConfig {
+                def,
+                value: Some(broker.log_retention_ms.to_string()),
+                source: ConfigSource::StaticBroker,
+            };
+        }
         // Synonyms with derived defaults (segment.ms from log.roll.hours, ...).
         let derived = match def.name {
             "segment.ms" => Some(broker.log_roll_ms.to_string()),
-            "retention.ms" => None,
+            "retention.ms" => Some(broker.log_retention_ms.to_string()),
             _ => defs::broker_def(syn).and_then(|d| d.default.map(str::to_string)),
         };
         if let Some(v) = derived {
@@ -80,6 +92,8 @@ pub fn resolve(
 #[derive(Debug, Clone)]
 pub struct TopicSettings {
     pub max_message_bytes: i32,
+    /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
+    pub cleanup_delete: bool,
     pub log_append_time: bool,
     pub log: LogConfig,
 }
@@ -93,6 +107,10 @@ impl TopicSettings {
         let get = |name: &str| -> Option<String> {
             defs::topic_def(name).and_then(|d| resolve(broker, overrides, d).value)
         };
+        let deletes = get("cleanup.policy")
+            .unwrap_or_else(|| "delete".to_string())
+            .split(',')
+            .any(|p| p.trim() == "delete");
         let log = LogConfig {
             segment_bytes: parse_or(get("segment.bytes"), broker.log_segment_bytes),
             segment_ms: parse_or(get("segment.ms"), broker.log_roll_ms),
@@ -106,8 +124,25 @@ impl TopicSettings {
             ),
             flush_messages: parse_or(get("flush.messages"), broker.log_flush_interval_messages),
             flush_ms: parse_or(get("flush.ms"), broker.log_flush_interval_ms),
+            // Time and size retention apply to `cleanup.policy=delete` (alone or with compact);
+            // a compact-only topic keeps its data until the cleaner (not yet here) compacts it.
+            retention_ms: if deletes {
+                parse_or(get("retention.ms"), broker.log_retention_ms)
+            } else {
+                -1
+            },
+            retention_bytes: if deletes {
+                parse_or(get("retention.bytes"), broker.log_retention_bytes)
+            } else {
+                -1
+            },
+            file_delete_delay_ms: parse_or(
+                get("file.delete.delay.ms"),
+                broker.log_segment_delete_delay_ms,
+            ),
         };
         TopicSettings {
+            cleanup_delete: deletes,
             max_message_bytes: parse_or(get("max.message.bytes"), broker.message_max_bytes),
             log_append_time: get("message.timestamp.type").as_deref() == Some("LogAppendTime"),
             log,

@@ -52,6 +52,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::DeleteRecords, 0, 2),
     api(ApiKey::InitProducerId, 0, 5),
     // Transactions V1. The v5s kafka-protocol knows are KIP-890's transactions V2, which needs
     // the `transaction.version` feature rafka does not finalize. AddPartitionsToTxn v4+ is the
@@ -75,7 +76,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
 /// version listed here just as they do for [`SUPPORTED_APIS`]. [`is_supported`],
 /// [`api_versions_keys`] and the request gate in `decode_request` do not read this table, so
 /// these APIs are neither advertised nor accepted yet.
-pub static PENDING_APIS: &[ApiSupport] = &[api(ApiKey::DeleteRecords, 0, 2)];
+pub static PENDING_APIS: &[ApiSupport] = &[];
 
 /// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], then [`PENDING_APIS`].
 /// For the shape and codec tests; the broker's gate is [`is_supported`].

@@ -2,7 +2,7 @@
 //!
 //! [`FileBackend`] is the real thing (positional I/O through `std::os::unix::fs::FileExt`);
 //! [`FaultyBackend`] wraps it and can make writes short, fail, or silently stop persisting
-//! ("crash"), and make fsync fail.
+//! ("crash"), and make fsync, renames and file removals fail.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -10,6 +10,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::UNIX_EPOCH;
 
 /// One open file. All positions are byte offsets from the start of the file.
 pub trait StorageFile: Send + Sync + fmt::Debug {
@@ -29,6 +30,24 @@ pub trait StorageFile: Send + Sync + fmt::Debug {
     fn sync(&self) -> io::Result<()>;
     /// The underlying OS file, when there is one, so sealed files can be memory-mapped.
     fn std_file(&self) -> Option<&File>;
+
+    /// Last modification time, in milliseconds since the Unix epoch (Java's
+    /// `File.lastModified`: time retention falls back to it for a segment without timestamps).
+    /// The default asks the OS file; a file without one answers `Unsupported`.
+    fn modified_ms(&self) -> io::Result<i64> {
+        let Some(f) = self.std_file() else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no OS file to take a modification time from",
+            ));
+        };
+        let modified = f.metadata()?.modified()?;
+        // A clock before 1970 gives a negative time, as Java's would.
+        Ok(match modified.duration_since(UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX),
+        })
+    }
 
     /// Reads exactly `buf.len()` bytes at `pos`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
@@ -175,6 +194,10 @@ pub struct Faults {
     /// prefix up to the limit reaches the file, and `set_len` does nothing: what a machine crash
     /// leaves behind when the page cache is lost. Reopen with a fresh backend to "reboot".
     pub crash_after_bytes: Option<u64>,
+    /// Every rename fails (nothing is renamed).
+    pub fail_renames: bool,
+    /// Every file removal fails (nothing is removed). Directory removal is not affected.
+    pub fail_removes: bool,
 }
 
 #[derive(Debug, Default)]
@@ -211,6 +234,10 @@ impl FaultyBackend {
             return Err(io::Error::other("injected fsync failure"));
         }
         Ok(())
+    }
+
+    fn faults(&self) -> Faults {
+        lock(&self.state).faults.clone()
     }
 }
 
@@ -296,12 +323,18 @@ impl Backend for FaultyBackend {
         self.inner.exists(path)
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
+        if self.faults().fail_removes {
+            return Err(io::Error::other("injected remove failure"));
+        }
         self.inner.remove_file(path)
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         self.inner.remove_dir_all(path)
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.faults().fail_renames {
+            return Err(io::Error::other("injected rename failure"));
+        }
         self.inner.rename(from, to)
     }
     fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {

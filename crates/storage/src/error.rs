@@ -5,12 +5,13 @@ use std::path::PathBuf;
 
 /// Everything that can go wrong in storage.
 ///
-/// Suggested Kafka error codes (the broker owns the mapping): `OffsetOutOfRange` ->
-/// OFFSET_OUT_OF_RANGE (1); `InvalidBatch` -> CORRUPT_MESSAGE (2); `Io`, `Failed`, `Corrupt` ->
-/// KAFKA_STORAGE_ERROR (56); `NonMonotonicOffset` -> UNKNOWN_SERVER_ERROR on a leader,
-/// or a truncation/refetch on a follower; `OutOfOrderSequence` -> OUT_OF_ORDER_SEQUENCE_NUMBER
-/// (45); `InvalidProducerEpoch` -> INVALID_PRODUCER_EPOCH (47); `InvalidTxnState` ->
-/// INVALID_TXN_STATE (48); `TransactionCoordinatorFenced` -> TRANSACTION_COORDINATOR_FENCED (52).
+/// Suggested Kafka error codes (the broker owns the mapping): `OffsetOutOfRange` and
+/// `LogStartOffsetOutOfRange` -> OFFSET_OUT_OF_RANGE (1); `InvalidBatch` -> CORRUPT_MESSAGE (2);
+/// `Io`, `Failed`, `Corrupt` -> KAFKA_STORAGE_ERROR (56); `NonMonotonicOffset` ->
+/// UNKNOWN_SERVER_ERROR on a leader, or a truncation/refetch on a follower;
+/// `OutOfOrderSequence` -> OUT_OF_ORDER_SEQUENCE_NUMBER (45); `InvalidProducerEpoch` ->
+/// INVALID_PRODUCER_EPOCH (47); `InvalidTxnState` -> INVALID_TXN_STATE (48);
+/// `TransactionCoordinatorFenced` -> TRANSACTION_COORDINATOR_FENCED (52).
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// An I/O call failed. `path` names the file or directory involved.
@@ -31,6 +32,19 @@ pub enum StorageError {
         log_start: i64,
         /// The log end offset (next offset to be assigned).
         log_end: i64,
+    },
+    /// DeleteRecords asked to move the log start offset past the high watermark, or to a
+    /// negative offset other than -1 (Kafka's `maybeIncrementLogStartOffset` /
+    /// `deleteRecordsOnLeader` answer OFFSET_OUT_OF_RANGE). Nothing changed.
+    #[error(
+        "cannot move the log start offset to {requested}: it must lie between 0 and the high \
+         watermark {high_watermark}"
+    )]
+    LogStartOffsetOutOfRange {
+        /// The offset asked for (after -1 was turned into the high watermark).
+        requested: i64,
+        /// The high watermark it may not pass.
+        high_watermark: i64,
     },
     /// The bytes handed to an append are not whole v2 batches.
     #[error("invalid record batch: {0}")]

@@ -17,6 +17,9 @@
 //!                                       segment: 34-byte entries (Kafka's format, below)
 //!     00000000000000012345.log ...      next segment, named by its 20-digit base offset
 //!     00000000000000012345.snapshot     producer state below that offset (Kafka's format, below)
+//!     00000000000000000000.log.deleted  a segment retention deleted (also .index.deleted,
+//!                                       .timeindex.deleted, .txnindex.deleted), unlinked after
+//!                                       file.delete.delay.ms; removed by the next open if left
 //!     leader-epoch-checkpoint           0\n<count>\n<epoch> <start offset>\n...
 //!     partition.metadata                version: 0\ntopic_id: <base64url uuid>\n
 //!   <topic>-<partition>.<hex id>-delete/  a partition being deleted
@@ -65,8 +68,10 @@
 //! - [`Log::open`] loads the newest snapshot at or below the log end and replays batch headers
 //!   from there to the log end (from the log start without one): after a clean close the
 //!   snapshot is at the log end and nothing is replayed. When transaction indexes have to be
-//!   rebuilt (below), the replay starts at the newest snapshot at or below the first such
-//!   segment instead. A corrupt snapshot (bad CRC, torn, wrong version or size) is logged,
+//!   rebuilt (below), a first replay starts at the newest snapshot at or below the first such
+//!   segment instead; the state is then taken from the newest snapshot again (as Kafka's
+//!   recovery uses a throwaway state), since a replay cannot restore producers whose batches
+//!   retention deleted. A corrupt snapshot (bad CRC, torn, wrong version or size) is logged,
 //!   deleted, and the next older one or the log is used. As in Kafka, a clean shutdown with no
 //!   snapshot at all (a log written before producer state was kept) starts with empty state
 //!   without scanning (a scan that only rebuilds transaction indexes drops its state).
@@ -102,6 +107,45 @@
 //!   is one that is missing or invalid (torn, unknown version, out of order, outside the
 //!   segment's offsets). Truncation drops the entries whose marker it removes; deleting a
 //!   segment deletes its `.txnindex`.
+//!
+//! # Retention
+//!
+//! [`Log::delete_old_segments`] is Kafka's `deleteOldSegments` for `cleanup.policy=delete`, which
+//! the broker runs every `log.retention.check.interval.ms`. Three passes, each deleting the
+//! oldest segments while its rule holds and stopping at the first segment it keeps:
+//!
+//! 1. segments entirely below the log start offset (the next segment starts at or below it);
+//! 2. `retention.bytes`: while the log without the segment would still be at least that large;
+//! 3. `retention.ms`: while the segment's largest timestamp (the `.log` file's modification time
+//!    if no batch has one) is more than `retention.ms` old.
+//!
+//! - Nothing at or above the high watermark goes: a segment is deletable only if the next
+//!   segment's base offset (the log end, for the active segment) is at most the high watermark.
+//! - The active segment, if not empty, is deleted like the others when it qualifies (and the
+//!   high watermark has reached the log end); as in Kafka the log is first rolled, so an empty
+//!   segment at the log end remains. An empty active segment is never deleted.
+//! - The log start offset moves to the first remaining segment's base offset (never backwards).
+//! - Deletion is Kafka's two-step one: the segments leave the log at once and their four files
+//!   are renamed `<name>.deleted`; [`Log::delete_expired_files`] unlinks them
+//!   `file.delete.delay.ms` later ([`Log::close`] at once; [`Log::open`] removes leftovers of a
+//!   crash). Reads that took `Bytes` from a deleted segment's maps keep them valid (`mmap`).
+//! - A crash at any point leaves a log [`Log::open`] reconciles: leftover `.deleted` files and
+//!   indexes without a `.log` are removed, and the log start is the larger of the checkpointed
+//!   one and the first remaining segment's base offset. Segments that reappear below a
+//!   checkpointed log start (renames that had not reached the disk) go at the next check.
+//!
+//! [`Log::delete_records`] is DeleteRecords (Kafka's `maybeIncrementLogStartOffset`): the log
+//! start moves to the requested offset (-1: the high watermark; above the high watermark:
+//! [`StorageError::LogStartOffsetOutOfRange`]; never backwards), the segments wholly below it are
+//! deleted as above, and reads below it get [`StorageError::OffsetOutOfRange`]. The broker
+//! persists the log start through its `log-start-offset-checkpoint` and hands it back to
+//! [`Log::open`], which keeps it even inside a segment.
+//!
+//! When the log start moves, as in Kafka since KIP-360, producer state is kept (producers are
+//! only forgotten by [`Log::expire_producers`]); closed transactions whose marker lies below the
+//! log start stop holding back the last stable offset, producer snapshots at or below it are
+//! deleted, and the leader epoch cache is folded to start at it. Transaction index entries go
+//! with their segments.
 //!
 //! # Recovery
 //!
@@ -141,7 +185,7 @@ pub use checkpoint::{
     EpochEntry, MetaProperties, TopicPartition,
 };
 pub use error::StorageError;
-pub use log::{AppendInfo, Log, LogConfig, LogRead, SealedFlush, TimestampOffset};
+pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
 pub use logdir::LogDir;
 pub use producer_state::{AppendOrigin, CompletedTxn, ProducerInfo, ProducerStateManager};
 pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};

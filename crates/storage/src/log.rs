@@ -17,12 +17,14 @@ use crate::producer_state::{
     ProducerInfo, ProducerStateManager, TxnMarker,
 };
 use crate::segment::{
-    remove_if_exists, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP,
-    TIME_INDEX_SUFFIX,
+    remove_if_exists, Segment, SegmentFiles, DELETED_SUFFIX, INDEX_SUFFIX, LOG_SUFFIX,
+    NO_TIMESTAMP, TIME_INDEX_SUFFIX,
 };
 use crate::snapshot::{self, SNAPSHOT_SUFFIX};
 use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use crate::LEADER_EPOCH_CHECKPOINT_FILE;
+
+mod retention;
 
 /// Relative offsets and positions in the indexes are 32-bit; Kafka caps `segment.bytes` at
 /// `Int.MaxValue` for the same reason.
@@ -37,7 +39,8 @@ const SNAPSHOTS_TO_KEEP: usize = 2;
 const CONTROL_BATCH_MAX_BYTES: usize = 64 << 10;
 
 /// Per-partition settings, named after Kafka's topic configs (`segment.bytes`, `segment.ms`,
-/// `index.interval.bytes`, `segment.index.bytes`, `flush.messages`, `flush.ms`).
+/// `index.interval.bytes`, `segment.index.bytes`, `flush.messages`, `flush.ms`, `retention.ms`,
+/// `retention.bytes`, `file.delete.delay.ms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogConfig {
     /// Roll a new segment when the active one would grow past this (`segment.bytes`, 1 GiB).
@@ -56,6 +59,18 @@ pub struct LogConfig {
     /// fsync when this long has passed since the last flush, checked on append and in
     /// [`Log::maybe_flush`] (`flush.ms`; `u64::MAX`: never).
     pub flush_ms: u64,
+    /// [`Log::delete_old_segments`] deletes a segment once its largest timestamp is more than
+    /// this much older than the time of the check (`retention.ms`, 7 days; negative: no limit).
+    pub retention_ms: i64,
+    /// [`Log::delete_old_segments`] deletes the oldest segments while the log would still hold
+    /// at least this many bytes without them (`retention.bytes`; negative: no limit, Kafka's
+    /// default -1).
+    pub retention_bytes: i64,
+    /// A deleted segment's files are renamed `<name>.deleted` at once and unlinked this much
+    /// later by [`Log::delete_expired_files`] (`file.delete.delay.ms`, 60 s), as Kafka does so
+    /// that reads in flight are not cut short. This crate's reads do not need the delay (maps and
+    /// open files outlive the unlink), so it only mirrors Kafka's visible behaviour.
+    pub file_delete_delay_ms: u64,
 }
 
 impl Default for LogConfig {
@@ -67,8 +82,46 @@ impl Default for LogConfig {
             segment_index_bytes: 10 << 20,
             flush_messages: u64::MAX,
             flush_ms: u64::MAX,
+            retention_ms: 7 * 24 * 60 * 60 * 1000,
+            retention_bytes: -1,
+            file_delete_delay_ms: 60_000,
         }
     }
+}
+
+/// What [`Log::delete_old_segments`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionResult {
+    /// Segments deleted because they lie entirely below the log start offset (which
+    /// [`Log::delete_records`] or a follower's leader moved).
+    pub log_start_breached: usize,
+    /// Segments deleted by `retention.bytes`.
+    pub size_breached: usize,
+    /// Segments deleted by `retention.ms`.
+    pub time_breached: usize,
+    /// Bytes of batches in the deleted segments.
+    pub bytes_deleted: u64,
+    /// The active segment was rolled first because every segment was to go (Kafka keeps at
+    /// least one segment): the log is now one empty segment at the log end.
+    pub rolled: bool,
+    /// The log start offset afterwards.
+    pub log_start_offset: i64,
+}
+
+impl RetentionResult {
+    /// Segments deleted for any reason.
+    pub fn segments_deleted(&self) -> usize {
+        self.log_start_breached + self.size_breached + self.time_breached
+    }
+}
+
+/// The files of one deleted segment, renamed `.deleted`, waiting for `file.delete.delay.ms`.
+#[derive(Debug)]
+struct PendingDelete {
+    /// When they may be unlinked.
+    due_ms: i64,
+    /// Their current (`.deleted`) names.
+    paths: Vec<PathBuf>,
 }
 
 /// What an append did.
@@ -258,6 +311,8 @@ pub struct Log {
     /// offset (Kafka's `unreplicatedTxns`): they hold the last stable offset back until the high
     /// watermark passes their marker ([`Log::on_high_watermark_updated`]).
     unreplicated_txns: BTreeMap<i64, i64>,
+    /// Deleted segments' files waiting to be unlinked, in deletion order.
+    pending_deletes: Vec<PendingDelete>,
 }
 
 impl Log {
@@ -271,6 +326,11 @@ impl Log {
     /// Producer state is then loaded from the newest valid snapshot at or below the log end and
     /// brought up to the log end by replaying batch headers from there (from the log start
     /// without a snapshot). A corrupt snapshot is deleted and the next older one tried.
+    ///
+    /// `log_start_offset` is the broker's `log-start-offset-checkpoint` entry (0 if none): the
+    /// log start is the larger of it and the first segment's base offset, so a start that
+    /// DeleteRecords put inside a segment survives the restart. Files left by an interrupted
+    /// deletion (`.deleted`, indexes without their `.log`) are removed first.
     pub fn open(
         dir: PathBuf,
         config: LogConfig,
@@ -288,11 +348,12 @@ impl Log {
         let mut snapshots = Vec::new();
         for name in &names {
             let path = dir.join(name);
-            if [".tmp", ".rafka-tmp", ".deleted", ".cleaned", ".swap"]
+            if [".tmp", ".rafka-tmp", DELETED_SUFFIX, ".cleaned", ".swap"]
                 .iter()
                 .any(|s| name.ends_with(s))
             {
-                // Leftovers of an interrupted atomic write or of Kafka's cleaner: never live data.
+                // Leftovers of an interrupted atomic write, of Kafka's cleaner, or of segments
+                // retention deleted (`.deleted`, not unlinked yet): never live data.
                 tracing::info!(path = %path.display(), "removing leftover temporary file");
                 remove_if_exists(b, &path)?;
             } else if let Some(base) = parse_segment_name(name, LOG_SUFFIX) {
@@ -401,6 +462,7 @@ impl Log {
             snapshots,
             unsynced_snapshots: Vec::new(),
             unreplicated_txns: BTreeMap::new(),
+            pending_deletes: Vec::new(),
         };
         let end = log.log_end_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
@@ -434,18 +496,25 @@ impl Log {
             tracing::info!(dir = %self.dir.display(), "no producer snapshot after a clean shutdown; starting with empty producer state");
             if rebuild_from.is_some() {
                 let from = self.load_snapshot_at_or_below(target)?;
-                self.replay_producers(from, end)?;
+                self.replay_producers(from, end, true)?;
             }
             self.producers.clear();
             self.unreplicated_txns.clear();
         } else {
+            let newest = self.snapshots.iter().rev().copied().find(|&o| o <= end);
             let from = self.load_snapshot_at_or_below(target)?;
-            self.replay_producers(from, end)?;
-            if from < end && self.snapshots.last() == Some(&end) {
-                // A snapshot at the log end that was not the one loaded (the replay started
-                // further back for the transaction indexes) was never read, and may be torn:
-                // replace it with the state just rebuilt.
-                self.snapshots.pop();
+            self.replay_producers(from, end, true)?;
+            if newest.is_some_and(|n| n > from) {
+                // The replay started further back than the newest snapshot to refill transaction
+                // indexes. Its state can lack producers the newest snapshot has: retention keeps
+                // producers whose batches it deleted (KIP-360), and a replay from the log start
+                // cannot see those. So, like Kafka's loader (whose segment recovery uses a
+                // throwaway state), take the state from the newest valid snapshot and replay
+                // from there. A torn one is deleted here and an older one (or the replay just
+                // done, again) is used.
+                self.unreplicated_txns.clear();
+                let from = self.load_snapshot_at_or_below(end)?;
+                self.replay_producers(from, end, false)?;
             }
         }
         self.finish_txn_index_rebuild()?;
@@ -500,9 +569,10 @@ impl Log {
 
     /// Applies every batch with a producer id whose offsets reach `[from, to)` to the producer
     /// state, reading only batch headers (and the few bytes of control batches). The
-    /// transactions the markers close are remembered as unreplicated, and the aborted ones are
-    /// indexed in the segments whose transaction index is being rebuilt.
-    fn replay_producers(&mut self, from: i64, to: i64) -> Result<()> {
+    /// transactions the markers close are remembered as unreplicated, and with
+    /// `refill_txn_indexes` the aborted ones are indexed in the segments whose transaction index
+    /// is being rebuilt.
+    fn replay_producers(&mut self, from: i64, to: i64, refill_txn_indexes: bool) -> Result<()> {
         if from >= to {
             return Ok(());
         }
@@ -532,7 +602,7 @@ impl Log {
                     let batch = ProducerBatch { header: *h, marker };
                     if let Some(c) = producers.update_from_log(&batch) {
                         unreplicated_txns.insert(c.first_offset, c.last_offset);
-                        if c.aborted && reading.txn_index_stale {
+                        if c.aborted && refill_txn_indexes && reading.txn_index_stale {
                             aborted.push(aborted_txn(&c));
                         }
                     }
@@ -1428,7 +1498,7 @@ impl Log {
         // Open transactions come back with the state: one whose marker was cut off is open
         // again, and holds the first unstable offset back again.
         let from = self.load_snapshot_at_or_below(end)?;
-        self.replay_producers(from, end)
+        self.replay_producers(from, end, false)
     }
 
     fn after_truncate(&mut self) -> Result<()> {
@@ -1467,12 +1537,17 @@ impl Log {
     /// writes the active segment's final time-index entry and trims its indexes to their real
     /// size (so the next open loads them without recovery). Afterwards the recovery point equals
     /// the log end offset; the broker writes its checkpoints with that value.
+    ///
+    /// Deleted segments' `.deleted` files still waiting for `file.delete.delay.ms` are unlinked
+    /// now (best effort: the next open removes any that remain).
     pub fn close(mut self) -> Result<()> {
         self.flush()?;
         let end = self.log_end_offset();
         self.take_snapshot(end, true)?;
         let last = self.segments.len() - 1;
-        self.segments[last].close_active()
+        self.segments[last].close_active()?;
+        self.delete_expired_files_best_effort(i64::MAX);
+        Ok(())
     }
 
     /// Forgets producers idle for at least `producer_id_expiration_ms` (by their last batch or

@@ -17,6 +17,17 @@
 //!   existing mapping: the old inode lives until the last map of it is dropped.
 //! - Deletion of a partition (`Log::delete`) unlinks files the same way, so `Bytes` handed out to
 //!   fetch responses before the deletion stay valid until they are dropped.
+//! - Retention (`Log::delete_old_segments`, `Log::delete_records`) never truncates either: a
+//!   deleted segment's files are renamed `<name>.deleted`, the segment (with its file handles and
+//!   the log's references to its maps) is dropped, and the files are unlinked later
+//!   (`Log::delete_expired_files`, `Log::close`, or `Log::open` after a crash). This relies on
+//!   POSIX semantics, which Linux implements: a rename does not touch the inode; a shared mapping
+//!   holds its own reference to the file, so it stays valid after the descriptor it was made from
+//!   is closed and after the last name of the file is unlinked, and the inode's blocks are only
+//!   freed once the last map of it is gone (munmap). So `Bytes` a fetch took from a segment that
+//!   retention then deleted keep reading the same bytes until they are dropped, however long
+//!   `file.delete.delay.ms` is (Kafka needs that delay because deleting a segment closes its
+//!   file channel under reads in flight; here it only mirrors Kafka's visible behaviour).
 //! - The `Bytes` returned here own the map (`Bytes::from_owner`), so a slice can never outlive it.
 //!
 //! What the crate cannot rule out is another process truncating files in the log directory

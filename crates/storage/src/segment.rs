@@ -19,6 +19,9 @@ pub(crate) const NO_TIMESTAMP: i64 = -1;
 pub(crate) const LOG_SUFFIX: &str = ".log";
 pub(crate) const INDEX_SUFFIX: &str = ".index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = ".timeindex";
+/// Kafka's `LogFileUtils.DELETED_FILE_SUFFIX`: appended to the names of a deleted segment's files,
+/// which are unlinked `file.delete.delay.ms` later (or at the next open).
+pub(crate) const DELETED_SUFFIX: &str = ".deleted";
 
 /// `<dir>/<20-digit base offset><suffix>`, Kafka's segment file naming.
 pub(crate) fn segment_path(dir: &Path, base_offset: i64, suffix: &str) -> PathBuf {
@@ -774,6 +777,44 @@ impl Segment {
         }
         seg.txn_index_stale = false;
         Ok(seg)
+    }
+
+    /// The largest timestamp in the segment, which time retention measures from (Kafka's
+    /// `LogSegment.largestTimestamp`): the max timestamp of its batches, or, when none has one,
+    /// the `.log` file's last modification time.
+    pub fn largest_timestamp(&self) -> Result<i64> {
+        if self.max_timestamp >= 0 {
+            return Ok(self.max_timestamp);
+        }
+        self.log.modified_ms().map_err(io_err(&self.log_path))
+    }
+
+    /// Renames the segment's files to `<name>.deleted` (Kafka's `changeFileSuffixes("",
+    /// ".deleted")`: `.log`, `.index`, `.timeindex`, `.txnindex`, in that order), pushing each new
+    /// name onto `renamed` as it goes so that a failure part-way still reports what was renamed.
+    /// A file that is already gone is skipped. Renaming leaves live maps and open handles valid
+    /// (see `mmap`).
+    pub fn rename_to_deleted(
+        &self,
+        backend: &dyn Backend,
+        renamed: &mut Vec<PathBuf>,
+    ) -> Result<()> {
+        for path in [
+            self.log_path.as_path(),
+            self.index.path(),
+            self.time_index.path(),
+            self.txn_index.path(),
+        ] {
+            let mut to = path.as_os_str().to_owned();
+            to.push(DELETED_SUFFIX);
+            let to = PathBuf::from(to);
+            match backend.rename(path, &to) {
+                Ok(()) => renamed.push(to),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StorageError::io(path, e)),
+            }
+        }
+        Ok(())
     }
 
     /// Unlinks the segment's files. Live maps and open handles stay valid (see `mmap`), so the

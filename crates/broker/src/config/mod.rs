@@ -68,6 +68,11 @@ pub struct BrokerConfig {
     pub log_flush_interval_messages: u64,
     pub log_flush_interval_ms: u64,
     pub log_message_timestamp_type_append_time: bool,
+    /// Effective `log.retention.ms` (from ms, else minutes, else hours); -1 = forever.
+    pub log_retention_ms: i64,
+    pub log_retention_bytes: i64,
+    pub log_retention_check_interval_ms: u64,
+    pub log_segment_delete_delay_ms: u64,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
@@ -338,7 +343,35 @@ impl BrokerConfig {
                 "must not be below group.min.session.timeout.ms",
             ));
         }
+        // Kafka's precedence: log.retention.ms, then .minutes, then .hours; negative = forever.
+        let opt_int = |key: &str| -> Result<Option<i64>, ConfigError> {
+            props
+                .get(key)
+                .map(|v| {
+                    v.trim()
+                        .parse::<i64>()
+                        .map_err(|_| ConfigError::invalid(key, v, "expected a number"))
+                })
+                .transpose()
+        };
+        let log_retention_ms = match (
+            opt_int("log.retention.ms")?,
+            opt_int("log.retention.minutes")?,
+        ) {
+            (Some(ms), _) => ms,
+            (None, Some(min)) => min.saturating_mul(60_000),
+            (None, None) => int("log.retention.hours")?.saturating_mul(3_600_000),
+        };
+        let log_retention_ms = if log_retention_ms < 0 {
+            -1
+        } else {
+            log_retention_ms
+        };
         let config = BrokerConfig {
+            log_retention_ms,
+            log_retention_bytes: int("log.retention.bytes")?.max(-1),
+            log_retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,
+            log_segment_delete_delay_ms: int("log.segment.delete.delay.ms")?.max(0) as u64,
             offsets_topic_replication_factor,
             offsets_topic_num_partitions: int32("offsets.topic.num.partitions", 1)?,
             offsets_topic_segment_bytes: int32("offsets.topic.segment.bytes", 14)?,
