@@ -4,33 +4,15 @@
 
 mod common;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
 use rafka_records::{BatchBuilder, TimestampType};
-use rafka_storage::{
-    Backend, EpochEntry, Faults, FaultyBackend, FileBackend, LogConfig, StorageError,
-};
+use rafka_storage::{Backend, EpochEntry, Log, LogConfig, StorageError};
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod file_backend {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FileBackend)); } )*
-        }
-        mod faulty_backend_no_faults {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FaultyBackend::new())); } )*
-        }
-        mod faulty_backend_short_writes {
-            $( #[test] fn $name() {
-                let b = rafka_storage::FaultyBackend::new();
-                b.set_faults(rafka_storage::Faults { short_writes: true, ..Default::default() });
-                super::$name(std::sync::Arc::new(b));
-            } )*
-        }
-    };
-}
-
-suite!(
+backend_suite!(
+    [file_backend, faulty_backend_no_faults, faulty_backend_short_writes]
     append_read_round_trip,
     many_appends_across_rolls,
     max_bytes_and_kip74,
@@ -301,13 +283,18 @@ fn max_timestamp_lookup(b: Arc<dyn Backend>) {
     assert_eq!(t.offset, info.base_offset);
 }
 
-fn segment_ms_roll_by_batch_timestamp(b: Arc<dyn Backend>) {
-    let dir = tempfile::tempdir().unwrap();
+/// A log that rolls once its first batch is `segment.ms` = 1000 old.
+fn open_segment_ms_1000(dir: &Path, b: Arc<dyn Backend>) -> Log {
     let config = LogConfig {
         segment_ms: 1000,
         ..LogConfig::default()
     };
-    let mut log = open(dir.path(), config, b, false);
+    open(dir, config, b, false)
+}
+
+fn segment_ms_roll_by_batch_timestamp(b: Arc<dyn Backend>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open_segment_ms_1000(dir.path(), b);
     log.append(&mut batch(1, 5_000, 10), 0, NOW).unwrap();
     log.append(&mut batch(1, 5_900, 10), 0, NOW + 10_000_000)
         .unwrap();
@@ -325,11 +312,7 @@ fn segment_ms_roll_by_batch_timestamp(b: Arc<dyn Backend>) {
 
 fn segment_ms_roll_by_now_without_timestamps(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
-    let config = LogConfig {
-        segment_ms: 1000,
-        ..LogConfig::default()
-    };
-    let mut log = open(dir.path(), config, b, false);
+    let mut log = open_segment_ms_1000(dir.path(), b);
     log.append(&mut batch(1, -1, 10), 0, NOW).unwrap();
     log.append(&mut batch(1, -1, 10), 0, NOW + 1000).unwrap();
     assert_eq!(log.segment_count(), 1);
@@ -462,8 +445,7 @@ fn truncate_fully(b: Arc<dyn Backend>) {
     let info = log.append(&mut batch(1, 0, 10), 0, NOW).unwrap();
     assert_eq!(info.base_offset, 1000);
     log.close().unwrap();
-    let log = rafka_storage::Log::open(dir.path().into(), small_config(), b, 1000, 1000, true, NOW)
-        .unwrap();
+    let log = open_with(dir.path(), small_config(), b, 1000, 1000, true);
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (1000, 1001));
 }
 
@@ -575,18 +557,17 @@ fn delete_removes_dir_but_keeps_reads_alive(b: Arc<dyn Backend>) {
 
 #[test]
 fn short_writes_are_completed() {
-    let b = FaultyBackend::new();
-    b.set_faults(Faults {
-        short_writes: true,
-        ..Default::default()
-    });
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig::default(), Arc::new(b.clone()), false);
+    let mut log = open(
+        dir.path(),
+        LogConfig::default(),
+        faulty_backend_short_writes(),
+        false,
+    );
     let mut bt = batch(10, 0, 1000);
     log.append(&mut bt, 0, NOW).unwrap();
     let r = log.read(0, 1 << 20, i64::MAX, true).unwrap();
     assert_eq!(&r.records[..], &bt[..]);
-    let _ = FileBackend;
 }
 
 #[test]

@@ -1,13 +1,15 @@
 #![allow(clippy::unwrap_used)]
 
-use std::fs;
-use std::sync::Arc;
+mod common;
 
-use rafka_storage::{FileBackend, LogDir, MetaProperties, StorageError, TopicPartition};
+use std::fs;
+
+use common::file_backend;
+use rafka_storage::{LogDir, MetaProperties, StorageError, TopicPartition};
 
 fn logdir() -> (tempfile::TempDir, LogDir) {
     let t = tempfile::tempdir().unwrap();
-    let d = LogDir::new(t.path().join("data"), Arc::new(FileBackend));
+    let d = LogDir::new(t.path().join("data"), file_backend());
     d.create().unwrap();
     (t, d)
 }

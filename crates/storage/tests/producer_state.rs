@@ -16,22 +16,8 @@ use rafka_storage::{
     AppendInfo, Backend, Log, LogConfig, ProducerInfo, ProducerStateManager, StorageError,
 };
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod file_backend {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FileBackend)); } )*
-        }
-        mod faulty_backend_short_writes {
-            $( #[test] fn $name() {
-                let b = rafka_storage::FaultyBackend::new();
-                b.set_faults(rafka_storage::Faults { short_writes: true, ..Default::default() });
-                super::$name(std::sync::Arc::new(b));
-            } )*
-        }
-    };
-}
-
-suite!(
+backend_suite!(
+    [file_backend, faulty_backend_short_writes]
     duplicate_retry_returns_original_offsets,
     out_of_order_and_stale_epoch_are_refused,
     failed_append_changes_nothing,
@@ -56,10 +42,6 @@ fn pbatch(pid: i64, epoch: i16, seq: i32, records: usize, ts: i64) -> Vec<u8> {
         b = b.record(None, Some(&[b'v'; 200]), &[], ts + i as i64);
     }
     b.build()
-}
-
-fn append(log: &mut Log, mut bytes: Vec<u8>) -> AppendInfo {
-    log.append(&mut bytes, 0, NOW).unwrap()
 }
 
 /// Offsets of the `.snapshot` files in `dir`, ascending.
@@ -288,16 +270,7 @@ fn crash_with_snapshot_older_than_log_end(b: Arc<dyn Backend>) {
     drop(log);
 
     // Unclean, with the recovery point at the active segment: the sealed ones are trusted.
-    let mut log = Log::open(
-        dir.path().into(),
-        small_config(),
-        b.clone(),
-        active_base,
-        0,
-        false,
-        NOW,
-    )
-    .unwrap();
+    let mut log = open_with(dir.path(), small_config(), b.clone(), active_base, 0, false);
     assert_eq!(log.active_producers(), before);
     assert_eq!(snapshot_offsets(dir.path()).last(), Some(&end));
     assert_duplicate(&mut log, pbatch(1, 0, 78, 2, 0), p1[39]);
@@ -431,16 +404,7 @@ fn truncate_fully_forgets_producers(b: Arc<dyn Backend>) {
     assert!(snapshot_offsets(dir.path()).is_empty());
     assert_eq!(append(&mut log, pbatch(1, 0, 7, 1, 0)).base_offset, 5_000);
     log.close().unwrap();
-    let log = Log::open(
-        dir.path().into(),
-        small_config(),
-        b,
-        5_000,
-        5_000,
-        true,
-        NOW,
-    )
-    .unwrap();
+    let log = open_with(dir.path(), small_config(), b, 5_000, 5_000, true);
     assert_eq!(log.active_producers()[0].last_sequence, 7);
 }
 
@@ -470,12 +434,7 @@ fn follower_appends_track_state_and_markers(b: Arc<dyn Backend>) {
         .build();
     let txn_info = append(&mut leader, txn);
     // Copy everything to the follower, as replication would.
-    let mut at = 0;
-    while at < leader.log_end_offset() {
-        let r = leader.read(at, 1 << 20, i64::MAX, true).unwrap();
-        follower.append_stamped(&r.records, NOW).unwrap();
-        at = r.next_offset;
-    }
+    replicate(&leader, &mut follower, 1 << 20);
     assert_eq!(follower.active_producers(), leader.active_producers());
     let open_txn = follower
         .active_producers()
@@ -528,10 +487,7 @@ fn snapshots_follow_rolls_and_only_two_are_kept(b: Arc<dyn Backend>) {
             segments = log.segment_count();
             seen_rolls += 1;
             // The roll's snapshot is named after the new segment's base offset.
-            let newest = segment_files(dir.path(), ".log").pop().unwrap();
-            let base: i64 = newest.file_name().unwrap().to_str().unwrap()[..20]
-                .parse()
-                .unwrap();
+            let base = base_offset_of(&segment_files(dir.path(), ".log").pop().unwrap());
             assert_eq!(snaps.last(), Some(&base));
             let state = ProducerStateManager::from_snapshot(
                 &fs::read(snapshot_path(dir.path(), base)).unwrap(),
@@ -612,12 +568,12 @@ fn snapshot_file_matches_kafka_format(b: Arc<dyn Backend>) {
 /// is found corrupt at the next open and the state is rebuilt without it.
 #[test]
 fn torn_roll_snapshot_after_a_crash() {
-    use rafka_storage::{Faults, FaultyBackend, FileBackend};
+    use rafka_storage::{Faults, FaultyBackend};
 
     // A dry run finds the append that rolls and the bytes written before it.
     let dry = tempfile::tempdir().unwrap();
-    let counter = FaultyBackend::new();
-    let mut log = open(dry.path(), small_config(), Arc::new(counter.clone()), false);
+    let (counter, backend) = faulty();
+    let mut log = open(dry.path(), small_config(), backend, false);
     let mut rolled_at = None;
     for i in 0..40 {
         let before = counter.bytes_written();
@@ -654,7 +610,7 @@ fn torn_roll_snapshot_after_a_crash() {
     );
 
     // Reboot.
-    let mut log = open(dir.path(), small_config(), Arc::new(FileBackend), false);
+    let mut log = open(dir.path(), small_config(), file_backend(), false);
     assert_eq!(log.log_end_offset(), roll_base);
     let state = log.active_producers();
     assert_eq!(state[0].last_sequence, roll_batch * 2 - 1);

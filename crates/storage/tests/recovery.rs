@@ -6,22 +6,9 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use common::*;
-use rafka_storage::{Backend, Faults, FaultyBackend, FileBackend, Log, LogConfig, StorageError};
-
-fn file_backend() -> Arc<dyn Backend> {
-    Arc::new(FileBackend)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
+use rafka_storage::{Faults, LogConfig, StorageError};
 
 fn last_log(dir: &Path) -> PathBuf {
     segment_files(dir, ".log").pop().unwrap()
@@ -39,16 +26,14 @@ fn crashed_template(dir: &Path) -> Vec<(i64, i64)> {
 /// After recovery: the log ends right after `good` (whole batches), every good batch reads back,
 /// and the next append continues at the right offset.
 fn assert_recovered(dir: &Path, good: &[(i64, i64)], recovery_point: i64) {
-    let mut log = Log::open(
-        dir.into(),
+    let mut log = open_with(
+        dir,
         small_config(),
         file_backend(),
         recovery_point,
         0,
         false,
-        NOW,
-    )
-    .unwrap();
+    );
     let end = good.last().map_or(0, |b| b.1 + 1);
     assert_eq!(log.log_end_offset(), end);
     check_reads(&log, good);
@@ -59,7 +44,7 @@ fn assert_recovered(dir: &Path, good: &[(i64, i64)], recovery_point: i64) {
     let info = log.append(&mut batch(2, 0, 10), 9, NOW).unwrap();
     assert_eq!(info.base_offset, end);
     log.close().unwrap();
-    let log = Log::open(dir.into(), small_config(), file_backend(), 0, 0, true, NOW).unwrap();
+    let log = open(dir, small_config(), file_backend(), true);
     assert_eq!(log.log_end_offset(), end + 2);
     let mut all = good.to_vec();
     all.push((end, end + 1));
@@ -173,16 +158,14 @@ fn corruption_before_recovery_point_is_trusted_like_kafka() {
     let expected = crashed_template(work.path());
     let segs = segment_files(work.path(), ".log");
     let third_base = parse_all(&fs::read(&segs[2]).unwrap())[0].0;
-    let log = Log::open(
-        work.path().into(),
+    let log = open_with(
+        work.path(),
         small_config(),
         file_backend(),
         third_base,
         0,
         false,
-        NOW,
-    )
-    .unwrap();
+    );
     assert_eq!(log.log_end_offset(), expected.last().unwrap().1 + 1);
 }
 
@@ -341,14 +324,9 @@ fn leftover_temp_files_are_removed() {
 
 #[test]
 fn failed_fsync_takes_the_log_offline_without_losing_data() {
-    let fb = FaultyBackend::new();
+    let (fb, backend) = faulty();
     let work = tempfile::tempdir().unwrap();
-    let mut log = open(
-        work.path(),
-        LogConfig::default(),
-        Arc::new(fb.clone()),
-        false,
-    );
+    let mut log = open(work.path(), LogConfig::default(), backend, false);
     let expected = fill(&mut log, 20, 0);
     fb.set_faults(Faults {
         fail_sync: true,
@@ -369,9 +347,9 @@ fn failed_fsync_takes_the_log_offline_without_losing_data() {
 
 #[test]
 fn sealed_flush_outside_the_lock() {
-    let fb = FaultyBackend::new();
+    let (fb, backend) = faulty();
     let work = tempfile::tempdir().unwrap();
-    let mut log = open(work.path(), small_config(), Arc::new(fb.clone()), false);
+    let mut log = open(work.path(), small_config(), backend, false);
     assert!(log.sealed_flush().is_none());
     let expected = fill(&mut log, 60, 0);
     assert!(log.segment_count() > 2);
@@ -405,25 +383,16 @@ fn sealed_flush_outside_the_lock() {
     ));
     let end = log.log_end_offset();
     drop(log);
-    let log = Log::open(
-        work.path().into(),
-        small_config(),
-        file_backend(),
-        upto,
-        0,
-        false,
-        NOW,
-    )
-    .unwrap();
+    let log = open_with(work.path(), small_config(), file_backend(), upto, 0, false);
     assert_eq!(log.log_end_offset(), end);
     check_reads(&log, &more);
 }
 
 #[test]
 fn failed_epoch_checkpoint_fails_the_append_before_writing() {
-    let fb = FaultyBackend::new();
+    let (fb, backend) = faulty();
     let work = tempfile::tempdir().unwrap();
-    let mut log = open(work.path(), small_config(), Arc::new(fb.clone()), false);
+    let mut log = open(work.path(), small_config(), backend, false);
     let i = log.append(&mut batch(2, 0, 200), 1, NOW).unwrap();
     let expected = [(i.base_offset, i.last_offset)];
     fb.set_faults(Faults {
@@ -447,14 +416,9 @@ fn failed_epoch_checkpoint_fails_the_append_before_writing() {
 
 #[test]
 fn failed_write_is_rolled_back_and_the_log_stays_usable() {
-    let fb = FaultyBackend::new();
+    let (fb, backend) = faulty();
     let work = tempfile::tempdir().unwrap();
-    let mut log = open(
-        work.path(),
-        LogConfig::default(),
-        Arc::new(fb.clone()),
-        false,
-    );
+    let mut log = open(work.path(), LogConfig::default(), backend, false);
     let mut expected = fill(&mut log, 10, 0);
     let size_before = fs::metadata(last_log(work.path())).unwrap().len();
     let end = log.log_end_offset();
@@ -485,9 +449,9 @@ fn failed_write_is_rolled_back_and_the_log_stays_usable() {
 #[test]
 fn crash_keeps_a_prefix_and_everything_flushed() {
     for crash_after in [1_000u64, 5_000, 9_999, 20_000] {
-        let fb = FaultyBackend::new();
+        let (fb, backend) = faulty();
         let work = tempfile::tempdir().unwrap();
-        let mut log = open(work.path(), small_config(), Arc::new(fb.clone()), false);
+        let mut log = open(work.path(), small_config(), backend, false);
         let flushed = fill(&mut log, 10, 0);
         log.flush().unwrap();
         let rp = log.recovery_point();
@@ -503,16 +467,7 @@ fn crash_keeps_a_prefix_and_everything_flushed() {
         }
         drop(log);
         // Reboot with a healthy disk.
-        let log = Log::open(
-            work.path().into(),
-            small_config(),
-            file_backend(),
-            rp,
-            0,
-            false,
-            NOW,
-        )
-        .unwrap();
+        let log = open_with(work.path(), small_config(), file_backend(), rp, 0, false);
         let end = log.log_end_offset();
         assert!(end > flushed.last().unwrap().1, "flushed data lost");
         check_reads(&log, &flushed);

@@ -15,30 +15,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use common::*;
 use rafka_records::BatchBuilder;
-use rafka_storage::{
-    AppendInfo, Backend, Faults, FaultyBackend, FileBackend, Log, LogConfig, RetentionResult,
-    StorageError,
-};
+use rafka_storage::{Backend, Faults, Log, LogConfig, RetentionResult, StorageError};
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod file_backend {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FileBackend)); } )*
-        }
-        mod faulty_backend_no_faults {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FaultyBackend::new())); } )*
-        }
-        mod faulty_backend_short_writes {
-            $( #[test] fn $name() {
-                let b = rafka_storage::FaultyBackend::new();
-                b.set_faults(rafka_storage::Faults { short_writes: true, ..Default::default() });
-                super::$name(std::sync::Arc::new(b));
-            } )*
-        }
-    };
-}
-
-suite!(
+backend_suite!(
+    [file_backend, faulty_backend_no_faults, faulty_backend_short_writes]
     time_retention_deletes_old_sealed_segments,
     size_retention_deletes_oldest_first,
     active_segment_is_rolled_and_deleted_when_past_retention,
@@ -65,18 +45,41 @@ const T0: i64 = NOW - 1_000_000;
 /// Three ~1.3 KB one-record batches per 4 KiB segment; retention off unless a test sets it.
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 4096,
-        index_interval_bytes: 256,
-        segment_index_bytes: 1024,
         retention_ms: -1,
         retention_bytes: -1,
         file_delete_delay_ms: 1000,
-        ..LogConfig::default()
+        ..small_config()
+    }
+}
+
+/// [`config`] with time retention `retention_ms`.
+fn time_retention(retention_ms: i64) -> LogConfig {
+    LogConfig {
+        retention_ms,
+        ..config()
+    }
+}
+
+/// [`config`] with size retention `retention_bytes`.
+fn size_retention(retention_bytes: i64) -> LogConfig {
+    LogConfig {
+        retention_bytes,
+        ..config()
+    }
+}
+
+/// [`config`] under which every segment below the high watermark has expired, its `.deleted`
+/// files unlinked `file_delete_delay_ms` later.
+fn expire_all(file_delete_delay_ms: u64) -> LogConfig {
+    LogConfig {
+        retention_ms: 0,
+        file_delete_delay_ms,
+        ..config()
     }
 }
 
 fn open_at(dir: &Path, config: LogConfig, b: &Arc<dyn Backend>, start: i64, clean: bool) -> Log {
-    Log::open(dir.to_path_buf(), config, b.clone(), 0, start, clean, NOW).unwrap()
+    open_with(dir, config, b.clone(), 0, start, clean)
 }
 
 /// One record of ~1.2 KB with timestamp `ts`.
@@ -102,14 +105,7 @@ fn fill_to(log: &mut Log, end: i64, leader_epoch: i32) -> Vec<(i64, i64)> {
 
 /// Base offsets of the `.log` files in `dir`.
 fn bases(dir: &Path) -> Vec<i64> {
-    segment_files(dir, ".log")
-        .iter()
-        .map(|p| {
-            p.file_name().unwrap().to_str().unwrap()[..20]
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    base_offsets(dir, ".log")
 }
 
 fn deleted_files(dir: &Path) -> Vec<PathBuf> {
@@ -131,27 +127,10 @@ fn assert_out_of_range(log: &Log, offset: i64) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for e in fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        fs::copy(e.path(), to.join(e.file_name())).unwrap();
-    }
-}
-
 fn time_retention_deletes_old_sealed_segments(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
     let retention_ms = 100_000;
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(retention_ms), &b, 0, false);
     let batches = fill_to(&mut log, 12, 0);
     assert_eq!(bases(dir.path()), vec![0, 3, 6, 9]);
     let end = log.log_end_offset();
@@ -219,10 +198,7 @@ fn size_retention_deletes_oldest_first(b: Arc<dyn Backend>) {
 
     // One byte short of needing segment 0 gone: nothing goes.
     let limit = (total - s0 + 1) as i64;
-    log.set_config(LogConfig {
-        retention_bytes: limit,
-        ..config()
-    });
+    log.set_config(size_retention(limit));
     assert_eq!(
         log.delete_old_segments(NOW, end)
             .unwrap()
@@ -230,10 +206,7 @@ fn size_retention_deletes_oldest_first(b: Arc<dyn Backend>) {
         0
     );
     // Exactly the size without segment 0: it goes, and only it.
-    log.set_config(LogConfig {
-        retention_bytes: (total - s0) as i64,
-        ..config()
-    });
+    log.set_config(size_retention((total - s0) as i64));
     let r = log.delete_old_segments(NOW, end).unwrap();
     assert_eq!((r.size_breached, r.bytes_deleted), (1, s0));
     assert_eq!(log.log_start_offset(), 3);
@@ -241,10 +214,7 @@ fn size_retention_deletes_oldest_first(b: Arc<dyn Backend>) {
     // Down to the active segment's size: both remaining sealed segments go, the active one
     // stays.
     let s2 = seg_len(6);
-    log.set_config(LogConfig {
-        retention_bytes: (total - s0 - s1 - s2) as i64,
-        ..config()
-    });
+    log.set_config(size_retention((total - s0 - s1 - s2) as i64));
     let r = log.delete_old_segments(NOW, end).unwrap();
     assert_eq!(r.size_breached, 2);
     assert_eq!(log.log_start_offset(), 9);
@@ -270,16 +240,7 @@ fn active_segment_is_rolled_and_deleted_when_past_retention(b: Arc<dyn Backend>)
     // any other when everything in it is below the high watermark and it is not empty; the log
     // is then rolled first so that one (empty) segment remains.
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 1000,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(1000), &b, 0, false);
     fill_to(&mut log, 2, 0);
     assert_eq!(log.segment_count(), 1);
     let late = T0 + 1000 + 1001;
@@ -304,16 +265,7 @@ fn active_segment_is_rolled_and_deleted_when_past_retention(b: Arc<dyn Backend>)
 
     // Several segments, all past retention and replicated: all go, the active one too.
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(0), &b, 0, false);
     fill_to(&mut log, 8, 0);
     assert_eq!(log.segment_count(), 3);
     // The active segment (6, 7) holds offsets up to 7: a high watermark of 7 keeps it.
@@ -325,16 +277,7 @@ fn active_segment_is_rolled_and_deleted_when_past_retention(b: Arc<dyn Backend>)
     assert_eq!((log.log_start_offset(), log.log_end_offset()), (8, 8));
     // Size retention of 0 empties a log the same way.
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_bytes: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), size_retention(0), &b, 0, false);
     fill_to(&mut log, 5, 0);
     let r = log.delete_old_segments(NOW, 5).unwrap();
     assert_eq!((r.size_breached, r.rolled), (2, true));
@@ -371,16 +314,7 @@ fn empty_active_segment_is_never_deleted(b: Arc<dyn Backend>) {
 
 fn nothing_at_or_above_the_high_watermark_is_deleted(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(0), &b, 0, false);
     let batches = fill_to(&mut log, 12, 0);
     // (high watermark, log start afterwards): a segment goes only when the next one starts at
     // or below the high watermark.
@@ -396,16 +330,7 @@ fn nothing_at_or_above_the_high_watermark_is_deleted(b: Arc<dyn Backend>) {
     assert_eq!(log.log_start_offset(), 12);
     // Size retention is bounded the same way.
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_bytes: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), size_retention(0), &b, 0, false);
     fill_to(&mut log, 12, 0);
     log.delete_old_segments(NOW, 4).unwrap();
     assert_eq!(log.log_start_offset(), 3);
@@ -415,16 +340,7 @@ fn time_retention_without_timestamps_uses_the_file_time(b: Arc<dyn Backend>) {
     // Kafka's `largestTimestamp`: without any record timestamp, the `.log` file's mtime.
     let dir = tempfile::tempdir().unwrap();
     let retention_ms = 60_000;
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(retention_ms), &b, 0, false);
     for _ in 0..7 {
         log.append(&mut big(-1), 0, NOW).unwrap();
     }
@@ -444,17 +360,7 @@ fn time_retention_without_timestamps_uses_the_file_time(b: Arc<dyn Backend>) {
 
 fn deleted_files_wait_for_the_delay(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            file_delete_delay_ms: 60_000,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), expire_all(60_000), &b, 0, false);
     fill_to(&mut log, 9, 0);
     let now = NOW + 5;
     log.delete_old_segments(now, 6).unwrap();
@@ -507,28 +413,14 @@ fn sorted(mut v: Vec<PathBuf>) -> Vec<PathBuf> {
 
 fn zero_delay_unlinks_at_once_and_close_unlinks_the_rest(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            file_delete_delay_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), expire_all(0), &b, 0, false);
     fill_to(&mut log, 9, 0);
     log.delete_old_segments(NOW, 4).unwrap();
     assert_eq!(log.log_start_offset(), 3);
     assert!(deleted_files(dir.path()).is_empty());
     assert!(log.pending_deleted_files().is_empty());
     // With a delay, close does not wait for it.
-    log.set_config(LogConfig {
-        retention_ms: 0,
-        file_delete_delay_ms: u64::MAX,
-        ..config()
-    });
+    log.set_config(expire_all(u64::MAX));
     log.delete_old_segments(NOW, 7).unwrap();
     assert_eq!(deleted_files(dir.path()).len(), 4);
     assert_eq!(log.next_file_deletion_ms(), Some(i64::MAX));
@@ -539,17 +431,7 @@ fn zero_delay_unlinks_at_once_and_close_unlinks_the_rest(b: Arc<dyn Backend>) {
 
 fn reads_taken_before_deletion_stay_valid(b: Arc<dyn Backend>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            file_delete_delay_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), expire_all(0), &b, 0, false);
     fill_to(&mut log, 9, 0);
     // Sealed segments hand out slices of their maps.
     let held: Vec<_> = (0..6)
@@ -573,17 +455,7 @@ fn reads_taken_before_deletion_stay_valid(b: Arc<dyn Backend>) {
 
 fn crash_after_rename_before_unlink(b: Arc<dyn Backend>) {
     let template = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        template.path(),
-        LogConfig {
-            retention_ms: 0,
-            file_delete_delay_ms: 60_000,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(template.path(), expire_all(60_000), &b, 0, false);
     let batches = fill_to(&mut log, 11, 0);
     log.delete_old_segments(NOW, 7).unwrap();
     assert_eq!(log.log_start_offset(), 6);
@@ -787,19 +659,8 @@ fn pbatch_at(pid: i64, epoch: i16, seq: i32, transactional: bool, ts: i64) -> Ve
         .build()
 }
 
-fn append(log: &mut Log, mut bytes: Vec<u8>) -> AppendInfo {
-    log.append(&mut bytes, 0, NOW).unwrap()
-}
-
 fn snapshot_offsets(dir: &Path) -> Vec<i64> {
-    segment_files(dir, ".snapshot")
-        .iter()
-        .map(|p| {
-            p.file_name().unwrap().to_str().unwrap()[..20]
-                .parse()
-                .unwrap()
-        })
-        .collect()
+    base_offsets(dir, ".snapshot")
 }
 
 fn pids(log: &Log) -> Vec<i64> {
@@ -856,10 +717,7 @@ fn producer_state_is_kept_when_its_batches_are_deleted(b: Arc<dyn Backend>) {
     append(&mut log, pbatch(2, 0, 0, false));
     fill_to(&mut log, 10, 0);
     log.delete_old_segments(NOW, 10).unwrap(); // retention off: nothing
-    log.set_config(LogConfig {
-        retention_ms: 0,
-        ..config()
-    });
+    log.set_config(time_retention(0));
     log.delete_old_segments(NOW, 6).unwrap();
     assert_eq!(log.log_start_offset(), 6);
     assert_eq!(pids(&log), vec![1, 2]);
@@ -895,10 +753,7 @@ fn transactions_across_a_moving_log_start(b: Arc<dyn Backend>) {
     assert_eq!(bases(dir.path()), vec![0, 3, 6, 10]);
     // Retention past the open transaction's start: the transaction stays open, the first
     // unstable offset and the last stable offset do not go below the log start.
-    log.set_config(LogConfig {
-        retention_ms: 0,
-        ..config()
-    });
+    log.set_config(time_retention(0));
     log.delete_old_segments(NOW, 6).unwrap();
     assert_eq!(log.log_start_offset(), 6);
     assert!(log.has_ongoing_transaction(7));
@@ -956,10 +811,7 @@ fn epochs_and_snapshots_follow_the_log_start(b: Arc<dyn Backend>) {
     // Kafka's truncateFromStart: the entry covering the log start now starts there.
     assert_eq!(starts(&log), vec![(2, 5), (3, 8)]);
     assert!(snapshot_offsets(dir.path()).iter().all(|&o| o > 5));
-    log.set_config(LogConfig {
-        retention_ms: 0,
-        ..config()
-    });
+    log.set_config(time_retention(0));
     log.delete_old_segments(NOW, 9).unwrap();
     assert_eq!(log.log_start_offset(), 9);
     assert_eq!(starts(&log), vec![(3, 9)]);
@@ -977,19 +829,9 @@ fn epochs_and_snapshots_follow_the_log_start(b: Arc<dyn Backend>) {
 
 #[test]
 fn failed_rename_takes_the_log_offline_and_reopen_recovers() {
-    let fb = FaultyBackend::new();
-    let b: Arc<dyn Backend> = Arc::new(fb.clone());
+    let (fb, b) = faulty();
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(0), &b, 0, false);
     // No leader epochs, so moving the log start writes no epoch checkpoint (also a rename).
     let batches = fill_to(&mut log, 11, -1);
     fb.set_faults(Faults {
@@ -1017,17 +859,8 @@ fn failed_rename_takes_the_log_offline_and_reopen_recovers() {
     for start in [0, start_in_memory] {
         let work = tempfile::tempdir().unwrap();
         copy_dir(dir.path(), work.path());
-        let fresh: Arc<dyn Backend> = Arc::new(FileBackend);
-        let mut log = open_at(
-            work.path(),
-            LogConfig {
-                retention_ms: 0,
-                ..config()
-            },
-            &fresh,
-            start,
-            false,
-        );
+        let fresh = file_backend();
+        let mut log = open_at(work.path(), time_retention(0), &fresh, start, false);
         assert_eq!(log.log_start_offset(), start);
         assert_eq!(log.log_end_offset(), 11);
         check_reads(&log, &batches[start as usize..]);
@@ -1040,20 +873,9 @@ fn failed_rename_takes_the_log_offline_and_reopen_recovers() {
 
 #[test]
 fn failed_unlink_is_retried() {
-    let fb = FaultyBackend::new();
-    let b: Arc<dyn Backend> = Arc::new(fb.clone());
+    let (fb, b) = faulty();
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            file_delete_delay_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), expire_all(0), &b, 0, false);
     let batches = fill_to(&mut log, 11, 0);
     fb.set_faults(Faults {
         fail_removes: true,
@@ -1084,8 +906,7 @@ fn failed_unlink_is_retried() {
 
 #[test]
 fn failed_epoch_checkpoint_takes_the_log_offline() {
-    let fb = FaultyBackend::new();
-    let b: Arc<dyn Backend> = Arc::new(fb.clone());
+    let (fb, b) = faulty();
     let dir = tempfile::tempdir().unwrap();
     let mut log = open_at(dir.path(), config(), &b, 0, false);
     let batches = fill_to(&mut log, 11, 4);
@@ -1109,16 +930,7 @@ fn crash_after_everything_expired(b: Arc<dyn Backend>) {
     // The roll that precedes deleting every segment leaves a fresh empty segment at the log end;
     // a crash before anything is unlinked or checkpointed reopens as that empty log.
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open_at(
-        dir.path(),
-        LogConfig {
-            retention_ms: 0,
-            ..config()
-        },
-        &b,
-        0,
-        false,
-    );
+    let mut log = open_at(dir.path(), time_retention(0), &b, 0, false);
     fill_to(&mut log, 5, 0);
     let r = log.delete_old_segments(NOW, 5).unwrap();
     assert!(r.rolled);

@@ -18,27 +18,10 @@ use std::sync::Arc;
 use common::*;
 use rafka_records::{batches, BatchBuilder};
 use rafka_storage::producer_state::{end_txn_marker_batch, TxnMarker};
-use rafka_storage::{
-    AbortedTxn, AppendInfo, AppendOrigin, Backend, Faults, FaultyBackend, FileBackend, Log,
-    StorageError,
-};
+use rafka_storage::{AbortedTxn, AppendInfo, AppendOrigin, Backend, Faults, Log, StorageError};
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod file_backend {
-            $( #[test] fn $name() { super::$name(std::sync::Arc::new(rafka_storage::FileBackend)); } )*
-        }
-        mod faulty_backend_short_writes {
-            $( #[test] fn $name() {
-                let b = rafka_storage::FaultyBackend::new();
-                b.set_faults(rafka_storage::Faults { short_writes: true, ..Default::default() });
-                super::$name(std::sync::Arc::new(b));
-            } )*
-        }
-    };
-}
-
-suite!(
+backend_suite!(
+    [file_backend, faulty_backend_short_writes]
     markers_close_transactions_and_move_the_first_unstable_offset,
     last_stable_offset_waits_for_the_high_watermark,
     non_transactional_batch_during_a_transaction_is_refused,
@@ -70,10 +53,6 @@ fn pbatch(pid: i64, epoch: i16, seq: i32, records: usize) -> Vec<u8> {
         b = b.record(None, Some(&[b'p'; 150]), &[], 1_000);
     }
     b.build()
-}
-
-fn append(log: &mut Log, mut bytes: Vec<u8>) -> AppendInfo {
-    log.append(&mut bytes, 0, NOW).unwrap()
 }
 
 fn end_txn(log: &mut Log, pid: i64, epoch: i16, commit: bool) -> AppendInfo {
@@ -516,16 +495,7 @@ fn restart_keeps_transactions_and_indexes(b: Arc<dyn Backend>) {
         let before = assert_consistent(&log);
         let producers = log.active_producers();
         drop(log);
-        let log = Log::open(
-            dir.path().into(),
-            small_config(),
-            b.clone(),
-            0,
-            0,
-            false,
-            NOW,
-        )
-        .unwrap();
+        let log = open(dir.path(), small_config(), b.clone(), false);
         assert_eq!(assert_consistent(&log), before);
         assert_eq!(log.active_producers(), producers);
         log.close().unwrap();
@@ -551,16 +521,7 @@ fn restart_keeps_transactions_and_indexes(b: Arc<dyn Backend>) {
     }
     let before = assert_consistent(&log);
     drop(log);
-    let log = Log::open(
-        dir.path().into(),
-        small_config(),
-        b,
-        recovery_point,
-        0,
-        false,
-        NOW,
-    )
-    .unwrap();
+    let log = open_with(dir.path(), small_config(), b, recovery_point, 0, false);
     assert_eq!(assert_consistent(&log), before);
 }
 
@@ -627,16 +588,7 @@ fn truncation_drops_aborts_and_reopens_transactions(b: Arc<dyn Backend>) {
     let before = assert_consistent(&log);
     // Survives a crash and a clean restart, files included.
     drop(log);
-    let log = Log::open(
-        dir.path().into(),
-        small_config(),
-        b.clone(),
-        0,
-        0,
-        false,
-        NOW,
-    )
-    .unwrap();
+    let log = open(dir.path(), small_config(), b.clone(), false);
     assert_eq!(assert_consistent(&log), before);
     log.close().unwrap();
     assert_eq!(txnindex_bytes(dir.path()), entries_bytes(&before.1));
@@ -654,13 +606,8 @@ fn follower_builds_the_same_indexes(b: Arc<dyn Backend>) {
     let follower_dir = tempfile::tempdir().unwrap();
     let leader = busy_log(leader_dir.path(), &b, 13, 250);
     let mut follower = open(follower_dir.path(), small_config(), b.clone(), false);
-    let mut at = 0;
-    while at < leader.log_end_offset() {
-        // Small fetches, several batches each, as replication copies them.
-        let r = leader.read(at, 2_000, i64::MAX, true).unwrap();
-        follower.append_stamped(&r.records, NOW).unwrap();
-        at = r.next_offset;
-    }
+    // Small fetches, several batches each, as replication copies them.
+    replicate(&leader, &mut follower, 2_000);
     let want = assert_consistent(&leader);
     assert_eq!(assert_consistent(&follower), want);
     assert_eq!(
@@ -680,13 +627,19 @@ fn follower_builds_the_same_indexes(b: Arc<dyn Backend>) {
 /// transactions, aborted index, rebuilt from snapshots and replay) matches that prefix.
 #[test]
 fn crash_images_keep_transactions() {
+    /// The first part of the workload, on small segments, then a flush.
+    fn flushed_start(dir: &Path, backend: Arc<dyn Backend>) -> (Log, Workload) {
+        let mut log = open(dir, small_config(), backend, false);
+        let mut w = Workload::new(21);
+        w.run(&mut log, 60);
+        log.flush().unwrap();
+        (log, w)
+    }
+
     // A dry run measures the bytes the workload writes.
     let dry = tempfile::tempdir().unwrap();
-    let counter = FaultyBackend::new();
-    let mut log = open(dry.path(), small_config(), Arc::new(counter.clone()), false);
-    let mut w = Workload::new(21);
-    w.run(&mut log, 60);
-    log.flush().unwrap();
+    let (counter, backend) = faulty();
+    let (mut log, mut w) = flushed_start(dry.path(), backend);
     let flushed_at = counter.bytes_written();
     w.run(&mut log, 120);
     let total = counter.bytes_written();
@@ -695,16 +648,8 @@ fn crash_images_keep_transactions() {
     for k in 0..12 {
         let limit = flushed_at + (total - flushed_at) * k / 11;
         let dir = tempfile::tempdir().unwrap();
-        let crashing = FaultyBackend::new();
-        let mut log = open(
-            dir.path(),
-            small_config(),
-            Arc::new(crashing.clone()),
-            false,
-        );
-        let mut w = Workload::new(21);
-        w.run(&mut log, 60);
-        log.flush().unwrap();
+        let (crashing, backend) = faulty();
+        let (mut log, mut w) = flushed_start(dir.path(), backend);
         let recovery_point = log.recovery_point();
         crashing.set_faults(Faults {
             crash_after_bytes: Some(limit),
@@ -715,20 +660,8 @@ fn crash_images_keep_transactions() {
 
         for rp in [recovery_point, 0] {
             let image = tempfile::tempdir().unwrap();
-            for e in fs::read_dir(dir.path()).unwrap() {
-                let e = e.unwrap();
-                fs::copy(e.path(), image.path().join(e.file_name())).unwrap();
-            }
-            let log = Log::open(
-                image.path().into(),
-                small_config(),
-                Arc::new(FileBackend),
-                rp,
-                0,
-                false,
-                NOW,
-            )
-            .unwrap();
+            copy_dir(dir.path(), image.path());
+            let log = open_with(image.path(), small_config(), file_backend(), rp, 0, false);
             assert!(log.log_end_offset() >= recovery_point);
             let state = assert_consistent(&log);
             log.close().unwrap();

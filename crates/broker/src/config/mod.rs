@@ -522,6 +522,27 @@ mod tests {
     }
 
     #[test]
+    fn retention_follows_kafkas_precedence() {
+        let ms = |pairs: &[(&str, &str)]| {
+            BrokerConfig::from_props(&props(pairs))
+                .expect("valid")
+                .0
+                .log_retention_ms
+        };
+        assert_eq!(ms(&[]), 168 * 3_600_000);
+        assert_eq!(ms(&[("log.retention.hours", "1")]), 3_600_000);
+        assert_eq!(
+            ms(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")]),
+            120_000
+        );
+        assert_eq!(
+            ms(&[("log.retention.minutes", "2"), ("log.retention.ms", "5")]),
+            5
+        );
+        assert_eq!(ms(&[("log.retention.ms", "-7")]), -1);
+    }
+
+    #[test]
     fn bad_values_name_the_key() {
         let err = BrokerConfig::from_props(&props(&[("num.partitions", "many")]))
             .expect_err("not a number");
@@ -534,12 +555,12 @@ mod tests {
     #[test]
     fn not_yet_keys_warn_and_unknown_keys_are_quiet() {
         let (_, w) = BrokerConfig::from_props(&props(&[
-            ("log.retention.hours", "1"),
+            ("num.network.threads", "4"),
             ("some.plugin.setting", "x"),
         ]))
         .expect("valid");
         assert_eq!(w.0.len(), 1);
-        assert!(w.0[0].contains("log.retention.hours"));
+        assert!(w.0[0].contains("num.network.threads"));
     }
 
     #[test]
