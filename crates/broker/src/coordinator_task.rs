@@ -3,8 +3,81 @@
 //! task hands each state change a reply id and answers when its output says so.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use rafka_records::{batches, BatchBuilder, BatchView};
+use rafka_storage::AppendOrigin;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::node::Shared;
+use crate::partitions::Partition;
+
+/// Bytes read per step while loading a coordinator partition.
+const LOAD_READ_BYTES: usize = 4 << 20;
+
+/// Appends a coordinator's records (key, value; `None` is a tombstone) to its internal-topic
+/// partition as one uncompressed batch, as Kafka's coordinators write. With `producer` the batch
+/// is a transactional batch of that producer (TxnOffsetCommit), settled by its marker.
+pub fn append_records(
+    part: &Arc<Partition>,
+    producer: Option<(i64, i16)>,
+    records: &[(Vec<u8>, Option<Vec<u8>>)],
+    now_ms: i64,
+) -> Result<(), String> {
+    let mut builder = BatchBuilder::new(0).timestamp(now_ms);
+    let origin = match producer {
+        Some((pid, epoch)) => {
+            builder = builder.producer(pid, epoch, 0).transactional(true);
+            AppendOrigin::Coordinator
+        }
+        None => AppendOrigin::Client,
+    };
+    for (k, v) in records {
+        builder = builder.record(Some(k), v.as_deref(), &[], now_ms);
+    }
+    part.append_with_origin(&mut builder.build(), origin, now_ms)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The leader replica of `topic`-`partition` on this node.
+pub fn local_leader(
+    shared: &Shared,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<Partition>, String> {
+    let image = shared.image();
+    let t = image
+        .topic_by_name(topic)
+        .ok_or_else(|| format!("{topic} does not exist"))?;
+    shared
+        .partitions
+        .leader(t, partition)
+        .map_err(|u| format!("{topic}-{partition}: {u:?}"))
+}
+
+/// Hands every batch of `part`, from the log start to the high watermark, to `on_batch`: how a
+/// coordinator rebuilds its state from its internal-topic partition when it loads it.
+pub fn replay_log(
+    part: &Partition,
+    mut on_batch: impl FnMut(&BatchView<'_>) -> Result<(), String>,
+) -> Result<(), String> {
+    let mut offset = part.log_start_offset();
+    let end = part.high_watermark();
+    while offset < end {
+        let read = part
+            .read(offset, LOAD_READ_BYTES, true)
+            .map_err(|e| e.to_string())?;
+        if read.next_offset <= offset {
+            break;
+        }
+        for batch in batches(&read.records) {
+            on_batch(&batch.map_err(|e| e.to_string())?)?;
+        }
+        offset = read.next_offset;
+    }
+    Ok(())
+}
 
 /// Requests queued for a coordinator task; beyond this, handlers wait (backpressure).
 const QUEUE_DEPTH: usize = 1024;

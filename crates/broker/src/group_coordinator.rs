@@ -14,9 +14,7 @@ use std::time::Duration;
 use rafka_group::records::decode_record;
 use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
 use rafka_metadata::MetadataImage;
-use rafka_records::{batches, BatchBuilder};
 use rafka_storage::producer_state::TxnMarker;
-use rafka_storage::AppendOrigin;
 use tokio::sync::{mpsc, watch};
 
 use crate::coordinator_task::{self, TaskHandle, Waiting};
@@ -34,9 +32,6 @@ pub fn is_internal_topic(name: &str) -> bool {
         OFFSETS_TOPIC | "__transaction_state" | "__share_group_state"
     )
 }
-
-/// Bytes read per step while loading a partition.
-const LOAD_READ_BYTES: usize = 4 << 20;
 
 type Command = coordinator_task::Command<Coordinator, Output, Reply>;
 
@@ -157,31 +152,8 @@ impl Shell {
         records: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(), String> {
         let shared = self.shared.upgrade().ok_or("node is stopping")?;
-        let image = shared.image();
-        let topic = image
-            .topic_by_name(OFFSETS_TOPIC)
-            .ok_or_else(|| format!("{OFFSETS_TOPIC} does not exist"))?;
-        let part = shared
-            .partitions
-            .leader(topic, partition)
-            .map_err(|u| format!("{u:?}"))?;
-        let now = now_ms();
-        let mut builder = BatchBuilder::new(0).timestamp(now);
-        let origin = match producer {
-            // TxnOffsetCommit: a transactional batch of the producer, settled by its marker.
-            Some((pid, epoch)) => {
-                builder = builder.producer(pid, epoch, 0).transactional(true);
-                AppendOrigin::Coordinator
-            }
-            None => AppendOrigin::Client,
-        };
-        for (k, v) in records {
-            builder = builder.record(Some(k), v.as_deref(), &[], now);
-        }
-        let mut batch = builder.build();
-        part.append_with_origin(&mut batch, origin, now)
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        let part = coordinator_task::local_leader(&shared, OFFSETS_TOPIC, partition)?;
+        coordinator_task::append_records(&part, producer, records, now_ms())
     }
 
     /// Loads partitions the image says this node now leads and unloads the ones it lost.
@@ -222,51 +194,40 @@ impl Shell {
         let started = std::time::Instant::now();
         self.coordinator.begin_load(partition);
         let now = now_ms();
-        let mut offset = part.log_start_offset();
-        let end = part.high_watermark();
         let mut records = 0usize;
-        while offset < end {
-            let read = part
-                .read(offset, LOAD_READ_BYTES, true)
-                .map_err(|e| e.to_string())?;
-            if read.next_offset <= offset {
-                break;
-            }
-            for batch in batches(&read.records) {
-                let batch = batch.map_err(|e| e.to_string())?;
-                let header = *batch.header();
-                if header.is_control() {
-                    // A transaction marker settles the offsets that producer committed here.
-                    if let Some(marker) = TxnMarker::from_control_batch(batch.bytes()) {
-                        self.coordinator
-                            .complete_txn(partition, header.producer_id, marker.commit);
-                    }
-                    continue;
+        coordinator_task::replay_log(part, |batch| {
+            let header = *batch.header();
+            if header.is_control() {
+                // A transaction marker settles the offsets that producer committed here.
+                if let Some(marker) = TxnMarker::from_control_batch(batch.bytes()) {
+                    self.coordinator
+                        .complete_txn(partition, header.producer_id, marker.commit);
                 }
-                for r in batch.records() {
-                    let r = r.map_err(|e| e.to_string())?;
-                    let Some(key) = r.key else { continue };
-                    match decode_record(key, r.value) {
-                        Ok(rec) => {
-                            if header.is_transactional() {
-                                self.coordinator
-                                    .replay_transactional(rec, header.producer_id, now);
-                            } else {
-                                self.coordinator.replay(rec, now);
-                            }
-                            records += 1;
+                return Ok(());
+            }
+            for r in batch.records() {
+                let r = r.map_err(|e| e.to_string())?;
+                let Some(key) = r.key else { continue };
+                match decode_record(key, r.value) {
+                    Ok(rec) => {
+                        if header.is_transactional() {
+                            self.coordinator
+                                .replay_transactional(rec, header.producer_id, now);
+                        } else {
+                            self.coordinator.replay(rec, now);
                         }
-                        Err(e) => tracing::warn!(
-                            partition,
-                            offset = r.offset(batch.header().base_offset),
-                            error = %e,
-                            "Skipping an unreadable record in {OFFSETS_TOPIC}"
-                        ),
+                        records += 1;
                     }
+                    Err(e) => tracing::warn!(
+                        partition,
+                        offset = r.offset(header.base_offset),
+                        error = %e,
+                        "Skipping an unreadable record in {OFFSETS_TOPIC}"
+                    ),
                 }
             }
-            offset = read.next_offset;
-        }
+            Ok(())
+        })?;
         self.coordinator.finish_load(partition, now_ms());
         tracing::info!(
             "Finished loading offsets and group metadata from {OFFSETS_TOPIC}-{partition} in {} milliseconds ({records} records)",

@@ -16,7 +16,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rafka_metadata::MetadataImage;
-use rafka_records::{batches, BatchBuilder};
 use rafka_txn::records::decode_record;
 use rafka_txn::{
     Output, Reply, TxnConfig, TxnCoordinator, TxnError, WriteMarkers, CONSUMER_OFFSETS_TOPIC,
@@ -31,7 +30,6 @@ use crate::node::{now_ms, Shared};
 use crate::partitions::Partition;
 use rafka_protocol::kafka_protocol::ResponseError;
 
-const LOAD_READ_BYTES: usize = 4 << 20;
 /// Marker writes that failed are retried this often.
 const MARKER_RETRY_MS: u64 = 1000;
 
@@ -171,15 +169,8 @@ impl Shell {
 
     fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
         let shared = self.shared.upgrade().ok_or("node is stopping")?;
-        let part = leader(&shared, TRANSACTION_STATE_TOPIC, partition)?;
-        let now = now_ms();
-        let mut builder = BatchBuilder::new(0).timestamp(now);
-        for (k, v) in records {
-            builder = builder.record(Some(k), v.as_deref(), &[], now);
-        }
-        part.append(&mut builder.build(), now)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        let part = coordinator_task::local_leader(&shared, TRANSACTION_STATE_TOPIC, partition)?;
+        coordinator_task::append_records(&part, None, records, now_ms())
     }
 
     /// Writes the pending markers; a transaction whose partitions all have theirs completes.
@@ -260,36 +251,25 @@ impl Shell {
     fn load(&mut self, part: &Partition, partition: i32) -> Result<Output, String> {
         let started = std::time::Instant::now();
         self.coordinator.begin_load(partition, part.leader_epoch());
-        let mut offset = part.log_start_offset();
-        let end = part.high_watermark();
         let mut records = 0usize;
-        while offset < end {
-            let read = part
-                .read(offset, LOAD_READ_BYTES, true)
-                .map_err(|e| e.to_string())?;
-            if read.next_offset <= offset {
-                break;
+        coordinator_task::replay_log(part, |batch| {
+            if batch.header().is_control() {
+                return Ok(());
             }
-            for batch in batches(&read.records) {
-                let batch = batch.map_err(|e| e.to_string())?;
-                if batch.header().is_control() {
-                    continue;
-                }
-                for r in batch.records() {
-                    let r = r.map_err(|e| e.to_string())?;
-                    let Some(key) = r.key else { continue };
-                    match decode_record(key, r.value) {
-                        Ok(rec) => {
-                            self.coordinator.replay(partition, rec);
-                            records += 1;
-                        }
-                        Err(e) => tracing::warn!(partition, error = %e,
-                            "Skipping an unreadable record in {TRANSACTION_STATE_TOPIC}"),
+            for r in batch.records() {
+                let r = r.map_err(|e| e.to_string())?;
+                let Some(key) = r.key else { continue };
+                match decode_record(key, r.value) {
+                    Ok(rec) => {
+                        self.coordinator.replay(partition, rec);
+                        records += 1;
                     }
+                    Err(e) => tracing::warn!(partition, error = %e,
+                        "Skipping an unreadable record in {TRANSACTION_STATE_TOPIC}"),
                 }
             }
-            offset = read.next_offset;
-        }
+            Ok(())
+        })?;
         let out = self.coordinator.finish_load(partition, now_ms());
         tracing::info!(
             "Finished loading transaction state from {TRANSACTION_STATE_TOPIC}-{partition} in {} milliseconds ({records} records)",
@@ -297,17 +277,6 @@ impl Shell {
         );
         Ok(out)
     }
-}
-
-fn leader(shared: &Shared, topic: &str, partition: i32) -> Result<Arc<Partition>, String> {
-    let image = shared.image();
-    let t = image
-        .topic_by_name(topic)
-        .ok_or_else(|| format!("{topic} does not exist"))?;
-    shared
-        .partitions
-        .leader(t, partition)
-        .map_err(|u| format!("{topic}-{partition}: {u:?}"))
 }
 
 /// Why a marker could not be written, with the code WriteTxnMarkers answers.
