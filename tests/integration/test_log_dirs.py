@@ -139,8 +139,10 @@ def test_partitions_spread_over_dirs_and_describe_log_dirs(make_broker, unique_t
     from kafka.protocol.admin import DescribeLogDirsRequest
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=30000)
     try:
-        resp = admin._manager.run(admin._manager.send, DescribeLogDirsRequest(topics=None),
-                                  node_id=broker.node_id)
+        async def send_null_topics():
+            return await admin._manager.send(DescribeLogDirsRequest(topics=None),
+                                             node_id=broker.node_id)
+        resp = admin._manager.run(send_null_topics)
     finally:
         admin.close()
     every = {(t.name, p.partition_index) for r in resp.results for t in r.topics

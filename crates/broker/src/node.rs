@@ -51,7 +51,7 @@ pub enum NodeError {
     },
     /// Formatting or checking the log dirs (`meta.properties` mismatches, a partition in two
     /// dirs, a dir that cannot be created or read).
-    #[error("{0}")]
+    #[error(transparent)]
     LogDirs(#[from] rafka_storage::LogDirsError),
     #[error("metadata quorum: {0}")]
     Metadata(#[from] rafka_metadata::MetadataError),
@@ -103,11 +103,10 @@ impl Node {
         }
         // Every dir must agree on the cluster and node ids (Kafka refuses to start otherwise);
         // dirs without meta.properties are formatted, each with its own directory.id.
-        let formatted = log_dirs.load_or_format(
-            config.cluster_id.as_deref(),
-            config.node_id,
-            &mut || *uuid::Uuid::new_v4().as_bytes(),
-        )?;
+        let formatted =
+            log_dirs.load_or_format(config.cluster_id.as_deref(), config.node_id, &mut || {
+                *uuid::Uuid::new_v4().as_bytes()
+            })?;
         let cluster_id = formatted.cluster_id.clone();
         for dir in &formatted.formatted {
             tracing::info!(cluster_id = %cluster_id, dir = %dir.display(), "Formatting log directory");
@@ -135,7 +134,11 @@ impl Node {
             backend,
             config.clone(),
             &clean_shutdown,
-        )?;
+        )
+        .map_err(|e| match e {
+            PartitionsError::LogDirs(e) => NodeError::LogDirs(e),
+            e => NodeError::Partitions(e),
+        })?;
         // A marker only vouches for the shutdown that wrote it: remove it before anything can
         // be appended, so a crash from here on is recovered. Each dir has its own.
         for d in log_dirs.dirs() {

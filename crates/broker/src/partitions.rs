@@ -336,7 +336,7 @@ pub enum PartitionsError {
     },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
-    #[error("{0}")]
+    #[error(transparent)]
     LogDirs(#[from] LogDirsError),
 }
 

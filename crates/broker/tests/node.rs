@@ -424,7 +424,8 @@ async fn two_log_dirs_placement_describe_restart_and_duplicate() {
     let dirs = vec![root.path().join("a"), root.path().join("b")];
     let node = Node::start(two_dir_config(&dirs)).await.unwrap();
     let mut c = Client::connect(node.bound_addresses()[0].1).await;
-    let ResponseKind::CreateTopics(ct) = c.call(ApiKey::CreateTopics, 7, create_topic("ld", 4)).await
+    let ResponseKind::CreateTopics(ct) =
+        c.call(ApiKey::CreateTopics, 7, create_topic("ld", 4)).await
     else {
         panic!()
     };
@@ -478,7 +479,12 @@ async fn two_log_dirs_placement_describe_restart_and_duplicate() {
         }
     }
     // Named partitions only; an unknown topic is just absent.
-    let resp = describe_log_dirs(&mut c, 3, Some(vec![("ld", vec![in_b[0]]), ("nope", vec![0])])).await;
+    let resp = describe_log_dirs(
+        &mut c,
+        3,
+        Some(vec![("ld", vec![in_b[0]]), ("nope", vec![0])]),
+    )
+    .await;
     assert!(resp.results[0].topics.is_empty());
     assert_eq!(resp.results[1].topics.len(), 1);
     assert_eq!(resp.results[1].topics[0].partitions.len(), 1);
@@ -495,12 +501,15 @@ async fn two_log_dirs_placement_describe_restart_and_duplicate() {
     let mut c = Client::connect(node.bound_addresses()[0].1).await;
     assert_eq!(partition_dirs_of(&dirs[0], "ld"), in_a);
     assert_eq!(partition_dirs_of(&dirs[1], "ld"), in_b);
-    let ResponseKind::Produce(r) = c.call(ApiKey::Produce, 9, produce("ld", 0, &[b"again"])).await
+    let ResponseKind::Produce(r) = c
+        .call(ApiKey::Produce, 9, produce("ld", 0, &[b"again"]))
+        .await
     else {
         panic!()
     };
     assert_eq!(r.responses[0].partition_responses[0].base_offset, 2);
-    c.call(ApiKey::CreateTopics, 7, create_topic("ld2", 2)).await;
+    c.call(ApiKey::CreateTopics, 7, create_topic("ld2", 2))
+        .await;
     assert_eq!(partition_dirs_of(&dirs[0], "ld2").len(), 1);
     assert_eq!(partition_dirs_of(&dirs[1], "ld2").len(), 1);
     drop(c);

@@ -4,8 +4,8 @@
 //! # On-disk layout
 //!
 //! ```text
-//! <log.dir>/
-//!   meta.properties                     version=1, cluster.id=, node.id=, directory.id=
+//! <log.dir>/                            one per log.dirs entry (LogDirs)
+//!   meta.properties                     version=1, cluster.id=, node.id=, directory.id= (per dir)
 //!   .kafka_cleanshutdown                present only between a clean shutdown and the next start
 //!   recovery-point-offset-checkpoint    0\n<count>\n<topic> <partition> <offset>\n...
 //!   log-start-offset-checkpoint         same format
@@ -189,9 +189,7 @@ pub use checkpoint::{
 };
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
-pub use log_dirs::{
-    filesystem_space, Formatted, LogDirs, LogDirsError, Placement, METADATA_TOPIC,
-};
+pub use log_dirs::{filesystem_space, Formatted, LogDirs, LogDirsError, Placement, METADATA_TOPIC};
 pub use logdir::LogDir;
 pub use producer_state::{AppendOrigin, CompletedTxn, ProducerInfo, ProducerStateManager};
 pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};

@@ -28,8 +28,9 @@ pub const METADATA_TOPIC: &str = "__cluster_metadata";
 pub enum LogDirsError {
     #[error("no log dir configured")]
     NoLogDirs,
-    #[error("log dir {path}: {source}")]
-    Storage { path: String, source: StorageError },
+    // `error` is not a `source`: the message already says it, and chains would repeat it.
+    #[error("log dir {path}: {error}")]
+    Storage { path: String, error: StorageError },
     #[error(
         "the cluster id {configured} does not match {stored} in meta.properties of {path}; \
          this directory belongs to another cluster"
@@ -68,10 +69,10 @@ pub enum LogDirsError {
 }
 
 impl LogDirsError {
-    fn storage(dir: &LogDir, source: StorageError) -> Self {
+    fn storage(dir: &LogDir, error: StorageError) -> Self {
         LogDirsError::Storage {
             path: dir.path().display().to_string(),
-            source,
+            error,
         }
     }
 }
@@ -90,7 +91,8 @@ pub struct Formatted {
 /// Kafka reserves directory ids whose high 64 bits are zero and low 64 bits below 100
 /// (`DirectoryId.reserved`: UNASSIGNED, LOST, MIGRATING and room for more).
 fn reserved_directory_id(id: &[u8; 16]) -> bool {
-    id[..8].iter().all(|b| *b == 0) && u64::from_be_bytes(id[8..].try_into().unwrap_or([0; 8])) < 100
+    id[..8].iter().all(|b| *b == 0)
+        && u64::from_be_bytes(id[8..].try_into().unwrap_or([0; 8])) < 100
 }
 
 /// The `log.dirs` of a node, in configured order; a dir's index in that order names it
@@ -156,13 +158,9 @@ impl LogDirs {
             );
         }
         // The configured id wins; without one, the first stored id is the one all must match.
-        let expected = configured_cluster_id.map(str::to_string).or_else(|| {
-            stored
-                .iter()
-                .flatten()
-                .next()
-                .map(|m| m.cluster_id.clone())
-        });
+        let expected = configured_cluster_id
+            .map(str::to_string)
+            .or_else(|| stored.iter().flatten().next().map(|m| m.cluster_id.clone()));
         let mut seen_ids: HashMap<[u8; 16], usize> = HashMap::new();
         for (i, (d, m)) in self.dirs.iter().zip(&stored).enumerate() {
             let Some(m) = m else { continue };

@@ -93,7 +93,9 @@ fn mismatched_meta_properties_fail_and_name_the_dir() {
         "{e}"
     );
     // Configured id differs from both.
-    let e = d.load_or_format(Some("clusterC"), 1, &mut ids()).unwrap_err();
+    let e = d
+        .load_or_format(Some("clusterC"), 1, &mut ids())
+        .unwrap_err();
     assert!(matches!(e, LogDirsError::InconsistentClusterId { .. }));
     // Node id mismatch.
     d.dirs()[1]
@@ -104,12 +106,18 @@ fn mismatched_meta_properties_fail_and_name_the_dir() {
         })
         .unwrap();
     let e = d.load_or_format(None, 1, &mut ids()).unwrap_err();
-    assert!(matches!(e, LogDirsError::InconsistentNodeId { stored: 2, .. }));
+    assert!(matches!(
+        e,
+        LogDirsError::InconsistentNodeId { stored: 2, .. }
+    ));
     // A copied dir: same directory id twice.
     let first = d.dirs()[0].read_meta_properties().unwrap().unwrap();
     d.dirs()[1].write_meta_properties(&first).unwrap();
     let e = d.load_or_format(None, 1, &mut ids()).unwrap_err();
-    assert!(matches!(e, LogDirsError::DuplicateDirectoryId { .. }), "{e}");
+    assert!(
+        matches!(e, LogDirsError::DuplicateDirectoryId { .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("directory.id"));
 }
 
