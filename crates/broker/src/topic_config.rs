@@ -106,6 +106,18 @@ pub struct TopicSettings {
     pub log: LogConfig,
 }
 
+impl TopicSettings {
+    /// Whether an acks=all produce may go ahead with `isr` replicas in sync out of `replicas`.
+    /// Since Kafka 3.7 (KAFKA-15583) the bar is min(min.insync.replicas, replication factor):
+    /// a min.insync.replicas above the replica count cannot block produce forever.
+    pub fn enough_in_sync(&self, isr: usize, replicas: usize) -> bool {
+        let min_isr = usize::try_from(self.min_insync_replicas)
+            .unwrap_or(1)
+            .min(replicas);
+        isr >= min_isr
+    }
+}
+
 fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(fallback)
 }
@@ -250,5 +262,23 @@ mod tests {
         // KIP-937 defaults.
         assert_eq!(s.timestamp_before_max_ms, i64::MAX);
         assert_eq!(s.timestamp_after_max_ms, 3_600_000);
+    }
+
+    #[test]
+    fn min_insync_replicas_is_capped_by_the_replica_count() {
+        let broker = BrokerConfig::single_node_defaults().expect("valid");
+        let overrides: BTreeMap<String, String> =
+            [("min.insync.replicas".to_string(), "2".to_string())]
+                .into_iter()
+                .collect();
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert_eq!(s.min_insync_replicas, 2);
+        // Three replicas, one in sync: refused; two in sync: allowed.
+        assert!(!s.enough_in_sync(1, 3));
+        assert!(s.enough_in_sync(2, 3));
+        // One replica: the effective minimum is 1, as in Kafka 3.7+.
+        assert!(s.enough_in_sync(1, 1));
+        // No replica in sync at all never passes.
+        assert!(!s.enough_in_sync(0, 1));
     }
 }

@@ -242,7 +242,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.segment.delete.delay.ms", Long, Some("60000"), Implemented,
         "A deleted segment's files are renamed *.deleted and removed this much later, so reads in flight finish. Topic synonym: file.delete.delay.ms."),
     def("min.insync.replicas", Int, Some("1"), Implemented,
-        "Replicas that must be in sync for an acks=all produce; fewer gets NOT_ENOUGH_REPLICAS. Topic synonym: min.insync.replicas."),
+        "Replicas that must be in sync for an acks=all produce, capped at the replication factor as in Kafka 3.7+; fewer gets NOT_ENOUGH_REPLICAS. Topic synonym: min.insync.replicas."),
     def("compression.type", String, Some("producer"), NotYet, "Broker-side recompression."),
     def("offsets.topic.replication.factor", Int, Some("1"), Implemented,
         "Replication factor of __consumer_offsets, created on the first FindCoordinator. Kafka's default is 3; rafka uses 1, as the apache/kafka image's server.properties does, so a single node works with no configuration. If fewer brokers are alive, FindCoordinator answers COORDINATOR_NOT_AVAILABLE, as Kafka does."),

@@ -279,13 +279,13 @@ fn produce_partition(
             )
         })?;
     let settings = partition.settings();
-    // Kafka's Partition.appendRecordsToLeader: acks=all needs min.insync.replicas in sync,
-    // checked before the records are looked at.
+    // Kafka's Partition.appendRecordsToLeader: acks=all needs min.insync.replicas in sync
+    // (capped at the replica count), checked before the records are looked at.
     if acks == -1 {
-        let isr = topic_image
+        let (isr, replicas) = topic_image
             .partition(item.partition)
-            .map_or(0, |p| p.isr.len());
-        if (isr as i64) < i64::from(settings.min_insync_replicas) {
+            .map_or((0, 0), |p| (p.isr.len(), p.replicas.len()));
+        if !settings.enough_in_sync(isr, replicas) {
             return Err((
                 ResponseError::NotEnoughReplicas,
                 format!(
