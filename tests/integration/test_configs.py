@@ -202,6 +202,29 @@ def test_max_message_bytes_applies_at_once(broker, unique_topic):
     assert err is None, err
 
 
+def test_segment_bytes_applies_to_the_open_log(broker, unique_topic):
+    topic = unique_topic
+    ck_create_topic(broker, topic, 1)
+    seg_dir = broker.data_dir / f"{topic}-0"
+
+    def segments():
+        return sorted(p.name for p in seg_dir.iterdir() if p.name.endswith(".log"))
+
+    p = ck_producer(broker, **{"batch.size": 2048, "linger.ms": 0})
+    for i in range(20):
+        p.produce(topic, value=b"%04d" % i + b"x" * 1000, partition=0)
+        p.flush(30)
+    assert len(segments()) == 1, segments()
+    admin = ck_admin(broker)
+    assert incremental(admin, TOPIC, topic,
+                       [("segment.bytes", AlterConfigOpType.SET, "16384")]) is None
+    for i in range(40):
+        p.produce(topic, value=b"%04d" % i + b"x" * 1000, partition=0)
+        p.flush(30)
+    # The log that was already open rolls at the new size, without a restart.
+    assert len(segments()) >= 3, segments()
+
+
 def test_log_append_time_applies_at_once(broker, unique_topic):
     topic = unique_topic
     ck_create_topic(broker, topic, 1)
