@@ -8,6 +8,7 @@ use rafka_records::RecordError;
 use rafka_storage::StorageError;
 use rafka_txn::TxnError;
 
+use crate::config::validate::ConfigRejected;
 use crate::partitions::{EpochMismatch, Unavailable};
 
 /// A Kafka error code with the message that goes into `error_message` where the API has one.
@@ -44,6 +45,14 @@ pub fn rejected(r: CommandRejected) -> ApiError {
     ApiError::new(code, r.to_string())
 }
 
+/// Refused config changes (CreateTopics configs, AlterConfigs, IncrementalAlterConfigs).
+pub fn config_rejected(e: ConfigRejected) -> ApiError {
+    match e {
+        ConfigRejected::InvalidConfig(m) => ApiError::new(ResponseError::InvalidConfig, m),
+        ConfigRejected::InvalidRequest(m) => ApiError::new(ResponseError::InvalidRequest, m),
+    }
+}
+
 pub fn metadata(e: &MetadataError) -> ApiError {
     match e {
         MetadataError::Rejected(r) => rejected(r.clone()),
@@ -61,6 +70,7 @@ pub fn metadata(e: &MetadataError) -> ApiError {
 pub fn records(e: &RecordError) -> ResponseError {
     match e {
         RecordError::BatchTooLarge { .. } => ResponseError::MessageTooLarge,
+        RecordError::InvalidTimestamp { .. } => ResponseError::InvalidTimestamp,
         RecordError::InvalidRecord { .. } => ResponseError::InvalidRecord,
         RecordError::UnsupportedMagic { .. } => ResponseError::UnsupportedForMessageFormat,
         _ => ResponseError::CorruptMessage,

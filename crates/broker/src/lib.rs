@@ -15,6 +15,8 @@
 //!   `__transaction_state`, timeouts, and the transaction markers.
 //! - [`producer_ids`]: producer id blocks taken from the metadata log for InitProducerId.
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
+//! - [`dynamic_config`]: dynamic broker configs from the metadata log layered over the static
+//!   config (Kafka's `DynamicBrokerConfig`).
 //! - [`errors`]: the one place where internal errors become Kafka error codes.
 //!
 //! Storage is synchronous; appends and reads run inline on the connection's task under a
@@ -24,6 +26,7 @@
 pub mod config;
 pub mod connection;
 pub mod coordinator_task;
+pub mod dynamic_config;
 pub mod errors;
 pub mod group_coordinator;
 pub mod handlers;

@@ -26,7 +26,10 @@ pub fn now_ms() -> i64 {
 
 /// State every connection and handler shares.
 pub struct Shared {
+    /// The static config (what the node started with).
     pub config: Arc<BrokerConfig>,
+    /// The static config with the dynamic broker configs of the metadata log over it.
+    pub dynamic_config: Arc<crate::dynamic_config::DynamicBrokerConfig>,
     pub cluster_id: String,
     pub node_id: i32,
     pub quorum: MetadataQuorum,
@@ -39,6 +42,11 @@ pub struct Shared {
 impl Shared {
     pub fn image(&self) -> Arc<MetadataImage> {
         self.quorum.image()
+    }
+
+    /// The effective broker config: static values with the current dynamic ones over them.
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.dynamic_config.current(&self.image())
     }
 }
 
@@ -128,11 +136,14 @@ impl Node {
         }
         // Reads the checkpoints and finds every partition's dir before anything else happens,
         // so a partition found in two dirs stops the start with the markers still in place.
+        let dynamic_config = Arc::new(crate::dynamic_config::DynamicBrokerConfig::new(
+            config.clone(),
+        ));
         let partitions = Partitions::open(
             config.node_id,
             log_dirs.clone(),
             backend,
-            config.clone(),
+            dynamic_config.clone(),
             &clean_shutdown,
         )
         .map_err(|e| match e {
@@ -159,6 +170,7 @@ impl Node {
         let (txns, txns_inbox) = crate::txn_coordinator::TxnCoordinatorHandle::new();
         let shared = Arc::new(Shared {
             config: config.clone(),
+            dynamic_config,
             cluster_id,
             node_id: config.node_id,
             quorum,
@@ -411,7 +423,7 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
             s.partitions.enforce_retention(now_ms(), check_retention);
             if expire_producers {
                 s.partitions
-                    .expire_producers(now_ms(), s.config.producer_id_expiration_ms);
+                    .expire_producers(now_ms(), s.effective_config().producer_id_expiration_ms);
             }
             if checkpoint {
                 s.partitions.checkpoint()

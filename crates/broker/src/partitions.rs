@@ -16,7 +16,7 @@ use rafka_storage::{
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use crate::config::BrokerConfig;
+use crate::dynamic_config::DynamicBrokerConfig;
 use crate::topic_config::TopicSettings;
 
 struct Inner {
@@ -354,7 +354,8 @@ pub struct Partitions {
     node_id: i32,
     log_dirs: LogDirs,
     backend: Arc<dyn Backend>,
-    broker: Arc<BrokerConfig>,
+    /// Topic settings fall back to broker values, which follow dynamic broker configs.
+    broker: Arc<DynamicBrokerConfig>,
     by_id: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
     /// Per log dir, in `log.dirs` order.
     dir_start: Vec<DirStart>,
@@ -371,7 +372,7 @@ impl Partitions {
         node_id: i32,
         log_dirs: LogDirs,
         backend: Arc<dyn Backend>,
-        broker: Arc<BrokerConfig>,
+        broker: Arc<DynamicBrokerConfig>,
         clean_shutdown: &[bool],
     ) -> Result<Self, PartitionsError> {
         let mut dir_start = Vec::with_capacity(log_dirs.len());
@@ -491,8 +492,9 @@ impl Partitions {
     pub fn reconcile(&self, image: &MetadataImage, now_ms: i64) -> Result<(), PartitionsError> {
         let _serial = lock(&self.reconcile_lock);
         let mut wanted: HashMap<(Uuid, i32), ()> = HashMap::new();
+        let broker = self.broker.current(image);
         for topic in image.topics() {
-            let settings = TopicSettings::resolve(&self.broker, &topic.configs);
+            let settings = TopicSettings::resolve(&broker, &topic.configs);
             for (&index, p) in &topic.partitions {
                 if !p.replicas.contains(&self.node_id) {
                     continue;
@@ -502,10 +504,8 @@ impl Partitions {
                     existing
                         .leader_epoch
                         .store(p.leader_epoch, Ordering::Release);
-                    if existing.settings().log != settings.log
-                        || existing.settings().max_message_bytes != settings.max_message_bytes
-                        || existing.settings().log_append_time != settings.log_append_time
-                    {
+                    // Topic and dynamic broker config changes apply to open logs at once.
+                    if existing.settings() != settings {
                         existing.update_settings(settings.clone());
                     }
                     continue;

@@ -110,10 +110,12 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Both limits are dynamic broker configs in Kafka, so they are read per accept.
+        let limits = shared.effective_config();
         let Some(slot) = counter.try_acquire(
             peer.ip(),
-            shared.config.max_connections,
-            shared.config.max_connections_per_ip,
+            limits.max_connections,
+            limits.max_connections_per_ip,
         ) else {
             tracing::warn!(%peer, "Closing connection: max.connections or max.connections.per.ip reached");
             drop(stream);

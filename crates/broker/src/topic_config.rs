@@ -1,5 +1,7 @@
 //! A topic's effective settings: its own overrides (from the metadata image) over the broker's
-//! values, resolved through Kafka's topic-to-broker synonyms.
+//! values, resolved through Kafka's topic-to-broker synonyms. The broker's value is itself
+//! layered (dynamic per-broker > dynamic cluster default > static > default; see
+//! [`crate::dynamic_config`]), so a topic without an override follows dynamic broker changes.
 
 use std::collections::BTreeMap;
 
@@ -7,11 +9,14 @@ use rafka_storage::LogConfig;
 
 use crate::config::defs::{self, TopicConfigDef};
 use crate::config::BrokerConfig;
+use crate::dynamic_config;
 
 /// Where a reported config value comes from (DescribeConfigs `config_source`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
     DynamicTopic = 1,
+    DynamicBroker = 2,
+    DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
 }
@@ -35,6 +40,8 @@ pub fn resolve_all(
         .collect()
 }
 
+/// Kafka's order: the topic override, else the first broker synonym set in a dynamic or static
+/// layer, else the default.
 pub fn resolve(
     broker: &BrokerConfig,
     overrides: &BTreeMap<String, String>,
@@ -48,35 +55,30 @@ pub fn resolve(
         };
     }
     if let Some(syn) = def.broker_synonym {
-        if let Some(v) = broker.explicit.get(syn) {
-            return ResolvedConfig {
-                def,
-                value: Some(v.clone()),
-                source: ConfigSource::StaticBroker,
-            };
-        }
-        // retention.ms also follows log.retention.minutes and log.retention.hours.
-        if def.name == "retention.ms"
-            && ["log.retention.minutes", "log.retention.hours"]
-                .iter()
-                .any(|k| broker.explicit.contains_key(*k))
-        {
-            return ResolvedConfig {
-                def,
-                value: Some(broker.log_retention_ms.to_string()),
-                source: ConfigSource::StaticBroker,
-            };
-        }
-        // Synonyms with derived defaults (segment.ms from log.roll.hours, ...).
+        // Synonyms with derived values (retention.ms from log.retention.minutes/hours, segment.ms
+        // from log.roll.hours) take the typed value, which follows Kafka's precedence.
         let derived = match def.name {
             "segment.ms" => Some(broker.log_roll_ms.to_string()),
             "retention.ms" => Some(broker.log_retention_ms.to_string()),
-            _ => defs::broker_def(syn).and_then(|d| d.default.map(str::to_string)),
+            _ => None,
         };
-        if let Some(v) = derived {
+        let names = dynamic_config::synonym_names(syn);
+        if let Some(first) = dynamic_config::explicit_synonyms(broker, &names).first() {
             return ResolvedConfig {
                 def,
-                value: Some(v),
+                value: derived.or_else(|| first.value.clone()),
+                source: first.source,
+            };
+        }
+        let default = derived.or_else(|| {
+            defs::broker_def(syn)
+                .and_then(|d| d.default.map(str::to_string))
+                .or_else(|| def.default.map(str::to_string))
+        });
+        if default.is_some() {
+            return ResolvedConfig {
+                def,
+                value: default,
                 source: ConfigSource::Default,
             };
         }
@@ -88,14 +90,32 @@ pub fn resolve(
     }
 }
 
-/// The settings produce and the log need, parsed once per topic config change.
-#[derive(Debug, Clone)]
+/// The settings produce and the log need, parsed once per topic (or broker) config change.
+#[derive(Debug, Clone, PartialEq)]
 pub struct TopicSettings {
     pub max_message_bytes: i32,
     /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
     pub cleanup_delete: bool,
     pub log_append_time: bool,
+    /// KIP-937 bounds on CreateTime timestamps: how far in the past / future a produced record's
+    /// timestamp may be (INVALID_TIMESTAMP beyond).
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
+    /// acks=all produce needs at least this many in-sync replicas (NOT_ENOUGH_REPLICAS).
+    pub min_insync_replicas: i32,
     pub log: LogConfig,
+}
+
+impl TopicSettings {
+    /// Whether an acks=all produce may go ahead with `isr` replicas in sync out of `replicas`.
+    /// Since Kafka 3.7 (KAFKA-15583) the bar is min(min.insync.replicas, replication factor):
+    /// a min.insync.replicas above the replica count cannot block produce forever.
+    pub fn enough_in_sync(&self, isr: usize, replicas: usize) -> bool {
+        let min_isr = usize::try_from(self.min_insync_replicas)
+            .unwrap_or(1)
+            .min(replicas);
+        isr >= min_isr
+    }
 }
 
 fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
@@ -145,6 +165,9 @@ impl TopicSettings {
             cleanup_delete: deletes,
             max_message_bytes: parse_or(get("max.message.bytes"), broker.message_max_bytes),
             log_append_time: get("message.timestamp.type").as_deref() == Some("LogAppendTime"),
+            timestamp_before_max_ms: parse_or(get("message.timestamp.before.max.ms"), i64::MAX),
+            timestamp_after_max_ms: parse_or(get("message.timestamp.after.max.ms"), 3_600_000),
+            min_insync_replicas: parse_or(get("min.insync.replicas"), 1),
             log,
         }
     }
@@ -181,5 +204,81 @@ mod tests {
             .find(|r| r.def.name == "retention.ms")
             .expect("listed");
         assert_eq!(ret.value.as_deref(), Some("604800000"));
+        assert_eq!(ret.source, ConfigSource::Default);
+    }
+
+    #[test]
+    fn dynamic_broker_layers_rank_above_static_and_defaults() {
+        let mut props = BTreeMap::new();
+        props.insert("message.max.bytes".to_string(), "2000000".to_string());
+        props.insert("log.retention.hours".to_string(), "1".to_string());
+        let (static_config, _) = BrokerConfig::from_props(&props).expect("valid");
+        let cluster: BTreeMap<String, String> = [
+            ("message.max.bytes".to_string(), "3000000".to_string()),
+            ("log.retention.ms".to_string(), "5000".to_string()),
+            ("min.insync.replicas".to_string(), "2".to_string()),
+        ]
+        .into_iter()
+        .collect();
+        let node: BTreeMap<String, String> =
+            [("message.max.bytes".to_string(), "4000000".to_string())]
+                .into_iter()
+                .collect();
+        let broker = static_config.with_dynamic(&cluster, &node).expect("valid");
+        let overrides = BTreeMap::new();
+        let find = |name: &str| {
+            resolve_all(&broker, &overrides)
+                .into_iter()
+                .find(|r| r.def.name == name)
+                .expect("listed")
+        };
+        let mm = find("max.message.bytes");
+        assert_eq!(
+            (mm.value.as_deref(), mm.source),
+            (Some("4000000"), ConfigSource::DynamicBroker)
+        );
+        let ret = find("retention.ms");
+        assert_eq!(
+            (ret.value.as_deref(), ret.source),
+            (Some("5000"), ConfigSource::DynamicDefaultBroker)
+        );
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert_eq!(s.max_message_bytes, 4_000_000);
+        assert_eq!(s.log.retention_ms, 5000);
+        assert_eq!(s.min_insync_replicas, 2);
+        // Without the dynamic layers, the static hours apply.
+        let s = TopicSettings::resolve(&static_config, &overrides);
+        assert_eq!(s.log.retention_ms, 3_600_000);
+        assert_eq!(s.max_message_bytes, 2_000_000);
+        let ret = resolve(
+            &static_config,
+            &overrides,
+            defs::topic_def("retention.ms").expect("known"),
+        );
+        assert_eq!(
+            (ret.value.as_deref(), ret.source),
+            (Some("3600000"), ConfigSource::StaticBroker)
+        );
+        // KIP-937 defaults.
+        assert_eq!(s.timestamp_before_max_ms, i64::MAX);
+        assert_eq!(s.timestamp_after_max_ms, 3_600_000);
+    }
+
+    #[test]
+    fn min_insync_replicas_is_capped_by_the_replica_count() {
+        let broker = BrokerConfig::single_node_defaults().expect("valid");
+        let overrides: BTreeMap<String, String> =
+            [("min.insync.replicas".to_string(), "2".to_string())]
+                .into_iter()
+                .collect();
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert_eq!(s.min_insync_replicas, 2);
+        // Three replicas, one in sync: refused; two in sync: allowed.
+        assert!(!s.enough_in_sync(1, 3));
+        assert!(s.enough_in_sync(2, 3));
+        // One replica: the effective minimum is 1, as in Kafka 3.7+.
+        assert!(s.enough_in_sync(1, 1));
+        // No replica in sync at all never passes.
+        assert!(!s.enough_in_sync(0, 1));
     }
 }

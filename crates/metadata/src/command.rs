@@ -42,6 +42,13 @@ pub enum ControllerCommand {
         topic_id: Uuid,
         changes: BTreeMap<String, Option<String>>,
     },
+    /// Sets (`Some`) or deletes (`None`) dynamic broker config keys of one broker
+    /// (`node_id: Some`) or of the cluster-wide default (`None`). As for topics, which keys may
+    /// change at runtime and which values are valid is the broker config's business.
+    AlterBrokerConfigs {
+        node_id: Option<i32>,
+        changes: BTreeMap<String, Option<String>>,
+    },
     /// Hands `broker_id` the producer ids `[first_producer_id, first_producer_id + count)`.
     /// The proposer reads `first_producer_id` from its image; a block someone else took in the
     /// meantime is rejected, so no id is ever handed out twice, across restarts and brokers.
@@ -181,6 +188,14 @@ impl ControllerCommand {
                     value: v.clone(),
                 })
                 .collect(),
+            ControllerCommand::AlterBrokerConfigs { node_id, changes } => changes
+                .iter()
+                .map(|(k, v)| MetadataRecord::BrokerConfig {
+                    node_id: *node_id,
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect(),
             ControllerCommand::AllocateProducerIds {
                 broker_id,
                 first_producer_id,
@@ -275,6 +290,18 @@ impl ControllerCommand {
                     .ok_or(CommandRejected::UnknownTopic {
                         topic_id: *topic_id,
                     })?;
+                for key in changes.keys() {
+                    validate_config_key(key)?;
+                }
+                Ok(())
+            }
+            ControllerCommand::AlterBrokerConfigs { node_id, changes } => {
+                if node_id.is_some_and(|n| n < 0) {
+                    return Err(CommandRejected::InvalidConfig {
+                        key: String::new(),
+                        reason: "Invalid negative broker ID.".into(),
+                    });
+                }
                 for key in changes.keys() {
                     validate_config_key(key)?;
                 }

@@ -27,6 +27,26 @@ pub struct MetadataImage {
     pub last_applied_index: u64,
     /// The first producer id no broker has been given yet.
     pub next_producer_id: i64,
+    /// Dynamic broker configs: the cluster-wide defaults and per-broker overrides.
+    pub broker_configs: BrokerConfigsImage,
+}
+
+/// Dynamic broker configs as set through AlterConfigs / IncrementalAlterConfigs; the static
+/// ones (`server.properties`) are each node's own business and never enter the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerConfigsImage {
+    /// Resource name `""`: applies to every broker.
+    pub cluster_default: BTreeMap<String, String>,
+    /// Resource name `"<id>"`: applies to that broker, over the cluster default.
+    pub per_node: BTreeMap<i32, BTreeMap<String, String>>,
+}
+
+impl BrokerConfigsImage {
+    /// The dynamic overrides of one broker (empty if none).
+    pub fn node(&self, node_id: i32) -> &BTreeMap<String, String> {
+        static EMPTY: BTreeMap<String, String> = BTreeMap::new();
+        self.per_node.get(&node_id).unwrap_or(&EMPTY)
+    }
 }
 
 /// A registered broker.
@@ -75,6 +95,9 @@ struct ImageRepr {
     /// Absent in snapshots written before producer ids existed.
     #[serde(default)]
     next_producer_id: i64,
+    /// Absent in snapshots written before dynamic broker configs existed.
+    #[serde(default)]
+    broker_configs: BrokerConfigsImage,
 }
 
 impl From<MetadataImage> for ImageRepr {
@@ -89,6 +112,7 @@ impl From<MetadataImage> for ImageRepr {
                 .collect(),
             last_applied_index: image.last_applied_index,
             next_producer_id: image.next_producer_id,
+            broker_configs: image.broker_configs,
         }
     }
 }
@@ -101,6 +125,7 @@ impl TryFrom<ImageRepr> for MetadataImage {
         image.brokers = repr.brokers;
         image.last_applied_index = repr.last_applied_index;
         image.next_producer_id = repr.next_producer_id;
+        image.broker_configs = repr.broker_configs;
         for topic in repr.topics {
             if image.topics_by_name.contains_key(&topic.name) {
                 return Err(format!("topic name {} appears twice", topic.name));
@@ -127,6 +152,7 @@ impl MetadataImage {
             topics_by_name: BTreeMap::new(),
             last_applied_index: 0,
             next_producer_id: 0,
+            broker_configs: BrokerConfigsImage::default(),
         }
     }
 
@@ -191,6 +217,30 @@ impl MetadataImage {
             } => {
                 // Never moves backwards: a replayed or reordered record cannot reissue ids.
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::BrokerConfig {
+                node_id,
+                key,
+                value,
+            } => {
+                let configs = &mut self.broker_configs;
+                let map = match node_id {
+                    None => &mut configs.cluster_default,
+                    Some(n) => configs.per_node.entry(*n).or_default(),
+                };
+                match value {
+                    Some(v) => {
+                        map.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        map.remove(key);
+                    }
+                }
+                if let Some(n) = node_id {
+                    if configs.per_node.get(n).is_some_and(BTreeMap::is_empty) {
+                        configs.per_node.remove(n);
+                    }
+                }
             }
             MetadataRecord::Partition(p) => self.put_partition(p),
             MetadataRecord::PartitionChange(change) => self.change_partition(change),
@@ -305,6 +355,33 @@ mod tests {
     }
 
     #[test]
+    fn broker_configs_apply_and_survive_a_snapshot() {
+        let mut image = MetadataImage::empty("c1");
+        let set = |node_id, key: &str, value: Option<&str>| MetadataRecord::BrokerConfig {
+            node_id,
+            key: key.into(),
+            value: value.map(str::to_string),
+        };
+        image.apply_record(&set(None, "log.retention.ms", Some("1000")));
+        image.apply_record(&set(Some(1), "message.max.bytes", Some("2000")));
+        image.apply_record(&set(Some(2), "message.max.bytes", Some("3000")));
+        image.apply_record(&set(Some(2), "message.max.bytes", None));
+        assert_eq!(
+            image.broker_configs.cluster_default.get("log.retention.ms"),
+            Some(&"1000".to_string())
+        );
+        assert_eq!(
+            image.broker_configs.node(1).get("message.max.bytes"),
+            Some(&"2000".to_string())
+        );
+        assert!(image.broker_configs.node(2).is_empty());
+        assert!(!image.broker_configs.per_node.contains_key(&2));
+        let json = serde_json::to_vec(&image).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, image);
+    }
+
+    #[test]
     fn serde_round_trip_rebuilds_name_index() {
         let mut image = MetadataImage::empty("c1");
         let id = Uuid::new_v4();
@@ -333,6 +410,7 @@ mod tests {
             topics: vec![t(Uuid::new_v4()), t(Uuid::new_v4())],
             last_applied_index: 0,
             next_producer_id: 0,
+            broker_configs: BrokerConfigsImage::default(),
         };
         let json = serde_json::to_vec(&repr).unwrap();
         assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());

@@ -30,7 +30,7 @@ pub use command::{
     apply, apply_in_place, CommandOutcome, CommandRejected, ControllerCommand, PartitionAssignment,
 };
 pub use error::MetadataError;
-pub use image::{BrokerImage, MetadataImage, PartitionImage, TopicImage};
+pub use image::{BrokerConfigsImage, BrokerImage, MetadataImage, PartitionImage, TopicImage};
 pub use log_store::FileLogStore;
 pub use quorum::{quorum_dir, MetadataQuorum, QuorumConfig};
 pub use raft_types::{CommandResponse, LogEntry, Node, NodeId, TypeConfig};

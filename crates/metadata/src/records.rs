@@ -35,6 +35,14 @@ pub enum MetadataRecord {
         key: String,
         value: Option<String>,
     },
+    /// A dynamic broker config was set (`Some`) or deleted (`None`): for one broker
+    /// (`node_id: Some`) or as the cluster-wide default (`None`). Kafka's `ConfigRecord` with
+    /// resource type BROKER and resource name `<id>` or `""`.
+    BrokerConfig {
+        node_id: Option<i32>,
+        key: String,
+        value: Option<String>,
+    },
     /// A block of producer ids went to a broker; ids below `next_producer_id` are taken
     /// (Kafka's `ProducerIdsRecord`).
     ProducerIds {

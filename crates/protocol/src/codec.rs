@@ -502,6 +502,43 @@ mod tests {
                 }
                 r.into()
             }
+            ApiKey::AlterConfigs => {
+                let c = |n: &str, v: Option<&str>| {
+                    let mut c = alter_configs_request::AlterableConfig::default();
+                    c.name = s(n);
+                    c.value = v.map(s);
+                    c
+                };
+                let mut res = alter_configs_request::AlterConfigsResource::default();
+                res.resource_type = 2;
+                res.resource_name = s("orders");
+                res.configs = vec![c("retention.ms", Some("1000")), c("segment.bytes", None)];
+                let mut r = AlterConfigsRequest::default();
+                r.resources = vec![res.clone(), res.with_resource_type(4)];
+                r.validate_only = true;
+                r.into()
+            }
+            ApiKey::IncrementalAlterConfigs => {
+                let c = |n: &str, op: i8, v: Option<&str>| {
+                    let mut c = incremental_alter_configs_request::AlterableConfig::default();
+                    c.name = s(n);
+                    c.config_operation = op;
+                    c.value = v.map(s);
+                    c
+                };
+                let mut res = incremental_alter_configs_request::AlterConfigsResource::default();
+                res.resource_type = 2;
+                res.resource_name = s("orders");
+                res.configs = vec![
+                    c("retention.ms", 0, Some("1000")),
+                    c("cleanup.policy", 2, Some("compact")),
+                    c("segment.bytes", 1, None),
+                ];
+                let mut r = IncrementalAlterConfigsRequest::default();
+                r.resources = vec![res.clone(), res.with_resource_name(s(""))];
+                r.validate_only = true;
+                r.into()
+            }
             ApiKey::DeleteRecords => {
                 let parts = [3, 4].map(|i| {
                     let mut p = delete_records_request::DeleteRecordsPartition::default();
@@ -842,6 +879,8 @@ mod tests {
             ApiKey::InitProducerId => InitProducerIdResponse::default().into(),
             ApiKey::DeleteRecords => DeleteRecordsResponse::default().into(),
             ApiKey::DescribeLogDirs => DescribeLogDirsResponse::default().into(),
+            ApiKey::AlterConfigs => AlterConfigsResponse::default().into(),
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsResponse::default().into(),
             ApiKey::FindCoordinator => FindCoordinatorResponse::default().into(),
             ApiKey::JoinGroup => JoinGroupResponse::default().into(),
             ApiKey::SyncGroup => SyncGroupResponse::default().into(),

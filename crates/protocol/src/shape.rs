@@ -225,6 +225,46 @@ const DESCRIBE_CONFIGS: Shape = Shape {
     ],
 };
 
+const ALTER_CONFIGS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[
+        f(
+            Ty::Structs(&[
+                f(I8, 0, ALL),
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::Str, 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+        f(BOOL, 0, ALL),
+    ],
+};
+
+const INCREMENTAL_ALTER_CONFIGS: Shape = Shape {
+    flexible_min: 1,
+    fields: &[
+        f(
+            Ty::Structs(&[
+                f(I8, 0, ALL),
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[f(Ty::Str, 0, ALL), f(I8, 0, ALL), f(Ty::Str, 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+        f(BOOL, 0, ALL),
+    ],
+};
+
 const DESCRIBE_CLUSTER: Shape = Shape {
     flexible_min: 0,
     fields: &[f(BOOL, 0, ALL), f(I8, 1, ALL), f(BOOL, 2, ALL)],
@@ -540,6 +580,8 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
         ApiKey::DescribeConfigs => &DESCRIBE_CONFIGS,
+        ApiKey::AlterConfigs => &ALTER_CONFIGS,
+        ApiKey::IncrementalAlterConfigs => &INCREMENTAL_ALTER_CONFIGS,
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         ApiKey::InitProducerId => &INIT_PRODUCER_ID,
         ApiKey::DeleteRecords => &DELETE_RECORDS,

@@ -15,6 +15,7 @@
 //! - [`stamp`]: in-place edits the leader makes before appending: [`stamp_batch`] (base offset and
 //!   partition leader epoch, both outside the CRC) and [`set_log_append_time`] (inside the CRC, so
 //!   it re-hashes).
+//! - [`timestamp`]: [`check_create_timestamps`], KIP-937's bounds on CreateTime timestamps.
 //! - [`builder`]: [`BatchBuilder`], which writes batches (any codec) with a correct CRC: for
 //!   tests, internal records, broker-side recompression and the log cleaner.
 //! - [`compression`]: gzip, snappy, lz4 and zstd in Kafka's framing, with capped decompression;
@@ -27,6 +28,7 @@ pub mod builder;
 pub mod compression;
 pub mod header;
 pub mod stamp;
+pub mod timestamp;
 pub mod validate;
 pub mod varint;
 pub mod view;
@@ -40,6 +42,7 @@ pub use header::{
     PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET, V2_MAGIC,
 };
 pub use stamp::{compute_crc, set_log_append_time, stamp_batch, stamp_batches, update_crc};
+pub use timestamp::check_create_timestamps;
 pub use validate::{validate_produce, ProduceSummary, ValidationLimits};
 pub use view::{batches, BatchIter, BatchView, DecodedRecords, Record, RecordIter};
 
@@ -75,6 +78,14 @@ pub enum RecordError {
         size_bytes: usize,
         /// The configured limit.
         max_bytes: usize,
+    },
+    /// A CreateTime timestamp outside `message.timestamp.before.max.ms` /
+    /// `message.timestamp.after.max.ms` (Kafka: INVALID_TIMESTAMP).
+    #[error("{message}")]
+    InvalidTimestamp {
+        /// Index of the offending record within the partition's records.
+        record_index: usize,
+        message: String,
     },
     /// Record-level access through [`BatchView::records`] was asked of a compressed batch (use
     /// [`BatchView::decode_records`]).

@@ -75,9 +75,97 @@ const fn def(
         ty,
         default,
         support,
-        dynamic: false,
+        dynamic: is_dynamic(name),
         doc,
     }
+}
+
+/// Broker keys Kafka lets AlterConfigs change at runtime (`DynamicBrokerConfig.AllDynamicConfigs`:
+/// the log configs of `DynamicLogConfig`, the cleaner's, the thread pools', the connection
+/// limits' and the producer state manager's). One list rather than a flag per table entry, so
+/// that a key added to the table later is dynamic exactly when Kafka says so. Keys rafka does not
+/// define are harmless here. Not dynamic in rafka although Kafka allows it per broker:
+/// `listeners`, `advertised.listeners` and `listener.security.protocol.map` (rafka binds its
+/// listeners once at startup) and the SSL/SASL listener configs (no TLS yet).
+pub const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    // DynamicLogConfig: the broker synonyms of the topic configs.
+    "log.segment.bytes",
+    "log.roll.ms",
+    "log.roll.jitter.ms",
+    "log.index.size.max.bytes",
+    "log.flush.interval.messages",
+    "log.flush.interval.ms",
+    "log.retention.bytes",
+    "log.retention.ms",
+    "message.max.bytes",
+    "log.index.interval.bytes",
+    "log.cleaner.delete.retention.ms",
+    "log.cleaner.min.compaction.lag.ms",
+    "log.cleaner.max.compaction.lag.ms",
+    "log.segment.delete.delay.ms",
+    "log.cleaner.min.cleanable.ratio",
+    "log.cleanup.policy",
+    "unclean.leader.election.enable",
+    "min.insync.replicas",
+    "compression.type",
+    "compression.gzip.level",
+    "compression.lz4.level",
+    "compression.zstd.level",
+    "log.preallocate",
+    "log.message.timestamp.type",
+    "log.message.timestamp.before.max.ms",
+    "log.message.timestamp.after.max.ms",
+    "log.message.downconversion.enable",
+    "log.local.retention.ms",
+    "log.local.retention.bytes",
+    // LogCleaner.ReconfigurableConfigs
+    "log.cleaner.threads",
+    "log.cleaner.dedupe.buffer.size",
+    "log.cleaner.io.buffer.load.factor",
+    "log.cleaner.io.buffer.size",
+    "log.cleaner.io.max.bytes.per.second",
+    "log.cleaner.backoff.ms",
+    // DynamicThreadPool
+    "num.io.threads",
+    "num.replica.fetchers",
+    "num.recovery.threads.per.data.dir",
+    "background.threads",
+    // SocketServer and the data-plane acceptor
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "max.connection.creation.rate",
+    "num.network.threads",
+    // DynamicProducerStateManagerConfig
+    "producer.id.expiration.ms",
+    "transaction.partition.verification.enable",
+];
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether `name` is in [`DYNAMIC_BROKER_CONFIGS`] (a `const fn` so the table can use it).
+pub const fn is_dynamic(name: &str) -> bool {
+    let mut i = 0;
+    while i < DYNAMIC_BROKER_CONFIGS.len() {
+        if str_eq(DYNAMIC_BROKER_CONFIGS[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 use ConfigType::*;
@@ -138,6 +226,10 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.flush.interval.ms", Long, None, Implemented, "fsync a log when its oldest unflushed data is this old."),
     def("log.message.timestamp.type", String, Some("CreateTime"), Implemented,
         "CreateTime keeps the producer's timestamps; LogAppendTime stamps the broker's clock. Topic synonym: message.timestamp.type."),
+    def("log.message.timestamp.before.max.ms", Long, Some("9223372036854775807"), Implemented,
+        "With CreateTime, a produced record whose timestamp is more than this far in the past is refused with INVALID_TIMESTAMP (KIP-937). Topic synonym: message.timestamp.before.max.ms."),
+    def("log.message.timestamp.after.max.ms", Long, Some("3600000"), Implemented,
+        "With CreateTime, a produced record whose timestamp is more than this far in the future is refused with INVALID_TIMESTAMP (KIP-937). Topic synonym: message.timestamp.after.max.ms."),
     def("log.retention.hours", Int, Some("168"), Implemented,
         "Delete a segment once its newest record is this many hours old (when log.retention.minutes and log.retention.ms are unset). Topic synonym: retention.ms."),
     def("log.retention.minutes", Int, None, Implemented, "Retention by time in minutes; wins over log.retention.hours."),
@@ -149,7 +241,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.cleaner.delete.retention.ms", Long, Some("86400000"), NotYet, "Tombstone retention on compacted topics."),
     def("log.segment.delete.delay.ms", Long, Some("60000"), Implemented,
         "A deleted segment's files are renamed *.deleted and removed this much later, so reads in flight finish. Topic synonym: file.delete.delay.ms."),
-    def("min.insync.replicas", Int, Some("1"), NotYet, "Replicas that must have a record for acks=all."),
+    def("min.insync.replicas", Int, Some("1"), Implemented,
+        "Replicas that must be in sync for an acks=all produce, capped at the replication factor as in Kafka 3.7+; fewer gets NOT_ENOUGH_REPLICAS. Topic synonym: min.insync.replicas."),
     def("compression.type", String, Some("producer"), NotYet, "Broker-side recompression."),
     def("offsets.topic.replication.factor", Int, Some("1"), Implemented,
         "Replication factor of __consumer_offsets, created on the first FindCoordinator. Kafka's default is 3; rafka uses 1, as the apache/kafka image's server.properties does, so a single node works with no configuration. If fewer brokers are alive, FindCoordinator answers COORDINATOR_NOT_AVAILABLE, as Kafka does."),
@@ -292,17 +385,17 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
     ),
     topic(
         "message.timestamp.after.max.ms",
-        None,
+        Some("log.message.timestamp.after.max.ms"),
         Long,
-        Some("3600000"),
-        "How far in the future a CreateTime timestamp may be.",
+        None,
+        "How far in the future a CreateTime timestamp may be (INVALID_TIMESTAMP beyond).",
     ),
     topic(
         "message.timestamp.before.max.ms",
-        None,
+        Some("log.message.timestamp.before.max.ms"),
         Long,
-        Some("9223372036854775807"),
-        "How far in the past a CreateTime timestamp may be.",
+        None,
+        "How far in the past a CreateTime timestamp may be (INVALID_TIMESTAMP beyond).",
     ),
     topic(
         "message.timestamp.type",
@@ -418,60 +511,9 @@ pub fn validate_value(ty: ConfigType, value: &str) -> Result<(), std::string::St
     }
 }
 
-/// Extra checks for topic configs whose values are enumerations or have ranges, as Kafka's
-/// `LogConfig` validators do.
-pub fn validate_topic_value(def: &TopicConfigDef, value: &str) -> Result<(), std::string::String> {
-    validate_value(def.ty, value)?;
-    let v = value.trim();
-    let bad = |what: &str| {
-        Err(format!(
-            "Invalid value {value} for configuration {}: {what}",
-            def.name
-        ))
-    };
-    match def.name {
-        "cleanup.policy" => {
-            if v.split(',')
-                .all(|p| matches!(p.trim(), "delete" | "compact"))
-            {
-                Ok(())
-            } else {
-                bad("String must be one of: compact, delete")
-            }
-        }
-        "message.timestamp.type" => match v {
-            "CreateTime" | "LogAppendTime" => Ok(()),
-            _ => bad("String must be one of: CreateTime, LogAppendTime"),
-        },
-        "compression.type" => match v {
-            "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
-            _ => bad("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
-        },
-        "segment.bytes" => match v.parse::<i64>() {
-            Ok(n) if n >= 14 => Ok(()),
-            _ => bad("Value must be at least 14"),
-        },
-        "max.message.bytes" | "min.insync.replicas" | "index.interval.bytes" => {
-            match v.parse::<i64>() {
-                Ok(n) if n >= 0 && (def.name != "min.insync.replicas" || n >= 1) => Ok(()),
-                _ => bad("Value out of range"),
-            }
-        }
-        "segment.index.bytes" => match v.parse::<i64>() {
-            Ok(n) if n >= 4 => Ok(()),
-            _ => bad("Value must be at least 4"),
-        },
-        "segment.ms" => match v.parse::<i64>() {
-            Ok(n) if n >= 1 => Ok(()),
-            _ => bad("Value must be at least 1"),
-        },
-        "min.cleanable.dirty.ratio" => match v.parse::<f64>() {
-            Ok(n) if (0.0..=1.0).contains(&n) => Ok(()),
-            _ => bad("Value must be between 0 and 1"),
-        },
-        _ => Ok(()),
-    }
-}
+/// Topic value checks live in [`super::validate`], the one validator CreateTopics and
+/// AlterConfigs share.
+pub use super::validate::validate_topic_value;
 
 #[cfg(test)]
 mod tests {
@@ -524,7 +566,10 @@ pub fn render_markdown() -> std::string::String {
     out.push_str("<!-- Generated from crates/broker/src/config/defs.rs by the test `configuration_doc_is_current`;\n");
     out.push_str("     regenerate with: RAFKA_UPDATE_DOCS=1 cargo test -p rafka-broker configuration_doc -->\n\n");
     out.push_str("## Broker configs\n\n");
-    out.push_str("| key | type | default | status | description |\n|---|---|---|---|---|\n");
+    out.push_str("Keys marked dynamic can be changed at runtime with AlterConfigs / IncrementalAlterConfigs (resource BROKER, name `\"\"` for the cluster-wide default or the node id); the others need a restart.\n\n");
+    out.push_str(
+        "| key | type | default | status | dynamic | description |\n|---|---|---|---|---|---|\n",
+    );
     for d in BROKER_CONFIGS {
         let status = match d.support {
             Support::Implemented => "implemented",
@@ -532,18 +577,19 @@ pub fn render_markdown() -> std::string::String {
         };
         let _ = writeln!(
             out,
-            "| `{}` | {} | {} | {} | {} |",
+            "| `{}` | {} | {} | {} | {} | {} |",
             d.name,
             d.ty.name(),
             d.default
                 .map(|v| format!("`{v}`"))
                 .unwrap_or_else(|| "null".to_string()),
             status,
+            if d.dynamic { "yes" } else { "no" },
             d.doc.replace('|', "\\|")
         );
     }
     out.push_str("\n## Topic configs\n\n");
-    out.push_str("Set per topic at creation (CreateTopics `configs`); reported by DescribeConfigs with their source.\n\n");
+    out.push_str("Set per topic at creation (CreateTopics `configs`) or later (AlterConfigs / IncrementalAlterConfigs, effective at once); reported by DescribeConfigs with their source. A topic without an override follows its broker synonym (dynamic per-broker > dynamic cluster default > static > default).\n\n");
     out.push_str(
         "| key | type | broker synonym | default | description |\n|---|---|---|---|---|\n",
     );

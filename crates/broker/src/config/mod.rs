@@ -8,6 +8,7 @@
 pub mod defs;
 pub mod listeners;
 pub mod sources;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -93,10 +94,25 @@ pub struct BrokerConfig {
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
     pub transaction_remove_expired_transaction_cleanup_interval_ms: i64,
     pub producer_id_expiration_check_interval_ms: u64,
-    /// Every key that was set (after precedence), for DescribeConfigs sources.
+    /// Every key that was set (after precedence, dynamic layers included): the value a key has
+    /// unless it is at its default.
     pub explicit: BTreeMap<String, String>,
+    /// Where each explicit value comes from, for DescribeConfigs sources and synonyms.
+    pub layers: ConfigLayers,
     /// Cluster id from the environment (`CLUSTER_ID`), if any; otherwise meta.properties or a new one.
     pub cluster_id: Option<String>,
+}
+
+/// The layers a broker config value can come from, highest precedence first when read:
+/// dynamic per-broker, dynamic cluster default (both from the metadata log), static.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigLayers {
+    /// `server.properties`, environment and `--override`, merged (Kafka's STATIC_BROKER_CONFIG).
+    pub static_props: BTreeMap<String, String>,
+    /// AlterConfigs on resource BROKER `""` (DYNAMIC_DEFAULT_BROKER_CONFIG).
+    pub cluster_default: BTreeMap<String, String>,
+    /// AlterConfigs on resource BROKER `"<node.id>"` (DYNAMIC_BROKER_CONFIG).
+    pub node: BTreeMap<String, String>,
 }
 
 /// Non-fatal findings while building a config (Kafka keys we accept but do not act on yet).
@@ -423,9 +439,34 @@ impl BrokerConfig {
             log_flush_interval_ms: flush_ms,
             log_message_timestamp_type_append_time,
             explicit: props.clone(),
+            layers: ConfigLayers {
+                static_props: props.clone(),
+                ..ConfigLayers::default()
+            },
             cluster_id: None,
         };
         Ok((config, warnings))
+    }
+
+    /// This (static) config with dynamic broker configs layered over it: the typed values are
+    /// rebuilt from the merged properties, so derived values (`log.retention.ms` from minutes or
+    /// hours, ...) follow Kafka's precedence across layers too.
+    pub fn with_dynamic(
+        &self,
+        cluster_default: &BTreeMap<String, String>,
+        node: &BTreeMap<String, String>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut merged = self.layers.static_props.clone();
+        merged.extend(cluster_default.iter().map(|(k, v)| (k.clone(), v.clone())));
+        merged.extend(node.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let (mut config, _) = BrokerConfig::from_props(&merged)?;
+        config.cluster_id = self.cluster_id.clone();
+        config.layers = ConfigLayers {
+            static_props: self.layers.static_props.clone(),
+            cluster_default: cluster_default.clone(),
+            node: node.clone(),
+        };
+        Ok(config)
     }
 
     /// The value a broker key has in this config (explicit or default), as DescribeConfigs shows it.

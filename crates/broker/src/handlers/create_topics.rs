@@ -48,7 +48,7 @@ pub async fn handle(
                 result.num_partitions = partitions;
                 result.replication_factor = rf;
                 if version >= 5 {
-                    let resolved = topic_config::resolve_all(&shared.config, &configs);
+                    let resolved = topic_config::resolve_all(&shared.effective_config(), &configs);
                     result.configs = Some(
                         resolved
                             .into_iter()

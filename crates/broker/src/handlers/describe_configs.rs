@@ -1,5 +1,7 @@
-//! DescribeConfigs (key 32): topic configs (overrides over broker values over defaults) and the
-//! broker's configs, each with its source, synonyms (when asked), type and documentation.
+//! DescribeConfigs (key 32): topic configs (override > dynamic broker > static broker > default)
+//! and broker configs (the node's effective values, or the cluster-wide dynamic defaults for
+//! resource name `""`), each with its source, synonyms in Kafka's order (when asked), read-only
+//! flag, type and documentation.
 
 use std::sync::Arc;
 
@@ -11,6 +13,8 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 
 use crate::config::defs::{self, ConfigType};
+use crate::config::BrokerConfig;
+use crate::dynamic_config::{self, Synonym};
 use crate::node::Shared;
 use crate::topic_config::{self, ConfigSource};
 
@@ -24,6 +28,8 @@ pub fn handle(
     _version: i16,
 ) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(request.resources.len());
+    let image = shared.image();
+    let broker = shared.dynamic_config.current(&image);
     for res in request.resources {
         let mut r = DescribeConfigsResult::default();
         r.resource_type = res.resource_type;
@@ -31,67 +37,68 @@ pub fn handle(
         let keys: Option<Vec<String>> = res
             .configuration_keys
             .as_ref()
+            .filter(|k| !k.is_empty())
             .map(|k| k.iter().map(|s| s.to_string()).collect());
         let wanted = |name: &str| keys.as_ref().is_none_or(|k| k.iter().any(|x| x == name));
+        let fail = |r: &mut DescribeConfigsResult, code: ResponseError, message: String| {
+            r.error_code = code.code();
+            r.error_message = Some(StrBytes::from_string(message));
+        };
         match res.resource_type {
-            RESOURCE_TOPIC => {
-                let image = shared.image();
-                match image.topic_by_name(res.resource_name.as_str()) {
-                    None => {
-                        r.error_code = ResponseError::UnknownTopicOrPartition.code();
-                        r.error_message = Some(StrBytes::from_string(format!(
-                            "Topic '{}' does not exist.",
-                            res.resource_name.as_str()
-                        )));
-                    }
-                    Some(topic) => {
-                        for rc in topic_config::resolve_all(&shared.config, &topic.configs) {
-                            if !wanted(rc.def.name) {
-                                continue;
-                            }
-                            let mut c =
-                                entry(rc.def.name, rc.value.clone(), rc.source, rc.def.ty, false);
-                            if request.include_synonyms {
-                                c.synonyms = topic_synonyms(shared, &topic.configs, rc.def);
-                            }
-                            if request.include_documentation {
-                                c.documentation = Some(StrBytes::from_static_str(rc.def.doc));
-                            }
-                            r.configs.push(c);
-                        }
-                    }
-                }
-            }
-            RESOURCE_BROKER => {
-                let name = res.resource_name.as_str();
-                if name.is_empty() {
-                    // The cluster-wide dynamic defaults: none can be set yet, so there are none.
-                } else if name != shared.node_id.to_string() {
-                    r.error_code = ResponseError::InvalidRequest.code();
-                    r.error_message = Some(StrBytes::from_string(format!(
-                        "Unexpected broker id, expected {} but received {name}",
-                        shared.node_id
-                    )));
-                } else {
-                    for d in defs::BROKER_CONFIGS {
-                        if !wanted(d.name) {
+            RESOURCE_TOPIC => match image.topic_by_name(res.resource_name.as_str()) {
+                None => fail(
+                    &mut r,
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic '{}' does not exist.", res.resource_name.as_str()),
+                ),
+                Some(topic) => {
+                    for rc in topic_config::resolve_all(&broker, &topic.configs) {
+                        if !wanted(rc.def.name) {
                             continue;
                         }
-                        let source = if shared.config.explicit.contains_key(d.name) {
-                            ConfigSource::StaticBroker
-                        } else {
-                            ConfigSource::Default
-                        };
-                        let mut c = entry(
-                            d.name,
-                            shared.config.value_of(d.name),
-                            source,
-                            d.ty,
-                            !d.dynamic,
-                        );
+                        let mut c =
+                            entry(rc.def.name, rc.value.clone(), rc.source, rc.def.ty, false);
                         if request.include_synonyms {
-                            c.synonyms =
-                                vec![synonym(d.name, shared.config.value_of(d.name), source)];
+                            c.synonyms = topic_synonyms(&broker, &topic.configs, rc.def);
+                        }
+                        if request.include_documentation {
+                            c.documentation = Some(StrBytes::from_static_str(rc.def.doc));
+                        }
+                        r.configs.push(c);
+                    }
+                }
+            },
+            RESOURCE_BROKER => {
+                let name = res.resource_name.as_str();
+                let per_broker = !name.is_empty();
+                if per_broker && name.parse::<i32>().ok() != Some(shared.node_id) {
+                    // Each broker describes its own configs, as in Kafka.
+                    let message = match name.parse::<i32>() {
+                        Err(_) => format!("Broker id must be an integer, but it is: {name}"),
+                        Ok(_) => format!(
+                            "Unexpected broker id, expected {} or empty string, but received {name}",
+                            shared.node_id
+                        ),
+                    };
+                    fail(&mut r, ResponseError::InvalidRequest, message);
+                } else {
+                    for d in defs::BROKER_CONFIGS {
+                        // Resource "" lists only the keys set as cluster-wide defaults.
+                        if !wanted(d.name)
+                            || (!per_broker && !broker.layers.cluster_default.contains_key(d.name))
+                        {
+                            continue;
+                        }
+                        let synonyms = broker_synonyms(&broker, d.name, per_broker);
+                        let source = synonyms.first().map_or(ConfigSource::Default, |s| s.source);
+                        let value = if per_broker {
+                            broker.value_of(d.name)
+                        } else {
+                            broker.layers.cluster_default.get(d.name).cloned()
+                        };
+                        let mut c = entry(d.name, value, source, d.ty, !d.dynamic);
+                        if request.include_synonyms {
+                            c.synonyms = synonyms.into_iter().map(to_wire).collect();
                         }
                         if request.include_documentation {
                             c.documentation = Some(StrBytes::from_static_str(d.doc));
@@ -100,18 +107,17 @@ pub fn handle(
                     }
                 }
             }
-            RESOURCE_BROKER_LOGGER => {
-                r.error_code = ResponseError::InvalidRequest.code();
-                r.error_message = Some(StrBytes::from_static_str(
-                    "broker loggers are configured with RUST_LOG, not through DescribeConfigs",
-                ));
-            }
-            other => {
-                r.error_code = ResponseError::InvalidRequest.code();
-                r.error_message = Some(StrBytes::from_string(format!(
-                    "unsupported resource type {other}"
-                )));
-            }
+            RESOURCE_BROKER_LOGGER => fail(
+                &mut r,
+                ResponseError::InvalidRequest,
+                "broker loggers are configured with RUST_LOG, not through DescribeConfigs"
+                    .to_string(),
+            ),
+            other => fail(
+                &mut r,
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type: {other}"),
+            ),
         }
         results.push(r);
     }
@@ -128,50 +134,69 @@ fn entry(
     read_only: bool,
 ) -> DescribeConfigsResourceResult {
     let mut c = DescribeConfigsResourceResult::default();
+    let sensitive = ty == ConfigType::Password;
     c.name = StrBytes::from_static_str(name);
-    c.value = value.map(StrBytes::from_string);
+    c.value = if sensitive {
+        None
+    } else {
+        value.map(StrBytes::from_string)
+    };
     c.read_only = read_only;
     c.config_source = source as i8;
-    c.is_sensitive = ty == ConfigType::Password;
+    c.is_sensitive = sensitive;
     c.config_type = ty.describe_code();
     c
 }
 
-fn synonym(name: &str, value: Option<String>, source: ConfigSource) -> DescribeConfigsSynonym {
-    let mut s = DescribeConfigsSynonym::default();
-    s.name = StrBytes::from_string(name.to_string());
-    s.value = value.map(StrBytes::from_string);
-    s.source = source as i8;
-    s
+fn to_wire(s: Synonym) -> DescribeConfigsSynonym {
+    let mut w = DescribeConfigsSynonym::default();
+    w.name = StrBytes::from_string(s.name);
+    w.value = s.value.map(StrBytes::from_string);
+    w.source = s.source as i8;
+    w
 }
 
-/// Kafka lists, most specific first: the topic override, the broker's static value, the default.
+/// A broker key's synonyms as Kafka lists them: every layer, most specific first, then dropped up
+/// to the key itself (describing `log.retention.hours` does not list `log.retention.ms`). For
+/// resource `""` only the cluster-wide dynamic defaults count.
+fn broker_synonyms(broker: &BrokerConfig, key: &str, per_broker: bool) -> Vec<Synonym> {
+    let names = dynamic_config::synonym_names(key);
+    dynamic_config::all_synonyms(broker, &names)
+        .into_iter()
+        .filter(|s| per_broker || s.source == ConfigSource::DynamicDefaultBroker)
+        .skip_while(|s| s.name != key)
+        .collect()
+}
+
+/// Kafka lists, most specific first: the topic override, then the broker synonyms (dynamic
+/// per-broker, dynamic cluster default, static, default).
 fn topic_synonyms(
-    shared: &Arc<Shared>,
+    broker: &BrokerConfig,
     overrides: &std::collections::BTreeMap<String, String>,
     def: &'static defs::TopicConfigDef,
 ) -> Vec<DescribeConfigsSynonym> {
     let mut out = Vec::new();
     if let Some(v) = overrides.get(def.name) {
-        out.push(synonym(
-            def.name,
-            Some(v.clone()),
-            ConfigSource::DynamicTopic,
-        ));
+        out.push(Synonym {
+            name: def.name.to_string(),
+            value: Some(v.clone()),
+            source: ConfigSource::DynamicTopic,
+        });
     }
-    if let Some(syn) = def.broker_synonym {
-        if let Some(v) = shared.config.explicit.get(syn) {
-            out.push(synonym(syn, Some(v.clone()), ConfigSource::StaticBroker));
+    match def.broker_synonym {
+        Some(syn) => {
+            let names = dynamic_config::synonym_names(syn);
+            out.extend(dynamic_config::all_synonyms(broker, &names));
         }
-        if let Some(d) = defs::broker_def(syn).and_then(|d| d.default) {
-            out.push(synonym(syn, Some(d.to_string()), ConfigSource::Default));
+        None => {
+            if let Some(d) = def.default {
+                out.push(Synonym {
+                    name: def.name.to_string(),
+                    value: Some(d.to_string()),
+                    source: ConfigSource::Default,
+                });
+            }
         }
-    } else if let Some(d) = def.default {
-        out.push(synonym(
-            def.name,
-            Some(d.to_string()),
-            ConfigSource::Default,
-        ));
     }
-    out
+    out.into_iter().map(to_wire).collect()
 }

@@ -3,7 +3,9 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_configs;
 mod api_versions;
+mod config_admin;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -20,6 +22,7 @@ mod fetch;
 mod find_coordinator;
 mod groups;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -149,6 +152,12 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(shared, r, version))
         }
+        RequestKind::AlterConfigs(r) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(shared, r).await)
+        }
+        RequestKind::IncrementalAlterConfigs(r) => ResponseKind::IncrementalAlterConfigs(
+            incremental_alter_configs::handle(shared, r).await,
+        ),
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(shared, ctx, r, version).await)
         }

@@ -136,7 +136,12 @@ pub async fn handle(
             Err((code, message)) => {
                 any_error = true;
                 pr.error_code = code.code();
-                if code == ResponseError::InvalidRecord || code == ResponseError::CorruptMessage {
+                if matches!(
+                    code,
+                    ResponseError::InvalidRecord
+                        | ResponseError::CorruptMessage
+                        | ResponseError::InvalidTimestamp
+                ) {
                     let mut be = BatchIndexAndErrorMessage::default();
                     be.batch_index = 0;
                     be.batch_index_error_message = Some(StrBytes::from_string(message.clone()));
@@ -274,6 +279,22 @@ fn produce_partition(
             )
         })?;
     let settings = partition.settings();
+    // Kafka's Partition.appendRecordsToLeader: acks=all needs min.insync.replicas in sync
+    // (capped at the replica count), checked before the records are looked at.
+    if acks == -1 {
+        let (isr, replicas) = topic_image
+            .partition(item.partition)
+            .map_or((0, 0), |p| (p.isr.len(), p.replicas.len()));
+        if !settings.enough_in_sync(isr, replicas) {
+            return Err((
+                ResponseError::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {} for partition {}-{}",
+                    settings.min_insync_replicas, topic_image.name, item.partition
+                ),
+            ));
+        }
+    }
     let (Some(range), Records::Frame(buf)) = (item.range.clone(), records) else {
         return Err((
             ResponseError::InvalidRecord,
@@ -302,6 +323,15 @@ fn produce_partition(
             ResponseError::UnsupportedCompressionType,
             "zstd needs Produce v7 or later".to_string(),
         ));
+    }
+    if !settings.log_append_time {
+        rafka_records::check_create_timestamps(
+            bytes,
+            now,
+            settings.timestamp_before_max_ms,
+            settings.timestamp_after_max_ms,
+        )
+        .map_err(|e| (errors::records(&e), e.to_string()))?;
     }
     let log_append_time_ms = if settings.log_append_time {
         rafka_records::set_log_append_time(bytes, now)

@@ -9,7 +9,6 @@ use rafka_metadata::{ControllerCommand, MetadataImage, PartitionAssignment};
 use rafka_protocol::kafka_protocol::ResponseError;
 use uuid::Uuid;
 
-use crate::config::defs;
 use crate::errors::{self, ApiError};
 use crate::node::{now_ms, Shared};
 
@@ -24,19 +23,10 @@ pub struct NewTopic {
     pub configs: BTreeMap<String, String>,
 }
 
-/// Topic configs in a CreateTopics request must be known topic keys with valid values.
+/// Topic configs in a CreateTopics request must be known topic keys with valid values; the same
+/// validator checks AlterConfigs and IncrementalAlterConfigs.
 pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), ApiError> {
-    for (k, v) in configs {
-        let def = defs::topic_def(k).ok_or_else(|| {
-            ApiError::new(
-                ResponseError::InvalidConfig,
-                format!("Unknown topic config name: {k}"),
-            )
-        })?;
-        defs::validate_topic_value(def, v)
-            .map_err(|m| ApiError::new(ResponseError::InvalidConfig, m))?;
-    }
-    Ok(())
+    crate::config::validate::validate_topic_configs(configs).map_err(errors::config_rejected)
 }
 
 /// Places replicas round-robin over the registered brokers, starting at a position derived from
