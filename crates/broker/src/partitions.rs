@@ -450,10 +450,7 @@ impl Partitions {
                     existing
                         .leader_epoch
                         .store(p.leader_epoch, Ordering::Release);
-                    if existing.settings().log != settings.log
-                        || existing.settings().max_message_bytes != settings.max_message_bytes
-                        || existing.settings().log_append_time != settings.log_append_time
-                    {
+                    if existing.settings() != settings {
                         existing.update_settings(settings.clone());
                     }
                     continue;

@@ -150,7 +150,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("log.segment.delete.delay.ms", Long, Some("60000"), Implemented,
         "A deleted segment's files are renamed *.deleted and removed this much later, so reads in flight finish. Topic synonym: file.delete.delay.ms."),
     def("min.insync.replicas", Int, Some("1"), NotYet, "Replicas that must have a record for acks=all."),
-    def("compression.type", String, Some("producer"), NotYet, "Broker-side recompression."),
+    def("compression.type", String, Some("producer"), Implemented,
+        "Codec batches are stored in: uncompressed, gzip, snappy, lz4, zstd, or producer (keep the producer's codec). A batch in another codec is decompressed, validated and rewritten in this one on produce. Topic synonym: compression.type."),
+    def("compression.gzip.level", Int, Some("-1"), Implemented,
+        "gzip level (1-9, or -1 for zlib's default, 6) of batches the broker rewrites. Topic synonym: compression.gzip.level."),
+    def("compression.lz4.level", Int, Some("9"), Implemented,
+        "lz4 level (1-17) of batches the broker rewrites. Topic synonym: compression.lz4.level."),
+    def("compression.zstd.level", Int, Some("3"), Implemented,
+        "zstd level (-131072 to 22) of batches the broker rewrites. Topic synonym: compression.zstd.level."),
     def("offsets.topic.replication.factor", Int, Some("1"), Implemented,
         "Replication factor of __consumer_offsets, created on the first FindCoordinator. Kafka's default is 3; rafka uses 1, as the apache/kafka image's server.properties does, so a single node works with no configuration. If fewer brokers are alive, FindCoordinator answers COORDINATOR_NOT_AVAILABLE, as Kafka does."),
     def("offsets.topic.num.partitions", Int, Some("50"), Implemented,
@@ -239,7 +246,28 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Some("compression.type"),
         String,
         None,
-        "Codec the broker stores; producer keeps the producer's.",
+        "Codec the broker stores batches in; producer keeps the producer's, others rewrite batches in another codec.",
+    ),
+    topic(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        Int,
+        None,
+        "gzip level of rewritten batches.",
+    ),
+    topic(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        Int,
+        None,
+        "lz4 level of rewritten batches.",
+    ),
+    topic(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        Int,
+        None,
+        "zstd level of rewritten batches.",
     ),
     topic(
         "delete.retention.ms",
@@ -447,6 +475,19 @@ pub fn validate_topic_value(def: &TopicConfigDef, value: &str) -> Result<(), std
             "uncompressed" | "zstd" | "lz4" | "snappy" | "gzip" | "producer" => Ok(()),
             _ => bad("String must be one of: uncompressed, zstd, lz4, snappy, gzip, producer"),
         },
+        // KIP-390 ranges (Kafka's CompressionType level validators).
+        "compression.gzip.level" => match v.parse::<i32>() {
+            Ok(n) if (1..=9).contains(&n) || n == -1 => Ok(()),
+            _ => bad("Value must be between 1 and 9 or equal to -1"),
+        },
+        "compression.lz4.level" => match v.parse::<i32>() {
+            Ok(n) if (1..=17).contains(&n) => Ok(()),
+            _ => bad("Value must be between 1 and 17"),
+        },
+        "compression.zstd.level" => match v.parse::<i32>() {
+            Ok(n) if (-131_072..=22).contains(&n) => Ok(()),
+            _ => bad("Value must be between -131072 and 22"),
+        },
         "segment.bytes" => match v.parse::<i64>() {
             Ok(n) if n >= 14 => Ok(()),
             _ => bad("Value must be at least 14"),
@@ -514,6 +555,19 @@ mod tests {
         assert!(validate_topic_value(d, "bogus").is_err());
         let d = topic_def("retention.ms").expect("known");
         assert!(validate_topic_value(d, "abc").is_err());
+        let d = topic_def("compression.type").expect("known");
+        assert!(validate_topic_value(d, "zstd").is_ok());
+        assert!(validate_topic_value(d, "none").is_err());
+        let d = topic_def("compression.gzip.level").expect("known");
+        assert!(validate_topic_value(d, "-1").is_ok());
+        assert!(validate_topic_value(d, "9").is_ok());
+        assert!(validate_topic_value(d, "0").is_err());
+        let d = topic_def("compression.lz4.level").expect("known");
+        assert!(validate_topic_value(d, "17").is_ok());
+        assert!(validate_topic_value(d, "18").is_err());
+        let d = topic_def("compression.zstd.level").expect("known");
+        assert!(validate_topic_value(d, "-5").is_ok());
+        assert!(validate_topic_value(d, "23").is_err());
     }
 }
 
