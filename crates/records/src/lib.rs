@@ -1,7 +1,7 @@
 //! Kafka's v2 record batch format (magic 2), as the broker sees it on the produce path, in the log
 //! and on the fetch path.
 //!
-//! The crate works on borrowed bytes: nothing here copies a batch or decompresses one. Layout:
+//! The crate works on borrowed bytes: the hot paths never copy or decompress a batch. Layout:
 //!
 //! - [`header`]: byte offsets of every v2 batch header field, [`BatchHeader`], [`Compression`],
 //!   [`TimestampType`] and the attribute bits.
@@ -15,13 +15,16 @@
 //! - [`stamp`]: in-place edits the leader makes before appending: [`stamp_batch`] (base offset and
 //!   partition leader epoch, both outside the CRC) and [`set_log_append_time`] (inside the CRC, so
 //!   it re-hashes).
-//! - [`builder`]: [`BatchBuilder`], which writes uncompressed batches with a correct CRC, for tests
-//!   across the workspace and for internal records.
+//! - [`builder`]: [`BatchBuilder`], which writes batches (any codec) with a correct CRC: for
+//!   tests, internal records, broker-side recompression and the log cleaner.
+//! - [`compression`]: gzip, snappy, lz4 and zstd in Kafka's framing, with capped decompression;
+//!   [`BatchView::decode_records`] uses it to read the records of a compressed batch.
 //!
 //! Errors are one enum, [`RecordError`]; mapping them to Kafka error codes is the broker's job.
 //! Nothing in this crate panics on malformed input: every read of untrusted bytes is checked.
 
 pub mod builder;
+pub mod compression;
 pub mod header;
 pub mod stamp;
 pub mod validate;
@@ -38,7 +41,7 @@ pub use header::{
 };
 pub use stamp::{compute_crc, set_log_append_time, stamp_batch, stamp_batches, update_crc};
 pub use validate::{validate_produce, ProduceSummary, ValidationLimits};
-pub use view::{batches, BatchIter, BatchView, Record, RecordIter};
+pub use view::{batches, BatchIter, BatchView, DecodedRecords, Record, RecordIter};
 
 /// Everything that can be wrong with record bytes.
 ///
@@ -73,7 +76,8 @@ pub enum RecordError {
         /// The configured limit.
         max_bytes: usize,
     },
-    /// Record-level access was asked of a compressed batch; this crate never decompresses.
+    /// Record-level access through [`BatchView::records`] was asked of a compressed batch (use
+    /// [`BatchView::decode_records`]).
     #[error("batch is compressed with {0:?}; records cannot be read without decompression")]
     Compressed(Compression),
 }

@@ -1,4 +1,7 @@
-//! Zero-copy views over batches and the records inside uncompressed batches.
+//! Zero-copy views over batches and the records inside uncompressed batches; decoded records of
+//! compressed batches through [`BatchView::decode_records`].
+
+use std::borrow::Cow;
 
 use crate::header::{
     read_i32, read_i8, BatchHeader, Compression, BATCH_LENGTH_OFFSET, CRC_START, LOG_OVERHEAD_LEN,
@@ -96,7 +99,7 @@ impl<'a> BatchView<'a> {
     }
 
     /// Records of an uncompressed batch. For a compressed batch the iterator yields one
-    /// [`RecordError::Compressed`] and ends: this crate never decompresses.
+    /// [`RecordError::Compressed`] and ends; [`BatchView::decode_records`] reads any codec.
     pub fn records(&self) -> RecordIter<'a> {
         let pending = match self.header.compression() {
             Some(Compression::None) => None,
@@ -112,6 +115,58 @@ impl<'a> BatchView<'a> {
             pending,
             done: false,
         }
+    }
+}
+
+impl<'a> BatchView<'a> {
+    /// The batch's records for any codec: borrowed for an uncompressed batch, decompressed
+    /// (at most `max_uncompressed_bytes` of output) otherwise.
+    pub fn decode_records(
+        &self,
+        max_uncompressed_bytes: usize,
+    ) -> Result<DecodedRecords<'a>, RecordError> {
+        let codec = self.header.compression().ok_or_else(|| {
+            RecordError::InvalidRecord(format!(
+                "unknown compression codec in attributes {:#06x}",
+                self.header.attributes
+            ))
+        })?;
+        let data = match codec {
+            Compression::None => Cow::Borrowed(self.records_bytes()),
+            other => Cow::Owned(crate::compression::decompress(
+                other,
+                self.records_bytes(),
+                max_uncompressed_bytes,
+            )?),
+        };
+        Ok(DecodedRecords {
+            data,
+            count: self.header.records_count,
+        })
+    }
+}
+
+/// The records section of a batch in plain form; see [`BatchView::decode_records`].
+#[derive(Debug, Clone)]
+pub struct DecodedRecords<'a> {
+    data: Cow<'a, [u8]>,
+    count: i32,
+}
+
+impl DecodedRecords<'_> {
+    /// The records, with the same framing checks as [`BatchView::records`].
+    pub fn iter(&self) -> RecordIter<'_> {
+        RecordIter {
+            rest: &self.data,
+            remaining: self.count,
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// Size of the plain records section in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.data.len()
     }
 }
 
