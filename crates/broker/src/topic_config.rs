@@ -159,10 +159,10 @@ impl TopicSettings {
         let policy = get("cleanup.policy").unwrap_or_else(|| "delete".to_string());
         let deletes = policy.split(',').any(|p| p.trim() == "delete");
         let compacts = policy.split(',').any(|p| p.trim() == "compact");
-        let compression = TopicCompression::parse(
-            &get("compression.type").unwrap_or_default(),
-            |key| get(key).and_then(|v| v.trim().parse().ok()),
-        );
+        let compression =
+            TopicCompression::parse(&get("compression.type").unwrap_or_default(), |key| {
+                get(key).and_then(|v| v.trim().parse().ok())
+            });
         let log = LogConfig {
             segment_bytes: parse_or(get("segment.bytes"), broker.log_segment_bytes),
             segment_ms: parse_or(get("segment.ms"), broker.log_roll_ms),
