@@ -446,6 +446,54 @@ def test_decompression_bomb_is_refused_without_exhausting_memory(broker, unique_
     assert (r["error_code"], r["base_offset"]) == (0, 0), r
 
 
+# ---- old fetch versions and zstd topics -------------------------------------------------------
+
+def fetch_error_raw(broker, topic: str, version: int) -> int:
+    """Error code of partition 0 in a Fetch (v9 or v10: same layout) from offset 0."""
+    t = topic.encode()
+    body = struct.pack(">hhih", 1, version, 9, 4) + b"test"
+    body += struct.pack(">iiiibii", -1, 0, 1, 1 << 20, 0, 0, -1)
+    body += struct.pack(">ih", 1, len(t)) + t
+    body += struct.pack(">iiiqqi", 1, 0, -1, 0, -1, 1 << 20)
+    body += struct.pack(">i", 0)  # forgotten topics
+    with socket.create_connection((broker.host, broker.port), timeout=30) as s:
+        s.sendall(struct.pack(">i", len(body)) + body)
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        resp = recv_exact(s, size)
+    # correlation id, throttle, error, session id, topics count, topic name
+    pos = 4 + 4 + 2 + 4 + 4
+    (n,) = struct.unpack_from(">h", resp, pos)
+    pos += 2 + n + 4  # name, partitions count
+    _index, error = struct.unpack_from(">ih", resp, pos)
+    return error
+
+
+def test_fetch_before_v10_of_a_zstd_topic_is_unsupported(broker, unique_topic):
+    zstd_topic = f"{unique_topic}-zstd"
+    create(broker, zstd_topic, {"compression.type": "zstd"})
+    create(broker, unique_topic, {"compression.type": "gzip"})
+    for topic in (zstd_topic, unique_topic):
+        ck_produce(broker, topic, messages(5, "f"), "none")
+    assert fetch_error_raw(broker, zstd_topic, 9) == 76  # UNSUPPORTED_COMPRESSION_TYPE
+    assert fetch_error_raw(broker, zstd_topic, 10) == 0
+    assert fetch_error_raw(broker, unique_topic, 9) == 0
+
+
+def test_bad_compression_level_is_refused_at_topic_creation(broker, unique_topic):
+    from confluent_kafka.admin import NewTopic
+    from helpers import ck_admin
+    admin = ck_admin(broker)
+    for key, value in [("compression.zstd.level", "23"), ("compression.gzip.level", "0"),
+                       ("compression.lz4.level", "18"), ("compression.type", "brotli")]:
+        fs = admin.create_topics([NewTopic(unique_topic, 1, 1, config={key: value})])
+        with pytest.raises(Exception) as e:
+            fs[unique_topic].result(30)
+        assert e.value.args[0].code() == KafkaError.INVALID_CONFIG, (key, e.value)
+    create(broker, unique_topic, {"compression.type": "zstd", "compression.zstd.level": "-3"})
+    ck_produce(broker, unique_topic, messages(20, "lvl"), "none")
+    assert_stored_codec(broker, unique_topic, CODEC_IDS["zstd"], 20)
+
+
 # ---- a raw v2 batch encoder and Produce v8 client --------------------------------------------
 
 def varint(n: int) -> bytes:

@@ -302,17 +302,19 @@ fn produce_partition(
         max_uncompressed_bytes,
         ..ValidationLimits::default()
     };
-    let summary = rafka_records::validate_produce(bytes, &limits)
-        .map_err(|e| (errors::records(&e), e.to_string()))?;
-    if summary.any_compressed
-        && version < 7
-        && summary.compression == rafka_records::Compression::Zstd
+    // Kafka checks the codec against the request version (ProduceRequest.validateRecords)
+    // before it looks inside the batch.
+    if version < 7
+        && rafka_records::BatchView::parse(bytes)
+            .is_ok_and(|v| v.header().compression() == Some(rafka_records::Compression::Zstd))
     {
         return Err((
             ResponseError::UnsupportedCompressionType,
             "zstd needs Produce v7 or later".to_string(),
         ));
     }
+    let summary = rafka_records::validate_produce(bytes, &limits)
+        .map_err(|e| (errors::records(&e), e.to_string()))?;
     if settings.cleanup_compact && summary.keyless_records > 0 {
         return Err(keyless_refused(topic_image, item, &summary, record_error));
     }
