@@ -376,6 +376,29 @@ def test_idempotent_retry_of_rewritten_batch_is_a_duplicate(broker, unique_topic
         [(pid, 0, 0), (pid, 3, 3)]
     assert [(r.key, r.value) for b in batches for r in stored_records(b)] == \
         [(b"a", b"1"), (b"b", b"2"), (b"c", b"3"), (b"d", b"4"), (b"e", b"5")]
+    # The producer state rebuilt from the rewritten batches after a crash knows them too.
+    broker.kill9()
+    broker.start()
+    again = wait_until(lambda: (lambda r: r if r["error_code"] == 0 else None)(
+        produce_raw(broker, unique_topic, second)), 30, what="produce after restart")
+    assert again["base_offset"] == 3, again
+    third = encode_batch([(b"f", b"6")], producer=(pid, 0, 5))
+    assert produce_raw(broker, unique_topic, third)["base_offset"] == 5
+    assert [b["count"] for b in segment_batches(broker, unique_topic)] == [3, 2, 1]
+
+
+def test_rewrite_that_outgrows_max_message_bytes_is_too_large(broker, unique_topic):
+    create(broker, unique_topic, {"compression.type": "uncompressed",
+                                  "max.message.bytes": "20000"})
+    recs = [(b"k%d" % i, b"z" * 1000) for i in range(50)]
+    small = encode_batch(recs, codec="zstd")
+    assert len(small) < 20000
+    r = produce_raw(broker, unique_topic, small)
+    assert r["error_code"] == 10, r  # MESSAGE_TOO_LARGE
+    assert "exceeds the maximum configured size of 20000" in (r["error_message"] or ""), r
+    r = produce_raw(broker, unique_topic, encode_batch(recs[:5], codec="zstd"))
+    assert (r["error_code"], r["base_offset"]) == (0, 0), r
+    assert_stored_codec(broker, unique_topic, 0, 5)
 
 
 def test_transactional_flag_survives_rewrite(broker, unique_topic):
