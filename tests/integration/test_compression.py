@@ -450,6 +450,19 @@ def test_bad_compressed_batches_are_refused(broker, unique_topic):
     assert [b["count"] for b in segment_batches(broker, unique_topic)] == [5]
 
 
+@pytest.mark.parametrize("codec", ["none", "lz4"])
+def test_wrong_max_timestamp_is_corrected_in_place(broker, unique_topic, codec):
+    """Kafka writes the records' real maximum timestamp into a batch it keeps as it came."""
+    create(broker, unique_topic)
+    recs = [(b"k%d" % i, b"v") for i in range(4)]
+    r = produce_raw(broker, unique_topic, encode_batch(recs, codec=codec, timestamp=5_000,
+                                                       max_ts=4_000))
+    assert r["error_code"] == 0, r
+    (b,) = segment_batches(broker, unique_topic)
+    assert (b["codec"], b["max_timestamp"], b["base_timestamp"]) == \
+        (CODEC_IDS[codec], 5_003, 5_000), b
+
+
 def test_decompression_bomb_is_refused_without_exhausting_memory(broker, unique_topic):
     import zstandard
     create(broker, unique_topic)
@@ -556,7 +569,7 @@ def compress(codec: str, data: bytes) -> bytes:
 
 def encode_batch(records, codec: str = "none", producer=(-1, -1, -1), count: int | None = None,
                  deltas: list[int] | None = None, raw_payload: bytes | None = None,
-                 timestamp: int = 1_700_000_000_000) -> bytes:
+                 timestamp: int = 1_700_000_000_000, max_ts: int | None = None) -> bytes:
     """One v2 batch with a correct CRC; `count`, `deltas` and `raw_payload` make it lie."""
     body = bytearray()
     for i, (k, v) in enumerate(records):
@@ -566,8 +579,10 @@ def encode_batch(records, codec: str = "none", producer=(-1, -1, -1), count: int
     payload = raw_payload if raw_payload is not None else compress(codec, bytes(body))
     n = len(records) if count is None else count
     pid, epoch, seq = producer
+    if max_ts is None:
+        max_ts = timestamp + len(records) - 1
     after_crc = struct.pack(">hiqqqhii", CODEC_IDS[codec], n - 1, timestamp,
-                            timestamp + len(records) - 1, pid, epoch, seq, n) + payload
+                            max_ts, pid, epoch, seq, n) + payload
     crc = crc32c.crc32c(after_crc)
     tail = struct.pack(">ibI", -1, 2, crc) + after_crc
     return struct.pack(">qi", 0, len(tail)) + tail

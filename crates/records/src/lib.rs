@@ -43,7 +43,9 @@ pub use header::{
     PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET, V2_MAGIC,
 };
 pub use recompress::recompress_batch;
-pub use stamp::{compute_crc, set_log_append_time, stamp_batch, stamp_batches, update_crc};
+pub use stamp::{
+    compute_crc, set_log_append_time, set_max_timestamp, stamp_batch, stamp_batches, update_crc,
+};
 pub use validate::{
     max_uncompressed_bytes_for, validate_produce, ProduceSummary, ValidationLimits,
 };

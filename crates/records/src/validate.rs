@@ -28,7 +28,7 @@
 //!   UNSUPPORTED_COMPRESSION_TYPE for zstd before produce v7 need topic config or the request
 //!   version; the broker does them using [`ProduceSummary`].
 
-use crate::header::{BatchHeader, Compression, TimestampType, RECORDS_OFFSET};
+use crate::header::{BatchHeader, Compression, TimestampType, NO_TIMESTAMP, RECORDS_OFFSET};
 use crate::view::parse_record;
 use crate::{BatchView, RecordError};
 
@@ -131,6 +131,10 @@ pub struct ProduceSummary {
     pub keyless_records: u32,
     /// Index, within the payload, of the first record without a key.
     pub first_keyless_record: Option<u32>,
+    /// The largest record timestamp as Kafka reads the records (a batch that claims
+    /// LogAppendTime reads as its `maxTimestamp`); the header's `maxTimestamp` for batches whose
+    /// records were not walked. Kafka writes this into the header of a batch it keeps in place.
+    pub records_max_timestamp: i64,
 }
 
 /// Validates the record bytes of one partition of a produce request; see the module docs for
@@ -167,6 +171,7 @@ pub fn validate_produce(
         let max_ts_delta = i64::try_from(max_ts_delta).unwrap_or(i64::MAX);
         let walked = walked_max_delta.is_some();
         let keyless = walk.map_or(0, |w| w.keyless);
+        let records_max_timestamp = walk.map_or(header.max_timestamp, |w| w.max_timestamp);
         let first_keyless = walk
             .and_then(|w| w.first_keyless)
             .and_then(|i| u64::try_from(i).ok())
@@ -191,6 +196,7 @@ pub fn validate_produce(
                 records_walked: walked,
                 keyless_records: keyless,
                 first_keyless_record: first_keyless,
+                records_max_timestamp,
             },
             Some(mut s) => {
                 s.batch_count += 1;
@@ -208,6 +214,7 @@ pub fn validate_produce(
                 s.records_walked &= walked;
                 s.keyless_records = s.keyless_records.saturating_add(keyless);
                 s.first_keyless_record = s.first_keyless_record.or(first_keyless);
+                s.records_max_timestamp = s.records_max_timestamp.max(records_max_timestamp);
                 s
             }
         });
@@ -225,6 +232,8 @@ struct Walk {
     keyless: u32,
     /// Index in the batch of the first record without a key.
     first_keyless: Option<i32>,
+    /// Largest record timestamp (see [`ProduceSummary::records_max_timestamp`]).
+    max_timestamp: i64,
 }
 
 /// Checks one batch; returns what the record walk found, if the records were walked.
@@ -315,6 +324,7 @@ fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordErro
     let mut max_delta = None;
     let mut keyless = 0u32;
     let mut first_keyless = None;
+    let mut max_timestamp = NO_TIMESTAMP;
     for expected in 0..h.records_count {
         let fields = parse_record(rest, |_, _| {})?;
         if fields.offset_delta != expected {
@@ -327,9 +337,9 @@ fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordErro
             keyless += 1;
             first_keyless.get_or_insert(expected);
         }
-        if max_delta.is_none()
-            && h.base_timestamp.wrapping_add(fields.timestamp_delta) == h.max_timestamp
-        {
+        let timestamp = h.base_timestamp.wrapping_add(fields.timestamp_delta);
+        max_timestamp = max_timestamp.max(timestamp);
+        if max_delta.is_none() && timestamp == h.max_timestamp {
             max_delta = Some(expected);
         }
         rest = rest.get(fields.size_bytes..).unwrap_or_default();
@@ -343,10 +353,16 @@ fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordErro
             records.len()
         )));
     }
+    // Kafka's DefaultRecord reads every record of a LogAppendTime batch as the batch's
+    // maxTimestamp.
+    if h.timestamp_type() == TimestampType::LogAppendTime {
+        max_timestamp = h.max_timestamp;
+    }
     Ok(Walk {
         max_timestamp_delta: max_delta.unwrap_or(h.last_offset_delta),
         keyless,
         first_keyless,
+        max_timestamp,
     })
 }
 
@@ -686,6 +702,29 @@ mod tests {
             .build();
         let s = validate_produce(&keyed, &limits()).unwrap();
         assert_eq!((s.keyless_records, s.first_keyless_record), (0, None));
+    }
+
+    #[test]
+    fn records_max_timestamp_is_what_the_records_say() {
+        // A producer header that understates maxTimestamp: the records know better.
+        let mut batch = sample();
+        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&1_020i64.to_be_bytes());
+        update_crc(&mut batch).unwrap();
+        let s = validate_produce(&batch, &limits()).unwrap();
+        assert_eq!((s.max_timestamp, s.records_max_timestamp), (1_020, 1_050));
+        for codec in CODECS {
+            let s = validate_produce(&compressed(codec, &[0, 1, 2]), &limits()).unwrap();
+            assert_eq!(s.records_max_timestamp, 502, "{codec:?}");
+        }
+        // Records of a LogAppendTime batch read as its maxTimestamp.
+        let lat = BatchBuilder::new(0)
+            .timestamp_type(TimestampType::LogAppendTime)
+            .max_timestamp(9_000)
+            .record(Some(b"k"), None, &[], 1)
+            .build();
+        let s = validate_produce(&lat, &limits()).unwrap();
+        assert_eq!(s.records_max_timestamp, 9_000);
     }
 
     #[test]

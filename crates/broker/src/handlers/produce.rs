@@ -16,7 +16,7 @@ use rafka_protocol::kafka_protocol::messages::produce_response::{
 use rafka_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
-use rafka_records::ValidationLimits;
+use rafka_records::{TimestampType, ValidationLimits};
 use uuid::Uuid;
 
 use crate::errors;
@@ -351,6 +351,17 @@ fn produce_partition(
             if settings.log_append_time {
                 rafka_records::set_log_append_time(bytes, now)
                     .map_err(|e| (errors::records(&e), e.to_string()))?;
+            } else if summary.timestamp_type != TimestampType::CreateTime
+                || summary.records_max_timestamp != summary.max_timestamp
+            {
+                // Kafka keeps such a batch in place but writes the records' real maximum and
+                // the topic's timestamp type into its header (the time index relies on it).
+                rafka_records::set_max_timestamp(
+                    bytes,
+                    TimestampType::CreateTime,
+                    summary.records_max_timestamp,
+                )
+                .map_err(|e| (errors::records(&e), e.to_string()))?;
             }
             bytes
         }
