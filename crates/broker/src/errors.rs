@@ -82,6 +82,12 @@ pub fn storage(e: &StorageError) -> ResponseError {
     }
 }
 
+/// A log dir that cannot be described (its file system cannot be queried): Kafka answers
+/// KAFKA_STORAGE_ERROR for an IOException there.
+pub fn log_dir_io(_e: &std::io::Error) -> ResponseError {
+    ResponseError::KafkaStorageError
+}
+
 pub fn unavailable(u: Unavailable) -> ResponseError {
     match u {
         Unavailable::UnknownPartition => ResponseError::UnknownTopicOrPartition,

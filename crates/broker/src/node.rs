@@ -1,4 +1,4 @@
-//! Startup and shutdown of one node: log dir and `meta.properties`, the metadata quorum, the
+//! Startup and shutdown of one node: log dirs and `meta.properties`, the metadata quorum, the
 //! hosted partitions, the listeners; and, on SIGTERM, the reverse with a clean-shutdown marker so
 //! the next start skips log recovery.
 
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rafka_metadata::{ControllerCommand, MetadataImage, MetadataQuorum};
-use rafka_storage::{Backend, FileBackend, LogDir};
+use rafka_storage::{Backend, FileBackend, LogDirs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -49,21 +49,10 @@ pub enum NodeError {
         path: String,
         source: rafka_storage::StorageError,
     },
-    #[error(
-        "the cluster id {configured} does not match {stored} in meta.properties of {path}; \
-         this directory belongs to another cluster"
-    )]
-    InconsistentClusterId {
-        configured: String,
-        stored: String,
-        path: String,
-    },
-    #[error("node.id {configured} does not match node.id {stored} in meta.properties of {path}")]
-    InconsistentNodeId {
-        configured: i32,
-        stored: i32,
-        path: String,
-    },
+    /// Formatting or checking the log dirs (`meta.properties` mismatches, a partition in two
+    /// dirs, a dir that cannot be created or read).
+    #[error(transparent)]
+    LogDirs(#[from] rafka_storage::LogDirsError),
     #[error("metadata quorum: {0}")]
     Metadata(#[from] rafka_metadata::MetadataError),
     #[error("partitions: {0}")]
@@ -88,9 +77,10 @@ pub struct Node {
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     bound: Vec<(String, SocketAddr)>,
-    /// Held for the node's lifetime: the OS lock on `<log.dir>/.lock` keeps a second process off
-    /// this directory (the metadata quorum's files live under it too, by default).
-    _dir_lock: std::fs::File,
+    /// Held for the node's lifetime: the OS locks on every `<log.dir>/.lock` keep a second
+    /// process off these directories (the metadata quorum's files live under the first, by
+    /// default).
+    _dir_locks: Vec<std::fs::File>,
 }
 
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (the same
@@ -103,69 +93,56 @@ impl Node {
     pub async fn start(config: BrokerConfig) -> Result<Node, NodeError> {
         let config = Arc::new(config);
         let backend: Arc<dyn Backend> = Arc::new(FileBackend);
-        let dir_path = config.log_dir().to_path_buf();
-        let path_text = dir_path.display().to_string();
-        let log_dir = LogDir::new(dir_path.clone(), backend.clone());
-        log_dir.create().map_err(|source| NodeError::LogDir {
-            path: path_text.clone(),
-            source,
-        })?;
-        let dir_lock = lock_dir(&dir_path).map_err(|_| NodeError::DirLocked {
-            path: path_text.clone(),
-        })?;
-        let stored = log_dir
-            .read_meta_properties()
-            .map_err(|source| NodeError::LogDir {
-                path: path_text.clone(),
-                source,
-            })?;
-        let cluster_id = match (&config.cluster_id, &stored) {
-            (Some(c), Some(m)) if *c != m.cluster_id => {
-                return Err(NodeError::InconsistentClusterId {
-                    configured: c.clone(),
-                    stored: m.cluster_id.clone(),
-                    path: path_text,
-                })
-            }
-            (_, Some(m)) => m.cluster_id.clone(),
-            (Some(c), None) => c.clone(),
-            (None, None) => new_cluster_id(),
-        };
-        if let Some(m) = &stored {
-            if m.node_id != config.node_id {
-                return Err(NodeError::InconsistentNodeId {
-                    configured: config.node_id,
-                    stored: m.node_id,
-                    path: path_text,
-                });
-            }
-        } else {
-            tracing::info!(cluster_id = %cluster_id, dir = %path_text, "Formatting log directory");
-            log_dir
-                .write_meta_properties(&rafka_storage::MetaProperties {
-                    version: 1,
-                    cluster_id: cluster_id.clone(),
-                    node_id: config.node_id,
-                    directory_id: Some(*uuid::Uuid::new_v4().as_bytes()),
-                })
-                .map_err(|source| NodeError::LogDir {
-                    path: path_text.clone(),
-                    source,
-                })?;
+        let log_dirs = LogDirs::new(&config.log_dirs, backend.clone())?;
+        log_dirs.create_all()?;
+        let mut dir_locks = Vec::with_capacity(log_dirs.len());
+        for d in log_dirs.dirs() {
+            dir_locks.push(lock_dir(d.path()).map_err(|_| NodeError::DirLocked {
+                path: d.path().display().to_string(),
+            })?);
         }
-        // The marker only vouches for the shutdown that wrote it: remove it before anything can
-        // be appended, so a crash from here on is recovered.
-        let clean_shutdown = log_dir
-            .had_clean_shutdown()
-            .and_then(|clean| log_dir.clear_clean_shutdown().map(|()| clean))
-            .map_err(|source| NodeError::LogDir {
-                path: path_text.clone(),
-                source,
+        // Every dir must agree on the cluster and node ids (Kafka refuses to start otherwise);
+        // dirs without meta.properties are formatted, each with its own directory.id.
+        let formatted =
+            log_dirs.load_or_format(config.cluster_id.as_deref(), config.node_id, &mut || {
+                *uuid::Uuid::new_v4().as_bytes()
             })?;
-        if clean_shutdown {
-            tracing::info!("Previous shutdown was clean; skipping log recovery");
-        } else if stored.is_some() {
-            tracing::info!("No clean shutdown marker; recovering logs from their recovery points");
+        let cluster_id = formatted.cluster_id.clone();
+        for dir in &formatted.formatted {
+            tracing::info!(cluster_id = %cluster_id, dir = %dir.display(), "Formatting log directory");
+        }
+        let dir_error = |d: &rafka_storage::LogDir, source| NodeError::LogDir {
+            path: d.path().display().to_string(),
+            source,
+        };
+        let mut clean_shutdown = Vec::with_capacity(log_dirs.len());
+        for d in log_dirs.dirs() {
+            let clean = d.had_clean_shutdown().map_err(|e| dir_error(d, e))?;
+            let fresh = formatted.formatted.iter().any(|f| f == d.path());
+            if clean {
+                tracing::info!(dir = %d.path().display(), "Previous shutdown was clean; skipping log recovery");
+            } else if !fresh {
+                tracing::info!(dir = %d.path().display(), "No clean shutdown marker; recovering logs from their recovery points");
+            }
+            clean_shutdown.push(clean);
+        }
+        // Reads the checkpoints and finds every partition's dir before anything else happens,
+        // so a partition found in two dirs stops the start with the markers still in place.
+        let partitions = Partitions::open(
+            config.node_id,
+            log_dirs.clone(),
+            backend,
+            config.clone(),
+            &clean_shutdown,
+        )
+        .map_err(|e| match e {
+            PartitionsError::LogDirs(e) => NodeError::LogDirs(e),
+            e => NodeError::Partitions(e),
+        })?;
+        // A marker only vouches for the shutdown that wrote it: remove it before anything can
+        // be appended, so a crash from here on is recovered. Each dir has its own.
+        for d in log_dirs.dirs() {
+            d.clear_clean_shutdown().map_err(|e| dir_error(d, e))?;
         }
 
         let metadata_dir = config.metadata_log_dir.join("__cluster_metadata-0");
@@ -178,13 +155,6 @@ impl Node {
         .await?;
         register_broker(&quorum, &config).await?;
 
-        let partitions = Partitions::open(
-            config.node_id,
-            log_dir,
-            backend,
-            config.clone(),
-            clean_shutdown,
-        )?;
         let (groups, groups_inbox) = GroupCoordinator::new();
         let (txns, txns_inbox) = crate::txn_coordinator::TxnCoordinatorHandle::new();
         let shared = Arc::new(Shared {
@@ -278,7 +248,7 @@ impl Node {
             shutdown_tx,
             tasks,
             bound,
-            _dir_lock: dir_lock,
+            _dir_locks: dir_locks,
         })
     }
 
@@ -309,7 +279,13 @@ impl Node {
                     .partitions
                     .write_clean_shutdown_marker()
                     .map_err(|source| NodeError::LogDir {
-                        path: shared.config.log_dir().display().to_string(),
+                        path: shared
+                            .config
+                            .log_dirs
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         source,
                     })
             })

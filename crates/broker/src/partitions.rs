@@ -1,6 +1,8 @@
 //! The partitions this node hosts: one [`Partition`] per replica, holding its log, its high
 //! watermark and the long-poll waiters an append wakes. [`Partitions`] follows the metadata image:
 //! partitions that appear get a log (created or recovered), partitions of deleted topics lose theirs.
+//! Each log lives in one of the `log.dirs`: where it was found at startup, or for a new partition
+//! the dir with the fewest partitions (`rafka_storage::Placement`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, Ordering};
@@ -8,7 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use rafka_metadata::{MetadataImage, TopicImage};
 use rafka_storage::{
-    AppendInfo, AppendOrigin, Backend, Log, LogRead, StorageError, TimestampOffset, TopicPartition,
+    AppendInfo, AppendOrigin, Backend, Log, LogDir, LogDirs, LogDirsError, LogRead, Placement,
+    StorageError, TimestampOffset, TopicPartition,
 };
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -26,6 +29,8 @@ pub struct Partition {
     pub topic: Arc<str>,
     pub topic_id: Uuid,
     pub index: i32,
+    /// Index of the log dir (in `log.dirs` order) that holds this partition's log.
+    pub log_dir: usize,
     inner: Mutex<Inner>,
     /// Consumers never read at or past this offset. On a single node every append is fully
     /// replicated at once, so it follows the log end offset; the replication issue moves it by ISR.
@@ -258,6 +263,15 @@ impl Partition {
         lock(&self.inner).log.recovery_point()
     }
 
+    /// Bytes of all segments (DescribeLogDirs' partition size, Kafka's `UnifiedLog.size`).
+    pub fn size_bytes(&self) -> u64 {
+        lock(&self.inner).log.size_bytes()
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        lock(&self.inner).log.log_end_offset()
+    }
+
     pub fn register_waiter(&self, waiter: Arc<Notify>) {
         lock(&self.waiters).push(waiter);
     }
@@ -322,44 +336,73 @@ pub enum PartitionsError {
     },
     #[error("storage: {0}")]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    LogDirs(#[from] LogDirsError),
+}
+
+/// What a log dir's files said at startup.
+struct DirStart {
+    /// Recovery points and log start offsets from the dir's checkpoints.
+    recovery_points: HashMap<TopicPartition, i64>,
+    log_start_offsets: HashMap<TopicPartition, i64>,
+    /// Whether the dir had its clean-shutdown marker.
+    clean_shutdown: bool,
 }
 
 /// Every partition replica hosted on this node.
 pub struct Partitions {
     node_id: i32,
-    log_dir: rafka_storage::LogDir,
+    log_dirs: LogDirs,
     backend: Arc<dyn Backend>,
     broker: Arc<BrokerConfig>,
     by_id: RwLock<HashMap<(Uuid, i32), Arc<Partition>>>,
-    /// Recovery points and log start offsets read at startup from the log dir's checkpoints.
-    recovery_points: HashMap<TopicPartition, i64>,
-    log_start_offsets: HashMap<TopicPartition, i64>,
-    clean_shutdown: bool,
+    /// Per log dir, in `log.dirs` order.
+    dir_start: Vec<DirStart>,
+    /// Which dir holds each partition directory, and where new ones go.
+    placement: Mutex<Placement>,
     /// Serializes reconciliation so two image changes never open the same log twice.
     reconcile_lock: Mutex<()>,
 }
 
 impl Partitions {
+    /// Reads every log dir's checkpoints and finds the partition directories in them (a
+    /// partition in two dirs fails). `clean_shutdown[i]`: whether dir `i` had its marker.
     pub fn open(
         node_id: i32,
-        log_dir: rafka_storage::LogDir,
+        log_dirs: LogDirs,
         backend: Arc<dyn Backend>,
         broker: Arc<BrokerConfig>,
-        clean_shutdown: bool,
+        clean_shutdown: &[bool],
     ) -> Result<Self, PartitionsError> {
-        let recovery_points = log_dir.read_recovery_points()?;
-        let log_start_offsets = log_dir.read_log_start_offsets()?;
+        let mut dir_start = Vec::with_capacity(log_dirs.len());
+        for (i, d) in log_dirs.dirs().iter().enumerate() {
+            dir_start.push(DirStart {
+                recovery_points: d.read_recovery_points()?,
+                log_start_offsets: d.read_log_start_offsets()?,
+                clean_shutdown: clean_shutdown.get(i).copied().unwrap_or(false),
+            });
+        }
+        let placement = Placement::new(log_dirs.len(), log_dirs.locate_partitions()?);
         Ok(Partitions {
             node_id,
-            log_dir,
+            log_dirs,
             backend,
             broker,
             by_id: RwLock::new(HashMap::new()),
-            recovery_points,
-            log_start_offsets,
-            clean_shutdown,
+            dir_start,
+            placement: Mutex::new(placement),
             reconcile_lock: Mutex::new(()),
         })
+    }
+
+    /// The log dirs, in `log.dirs` order (a partition's `log_dir` indexes this).
+    pub fn log_dirs(&self) -> &[LogDir] {
+        self.log_dirs.dirs()
+    }
+
+    fn dir(&self, index: usize) -> &LogDir {
+        // Indexes come from `Placement`, which only hands out indexes below the dir count.
+        &self.log_dirs.dirs()[index.min(self.log_dirs.len() - 1)]
     }
 
     pub fn get(&self, topic_id: &Uuid, partition: i32) -> Option<Arc<Partition>> {
@@ -395,25 +438,34 @@ impl Partitions {
             .collect()
     }
 
-    /// Opens one partition's log. A directory left by an earlier topic of the same name (its
-    /// `partition.metadata` names another topic id) is deleted first: that data is not ours.
+    /// Opens one partition's log in the dir that holds it (a new one: the dir with the fewest
+    /// partitions), returning the log and that dir's index. A directory left by an earlier topic
+    /// of the same name (its `partition.metadata` names another topic id) is deleted first: that
+    /// data is not ours.
     fn open_log(
         &self,
         tp: &TopicPartition,
         topic_id: Uuid,
         settings: &TopicSettings,
         now_ms: i64,
-    ) -> Result<Log, StorageError> {
-        let dir = self.log_dir.partition_path(tp);
-        let mut recovery_point = self.recovery_points.get(tp).copied().unwrap_or(0);
-        let mut log_start = self.log_start_offsets.get(tp).copied().unwrap_or(0);
-        let mut clean = self.clean_shutdown;
+    ) -> Result<(Log, usize), StorageError> {
+        let mut dir_index = lock(&self.placement).place(tp);
+        let mut dir = self.dir(dir_index).partition_path(tp);
+        let start = &self.dir_start[dir_index.min(self.dir_start.len() - 1)];
+        let mut recovery_point = start.recovery_points.get(tp).copied().unwrap_or(0);
+        let mut log_start = start.log_start_offsets.get(tp).copied().unwrap_or(0);
+        let mut clean = start.clean_shutdown;
         if dir.exists() {
             let stored = rafka_storage::read_partition_metadata(self.backend.as_ref(), &dir)?;
             if stored.is_some_and(|id| id != *topic_id.as_bytes()) {
                 tracing::warn!(dir = %dir.display(), "Log dir belongs to a deleted topic of the same name; removing it");
-                self.log_dir
+                self.dir(dir_index)
                     .delete_partition_dir(tp, uuid::Uuid::new_v4().as_bytes())?;
+                // The new topic's partition is a new partition: placed afresh.
+                let mut placement = lock(&self.placement);
+                placement.remove(tp);
+                dir_index = placement.place(tp);
+                dir = self.dir(dir_index).partition_path(tp);
                 recovery_point = 0;
                 log_start = 0;
                 clean = true;
@@ -431,7 +483,7 @@ impl Partitions {
         if log.read_partition_metadata()?.is_none() {
             log.write_partition_metadata(topic_id.as_bytes())?;
         }
-        Ok(log)
+        Ok((log, dir_index))
     }
 
     /// Makes the hosted partitions match `image`: opens (recovering if needed) logs for new
@@ -456,7 +508,7 @@ impl Partitions {
                     continue;
                 }
                 let tp = TopicPartition::new(topic.name.clone(), index);
-                let mut log = self
+                let (mut log, log_dir) = self
                     .open_log(&tp, topic.topic_id, &settings, now_ms)
                     .map_err(|source| PartitionsError::Open {
                         topic: topic.name.clone(),
@@ -470,6 +522,7 @@ impl Partitions {
                     topic: Arc::from(topic.name.as_str()),
                     topic_id: topic.topic_id,
                     index,
+                    log_dir,
                     high_watermark: AtomicI64::new(log.log_end_offset()),
                     log_start_offset: AtomicI64::new(log.log_start_offset()),
                     leader_epoch: AtomicI32::new(p.leader_epoch),
@@ -483,6 +536,7 @@ impl Partitions {
                 tracing::info!(
                     partition = %format!("{}-{}", topic.name, index),
                     log_end_offset = partition.high_watermark(),
+                    dir = %self.dir(log_dir).path().display(),
                     "Loaded partition log"
                 );
                 self.by_id
@@ -503,17 +557,19 @@ impl Partitions {
         for p in removed {
             tracing::info!(partition = %format!("{}-{}", p.topic, p.index), "Deleting log of removed partition");
             p.wake_waiters();
+            let tp = TopicPartition::new(p.topic.to_string(), p.index);
+            let log_dir = p.log_dir;
+            lock(&self.placement).remove(&tp);
             match Arc::try_unwrap(p) {
                 Ok(p) => {
                     let inner = p.inner.into_inner().unwrap_or_else(|e| e.into_inner());
                     inner.log.delete()?;
                 }
-                Err(p) => {
+                Err(_) => {
                     // A request still holds it. The log is already unreachable for new
                     // requests, and unlinked files stay readable for holders of mapped segments,
                     // so the directory goes now, through the log dir's deletion path.
-                    let tp = TopicPartition::new(p.topic.to_string(), p.index);
-                    self.log_dir
+                    self.dir(log_dir)
                         .delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
                 }
             }
@@ -521,35 +577,40 @@ impl Partitions {
         Ok(())
     }
 
-    /// Writes the recovery-point and log-start checkpoints of the log dir.
+    /// Writes the recovery-point and log-start checkpoints of every log dir, each listing the
+    /// partitions in that dir.
     pub fn checkpoint(&self) -> Result<(), PartitionsError> {
-        let parts = self.all();
-        let recovery: Vec<(TopicPartition, i64)> = parts
-            .iter()
-            .map(|p| {
-                (
-                    TopicPartition::new(p.topic.to_string(), p.index),
-                    p.recovery_point(),
-                )
-            })
-            .collect();
-        let starts: Vec<(TopicPartition, i64)> = parts
-            .iter()
-            .map(|p| {
-                (
-                    TopicPartition::new(p.topic.to_string(), p.index),
-                    p.log_start_offset(),
-                )
-            })
-            .collect();
-        self.log_dir.write_recovery_points(&recovery)?;
-        self.log_dir.write_log_start_offsets(&starts)?;
+        let n = self.log_dirs.len();
+        let mut recovery: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
+        let mut starts: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
+        for p in self.all() {
+            let tp = TopicPartition::new(p.topic.to_string(), p.index);
+            let d = p.log_dir.min(n - 1);
+            recovery[d].push((tp.clone(), p.recovery_point()));
+            starts[d].push((tp, p.log_start_offset()));
+        }
+        self.write_checkpoints(&recovery, &starts)
+    }
+
+    fn write_checkpoints(
+        &self,
+        recovery: &[Vec<(TopicPartition, i64)>],
+        starts: &[Vec<(TopicPartition, i64)>],
+    ) -> Result<(), PartitionsError> {
+        for (d, dir) in self.log_dirs.dirs().iter().enumerate() {
+            dir.write_recovery_points(&recovery[d])?;
+            dir.write_log_start_offsets(&starts[d])?;
+        }
         Ok(())
     }
 
-    /// Records that every log was flushed and checkpointed, so the next start skips recovery.
+    /// Records in every log dir that its logs were flushed and checkpointed, so the next start
+    /// skips recovery.
     pub fn write_clean_shutdown_marker(&self) -> Result<(), StorageError> {
-        self.log_dir.mark_clean_shutdown(0)
+        for dir in self.log_dirs.dirs() {
+            dir.mark_clean_shutdown(0)?;
+        }
+        Ok(())
     }
 
     /// Runs the time-based flush (`flush.ms`) of every log.
@@ -588,42 +649,47 @@ impl Partitions {
             let mut map = self.by_id.write().unwrap_or_else(|e| e.into_inner());
             map.drain().map(|(_, p)| p).collect()
         };
-        let mut recovery = Vec::with_capacity(parts.len());
-        let mut starts = Vec::with_capacity(parts.len());
+        let n = self.log_dirs.len();
+        let mut recovery: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
+        let mut starts: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
         for p in parts {
             let tp = TopicPartition::new(p.topic.to_string(), p.index);
-            starts.push((tp.clone(), p.log_start_offset()));
+            let d = p.log_dir.min(n - 1);
+            starts[d].push((tp.clone(), p.log_start_offset()));
             match Arc::try_unwrap(p) {
                 Ok(p) => {
                     let inner = p.inner.into_inner().unwrap_or_else(|e| e.into_inner());
                     let end = inner.log.log_end_offset();
                     inner.log.close()?;
-                    recovery.push((tp, end));
+                    recovery[d].push((tp, end));
                 }
                 Err(p) => {
                     p.flush()?;
-                    recovery.push((tp, p.recovery_point()));
+                    recovery[d].push((tp, p.recovery_point()));
                 }
             }
         }
-        self.log_dir.write_recovery_points(&recovery)?;
-        self.log_dir.write_log_start_offsets(&starts)?;
-        Ok(())
+        self.write_checkpoints(&recovery, &starts)
     }
 
     /// Removes partition directories the image does not know (a crash between committing a
     /// topic deletion and removing its files leaves them) and finishes pending `-delete` dirs.
     pub fn remove_orphans(&self, image: &MetadataImage) -> Result<(), PartitionsError> {
-        self.log_dir.remove_deleted_partition_dirs()?;
-        for (tp, _) in self.log_dir.partition_dirs()? {
-            let known = image.topic_by_name(&tp.topic).is_some_and(|t| {
-                t.partition(tp.partition)
-                    .is_some_and(|p| p.replicas.contains(&self.node_id))
-            });
-            if !known {
-                tracing::warn!(partition = %tp.dir_name(), "Removing log of a partition the metadata does not know");
-                self.log_dir
-                    .delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
+        for dir in self.log_dirs.dirs() {
+            dir.remove_deleted_partition_dirs()?;
+            for (tp, _) in dir.partition_dirs()? {
+                if tp.topic == rafka_storage::METADATA_TOPIC {
+                    continue;
+                }
+                let known = image.topic_by_name(&tp.topic).is_some_and(|t| {
+                    t.partition(tp.partition)
+                        .is_some_and(|p| p.replicas.contains(&self.node_id))
+                });
+                if !known {
+                    tracing::warn!(partition = %tp.dir_name(), dir = %dir.path().display(), "Removing log of a partition the metadata does not know");
+                    dir.delete_partition_dir(&tp, uuid::Uuid::new_v4().as_bytes())?;
+                    lock(&self.placement).remove(&tp);
+                }
             }
         }
         Ok(())

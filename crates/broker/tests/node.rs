@@ -365,3 +365,170 @@ async fn write_txn_markers_appends_control_batches_and_fences_stale_epochs() {
     assert_eq!(batches(&records).count(), 1);
     node.shutdown().await.unwrap();
 }
+
+fn two_dir_config(dirs: &[std::path::PathBuf]) -> BrokerConfig {
+    let mut props = BTreeMap::new();
+    props.insert("listeners".into(), "PLAINTEXT://127.0.0.1:0".to_string());
+    let list: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    props.insert("log.dirs".into(), list.join(","));
+    BrokerConfig::from_props(&props).unwrap().0
+}
+
+fn partition_dirs_of(dir: &std::path::Path, topic: &str) -> Vec<i32> {
+    let mut out: Vec<i32> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix(&format!("{topic}-"))?.parse().ok()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+async fn describe_log_dirs(
+    c: &mut Client,
+    version: i16,
+    topics: Option<Vec<(&str, Vec<i32>)>>,
+) -> DescribeLogDirsResponse {
+    let mut r = DescribeLogDirsRequest::default();
+    r.topics = topics.map(|ts| {
+        ts.into_iter()
+            .map(|(name, parts)| {
+                let mut t = describe_log_dirs_request::DescribableLogDirTopic::default();
+                t.topic = TopicName(StrBytes::from_string(name.into()));
+                t.partitions = parts;
+                t
+            })
+            .collect()
+    });
+    let ResponseKind::DescribeLogDirs(resp) = c
+        .call(
+            ApiKey::DescribeLogDirs,
+            version,
+            RequestKind::DescribeLogDirs(r),
+        )
+        .await
+    else {
+        panic!("not a DescribeLogDirs response")
+    };
+    resp
+}
+
+/// Two log dirs: new partitions alternate between them (fewest partitions first), each dir's
+/// partitions are described with their size on disk, a restart finds every log in its dir, and
+/// a partition copied into the second dir stops the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_log_dirs_placement_describe_restart_and_duplicate() {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = vec![root.path().join("a"), root.path().join("b")];
+    let node = Node::start(two_dir_config(&dirs)).await.unwrap();
+    let mut c = Client::connect(node.bound_addresses()[0].1).await;
+    let ResponseKind::CreateTopics(ct) =
+        c.call(ApiKey::CreateTopics, 7, create_topic("ld", 4)).await
+    else {
+        panic!()
+    };
+    assert_eq!(ct.topics[0].error_code, 0);
+    let (in_a, in_b) = (
+        partition_dirs_of(&dirs[0], "ld"),
+        partition_dirs_of(&dirs[1], "ld"),
+    );
+    assert_eq!((in_a.len(), in_b.len()), (2, 2), "{in_a:?} {in_b:?}");
+    for p in 0..4 {
+        let ResponseKind::Produce(r) = c
+            .call(ApiKey::Produce, 9, produce("ld", p, &[b"hello", b"world"]))
+            .await
+        else {
+            panic!()
+        };
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+
+    for version in [1, 4] {
+        let resp = describe_log_dirs(&mut c, version, None).await;
+        assert_eq!(resp.results.len(), 2);
+        for (result, (dir, mine)) in resp.results.iter().zip(dirs.iter().zip([&in_a, &in_b])) {
+            assert_eq!(result.error_code, 0);
+            assert_eq!(
+                result.log_dir.as_str(),
+                std::path::absolute(dir).unwrap().display().to_string()
+            );
+            if version >= 4 {
+                assert!(result.total_bytes > 0 && result.usable_bytes <= result.total_bytes);
+            }
+            assert_eq!(result.topics.len(), 1);
+            let parts: Vec<i32> = result.topics[0]
+                .partitions
+                .iter()
+                .map(|p| p.partition_index)
+                .collect();
+            assert_eq!(&parts, mine);
+            for p in &result.topics[0].partitions {
+                let on_disk = std::fs::metadata(
+                    dir.join(format!("ld-{}", p.partition_index))
+                        .join("00000000000000000000.log"),
+                )
+                .unwrap()
+                .len();
+                assert_eq!(p.partition_size, on_disk as i64);
+                assert!(p.partition_size > 0);
+                assert_eq!(p.offset_lag, 0);
+                assert!(!p.is_future_key);
+            }
+        }
+    }
+    // Named partitions only; an unknown topic is just absent.
+    let resp = describe_log_dirs(
+        &mut c,
+        3,
+        Some(vec![("ld", vec![in_b[0]]), ("nope", vec![0])]),
+    )
+    .await;
+    assert!(resp.results[0].topics.is_empty());
+    assert_eq!(resp.results[1].topics.len(), 1);
+    assert_eq!(resp.results[1].topics[0].partitions.len(), 1);
+
+    drop(c);
+    node.shutdown().await.unwrap();
+    for d in &dirs {
+        assert!(d.join(".kafka_cleanshutdown").exists());
+        assert!(d.join("meta.properties").exists());
+    }
+
+    // Restart: every log is found in its dir, with its data; a new topic fills the dirs evenly.
+    let node = Node::start(two_dir_config(&dirs)).await.unwrap();
+    let mut c = Client::connect(node.bound_addresses()[0].1).await;
+    assert_eq!(partition_dirs_of(&dirs[0], "ld"), in_a);
+    assert_eq!(partition_dirs_of(&dirs[1], "ld"), in_b);
+    let ResponseKind::Produce(r) = c
+        .call(ApiKey::Produce, 9, produce("ld", 0, &[b"again"]))
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.responses[0].partition_responses[0].base_offset, 2);
+    c.call(ApiKey::CreateTopics, 7, create_topic("ld2", 2))
+        .await;
+    assert_eq!(partition_dirs_of(&dirs[0], "ld2").len(), 1);
+    assert_eq!(partition_dirs_of(&dirs[1], "ld2").len(), 1);
+    drop(c);
+    node.shutdown().await.unwrap();
+
+    // The same partition in both dirs: the start fails and names both.
+    let src = dirs[0].join(format!("ld-{}", in_a[0]));
+    let dst = dirs[1].join(format!("ld-{}", in_a[0]));
+    std::fs::create_dir(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let err = match Node::start(two_dir_config(&dirs)).await {
+        Ok(_) => panic!("started with a partition in two dirs"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("found in both") && err.contains(&src.display().to_string()),
+        "{err}"
+    );
+}

@@ -520,6 +520,20 @@ mod tests {
                 r.timeout_ms = 3000;
                 r.into()
             }
+            ApiKey::DescribeLogDirs => {
+                let mut r = DescribeLogDirsRequest::default();
+                // Null topics (every partition) at v2; two topics elsewhere.
+                if v != 2 {
+                    let topics = ["a", "b"].map(|n| {
+                        let mut t = describe_log_dirs_request::DescribableLogDirTopic::default();
+                        t.topic = topic(n);
+                        t.partitions = vec![0, 1, 7];
+                        t
+                    });
+                    r.topics = Some(topics.to_vec());
+                }
+                r.into()
+            }
             ApiKey::InitProducerId => {
                 let mut r = InitProducerIdRequest::default();
                 r.transactional_id = Some(TransactionalId(s("txn-1")));
@@ -827,6 +841,7 @@ mod tests {
             ApiKey::DescribeCluster => DescribeClusterResponse::default().into(),
             ApiKey::InitProducerId => InitProducerIdResponse::default().into(),
             ApiKey::DeleteRecords => DeleteRecordsResponse::default().into(),
+            ApiKey::DescribeLogDirs => DescribeLogDirsResponse::default().into(),
             ApiKey::FindCoordinator => FindCoordinatorResponse::default().into(),
             ApiKey::JoinGroup => JoinGroupResponse::default().into(),
             ApiKey::SyncGroup => SyncGroupResponse::default().into(),

@@ -396,6 +396,16 @@ const DELETE_RECORDS: Shape = Shape {
     ],
 };
 
+const DESCRIBE_LOG_DIRS: Shape = Shape {
+    flexible_min: 2,
+    // Topics is a nullable array (null: every partition).
+    fields: &[f(
+        Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+        0,
+        ALL,
+    )],
+};
+
 const INIT_PRODUCER_ID: Shape = Shape {
     flexible_min: 2,
     fields: &[
@@ -533,6 +543,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeCluster => &DESCRIBE_CLUSTER,
         ApiKey::InitProducerId => &INIT_PRODUCER_ID,
         ApiKey::DeleteRecords => &DELETE_RECORDS,
+        ApiKey::DescribeLogDirs => &DESCRIBE_LOG_DIRS,
         ApiKey::FindCoordinator => &FIND_COORDINATOR,
         ApiKey::JoinGroup => &JOIN_GROUP,
         ApiKey::SyncGroup => &SYNC_GROUP,

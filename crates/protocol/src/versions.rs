@@ -53,6 +53,8 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
     api(ApiKey::DeleteRecords, 0, 2),
+    // Kafka 4.0 removed v0 (KIP-896).
+    api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::InitProducerId, 0, 5),
     // Transactions V1. The v5s kafka-protocol knows are KIP-890's transactions V2, which needs
     // the `transaction.version` feature rafka does not finalize. AddPartitionsToTxn v4+ is the

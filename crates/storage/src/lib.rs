@@ -4,8 +4,8 @@
 //! # On-disk layout
 //!
 //! ```text
-//! <log.dir>/
-//!   meta.properties                     version=1, cluster.id=, node.id=, directory.id=
+//! <log.dir>/                            one per log.dirs entry (LogDirs)
+//!   meta.properties                     version=1, cluster.id=, node.id=, directory.id= (per dir)
 //!   .kafka_cleanshutdown                present only between a clean shutdown and the next start
 //!   recovery-point-offset-checkpoint    0\n<count>\n<topic> <partition> <offset>\n...
 //!   log-start-offset-checkpoint         same format
@@ -161,6 +161,8 @@
 //!   [`FileBackend`] and the fault-injecting [`FaultyBackend`].
 //! - [`log`](crate::Log): one partition. `segment` and `index` are its parts.
 //! - [`logdir`](crate::LogDir): per-log-dir files and partition directories.
+//! - [`log_dirs`](crate::LogDirs): all `log.dirs` together: `meta.properties` checks and
+//!   formatting, where each partition lives, placement of new partitions ([`Placement`]).
 //! - [`producer_state`]: the sans-IO producer state ([`ProducerStateManager`]), the snapshot
 //!   encoding and the end-transaction marker batch; `snapshot`: the snapshot files.
 //! - `txn_index`: the `.txnindex` files and their entries ([`AbortedTxn`]).
@@ -172,6 +174,7 @@ mod checkpoint;
 mod error;
 mod index;
 mod log;
+mod log_dirs;
 mod logdir;
 mod mmap;
 pub mod producer_state;
@@ -186,6 +189,7 @@ pub use checkpoint::{
 };
 pub use error::StorageError;
 pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
+pub use log_dirs::{filesystem_space, Formatted, LogDirs, LogDirsError, Placement, METADATA_TOPIC};
 pub use logdir::LogDir;
 pub use producer_state::{AppendOrigin, CompletedTxn, ProducerInfo, ProducerStateManager};
 pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};

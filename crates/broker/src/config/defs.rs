@@ -105,7 +105,7 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("controller.quorum.bootstrap.servers", List, Some(""), NotYet,
         "Dynamic controller quorum bootstrap (KIP-853)."),
     def("log.dirs", List, None, Implemented,
-        "Directories that hold partition logs. Only the first entry is used until multi-dir support lands (DescribeLogDirs issue)."),
+        "Comma-separated directories that hold partition logs. Each gets its own meta.properties (same cluster.id and node.id, its own directory.id), checkpoints and clean-shutdown marker; a new partition goes to the dir holding the fewest partitions. Every dir must be usable at startup, and a partition found in two dirs stops the start."),
     def("log.dir", String, Some("./rafka-data"), Implemented,
         "The log directory used when `log.dirs` is unset. Kafka's default is /tmp/kafka-logs; rafka keeps its data in ./rafka-data."),
     def("metadata.log.dir", String, None, Implemented,

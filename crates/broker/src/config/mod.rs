@@ -266,13 +266,6 @@ impl BrokerConfig {
                 .collect(),
             _ => vec![PathBuf::from(get("log.dir").unwrap_or_default())],
         };
-        if log_dirs.len() > 1 {
-            warnings.0.push(format!(
-                "log.dirs has {} entries; rafka uses only the first ({}) until multiple log dirs are supported",
-                log_dirs.len(),
-                log_dirs[0].display()
-            ));
-        }
         let metadata_log_dir = get("metadata.log.dir")
             .map(PathBuf::from)
             .unwrap_or_else(|| log_dirs[0].clone());
@@ -470,7 +463,6 @@ impl BrokerConfig {
         }
     }
 
-    /// The primary log dir (the only one used until multi-dir support lands).
     /// The group coordinator's settings; `num_partitions` is the partition count of an existing
     /// `__consumer_offsets` (which wins over `offsets.topic.num.partitions`).
     pub fn group_config(&self, num_partitions: i32) -> rafka_group::GroupConfig {
@@ -499,10 +491,6 @@ impl BrokerConfig {
                 .transaction_remove_expired_transaction_cleanup_interval_ms,
             transaction_version: rafka_txn::TransactionVersion::V1,
         }
-    }
-
-    pub fn log_dir(&self) -> &std::path::Path {
-        &self.log_dirs[0]
     }
 }
 
