@@ -197,6 +197,17 @@ def test_log_append_time_topic_with_recompression(broker, unique_topic):
         [(o, k, v, h) for o, k, v, _, h in expect(msgs)]
 
 
+@pytest.mark.broker_config({"compression.type": "snappy"})
+def test_broker_compression_type_is_the_topic_default(broker, unique_topic):
+    create(broker, unique_topic)
+    create(broker, f"{unique_topic}-own", {"compression.type": "producer"})
+    for topic, stored in [(unique_topic, "snappy"), (f"{unique_topic}-own", "gzip")]:
+        msgs = messages(40, "b")
+        ck_produce(broker, topic, msgs, "gzip")
+        assert_stored_codec(broker, topic, CODEC_IDS[stored], len(msgs))
+        assert ck_read(broker, topic, len(msgs)) == expect(msgs)
+
+
 # ---- (b) every producer codec x every topic codec --------------------------------------------
 
 def expected_codec(topic_codec: str, producer_codec: str) -> int:
@@ -528,6 +539,13 @@ def test_bad_compression_level_is_refused_at_topic_creation(broker, unique_topic
     create(broker, unique_topic, {"compression.type": "zstd", "compression.zstd.level": "-3"})
     ck_produce(broker, unique_topic, messages(20, "lvl"), "none")
     assert_stored_codec(broker, unique_topic, CODEC_IDS["zstd"], 20)
+    from confluent_kafka.admin import ConfigResource
+    res = ConfigResource(ConfigResource.Type.TOPIC, unique_topic)
+    cfg = admin.describe_configs([res])[res].result(30)
+    assert cfg["compression.type"].value == "zstd"
+    assert cfg["compression.zstd.level"].value == "-3"
+    assert cfg["compression.gzip.level"].value == "-1"
+    assert cfg["compression.lz4.level"].value == "9"
 
 
 # ---- a raw v2 batch encoder and Produce v8 client --------------------------------------------
