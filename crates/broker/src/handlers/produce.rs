@@ -1,10 +1,13 @@
 //! Produce (key 0), the write hot path.
 //!
-//! Records are never decoded record by record: each partition's bytes are validated batch by
-//! batch (magic, CRC-32C, framing, size), then offsets and the leader epoch are stamped into the
-//! batch header in place and the bytes go to the log as they came. To stamp without copying, the
-//! request is decoded as slices of the frame, the slices are turned into byte ranges, the decoded
-//! request is dropped, and the then-unique frame buffer is reclaimed as mutable memory.
+//! Records are never decoded into objects: each partition's bytes are validated batch by batch
+//! (magic, CRC-32C, framing, size, and a walk over the records, decompressed first for a
+//! compressed batch), then offsets and the leader epoch are stamped into the batch header in
+//! place and the bytes go to the log as they came. To stamp without copying, the request is
+//! decoded as slices of the frame, the slices are turned into byte ranges, the decoded request is
+//! dropped, and the then-unique frame buffer is reclaimed as mutable memory. Only a topic whose
+//! `compression.type` names a codec other than the batch's makes the broker build a new batch
+//! (`rafka_records::recompress_batch`), which is appended instead of the frame's bytes.
 
 use std::ops::Range;
 use std::sync::Arc;
