@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use rafka_records::Compression;
 use rafka_storage::LogConfig;
 
 use crate::config::defs::{self, TopicConfigDef};
@@ -96,6 +97,8 @@ pub struct TopicSettings {
     pub max_message_bytes: i32,
     /// `cleanup.policy` includes `delete` (DeleteRecords is refused otherwise).
     pub cleanup_delete: bool,
+    /// `cleanup.policy` includes `compact`: produce refuses records without a key.
+    pub cleanup_compact: bool,
     pub log_append_time: bool,
     /// KIP-937 bounds on CreateTime timestamps: how far in the past / future a produced record's
     /// timestamp may be (INVALID_TIMESTAMP beyond).
@@ -103,6 +106,8 @@ pub struct TopicSettings {
     pub timestamp_after_max_ms: i64,
     /// acks=all produce needs at least this many in-sync replicas (NOT_ENOUGH_REPLICAS).
     pub min_insync_replicas: i32,
+    /// `compression.type` with its KIP-390 level: the codec batches are stored in.
+    pub compression: TopicCompression,
     pub log: LogConfig,
 }
 
@@ -118,6 +123,50 @@ impl TopicSettings {
     }
 }
 
+/// A topic's `compression.type` (Kafka's `BrokerCompressionType` plus the level from
+/// `compression.<codec>.level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicCompression {
+    /// `producer`: batches are stored in the codec they came in.
+    Producer,
+    /// `uncompressed` (codec `None`) or a codec; `level` is `None` for the codec's default and for
+    /// codecs without levels (snappy, uncompressed).
+    Codec {
+        codec: Compression,
+        level: Option<i32>,
+    },
+}
+
+impl TopicCompression {
+    /// Parses `compression.type`; `level_of` reads a `compression.<codec>.level` key. Values were
+    /// validated when they were set, so an unknown name falls back to `producer`.
+    fn parse(name: &str, level_of: impl Fn(&str) -> Option<i32>) -> TopicCompression {
+        let (codec, level) = match name.trim() {
+            "uncompressed" => (Compression::None, None),
+            "snappy" => (Compression::Snappy, None),
+            // -1 is zlib's own default (6): the codec default.
+            "gzip" => (
+                Compression::Gzip,
+                level_of("compression.gzip.level").filter(|l| *l != -1),
+            ),
+            "lz4" => (Compression::Lz4, level_of("compression.lz4.level")),
+            "zstd" => (Compression::Zstd, level_of("compression.zstd.level")),
+            _ => return TopicCompression::Producer,
+        };
+        TopicCompression::Codec { codec, level }
+    }
+
+    /// The codec and level a batch that came compressed with `source` must be rewritten in, or
+    /// `None` when it is stored as it came. Like Kafka's LogValidator, only the codec decides:
+    /// a gzip batch on a gzip topic is kept whatever level the producer used.
+    pub fn rewrite_target(self, source: Compression) -> Option<(Compression, Option<i32>)> {
+        match self {
+            TopicCompression::Codec { codec, level } if codec != source => Some((codec, level)),
+            _ => None,
+        }
+    }
+}
+
 fn parse_or<T: std::str::FromStr>(v: Option<String>, fallback: T) -> T {
     v.and_then(|s| s.trim().parse().ok()).unwrap_or(fallback)
 }
@@ -127,10 +176,13 @@ impl TopicSettings {
         let get = |name: &str| -> Option<String> {
             defs::topic_def(name).and_then(|d| resolve(broker, overrides, d).value)
         };
-        let deletes = get("cleanup.policy")
-            .unwrap_or_else(|| "delete".to_string())
-            .split(',')
-            .any(|p| p.trim() == "delete");
+        let policy = get("cleanup.policy").unwrap_or_else(|| "delete".to_string());
+        let deletes = policy.split(',').any(|p| p.trim() == "delete");
+        let compacts = policy.split(',').any(|p| p.trim() == "compact");
+        let compression =
+            TopicCompression::parse(&get("compression.type").unwrap_or_default(), |key| {
+                get(key).and_then(|v| v.trim().parse().ok())
+            });
         let log = LogConfig {
             segment_bytes: parse_or(get("segment.bytes"), broker.log_segment_bytes),
             segment_ms: parse_or(get("segment.ms"), broker.log_roll_ms),
@@ -163,6 +215,8 @@ impl TopicSettings {
         };
         TopicSettings {
             cleanup_delete: deletes,
+            cleanup_compact: compacts,
+            compression,
             max_message_bytes: parse_or(get("max.message.bytes"), broker.message_max_bytes),
             log_append_time: get("message.timestamp.type").as_deref() == Some("LogAppendTime"),
             timestamp_before_max_ms: parse_or(get("message.timestamp.before.max.ms"), i64::MAX),
@@ -205,6 +259,8 @@ mod tests {
             .expect("listed");
         assert_eq!(ret.value.as_deref(), Some("604800000"));
         assert_eq!(ret.source, ConfigSource::Default);
+        assert_eq!(s.compression, TopicCompression::Producer);
+        assert!(!s.cleanup_compact);
     }
 
     #[test]
@@ -280,5 +336,73 @@ mod tests {
         assert!(s.enough_in_sync(1, 1));
         // No replica in sync at all never passes.
         assert!(!s.enough_in_sync(0, 1));
+    }
+
+    #[test]
+    fn compression_type_and_levels_resolve_through_synonyms() {
+        let mut props = BTreeMap::new();
+        props.insert("compression.type".to_string(), "zstd".to_string());
+        props.insert("compression.zstd.level".to_string(), "7".to_string());
+        let (broker, _) = BrokerConfig::from_props(&props).expect("valid");
+        let s = TopicSettings::resolve(&broker, &BTreeMap::new());
+        assert_eq!(
+            s.compression,
+            TopicCompression::Codec {
+                codec: Compression::Zstd,
+                level: Some(7)
+            }
+        );
+        let rewrite = |overrides: &[(&str, &str)], source| {
+            let o = overrides
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            TopicSettings::resolve(&broker, &o)
+                .compression
+                .rewrite_target(source)
+        };
+        assert_eq!(rewrite(&[], Compression::Zstd), None);
+        assert_eq!(
+            rewrite(&[], Compression::None),
+            Some((Compression::Zstd, Some(7)))
+        );
+        assert_eq!(
+            rewrite(&[("compression.type", "producer")], Compression::Gzip),
+            None
+        );
+        assert_eq!(
+            rewrite(&[("compression.type", "uncompressed")], Compression::Lz4),
+            Some((Compression::None, None))
+        );
+        assert_eq!(
+            rewrite(&[("compression.type", "uncompressed")], Compression::None),
+            None
+        );
+        // gzip's -1 (the default) is zlib's default level; lz4 falls back to Kafka's default 9.
+        assert_eq!(
+            rewrite(&[("compression.type", "gzip")], Compression::None),
+            Some((Compression::Gzip, None))
+        );
+        assert_eq!(
+            rewrite(
+                &[
+                    ("compression.type", "gzip"),
+                    ("compression.gzip.level", "1")
+                ],
+                Compression::Snappy
+            ),
+            Some((Compression::Gzip, Some(1)))
+        );
+        assert_eq!(
+            rewrite(&[("compression.type", "lz4")], Compression::None),
+            Some((Compression::Lz4, Some(9)))
+        );
+        let compacted = |policy: &str| {
+            let o = [("cleanup.policy".to_string(), policy.to_string())].into();
+            TopicSettings::resolve(&broker, &o).cleanup_compact
+        };
+        assert!(compacted("compact"));
+        assert!(compacted("delete, compact"));
+        assert!(!compacted("delete"));
     }
 }

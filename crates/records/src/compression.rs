@@ -1,10 +1,10 @@
 //! Kafka's four batch codecs, with the framing Kafka's clients read and write.
 //!
 //! The broker needs them in three places: validating the records of a compressed produce batch
-//! (keys on compacted topics, record counts), rewriting a batch when the topic's
+//! (record counts, offset deltas, framing, keys on compacted topics; Kafka decompresses every
+//! compressed produce batch for this too), rewriting a batch when the topic's
 //! `compression.type` asks for another codec, and the log cleaner, which rewrites batches in
-//! their original codec. The hot produce and fetch paths never call into this module for a topic
-//! with `compression.type=producer` and no compaction.
+//! their original codec. Uncompressed produce batches and the fetch path never call into it.
 //!
 //! Framing, as Kafka's Java client reads it:
 //! - gzip: a gzip stream (`GZIPOutputStream`); concatenated members are accepted on read.

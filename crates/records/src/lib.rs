@@ -20,6 +20,8 @@
 //!   tests, internal records, broker-side recompression and the log cleaner.
 //! - [`compression`]: gzip, snappy, lz4 and zstd in Kafka's framing, with capped decompression;
 //!   [`BatchView::decode_records`] uses it to read the records of a compressed batch.
+//! - [`recompress`]: [`recompress_batch`], a produce batch rewritten in the topic's codec
+//!   (Kafka's broker-side recompression).
 //!
 //! Errors are one enum, [`RecordError`]; mapping them to Kafka error codes is the broker's job.
 //! Nothing in this crate panics on malformed input: every read of untrusted bytes is checked.
@@ -27,6 +29,7 @@
 pub mod builder;
 pub mod compression;
 pub mod header;
+pub mod recompress;
 pub mod stamp;
 pub mod timestamp;
 pub mod validate;
@@ -41,9 +44,14 @@ pub use header::{
     MIN_BATCH_LENGTH, NO_PRODUCER_ID, NO_SEQUENCE, NO_TIMESTAMP, PARTITION_LEADER_EPOCH_OFFSET,
     PRODUCER_EPOCH_OFFSET, PRODUCER_ID_OFFSET, RECORDS_COUNT_OFFSET, RECORDS_OFFSET, V2_MAGIC,
 };
-pub use stamp::{compute_crc, set_log_append_time, stamp_batch, stamp_batches, update_crc};
+pub use recompress::recompress_batch;
+pub use stamp::{
+    compute_crc, set_log_append_time, set_max_timestamp, stamp_batch, stamp_batches, update_crc,
+};
 pub use timestamp::check_create_timestamps;
-pub use validate::{validate_produce, ProduceSummary, ValidationLimits};
+pub use validate::{
+    max_uncompressed_bytes_for, validate_produce, ProduceSummary, ValidationLimits,
+};
 pub use view::{batches, BatchIter, BatchView, DecodedRecords, Record, RecordIter};
 
 /// Everything that can be wrong with record bytes.

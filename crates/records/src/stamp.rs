@@ -106,6 +106,30 @@ pub fn set_log_append_time(batch: &mut [u8], now_ms: i64) -> Result<(), RecordEr
     update_crc(batch)
 }
 
+/// Writes `maxTimestamp` and the timestamp type into the single batch in `batch`, as Kafka's
+/// LogValidator does for a batch it keeps in place (`DefaultRecordBatch.setMaxTimestamp`), and
+/// re-hashes. Nothing is rewritten when the batch already carries both. The old CRC is verified
+/// first, as in [`set_log_append_time`].
+pub fn set_max_timestamp(
+    batch: &mut [u8],
+    timestamp_type: TimestampType,
+    max_timestamp_ms: i64,
+) -> Result<(), RecordError> {
+    let view = BatchView::parse_exact(batch)?;
+    view.verify_crc()?;
+    let header = *view.header();
+    if header.timestamp_type() == timestamp_type && header.max_timestamp == max_timestamp_ms {
+        return Ok(());
+    }
+    let attributes = match timestamp_type {
+        TimestampType::LogAppendTime => header.attributes | TIMESTAMP_TYPE_BIT,
+        TimestampType::CreateTime => header.attributes & !TIMESTAMP_TYPE_BIT,
+    };
+    write(batch, ATTRIBUTES_OFFSET, &attributes.to_be_bytes())?;
+    write(batch, MAX_TIMESTAMP_OFFSET, &max_timestamp_ms.to_be_bytes())?;
+    update_crc(batch)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +196,28 @@ mod tests {
         let copy = batch.clone();
         set_log_append_time(&mut batch, 9_999).unwrap();
         assert_eq!(batch, copy);
+    }
+
+    #[test]
+    fn max_timestamp_and_type_are_rewritten_with_the_crc() {
+        let mut batch = sample(2);
+        let before = *BatchView::parse_exact(&batch).unwrap().header();
+        let copy = batch.clone();
+        set_max_timestamp(&mut batch, TimestampType::CreateTime, before.max_timestamp).unwrap();
+        assert_eq!(batch, copy, "nothing to change");
+        set_max_timestamp(&mut batch, TimestampType::CreateTime, 5_000).unwrap();
+        let view = BatchView::parse_exact(&batch).unwrap();
+        view.verify_crc().unwrap();
+        assert_eq!(view.header().max_timestamp, 5_000);
+        set_log_append_time(&mut batch, 7).unwrap();
+        set_max_timestamp(&mut batch, TimestampType::CreateTime, 6_000).unwrap();
+        let view = BatchView::parse_exact(&batch).unwrap();
+        view.verify_crc().unwrap();
+        assert_eq!(view.header().timestamp_type(), TimestampType::CreateTime);
+        assert_eq!(view.header().attributes, before.attributes);
+        let last = batch.len() - 1;
+        batch[last] ^= 1;
+        assert!(set_max_timestamp(&mut batch, TimestampType::CreateTime, 1).is_err());
     }
 
     #[test]

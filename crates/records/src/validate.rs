@@ -6,27 +6,51 @@
 //! (`lastOffsetDelta + 1 > 0`, `recordsCount > 0`, the two agreeing, no control batches, a
 //! producer id implies a non-negative base sequence).
 //!
+//! Like Kafka (`LogValidator.validateMessagesAndAssignOffsetsCompressed`), the records of every
+//! batch are walked: uncompressed batches in place (no allocation, no copying), compressed ones
+//! after decompressing their records section into one buffer of at most
+//! [`ValidationLimits::max_uncompressed_bytes`] (a small "bomb" batch that inflates beyond it is
+//! refused with [`RecordError::InvalidRecord`], malformed compressed data is
+//! [`RecordError::CorruptMessage`]). The walk checks each record's length prefix against its
+//! fields, that the batch holds exactly `recordsCount` records with nothing after them (Kafka:
+//! "Incorrect declared batch size"), and that offset deltas are 0, 1, ..., n-1. It also counts
+//! records without a key, which compacted topics refuse.
+//!
 //! Where we differ, and why:
-//! - Kafka decompresses every compressed batch to validate its records. We never decompress on
-//!   the hot path, so record-level checks run only on uncompressed batches.
-//! - For uncompressed batches we walk the records (no allocation, no copying): each record's
-//!   length prefix must match its fields, the batch must hold exactly `recordsCount` records with
-//!   nothing after them, and offset deltas must be 0, 1, ..., n-1. Kafka does not check inner
-//!   offsets of uncompressed v2 batches because it never trusts them (and rewrites compressed
-//!   batches whose inner offsets are off); we store batches verbatim, so a bad delta would reach
-//!   consumers as a wrong offset, and we reject it as INVALID_RECORD instead. The walk costs one
-//!   pass over bytes the CRC pass has just pulled into cache.
+//! - Kafka does not check inner offsets of v2 batches: it never trusts them for uncompressed
+//!   batches and rewrites a compressed batch whose inner offsets are off. We store batches
+//!   verbatim, so a bad delta would reach consumers as a wrong offset, and we reject it as
+//!   INVALID_RECORD instead (no client writes other deltas).
 //! - Kafka trims a trailing partial batch silently; we reject it ([`RecordError::Truncated`]).
+//! - Kafka answers a compressed stream it cannot read with UNKNOWN_SERVER_ERROR (a
+//!   `KafkaException` escapes the validator); ours is CORRUPT_MESSAGE.
 //! - Timestamp bounds (`message.timestamp.*`), compacted-topic key checks, and
 //!   UNSUPPORTED_COMPRESSION_TYPE for zstd before produce v7 need topic config or the request
 //!   version; the broker does them using [`ProduceSummary`].
 
-use crate::header::{BatchHeader, Compression, TimestampType, RECORDS_OFFSET};
+use crate::header::{BatchHeader, Compression, TimestampType, NO_TIMESTAMP, RECORDS_OFFSET};
 use crate::view::parse_record;
 use crate::{BatchView, RecordError};
 
 /// Kafka's default `message.max.bytes`.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 1_048_588;
+
+/// How many times `max.message.bytes` the records of one compressed batch may inflate to.
+/// Producers bound their batches before compression (librdkafka's `batch.size`, the Java
+/// client's `batch.size` and `max.request.size`), so real batches stay far below this; a batch
+/// beyond it is a decompression bomb, not data.
+const UNCOMPRESSED_BATCH_FACTOR: usize = 32;
+/// Floor and ceiling of that limit, whatever `max.message.bytes` is.
+const UNCOMPRESSED_BYTES_MIN: usize = 32 << 20;
+const UNCOMPRESSED_BYTES_MAX: usize = 1 << 30;
+
+/// The decompression limit for one batch on a topic whose largest batch is `max_batch_bytes`:
+/// 32 times that, at least 32 MiB and at most 1 GiB.
+pub fn max_uncompressed_bytes_for(max_batch_bytes: usize) -> usize {
+    max_batch_bytes
+        .saturating_mul(UNCOMPRESSED_BATCH_FACTOR)
+        .clamp(UNCOMPRESSED_BYTES_MIN, UNCOMPRESSED_BYTES_MAX)
+}
 
 /// The smallest encoded record (length, attributes, two deltas, key and value lengths, header
 /// count: one byte each). Bounds how many records a batch of a given size can hold.
@@ -46,6 +70,11 @@ pub struct ValidationLimits {
     pub require_zero_base_offset: bool,
     /// Walk the records of uncompressed batches (see the module docs).
     pub walk_uncompressed_records: bool,
+    /// Decompress compressed batches and walk their records (see the module docs).
+    pub walk_compressed_records: bool,
+    /// Most bytes the records of one compressed batch may decompress to (see
+    /// [`max_uncompressed_bytes_for`]).
+    pub max_uncompressed_bytes: usize,
 }
 
 impl Default for ValidationLimits {
@@ -55,6 +84,8 @@ impl Default for ValidationLimits {
             require_single_batch: true,
             require_zero_base_offset: false,
             walk_uncompressed_records: true,
+            walk_compressed_records: true,
+            max_uncompressed_bytes: max_uncompressed_bytes_for(DEFAULT_MAX_BATCH_BYTES),
         }
     }
 }
@@ -94,8 +125,16 @@ pub struct ProduceSummary {
     pub any_compressed: bool,
     /// Timestamp type of the first batch.
     pub timestamp_type: TimestampType,
-    /// Every batch was uncompressed and had its records walked.
+    /// Every batch had its records walked (decompressed first if compressed).
     pub records_walked: bool,
+    /// Records without a key (counted in walked batches only); compacted topics refuse them.
+    pub keyless_records: u32,
+    /// Index, within the payload, of the first record without a key.
+    pub first_keyless_record: Option<u32>,
+    /// The largest record timestamp as Kafka reads the records (a batch that claims
+    /// LogAppendTime reads as its `maxTimestamp`); the header's `maxTimestamp` for batches whose
+    /// records were not walked. Kafka writes this into the header of a batch it keeps in place.
+    pub records_max_timestamp: i64,
 }
 
 /// Validates the record bytes of one partition of a produce request; see the module docs for
@@ -120,7 +159,8 @@ pub fn validate_produce(
             ));
         }
         let header = *view.header();
-        let walked_max_delta = validate_batch(&view, limits)?;
+        let walk = validate_batch(&view, limits)?;
+        let walked_max_delta = walk.map(|w| w.max_timestamp_delta);
         let compression = header.compression().unwrap_or(Compression::None);
         let count = u64::try_from(header.records_count).unwrap_or(0);
         let base_delta = summary.map_or(0, |s| s.record_count);
@@ -130,6 +170,12 @@ pub fn validate_produce(
         });
         let max_ts_delta = i64::try_from(max_ts_delta).unwrap_or(i64::MAX);
         let walked = walked_max_delta.is_some();
+        let keyless = walk.map_or(0, |w| w.keyless);
+        let records_max_timestamp = walk.map_or(header.max_timestamp, |w| w.max_timestamp);
+        let first_keyless = walk
+            .and_then(|w| w.first_keyless)
+            .and_then(|i| u64::try_from(i).ok())
+            .and_then(|i| u32::try_from(base_delta.saturating_add(i)).ok());
         summary = Some(match summary {
             None => ProduceSummary {
                 batch_count: 1,
@@ -148,6 +194,9 @@ pub fn validate_produce(
                 any_compressed: compression != Compression::None,
                 timestamp_type: header.timestamp_type(),
                 records_walked: walked,
+                keyless_records: keyless,
+                first_keyless_record: first_keyless,
+                records_max_timestamp,
             },
             Some(mut s) => {
                 s.batch_count += 1;
@@ -163,6 +212,9 @@ pub fn validate_produce(
                 s.is_transactional |= header.is_transactional();
                 s.any_compressed |= compression != Compression::None;
                 s.records_walked &= walked;
+                s.keyless_records = s.keyless_records.saturating_add(keyless);
+                s.first_keyless_record = s.first_keyless_record.or(first_keyless);
+                s.records_max_timestamp = s.records_max_timestamp.max(records_max_timestamp);
                 s
             }
         });
@@ -171,12 +223,24 @@ pub fn validate_produce(
     summary.ok_or_else(|| RecordError::InvalidRecord("no record batch".into()))
 }
 
-/// Checks one batch. Returns the offset delta of the (first) record with the batch's
-/// `maxTimestamp` when the records were walked.
+/// What walking a batch's records found.
+#[derive(Debug, Clone, Copy)]
+struct Walk {
+    /// Offset delta of the first record whose timestamp is the batch's `maxTimestamp` (the
+    /// last delta if none is).
+    max_timestamp_delta: i32,
+    keyless: u32,
+    /// Index in the batch of the first record without a key.
+    first_keyless: Option<i32>,
+    /// Largest record timestamp (see [`ProduceSummary::records_max_timestamp`]).
+    max_timestamp: i64,
+}
+
+/// Checks one batch; returns what the record walk found, if the records were walked.
 fn validate_batch(
     view: &BatchView<'_>,
     limits: &ValidationLimits,
-) -> Result<Option<i32>, RecordError> {
+) -> Result<Option<Walk>, RecordError> {
     let h: &BatchHeader = view.header();
     if limits.require_zero_base_offset && h.base_offset != 0 {
         return Err(RecordError::InvalidRecord(format!(
@@ -227,17 +291,28 @@ fn validate_batch(
             h.attributes
         ))
     })?;
-    if compression != Compression::None || !limits.walk_uncompressed_records {
+    if compression == Compression::None {
+        if !limits.walk_uncompressed_records {
+            return Ok(None);
+        }
+        return walk_records(view, view.records_bytes()).map(Some);
+    }
+    if !limits.walk_compressed_records {
         return Ok(None);
     }
-    walk_records(view).map(Some)
+    let plain = crate::compression::decompress(
+        compression,
+        view.records_bytes(),
+        limits.max_uncompressed_bytes,
+    )?;
+    walk_records(view, &plain).map(Some)
 }
 
-/// Framing walk over an uncompressed batch's records; returns the offset delta of the first
-/// record whose timestamp equals the batch `maxTimestamp` (or the last delta if none does).
-fn walk_records(view: &BatchView<'_>) -> Result<i32, RecordError> {
+/// Framing walk over a batch's plain records section `records` (the batch's own bytes, or its
+/// decompressed records).
+fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordError> {
     let h = view.header();
-    let mut rest = view.records_bytes();
+    let mut rest = records;
     let count = usize::try_from(h.records_count).unwrap_or(0);
     // Cheap early bound so a huge claimed count fails before any loop work.
     if count.saturating_mul(RECORD_LEN_MIN) > rest.len() {
@@ -247,6 +322,9 @@ fn walk_records(view: &BatchView<'_>) -> Result<i32, RecordError> {
         )));
     }
     let mut max_delta = None;
+    let mut keyless = 0u32;
+    let mut first_keyless = None;
+    let mut max_timestamp = NO_TIMESTAMP;
     for expected in 0..h.records_count {
         let fields = parse_record(rest, |_, _| {})?;
         if fields.offset_delta != expected {
@@ -255,21 +333,37 @@ fn walk_records(view: &BatchView<'_>) -> Result<i32, RecordError> {
                 fields.offset_delta
             )));
         }
-        if max_delta.is_none()
-            && h.base_timestamp.wrapping_add(fields.timestamp_delta) == h.max_timestamp
-        {
+        if fields.key.is_none() {
+            keyless += 1;
+            first_keyless.get_or_insert(expected);
+        }
+        let timestamp = h.base_timestamp.wrapping_add(fields.timestamp_delta);
+        max_timestamp = max_timestamp.max(timestamp);
+        if max_delta.is_none() && timestamp == h.max_timestamp {
             max_delta = Some(expected);
         }
         rest = rest.get(fields.size_bytes..).unwrap_or_default();
     }
     if !rest.is_empty() {
         return Err(RecordError::InvalidRecord(format!(
-            "{} bytes after the last record (batch of {} bytes, records from byte {RECORDS_OFFSET})",
+            "Incorrect declared batch size: {} bytes after the last of {} records (batch of {} bytes, {} bytes of records from byte {RECORDS_OFFSET})",
             rest.len(),
-            view.total_len()
+            h.records_count,
+            view.total_len(),
+            records.len()
         )));
     }
-    Ok(max_delta.unwrap_or(h.last_offset_delta))
+    // Kafka's DefaultRecord reads every record of a LogAppendTime batch as the batch's
+    // maxTimestamp.
+    if h.timestamp_type() == TimestampType::LogAppendTime {
+        max_timestamp = h.max_timestamp;
+    }
+    Ok(Walk {
+        max_timestamp_delta: max_delta.unwrap_or(h.last_offset_delta),
+        keyless,
+        first_keyless,
+        max_timestamp,
+    })
 }
 
 #[cfg(test)]
@@ -456,14 +550,181 @@ mod tests {
             validate_produce(&batch, &limits()),
             Err(RecordError::InvalidRecord(_))
         ));
-        // A compressed batch is not walked, so the same bytes pass with the codec bits set.
+        // With the codec bits set the same bytes are not an lz4 frame: corrupt. Unless compressed
+        // batches are not walked at all, when the header checks alone pass them.
         let mut compressed = batch.clone();
         compressed[ATTRIBUTES_OFFSET + 1] |= Compression::Lz4.id() as u8;
         update_crc(&mut compressed).unwrap();
-        let s = validate_produce(&compressed, &limits()).unwrap();
+        assert!(matches!(
+            validate_produce(&compressed, &limits()),
+            Err(RecordError::CorruptMessage(_))
+        ));
+        let shallow = ValidationLimits {
+            walk_compressed_records: false,
+            ..limits()
+        };
+        let s = validate_produce(&compressed, &shallow).unwrap();
         assert!(!s.records_walked && s.any_compressed);
         assert_eq!(s.compression, Compression::Lz4);
         assert_eq!(s.max_timestamp_offset_delta, 2);
+    }
+
+    const CODECS: [Compression; 4] = [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    fn compressed(codec: Compression, deltas: &[i32]) -> Vec<u8> {
+        let mut b = BatchBuilder::new(0)
+            .producer(9, 1, 100)
+            .compression(codec, None);
+        for (i, d) in deltas.iter().enumerate() {
+            let key = (i != 1).then_some(&b"key"[..]);
+            b = b.record_with_offset_delta(*d, key, Some(&[b'v'; 300]), &[], 500 + i as i64);
+        }
+        b.try_build().unwrap()
+    }
+
+    #[test]
+    fn compressed_batches_are_decompressed_and_walked() {
+        for codec in CODECS {
+            let batch = compressed(codec, &[0, 1, 2, 3]);
+            let s = validate_produce(&batch, &limits()).unwrap();
+            assert!(s.records_walked && s.any_compressed, "{codec:?}");
+            assert_eq!(s.compression, codec);
+            assert_eq!(s.record_count, 4);
+            assert_eq!((s.first_sequence, s.last_sequence), (100, 103));
+            assert_eq!(s.max_timestamp, 503);
+            assert_eq!(s.max_timestamp_offset_delta, 3);
+            assert_eq!((s.keyless_records, s.first_keyless_record), (1, Some(1)));
+        }
+    }
+
+    #[test]
+    fn compressed_batch_with_wrong_count_or_deltas_is_invalid() {
+        for codec in CODECS {
+            // Deltas out of sequence inside the compressed records.
+            let batch = compressed(codec, &[0, 1, 3, 3]);
+            let err = validate_produce(&batch, &limits()).unwrap_err();
+            assert!(
+                matches!(err, RecordError::InvalidRecord(_)),
+                "{codec:?} {err:?}"
+            );
+            // Header claims fewer records than the compressed section holds, and more.
+            for claim in [3, 5] {
+                let mut batch = compressed(codec, &[0, 1, 2, 3]);
+                put_i32(&mut batch, LAST_OFFSET_DELTA_OFFSET, claim - 1);
+                put_i32(&mut batch, RECORDS_COUNT_OFFSET, claim);
+                update_crc(&mut batch).unwrap();
+                let err = validate_produce(&batch, &limits()).unwrap_err();
+                assert!(
+                    matches!(err, RecordError::InvalidRecord(_)),
+                    "{codec:?} claim {claim}: {err:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_compressed_records_are_corrupt_message() {
+        for codec in CODECS {
+            let good = compressed(codec, &[0, 1, 2, 3]);
+            // Garbage in the middle of the compressed stream, with a CRC that matches it.
+            let mut batch = good.clone();
+            let mid = RECORDS_OFFSET + (batch.len() - RECORDS_OFFSET) / 2;
+            for b in &mut batch[mid..mid + 8] {
+                *b ^= 0x5a;
+            }
+            update_crc(&mut batch).unwrap();
+            assert!(validate_produce(&batch, &limits()).is_err(), "{codec:?}");
+            // A compressed section cut short (batch length and CRC fixed up).
+            let mut cut = good[..RECORDS_OFFSET + (good.len() - RECORDS_OFFSET) / 2].to_vec();
+            let len = (cut.len() - LOG_OVERHEAD_LEN) as i32;
+            put_i32(&mut cut, BATCH_LENGTH_OFFSET, len);
+            update_crc(&mut cut).unwrap();
+            let err = validate_produce(&cut, &limits()).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    RecordError::CorruptMessage(_) | RecordError::InvalidRecord(_)
+                ),
+                "{codec:?}: {err:?}"
+            );
+            // Without CRC repair, the CRC catches it first.
+            let mut flipped = good.clone();
+            flipped[mid] ^= 1;
+            assert!(matches!(
+                validate_produce(&flipped, &limits()),
+                Err(RecordError::CorruptMessage(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn decompression_bomb_is_refused_at_the_cap() {
+        // 4 MiB of zeros as one record compresses to almost nothing; with a 1 MiB cap it must be
+        // refused before it is inflated further, with a message that says why.
+        let big = vec![0u8; 4 << 20];
+        for codec in CODECS {
+            let batch = BatchBuilder::new(0)
+                .compression(codec, None)
+                .record(Some(b"k"), Some(&big), &[], 1)
+                .try_build()
+                .unwrap();
+            assert!(batch.len() < 1 << 20, "{codec:?}: {}", batch.len());
+            let tight = ValidationLimits {
+                max_uncompressed_bytes: 1 << 20,
+                ..limits()
+            };
+            match validate_produce(&batch, &tight) {
+                Err(RecordError::InvalidRecord(m)) => assert!(m.contains("exceed"), "{m}"),
+                other => panic!("{codec:?}: {other:?}"),
+            }
+            assert!(validate_produce(&batch, &limits()).is_ok());
+        }
+        assert_eq!(
+            max_uncompressed_bytes_for(DEFAULT_MAX_BATCH_BYTES),
+            DEFAULT_MAX_BATCH_BYTES * 32
+        );
+        assert_eq!(max_uncompressed_bytes_for(1000), 32 << 20);
+        assert_eq!(max_uncompressed_bytes_for(10 << 20), 320 << 20);
+        assert_eq!(max_uncompressed_bytes_for(usize::MAX), 1 << 30);
+    }
+
+    #[test]
+    fn keyless_records_are_counted_for_uncompressed_batches() {
+        let s = validate_produce(&sample(), &limits()).unwrap();
+        assert_eq!((s.keyless_records, s.first_keyless_record), (1, Some(1)));
+        let keyed = BatchBuilder::new(0)
+            .record(Some(b"k"), None, &[], 1)
+            .build();
+        let s = validate_produce(&keyed, &limits()).unwrap();
+        assert_eq!((s.keyless_records, s.first_keyless_record), (0, None));
+    }
+
+    #[test]
+    fn records_max_timestamp_is_what_the_records_say() {
+        // A producer header that understates maxTimestamp: the records know better.
+        let mut batch = sample();
+        batch[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8]
+            .copy_from_slice(&1_020i64.to_be_bytes());
+        update_crc(&mut batch).unwrap();
+        let s = validate_produce(&batch, &limits()).unwrap();
+        assert_eq!((s.max_timestamp, s.records_max_timestamp), (1_020, 1_050));
+        for codec in CODECS {
+            let s = validate_produce(&compressed(codec, &[0, 1, 2]), &limits()).unwrap();
+            assert_eq!(s.records_max_timestamp, 502, "{codec:?}");
+        }
+        // Records of a LogAppendTime batch read as its maxTimestamp.
+        let lat = BatchBuilder::new(0)
+            .timestamp_type(TimestampType::LogAppendTime)
+            .max_timestamp(9_000)
+            .record(Some(b"k"), None, &[], 1)
+            .build();
+        let s = validate_produce(&lat, &limits()).unwrap();
+        assert_eq!(s.records_max_timestamp, 9_000);
     }
 
     #[test]

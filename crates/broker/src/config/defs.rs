@@ -243,7 +243,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "A deleted segment's files are renamed *.deleted and removed this much later, so reads in flight finish. Topic synonym: file.delete.delay.ms."),
     def("min.insync.replicas", Int, Some("1"), Implemented,
         "Replicas that must be in sync for an acks=all produce, capped at the replication factor as in Kafka 3.7+; fewer gets NOT_ENOUGH_REPLICAS. Topic synonym: min.insync.replicas."),
-    def("compression.type", String, Some("producer"), NotYet, "Broker-side recompression."),
+    def("compression.type", String, Some("producer"), Implemented,
+        "Codec batches are stored in: uncompressed, gzip, snappy, lz4, zstd, or producer (keep the producer's codec). A batch in another codec is decompressed, validated and rewritten in this one on produce. Topic synonym: compression.type."),
+    def("compression.gzip.level", Int, Some("-1"), Implemented,
+        "gzip level (1-9, or -1 for zlib's default, 6) of batches the broker rewrites. Topic synonym: compression.gzip.level."),
+    def("compression.lz4.level", Int, Some("9"), Implemented,
+        "lz4 level (1-17) of batches the broker rewrites. Topic synonym: compression.lz4.level."),
+    def("compression.zstd.level", Int, Some("3"), Implemented,
+        "zstd level (-131072 to 22) of batches the broker rewrites. Topic synonym: compression.zstd.level."),
     def("offsets.topic.replication.factor", Int, Some("1"), Implemented,
         "Replication factor of __consumer_offsets, created on the first FindCoordinator. Kafka's default is 3; rafka uses 1, as the apache/kafka image's server.properties does, so a single node works with no configuration. If fewer brokers are alive, FindCoordinator answers COORDINATOR_NOT_AVAILABLE, as Kafka does."),
     def("offsets.topic.num.partitions", Int, Some("50"), Implemented,
@@ -332,7 +339,28 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Some("compression.type"),
         String,
         None,
-        "Codec the broker stores; producer keeps the producer's.",
+        "Codec the broker stores batches in; producer keeps the producer's, others rewrite batches in another codec.",
+    ),
+    topic(
+        "compression.gzip.level",
+        Some("compression.gzip.level"),
+        Int,
+        None,
+        "gzip level of rewritten batches.",
+    ),
+    topic(
+        "compression.lz4.level",
+        Some("compression.lz4.level"),
+        Int,
+        None,
+        "lz4 level of rewritten batches.",
+    ),
+    topic(
+        "compression.zstd.level",
+        Some("compression.zstd.level"),
+        Int,
+        None,
+        "zstd level of rewritten batches.",
     ),
     topic(
         "delete.retention.ms",
@@ -556,6 +584,19 @@ mod tests {
         assert!(validate_topic_value(d, "bogus").is_err());
         let d = topic_def("retention.ms").expect("known");
         assert!(validate_topic_value(d, "abc").is_err());
+        let d = topic_def("compression.type").expect("known");
+        assert!(validate_topic_value(d, "zstd").is_ok());
+        assert!(validate_topic_value(d, "none").is_err());
+        let d = topic_def("compression.gzip.level").expect("known");
+        assert!(validate_topic_value(d, "-1").is_ok());
+        assert!(validate_topic_value(d, "9").is_ok());
+        assert!(validate_topic_value(d, "0").is_err());
+        let d = topic_def("compression.lz4.level").expect("known");
+        assert!(validate_topic_value(d, "17").is_ok());
+        assert!(validate_topic_value(d, "18").is_err());
+        let d = topic_def("compression.zstd.level").expect("known");
+        assert!(validate_topic_value(d, "-5").is_ok());
+        assert!(validate_topic_value(d, "23").is_err());
     }
 }
 

@@ -133,6 +133,14 @@ impl BrokerConfig {
         for (k, v) in props {
             if let Some(d) = defs::broker_def(k) {
                 defs::validate_value(d.ty, v).map_err(|r| ConfigError::invalid(k, v, r))?;
+                // The broker's compression keys are the topic keys' same-name synonyms and
+                // follow their rules (codec names, KIP-390 level ranges).
+                if k.starts_with("compression.") {
+                    if let Some(td) = defs::topic_def(k) {
+                        defs::validate_topic_value(td, v)
+                            .map_err(|r| ConfigError::invalid(k, v, r))?;
+                    }
+                }
                 if d.support == Support::NotYet {
                     warnings.0.push(format!(
                         "config {k}={v} is a Kafka setting rafka does not act on yet; accepted and ignored"
@@ -579,6 +587,21 @@ mod tests {
         let err =
             BrokerConfig::from_props(&props(&[("message.max.bytes", "-1")])).expect_err("negative");
         assert!(err.to_string().contains("message.max.bytes"));
+        for (k, v) in [
+            ("compression.type", "none"),
+            ("compression.gzip.level", "10"),
+            ("compression.lz4.level", "0"),
+            ("compression.zstd.level", "23"),
+        ] {
+            let err = BrokerConfig::from_props(&props(&[(k, v)])).expect_err(k);
+            assert!(err.to_string().contains(k), "{err}");
+        }
+        let (_, w) = BrokerConfig::from_props(&props(&[
+            ("compression.type", "zstd"),
+            ("compression.zstd.level", "-3"),
+        ]))
+        .expect("valid");
+        assert!(w.0.is_empty(), "{w:?}");
     }
 
     #[test]

@@ -34,6 +34,8 @@ enum Constraint {
     OneOf(&'static [&'static str]),
     /// `ValidList.in(...)`: every comma-separated element one of these.
     ListOf(&'static [&'static str]),
+    /// An inclusive integer range, or one extra value (gzip's -1 = zlib's default level).
+    RangeOr(i64, i64, i64),
 }
 
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
@@ -64,6 +66,10 @@ fn topic_constraint(name: &str) -> Constraint {
         "message.timestamp.type" => OneOf(TIMESTAMP_TYPES),
         "message.timestamp.before.max.ms" => AtLeast(0),
         "message.timestamp.after.max.ms" => AtLeast(0),
+        // KIP-390 levels, Kafka's `GzipCompression` / `Lz4Compression` / `ZstdCompression`.
+        "compression.gzip.level" => RangeOr(1, 9, -1),
+        "compression.lz4.level" => RangeOr(1, 17, 1),
+        "compression.zstd.level" => RangeOr(-131_072, 22, 3),
         _ => None,
     }
 }
@@ -154,6 +160,19 @@ fn check(name: &str, ty: ConfigType, constraint: Constraint, value: &str) -> Res
                 &format!("Value must be no more than {hi}"),
             )),
             _ => Ok(()),
+        },
+        Constraint::RangeOr(lo, hi, extra) => match v.parse::<i64>() {
+            Ok(n) if (lo..=hi).contains(&n) || n == extra => Ok(()),
+            _ if extra < lo || extra > hi => Err(invalid(
+                name,
+                value,
+                &format!("Value must be between {lo} and {hi} or equal to {extra}"),
+            )),
+            _ => Err(invalid(
+                name,
+                value,
+                &format!("Value must be between {lo} and {hi}"),
+            )),
         },
         Constraint::OneOf(allowed) => {
             if allowed.contains(&v) {

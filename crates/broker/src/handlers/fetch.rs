@@ -21,6 +21,7 @@ use rafka_protocol::kafka_protocol::messages::{
 };
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
+use rafka_records::Compression;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -28,6 +29,7 @@ use uuid::Uuid;
 use crate::errors;
 use crate::node::Shared;
 use crate::partitions::Partition;
+use crate::topic_config::TopicCompression;
 
 /// Longest wait a client can ask for; Kafka has no cap, but a parked request holds memory.
 const MAX_WAIT_MS_CAP: u64 = 5 * 60 * 1000;
@@ -88,7 +90,8 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
                 Some(topic) => shared
                     .partitions
                     .leader(topic, p.partition)
-                    .map_err(errors::unavailable),
+                    .map_err(errors::unavailable)
+                    .and_then(|part| zstd_readable(part, version)),
             };
             wanted.push(Wanted {
                 topic_index: ti,
@@ -130,6 +133,24 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
         }
         let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
     }
+}
+
+/// Kafka answers Fetch before v10 for a topic with `compression.type=zstd` with
+/// UNSUPPORTED_COMPRESSION_TYPE (KafkaApis.maybeConvertFetchedData): such a client cannot read
+/// what the broker writes there.
+fn zstd_readable(p: Arc<Partition>, version: i16) -> Result<Arc<Partition>, ResponseError> {
+    if version < 10
+        && matches!(
+            p.settings().compression,
+            TopicCompression::Codec {
+                codec: Compression::Zstd,
+                ..
+            }
+        )
+    {
+        return Err(ResponseError::UnsupportedCompressionType);
+    }
+    Ok(p)
 }
 
 /// Where a consumer's reads stop: the last stable offset for read_committed, else the high

@@ -1,10 +1,13 @@
 //! Produce (key 0), the write hot path.
 //!
-//! Records are never decoded record by record: each partition's bytes are validated batch by
-//! batch (magic, CRC-32C, framing, size), then offsets and the leader epoch are stamped into the
-//! batch header in place and the bytes go to the log as they came. To stamp without copying, the
-//! request is decoded as slices of the frame, the slices are turned into byte ranges, the decoded
-//! request is dropped, and the then-unique frame buffer is reclaimed as mutable memory.
+//! Records are never decoded into objects: each partition's bytes are validated batch by batch
+//! (magic, CRC-32C, framing, size, and a walk over the records, decompressed first for a
+//! compressed batch), then offsets and the leader epoch are stamped into the batch header in
+//! place and the bytes go to the log as they came. To stamp without copying, the request is
+//! decoded as slices of the frame, the slices are turned into byte ranges, the decoded request is
+//! dropped, and the then-unique frame buffer is reclaimed as mutable memory. Only a topic whose
+//! `compression.type` names a codec other than the batch's makes the broker build a new batch
+//! (`rafka_records::recompress_batch`), which is appended instead of the frame's bytes.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use rafka_protocol::kafka_protocol::messages::produce_response::{
 use rafka_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
-use rafka_records::ValidationLimits;
+use rafka_records::{RecordError, TimestampType, ValidationLimits};
 use uuid::Uuid;
 
 use crate::errors;
@@ -116,6 +119,7 @@ pub async fn handle(
         pr.base_offset = -1;
         pr.log_append_time_ms = -1;
         pr.log_start_offset = -1;
+        let mut record_error = None;
         let result = produce_partition(
             shared,
             &image,
@@ -126,6 +130,7 @@ pub async fn handle(
             acks,
             verify_error,
             now,
+            &mut record_error,
         );
         match result {
             Ok(done) => {
@@ -142,9 +147,11 @@ pub async fn handle(
                         | ResponseError::CorruptMessage
                         | ResponseError::InvalidTimestamp
                 ) {
+                    let (index, record_message) =
+                        record_error.unwrap_or_else(|| (0, message.clone()));
                     let mut be = BatchIndexAndErrorMessage::default();
-                    be.batch_index = 0;
-                    be.batch_index_error_message = Some(StrBytes::from_string(message.clone()));
+                    be.batch_index = index;
+                    be.batch_index_error_message = Some(StrBytes::from_string(record_message));
                     pr.record_errors = vec![be];
                 }
                 pr.error_message = Some(StrBytes::from_string(message));
@@ -231,6 +238,8 @@ fn produce_partition(
     acks: i16,
     verify_error: Option<ResponseError>,
     now: i64,
+    // The record a per-record refusal is about (its index in the batch, Kafka's message).
+    record_error: &mut Option<(i32, String)>,
 ) -> Result<Appended, (ResponseError, String)> {
     if !matches!(acks, -1..=1) {
         return Err((
@@ -308,21 +317,30 @@ fn produce_partition(
         ));
     };
     // Since v3 a partition's data must be exactly one batch (Kafka's
-    // ProduceRequest.validateRecords); the default limits require that.
+    // ProduceRequest.validateRecords); the default limits require that. Compressed batches are
+    // decompressed (at most `max_uncompressed_bytes`) so their records are checked too.
+    let max_message_bytes = usize::try_from(settings.max_message_bytes).unwrap_or(0);
+    let max_uncompressed_bytes = rafka_records::max_uncompressed_bytes_for(max_message_bytes);
     let limits = ValidationLimits {
-        max_batch_bytes: usize::try_from(settings.max_message_bytes).unwrap_or(0),
+        max_batch_bytes: max_message_bytes,
+        max_uncompressed_bytes,
         ..ValidationLimits::default()
     };
-    let summary = rafka_records::validate_produce(bytes, &limits)
-        .map_err(|e| (errors::records(&e), e.to_string()))?;
-    if summary.any_compressed
-        && version < 7
-        && summary.compression == rafka_records::Compression::Zstd
+    // Kafka checks the codec against the request version (ProduceRequest.validateRecords)
+    // before it looks inside the batch.
+    if version < 7
+        && rafka_records::BatchView::parse(bytes)
+            .is_ok_and(|v| v.header().compression() == Some(rafka_records::Compression::Zstd))
     {
         return Err((
             ResponseError::UnsupportedCompressionType,
             "zstd needs Produce v7 or later".to_string(),
         ));
+    }
+    let summary = rafka_records::validate_produce(bytes, &limits)
+        .map_err(|e| (errors::records(&e), e.to_string()))?;
+    if settings.cleanup_compact && summary.keyless_records > 0 {
+        return Err(keyless_refused(topic_image, item, &summary, record_error));
     }
     if !settings.log_append_time {
         rafka_records::check_create_timestamps(
@@ -331,14 +349,64 @@ fn produce_partition(
             settings.timestamp_before_max_ms,
             settings.timestamp_after_max_ms,
         )
-        .map_err(|e| (errors::records(&e), e.to_string()))?;
+        .map_err(|e| {
+            if let RecordError::InvalidTimestamp {
+                record_index,
+                message,
+            } = &e
+            {
+                *record_error = Some((i32::try_from(*record_index).unwrap_or(0), message.clone()));
+            }
+            (errors::records(&e), e.to_string())
+        })?;
     }
-    let log_append_time_ms = if settings.log_append_time {
-        rafka_records::set_log_append_time(bytes, now)
+    let log_append_time_ms = if settings.log_append_time { now } else { -1 };
+    // Broker-side recompression (LogValidator.buildRecordsAndAssignOffsets): a batch whose codec
+    // is not the topic's `compression.type` is rewritten; `producer` keeps every batch as it came.
+    let mut rewritten;
+    let bytes: &mut [u8] = match settings.compression.rewrite_target(summary.compression) {
+        Some((codec, level)) => {
+            rewritten = rafka_records::recompress_batch(
+                bytes,
+                codec,
+                level,
+                settings.log_append_time.then_some(now),
+                max_uncompressed_bytes,
+            )
             .map_err(|e| (errors::records(&e), e.to_string()))?;
-        now
-    } else {
-        -1
+            // The rewrite can grow a batch (to uncompressed, or a weaker codec): Kafka checks
+            // the size again.
+            if rewritten.len() > max_message_bytes {
+                return Err((
+                    ResponseError::MessageTooLarge,
+                    format!(
+                        "Message batch size is {} bytes in append to partition {}-{} which exceeds the maximum configured size of {max_message_bytes}.",
+                        rewritten.len(),
+                        topic_image.name,
+                        item.partition
+                    ),
+                ));
+            }
+            &mut rewritten
+        }
+        None => {
+            if settings.log_append_time {
+                rafka_records::set_log_append_time(bytes, now)
+                    .map_err(|e| (errors::records(&e), e.to_string()))?;
+            } else if summary.timestamp_type != TimestampType::CreateTime
+                || summary.records_max_timestamp != summary.max_timestamp
+            {
+                // Kafka keeps such a batch in place but writes the records' real maximum and
+                // the topic's timestamp type into its header (the time index relies on it).
+                rafka_records::set_max_timestamp(
+                    bytes,
+                    TimestampType::CreateTime,
+                    summary.records_max_timestamp,
+                )
+                .map_err(|e| (errors::records(&e), e.to_string()))?;
+            }
+            bytes
+        }
     };
     let info = partition
         .append(bytes, now)
@@ -354,4 +422,28 @@ fn produce_partition(
         log_append_time_ms,
         log_start_offset: partition.log_start_offset(),
     })
+}
+
+/// Kafka's answer to records without a key on a compacted topic (`LogValidator.validateKey`):
+/// INVALID_RECORD for the whole batch, naming the offending record.
+fn keyless_refused(
+    topic: &rafka_metadata::TopicImage,
+    item: &Item,
+    summary: &rafka_records::ProduceSummary,
+    record_error: &mut Option<(i32, String)>,
+) -> (ResponseError, String) {
+    let index = summary
+        .first_keyless_record
+        .and_then(|i| i32::try_from(i).ok())
+        .unwrap_or(0);
+    let message = format!(
+        "Compacted topic cannot accept message without key in topic partition {}-{}.",
+        topic.name, item.partition
+    );
+    let summary_message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [RecordError(batchIndex={index}, message='{message}')]",
+        summary.keyless_records
+    );
+    *record_error = Some((index, message));
+    (ResponseError::InvalidRecord, summary_message)
 }
