@@ -185,6 +185,9 @@ pub use checkpoint::{
     EpochEntry, MetaProperties, TopicPartition,
 };
 pub use error::StorageError;
+pub use log::cleaner::{
+    CleanOutcome, CleanOutput, CleanTask, CleanableInfo, CleanerSettings, CleanerStats, OffsetMap,
+};
 pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
 pub use logdir::LogDir;
 pub use producer_state::{AppendOrigin, CompletedTxn, ProducerInfo, ProducerStateManager};
@@ -194,6 +197,8 @@ pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Per-log-dir checkpoint of recovery points.
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Per-log-dir checkpoint of the offsets the cleaner has compacted up to (Kafka's name).
+pub const CLEANER_OFFSET_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// Per-log-dir checkpoint of log start offsets.
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
 /// Per-log-dir identity file.
