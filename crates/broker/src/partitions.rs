@@ -191,6 +191,34 @@ impl Partition {
         Ok(())
     }
 
+    /// Where this log stands for the cleaner (`None` unless `cleanup.policy` has `compact`).
+    pub fn cleanable_info(
+        &self,
+        checkpoint: Option<i64>,
+        now_ms: i64,
+    ) -> Option<rafka_storage::CleanableInfo> {
+        lock(&self.inner)
+            .log
+            .cleanable_info(checkpoint, self.high_watermark(), now_ms)
+    }
+
+    /// Takes a cleaner pass (cheap: the sealed segments' maps); it runs without the lock.
+    pub fn prepare_clean(
+        &self,
+        info: &rafka_storage::CleanableInfo,
+    ) -> Result<Option<rafka_storage::CleanTask>, StorageError> {
+        lock(&self.inner).log.prepare_clean(info)
+    }
+
+    /// Swaps a finished cleaner pass in (renames only, under the lock).
+    pub fn finish_clean(
+        &self,
+        output: rafka_storage::CleanOutput,
+        now_ms: i64,
+    ) -> Result<rafka_storage::CleanerStats, StorageError> {
+        lock(&self.inner).log.finish_clean(output, now_ms)
+    }
+
     /// Producers with state in this partition (DescribeProducers).
     pub fn active_producers(&self) -> Vec<rafka_storage::ProducerInfo> {
         lock(&self.inner).log.active_producers()
@@ -548,6 +576,19 @@ impl Partitions {
         self.log_dir.write_recovery_points(&recovery)?;
         self.log_dir.write_log_start_offsets(&starts)?;
         Ok(())
+    }
+
+    /// The log dir's `cleaner-offset-checkpoint`.
+    pub fn read_cleaner_checkpoints(&self) -> Result<HashMap<TopicPartition, i64>, StorageError> {
+        self.log_dir.read_cleaner_offsets()
+    }
+
+    /// Writes the log dir's `cleaner-offset-checkpoint`.
+    pub fn write_cleaner_checkpoints(
+        &self,
+        entries: &[(TopicPartition, i64)],
+    ) -> Result<(), StorageError> {
+        self.log_dir.write_cleaner_offsets(entries)
     }
 
     /// Records that every log was flushed and checkpointed, so the next start skips recovery.

@@ -107,10 +107,9 @@ impl TopicSettings {
         let get = |name: &str| -> Option<String> {
             defs::topic_def(name).and_then(|d| resolve(broker, overrides, d).value)
         };
-        let deletes = get("cleanup.policy")
-            .unwrap_or_else(|| "delete".to_string())
-            .split(',')
-            .any(|p| p.trim() == "delete");
+        let policy = get("cleanup.policy").unwrap_or_else(|| "delete".to_string());
+        let deletes = policy.split(',').any(|p| p.trim() == "delete");
+        let compact = policy.split(',').any(|p| p.trim() == "compact");
         let log = LogConfig {
             segment_bytes: parse_or(get("segment.bytes"), broker.log_segment_bytes),
             segment_ms: parse_or(get("segment.ms"), broker.log_roll_ms),
@@ -125,7 +124,7 @@ impl TopicSettings {
             flush_messages: parse_or(get("flush.messages"), broker.log_flush_interval_messages),
             flush_ms: parse_or(get("flush.ms"), broker.log_flush_interval_ms),
             // Time and size retention apply to `cleanup.policy=delete` (alone or with compact);
-            // a compact-only topic keeps its data until the cleaner (not yet here) compacts it.
+            // a compact-only topic keeps its data, which the cleaner compacts.
             retention_ms: if deletes {
                 parse_or(get("retention.ms"), broker.log_retention_ms)
             } else {
@@ -140,6 +139,12 @@ impl TopicSettings {
                 get("file.delete.delay.ms"),
                 broker.log_segment_delete_delay_ms,
             ),
+            compact,
+            delete_retention_ms: parse_or(get("delete.retention.ms"), 86_400_000i64).max(0),
+            min_compaction_lag_ms: parse_or(get("min.compaction.lag.ms"), 0i64).max(0),
+            max_compaction_lag_ms: parse_or(get("max.compaction.lag.ms"), i64::MAX).max(1),
+            min_cleanable_dirty_ratio: parse_or(get("min.cleanable.dirty.ratio"), 0.5f64)
+                .clamp(0.0, 1.0),
         };
         TopicSettings {
             cleanup_delete: deletes,

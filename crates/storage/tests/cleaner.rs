@@ -557,7 +557,7 @@ fn prepared(dir: &Path, b: Arc<dyn Backend>) -> (Log, Vec<Rec>, Vec<i64>, rafka_
         .collect();
     assert!(sealed.len() > 3);
     let task = log.prepare_clean(&info).unwrap().unwrap();
-    let out = task.run(&settings(), NOW, &mut |_| {}).unwrap();
+    let out = task.run(&settings(), NOW, &mut |_| true).unwrap();
     (log, before, sealed, out)
 }
 
@@ -670,7 +670,7 @@ fn a_crash_while_writing_cleaned_files_loses_nothing() {
             ..Faults::default()
         });
         // The process dies before any rename (a crash stops the program too).
-        let out = task.run(&settings(), NOW, &mut |_| {});
+        let out = task.run(&settings(), NOW, &mut |_| true);
         std::mem::forget(out);
         std::mem::forget(log);
         let log = open(dir.path(), config(), file_backend(), false);
@@ -689,7 +689,7 @@ fn failed_renames_take_the_log_offline_and_reopen_recovers() {
         let before = records(&log);
         let info = whole_log(&log, NOW);
         let task = log.prepare_clean(&info).unwrap().unwrap();
-        let out = task.run(&settings(), NOW, &mut |_| {}).unwrap();
+        let out = task.run(&settings(), NOW, &mut |_| true).unwrap();
         fb.set_faults(Faults {
             fail_renames: fault == 0,
             fail_sync: fault == 1,
@@ -722,7 +722,7 @@ fn a_pass_is_dropped_when_retention_replaced_its_segments() {
     write_rounds(&mut log, 6, 40, NOW - 10_000);
     let info = whole_log(&log, NOW);
     let task = log.prepare_clean(&info).unwrap().unwrap();
-    let out = task.run(&settings(), NOW, &mut |_| {}).unwrap();
+    let out = task.run(&settings(), NOW, &mut |_| true).unwrap();
     // Meanwhile DeleteRecords removes the first segments.
     let hw = log.log_end_offset();
     log.delete_records(100, hw, NOW).unwrap();

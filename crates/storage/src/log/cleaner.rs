@@ -314,6 +314,13 @@ impl CleanOutput {
     }
 }
 
+fn aborted(dir: &Path) -> StorageError {
+    StorageError::io(
+        dir,
+        std::io::Error::new(std::io::ErrorKind::Interrupted, "cleaning abandoned"),
+    )
+}
+
 fn group_path(dir: &Path, base: i64, suffix: &str, stage: &str) -> PathBuf {
     segment_path(dir, base, &format!("{suffix}{stage}"))
 }
@@ -619,14 +626,14 @@ impl CleanTask {
     }
 
     /// Runs the pass without the log: builds the offset map, writes and fsyncs the cleaned
-    /// segments (`.cleaned` files). `throttle` is called with the bytes read or written so far
-    /// in each step (`log.cleaner.io.max.bytes.per.second`); it may sleep. On error the
-    /// `.cleaned` files written so far are removed.
+    /// segments (`.cleaned` files). `throttle` is called with the bytes of each batch read or
+    /// written (`log.cleaner.io.max.bytes.per.second`); it may sleep, and returning `false`
+    /// abandons the pass (shutdown). On error the `.cleaned` files written so far are removed.
     pub fn run(
         &self,
         settings: &CleanerSettings,
         now_ms: i64,
-        throttle: &mut dyn FnMut(u64),
+        throttle: &mut dyn FnMut(u64) -> bool,
     ) -> Result<CleanOutput> {
         let started = Instant::now();
         let mut stats = CleanerStats::default();
@@ -678,7 +685,7 @@ impl CleanTask {
         map: &mut OffsetMap,
         settings: &CleanerSettings,
         stats: &mut CleanerStats,
-        throttle: &mut dyn FnMut(u64),
+        throttle: &mut dyn FnMut(u64) -> bool,
     ) -> Result<i64> {
         let (start, upper) = (self.first_dirty_offset, self.first_uncleanable_offset);
         let mut txns = TxnMetadata::new(&self.aborted);
@@ -706,7 +713,9 @@ impl CleanTask {
                     return Ok(upper);
                 }
                 stats.map_bytes_read += total as u64;
-                throttle(total as u64);
+                if !throttle(total as u64) {
+                    return Err(aborted(&self.dir));
+                }
                 if h.is_control() {
                     txns.on_control(&h, TxnMarker::from_control_batch(bytes));
                 } else if !txns.on_batch(&h) {
@@ -785,7 +794,7 @@ impl CleanTask {
         now_ms: i64,
         stats: &mut CleanerStats,
         out: &mut CleanOutput,
-        throttle: &mut dyn FnMut(u64),
+        throttle: &mut dyn FnMut(u64) -> bool,
     ) -> Result<u64> {
         let b = self.backend.as_ref();
         let base = group[0].base_offset;
@@ -803,7 +812,9 @@ impl CleanTask {
                 };
                 pos += total;
                 stats.bytes_read += total as u64;
-                throttle(total as u64);
+                if !throttle(total as u64) {
+                    return Err(aborted(&self.dir));
+                }
                 if let Some((out_bytes, horizon)) =
                     self.filter_batch(bytes, &h, map, txns, settings, now_ms, stats)?
                 {
@@ -813,7 +824,9 @@ impl CleanTask {
                     let oh = batch::parse_header(&out_bytes)?;
                     w.append(&out_bytes, &oh)?;
                     stats.bytes_written += out_bytes.len() as u64;
-                    throttle(out_bytes.len() as u64);
+                    if !throttle(out_bytes.len() as u64) {
+                        return Err(aborted(&self.dir));
+                    }
                 }
             }
         }
@@ -1219,7 +1232,7 @@ impl Log {
         let Some(task) = self.prepare_clean(info)? else {
             return Ok(None);
         };
-        let output = task.run(settings, now_ms, &mut |_| {})?;
+        let output = task.run(settings, now_ms, &mut |_| true)?;
         let end_offset = output.end_offset;
         let stats = self.finish_clean(output, now_ms)?;
         Ok(Some(CleanOutcome { end_offset, stats }))
