@@ -301,7 +301,8 @@ fn clean_one(
 
 /// Writes `cleaner-offset-checkpoint` for the logs still hosted.
 fn write_checkpoints(state: &State, shared: &Shared) {
-    let hosted: HashSet<TopicPartition> = shared.partitions.all().iter().map(|p| tp_of(p)).collect();
+    let hosted: HashSet<TopicPartition> =
+        shared.partitions.all().iter().map(|p| tp_of(p)).collect();
     let entries: Vec<(TopicPartition, i64)> = {
         let mut c = lock(&state.checkpoints);
         c.retain(|tp, _| hosted.contains(tp));
@@ -331,6 +332,10 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         // 300 kB at 1 MB/s: at least ~0.3 s (the sleeps alone are 0.15 s).
-        assert!(start.elapsed() >= Duration::from_millis(250), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

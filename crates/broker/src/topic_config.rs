@@ -187,4 +187,35 @@ mod tests {
             .expect("listed");
         assert_eq!(ret.value.as_deref(), Some("604800000"));
     }
+
+    #[test]
+    fn compaction_settings_follow_topic_and_broker_keys() {
+        let mut props = BTreeMap::new();
+        props.insert(
+            "log.cleaner.delete.retention.ms".to_string(),
+            "5000".to_string(),
+        );
+        props.insert(
+            "log.cleaner.min.cleanable.ratio".to_string(),
+            "0.2".to_string(),
+        );
+        let (broker, _) = BrokerConfig::from_props(&props).expect("valid");
+        let s = TopicSettings::resolve(&broker, &BTreeMap::new());
+        assert!(!s.log.compact && s.cleanup_delete);
+        assert_eq!(s.log.delete_retention_ms, 5000);
+        assert_eq!(s.log.min_cleanable_dirty_ratio, 0.2);
+        assert_eq!(s.log.max_compaction_lag_ms, i64::MAX);
+        let mut overrides = BTreeMap::new();
+        overrides.insert("cleanup.policy".to_string(), "compact".to_string());
+        overrides.insert("min.compaction.lag.ms".to_string(), "100".to_string());
+        overrides.insert("min.cleanable.dirty.ratio".to_string(), "0.01".to_string());
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert!(s.log.compact && !s.cleanup_delete);
+        assert_eq!(s.log.retention_ms, -1);
+        assert_eq!(s.log.min_compaction_lag_ms, 100);
+        assert_eq!(s.log.min_cleanable_dirty_ratio, 0.01);
+        overrides.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert!(s.log.compact && s.cleanup_delete);
+    }
 }

@@ -477,7 +477,9 @@ impl Segment {
     /// The whole mapped `.log` of a sealed segment (immutable, so the cleaner can read it
     /// without the log's lock); `None` for the active segment.
     pub fn sealed_bytes(&self) -> Option<Bytes> {
-        self.map.as_ref().map(|m| m.slice(..(self.size as usize).min(m.len())))
+        self.map
+            .as_ref()
+            .map(|m| m.slice(..(self.size as usize).min(m.len())))
     }
 
     /// The open `.log` (its identity tells the cleaner the segment was not replaced).

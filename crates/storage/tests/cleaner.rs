@@ -111,13 +111,21 @@ fn check_compacted(before: &[Rec], after: &[Rec]) {
     let orig: BTreeMap<i64, (&Vec<u8>, &Option<Vec<u8>>)> =
         before.iter().map(|(o, k, v)| (*o, (k, v))).collect();
     for (o, k, v) in after {
-        assert_eq!(orig.get(o), Some(&(k, v)), "record at {o} is not an original");
+        assert_eq!(
+            orig.get(o),
+            Some(&(k, v)),
+            "record at {o} is not an original"
+        );
     }
     let want = latest(before);
     let got = latest(after);
     for (k, (o, v)) in &want {
         if v.is_some() {
-            assert_eq!(got.get(k), Some(&(*o, v.clone())), "latest of key {k:?} lost");
+            assert_eq!(
+                got.get(k),
+                Some(&(*o, v.clone())),
+                "latest of key {k:?} lost"
+            );
         }
     }
 }
@@ -132,7 +140,11 @@ fn write_named(log: &mut Log, prefix: &str, keys: usize, rounds: usize, ts0: i64
         for k in 0..keys {
             append(
                 log,
-                kv(&format!("{prefix}{k}"), Some(&format!("value-{k}-{r}")), ts0 + (r * keys + k) as i64),
+                kv(
+                    &format!("{prefix}{k}"),
+                    Some(&format!("value-{k}-{r}")),
+                    ts0 + (r * keys + k) as i64,
+                ),
             );
         }
     }
@@ -154,7 +166,10 @@ fn keeps_the_latest_value_per_key_with_offsets_and_gaps() {
         info.first_uncleanable_offset
     };
     assert!(log.segment_count() > 3);
-    let out = log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    let out = log
+        .clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     assert_eq!(out.end_offset, active_base);
     assert!(out.stats.groups_swapped >= 1);
     let after = records(&log);
@@ -169,7 +184,11 @@ fn keeps_the_latest_value_per_key_with_offsets_and_gaps() {
     let tail_before: Vec<&Rec> = before.iter().filter(|r| r.0 >= active_base).collect();
     let tail_after: Vec<&Rec> = after.iter().filter(|r| r.0 >= active_base).collect();
     assert_eq!(tail_before, tail_after);
-    assert!(log.size_bytes() < size_before / 2, "{} vs {size_before}", log.size_bytes());
+    assert!(
+        log.size_bytes() < size_before / 2,
+        "{} vs {size_before}",
+        log.size_bytes()
+    );
     assert_eq!(log.log_end_offset(), before.last().unwrap().0 + 1);
     // Lookups by offset still work across the gaps.
     let r = log.read(1, 1 << 16, i64::MAX, true).unwrap();
@@ -196,13 +215,21 @@ fn a_pass_is_a_noop_on_an_already_clean_log_and_checkpoint_drives_the_ratio() {
     let info = whole_log(&log, NOW);
     assert_eq!(info.first_dirty_offset, 0);
     assert!(info.dirty_ratio() > 0.99 && info.is_due());
-    let out = log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    let out = log
+        .clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     // With the checkpoint at the pass's end, nothing is dirty any more.
-    let info = log.cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW).unwrap();
+    let info = log
+        .cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW)
+        .unwrap();
     assert_eq!(info.first_dirty_offset, out.end_offset);
     assert_eq!(info.cleanable_bytes, 0);
     assert!(!info.is_due());
-    assert!(log.clean(Some(out.end_offset), log.log_end_offset(), &settings(), NOW).unwrap().is_none());
+    assert!(log
+        .clean(Some(out.end_offset), log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .is_none());
     // New dirty data below the ratio is not due; above it is.
     let info_low = CleanableInfo {
         min_cleanable_ratio: 0.99,
@@ -210,7 +237,9 @@ fn a_pass_is_a_noop_on_an_already_clean_log_and_checkpoint_drives_the_ratio() {
     };
     assert!(!info_low.is_due());
     write_rounds(&mut log, 5, 30, NOW - 5_000);
-    let info = log.cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW).unwrap();
+    let info = log
+        .cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW)
+        .unwrap();
     assert!(info.cleanable_bytes > 0 && info.clean_bytes > 0);
     assert!(info.dirty_ratio() > 0.5 && info.dirty_ratio() < 1.0);
     assert!(info.is_due());
@@ -219,14 +248,18 @@ fn a_pass_is_a_noop_on_an_already_clean_log_and_checkpoint_drives_the_ratio() {
         ..config()
     };
     log.set_config(high);
-    let info = log.cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW).unwrap();
+    let info = log
+        .cleanable_info(Some(out.end_offset), log.log_end_offset(), NOW)
+        .unwrap();
     assert!(!info.is_due());
     // Not compacted at all under cleanup.policy=delete.
     log.set_config(LogConfig {
         compact: false,
         ..config()
     });
-    assert!(log.cleanable_info(None, log.log_end_offset(), NOW).is_none());
+    assert!(log
+        .cleanable_info(None, log.log_end_offset(), NOW)
+        .is_none());
 }
 
 #[test]
@@ -238,28 +271,54 @@ fn tombstones_go_only_after_their_delete_horizon() {
     append(&mut log, kv("key2", None, NOW - 5_000));
     write_named(&mut log, "fill", 2, 30, NOW - 4_000); // push the tombstones out of the active segment
     let before = records(&log);
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     let after = records(&log);
     check_compacted(&before, &after);
     let l = latest(&after);
-    assert_eq!(l.get(&b"key1"[..]).unwrap().1, None, "tombstone kept before its horizon");
-    assert!(after.iter().filter(|r| r.1 == b"key1").count() == 1, "older values of key1 gone");
+    assert_eq!(
+        l.get(&b"key1"[..]).unwrap().1,
+        None,
+        "tombstone kept before its horizon"
+    );
+    assert!(
+        after.iter().filter(|r| r.1 == b"key1").count() == 1,
+        "older values of key1 gone"
+    );
     // The tombstones' batches carry the KIP-534 delete horizon.
-    let with_horizon: Vec<_> = headers(&log).into_iter().filter(|h| h.has_delete_horizon()).collect();
+    let with_horizon: Vec<_> = headers(&log)
+        .into_iter()
+        .filter(|h| h.has_delete_horizon())
+        .collect();
     assert_eq!(with_horizon.len(), 2);
-    assert!(with_horizon.iter().all(|h| h.base_timestamp == NOW + RETENTION_MS));
+    assert!(with_horizon
+        .iter()
+        .all(|h| h.base_timestamp == NOW + RETENTION_MS));
     assert_eq!(log.latest_delete_horizon_ms(), NOW + RETENTION_MS);
     // Another pass before the horizon keeps them; the checkpointed log is not due by ratio,
     // but is due once the horizon passed.
-    let end = log.cleanable_info(None, log.log_end_offset(), NOW).unwrap().first_uncleanable_offset;
-    let info = log.cleanable_info(Some(end), log.log_end_offset(), NOW).unwrap();
+    let end = log
+        .cleanable_info(None, log.log_end_offset(), NOW)
+        .unwrap()
+        .first_uncleanable_offset;
+    let info = log
+        .cleanable_info(Some(end), log.log_end_offset(), NOW)
+        .unwrap();
     assert!(!info.delete_horizon_passed);
     let later = NOW + RETENTION_MS;
-    let info = log.cleanable_info(Some(end), log.log_end_offset(), later).unwrap();
+    let info = log
+        .cleanable_info(Some(end), log.log_end_offset(), later)
+        .unwrap();
     assert!(info.delete_horizon_passed && info.is_due());
-    log.clean(Some(end), log.log_end_offset(), &settings(), later).unwrap().unwrap();
+    log.clean(Some(end), log.log_end_offset(), &settings(), later)
+        .unwrap()
+        .unwrap();
     let gone = records(&log);
-    assert!(gone.iter().all(|r| r.1 != b"key1" && r.1 != b"key2"), "{gone:?}");
+    assert!(
+        gone.iter().all(|r| r.1 != b"key1" && r.1 != b"key2"),
+        "{gone:?}"
+    );
     check_compacted(&before, &gone);
     assert_eq!(log.latest_delete_horizon_ms(), -1);
 }
@@ -280,7 +339,9 @@ fn min_compaction_lag_keeps_recent_segments_dirty() {
     assert!(info.first_uncleanable_offset > 0);
     let before = records(&log);
     let upper = info.first_uncleanable_offset;
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     let after = records(&log);
     check_compacted(&before, &after);
     let recent_before: Vec<_> = before.iter().filter(|r| r.0 >= upper).collect();
@@ -298,12 +359,19 @@ fn max_compaction_lag_forces_a_pass() {
     };
     let mut log = open(dir.path(), cfg, file_backend(), false);
     write_rounds(&mut log, 5, 20, NOW - 120_000);
-    let first = log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    let first = log
+        .clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     write_rounds(&mut log, 5, 10, NOW - 100_000);
-    let info = log.cleanable_info(Some(first.end_offset), log.log_end_offset(), NOW).unwrap();
+    let info = log
+        .cleanable_info(Some(first.end_offset), log.log_end_offset(), NOW)
+        .unwrap();
     assert!(info.dirty_ratio() < 0.99);
     assert!(info.must_clean_now && info.is_due());
-    let info = log.cleanable_info(Some(first.end_offset), log.log_end_offset(), NOW - 90_000).unwrap();
+    let info = log
+        .cleanable_info(Some(first.end_offset), log.log_end_offset(), NOW - 90_000)
+        .unwrap();
     assert!(!info.must_clean_now && !info.is_due());
 }
 
@@ -325,7 +393,9 @@ fn open_transactions_bound_the_cleanable_range() {
 }
 
 fn txn_batch(pid: i64, seq: i32, keys: &[&str], ts: i64) -> Vec<u8> {
-    let mut b = BatchBuilder::new(0).producer(pid, 0, seq).transactional(true);
+    let mut b = BatchBuilder::new(0)
+        .producer(pid, 0, seq)
+        .transactional(true);
     for k in keys {
         b = b.record(Some(k.as_bytes()), Some(b"t"), &[], ts);
     }
@@ -338,9 +408,13 @@ fn aborted_transactions_are_removed_and_markers_go_after_their_horizon() {
     let mut log = open(dir.path(), config(), file_backend(), false);
     // Producer 7: an aborted transaction, then a committed one.
     append(&mut log, txn_batch(7, 0, &["a1", "a2"], NOW - 9_000));
-    let abort = log.append_txn_marker(7, 0, 0, false, 0, NOW - 9_000).unwrap();
+    let abort = log
+        .append_txn_marker(7, 0, 0, false, 0, NOW - 9_000)
+        .unwrap();
     append(&mut log, txn_batch(7, 2, &["c1"], NOW - 9_000));
-    let commit = log.append_txn_marker(7, 0, 0, true, 0, NOW - 9_000).unwrap();
+    let commit = log
+        .append_txn_marker(7, 0, 0, true, 0, NOW - 9_000)
+        .unwrap();
     write_rounds(&mut log, 4, 30, NOW - 8_000);
     log.on_high_watermark_updated(log.log_end_offset());
     // What a reader sees: the aborted records do not count.
@@ -350,12 +424,21 @@ fn aborted_transactions_are_removed_and_markers_go_after_their_horizon() {
         .collect();
     assert_eq!(log.aborted_transactions(0, log.log_end_offset()).len(), 1);
 
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     let after = records(&log);
-    assert!(after.iter().all(|r| r.1 != b"a1" && r.1 != b"a2"), "aborted data removed");
+    assert!(
+        after.iter().all(|r| r.1 != b"a1" && r.1 != b"a2"),
+        "aborted data removed"
+    );
     assert!(after.iter().any(|r| r.1 == b"c1"), "committed data kept");
     let hs = headers(&log);
-    let marker = |o: i64| hs.iter().find(|h| h.base_offset == o && h.is_control()).copied();
+    let marker = |o: i64| {
+        hs.iter()
+            .find(|h| h.base_offset == o && h.is_control())
+            .copied()
+    };
     // The ABORT marker stays while this pass saw its transaction's batches (and is indexed).
     assert!(marker(abort.base_offset).is_some());
     assert!(marker(commit.base_offset).is_some());
@@ -363,16 +446,26 @@ fn aborted_transactions_are_removed_and_markers_go_after_their_horizon() {
 
     // Next pass: no batches of the aborted transaction left, so its marker gets a horizon; the
     // COMMIT marker's transaction still has data, so it stays without one.
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     let hs = headers(&log);
-    let m = hs.iter().find(|h| h.base_offset == abort.base_offset).unwrap();
+    let m = hs
+        .iter()
+        .find(|h| h.base_offset == abort.base_offset)
+        .unwrap();
     assert!(m.is_control() && m.has_delete_horizon());
-    let c = hs.iter().find(|h| h.base_offset == commit.base_offset).unwrap();
+    let c = hs
+        .iter()
+        .find(|h| h.base_offset == commit.base_offset)
+        .unwrap();
     assert!(!c.has_delete_horizon());
 
     // After the horizon the ABORT marker goes.
     let later = NOW + RETENTION_MS;
-    log.clean(None, log.log_end_offset(), &settings(), later).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), later)
+        .unwrap()
+        .unwrap();
     let hs = headers(&log);
     assert!(hs.iter().all(|h| h.base_offset != abort.base_offset));
     assert!(hs.iter().any(|h| h.base_offset == commit.base_offset));
@@ -386,7 +479,12 @@ fn aborted_transactions_are_removed_and_markers_go_after_their_horizon() {
 
 #[test]
 fn compressed_batches_are_rewritten_with_their_codec() {
-    for codec in [Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let mut log = open(dir.path(), config(), file_backend(), false);
         let b = BatchBuilder::new(0)
@@ -400,12 +498,17 @@ fn compressed_batches_are_rewritten_with_their_codec() {
         append(&mut log, kv("z", None, NOW - 8_000));
         write_rounds(&mut log, 3, 40, NOW - 7_000);
         let before = records(&log);
-        log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+        log.clean(None, log.log_end_offset(), &settings(), NOW)
+            .unwrap()
+            .unwrap();
         let after = records(&log);
         check_compacted(&before, &after);
         let first = headers(&log)[0];
         assert_eq!(first.base_offset, 0);
-        assert_eq!(first.last_offset_delta, 2, "original last offset delta kept");
+        assert_eq!(
+            first.last_offset_delta, 2,
+            "original last offset delta kept"
+        );
         assert_eq!(first.compression(), Some(codec));
         assert_eq!(first.records_count, 1);
         let r = log.read(0, 1 << 16, i64::MAX, true).unwrap();
@@ -433,12 +536,20 @@ fn a_producers_last_batch_is_kept_empty_and_its_state_survives_reload() {
     append(&mut log, kv("p", Some("p1"), NOW - 8_000));
     append(&mut log, kv("q", Some("q1"), NOW - 8_000));
     write_rounds(&mut log, 3, 40, NOW - 7_000);
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     let hs = headers(&log);
-    let h = hs.iter().find(|h| h.base_offset == first.base_offset).expect("kept");
+    let h = hs
+        .iter()
+        .find(|h| h.base_offset == first.base_offset)
+        .expect("kept");
     assert_eq!(h.records_count, 0);
     assert_eq!(h.last_offset_delta, 1);
-    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (5, 3, 10));
+    assert_eq!(
+        (h.producer_id, h.producer_epoch, h.base_sequence),
+        (5, 3, 10)
+    );
     // Rebuild producer state from the log alone (no snapshots): the producer is still known.
     log.close().unwrap();
     for e in fs::read_dir(dir.path()).unwrap() {
@@ -448,15 +559,25 @@ fn a_producers_last_batch_is_kept_empty_and_its_state_survives_reload() {
         }
     }
     let mut log = open(dir.path(), config(), file_backend(), false);
-    let p = log.active_producers().into_iter().find(|p| p.producer_id == 5).expect("producer kept");
+    let p = log
+        .active_producers()
+        .into_iter()
+        .find(|p| p.producer_id == 5)
+        .expect("producer kept");
     assert_eq!((p.producer_epoch, p.last_sequence), (3, 11));
     // The next sequence is accepted, a gap is not.
-    let gap = BatchBuilder::new(0).producer(5, 3, 13).record(Some(b"p"), Some(b"x"), &[], NOW).build();
+    let gap = BatchBuilder::new(0)
+        .producer(5, 3, 13)
+        .record(Some(b"p"), Some(b"x"), &[], NOW)
+        .build();
     assert!(matches!(
         log.append(&mut gap.clone(), 0, NOW),
         Err(StorageError::OutOfOrderSequence { .. })
     ));
-    let next = BatchBuilder::new(0).producer(5, 3, 12).record(Some(b"p"), Some(b"x"), &[], NOW).build();
+    let next = BatchBuilder::new(0)
+        .producer(5, 3, 12)
+        .record(Some(b"p"), Some(b"x"), &[], NOW)
+        .build();
     log.append(&mut next.clone(), 0, NOW).unwrap();
 }
 
@@ -475,7 +596,9 @@ fn a_small_offset_map_cleans_in_several_passes() {
     let mut checkpoint = None;
     let mut passes = 0;
     loop {
-        let info = log.cleanable_info(checkpoint, log.log_end_offset(), NOW).unwrap();
+        let info = log
+            .cleanable_info(checkpoint, log.log_end_offset(), NOW)
+            .unwrap();
         if info.first_dirty_offset >= upper {
             break;
         }
@@ -500,9 +623,13 @@ fn small_cleaned_segments_are_merged_with_rebuilt_indexes() {
     write_rounds(&mut log, 4, 60, NOW - 10_000);
     let segs = log.segment_count();
     assert!(segs > 5);
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     // The first pass groups by the old sizes; a second pass merges the small cleaned segments.
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap().unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
     assert!(log.segment_count() <= 3, "{} segments", log.segment_count());
     let recs = records(&log);
     // Every offset that is present can be looked up exactly (index over gaps).
@@ -511,7 +638,10 @@ fn small_cleaned_segments_are_merged_with_rebuilt_indexes() {
         let b = BatchView::parse(&r.records).unwrap();
         assert!(b.header().base_offset <= *o && *o <= b.header().last_offset());
     }
-    let by_time = log.fetch_offset_by_timestamp(NOW - 10_000).unwrap().unwrap();
+    let by_time = log
+        .fetch_offset_by_timestamp(NOW - 10_000)
+        .unwrap()
+        .unwrap();
     assert_eq!(by_time.offset, recs[0].0);
     // Reopen without a clean shutdown: the indexes written by the cleaner are the ones a
     // rebuild would make.
@@ -520,7 +650,10 @@ fn small_cleaned_segments_are_merged_with_rebuilt_indexes() {
         fs::read_dir(d)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "index" || x == "timeindex"))
+            .filter(|p| {
+                p.extension()
+                    .is_some_and(|x| x == "index" || x == "timeindex")
+            })
             .map(|p| (p.clone(), fs::read(&p).unwrap()))
             .collect()
     };
@@ -539,7 +672,10 @@ fn small_cleaned_segments_are_merged_with_rebuilt_indexes() {
 /// A log of several sealed segments that a pass cleans as one group (segment.bytes raised after
 /// writing), with the cleaned files written but not swapped in. Returns the records before,
 /// the sealed segments' bases and the group's base.
-fn prepared(dir: &Path, b: Arc<dyn Backend>) -> (Log, Vec<Rec>, Vec<i64>, rafka_storage::CleanOutput) {
+fn prepared(
+    dir: &Path,
+    b: Arc<dyn Backend>,
+) -> (Log, Vec<Rec>, Vec<i64>, rafka_storage::CleanOutput) {
     let mut log = open(dir, config(), b, false);
     write_rounds(&mut log, 6, 40, NOW - 10_000);
     append(&mut log, kv("key3", None, NOW - 5_000));
@@ -578,7 +714,8 @@ fn name(dir: &Path, base: i64, suffix: &str) -> PathBuf {
 }
 
 fn ren(from: PathBuf, to: PathBuf) {
-    fs::rename(&from, &to).unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
+    fs::rename(&from, &to)
+        .unwrap_or_else(|e| panic!("{} -> {}: {e}", from.display(), to.display()));
 }
 
 const SUFFIXES: [&str; 4] = [".index", ".timeindex", ".txnindex", ".log"];
@@ -596,7 +733,10 @@ fn crash_at_step(step: usize) {
     // Step 1..=4: the cleaned files renamed to .swap one by one (indexes first, .log last).
     for (i, s) in SUFFIXES.iter().enumerate() {
         if step > i {
-            ren(name(d, base, &format!("{s}.cleaned")), name(d, base, &format!("{s}.swap")));
+            ren(
+                name(d, base, &format!("{s}.cleaned")),
+                name(d, base, &format!("{s}.swap")),
+            );
         }
     }
     // Step 5..: the old segments renamed to .deleted, one segment per step.
@@ -622,7 +762,10 @@ fn crash_at_step(step: usize) {
     check_compacted(&before, &after);
     let swapped = step >= 4;
     if swapped {
-        assert!(after.len() < before.len(), "step {step}: the swap completed");
+        assert!(
+            after.len() < before.len(),
+            "step {step}: the swap completed"
+        );
     } else {
         assert_eq!(after, before, "step {step}: nothing changed");
     }
@@ -634,7 +777,8 @@ fn crash_at_step(step: usize) {
     assert!(leftovers.is_empty(), "step {step}: {leftovers:?}");
     // The reopened log works: a further pass and a reload agree.
     let mut log = log;
-    log.clean(None, log.log_end_offset(), &settings(), NOW).unwrap();
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap();
     let again = records(&log);
     check_compacted(&before, &again);
     log.close().unwrap();
@@ -714,10 +858,15 @@ fn failed_renames_take_the_log_offline_and_reopen_recovers() {
 #[test]
 fn a_pass_is_dropped_when_retention_replaced_its_segments() {
     let dir = tempfile::tempdir().unwrap();
-    let mut log = open(dir.path(), LogConfig {
-        segment_bytes: 1 << 20,
-        ..config()
-    }, file_backend(), false);
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        file_backend(),
+        false,
+    );
     log.set_config(config());
     write_rounds(&mut log, 6, 40, NOW - 10_000);
     let info = whole_log(&log, NOW);

@@ -65,8 +65,8 @@ use crate::batch::{self, Header, BATCH_HEADER_LEN};
 use crate::error::{Result, StorageError};
 use crate::producer_state::TxnMarker;
 use crate::segment::{
-    remove_if_exists, segment_path, Segment, SegmentFiles, INDEX_SUFFIX,
-    LOG_SUFFIX, NO_TIMESTAMP, TIME_INDEX_SUFFIX,
+    remove_if_exists, segment_path, Segment, SegmentFiles, INDEX_SUFFIX, LOG_SUFFIX, NO_TIMESTAMP,
+    TIME_INDEX_SUFFIX,
 };
 use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 
@@ -212,8 +212,8 @@ impl CleanableInfo {
     /// Whether the cleaner should take this log now (Kafka's `grabFilthiestCompactedLog`
     /// filters, with the delete-horizon fallback).
     pub fn is_due(&self) -> bool {
-        (self.must_clean_now && self.cleanable_bytes > 0)
-            || (self.cleanable_bytes > 0 && self.dirty_ratio() >= self.min_cleanable_ratio)
+        (self.cleanable_bytes > 0
+            && (self.must_clean_now || self.dirty_ratio() >= self.min_cleanable_ratio))
             || self.delete_horizon_passed
     }
 }
@@ -309,7 +309,12 @@ impl CleanOutput {
     /// Deletes the cleaned files (a pass that will not be swapped in).
     pub fn abandon(self) {
         for g in &self.groups {
-            remove_group_files(self.backend.as_ref(), &self.dir, g.base_offset, CLEANED_SUFFIX);
+            remove_group_files(
+                self.backend.as_ref(),
+                &self.dir,
+                g.base_offset,
+                CLEANED_SUFFIX,
+            );
         }
     }
 }
@@ -325,7 +330,12 @@ fn group_path(dir: &Path, base: i64, suffix: &str, stage: &str) -> PathBuf {
     segment_path(dir, base, &format!("{suffix}{stage}"))
 }
 
-const SEGMENT_SUFFIXES: [&str; 4] = [INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX, LOG_SUFFIX];
+const SEGMENT_SUFFIXES: [&str; 4] = [
+    INDEX_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    TXN_INDEX_SUFFIX,
+    LOG_SUFFIX,
+];
 
 fn remove_group_files(backend: &dyn Backend, dir: &Path, base: i64, stage: &str) {
     for suffix in SEGMENT_SUFFIXES {
@@ -360,7 +370,11 @@ impl TxnMetadata {
     }
 
     fn consume_up_to(&mut self, offset: i64) {
-        while self.pending.front().is_some_and(|t| t.first_offset <= offset) {
+        while self
+            .pending
+            .front()
+            .is_some_and(|t| t.first_offset <= offset)
+        {
             if let Some(t) = self.pending.pop_front() {
                 self.ongoing_aborted
                     .entry(t.producer_id)
@@ -407,6 +421,9 @@ impl TxnMetadata {
         }
     }
 }
+
+/// A batch that stays: the bytes to write and the delete horizon they carry, if any.
+type Filtered<'b> = (std::borrow::Cow<'b, [u8]>, Option<i64>);
 
 /// Kafka's `BatchRetention`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,7 +472,11 @@ fn decode_records(batch: &[u8], max_uncompressed_bytes: usize) -> Result<Vec<Own
 /// Rebuilds a batch with only `records`, keeping everything Kafka's `filterTo` keeps: base
 /// offset, last offset delta, producer fields, flags, leader epoch, codec; with a delete horizon
 /// when given (KIP-534).
-fn rebuild_batch(h: &Header, records: &[OwnedRecord], delete_horizon_ms: Option<i64>) -> Result<Vec<u8>> {
+fn rebuild_batch(
+    h: &Header,
+    records: &[OwnedRecord],
+    delete_horizon_ms: Option<i64>,
+) -> Result<Vec<u8>> {
     let mut b = BatchBuilder::new(h.base_offset)
         .producer(h.producer_id, h.producer_epoch, h.base_sequence)
         .partition_leader_epoch(h.partition_leader_epoch)
@@ -544,7 +565,9 @@ impl CleanedWriter {
 
     fn push_time(&mut self) {
         if self.max_timestamp == NO_TIMESTAMP
-            || self.last_time_entry.is_some_and(|t| t >= self.max_timestamp)
+            || self
+                .last_time_entry
+                .is_some_and(|t| t >= self.max_timestamp)
         {
             return;
         }
@@ -605,7 +628,9 @@ impl CleanedWriter {
         ] {
             let p = group_path(dir, self.base_offset, suffix, CLEANED_SUFFIX);
             remove_if_exists(backend, &p)?;
-            let f = backend.open(&p, true).map_err(|e| StorageError::io(&p, e))?;
+            let f = backend
+                .open(&p, true)
+                .map_err(|e| StorageError::io(&p, e))?;
             f.write_all_at(content, 0)
                 .map_err(|e| StorageError::io(&p, e))?;
             f.sync().map_err(|e| StorageError::io(&p, e))?;
@@ -657,7 +682,9 @@ impl CleanTask {
         let mut txns = TxnMetadata::new(&self.aborted);
         for group in groups {
             let base = group[0].base_offset;
-            match self.clean_group(&group, &map, &mut txns, settings, now_ms, &mut stats, &mut out, throttle) {
+            match self.clean_group(
+                &group, &map, &mut txns, settings, now_ms, &mut stats, &mut out, throttle,
+            ) {
                 Ok(bytes) => out.groups.push(CleanedGroup {
                     base_offset: base,
                     sources: group
@@ -818,7 +845,9 @@ impl CleanTask {
                 if let Some((out_bytes, horizon)) =
                     self.filter_batch(bytes, &h, map, txns, settings, now_ms, stats)?
                 {
-                    if let Some(hz) = horizon {
+                    // Only a horizon still ahead makes a later pass worth it: a batch kept past
+                    // its horizon (a producer's last batch, kept empty) must not keep the log due.
+                    if let Some(hz) = horizon.filter(|&hz| hz > now_ms) {
                         out.latest_delete_horizon_ms = out.latest_delete_horizon_ms.max(hz);
                     }
                     let oh = batch::parse_header(&out_bytes)?;
@@ -846,7 +875,7 @@ impl CleanTask {
         settings: &CleanerSettings,
         now_ms: i64,
         stats: &mut CleanerStats,
-    ) -> Result<Option<(std::borrow::Cow<'b, [u8]>, Option<i64>)>> {
+    ) -> Result<Option<Filtered<'b>>> {
         use std::borrow::Cow;
         let control = h.is_control();
         let can_discard = if control {
@@ -900,8 +929,7 @@ impl CleanTask {
         let mut kept = Vec::with_capacity(total);
         let mut tombstones = false;
         for r in records {
-            let keep = !discard_records
-                && (control || self.retain_record(h, &r, map, now_ms));
+            let keep = !discard_records && (control || self.retain_record(h, &r, map, now_ms));
             if keep {
                 tombstones |= !control && r.value.is_none();
                 kept.push(r);
@@ -1095,12 +1123,9 @@ impl Log {
             }
             stats.groups_swapped += 1;
         }
-        if output.latest_delete_horizon_ms != NO_TIMESTAMP
-            || self.latest_delete_horizon_ms <= now_ms
-        {
-            // The horizon this pass wrote (or none left to wait for once it passed).
-            self.latest_delete_horizon_ms = output.latest_delete_horizon_ms;
-        }
+        // The pass re-read every batch with a horizon below its end: what it found ahead is
+        // what is left to wait for.
+        self.latest_delete_horizon_ms = output.latest_delete_horizon_ms;
         Ok(stats)
     }
 
@@ -1135,7 +1160,8 @@ impl Log {
         for suffix in SEGMENT_SUFFIXES {
             let from = group_path(&dir, g.base_offset, suffix, CLEANED_SUFFIX);
             let to = group_path(&dir, g.base_offset, suffix, SWAP_SUFFIX);
-            b.rename(&from, &to).map_err(|e| StorageError::io(&from, e))?;
+            b.rename(&from, &to)
+                .map_err(|e| StorageError::io(&from, e))?;
         }
         sync_dir()?;
         let n = g.sources.len();
@@ -1164,7 +1190,8 @@ impl Log {
         for suffix in SEGMENT_SUFFIXES {
             let from = group_path(&dir, g.base_offset, suffix, SWAP_SUFFIX);
             let to = segment_path(&dir, g.base_offset, suffix);
-            b.rename(&from, &to).map_err(|e| StorageError::io(&from, e))?;
+            b.rename(&from, &to)
+                .map_err(|e| StorageError::io(&from, e))?;
         }
         sync_dir()?;
         let upper = self.segments.get(first).map(|s| s.base_offset);
@@ -1174,7 +1201,16 @@ impl Log {
             index_bytes: self.config.segment_index_bytes,
         };
         let (lp, lf, len) = Segment::open_log(&files, g.base_offset)?;
-        let seg = match Segment::load_trusted(&files, g.base_offset, lp, lf, len, upper, false, now_ms)? {
+        let seg = match Segment::load_trusted(
+            &files,
+            g.base_offset,
+            lp,
+            lf,
+            len,
+            upper,
+            false,
+            now_ms,
+        )? {
             Some(seg) => seg,
             None => {
                 tracing::warn!(dir = %dir.display(), base = g.base_offset,
@@ -1273,7 +1309,12 @@ pub(crate) fn complete_swaps(b: &dyn Backend, dir: &Path, names: &[String]) -> R
             "completing an interrupted cleaner swap");
         for &old in &bases {
             if old == base || (old > base && old < next) {
-                for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX] {
+                for suffix in [
+                    LOG_SUFFIX,
+                    INDEX_SUFFIX,
+                    TIME_INDEX_SUFFIX,
+                    TXN_INDEX_SUFFIX,
+                ] {
                     remove_if_exists(b, &segment_path(dir, old, suffix))?;
                 }
             }
@@ -1283,7 +1324,8 @@ pub(crate) fn complete_swaps(b: &dyn Backend, dir: &Path, names: &[String]) -> R
             remove_if_exists(b, &segment_path(dir, base, suffix))?;
         }
         let to = segment_path(dir, base, LOG_SUFFIX);
-        b.rename(&path, &to).map_err(|e| StorageError::io(&path, e))?;
+        b.rename(&path, &to)
+            .map_err(|e| StorageError::io(&path, e))?;
         changed = true;
     }
     for n in names {
