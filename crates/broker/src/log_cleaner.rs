@@ -166,7 +166,8 @@ fn run(state: &State, id: usize, settings: CleanerSettings, rate: f64, backoff: 
     }
 }
 
-/// Picks and cleans one log; `false` if none needed it.
+/// Picks and cleans one log; `false` if none needed it or the pass made no progress (failed,
+/// or stopped at an unreadable batch), so the thread backs off instead of spinning.
 fn clean_filthiest(
     state: &State,
     shared: &Arc<Shared>,
@@ -214,9 +215,9 @@ fn clean_filthiest(
         return false;
     };
     let tp = tp_of(&partition);
-    clean_one(state, shared, id, &partition, &tp, info, settings, rate);
+    let progressed = clean_one(state, shared, id, &partition, &tp, info, settings, rate);
     lock(&state.in_progress).remove(&tp);
-    true
+    progressed
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -229,14 +230,14 @@ fn clean_one(
     info: rafka_storage::CleanableInfo,
     settings: &CleanerSettings,
     rate: f64,
-) {
+) -> bool {
     let name = tp.dir_name();
     let task = match partition.prepare_clean(&info) {
         Ok(Some(task)) => task,
-        Ok(None) => return,
+        Ok(None) => return false,
         Err(e) => {
             tracing::warn!(partition = %name, error = %e, "Cleaner {id}: cannot clean log");
-            return;
+            return false;
         }
     };
     tracing::info!(
@@ -262,7 +263,7 @@ fn clean_one(
             if !stopped(state) {
                 tracing::warn!(partition = %name, error = %e, "Cleaner {id}: cleaning failed");
             }
-            return;
+            return false;
         }
     };
     let end = output.end_offset;
@@ -292,9 +293,11 @@ fn clean_one(
                 lock(&state.checkpoints).insert(tp.clone(), end);
                 write_checkpoints(state, shared);
             }
+            end > first_dirty || stats.groups_swapped > 0
         }
         Err(e) => {
             tracing::error!(partition = %name, error = %e, "Cleaner {id}: swapping cleaned segments failed; log is offline");
+            false
         }
     }
 }
