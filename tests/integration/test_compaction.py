@@ -147,8 +147,12 @@ def test_a_broker_killed_during_compaction_restarts_consistent(broker, unique_to
     broker.kill9()
 
     broker.extra.pop("log.cleaner.io.max.bytes.per.second")
+    log_before = len(broker.log_text())
     broker.start()
-    assert not any(p.name.endswith((".cleaned", ".swap")) for p in part.iterdir())
+    # Recovery removed the interrupted pass's files (or completed its swap).
+    restart_log = broker.log_text()[log_before:]
+    assert ("removing leftover temporary file" in restart_log
+            or "completing an interrupted cleaner swap" in restart_log), restart_log[-3000:]
     # Nothing lost, nothing duplicated: the log reads back consistent...
     recs = read_all(broker, topic)
     offsets = [o for o, _, _ in recs]
@@ -163,3 +167,39 @@ def test_a_broker_killed_during_compaction_restarts_consistent(broker, unique_to
     wait_until(lambda: compacted_now(broker, topic), timeout=40, interval=0.5,
                what="the restarted cleaner to compact the log")
     check_compacted(read_all(broker, topic))
+
+
+@pytest.mark.broker_config({**COMPACT_BROKER, "offsets.topic.num.partitions": 1,
+                            "offsets.topic.segment.bytes": 16384,
+                            "group.initial.rebalance.delay.ms": 0})
+def test_consumer_offsets_is_compacted(broker, unique_topic):
+    """__consumer_offsets is a compacted topic: many commits of one group shrink to the latest
+    one, which survives a restart."""
+    topic = unique_topic
+    ck_create_topic(broker, topic, 1)
+    ck_produce_all(ck_producer(broker), topic, [(b"k", b"v", 0)])
+    group = f"{topic}-group"
+    c = ck_consumer(broker, **{"group.id": group, "enable.auto.commit": False})
+    try:
+        for i in range(1, 1501):
+            c.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+    finally:
+        c.close()
+    part = broker.data_dir / "__consumer_offsets-0"
+    wait_until(lambda: "Cleaning log __consumer_offsets-0" in broker.log_text(), timeout=30,
+               interval=0.2, what="the cleaner to clean __consumer_offsets-0")
+    # 1,500 commits took ~175 kB; compacted, the sealed part holds one commit (plus the group's
+    # metadata) and the active segment at most 16 kB.
+    wait_until(lambda: sum(p.stat().st_size for p in part.iterdir() if p.name.endswith(".log"))
+               < 40_000, timeout=30, interval=0.2, what="__consumer_offsets-0 to shrink")
+
+    def committed():
+        c = ck_consumer(broker, **{"group.id": group})
+        try:
+            return c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+        finally:
+            c.close()
+
+    assert committed() == 1500
+    broker.restart(clean=False)
+    assert committed() == 1500
