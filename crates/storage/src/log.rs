@@ -336,6 +336,9 @@ pub struct Log {
     /// The latest delete horizon the cleaner wrote (Kafka's `latestDeleteHorizon`, in memory
     /// only): once it passes, the log is worth a pass even if not dirty.
     latest_delete_horizon_ms: i64,
+    /// Counts truncations: a cleaner pass prepared before one is dropped whole (its offset map
+    /// may hold records the truncation removed, which must not make older ones go).
+    truncations: u64,
 }
 
 impl Log {
@@ -492,6 +495,7 @@ impl Log {
             unreplicated_txns: BTreeMap::new(),
             pending_deletes: Vec::new(),
             latest_delete_horizon_ms: NO_TIMESTAMP,
+            truncations: 0,
         };
         let end = log.log_end_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
@@ -1479,6 +1483,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         if offset < self.segments[0].base_offset {
             return self.truncate_fully_and_start_at(offset, now_ms);
         }
@@ -1540,6 +1545,7 @@ impl Log {
     /// Deletes all data and restarts the log empty at `offset` (log start = log end = `offset`).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         self.check_ok()?;
+        self.truncations += 1;
         let r = (|| {
             for seg in &self.segments {
                 seg.delete_files(self.backend.as_ref())?;

@@ -889,3 +889,58 @@ fn a_pass_is_dropped_when_retention_replaced_its_segments() {
         .count();
     assert_eq!(leftovers, 0);
 }
+
+#[test]
+fn appends_and_rolls_during_a_pass_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), file_backend(), false);
+    write_rounds(&mut log, 8, 30, NOW - 10_000);
+    let info = whole_log(&log, NOW);
+    let task = log.prepare_clean(&info).unwrap().unwrap();
+    // The pass runs without the log: the log keeps taking appends, and rolls.
+    let segments_before = log.segment_count();
+    write_named(&mut log, "late", 8, 30, NOW - 1_000);
+    assert!(log.segment_count() > segments_before);
+    let before = records(&log);
+    let out = task.run(&settings(), NOW, &mut |_| true).unwrap();
+    let stats = log.finish_clean(out, NOW).unwrap();
+    assert_eq!(stats.groups_skipped, 0);
+    let after = records(&log);
+    check_compacted(&before, &after);
+    // Everything appended during the pass is there, untouched.
+    let late_before: Vec<_> = before.iter().filter(|r| r.1.starts_with(b"late")).collect();
+    let late_after: Vec<_> = after.iter().filter(|r| r.1.starts_with(b"late")).collect();
+    assert_eq!(late_before, late_after);
+    log.close().unwrap();
+    let log = open(dir.path(), config(), file_backend(), false);
+    assert_eq!(records(&log), after);
+}
+
+#[test]
+fn a_truncation_during_a_pass_drops_the_swap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), file_backend(), false);
+    write_rounds(&mut log, 8, 30, NOW - 10_000);
+    let info = whole_log(&log, NOW);
+    let task = log.prepare_clean(&info).unwrap().unwrap();
+    // A follower-style truncation into the sealed part replaces the segment it cuts.
+    log.truncate_to(info.first_uncleanable_offset / 2, NOW)
+        .unwrap();
+    let before = records(&log);
+    let out = task.run(&settings(), NOW, &mut |_| true).unwrap();
+    let stats = log.finish_clean(out, NOW).unwrap();
+    assert!(stats.groups_skipped >= 1);
+    assert_eq!(
+        stats.groups_swapped, 0,
+        "the whole pass goes: its map saw truncated records"
+    );
+    assert_eq!(records(&log), before);
+    let leftovers = fs::read_dir(dir.path())
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name().into_string().unwrap();
+            n.ends_with(".cleaned") || n.ends_with(".swap")
+        })
+        .count();
+    assert_eq!(leftovers, 0);
+}

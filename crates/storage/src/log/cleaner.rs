@@ -247,6 +247,8 @@ pub struct CleanTask {
     segment_index_bytes: u64,
     index_interval_bytes: u32,
     delete_retention_ms: i64,
+    /// The log's truncation count when the pass was prepared.
+    truncations: u64,
 }
 
 /// Counters of a pass (Kafka's `CleanerStats`).
@@ -303,6 +305,7 @@ pub struct CleanOutput {
     pub stats: CleanerStats,
     /// Where the pass started.
     pub first_dirty_offset: i64,
+    truncations: u64,
 }
 
 impl CleanOutput {
@@ -678,6 +681,7 @@ impl CleanTask {
             latest_delete_horizon_ms: NO_TIMESTAMP,
             stats: CleanerStats::default(),
             first_dirty_offset: self.first_dirty_offset,
+            truncations: self.truncations,
         };
         let mut txns = TxnMetadata::new(&self.aborted);
         for group in groups {
@@ -1091,11 +1095,13 @@ impl Log {
             segment_index_bytes: u64::from(self.config.segment_index_bytes),
             index_interval_bytes: self.config.index_interval_bytes,
             delete_retention_ms: self.config.delete_retention_ms,
+            truncations: self.truncations,
         }))
     }
 
     /// Swaps the cleaned segments of `output` in (see the module docs for the protocol). A
-    /// group whose segments are no longer the ones the pass read is dropped. Returns the stats
+    /// group whose segments are no longer the ones the pass read is dropped (retention or
+    /// DeleteRecords removed them), and the whole pass if the log was truncated meanwhile. Returns the stats
     /// with the groups swapped and skipped. A failure part-way takes the log offline
     /// ([`StorageError::Failed`]); reopening completes or rolls back the swap.
     pub fn finish_clean(&mut self, output: CleanOutput, now_ms: i64) -> Result<CleanerStats> {
@@ -1103,6 +1109,14 @@ impl Log {
         if let Err(e) = self.check_ok() {
             output.abandon();
             return Err(e);
+        }
+        if output.truncations != self.truncations {
+            // The offset map may name records the truncation removed: a key's older record
+            // would go with nothing newer left. Kafka aborts cleaning on truncation too.
+            tracing::info!(dir = %self.dir.display(), "log truncated during cleaning; dropping the pass");
+            stats.groups_skipped += output.groups.len() as u64;
+            output.abandon();
+            return Ok(stats);
         }
         let b = Arc::clone(&output.backend);
         let mut groups = output.groups.into_iter();
