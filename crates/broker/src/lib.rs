@@ -13,6 +13,8 @@
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
 //! - [`txn_coordinator`]: the task that runs the sans-IO transaction coordinator (`rafka-txn`):
 //!   `__transaction_state`, timeouts, and the transaction markers.
+//! - [`log_cleaner`]: the threads that compact `cleanup.policy=compact` logs (storage's cleaner
+//!   run outside the partition lock, swapped in under it), and `cleaner-offset-checkpoint`.
 //! - [`producer_ids`]: producer id blocks taken from the metadata log for InitProducerId.
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
 //! - [`dynamic_config`]: dynamic broker configs from the metadata log layered over the static
@@ -30,6 +32,7 @@ pub mod dynamic_config;
 pub mod errors;
 pub mod group_coordinator;
 pub mod handlers;
+pub mod log_cleaner;
 pub mod node;
 pub mod partitions;
 pub mod producer_ids;

@@ -82,6 +82,8 @@ pub enum NodeError {
 /// A running node.
 pub struct Node {
     shared: Arc<Shared>,
+    /// The log cleaner threads (compaction), stopped first at shutdown.
+    cleaner: Option<crate::log_cleaner::LogCleaner>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     bound: Vec<(String, SocketAddr)>,
@@ -188,6 +190,7 @@ impl Node {
             .map_err(|e| NodeError::Join(e.to_string()))??;
         }
 
+        let cleaner = crate::log_cleaner::LogCleaner::start(&shared);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(follow_metadata(
@@ -257,6 +260,7 @@ impl Node {
         );
         Ok(Node {
             shared,
+            cleaner: Some(cleaner),
             shutdown_tx,
             tasks,
             bound,
@@ -281,6 +285,10 @@ impl Node {
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+        if let Some(cleaner) = self.cleaner {
+            // Joins the cleaner threads (a pass in progress stops at its next batch).
+            let _ = tokio::task::spawn_blocking(move || cleaner.shutdown()).await;
         }
         let shared = self.shared;
         let flushed = {

@@ -196,6 +196,34 @@ impl Partition {
         Ok(())
     }
 
+    /// Where this log stands for the cleaner (`None` unless `cleanup.policy` has `compact`).
+    pub fn cleanable_info(
+        &self,
+        checkpoint: Option<i64>,
+        now_ms: i64,
+    ) -> Option<rafka_storage::CleanableInfo> {
+        lock(&self.inner)
+            .log
+            .cleanable_info(checkpoint, self.high_watermark(), now_ms)
+    }
+
+    /// Takes a cleaner pass (cheap: the sealed segments' maps); it runs without the lock.
+    pub fn prepare_clean(
+        &self,
+        info: &rafka_storage::CleanableInfo,
+    ) -> Result<Option<rafka_storage::CleanTask>, StorageError> {
+        lock(&self.inner).log.prepare_clean(info)
+    }
+
+    /// Swaps a finished cleaner pass in (renames only, under the lock).
+    pub fn finish_clean(
+        &self,
+        output: rafka_storage::CleanOutput,
+        now_ms: i64,
+    ) -> Result<rafka_storage::CleanerStats, StorageError> {
+        lock(&self.inner).log.finish_clean(output, now_ms)
+    }
+
     /// Producers with state in this partition (DescribeProducers).
     pub fn active_producers(&self) -> Vec<rafka_storage::ProducerInfo> {
         lock(&self.inner).log.active_producers()
@@ -603,6 +631,36 @@ impl Partitions {
         for (d, dir) in self.log_dirs.dirs().iter().enumerate() {
             dir.write_recovery_points(&recovery[d])?;
             dir.write_log_start_offsets(&starts[d])?;
+        }
+        Ok(())
+    }
+
+    /// Every log dir's `cleaner-offset-checkpoint`, merged (a partition lives in one dir).
+    pub fn read_cleaner_checkpoints(&self) -> Result<HashMap<TopicPartition, i64>, StorageError> {
+        let mut all = HashMap::new();
+        for dir in self.log_dirs.dirs() {
+            all.extend(dir.read_cleaner_offsets()?);
+        }
+        Ok(all)
+    }
+
+    /// Writes each log dir's `cleaner-offset-checkpoint` with the entries of the partitions in
+    /// that dir (entries of partitions no dir holds any more are dropped).
+    pub fn write_cleaner_checkpoints(
+        &self,
+        entries: &[(TopicPartition, i64)],
+    ) -> Result<(), StorageError> {
+        let mut per_dir: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); self.log_dirs.len()];
+        {
+            let placement = lock(&self.placement);
+            for (tp, offset) in entries {
+                if let Some(d) = placement.dir_of(tp).and_then(|d| per_dir.get_mut(d)) {
+                    d.push((tp.clone(), *offset));
+                }
+            }
+        }
+        for (dir, entries) in self.log_dirs.dirs().iter().zip(&per_dir) {
+            dir.write_cleaner_offsets(entries)?;
         }
         Ok(())
     }

@@ -197,7 +197,7 @@ impl TopicSettings {
             flush_messages: parse_or(get("flush.messages"), broker.log_flush_interval_messages),
             flush_ms: parse_or(get("flush.ms"), broker.log_flush_interval_ms),
             // Time and size retention apply to `cleanup.policy=delete` (alone or with compact);
-            // a compact-only topic keeps its data until the cleaner (not yet here) compacts it.
+            // a compact-only topic keeps its data, which the cleaner compacts.
             retention_ms: if deletes {
                 parse_or(get("retention.ms"), broker.log_retention_ms)
             } else {
@@ -212,6 +212,12 @@ impl TopicSettings {
                 get("file.delete.delay.ms"),
                 broker.log_segment_delete_delay_ms,
             ),
+            compact: compacts,
+            delete_retention_ms: parse_or(get("delete.retention.ms"), 86_400_000i64).max(0),
+            min_compaction_lag_ms: parse_or(get("min.compaction.lag.ms"), 0i64).max(0),
+            max_compaction_lag_ms: parse_or(get("max.compaction.lag.ms"), i64::MAX).max(1),
+            min_cleanable_dirty_ratio: parse_or(get("min.cleanable.dirty.ratio"), 0.5f64)
+                .clamp(0.0, 1.0),
         };
         TopicSettings {
             cleanup_delete: deletes,
@@ -404,5 +410,36 @@ mod tests {
         assert!(compacted("compact"));
         assert!(compacted("delete, compact"));
         assert!(!compacted("delete"));
+    }
+
+    #[test]
+    fn compaction_settings_follow_topic_and_broker_keys() {
+        let mut props = BTreeMap::new();
+        props.insert(
+            "log.cleaner.delete.retention.ms".to_string(),
+            "5000".to_string(),
+        );
+        props.insert(
+            "log.cleaner.min.cleanable.ratio".to_string(),
+            "0.2".to_string(),
+        );
+        let (broker, _) = BrokerConfig::from_props(&props).expect("valid");
+        let s = TopicSettings::resolve(&broker, &BTreeMap::new());
+        assert!(!s.log.compact && s.cleanup_delete);
+        assert_eq!(s.log.delete_retention_ms, 5000);
+        assert_eq!(s.log.min_cleanable_dirty_ratio, 0.2);
+        assert_eq!(s.log.max_compaction_lag_ms, i64::MAX);
+        let mut overrides = BTreeMap::new();
+        overrides.insert("cleanup.policy".to_string(), "compact".to_string());
+        overrides.insert("min.compaction.lag.ms".to_string(), "100".to_string());
+        overrides.insert("min.cleanable.dirty.ratio".to_string(), "0.01".to_string());
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert!(s.log.compact && !s.cleanup_delete);
+        assert_eq!(s.log.retention_ms, -1);
+        assert_eq!(s.log.min_compaction_lag_ms, 100);
+        assert_eq!(s.log.min_cleanable_dirty_ratio, 0.01);
+        overrides.insert("cleanup.policy".to_string(), "compact,delete".to_string());
+        let s = TopicSettings::resolve(&broker, &overrides);
+        assert!(s.log.compact && s.cleanup_delete);
     }
 }

@@ -20,6 +20,10 @@
 //!     00000000000000000000.log.deleted  a segment retention deleted (also .index.deleted,
 //!                                       .timeindex.deleted, .txnindex.deleted), unlinked after
 //!                                       file.delete.delay.ms; removed by the next open if left
+//!     00000000000000000000.log.cleaned  the cleaner writing a cleaned segment (and its indexes);
+//!                                       removed by the next open if left
+//!     00000000000000000000.log.swap     a cleaned segment about to replace the old ones; the
+//!                                       next open completes the swap if left
 //!     leader-epoch-checkpoint           0\n<count>\n<epoch> <start offset>\n...
 //!     partition.metadata                version: 0\ntopic_id: <base64url uuid>\n
 //!   <topic>-<partition>.<hex id>-delete/  a partition being deleted
@@ -147,6 +151,16 @@
 //! deleted, and the leader epoch cache is folded to start at it. Transaction index entries go
 //! with their segments.
 //!
+//! # Compaction
+//!
+//! `cleanup.policy=compact` logs are cleaned as Kafka's log cleaner does ([`Log::cleanable_info`],
+//! [`Log::prepare_clean`], [`CleanTask::run`] outside the broker's lock, [`Log::finish_clean`]):
+//! the latest record per key stays, offsets never change, tombstones and markers go after their
+//! KIP-534 delete horizon, aborted transactions' batches go. See the `log::cleaner` module docs
+//! for the rules and the crash-safe `.cleaned` / `.swap` protocol. The broker keeps where each
+//! log was cleaned up to in the log dir's `cleaner-offset-checkpoint`
+//! ([`LogDir::read_cleaner_offsets`]).
+//!
 //! # Recovery
 //!
 //! [`Log::open`] without a clean shutdown walks every batch from the segment containing the
@@ -188,6 +202,10 @@ pub use checkpoint::{
     EpochEntry, MetaProperties, TopicPartition,
 };
 pub use error::StorageError;
+pub use log::cleaner::{
+    CleanOutcome, CleanOutput, CleanTask, CleanableInfo, CleanerSettings, CleanerStats, OffsetMap,
+    OFFSET_MAP_ENTRY_BYTES, OFFSET_MAP_LOAD_FACTOR,
+};
 pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
 pub use log_dirs::{filesystem_space, Formatted, LogDirs, LogDirsError, Placement, METADATA_TOPIC};
 pub use logdir::LogDir;
@@ -198,6 +216,8 @@ pub use txn_index::{AbortedTxn, ABORTED_TXN_BYTES, ABORTED_TXN_VERSION};
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 /// Per-log-dir checkpoint of recovery points.
 pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoint";
+/// Per-log-dir checkpoint of the offsets the cleaner has compacted up to (Kafka's name).
+pub const CLEANER_OFFSET_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// Per-log-dir checkpoint of log start offsets.
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
 /// Per-log-dir identity file.

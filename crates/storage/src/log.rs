@@ -24,6 +24,7 @@ use crate::snapshot::{self, SNAPSHOT_SUFFIX};
 use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX};
 use crate::LEADER_EPOCH_CHECKPOINT_FILE;
 
+pub(crate) mod cleaner;
 mod retention;
 
 /// Relative offsets and positions in the indexes are 32-bit; Kafka caps `segment.bytes` at
@@ -40,8 +41,8 @@ const CONTROL_BATCH_MAX_BYTES: usize = 64 << 10;
 
 /// Per-partition settings, named after Kafka's topic configs (`segment.bytes`, `segment.ms`,
 /// `index.interval.bytes`, `segment.index.bytes`, `flush.messages`, `flush.ms`, `retention.ms`,
-/// `retention.bytes`, `file.delete.delay.ms`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `retention.bytes`, `file.delete.delay.ms`, and the compaction settings).
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// Roll a new segment when the active one would grow past this (`segment.bytes`, 1 GiB).
     pub segment_bytes: u64,
@@ -71,6 +72,20 @@ pub struct LogConfig {
     /// that reads in flight are not cut short. This crate's reads do not need the delay (maps and
     /// open files outlive the unlink), so it only mirrors Kafka's visible behaviour.
     pub file_delete_delay_ms: u64,
+    /// `cleanup.policy` includes `compact`: the cleaner keeps the latest record per key
+    /// ([`Log::cleanable_info`]; default false, Kafka's default policy is `delete`).
+    pub compact: bool,
+    /// Tombstones and removable transaction markers stay this long after the cleaner first
+    /// saw them (their KIP-534 delete horizon; `delete.retention.ms`, 1 day).
+    pub delete_retention_ms: i64,
+    /// Records younger than this are not compacted (`min.compaction.lag.ms`, 0).
+    pub min_compaction_lag_ms: i64,
+    /// A log whose oldest uncompacted record is older than this is compacted whatever its
+    /// dirty ratio (`max.compaction.lag.ms`, KIP-354; `i64::MAX`: never forced).
+    pub max_compaction_lag_ms: i64,
+    /// The cleaner takes a log once this share of it is dirty (`min.cleanable.dirty.ratio`,
+    /// 0.5).
+    pub min_cleanable_dirty_ratio: f64,
 }
 
 impl Default for LogConfig {
@@ -85,6 +100,11 @@ impl Default for LogConfig {
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
             file_delete_delay_ms: 60_000,
+            compact: false,
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
         }
     }
 }
@@ -313,6 +333,12 @@ pub struct Log {
     unreplicated_txns: BTreeMap<i64, i64>,
     /// Deleted segments' files waiting to be unlinked, in deletion order.
     pending_deletes: Vec<PendingDelete>,
+    /// The latest delete horizon the cleaner wrote (Kafka's `latestDeleteHorizon`, in memory
+    /// only): once it passes, the log is worth a pass even if not dirty.
+    latest_delete_horizon_ms: i64,
+    /// Counts truncations: a cleaner pass prepared before one is dropped whole (its offset map
+    /// may hold records the truncation removed, which must not make older ones go).
+    truncations: u64,
 }
 
 impl Log {
@@ -343,7 +369,12 @@ impl Log {
         let b = backend.as_ref();
         b.create_dir_all(&dir)
             .map_err(|e| StorageError::io(&dir, e))?;
-        let names = b.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        let mut names = b.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        // A cleaner swap interrupted by a crash is completed first (`.log.swap` replaces the
+        // segments in its range); `.cleaned` files are removed below with the other leftovers.
+        if cleaner::complete_swaps(b, &dir, &names)? {
+            names = b.list_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+        }
         let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         for name in &names {
@@ -463,6 +494,8 @@ impl Log {
             unsynced_snapshots: Vec::new(),
             unreplicated_txns: BTreeMap::new(),
             pending_deletes: Vec::new(),
+            latest_delete_horizon_ms: NO_TIMESTAMP,
+            truncations: 0,
         };
         let end = log.log_end_offset();
         log.recovery_point = recovery_point.clamp(log.log_start_offset, end);
@@ -1450,6 +1483,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         if offset < self.segments[0].base_offset {
             return self.truncate_fully_and_start_at(offset, now_ms);
         }
@@ -1511,6 +1545,7 @@ impl Log {
     /// Deletes all data and restarts the log empty at `offset` (log start = log end = `offset`).
     pub fn truncate_fully_and_start_at(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         self.check_ok()?;
+        self.truncations += 1;
         let r = (|| {
             for seg in &self.segments {
                 seg.delete_files(self.backend.as_ref())?;

@@ -144,6 +144,23 @@ impl LogDir {
         checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
     }
 
+    /// Reads `cleaner-offset-checkpoint` (missing: empty): where the cleaner's next pass of
+    /// each compacted log starts.
+    pub fn read_cleaner_offsets(&self) -> Result<HashMap<TopicPartition, i64>> {
+        let p = self.path.join(crate::CLEANER_OFFSET_CHECKPOINT_FILE);
+        Ok(
+            checkpoint::read_offset_checkpoint(self.backend.as_ref(), &p)?
+                .into_iter()
+                .collect(),
+        )
+    }
+
+    /// Writes `cleaner-offset-checkpoint` atomically.
+    pub fn write_cleaner_offsets(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
+        let p = self.path.join(crate::CLEANER_OFFSET_CHECKPOINT_FILE);
+        checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
+    }
+
     /// Reads `meta.properties`, if present.
     pub fn read_meta_properties(&self) -> Result<Option<MetaProperties>> {
         let p = self.path.join(META_PROPERTIES_FILE);

@@ -612,6 +612,11 @@ impl ProducerStateManager {
         self.producers.is_empty()
     }
 
+    /// Every producer with state, by producer id (the cleaner keeps each one's last batch).
+    pub fn entries(&self) -> impl Iterator<Item = (&i64, &ProducerStateEntry)> {
+        self.producers.iter()
+    }
+
     /// The state of one producer id.
     pub fn get(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
         self.producers.get(&producer_id)

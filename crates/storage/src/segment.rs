@@ -474,6 +474,19 @@ impl Segment {
         self.next_offset = h.last_offset() + 1;
     }
 
+    /// The whole mapped `.log` of a sealed segment (immutable, so the cleaner can read it
+    /// without the log's lock); `None` for the active segment.
+    pub fn sealed_bytes(&self) -> Option<Bytes> {
+        self.map
+            .as_ref()
+            .map(|m| m.slice(..(self.size as usize).min(m.len())))
+    }
+
+    /// The open `.log` (its identity tells the cleaner the segment was not replaced).
+    pub fn log_file(&self) -> Arc<dyn StorageFile> {
+        Arc::clone(&self.log)
+    }
+
     pub fn is_sealed(&self) -> bool {
         self.map.is_some()
     }

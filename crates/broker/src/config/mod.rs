@@ -74,6 +74,12 @@ pub struct BrokerConfig {
     pub log_retention_bytes: i64,
     pub log_retention_check_interval_ms: u64,
     pub log_segment_delete_delay_ms: u64,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_threads: usize,
+    pub log_cleaner_backoff_ms: u64,
+    pub log_cleaner_dedupe_buffer_size: u64,
+    /// `log.cleaner.io.max.bytes.per.second`; `f64::MAX` (Kafka's default): unthrottled.
+    pub log_cleaner_io_max_bytes_per_second: f64,
     pub offsets_topic_replication_factor: i16,
     pub offsets_topic_num_partitions: i32,
     pub offsets_topic_segment_bytes: i32,
@@ -384,7 +390,35 @@ impl BrokerConfig {
         } else {
             log_retention_ms
         };
+        let log_cleaner_threads = int32("log.cleaner.threads", 1)? as usize;
+        let log_cleaner_dedupe_buffer_size = int("log.cleaner.dedupe.buffer.size")?;
+        // Kafka's check: each cleaner thread needs at least 1 MiB of offset map.
+        if log_cleaner_dedupe_buffer_size / (log_cleaner_threads as i64) < 1 << 20 {
+            return Err(ConfigError::invalid(
+                "log.cleaner.dedupe.buffer.size",
+                &log_cleaner_dedupe_buffer_size.to_string(),
+                "must be at least 1 MiB per cleaner thread",
+            ));
+        }
+        let io_max = get("log.cleaner.io.max.bytes.per.second").unwrap_or_default();
+        let log_cleaner_io_max_bytes_per_second = io_max
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| *v > 0.0)
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "log.cleaner.io.max.bytes.per.second",
+                    &io_max,
+                    "expected a positive number",
+                )
+            })?;
         let config = BrokerConfig {
+            log_cleaner_enable: boolean("log.cleaner.enable"),
+            log_cleaner_threads,
+            log_cleaner_backoff_ms: positive("log.cleaner.backoff.ms")? as u64,
+            log_cleaner_dedupe_buffer_size: log_cleaner_dedupe_buffer_size as u64,
+            log_cleaner_io_max_bytes_per_second,
             log_retention_ms,
             log_retention_bytes: int("log.retention.bytes")?.max(-1),
             log_retention_check_interval_ms: positive("log.retention.check.interval.ms")? as u64,

@@ -1,0 +1,355 @@
+//! The log cleaner: `log.cleaner.threads` dedicated threads that compact the logs of topics
+//! with `cleanup.policy=compact` (Kafka's `LogCleaner` + `LogCleanerManager`; the algorithm is
+//! storage's `log::cleaner`).
+//!
+//! Each thread repeatedly takes the filthiest log nobody else is cleaning (the highest dirty
+//! ratio among those at or above `min.cleanable.dirty.ratio` or overdue per
+//! `max.compaction.lag.ms`; else one whose delete horizon passed), and cleans it in three steps
+//! so the partition lock is held only briefly: the pass is prepared under the lock (it takes the
+//! sealed, immutable segments), run without it (reading the segments and writing the `.cleaned`
+//! files, throttled by `log.cleaner.io.max.bytes.per.second`), and swapped in under the lock.
+//! With nothing to do it sleeps `log.cleaner.backoff.ms`. The offsets cleaned up to are kept in
+//! the log dir's `cleaner-offset-checkpoint`, as in Kafka.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rafka_storage::{CleanerSettings, TopicPartition};
+
+use crate::config::BrokerConfig;
+use crate::node::{now_ms, Shared};
+use crate::partitions::Partition;
+
+/// Kafka's `Throttler`: measures the rate over short periods and sleeps when it is above the
+/// limit.
+struct Throttler {
+    max_bytes_per_second: f64,
+    period_start: Instant,
+    bytes: u64,
+}
+
+/// How often the rate is checked (Kafka's throttler checks every 300 ms).
+const THROTTLE_CHECK_MS: u64 = 100;
+
+impl Throttler {
+    fn new(max_bytes_per_second: f64) -> Self {
+        Throttler {
+            max_bytes_per_second,
+            period_start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn maybe_throttle(&mut self, bytes: u64) {
+        if self.max_bytes_per_second >= f64::MAX {
+            return;
+        }
+        self.bytes += bytes;
+        let elapsed = self.period_start.elapsed();
+        if elapsed < Duration::from_millis(THROTTLE_CHECK_MS) {
+            return;
+        }
+        let wanted = Duration::from_secs_f64(self.bytes as f64 / self.max_bytes_per_second);
+        if wanted > elapsed {
+            std::thread::sleep(wanted - elapsed);
+        }
+        self.period_start = Instant::now();
+        self.bytes = 0;
+    }
+}
+
+/// Cleaner state shared by the threads.
+struct State {
+    shared: Weak<Shared>,
+    /// `cleaner-offset-checkpoint`: where the next pass of each log starts.
+    checkpoints: Mutex<HashMap<TopicPartition, i64>>,
+    /// Logs a thread is cleaning right now.
+    in_progress: Mutex<HashSet<TopicPartition>>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+}
+
+/// The running cleaner; [`LogCleaner::shutdown`] stops it.
+pub struct LogCleaner {
+    state: Arc<State>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn tp_of(p: &Partition) -> TopicPartition {
+    TopicPartition::new(p.topic.to_string(), p.index)
+}
+
+impl LogCleaner {
+    /// Starts the threads (none if `log.cleaner.enable` is false).
+    pub fn start(shared: &Arc<Shared>) -> LogCleaner {
+        let config = &shared.config;
+        let checkpoints = match shared.partitions.read_cleaner_checkpoints() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read cleaner-offset-checkpoint; cleaning from the log starts");
+                HashMap::new()
+            }
+        };
+        let state = Arc::new(State {
+            shared: Arc::downgrade(shared),
+            checkpoints: Mutex::new(checkpoints),
+            in_progress: Mutex::new(HashSet::new()),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let mut threads = Vec::new();
+        if config.log_cleaner_enable {
+            // The thread count is fixed at start; the other cleaner settings are read again
+            // before every pass, so dynamic broker config changes apply.
+            let threads_n = config.log_cleaner_threads.max(1);
+            for id in 0..threads_n {
+                let state = Arc::clone(&state);
+                let spawned = std::thread::Builder::new()
+                    .name(format!("kafka-log-cleaner-thread-{id}"))
+                    .spawn(move || run(&state, id, threads_n));
+                match spawned {
+                    Ok(h) => threads.push(h),
+                    Err(e) => tracing::error!(error = %e, "cannot start a log cleaner thread"),
+                }
+            }
+        }
+        LogCleaner { state, threads }
+    }
+
+    /// Stops the threads (a pass in progress is abandoned at its next batch; its `.cleaned`
+    /// files are removed) and writes the checkpoint.
+    pub fn shutdown(self) {
+        *lock(&self.state.stop) = true;
+        self.state.wake.notify_all();
+        for t in self.threads {
+            let _ = t.join();
+        }
+        if let Some(shared) = self.state.shared.upgrade() {
+            write_checkpoints(&self.state, &shared);
+        }
+    }
+}
+
+fn stopped(state: &State) -> bool {
+    *lock(&state.stop)
+}
+
+/// What one pass of one of `threads_n` threads may use, from the broker's current (dynamic)
+/// config: its share of the dedupe buffer and of the I/O rate, and the backoff.
+fn pass_settings(config: &BrokerConfig, threads_n: usize) -> (CleanerSettings, f64, Duration) {
+    let settings = CleanerSettings {
+        dedupe_buffer_bytes: config.log_cleaner_dedupe_buffer_size / threads_n as u64,
+        max_batch_uncompressed_bytes: usize::try_from(config.message_max_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(64)
+            .max(64 << 20),
+    };
+    // The throttle is shared by all threads in Kafka; split it evenly here.
+    let rate = config.log_cleaner_io_max_bytes_per_second / threads_n as f64;
+    let backoff = Duration::from_millis(config.log_cleaner_backoff_ms);
+    (settings, rate, backoff)
+}
+
+fn run(state: &State, id: usize, threads_n: usize) {
+    while !stopped(state) {
+        let Some(shared) = state.shared.upgrade() else {
+            return;
+        };
+        let (settings, rate, backoff) = pass_settings(&shared.effective_config(), threads_n);
+        let cleaned = clean_filthiest(state, &shared, id, &settings, rate);
+        drop(shared);
+        if !cleaned {
+            let guard = lock(&state.stop);
+            if *guard {
+                return;
+            }
+            let _ = state
+                .wake
+                .wait_timeout(guard, backoff)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Picks and cleans one log; `false` if none needed it or the pass made no progress (failed,
+/// or stopped at an unreadable batch), so the thread backs off instead of spinning.
+fn clean_filthiest(
+    state: &State,
+    shared: &Arc<Shared>,
+    id: usize,
+    settings: &CleanerSettings,
+    rate: f64,
+) -> bool {
+    let now = now_ms();
+    let picked = {
+        let checkpoints = lock(&state.checkpoints).clone();
+        let mut in_progress = lock(&state.in_progress);
+        let mut best: Option<(Arc<Partition>, rafka_storage::CleanableInfo)> = None;
+        let mut horizon: Option<(Arc<Partition>, rafka_storage::CleanableInfo)> = None;
+        for p in shared.partitions.all() {
+            let tp = tp_of(&p);
+            if in_progress.contains(&tp) {
+                continue;
+            }
+            let Some(info) = p.cleanable_info(checkpoints.get(&tp).copied(), now) else {
+                continue;
+            };
+            if !info.is_due() {
+                continue;
+            }
+            let by_ratio = info.cleanable_bytes > 0
+                && (info.must_clean_now || info.dirty_ratio() >= info.min_cleanable_ratio);
+            if by_ratio {
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, b)| info.dirty_ratio() > b.dirty_ratio())
+                {
+                    best = Some((p, info));
+                }
+            } else if horizon.is_none() {
+                horizon = Some((p, info));
+            }
+        }
+        let picked = best.or(horizon);
+        if let Some((p, _)) = &picked {
+            in_progress.insert(tp_of(p));
+        }
+        picked
+    };
+    let Some((partition, info)) = picked else {
+        return false;
+    };
+    let tp = tp_of(&partition);
+    let progressed = clean_one(state, shared, id, &partition, &tp, info, settings, rate);
+    lock(&state.in_progress).remove(&tp);
+    progressed
+}
+
+#[allow(clippy::too_many_arguments)]
+fn clean_one(
+    state: &State,
+    shared: &Arc<Shared>,
+    id: usize,
+    partition: &Arc<Partition>,
+    tp: &TopicPartition,
+    info: rafka_storage::CleanableInfo,
+    settings: &CleanerSettings,
+    rate: f64,
+) -> bool {
+    let name = tp.dir_name();
+    let task = match partition.prepare_clean(&info) {
+        Ok(Some(task)) => task,
+        Ok(None) => return false,
+        Err(e) => {
+            tracing::warn!(partition = %name, error = %e, "Cleaner {id}: cannot clean log");
+            return false;
+        }
+    };
+    tracing::info!(
+        "Cleaner {id}: Beginning cleaning of log {name} (dirty section = [{}, {}], dirty ratio {:.3})",
+        info.first_dirty_offset,
+        info.first_uncleanable_offset,
+        info.dirty_ratio()
+    );
+    let mut throttler = Throttler::new(rate);
+    let mut aborted = false;
+    let now = now_ms();
+    // The heavy part: no partition lock held.
+    let result = task.run(settings, now, &mut |bytes| {
+        throttler.maybe_throttle(bytes);
+        if !aborted && stopped(state) {
+            aborted = true;
+        }
+        !aborted
+    });
+    let output = match result {
+        Ok(o) => o,
+        Err(e) => {
+            if !stopped(state) {
+                tracing::warn!(partition = %name, error = %e, "Cleaner {id}: cleaning failed");
+            }
+            return false;
+        }
+    };
+    let end = output.end_offset;
+    let first_dirty = output.first_dirty_offset;
+    match partition.finish_clean(output, now_ms()) {
+        Ok(stats) => {
+            tracing::info!(
+                "Cleaner {id}: Cleaning log {name} (cleaned up to offset {end}) done: \
+                 {:.1} MB of log processed in {:.1} seconds, {} bytes read, {} bytes written, \
+                 {} records read, {} retained, {} keys in the offset map, {} segment groups swapped{}",
+                stats.bytes_read as f64 / (1024.0 * 1024.0),
+                stats.elapsed_ms as f64 / 1000.0,
+                stats.bytes_read + stats.map_bytes_read,
+                stats.bytes_written,
+                stats.records_read,
+                stats.records_retained,
+                stats.map_keys,
+                stats.groups_swapped,
+                if stats.groups_skipped > 0 {
+                    format!(", {} skipped (log changed)", stats.groups_skipped)
+                } else {
+                    String::new()
+                }
+            );
+            tracing::debug!(partition = %name, first_dirty, end, "cleaner pass finished");
+            if stats.groups_skipped == 0 {
+                lock(&state.checkpoints).insert(tp.clone(), end);
+                write_checkpoints(state, shared);
+            }
+            end > first_dirty || stats.groups_swapped > 0
+        }
+        Err(e) => {
+            tracing::error!(partition = %name, error = %e, "Cleaner {id}: swapping cleaned segments failed; log is offline");
+            false
+        }
+    }
+}
+
+/// Writes `cleaner-offset-checkpoint` for the logs still hosted.
+fn write_checkpoints(state: &State, shared: &Shared) {
+    let hosted: HashSet<TopicPartition> =
+        shared.partitions.all().iter().map(|p| tp_of(p)).collect();
+    let entries: Vec<(TopicPartition, i64)> = {
+        let mut c = lock(&state.checkpoints);
+        c.retain(|tp, _| hosted.contains(tp));
+        c.iter().map(|(tp, o)| (tp.clone(), *o)).collect()
+    };
+    if let Err(e) = shared.partitions.write_cleaner_checkpoints(&entries) {
+        tracing::warn!(error = %e, "cannot write cleaner-offset-checkpoint");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unthrottled_never_sleeps_and_throttled_slows_down() {
+        let mut t = Throttler::new(f64::MAX);
+        let start = Instant::now();
+        for _ in 0..1000 {
+            t.maybe_throttle(1 << 30);
+        }
+        assert!(start.elapsed() < Duration::from_millis(100));
+        let mut t = Throttler::new(1_000_000.0);
+        let start = Instant::now();
+        for _ in 0..30 {
+            t.maybe_throttle(10_000);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // 300 kB at 1 MB/s: at least ~0.3 s (the sleeps alone are 0.15 s).
+        assert!(
+            start.elapsed() >= Duration::from_millis(250),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+}
