@@ -30,33 +30,43 @@ struct Throttler {
     bytes: u64,
 }
 
-/// How often the rate is checked (Kafka's throttler checks every 300 ms).
-const THROTTLE_CHECK_MS: u64 = 100;
+/// The throttler's measuring period: the rate is held over windows of this length.
+const THROTTLE_PERIOD_MS: u64 = 1000;
+/// A deficit shorter than this is carried to the next call instead of slept (no tiny sleeps).
+const THROTTLE_MIN_SLEEP_MS: u64 = 10;
 
 impl Throttler {
     fn new(max_bytes_per_second: f64) -> Self {
         Throttler {
-            max_bytes_per_second,
+            // A zero, negative or NaN rate would stop the cleaner forever; hold it at 1 B/s.
+            max_bytes_per_second: if max_bytes_per_second >= 1.0 {
+                max_bytes_per_second
+            } else {
+                1.0
+            },
             period_start: Instant::now(),
             bytes: 0,
         }
     }
 
+    /// Counts `bytes` of cleaner I/O and sleeps as long as the window's bytes are ahead of the
+    /// rate. Checked on every call (not only after a minimum period, as Kafka's throttler does),
+    /// so a pass shorter than a period is held to the rate too.
     fn maybe_throttle(&mut self, bytes: u64) {
         if self.max_bytes_per_second >= f64::MAX {
             return;
         }
-        self.bytes += bytes;
+        self.bytes = self.bytes.saturating_add(bytes);
         let elapsed = self.period_start.elapsed();
-        if elapsed < Duration::from_millis(THROTTLE_CHECK_MS) {
-            return;
-        }
-        let wanted = Duration::from_secs_f64(self.bytes as f64 / self.max_bytes_per_second);
-        if wanted > elapsed {
+        let wanted = Duration::try_from_secs_f64(self.bytes as f64 / self.max_bytes_per_second)
+            .unwrap_or(Duration::from_secs(3600));
+        if wanted > elapsed + Duration::from_millis(THROTTLE_MIN_SLEEP_MS) {
             std::thread::sleep(wanted - elapsed);
         }
-        self.period_start = Instant::now();
-        self.bytes = 0;
+        if self.period_start.elapsed() >= Duration::from_millis(THROTTLE_PERIOD_MS) {
+            self.period_start = Instant::now();
+            self.bytes = 0;
+        }
     }
 }
 
@@ -67,6 +77,8 @@ struct State {
     checkpoints: Mutex<HashMap<TopicPartition, i64>>,
     /// Logs a thread is cleaning right now.
     in_progress: Mutex<HashSet<TopicPartition>>,
+    /// Compacted logs whose delete horizons were read back from their batches since start.
+    horizons_recovered: Mutex<HashSet<TopicPartition>>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -100,6 +112,7 @@ impl LogCleaner {
             shared: Arc::downgrade(shared),
             checkpoints: Mutex::new(checkpoints),
             in_progress: Mutex::new(HashSet::new()),
+            horizons_recovered: Mutex::new(HashSet::new()),
             stop: Mutex::new(false),
             wake: Condvar::new(),
         });
@@ -186,6 +199,13 @@ fn clean_filthiest(
     settings: &CleanerSettings,
     rate: f64,
 ) -> bool {
+    // Once per compacted log after start: tombstones a pass before the restart marked must still
+    // go when their horizon passes, though the log may not be dirty again.
+    for p in shared.partitions.all() {
+        if p.settings().log.compact && lock(&state.horizons_recovered).insert(tp_of(&p)) {
+            p.recover_delete_horizon();
+        }
+    }
     let now = now_ms();
     let picked = {
         let checkpoints = lock(&state.checkpoints).clone();
@@ -351,5 +371,19 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+        // A short burst with no pauses is held to the rate as well: 200 kB at 1 MB/s.
+        let mut t = Throttler::new(1_000_000.0);
+        let start = Instant::now();
+        for _ in 0..20 {
+            t.maybe_throttle(10_000);
+        }
+        assert!(
+            start.elapsed() >= Duration::from_millis(180),
+            "{:?}",
+            start.elapsed()
+        );
+        // A rate of zero does not divide by zero or sleep for ever.
+        let mut t = Throttler::new(0.0);
+        t.maybe_throttle(1);
     }
 }

@@ -215,6 +215,20 @@ impl Partition {
         lock(&self.inner).log.prepare_clean(info)
     }
 
+    /// After a restart, finds the delete horizons earlier passes wrote into the log (reading
+    /// batch headers outside the lock), so tombstones marked before the restart still go.
+    pub fn recover_delete_horizon(&self) {
+        let sealed = lock(&self.inner).log.sealed_segment_bytes();
+        let horizon = sealed
+            .iter()
+            .map(|b| rafka_storage::max_delete_horizon(b))
+            .max()
+            .unwrap_or(-1);
+        if horizon >= 0 {
+            lock(&self.inner).log.note_delete_horizon(horizon);
+        }
+    }
+
     /// Swaps a finished cleaner pass in (renames only, under the lock).
     pub fn finish_clean(
         &self,

@@ -203,8 +203,8 @@ pub use checkpoint::{
 };
 pub use error::StorageError;
 pub use log::cleaner::{
-    CleanOutcome, CleanOutput, CleanTask, CleanableInfo, CleanerSettings, CleanerStats, OffsetMap,
-    OFFSET_MAP_ENTRY_BYTES, OFFSET_MAP_LOAD_FACTOR,
+    max_delete_horizon, CleanOutcome, CleanOutput, CleanTask, CleanableInfo, CleanerSettings,
+    CleanerStats, OffsetMap, OFFSET_MAP_ENTRY_BYTES, OFFSET_MAP_LOAD_FACTOR,
 };
 pub use log::{AppendInfo, Log, LogConfig, LogRead, RetentionResult, SealedFlush, TimestampOffset};
 pub use log_dirs::{filesystem_space, Formatted, LogDirs, LogDirsError, Placement, METADATA_TOPIC};

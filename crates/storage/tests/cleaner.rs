@@ -324,6 +324,48 @@ fn tombstones_go_only_after_their_delete_horizon() {
 }
 
 #[test]
+fn delete_horizons_are_found_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), file_backend(), false);
+    write_rounds(&mut log, 6, 5, NOW - 10_000);
+    append(&mut log, kv("key1", None, NOW - 5_000));
+    write_named(&mut log, "fill", 2, 30, NOW - 4_000);
+    log.clean(None, log.log_end_offset(), &settings(), NOW)
+        .unwrap()
+        .unwrap();
+    let end = log
+        .cleanable_info(None, log.log_end_offset(), NOW)
+        .unwrap()
+        .first_uncleanable_offset;
+    log.close().unwrap();
+    // The horizon a pass sets lives in memory: after a restart the log is not due by it...
+    let mut log = open(dir.path(), config(), file_backend(), true);
+    let later = NOW + RETENTION_MS;
+    assert_eq!(log.latest_delete_horizon_ms(), -1);
+    let info = log
+        .cleanable_info(Some(end), log.log_end_offset(), later)
+        .unwrap();
+    assert!(!info.is_due());
+    // ... until it is read back from the batches, and then the tombstone goes.
+    let horizon = log
+        .sealed_segment_bytes()
+        .iter()
+        .map(|b| rafka_storage::max_delete_horizon(b))
+        .max()
+        .unwrap();
+    assert_eq!(horizon, NOW + RETENTION_MS);
+    log.note_delete_horizon(horizon);
+    let info = log
+        .cleanable_info(Some(end), log.log_end_offset(), later)
+        .unwrap();
+    assert!(info.delete_horizon_passed && info.is_due());
+    log.clean(Some(end), log.log_end_offset(), &settings(), later)
+        .unwrap()
+        .unwrap();
+    assert!(records(&log).iter().all(|r| r.1 != b"key1"));
+}
+
+#[test]
 fn min_compaction_lag_keeps_recent_segments_dirty() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = LogConfig {

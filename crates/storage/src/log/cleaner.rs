@@ -1254,6 +1254,22 @@ impl Log {
         self.latest_delete_horizon_ms
     }
 
+    /// The sealed segments' bytes (cheap clones of their maps), for [`max_delete_horizon`]
+    /// outside whatever lock guards the log.
+    pub fn sealed_segment_bytes(&self) -> Vec<Bytes> {
+        self.segments
+            .iter()
+            .filter_map(|s| s.sealed_bytes())
+            .collect()
+    }
+
+    /// Takes a delete horizon found in the log's batches. The horizon a pass sets is kept in
+    /// memory only (as Kafka's `latestDeleteHorizon`); after a restart, a log whose tombstones
+    /// were marked but not yet removed would otherwise wait for new dirt before they go.
+    pub fn note_delete_horizon(&mut self, horizon_ms: i64) {
+        self.latest_delete_horizon_ms = self.latest_delete_horizon_ms.max(horizon_ms);
+    }
+
     /// One whole pass in place (prepare, run, finish) for callers that hold the log anyway
     /// (tests, tools). `None` if the log is not due or has nothing to clean.
     pub fn clean(
@@ -1375,4 +1391,16 @@ fn swap_next_offset(b: &dyn Backend, path: &Path, base: i64) -> Result<i64> {
         pos += total;
     }
     Ok(next)
+}
+
+/// The largest KIP-534 delete horizon among the batches in `bytes` (a sealed segment), or
+/// `NO_TIMESTAMP` if no batch carries one. Reads batch headers only; stops at the first batch
+/// that does not parse (recovery has already cut a torn tail).
+pub fn max_delete_horizon(bytes: &[u8]) -> i64 {
+    rafka_records::batches(bytes)
+        .map_while(Result::ok)
+        .filter(|b| b.header().has_delete_horizon())
+        .map(|b| b.header().base_timestamp)
+        .max()
+        .unwrap_or(NO_TIMESTAMP)
 }
