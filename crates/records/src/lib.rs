@@ -15,7 +15,8 @@
 //! - [`stamp`]: in-place edits the leader makes before appending: [`stamp_batch`] (base offset and
 //!   partition leader epoch, both outside the CRC) and [`set_log_append_time`] (inside the CRC, so
 //!   it re-hashes).
-//! - [`timestamp`]: [`check_create_timestamps`], KIP-937's bounds on CreateTime timestamps.
+//! - [`timestamp`]: [`TimestampBounds`], KIP-937's bounds on CreateTime timestamps, checked in
+//!   [`validate_produce`]'s record walk.
 //! - [`builder`]: [`BatchBuilder`], which writes batches (any codec) with a correct CRC: for
 //!   tests, internal records, broker-side recompression and the log cleaner.
 //! - [`compression`]: gzip, snappy, lz4 and zstd in Kafka's framing, with capped decompression;
@@ -48,7 +49,7 @@ pub use recompress::recompress_batch;
 pub use stamp::{
     compute_crc, set_log_append_time, set_max_timestamp, stamp_batch, stamp_batches, update_crc,
 };
-pub use timestamp::check_create_timestamps;
+pub use timestamp::TimestampBounds;
 pub use validate::{
     max_uncompressed_bytes_for, validate_produce, ProduceSummary, ValidationLimits,
 };

@@ -3,112 +3,109 @@
 //! `message.timestamp.after.max.ms` in the future is refused with INVALID_TIMESTAMP, as Kafka's
 //! `LogValidator.validateTimestamp` does. Records without a timestamp (-1) pass.
 //!
-//! Uncompressed batches are walked record by record (no allocation). This crate never
-//! decompresses, so for a compressed batch only the timestamps its header carries are checked:
-//! the first record's (`baseTimestamp`) and the largest (`maxTimestamp`).
+//! [`TimestampBounds`] is checked record by record inside [`crate::validate_produce`]'s walk
+//! (set [`crate::ValidationLimits::create_time_bounds`]), so uncompressed and compressed batches
+//! are checked alike and no extra pass over the records is made.
 
 use crate::header::NO_TIMESTAMP;
-use crate::view::parse_record;
-use crate::{BatchView, Compression, RecordError};
+use crate::RecordError;
 
-/// Checks every batch of a validated produce payload (see [`crate::validate_produce`]) against
-/// `[now_ms - before_max_ms, now_ms + after_max_ms]`.
-pub fn check_create_timestamps(
-    buf: &[u8],
-    now_ms: i64,
-    before_max_ms: i64,
-    after_max_ms: i64,
-) -> Result<(), RecordError> {
-    // Kafka's test: now - ts > before or ts - now > after. In i128 so extreme values (a bound of
-    // Long.MAX_VALUE, a negative timestamp) cannot overflow.
-    let out_of_range = |ts: i64| {
-        let diff = i128::from(now_ms) - i128::from(ts);
-        ts != NO_TIMESTAMP && (diff > i128::from(before_max_ms) || -diff > i128::from(after_max_ms))
-    };
-    let fail = |ts: i64, offset: i64, record_index: usize| {
+/// The window `[now - before_max_ms, now + after_max_ms]` a CreateTime record must fall in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimestampBounds {
+    pub now_ms: i64,
+    pub before_max_ms: i64,
+    pub after_max_ms: i64,
+}
+
+impl TimestampBounds {
+    /// Checks one record: `offset_delta` is its offset in the batch (Kafka's message names it),
+    /// `record_index` its index among the partition's records (for `record_errors`).
+    pub fn check(
+        &self,
+        timestamp_ms: i64,
+        offset_delta: i64,
+        record_index: usize,
+    ) -> Result<(), RecordError> {
+        // Kafka's test: now - ts > before or ts - now > after. In i128 so extreme values (a bound
+        // of Long.MAX_VALUE, a negative timestamp) cannot overflow.
+        let diff = i128::from(self.now_ms) - i128::from(timestamp_ms);
+        let out_of_range = timestamp_ms != NO_TIMESTAMP
+            && (diff > i128::from(self.before_max_ms) || -diff > i128::from(self.after_max_ms));
+        if !out_of_range {
+            return Ok(());
+        }
         Err(RecordError::InvalidTimestamp {
             record_index,
             message: format!(
-                "Timestamp {ts} of message with offset {offset} is out of range. The timestamp should be within [{}, {}]",
-                now_ms.saturating_sub(before_max_ms),
-                now_ms.saturating_add(after_max_ms)
+                "Timestamp {timestamp_ms} of message with offset {offset_delta} is out of range. The timestamp should be within [{}, {}]",
+                self.now_ms.saturating_sub(self.before_max_ms),
+                self.now_ms.saturating_add(self.after_max_ms)
             ),
         })
-    };
-    let mut pos = 0usize;
-    let mut index = 0usize;
-    while pos < buf.len() {
-        let view = BatchView::parse(buf.get(pos..).unwrap_or_default())?;
-        let h = *view.header();
-        if h.compression() == Some(Compression::None) {
-            let mut rest = view.records_bytes();
-            for _ in 0..h.records_count.max(0) {
-                let fields = parse_record(rest, |_, _| {})?;
-                let ts = h.base_timestamp.wrapping_add(fields.timestamp_delta);
-                if out_of_range(ts) {
-                    return fail(ts, i64::from(fields.offset_delta), index);
-                }
-                index += 1;
-                rest = rest.get(fields.size_bytes..).unwrap_or_default();
-            }
-        } else {
-            for ts in [h.base_timestamp, h.max_timestamp] {
-                if out_of_range(ts) {
-                    return fail(ts, 0, index);
-                }
-            }
-            index += usize::try_from(h.records_count).unwrap_or(0);
-        }
-        pos += view.total_len();
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BatchBuilder;
+    use crate::{validate_produce, BatchBuilder, Compression, TimestampType, ValidationLimits};
 
-    fn batch(timestamps: &[i64]) -> Vec<u8> {
-        let mut b = BatchBuilder::new(0);
+    const NOW: i64 = 1_000_000;
+
+    fn limits(before_max_ms: i64, after_max_ms: i64) -> ValidationLimits {
+        ValidationLimits {
+            create_time_bounds: Some(TimestampBounds {
+                now_ms: NOW,
+                before_max_ms,
+                after_max_ms,
+            }),
+            ..ValidationLimits::default()
+        }
+    }
+
+    fn batch(timestamps: &[i64], codec: Compression) -> Vec<u8> {
+        let mut b = BatchBuilder::new(0).compression(codec, None);
         for ts in timestamps {
-            b = b.record(None, Some(b"v"), &[], *ts);
+            b = b.record(Some(b"k"), Some(b"v"), &[], *ts);
         }
         b.build()
     }
 
     #[test]
-    fn records_outside_the_window_are_refused() {
-        let now = 1_000_000;
-        let ok = batch(&[now - 500, now, now + 500]);
-        assert!(check_create_timestamps(&ok, now, 1_000, 1_000).is_ok());
-        let old = batch(&[now, now - 5_000]);
-        match check_create_timestamps(&old, now, 1_000, 1_000) {
-            Err(RecordError::InvalidTimestamp {
-                record_index,
-                message,
-            }) => {
-                assert_eq!(record_index, 1);
-                assert!(message.contains("[999000, 1001000]"), "{message}");
+    fn records_outside_the_window_are_refused_in_every_codec() {
+        for codec in [Compression::None, Compression::Gzip, Compression::Zstd] {
+            let ok = batch(&[NOW - 500, NOW, NOW + 500], codec);
+            assert!(validate_produce(&ok, &limits(1_000, 1_000)).is_ok());
+            // The second record is too old; its index and the window are reported.
+            let old = batch(&[NOW, NOW - 5_000, NOW], codec);
+            match validate_produce(&old, &limits(1_000, 1_000)) {
+                Err(RecordError::InvalidTimestamp {
+                    record_index,
+                    message,
+                }) => {
+                    assert_eq!(record_index, 1, "{codec:?}");
+                    assert!(message.contains("offset 1 "), "{message}");
+                    assert!(message.contains("[999000, 1001000]"), "{message}");
+                }
+                other => panic!("{codec:?}: expected InvalidTimestamp, got {other:?}"),
             }
-            other => panic!("expected InvalidTimestamp, got {other:?}"),
+            let future = batch(&[NOW + 5_000], codec);
+            assert!(validate_produce(&future, &limits(1_000, 1_000)).is_err());
+            // Kafka's defaults: no lower bound, one hour ahead.
+            assert!(validate_produce(&batch(&[0, 1], codec), &limits(i64::MAX, 3_600_000)).is_ok());
+            // No timestamp: nothing to check. No bounds: nothing checked.
+            assert!(validate_produce(&batch(&[NO_TIMESTAMP], codec), &limits(0, 0)).is_ok());
+            assert!(validate_produce(&old, &ValidationLimits::default()).is_ok());
         }
-        let future = batch(&[now + 5_000]);
-        assert!(check_create_timestamps(&future, now, 1_000, 1_000).is_err());
-        // Kafka's defaults: no lower bound, one hour ahead.
-        assert!(check_create_timestamps(&batch(&[0, 1]), now, i64::MAX, 3_600_000).is_ok());
-        // No timestamp: nothing to check.
-        assert!(check_create_timestamps(&batch(&[NO_TIMESTAMP]), now, 0, 0).is_ok());
     }
 
     #[test]
-    fn compressed_batches_are_checked_by_their_header() {
-        let now = 1_000_000;
+    fn log_append_time_batches_are_not_checked() {
         let b = BatchBuilder::new(0)
-            .compression_bits(Compression::Gzip)
-            .record(None, Some(b"v"), &[], now - 10_000)
+            .timestamp_type(TimestampType::LogAppendTime)
+            .record(Some(b"k"), Some(b"v"), &[], NOW - 50_000)
             .build();
-        assert!(check_create_timestamps(&b, now, 1_000, 1_000).is_err());
-        assert!(check_create_timestamps(&b, now, 20_000, 1_000).is_ok());
+        assert!(validate_produce(&b, &limits(1_000, 1_000)).is_ok());
     }
 }

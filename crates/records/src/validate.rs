@@ -30,7 +30,7 @@
 
 use crate::header::{BatchHeader, Compression, TimestampType, NO_TIMESTAMP, RECORDS_OFFSET};
 use crate::view::parse_record;
-use crate::{BatchView, RecordError};
+use crate::{BatchView, RecordError, TimestampBounds};
 
 /// Kafka's default `message.max.bytes`.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 1_048_588;
@@ -75,6 +75,9 @@ pub struct ValidationLimits {
     /// Most bytes the records of one compressed batch may decompress to (see
     /// [`max_uncompressed_bytes_for`]).
     pub max_uncompressed_bytes: usize,
+    /// KIP-937 bounds each record of a CreateTime batch must meet (INVALID_TIMESTAMP), checked
+    /// during the record walk; `None`: not checked (LogAppendTime topics, internal appends).
+    pub create_time_bounds: Option<TimestampBounds>,
 }
 
 impl Default for ValidationLimits {
@@ -86,6 +89,7 @@ impl Default for ValidationLimits {
             walk_uncompressed_records: true,
             walk_compressed_records: true,
             max_uncompressed_bytes: max_uncompressed_bytes_for(DEFAULT_MAX_BATCH_BYTES),
+            create_time_bounds: None,
         }
     }
 }
@@ -295,7 +299,7 @@ fn validate_batch(
         if !limits.walk_uncompressed_records {
             return Ok(None);
         }
-        return walk_records(view, view.records_bytes()).map(Some);
+        return walk_records(view, view.records_bytes(), limits.create_time_bounds).map(Some);
     }
     if !limits.walk_compressed_records {
         return Ok(None);
@@ -305,13 +309,18 @@ fn validate_batch(
         view.records_bytes(),
         limits.max_uncompressed_bytes,
     )?;
-    walk_records(view, &plain).map(Some)
+    walk_records(view, &plain, limits.create_time_bounds).map(Some)
 }
 
 /// Framing walk over a batch's plain records section `records` (the batch's own bytes, or its
 /// decompressed records).
-fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordError> {
+fn walk_records(
+    view: &BatchView<'_>,
+    records: &[u8],
+    create_time_bounds: Option<TimestampBounds>,
+) -> Result<Walk, RecordError> {
     let h = view.header();
+    let bounds = create_time_bounds.filter(|_| h.timestamp_type() == TimestampType::CreateTime);
     let mut rest = records;
     let count = usize::try_from(h.records_count).unwrap_or(0);
     // Cheap early bound so a huge claimed count fails before any loop work.
@@ -338,6 +347,15 @@ fn walk_records(view: &BatchView<'_>, records: &[u8]) -> Result<Walk, RecordErro
             first_keyless.get_or_insert(expected);
         }
         let timestamp = h.base_timestamp.wrapping_add(fields.timestamp_delta);
+        if let Some(b) = &bounds {
+            // Produce v3+ carries one batch per partition, so the index in the batch is the
+            // index among the partition's records.
+            b.check(
+                timestamp,
+                i64::from(expected),
+                usize::try_from(expected).unwrap_or(0),
+            )?;
+        }
         max_timestamp = max_timestamp.max(timestamp);
         if max_delta.is_none() && timestamp == h.max_timestamp {
             max_delta = Some(expected);

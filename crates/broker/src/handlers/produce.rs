@@ -19,7 +19,7 @@ use rafka_protocol::kafka_protocol::messages::produce_response::{
 use rafka_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
-use rafka_records::{RecordError, TimestampType, ValidationLimits};
+use rafka_records::{RecordError, TimestampBounds, TimestampType, ValidationLimits};
 use uuid::Uuid;
 
 use crate::errors;
@@ -324,6 +324,12 @@ fn produce_partition(
     let limits = ValidationLimits {
         max_batch_bytes: max_message_bytes,
         max_uncompressed_bytes,
+        // KIP-937 bounds, checked record by record in the validation walk (CreateTime only).
+        create_time_bounds: (!settings.log_append_time).then_some(TimestampBounds {
+            now_ms: now,
+            before_max_ms: settings.timestamp_before_max_ms,
+            after_max_ms: settings.timestamp_after_max_ms,
+        }),
         ..ValidationLimits::default()
     };
     // Kafka checks the codec against the request version (ProduceRequest.validateRecords)
@@ -337,28 +343,18 @@ fn produce_partition(
             "zstd needs Produce v7 or later".to_string(),
         ));
     }
-    let summary = rafka_records::validate_produce(bytes, &limits)
-        .map_err(|e| (errors::records(&e), e.to_string()))?;
+    let summary = rafka_records::validate_produce(bytes, &limits).map_err(|e| {
+        if let RecordError::InvalidTimestamp {
+            record_index,
+            message,
+        } = &e
+        {
+            *record_error = Some((i32::try_from(*record_index).unwrap_or(0), message.clone()));
+        }
+        (errors::records(&e), e.to_string())
+    })?;
     if settings.cleanup_compact && summary.keyless_records > 0 {
         return Err(keyless_refused(topic_image, item, &summary, record_error));
-    }
-    if !settings.log_append_time {
-        rafka_records::check_create_timestamps(
-            bytes,
-            now,
-            settings.timestamp_before_max_ms,
-            settings.timestamp_after_max_ms,
-        )
-        .map_err(|e| {
-            if let RecordError::InvalidTimestamp {
-                record_index,
-                message,
-            } = &e
-            {
-                *record_error = Some((i32::try_from(*record_index).unwrap_or(0), message.clone()));
-            }
-            (errors::records(&e), e.to_string())
-        })?;
     }
     let log_append_time_ms = if settings.log_append_time { now } else { -1 };
     // Broker-side recompression (LogValidator.buildRecordsAndAssignOffsets): a batch whose codec
