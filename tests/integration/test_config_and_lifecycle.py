@@ -130,3 +130,41 @@ def test_clean_shutdown_skips_recovery_and_kill9_does_not(broker):
     after_kill = broker.log_text().split("===== start #3")[1]
     assert "skipping log recovery" not in after_kill
     assert "recovering logs" in after_kill
+
+
+def test_zookeeper_era_file_runs_as_one_node_with_one_warning(make_broker, tmp_path):
+    """A Kafka 3.x ZooKeeper compose (KAFKA_ZOOKEEPER_CONNECT, KAFKA_BROKER_ID) starts as a single
+    node whose id is broker.id, and says once why zookeeper.connect is ignored."""
+    b = make_broker(start=False)
+    b.extra.pop("node.id", None)
+    b.overrides = lambda: {k: v for k, v in type(b).overrides(b).items() if k != "node.id"}
+    b.extra_env = {"KAFKA_ZOOKEEPER_CONNECT": "zookeeper:2181", "KAFKA_BROKER_ID": "5"}
+    b.start()
+    log = b.log_path.read_text()
+    assert log.count("zookeeper.connect is set but ZooKeeper mode does not exist") == 1, log
+    md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    assert list(md.brokers) == [5]
+    assert md.controller_id == 5
+
+
+def test_empty_advertised_host_advertises_this_hosts_address(make_broker):
+    """bitnami's `advertised.listeners=PLAINTEXT://:9092`: the broker advertises an address of
+    this host that clients can connect to (not an empty host, not 0.0.0.0)."""
+    b = make_broker(start=False)
+    b.extra["listeners"] = f"PLAINTEXT://:{b.port}"
+    b.extra["advertised.listeners"] = f"PLAINTEXT://:{b.port}"
+    b.start()
+    md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=10)
+    host = md.brokers[1].host
+    assert host not in ("", "0.0.0.0", "::"), host
+    assert md.brokers[1].port == b.port
+    # The advertised address really reaches the broker.
+    with socket.create_connection((host, b.port), timeout=5):
+        pass
+    assert "Advertised listeners without a host are advertised as" in b.log_path.read_text()
+    # And 0.0.0.0 is refused as Kafka refuses it.
+    b.stop()
+    b.extra["advertised.listeners"] = f"PLAINTEXT://0.0.0.0:{b.port}"
+    proc = subprocess.run(b.command(), capture_output=True, text=True, timeout=30)
+    assert proc.returncode != 0
+    assert "nonroutable meta-address" in proc.stderr

@@ -93,6 +93,26 @@ pub struct Node {
     _dir_locks: Vec<std::fs::File>,
 }
 
+/// This machine's address for advertised listeners written without a host: the host name
+/// resolved (preferring a non-loopback IPv4 address, then IPv6), else the host name itself.
+fn local_address() -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())?;
+    let addrs: Vec<std::net::IpAddr> = (name.as_str(), 0)
+        .to_socket_addrs()
+        .map(|a| a.map(|s| s.ip()).collect())
+        .unwrap_or_default();
+    let pick = addrs
+        .iter()
+        .find(|a| a.is_ipv4() && !a.is_loopback())
+        .or_else(|| addrs.iter().find(|a| !a.is_loopback()));
+    Some(pick.map_or(name, |a| a.to_string()))
+}
+
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64 without padding (the same
 /// encoding Kafka uses for topic ids in `partition.metadata`).
 pub fn new_cluster_id() -> String {
@@ -100,7 +120,13 @@ pub fn new_cluster_id() -> String {
 }
 
 impl Node {
-    pub async fn start(config: BrokerConfig) -> Result<Node, NodeError> {
+    pub async fn start(mut config: BrokerConfig) -> Result<Node, NodeError> {
+        if let Some((names, address)) = config.resolve_empty_advertised_hosts(local_address) {
+            tracing::info!(
+                listeners = %names.join(","),
+                "Advertised listeners without a host are advertised as {address}, the address of this host"
+            );
+        }
         let config = Arc::new(config);
         let backend: Arc<dyn Backend> = Arc::new(FileBackend);
         let log_dirs = LogDirs::new(&config.log_dirs, backend.clone())?;

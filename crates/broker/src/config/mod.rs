@@ -126,6 +126,30 @@ pub struct ConfigLayers {
 pub struct ConfigWarnings(pub Vec<String>);
 
 impl BrokerConfig {
+    /// Fills in advertised listeners written with an empty host (`PLAINTEXT://:9092`, as
+    /// bitnami's compose files do). Kafka advertises the machine's canonical host name there;
+    /// rafka advertises the address `local_address` gives (the I/O is the caller's), because in a
+    /// container the host name is a random id that only the container itself resolves, while its
+    /// address is reachable from the compose network and, on Linux, from the host. Returns the
+    /// names of the listeners it changed and the address used.
+    pub fn resolve_empty_advertised_hosts(
+        &mut self,
+        local_address: impl FnOnce() -> Option<String>,
+    ) -> Option<(Vec<String>, String)> {
+        if !self.advertised_listeners.iter().any(|l| l.host.is_empty()) {
+            return None;
+        }
+        let address = local_address().unwrap_or_else(|| "localhost".to_string());
+        let mut changed = Vec::new();
+        for l in &mut self.advertised_listeners {
+            if l.host.is_empty() {
+                l.host = address.clone();
+                changed.push(l.name.clone());
+            }
+        }
+        Some((changed, address))
+    }
+
     /// The zero-configuration node: everything at its default.
     pub fn single_node_defaults() -> Result<Self, ConfigError> {
         Self::from_props(&BTreeMap::new()).map(|(c, _)| c)
@@ -190,13 +214,41 @@ impl BrokerConfig {
                 ));
             }
         }
-        let node_id = int("node.id")?;
+        // ZooKeeper-era files (Kafka 3.x images with `KAFKA_ZOOKEEPER_CONNECT`) name no roles:
+        // there is no ZooKeeper here, so they run as the single combined KRaft-style node.
+        if props.contains_key("zookeeper.connect") && !props.contains_key("process.roles") {
+            warnings.0.push(
+                "zookeeper.connect is set but ZooKeeper mode does not exist in rafka (nor in \
+                 Kafka 4); ignoring it and running as a single combined node \
+                 (process.roles=broker,controller, node.id from broker.id)"
+                    .to_string(),
+            );
+        }
+        let node_id = match (props.get("node.id"), props.get("broker.id")) {
+            // `broker.id` is the ZooKeeper-era name of the same setting.
+            (None, Some(b)) => b
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| ConfigError::invalid("broker.id", b, "expected a number"))?,
+            (Some(_), Some(b)) => {
+                let n = int("node.id")?;
+                if b.trim().parse::<i64>().ok() != Some(n) {
+                    return Err(ConfigError::invalid(
+                        "broker.id",
+                        b,
+                        format!("must be equal to node.id ({n}) when both are set"),
+                    ));
+                }
+                n
+            }
+            _ => int("node.id")?,
+        };
         let node_id = i32::try_from(node_id)
             .ok()
             .filter(|n| *n >= 0)
             .ok_or_else(|| ConfigError::invalid("node.id", &node_id.to_string(), "must be >= 0"))?;
 
-        let protocol_map = listeners::parse_protocol_map(
+        let mut protocol_map = listeners::parse_protocol_map(
             &get("listener.security.protocol.map").unwrap_or_default(),
         )
         .map_err(|r| {
@@ -212,6 +264,16 @@ impl BrokerConfig {
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        // Kafka's effectiveListenerSecurityProtocolMap: when the map is not set, controller
+        // listeners are PLAINTEXT implicitly (apache/kafka's isolated-controller compose relies on
+        // it: `CONTROLLER://:9093` with no map).
+        if !props.contains_key("listener.security.protocol.map") {
+            for name in &controller_listener_names {
+                protocol_map
+                    .entry(name.clone())
+                    .or_insert(SecurityProtocol::Plaintext);
+            }
+        }
         let listeners_text = get("listeners").unwrap_or_default();
         let all_listeners = listeners::parse_listeners(&listeners_text, &protocol_map)
             .map_err(|r| ConfigError::invalid("listeners", &listeners_text, r))?;
@@ -247,6 +309,16 @@ impl BrokerConfig {
                     .into_iter()
                     .filter(|l| !controller_listener_names.contains(&l.name))
                     .collect();
+                // Kafka's rule: a client cannot connect to the meta-address. (An empty host is
+                // allowed and means this machine's address, see `resolve_empty_advertised_hosts`.)
+                if adv.iter().any(|a| a.host == "0.0.0.0" || a.host == "::") {
+                    return Err(ConfigError::invalid(
+                        "advertised.listeners",
+                        text,
+                        "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. \
+                         Use a routable IP address.",
+                    ));
+                }
                 // Listeners that are not advertised explicitly are advertised as they are bound.
                 let mut out = Vec::new();
                 for l in &listeners {
@@ -530,6 +602,8 @@ impl BrokerConfig {
                     .join(","),
             ),
             "log.roll.ms" => Some(self.log_roll_ms.to_string()),
+            // One setting under two names, as Kafka reports both.
+            "node.id" | "broker.id" => Some(self.node_id.to_string()),
             _ => self
                 .explicit
                 .get(key)
@@ -647,6 +721,71 @@ mod tests {
         .expect("valid");
         assert_eq!(w.0.len(), 1);
         assert!(w.0[0].contains("num.network.threads"));
+    }
+
+    #[test]
+    fn empty_advertised_host_is_filled_with_the_local_address() {
+        let (mut c, _) = BrokerConfig::from_props(&props(&[
+            ("listeners", "PLAINTEXT://:9092,CONTROLLER://:9093"),
+            ("advertised.listeners", "PLAINTEXT://:9092"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]))
+        .unwrap();
+        assert_eq!(c.advertised_listeners[0].host, "");
+        let done = c.resolve_empty_advertised_hosts(|| Some("172.18.0.2".to_string()));
+        assert_eq!(
+            done,
+            Some((vec!["PLAINTEXT".to_string()], "172.18.0.2".to_string()))
+        );
+        assert_eq!(c.advertised_listeners[0].host, "172.18.0.2");
+        // Nothing left to fill: the resolver is not even asked.
+        assert_eq!(c.resolve_empty_advertised_hosts(|| panic!("asked")), None);
+    }
+
+    #[test]
+    fn advertised_meta_address_is_refused() {
+        let err = BrokerConfig::from_props(&props(&[(
+            "advertised.listeners",
+            "PLAINTEXT://0.0.0.0:9092",
+        )]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("nonroutable meta-address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn broker_id_is_node_id_and_zookeeper_files_run_with_a_warning() {
+        let (c, w) = BrokerConfig::from_props(&props(&[
+            ("broker.id", "7"),
+            ("zookeeper.connect", "zookeeper:2181"),
+        ]))
+        .unwrap();
+        assert_eq!(c.node_id, 7);
+        assert_eq!(
+            w.0.iter()
+                .filter(|m| m.contains("zookeeper.connect"))
+                .count(),
+            1,
+            "{:?}",
+            w.0
+        );
+        // With roles given, the file is a KRaft file: no warning.
+        let (_, w) = BrokerConfig::from_props(&props(&[
+            ("process.roles", "broker,controller"),
+            ("zookeeper.connect", "zookeeper:2181"),
+        ]))
+        .unwrap();
+        assert!(w.0.iter().all(|m| !m.contains("zookeeper")), "{:?}", w.0);
+        assert_eq!(
+            BrokerConfig::from_props(&props(&[("broker.id", "2"), ("node.id", "2")]))
+                .unwrap()
+                .0
+                .node_id,
+            2
+        );
+        assert!(BrokerConfig::from_props(&props(&[("broker.id", "2"), ("node.id", "3")])).is_err());
     }
 
     #[test]
