@@ -102,6 +102,7 @@ pub fn detect(inputs: &Inputs) -> Flavour {
 /// Renders the final properties for `flavour`; `Err` carries the message the image would exit
 /// with.
 pub fn render(flavour: Flavour, inputs: &Inputs) -> Result<Rendered, String> {
+    let auto = flavour == Flavour::Auto;
     let flavour = match flavour {
         Flavour::Auto => detect(inputs),
         f => f,
@@ -116,8 +117,30 @@ pub fn render(flavour: Flavour, inputs: &Inputs) -> Result<Rendered, String> {
             check_roles(&props, &mut messages)?;
             derive_listeners(&mut props);
             let mounted = inputs.mounted.as_deref();
-            let mounted_has_props =
-                mounted.is_some_and(|m| !sources::parse_properties(m).is_empty());
+            let mounted_props = mounted.map(sources::parse_properties).unwrap_or_default();
+            let mounted_has_props = !mounted_props.is_empty();
+            // The image's default command serves cp-kafka compose files too, and those keep
+            // their data in cp's default /var/lib/kafka/data (the volume they mount); apache
+            // itself would use Kafka's /tmp/kafka-logs, which no volume covers.
+            let has_log_dirs = |p: &BTreeMap<String, String>| {
+                p.contains_key("log.dirs") || p.contains_key("log.dir")
+            };
+            if auto
+                && (!props.is_empty() || mounted_has_props)
+                && !has_log_dirs(&props)
+                && !has_log_dirs(&mounted_props)
+            {
+                props.insert(
+                    "log.dirs".to_string(),
+                    CONFLUENT_DEFAULT_LOG_DIRS.to_string(),
+                );
+                messages.push((
+                    Level::Info,
+                    format!(
+                        "log.dirs not set: using {CONFLUENT_DEFAULT_LOG_DIRS} (cp-kafka's default)"
+                    ),
+                ));
+            }
             // KafkaDockerWrapper: mounted file, then the env lines appended (later wins);
             // the default file only when neither gave anything.
             let text = if props.is_empty() && !mounted_has_props {
@@ -742,6 +765,36 @@ mod tests {
         assert_eq!(detect(&inputs(&[])), Flavour::Apache);
         let r = render(Flavour::Auto, &inputs(&[("KAFKA_CFG_NODE_ID", "1")])).unwrap();
         assert_eq!(r.flavour, Flavour::Bitnami);
+    }
+
+    #[test]
+    fn auto_apache_defaults_log_dirs_like_cp() {
+        let r = render(Flavour::Auto, &inputs(&[("KAFKA_NODE_ID", "1")])).unwrap();
+        assert_eq!(
+            get(&props(&r), "log.dirs"),
+            Some(CONFLUENT_DEFAULT_LOG_DIRS)
+        );
+        let r = render(
+            Flavour::Auto,
+            &inputs(&[("KAFKA_LOG_DIRS", "/tmp/kraft-combined-logs")]),
+        )
+        .unwrap();
+        assert_eq!(
+            get(&props(&r), "log.dirs"),
+            Some("/tmp/kraft-combined-logs")
+        );
+        let mut i = inputs(&[("KAFKA_NODE_ID", "1")]);
+        i.mounted = Some("log.dir=/m\n".to_string());
+        let r = render(Flavour::Auto, &i).unwrap();
+        assert!(!props(&r).contains_key("log.dirs"));
+        // Nothing given: the default file, untouched.
+        assert_eq!(
+            render(Flavour::Auto, &inputs(&[])).unwrap().properties,
+            DEFAULT
+        );
+        // Explicit apache: Kafka's own default applies (no line written).
+        let r = render(Flavour::Apache, &inputs(&[("KAFKA_NODE_ID", "1")])).unwrap();
+        assert!(!props(&r).contains_key("log.dirs"));
     }
 
     #[test]
