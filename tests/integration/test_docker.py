@@ -30,6 +30,8 @@ COMPOSE_DIR = REPO / "tests" / "docker" / "compose"
 EXAMPLES_DIR = REPO / "docker" / "compose"
 KCAT_IMAGE = "rafka-test/kcat:latest"
 READY_TIMEOUT_S = 60
+# The first docker test also builds the image (a minute or two when nothing is cached).
+pytestmark = pytest.mark.timeout(600)
 STARTED = "Kafka Server started"
 RUNNING = "Transitioning from RECOVERY to RUNNING"
 CLEAN = "Previous shutdown was clean; skipping log recovery"
@@ -358,9 +360,9 @@ def test_example_smoke_stack(stacks):
     port = free_port()
     s = stacks([EXAMPLES_DIR / "internal-and-host.yml", EXAMPLES_DIR / "smoke.yml"],
                {"RAFKA_HOST_PORT": str(port), "KCAT_IMAGE": KCAT_IMAGE})
-    p = s.compose("up", "--exit-code-from", "smoke-consumer", timeout=180, check=False)
-    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-4000:]
-    out = s.compose("logs", "--no-color", "smoke-consumer").stdout
+    p = s.compose("up", "--exit-code-from", "smoke", timeout=180, check=False)
+    out = s.compose("logs", "--no-color", "smoke").stdout
+    assert p.returncode == 0, out[-4000:] + p.stdout[-4000:] + p.stderr[-4000:]
     assert "consumed 10 of 10" in out, out
 
 
