@@ -2,7 +2,8 @@
 # The test command: `bash tests/run.sh [pytest args...]`.
 #
 # Works on a fresh Debian bookworm machine and is idempotent:
-#   1. system packages the tests use (kcat, nc), installed only if missing
+#   1. system packages the tests use (kcat, nc; debootstrap when docker is present), installed
+#      only if missing
 #   2. Python venv at tests/.venv with the pins in tests/requirements.txt (reinstalled on change)
 #   3. cargo build --release -p rafka          (the binary the integration tests start)
 #   4. cargo test --workspace --release        (same profile as 3, so one build of the deps)
@@ -84,6 +85,11 @@ install_system_packages() {
     local pkgs=()
     command -v kcat >/dev/null || pkgs+=(kcat)            # bookworm: kcat 1.7.1 (kafkacat is a transitional alias)
     command -v nc >/dev/null || pkgs+=(netcat-openbsd)
+    # The docker tests (skipped without docker) build their base image with debootstrap when
+    # no registry is reachable (docker/build.sh).
+    if command -v docker >/dev/null; then
+        command -v debootstrap >/dev/null || pkgs+=(debootstrap)
+    fi
     command -v "$PYTHON" >/dev/null || pkgs+=(python3)
     if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
         pkgs+=(python3-venv)                               # Debian splits venv/ensurepip out

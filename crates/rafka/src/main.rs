@@ -10,6 +10,8 @@ use clap::Parser;
 use rafka_broker::config::sources;
 use rafka_broker::{BrokerConfig, Node};
 
+mod container;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rafka",
@@ -29,6 +31,13 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    // `rafka docker-setup ...`: the container launchers' config step (see container.rs).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "docker-setup")
+    {
+        return container::main(std::env::args_os().skip(2));
+    }
     init_logging();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
