@@ -59,7 +59,10 @@ pub enum ControllerCommand {
     },
     /// Finalizes a feature at `level` (Kafka's UpdateFeatures / the bootstrap feature levels of
     /// `kafka-storage format`). The broker checks the level against what it supports.
-    SetFeatureLevel { name: String, level: i16 },
+    SetFeatureLevel {
+        name: String,
+        level: i16,
+    },
 }
 
 /// Where one partition's replicas live and who leads it at creation.

@@ -373,6 +373,10 @@ mod tests {
         let json = br#"{"cluster_id":"c","brokers":{},"topics":[],"last_applied_index":3}"#;
         let image: MetadataImage = serde_json::from_slice(json).unwrap();
         assert_eq!(image.next_producer_id, 0);
+        // Written before feature levels existed: nothing finalized, so every feature is at
+        // level 0 (Kafka does not change finalized levels on restart either).
+        assert!(image.finalized_features.is_empty());
+        assert_eq!(image.feature_level("transaction.version"), 0);
     }
 
     #[test]

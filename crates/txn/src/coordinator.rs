@@ -671,6 +671,7 @@ impl TxnCoordinator {
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add_to_txn(
         &mut self,
         now_ms: i64,
@@ -841,58 +842,56 @@ impl TxnCoordinator {
             // Clients never bump the epoch themselves under V1: strict equality.
             producer_epoch == m.producer_epoch
         };
-        let result: Result<Option<TransactionMetadata>, TxnError> = if m.producer_id
-            != producer_id
-            && !retry_on_overflow
-        {
-            Err(TxnError::InvalidProducerIdMapping)
-        } else if !valid_epoch {
-            Err(TxnError::ProducerFenced)
-        } else if m.state.is_preparing() {
-            // The markers of the previous EndTxn are still being written (Kafka's pending
-            // Complete* transition), whichever outcome this one asks for.
-            Err(TxnError::ConcurrentTransactions)
-        } else {
-            let tv = client_transaction_version.feature_level();
-            match m.state {
-                TransactionState::Ongoing => {
-                    let next_pid = if client_v2 && m.is_producer_epoch_exhausted() {
-                        (self.next_producer_id)()
-                    } else {
-                        Ok(NO_PRODUCER_ID)
-                    };
-                    next_pid.and_then(|next_pid| {
-                        m.prepare_abort_or_commit(commit, now_ms, tv, next_pid)
-                            .map(Some)
-                    })
-                }
-                TransactionState::CompleteCommit if commit => {
-                    if is_retry || !txn_v2 {
-                        Ok(None)
-                    } else {
-                        Err(TxnError::InvalidTxnState)
+        let result: Result<Option<TransactionMetadata>, TxnError> =
+            if m.producer_id != producer_id && !retry_on_overflow {
+                Err(TxnError::InvalidProducerIdMapping)
+            } else if !valid_epoch {
+                Err(TxnError::ProducerFenced)
+            } else if m.state.is_preparing() {
+                // The markers of the previous EndTxn are still being written (Kafka's pending
+                // Complete* transition), whichever outcome this one asks for.
+                Err(TxnError::ConcurrentTransactions)
+            } else {
+                let tv = client_transaction_version.feature_level();
+                match m.state {
+                    TransactionState::Ongoing => {
+                        let next_pid = if client_v2 && m.is_producer_epoch_exhausted() {
+                            (self.next_producer_id)()
+                        } else {
+                            Ok(NO_PRODUCER_ID)
+                        };
+                        next_pid.and_then(|next_pid| {
+                            m.prepare_abort_or_commit(commit, now_ms, tv, next_pid)
+                                .map(Some)
+                        })
                     }
+                    TransactionState::CompleteCommit if commit => {
+                        if is_retry || !txn_v2 {
+                            Ok(None)
+                        } else {
+                            Err(TxnError::InvalidTxnState)
+                        }
+                    }
+                    TransactionState::CompleteAbort if !commit && (is_retry || !txn_v2) => Ok(None),
+                    TransactionState::Empty
+                    | TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+                        if !commit && client_v2 && !is_retry =>
+                    {
+                        // V2: aborting a transaction that added nothing still bumps the epoch.
+                        m.prepare_abort_or_commit(false, now_ms, tv, NO_PRODUCER_ID)
+                            .map(Some)
+                    }
+                    TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+                    | TransactionState::Empty => Err(TxnError::InvalidTxnState),
+                    // Never stored by this coordinator (Prepare* is handled above); Kafka throws.
+                    TransactionState::PrepareCommit
+                    | TransactionState::PrepareAbort
+                    | TransactionState::Dead
+                    | TransactionState::PrepareEpochFence => Err(TxnError::UnknownServerError),
                 }
-                TransactionState::CompleteAbort if !commit && (is_retry || !txn_v2) => Ok(None),
-                TransactionState::Empty
-                | TransactionState::CompleteCommit
-                | TransactionState::CompleteAbort
-                    if !commit && client_v2 && !is_retry =>
-                {
-                    // V2: aborting a transaction that added nothing still bumps the epoch.
-                    m.prepare_abort_or_commit(false, now_ms, tv, NO_PRODUCER_ID)
-                        .map(Some)
-                }
-                TransactionState::CompleteCommit
-                | TransactionState::CompleteAbort
-                | TransactionState::Empty => Err(TxnError::InvalidTxnState),
-                // Never stored by this coordinator (Prepare* is handled above); Kafka throws.
-                TransactionState::PrepareCommit
-                | TransactionState::PrepareAbort
-                | TransactionState::Dead
-                | TransactionState::PrepareEpochFence => Err(TxnError::UnknownServerError),
-            }
-        };
+            };
         match result {
             Ok(Some(next)) => {
                 let answer = if next.next_producer_id != NO_PRODUCER_ID {

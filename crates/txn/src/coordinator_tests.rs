@@ -1110,7 +1110,11 @@ fn v2_end_txn_bumps_the_epoch_and_markers_carry_it() {
     assert_eq!(m.client_transaction_version, 2);
     assert_eq!(m.txn_start_timestamp_ms, 1);
     let (res, out) = h.end_v2(3, "t", p, true);
-    assert_eq!(res, Ok(pe(FIRST_PID, 1)), "the reply returns the bumped epoch");
+    assert_eq!(
+        res,
+        Ok(pe(FIRST_PID, 1)),
+        "the reply returns the bumped epoch"
+    );
     let v = one_written(&out);
     assert_eq!(v.state, TransactionState::PrepareCommit);
     assert_eq!(v.producer_epoch, 1);
@@ -1124,7 +1128,10 @@ fn v2_end_txn_bumps_the_epoch_and_markers_carry_it() {
     let (res, _) = h.end_v2(4, "t", p, true);
     assert_eq!(res, Err(TxnError::ConcurrentTransactions));
     // The old epoch is not a producer that may add partitions any more.
-    assert_eq!(h.add_v2(4, "t", p, &[("a", 2)]), Err(TxnError::ProducerFenced));
+    assert_eq!(
+        h.add_v2(4, "t", p, &[("a", 2)]),
+        Err(TxnError::ProducerFenced)
+    );
     let out = h.markers_done(5, &mk);
     let v = one_written(&out);
     assert_eq!(v.state, TransactionState::CompleteCommit);
@@ -1168,7 +1175,10 @@ fn v2_abort_of_an_empty_transaction_bumps_without_markers() {
         .collect();
     assert_eq!(
         states,
-        vec![TransactionState::PrepareAbort, TransactionState::CompleteAbort]
+        vec![
+            TransactionState::PrepareAbort,
+            TransactionState::CompleteAbort
+        ]
     );
     // The same from a V1 client is INVALID_TXN_STATE, as before.
     let mut h = Harness::default();
@@ -1228,17 +1238,17 @@ fn v2_init_producer_id_during_a_transaction_bumps_once() {
     assert_eq!(init_reply(&out), Err(TxnError::ConcurrentTransactions));
     let v = one_written(&out);
     assert_eq!(v.state, TransactionState::PrepareAbort);
-    assert_eq!(v.producer_epoch, 1, "one bump for fence and abort (KAFKA-19367)");
+    assert_eq!(
+        v.producer_epoch, 1,
+        "one bump for fence and abort (KAFKA-19367)"
+    );
     assert_eq!(out.markers[0].producer_epoch, 1);
     let mk = out.markers[0].clone();
     h.markers_done(3, &mk);
     assert_eq!(h.state("t"), TransactionState::CompleteAbort);
     assert_eq!(h.init(4, "t"), Ok(pe(FIRST_PID, 2)));
     // The fenced producer's EndTxn at epoch 0 is refused.
-    assert_eq!(
-        h.end_v2(5, "t", p, true).0,
-        Err(TxnError::ProducerFenced)
-    );
+    assert_eq!(h.end_v2(5, "t", p, true).0, Err(TxnError::ProducerFenced));
 }
 
 #[test]
@@ -1271,6 +1281,9 @@ fn v1_clients_are_unchanged_next_to_v2() {
     assert_eq!(v.producer_epoch, 0, "V1 EndTxn keeps the epoch");
     assert_eq!(v.client_transaction_version, 0);
     assert_eq!(v.next_producer_id, -1);
-    assert_eq!(v.previous_producer_id, -1, "Kafka 4.1 writes no tags for V1");
+    assert_eq!(
+        v.previous_producer_id, -1,
+        "Kafka 4.1 writes no tags for V1"
+    );
     assert_eq!(out.markers[0].producer_epoch, 0);
 }
