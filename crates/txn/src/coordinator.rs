@@ -1,5 +1,5 @@
 //! [`TxnCoordinator`]: every transactional id of the `__transaction_state` partitions this node
-//! leads, and Kafka's Transactions V1 protocol over them.
+//! leads, and Kafka's Transactions V1 and V2 (KIP-890 part 2) protocols over them.
 //!
 //! Calls that change state take a [`ReplyId`] and return an [`Output`]. State changes apply at
 //! once and the records that make them durable are in the same output; the shell writes them
@@ -7,10 +7,11 @@
 //! comes in the output of its own call (nothing is parked, unlike the group coordinator's joins):
 //! the ids are there so the shell can route replies the same way for both coordinators.
 //!
-//! The rules follow Kafka 4.1's `TransactionCoordinator` and `TransactionStateManager` on the
-//! Transactions V1 path (`endTransactionWithTV1`): which state accepts which request, which error
-//! each situation gets and in which order the checks run, how epochs are bumped and fenced, when
-//! producer ids rotate, when transactions time out and when transactional ids expire.
+//! The rules follow Kafka 4.1's `TransactionCoordinator` and `TransactionStateManager`: which
+//! state accepts which request, which error each situation gets and in which order the checks
+//! run, how epochs are bumped and fenced (with every EndTxn for a Transactions V2 transaction,
+//! see [`TxnCoordinator::end_txn_with_version`]), when producer ids rotate, when transactions
+//! time out and when transactional ids expire.
 //!
 //! Producer ids come from a callback given to [`TxnCoordinator::new`]: the coordinator calls it
 //! exactly when Kafka's calls `ProducerIdManager.generateProducerId` (a new transactional id, an
