@@ -378,6 +378,20 @@ async fn register_broker(quorum: &MetadataQuorum, config: &BrokerConfig) -> Resu
         })
         .collect();
     let image = quorum.image();
+    if image.brokers.is_empty() && image.finalized_features.is_empty() {
+        // A metadata log no broker has registered in yet is a new cluster: it starts with the
+        // feature levels Kafka 4.x formats new clusters with (`transaction.version` 2). An
+        // existing cluster keeps what it had finalized across restarts and upgrades, as in
+        // Kafka, where only UpdateFeatures changes a level; for clusters created before rafka
+        // knew features that is level 0 (no FeatureLevel record), so their clients keep using
+        // Transactions V1.
+        quorum
+            .write(ControllerCommand::SetFeatureLevel {
+                name: crate::handlers::api_versions::TRANSACTION_VERSION_FEATURE.to_string(),
+                level: rafka_txn::TransactionVersion::LATEST.feature_level(),
+            })
+            .await?;
+    }
     let unchanged = image
         .broker(config.node_id)
         .is_some_and(|b| b.endpoints == endpoints && b.rack == config.rack);

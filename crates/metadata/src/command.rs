@@ -57,6 +57,12 @@ pub enum ControllerCommand {
         first_producer_id: i64,
         count: i64,
     },
+    /// Finalizes a feature at `level` (Kafka's UpdateFeatures / the bootstrap feature levels of
+    /// `kafka-storage format`). The broker checks the level against what it supports.
+    SetFeatureLevel {
+        name: String,
+        level: i16,
+    },
 }
 
 /// Where one partition's replicas live and who leads it at creation.
@@ -204,6 +210,12 @@ impl ControllerCommand {
                 broker_id: *broker_id,
                 next_producer_id: first_producer_id.saturating_add(*count),
             }],
+            ControllerCommand::SetFeatureLevel { name, level } => {
+                vec![MetadataRecord::FeatureLevel {
+                    name: name.clone(),
+                    level: *level,
+                }]
+            }
         }
     }
 
@@ -316,6 +328,15 @@ impl ControllerCommand {
                     return Err(CommandRejected::ProducerIdBlockTaken {
                         proposed: *first_producer_id,
                         next: image.next_producer_id,
+                    });
+                }
+                Ok(())
+            }
+            ControllerCommand::SetFeatureLevel { name, level } => {
+                if name.is_empty() || *level < 0 {
+                    return Err(CommandRejected::InvalidConfig {
+                        key: name.clone(),
+                        reason: format!("invalid feature level {level}"),
                     });
                 }
                 Ok(())
@@ -714,6 +735,26 @@ mod tests {
             },
         );
         assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
+    }
+
+    #[test]
+    fn feature_levels_are_finalized_and_survive_snapshots() {
+        let image = MetadataImage::empty("c");
+        assert_eq!(image.feature_level("transaction.version"), 0);
+        let set = |level| ControllerCommand::SetFeatureLevel {
+            name: "transaction.version".into(),
+            level,
+        };
+        let image = ok(&image, 1, set(2));
+        assert_eq!(image.feature_level("transaction.version"), 2);
+        let json = serde_json::to_string(&image).unwrap();
+        let back: MetadataImage = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.feature_level("transaction.version"), 2);
+        let image = ok(&back, 2, set(0));
+        assert_eq!(image.feature_level("transaction.version"), 0);
+        assert!(image.finalized_features.is_empty());
+        let (_, res) = apply(&image, 3, &set(-1));
+        assert!(res.is_err());
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// Dynamic broker configs: the cluster-wide defaults and per-broker overrides.
     pub broker_configs: BrokerConfigsImage,
+    /// Finalized feature levels (`transaction.version`, ...); a feature not listed is at level 0.
+    pub finalized_features: BTreeMap<String, i16>,
 }
 
 /// Dynamic broker configs as set through AlterConfigs / IncrementalAlterConfigs; the static
@@ -98,6 +100,10 @@ struct ImageRepr {
     /// Absent in snapshots written before dynamic broker configs existed.
     #[serde(default)]
     broker_configs: BrokerConfigsImage,
+    /// Absent in snapshots written before feature levels existed: every feature at level 0,
+    /// which is what such a cluster had finalized.
+    #[serde(default)]
+    finalized_features: BTreeMap<String, i16>,
 }
 
 impl From<MetadataImage> for ImageRepr {
@@ -113,6 +119,7 @@ impl From<MetadataImage> for ImageRepr {
             last_applied_index: image.last_applied_index,
             next_producer_id: image.next_producer_id,
             broker_configs: image.broker_configs,
+            finalized_features: image.finalized_features,
         }
     }
 }
@@ -126,6 +133,7 @@ impl TryFrom<ImageRepr> for MetadataImage {
         image.last_applied_index = repr.last_applied_index;
         image.next_producer_id = repr.next_producer_id;
         image.broker_configs = repr.broker_configs;
+        image.finalized_features = repr.finalized_features;
         for topic in repr.topics {
             if image.topics_by_name.contains_key(&topic.name) {
                 return Err(format!("topic name {} appears twice", topic.name));
@@ -153,7 +161,13 @@ impl MetadataImage {
             last_applied_index: 0,
             next_producer_id: 0,
             broker_configs: BrokerConfigsImage::default(),
+            finalized_features: BTreeMap::new(),
         }
+    }
+
+    /// The finalized level of a feature (0 when not finalized).
+    pub fn feature_level(&self, name: &str) -> i16 {
+        self.finalized_features.get(name).copied().unwrap_or(0)
     }
 
     pub fn topic_by_name(&self, name: &str) -> Option<&Arc<TopicImage>> {
@@ -217,6 +231,13 @@ impl MetadataImage {
             } => {
                 // Never moves backwards: a replayed or reordered record cannot reissue ids.
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::FeatureLevel { name, level } => {
+                if *level == 0 {
+                    self.finalized_features.remove(name);
+                } else {
+                    self.finalized_features.insert(name.clone(), *level);
+                }
             }
             MetadataRecord::BrokerConfig {
                 node_id,
@@ -352,6 +373,10 @@ mod tests {
         let json = br#"{"cluster_id":"c","brokers":{},"topics":[],"last_applied_index":3}"#;
         let image: MetadataImage = serde_json::from_slice(json).unwrap();
         assert_eq!(image.next_producer_id, 0);
+        // Written before feature levels existed: nothing finalized, so every feature is at
+        // level 0 (Kafka does not change finalized levels on restart either).
+        assert!(image.finalized_features.is_empty());
+        assert_eq!(image.feature_level("transaction.version"), 0);
     }
 
     #[test]
@@ -411,6 +436,7 @@ mod tests {
             last_applied_index: 0,
             next_producer_id: 0,
             broker_configs: BrokerConfigsImage::default(),
+            finalized_features: BTreeMap::new(),
         };
         let json = serde_json::to_vec(&repr).unwrap();
         assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());

@@ -49,6 +49,9 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// A feature's finalized level (Kafka's `FeatureLevelRecord`); level 0 removes it, as in
+    /// Kafka, where an absent feature is at level 0.
+    FeatureLevel { name: String, level: i16 },
 }
 
 /// What a broker announces about itself when it registers with the controller.

@@ -1034,7 +1034,7 @@ mod tests {
             (ApiKey::JoinGroup, 10),
             (ApiKey::OffsetCommit, 1),
             (ApiKey::InitProducerId, 6),
-            (ApiKey::AddPartitionsToTxn, 5),
+            (ApiKey::AddPartitionsToTxn, 6),
         ] {
             let mut f = BytesMut::new();
             f.put_i16(key as i16);

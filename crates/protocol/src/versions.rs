@@ -58,13 +58,14 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     // Kafka 4.0 removed v0 (KIP-896).
     api(ApiKey::DescribeLogDirs, 1, 4),
     api(ApiKey::InitProducerId, 0, 5),
-    // Transactions V1. The v5s kafka-protocol knows are KIP-890's transactions V2, which needs
-    // the `transaction.version` feature rafka does not finalize. AddPartitionsToTxn v4+ is the
-    // batched form brokers send (`transactions`, `verify_only`); v0-3 carries one transaction.
-    api(ApiKey::AddPartitionsToTxn, 0, 4),
+    // Transactions V1 and V2 (KIP-890 part 2). AddPartitionsToTxn v4+ is the batched form
+    // brokers send (`transactions`, `verify_only`), v5 the implicit add of a V2 transaction;
+    // v0-3 carries one transaction. EndTxn v5 and TxnOffsetCommit v5 are V2; clients use them
+    // only when `transaction.version` 2 is finalized (ApiVersions' FinalizedFeatures).
+    api(ApiKey::AddPartitionsToTxn, 0, 5),
     api(ApiKey::AddOffsetsToTxn, 0, 4),
-    api(ApiKey::EndTxn, 0, 4),
-    api(ApiKey::TxnOffsetCommit, 0, 4),
+    api(ApiKey::EndTxn, 0, 5),
+    api(ApiKey::TxnOffsetCommit, 0, 5),
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::DescribeTransactions, 0, 0),
     // v2's transactional id pattern (KIP-1152) needs a regex engine; not offered.
@@ -191,7 +192,9 @@ mod tests {
         assert!(!is_supported(ApiKey::JoinGroup, 10));
         assert!(!is_supported(ApiKey::OffsetCommit, 1));
         assert!(!is_supported(ApiKey::InitProducerId, 6));
-        assert!(!is_supported(ApiKey::AddPartitionsToTxn, 5));
+        assert!(is_supported(ApiKey::AddPartitionsToTxn, 5));
+        assert!(!is_supported(ApiKey::AddPartitionsToTxn, 6));
+        assert!(is_supported(ApiKey::EndTxn, 5));
         assert!(!is_supported(ApiKey::ListTransactions, 2));
         assert_eq!(
             supported(ApiKey::Fetch).map(|a| (a.min, a.max)),

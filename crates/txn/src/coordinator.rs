@@ -1,5 +1,5 @@
 //! [`TxnCoordinator`]: every transactional id of the `__transaction_state` partitions this node
-//! leads, and Kafka's Transactions V1 protocol over them.
+//! leads, and Kafka's Transactions V1 and V2 (KIP-890 part 2) protocols over them.
 //!
 //! Calls that change state take a [`ReplyId`] and return an [`Output`]. State changes apply at
 //! once and the records that make them durable are in the same output; the shell writes them
@@ -7,10 +7,11 @@
 //! comes in the output of its own call (nothing is parked, unlike the group coordinator's joins):
 //! the ids are there so the shell can route replies the same way for both coordinators.
 //!
-//! The rules follow Kafka 4.1's `TransactionCoordinator` and `TransactionStateManager` on the
-//! Transactions V1 path (`endTransactionWithTV1`): which state accepts which request, which error
-//! each situation gets and in which order the checks run, how epochs are bumped and fenced, when
-//! producer ids rotate, when transactions time out and when transactional ids expire.
+//! The rules follow Kafka 4.1's `TransactionCoordinator` and `TransactionStateManager`: which
+//! state accepts which request, which error each situation gets and in which order the checks
+//! run, how epochs are bumped and fenced (with every EndTxn for a Transactions V2 transaction,
+//! see [`TxnCoordinator::end_txn_with_version`]), when producer ids rotate, when transactions
+//! time out and when transactional ids expire.
 //!
 //! Producer ids come from a callback given to [`TxnCoordinator::new`]: the coordinator calls it
 //! exactly when Kafka's calls `ProducerIdManager.generateProducerId` (a new transactional id, an
@@ -24,7 +25,8 @@ use crate::metadata::{is_epoch_exhausted, TransactionMetadata, TransactionState}
 use crate::records::{self, TxnLogRecord};
 use crate::timers::{TimerKey, Timers};
 use crate::{
-    partition_for, TxnConfig, TxnError, CONSUMER_OFFSETS_TOPIC, NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
+    partition_for, TransactionVersion, TxnConfig, TxnError, CONSUMER_OFFSETS_TOPIC,
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID,
 };
 
 /// Identifies the request a reply belongs to; chosen by the shell.
@@ -123,8 +125,9 @@ pub struct ProducerIdAndEpoch {
 
 /// Every reply the coordinator sends after the records of its call are written.
 ///
-/// An EndTxn reply carries no producer id or epoch: Transactions V1 answers them as -1 (a V2
-/// coordinator would return the bumped epoch here).
+/// An EndTxn reply carries the producer id and epoch the client continues with (EndTxn v5+
+/// returns them; a Transactions V2 client adopts them): the bumped epoch after a V2 commit or
+/// abort, or the new producer id at epoch 0 when that bump exhausted the epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     InitProducerId(Result<ProducerIdAndEpoch, TxnError>),
@@ -132,7 +135,7 @@ pub enum Reply {
     /// Kafka reports its error for each partition).
     AddPartitions(Result<(), TxnError>),
     AddOffsets(Result<(), TxnError>),
-    EndTxn(Result<(), TxnError>),
+    EndTxn(Result<ProducerIdAndEpoch, TxnError>),
 }
 
 impl Reply {
@@ -602,6 +605,32 @@ impl TxnCoordinator {
         producer_epoch: i16,
         partitions: &[(String, i32)],
     ) -> Output {
+        self.add_partitions_to_txn_with_version(
+            now_ms,
+            reply,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            partitions,
+            TransactionVersion::V0,
+        )
+    }
+
+    /// AddPartitionsToTxn for a transaction of `client_transaction_version`: V0 for
+    /// AddPartitionsToTxn below v5, V2 for v5+ (what Kafka's partition leaders send for the
+    /// implicit add of a Produce v12+ or TxnOffsetCommit v5+; rafka's leaders call this
+    /// directly). The transaction records the version, which decides how its EndTxn goes.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_partitions_to_txn_with_version(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        partitions: &[(String, i32)],
+        client_transaction_version: TransactionVersion,
+    ) -> Output {
         let mut out = Output::default();
         let (p, result) = self.add_to_txn(
             now_ms,
@@ -609,6 +638,7 @@ impl TxnCoordinator {
             producer_id,
             producer_epoch,
             partitions,
+            client_transaction_version.feature_level(),
             &mut out,
         );
         out.reply(reply, p, Reply::AddPartitions(result));
@@ -635,12 +665,14 @@ impl TxnCoordinator {
             producer_id,
             producer_epoch,
             &partitions,
+            0,
             &mut out,
         );
         out.reply(reply, p, Reply::AddOffsets(result));
         out
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn add_to_txn(
         &mut self,
         now_ms: i64,
@@ -648,6 +680,7 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         partitions: &[(String, i32)],
+        client_transaction_version: i16,
         out: &mut Output,
     ) -> (Option<i32>, Result<(), TxnError>) {
         if transactional_id.is_empty() {
@@ -669,7 +702,7 @@ impl TxnCoordinator {
                 // Nothing new: answer at once, nothing to write.
                 return (Some(p), Ok(()));
             }
-            Some(m) => m.prepare_add_partitions(partitions, now_ms),
+            Some(m) => m.prepare_add_partitions(partitions, now_ms, client_transaction_version),
         };
         match next {
             Ok(next) => {
@@ -713,13 +746,7 @@ impl TxnCoordinator {
 
     // ---- EndTxn ----------------------------------------------------------------------------
 
-    /// EndTxn (v0-v4, Transactions V1). From `Ongoing`: `PrepareCommit` / `PrepareAbort` is
-    /// persisted, the reply is sent once it is written, and the output carries the
-    /// [`WriteMarkers`] that complete the transaction. A retry after the markers are done gets
-    /// no error when it asks for the same outcome, INVALID_TXN_STATE when it asks for the other;
-    /// while the markers are being written any EndTxn gets CONCURRENT_TRANSACTIONS. `Empty`
-    /// (nothing was added) is INVALID_TXN_STATE: a V1 transaction needs partitions to end (the
-    /// Java producer never sends EndTxn for an empty transaction).
+    /// EndTxn v0-v4 (a Transactions V1 client); see [`TxnCoordinator::end_txn_with_version`].
     pub fn end_txn(
         &mut self,
         now_ms: i64,
@@ -728,6 +755,46 @@ impl TxnCoordinator {
         producer_id: i64,
         producer_epoch: i16,
         commit: bool,
+    ) -> Output {
+        self.end_txn_with_version(
+            now_ms,
+            reply,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            commit,
+            TransactionVersion::V0,
+        )
+    }
+
+    /// EndTxn, with the client's transaction version (V2 for EndTxn v5+), following Kafka 4.1's
+    /// `endTransaction`.
+    ///
+    /// From `Ongoing`: `PrepareCommit` / `PrepareAbort` is persisted, the reply is sent once it
+    /// is written, and the output carries the [`WriteMarkers`] that complete the transaction. A
+    /// V2 client's EndTxn bumps the epoch (the markers carry the bumped epoch, and the reply
+    /// returns it); when the epoch was exhausted a new producer id is allocated, recorded as the
+    /// next producer id, and returned at epoch 0. While the markers are being written any EndTxn
+    /// gets CONCURRENT_TRANSACTIONS.
+    ///
+    /// Retries: a V1 transaction needs the same epoch, so a retry after the markers gets no
+    /// error for the same outcome and INVALID_TXN_STATE for the other; `Empty` is
+    /// INVALID_TXN_STATE (a V1 transaction needs partitions to end). A V2 transaction's epoch
+    /// moved on, so a retry is recognised by the previous epoch (or, after a rotation, the
+    /// previous producer id at `i16::MAX - 1`); the same epoch as the coordinator's is the
+    /// client's next EndTxn, and an abort of a transaction that added nothing (`Empty`,
+    /// `Complete*`) is written as `PrepareAbort` and `CompleteAbort` with a bumped epoch and no
+    /// markers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_txn_with_version(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        transactional_id: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        client_transaction_version: TransactionVersion,
     ) -> Output {
         let mut out = Output::default();
         if transactional_id.is_empty() {
@@ -742,36 +809,119 @@ impl TxnCoordinator {
                 return out;
             }
         };
-        let result = match self.get(p, transactional_id) {
-            None => Err(TxnError::InvalidProducerIdMapping),
-            Some(m) if m.producer_id != producer_id => Err(TxnError::InvalidProducerIdMapping),
-            // Clients never bump the epoch themselves: strict equality.
-            Some(m) if m.producer_epoch != producer_epoch => Err(TxnError::ProducerFenced),
-            // The markers of the previous EndTxn are still being written (Kafka's pending
-            // Complete* transition), whichever outcome this one asks for.
-            Some(m) if m.state.is_preparing() => Err(TxnError::ConcurrentTransactions),
-            Some(m) => match m.state {
-                TransactionState::Ongoing => m.prepare_abort_or_commit(commit, now_ms).map(Some),
-                TransactionState::CompleteCommit if commit => Ok(None),
-                TransactionState::CompleteAbort if !commit => Ok(None),
-                TransactionState::CompleteCommit
-                | TransactionState::CompleteAbort
-                | TransactionState::Empty => Err(TxnError::InvalidTxnState),
-                // Never stored by this coordinator (Prepare* is handled above); Kafka throws.
-                TransactionState::PrepareCommit
-                | TransactionState::PrepareAbort
-                | TransactionState::Dead
-                | TransactionState::PrepareEpochFence => Err(TxnError::UnknownServerError),
-            },
+        let client_v2 = client_transaction_version.supports_epoch_bump();
+        let Some(m) = self.get(p, transactional_id).cloned() else {
+            out.reply(
+                reply,
+                Some(p),
+                Reply::EndTxn(Err(TxnError::InvalidProducerIdMapping)),
+            );
+            return out;
         };
+        let current = ProducerIdAndEpoch {
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+        };
+        let txn_v2 = m.is_transaction_v2();
+        // A V2 client retrying an EndTxn whose bump exhausted the epoch: the id rotated.
+        let retry_on_overflow = txn_v2
+            && m.prev_producer_id == producer_id
+            && producer_epoch == i16::MAX - 1
+            && m.producer_epoch == 0;
+        // A V2 client retrying an EndTxn that bumped the epoch.
+        let retry_on_bump = txn_v2 && i32::from(m.producer_epoch) == i32::from(producer_epoch) + 1;
+        let is_retry = retry_on_bump || retry_on_overflow;
+        let valid_epoch = if txn_v2 {
+            match m.state {
+                TransactionState::PrepareCommit | TransactionState::PrepareAbort => retry_on_bump,
+                TransactionState::CompleteCommit | TransactionState::CompleteAbort => {
+                    is_retry || producer_epoch == m.producer_epoch
+                }
+                _ => producer_epoch == m.producer_epoch,
+            }
+        } else {
+            // Clients never bump the epoch themselves under V1: strict equality.
+            producer_epoch == m.producer_epoch
+        };
+        let result: Result<Option<TransactionMetadata>, TxnError> =
+            if m.producer_id != producer_id && !retry_on_overflow {
+                Err(TxnError::InvalidProducerIdMapping)
+            } else if !valid_epoch {
+                Err(TxnError::ProducerFenced)
+            } else if m.state.is_preparing() {
+                // The markers of the previous EndTxn are still being written (Kafka's pending
+                // Complete* transition), whichever outcome this one asks for.
+                Err(TxnError::ConcurrentTransactions)
+            } else {
+                let tv = client_transaction_version.feature_level();
+                match m.state {
+                    TransactionState::Ongoing => {
+                        let next_pid = if client_v2 && m.is_producer_epoch_exhausted() {
+                            (self.next_producer_id)()
+                        } else {
+                            Ok(NO_PRODUCER_ID)
+                        };
+                        next_pid.and_then(|next_pid| {
+                            m.prepare_abort_or_commit(commit, now_ms, tv, next_pid)
+                                .map(Some)
+                        })
+                    }
+                    TransactionState::CompleteCommit if commit => {
+                        if is_retry || !txn_v2 {
+                            Ok(None)
+                        } else {
+                            Err(TxnError::InvalidTxnState)
+                        }
+                    }
+                    TransactionState::CompleteAbort if !commit && (is_retry || !txn_v2) => Ok(None),
+                    TransactionState::Empty
+                    | TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+                        if !commit && client_v2 && !is_retry =>
+                    {
+                        // V2: aborting a transaction that added nothing still bumps the epoch.
+                        m.prepare_abort_or_commit(false, now_ms, tv, NO_PRODUCER_ID)
+                            .map(Some)
+                    }
+                    TransactionState::CompleteCommit
+                    | TransactionState::CompleteAbort
+                    | TransactionState::Empty => Err(TxnError::InvalidTxnState),
+                    // Never stored by this coordinator (Prepare* is handled above); Kafka throws.
+                    TransactionState::PrepareCommit
+                    | TransactionState::PrepareAbort
+                    | TransactionState::Dead
+                    | TransactionState::PrepareEpochFence => Err(TxnError::UnknownServerError),
+                }
+            };
         match result {
             Ok(Some(next)) => {
-                let markers = self.markers_for(p, &next);
-                self.persist(p, next, &mut out);
-                out.markers.push(markers);
-                out.reply(reply, Some(p), Reply::EndTxn(Ok(())));
+                let answer = if next.next_producer_id != NO_PRODUCER_ID {
+                    ProducerIdAndEpoch {
+                        producer_id: next.next_producer_id,
+                        producer_epoch: 0,
+                    }
+                } else {
+                    ProducerIdAndEpoch {
+                        producer_id: next.producer_id,
+                        producer_epoch: next.producer_epoch,
+                    }
+                };
+                if next.partitions.is_empty() {
+                    // Nothing to mark: complete at once, as Kafka's marker manager does for a
+                    // transaction without partitions.
+                    let complete = next.prepare_complete(now_ms);
+                    self.persist(p, next, &mut out);
+                    if let Ok(complete) = complete {
+                        self.persist(p, complete, &mut out);
+                    }
+                } else {
+                    let markers = self.markers_for(p, &next);
+                    self.persist(p, next, &mut out);
+                    out.markers.push(markers);
+                }
+                out.reply(reply, Some(p), Reply::EndTxn(Ok(answer)));
             }
-            Ok(None) => out.reply(reply, Some(p), Reply::EndTxn(Ok(()))),
+            Ok(None) => out.reply(reply, Some(p), Reply::EndTxn(Ok(current))),
             Err(e) => out.reply(reply, Some(p), Reply::EndTxn(Err(e))),
         }
         out

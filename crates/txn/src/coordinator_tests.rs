@@ -128,7 +128,58 @@ impl Harness {
             .end_txn(now, r, id, p.producer_id, p.producer_epoch, commit);
         let out = self.write(out);
         match only_reply(&out) {
+            Reply::EndTxn(res) => (res.map(|_| ()), out),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// EndTxn v5+ (Transactions V2): the reply's producer id and epoch.
+    fn end_v2(
+        &mut self,
+        now: i64,
+        id: &str,
+        p: ProducerIdAndEpoch,
+        commit: bool,
+    ) -> (Result<ProducerIdAndEpoch, TxnError>, Output) {
+        let r = self.next_reply();
+        let out = self.c.end_txn_with_version(
+            now,
+            r,
+            id,
+            p.producer_id,
+            p.producer_epoch,
+            commit,
+            TransactionVersion::V2,
+        );
+        let out = self.write(out);
+        match only_reply(&out) {
             Reply::EndTxn(res) => (res, out),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    /// The implicit add of a Produce v12+ (AddPartitionsToTxn v5, not verify-only).
+    fn add_v2(
+        &mut self,
+        now: i64,
+        id: &str,
+        p: ProducerIdAndEpoch,
+        parts: &[(&str, i32)],
+    ) -> Result<(), TxnError> {
+        let parts: Vec<(String, i32)> = parts.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        let r = self.next_reply();
+        let out = self.c.add_partitions_to_txn_with_version(
+            now,
+            r,
+            id,
+            p.producer_id,
+            p.producer_epoch,
+            &parts,
+            TransactionVersion::V2,
+        );
+        let out = self.write(out);
+        match only_reply(&out) {
+            Reply::AddPartitions(res) => res,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -1016,7 +1067,11 @@ fn failed_replies_keep_their_kind() {
     let r = Reply::InitProducerId(Ok(pe(1, 0))).failed(TxnError::NotCoordinator);
     assert_eq!(r, Reply::InitProducerId(Err(TxnError::NotCoordinator)));
     assert_eq!(
-        Reply::EndTxn(Ok(())).failed(TxnError::CoordinatorNotAvailable),
+        Reply::EndTxn(Ok(ProducerIdAndEpoch {
+            producer_id: 1,
+            producer_epoch: 0
+        }))
+        .failed(TxnError::CoordinatorNotAvailable),
         Reply::EndTxn(Err(TxnError::CoordinatorNotAvailable))
     );
 }
@@ -1038,4 +1093,197 @@ fn an_unwritten_prepare_is_redone_from_the_log() {
     assert!(out.markers.is_empty());
     assert_eq!(h.state("t"), TransactionState::Ongoing);
     assert_eq!(h.end(4, "t", p, true).0, Ok(()));
+}
+
+// ---- Transactions V2 (KIP-890 part 2) --------------------------------------------------------
+
+#[test]
+fn v2_end_txn_bumps_the_epoch_and_markers_carry_it() {
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    assert_eq!(p, pe(FIRST_PID, 0));
+    // Produce v12: the leader adds the partitions; no AddPartitionsToTxn from the client.
+    h.add_v2(1, "t", p, &[("a", 0), ("a", 1)]).unwrap();
+    h.add_v2(2, "t", p, &[("__consumer_offsets", 7)]).unwrap();
+    let m = h.c.transaction("t").unwrap();
+    assert_eq!(m.state, TransactionState::Ongoing);
+    assert_eq!(m.client_transaction_version, 2);
+    assert_eq!(m.txn_start_timestamp_ms, 1);
+    let (res, out) = h.end_v2(3, "t", p, true);
+    assert_eq!(
+        res,
+        Ok(pe(FIRST_PID, 1)),
+        "the reply returns the bumped epoch"
+    );
+    let v = one_written(&out);
+    assert_eq!(v.state, TransactionState::PrepareCommit);
+    assert_eq!(v.producer_epoch, 1);
+    assert_eq!(v.client_transaction_version, 2);
+    assert_eq!(out.markers.len(), 1);
+    let mk = out.markers[0].clone();
+    assert_eq!(mk.producer_epoch, 1, "markers go out with the bumped epoch");
+    assert!(mk.commit);
+    assert_eq!(mk.partitions.len(), 3);
+    // Retry while the markers are written: recognised by the previous epoch.
+    let (res, _) = h.end_v2(4, "t", p, true);
+    assert_eq!(res, Err(TxnError::ConcurrentTransactions));
+    // The old epoch is not a producer that may add partitions any more.
+    assert_eq!(
+        h.add_v2(4, "t", p, &[("a", 2)]),
+        Err(TxnError::ProducerFenced)
+    );
+    let out = h.markers_done(5, &mk);
+    let v = one_written(&out);
+    assert_eq!(v.state, TransactionState::CompleteCommit);
+    assert_eq!((v.producer_id, v.producer_epoch), (FIRST_PID, 1));
+    // A retry of the commit after completion: no error, the current id and epoch.
+    let (res, out) = h.end_v2(6, "t", p, true);
+    assert_eq!(res, Ok(pe(FIRST_PID, 1)));
+    assert!(out.appends.is_empty());
+    // The retried commit asked as an abort is the wrong outcome.
+    let (res, _) = h.end_v2(6, "t", p, false);
+    assert_eq!(res, Err(TxnError::InvalidTxnState));
+    // A commit at the new epoch with nothing added is INVALID_TXN_STATE.
+    let p1 = pe(FIRST_PID, 1);
+    let (res, _) = h.end_v2(6, "t", p1, true);
+    assert_eq!(res, Err(TxnError::InvalidTxnState));
+    // Next transaction at the new epoch, aborted: bumped again.
+    h.add_v2(7, "t", p1, &[("a", 0)]).unwrap();
+    assert_eq!(h.c.transaction("t").unwrap().txn_start_timestamp_ms, 7);
+    let (res, out) = h.end_v2(8, "t", p1, false);
+    assert_eq!(res, Ok(pe(FIRST_PID, 2)));
+    assert_eq!(out.markers[0].producer_epoch, 2);
+    assert!(!out.markers[0].commit);
+    let mk = out.markers[0].clone();
+    h.markers_done(9, &mk);
+    assert_eq!(h.state("t"), TransactionState::CompleteAbort);
+    // A zombie at epoch 0 is fenced.
+    let (res, _) = h.end_v2(10, "t", pe(FIRST_PID, 0), true);
+    assert_eq!(res, Err(TxnError::ProducerFenced));
+}
+
+#[test]
+fn v2_abort_of_an_empty_transaction_bumps_without_markers() {
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    let (res, out) = h.end_v2(1, "t", p, false);
+    assert_eq!(res, Ok(pe(FIRST_PID, 1)));
+    assert!(out.markers.is_empty());
+    let states: Vec<TransactionState> = written(&out)
+        .into_iter()
+        .map(|(_, v)| v.unwrap().state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            TransactionState::PrepareAbort,
+            TransactionState::CompleteAbort
+        ]
+    );
+    // The same from a V1 client is INVALID_TXN_STATE, as before.
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    assert_eq!(h.end(1, "t", p, false).0, Err(TxnError::InvalidTxnState));
+}
+
+#[test]
+fn v2_epoch_overflow_hands_out_the_next_producer_id() {
+    let mut h = Harness::default();
+    h.init(0, "t").unwrap();
+    // Bring the epoch to the last one a client may hold.
+    let mut m = h.c.transaction("t").unwrap().clone();
+    m.producer_epoch = i16::MAX - 1;
+    h.log.push((
+        records::encode_key("t"),
+        Some(records::encode_value(&m.to_log_value(), 1)),
+    ));
+    assert!(h.reload(1, COORD_EPOCH + 1).is_empty());
+    let old = pe(FIRST_PID, i16::MAX - 1);
+    h.add_v2(2, "t", old, &[("a", 0)]).unwrap();
+    let (res, out) = h.end_v2(3, "t", old, true);
+    let new_pid = FIRST_PID + 1;
+    assert_eq!(res, Ok(pe(new_pid, 0)), "the next producer id at epoch 0");
+    let v = one_written(&out);
+    assert_eq!((v.producer_id, v.producer_epoch), (FIRST_PID, i16::MAX));
+    assert_eq!(v.next_producer_id, new_pid, "persisted as a tagged field");
+    let mk = out.markers[0].clone();
+    assert_eq!((mk.producer_id, mk.producer_epoch), (FIRST_PID, i16::MAX));
+    // A crash before the markers: the reload knows the next id and resends the markers.
+    let out = h.reload(4, COORD_EPOCH + 2);
+    assert_eq!(out.markers.len(), 1);
+    let mk = out.markers[0].clone();
+    assert_eq!(mk.producer_epoch, i16::MAX);
+    assert_eq!(h.c.transaction("t").unwrap().next_producer_id, new_pid);
+    let out = h.markers_done(5, &mk);
+    let v = one_written(&out);
+    assert_eq!(v.state, TransactionState::CompleteCommit);
+    assert_eq!((v.producer_id, v.producer_epoch), (new_pid, 0));
+    assert_eq!(v.previous_producer_id, FIRST_PID);
+    // A retry of the EndTxn whose answer was lost: recognised by the previous id.
+    let (res, _) = h.end_v2(6, "t", old, true);
+    assert_eq!(res, Ok(pe(new_pid, 0)));
+    // The client continues under the new id.
+    h.add_v2(7, "t", pe(new_pid, 0), &[("a", 0)]).unwrap();
+    assert_eq!(h.end_v2(8, "t", pe(new_pid, 0), true).0, Ok(pe(new_pid, 1)));
+    // Only one id was allocated for the rotation.
+    assert_eq!(h.next_pid.load(Ordering::SeqCst), new_pid + 1);
+}
+
+#[test]
+fn v2_init_producer_id_during_a_transaction_bumps_once() {
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    h.add_v2(1, "t", p, &[("a", 0)]).unwrap();
+    let out = h.init_full(2, "t", TIMEOUT, -1, -1);
+    assert_eq!(init_reply(&out), Err(TxnError::ConcurrentTransactions));
+    let v = one_written(&out);
+    assert_eq!(v.state, TransactionState::PrepareAbort);
+    assert_eq!(
+        v.producer_epoch, 1,
+        "one bump for fence and abort (KAFKA-19367)"
+    );
+    assert_eq!(out.markers[0].producer_epoch, 1);
+    let mk = out.markers[0].clone();
+    h.markers_done(3, &mk);
+    assert_eq!(h.state("t"), TransactionState::CompleteAbort);
+    assert_eq!(h.init(4, "t"), Ok(pe(FIRST_PID, 2)));
+    // The fenced producer's EndTxn at epoch 0 is refused.
+    assert_eq!(h.end_v2(5, "t", p, true).0, Err(TxnError::ProducerFenced));
+}
+
+#[test]
+fn v2_state_survives_a_reload_with_its_tagged_fields() {
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    h.add_v2(1, "t", p, &[("a", 0), ("b", 3)]).unwrap();
+    let before = h.c.transaction("t").unwrap().clone();
+    // The Ongoing record is a v1 value whose ClientTransactionVersion tag says 2.
+    let (_, raw) = h.log.last().unwrap().clone();
+    let (version, v) = decode_value(raw.as_deref().unwrap()).unwrap();
+    assert_eq!((version, v.client_transaction_version), (1, 2));
+    assert!(h.reload(2, COORD_EPOCH + 1).is_empty());
+    let after = h.c.transaction("t").unwrap();
+    assert_eq!(after.state, TransactionState::Ongoing);
+    assert_eq!(after.partitions, before.partitions);
+    assert_eq!(after.client_transaction_version, 2);
+    // It ends as a V2 transaction after the reload.
+    assert_eq!(h.end_v2(3, "t", p, false).0, Ok(pe(FIRST_PID, 1)));
+}
+
+#[test]
+fn v1_clients_are_unchanged_next_to_v2() {
+    let mut h = Harness::default();
+    let p = h.init(0, "t").unwrap();
+    h.add(1, "t", p, &[("a", 0)]).0.unwrap();
+    let (res, out) = h.end(2, "t", p, true);
+    res.unwrap();
+    let v = one_written(&out);
+    assert_eq!(v.producer_epoch, 0, "V1 EndTxn keeps the epoch");
+    assert_eq!(v.client_transaction_version, 0);
+    assert_eq!(v.next_producer_id, -1);
+    assert_eq!(
+        v.previous_producer_id, -1,
+        "Kafka 4.1 writes no tags for V1"
+    );
+    assert_eq!(out.markers[0].producer_epoch, 0);
 }

@@ -1,5 +1,6 @@
 //! The transaction coordinator without I/O: Kafka's transactional-id state machine
-//! (Transactions V1, the protocol Kafka 4.1 serves to clients that do not use KIP-890 part 2) as
+//! (Transactions V1, and Transactions V2 of KIP-890 part 2 for clients that ask for it with
+//! EndTxn v5+ / Produce v12+ / TxnOffsetCommit v5+, chosen per transaction as Kafka 4.1 does) as
 //! a plain synchronous type with time and producer-id allocation passed in, plus the record
 //! formats of `__transaction_state`.
 //!
@@ -46,28 +47,43 @@ pub const NO_PRODUCER_ID: i64 = -1;
 /// "No producer epoch" (Kafka's `RecordBatch.NO_PRODUCER_EPOCH`).
 pub const NO_PRODUCER_EPOCH: i16 = -1;
 
-/// The cluster's finalized `transaction.version` feature level, as far as this coordinator
-/// implements it. It decides which `TransactionLogValue` version is written; Kafka 4.1 reads it
-/// from the metadata image (`TransactionStateManager.transactionVersionLevel`), so the shell
-/// passes what its image finalizes.
-///
-/// Level 2 (KIP-890 part 2: an epoch bump with every commit or abort, EndTxn v5+) is not
-/// implemented: a broker running this coordinator must not finalize or advertise level 2, so
-/// clients keep using EndTxn v4 and below.
+/// A `transaction.version` feature level (Kafka's `TransactionVersion`). As the cluster's
+/// setting ([`TxnConfig::transaction_version`]) it decides which `TransactionLogValue` version is
+/// written; as a transaction's `client_transaction_version` it decides whether that transaction
+/// follows Transactions V2 (an epoch bump with every commit or abort). Which one a transaction
+/// gets comes from the request versions its client uses (EndTxn v5+, Produce v12+ and
+/// TxnOffsetCommit v5+ are V2; everything older is V0), as in Kafka 4.1; clients only send
+/// those versions when the broker finalizes level 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum TransactionVersion {
     /// The original coordinator: `TransactionLogValue` version 0.
     V0,
     /// Flexible transaction records (`TransactionLogValue` version 1), nothing else changes.
     V1,
+    /// KIP-890 part 2: the coordinator bumps the producer epoch with every EndTxn and returns
+    /// it; partitions are added implicitly by the leader on Produce v12+.
+    V2,
 }
 
 impl TransactionVersion {
+    /// The highest level this coordinator implements.
+    pub const LATEST: TransactionVersion = TransactionVersion::V2;
+
     /// The feature level Kafka names this version by.
     pub fn feature_level(self) -> i16 {
         match self {
             TransactionVersion::V0 => 0,
             TransactionVersion::V1 => 1,
+            TransactionVersion::V2 => 2,
+        }
+    }
+
+    /// The version of a feature level (levels above the latest are the latest).
+    pub fn from_feature_level(level: i16) -> TransactionVersion {
+        match level {
+            i16::MIN..=0 => TransactionVersion::V0,
+            1 => TransactionVersion::V1,
+            _ => TransactionVersion::V2,
         }
     }
 
@@ -76,8 +92,13 @@ impl TransactionVersion {
     pub fn log_value_version(self) -> i16 {
         match self {
             TransactionVersion::V0 => 0,
-            TransactionVersion::V1 => 1,
+            TransactionVersion::V1 | TransactionVersion::V2 => 1,
         }
+    }
+
+    /// Whether EndTxn bumps the epoch (Kafka's `supportsEpochBump`).
+    pub fn supports_epoch_bump(self) -> bool {
+        self >= TransactionVersion::V2
     }
 }
 

@@ -97,15 +97,22 @@ impl TransactionState {
         )
     }
 
-    /// The states this one may be entered from (Kafka's `validPreviousStates`, Transactions V1:
-    /// the V2-only `Empty`/`Complete*` -> `PrepareAbort` edges are left out).
+    /// The states this one may be entered from (Kafka's `validPreviousStates`). The
+    /// `Empty`/`Complete*` -> `PrepareAbort` edges (aborting a transaction that added nothing)
+    /// are Transactions V2 only; the coordinator takes them only for a V2 client.
     pub fn valid_previous_states(self) -> &'static [TransactionState] {
         use TransactionState::*;
         match self {
             Empty => &[Empty, CompleteCommit, CompleteAbort],
             Ongoing => &[Ongoing, Empty, CompleteCommit, CompleteAbort],
             PrepareCommit => &[Ongoing],
-            PrepareAbort => &[Ongoing, PrepareEpochFence],
+            PrepareAbort => &[
+                Ongoing,
+                PrepareEpochFence,
+                Empty,
+                CompleteCommit,
+                CompleteAbort,
+            ],
             CompleteCommit => &[PrepareCommit],
             CompleteAbort => &[PrepareAbort],
             Dead => &[Empty, CompleteAbort, CompleteCommit],
@@ -144,7 +151,8 @@ pub struct TransactionMetadata {
     /// client may still present in a retried InitProducerId (KIP-360). Not persisted by
     /// Kafka 4.1 (-1 after a load).
     pub prev_producer_id: i64,
-    /// Transactions V2 only (rotation at commit time); always -1 here.
+    /// Transactions V2 only: the producer id an EndTxn that exhausted the epoch allocated; it
+    /// becomes the producer id (at epoch 0) when the markers are written. -1 otherwise.
     pub next_producer_id: i64,
     pub producer_epoch: i16,
     /// The epoch before the last InitProducerId bump, so that a retried KIP-360 InitProducerId
@@ -157,7 +165,8 @@ pub struct TransactionMetadata {
     /// When the first partition was added; -1 when no transaction has started.
     pub txn_start_timestamp_ms: i64,
     pub txn_last_update_timestamp_ms: i64,
-    /// The `transaction.version` the client used (0 for every Transactions V1 client).
+    /// The `transaction.version` the client used (0 for every Transactions V1 client, 2 for a
+    /// transaction started by Produce v12+ / TxnOffsetCommit v5+ or ended by EndTxn v5+).
     pub client_transaction_version: i16,
 }
 
@@ -183,6 +192,11 @@ impl TransactionMetadata {
 
     pub fn is_producer_epoch_exhausted(&self) -> bool {
         is_epoch_exhausted(self.producer_epoch)
+    }
+
+    /// Whether this transaction follows Transactions V2.
+    pub fn is_transaction_v2(&self) -> bool {
+        self.client_transaction_version >= crate::TransactionVersion::V2.feature_level()
     }
 
     /// The base of every transition: same values, `state`, and the current producer id
@@ -266,6 +280,7 @@ impl TransactionMetadata {
         &self,
         added: &[(String, i32)],
         now_ms: i64,
+        client_transaction_version: i16,
     ) -> Result<TransactionMetadata, TxnError> {
         let mut next = self.transit(TransactionState::Ongoing)?;
         if matches!(
@@ -278,16 +293,22 @@ impl TransactionMetadata {
         }
         next.partitions.extend(added.iter().cloned());
         next.txn_last_update_timestamp_ms = now_ms;
-        // Transactions V1 requests (AddPartitionsToTxn below v5, AddOffsetsToTxn) say TV 0.
-        next.client_transaction_version = 0;
+        // Transactions V1 requests (AddPartitionsToTxn below v5, AddOffsetsToTxn) say TV 0;
+        // the implicit adds of Produce v12+ / TxnOffsetCommit v5+ say TV 2.
+        next.client_transaction_version = client_transaction_version;
         Ok(next)
     }
 
-    /// EndTxn: `PrepareCommit` or `PrepareAbort` with the same producer id and epoch (V1).
+    /// EndTxn: `PrepareCommit` or `PrepareAbort`. Transactions V1 keeps the producer id and
+    /// epoch; Transactions V2 bumps the epoch (the markers carry the bumped one, fencing the
+    /// transaction's own late batches) and, when `next_producer_id` is not -1 (the epoch was
+    /// exhausted), records the producer id the client continues with after the markers.
     pub fn prepare_abort_or_commit(
         &self,
         commit: bool,
         now_ms: i64,
+        client_transaction_version: i16,
+        next_producer_id: i64,
     ) -> Result<TransactionMetadata, TxnError> {
         let state = if commit {
             TransactionState::PrepareCommit
@@ -295,9 +316,19 @@ impl TransactionMetadata {
             TransactionState::PrepareAbort
         };
         let mut next = self.transit(state)?;
-        next.next_producer_id = NO_PRODUCER_ID;
+        next.client_transaction_version = client_transaction_version;
+        if next.is_transaction_v2() {
+            if self.producer_epoch == i16::MAX {
+                // The caller allocates a new producer id at MAX - 1 already; Kafka throws.
+                return Err(TxnError::UnknownServerError);
+            }
+            next.producer_epoch = self.producer_epoch + 1;
+            next.last_producer_epoch = self.producer_epoch;
+            next.next_producer_id = next_producer_id;
+        } else {
+            next.next_producer_id = NO_PRODUCER_ID;
+        }
         next.txn_last_update_timestamp_ms = now_ms;
-        next.client_transaction_version = 0;
         Ok(next)
     }
 
@@ -316,7 +347,8 @@ impl TransactionMetadata {
         next.prev_producer_id = self.producer_id;
         next.next_producer_id = NO_PRODUCER_ID;
         next.txn_last_update_timestamp_ms = now_ms;
-        next.client_transaction_version = 0;
+        // The transaction keeps its client's version: a V2 transaction fenced by InitProducerId
+        // is bumped once here and not again by the abort (KAFKA-19367), and a V1 one stays V1.
         Ok(next)
     }
 
@@ -327,6 +359,15 @@ impl TransactionMetadata {
             _ => TransactionState::CompleteAbort,
         };
         let mut next = self.transit(state)?;
+        if self.is_transaction_v2() && self.next_producer_id != NO_PRODUCER_ID {
+            // The epoch overflowed at EndTxn: the markers went out under the old id at
+            // i16::MAX, and the producer now continues under the new id at epoch 0.
+            next.producer_id = self.next_producer_id;
+            next.producer_epoch = 0;
+        }
+        if self.is_transaction_v2() {
+            next.last_producer_epoch = self.producer_epoch;
+        }
         next.next_producer_id = NO_PRODUCER_ID;
         next.partitions.clear();
         next.txn_last_update_timestamp_ms = now_ms;
@@ -336,8 +377,11 @@ impl TransactionMetadata {
     /// The record Kafka 4.1 writes for this state.
     ///
     /// Kafka 4.1's `TransactionLog.valueToBytes` never sets `PreviousProducerId` or
-    /// `NextProducerId` (they were only persisted from KAFKA-20310 on), so both stay at their
-    /// default -1 and, being tagged fields, are not written at all. The partitions are null in
+    /// `NextProducerId` (they were only persisted from KAFKA-20310 on), so for a V1 transaction
+    /// both stay at their default -1 and, being tagged fields, are not written at all. A V2
+    /// transaction writes them (as KAFKA-20310 does): a coordinator that reloads a `PrepareCommit`
+    /// whose EndTxn exhausted the epoch must know the producer id it already handed out, and a
+    /// retried EndTxn after such a rotation is recognised by the previous id. The partitions are null in
     /// `Empty` and a (possibly empty) list in every other state.
     pub fn to_log_value(&self) -> TransactionLogValue {
         let partitions = if self.state == TransactionState::Empty {
@@ -357,8 +401,16 @@ impl TransactionMetadata {
         };
         TransactionLogValue {
             producer_id: self.producer_id,
-            previous_producer_id: NO_PRODUCER_ID,
-            next_producer_id: NO_PRODUCER_ID,
+            previous_producer_id: if self.is_transaction_v2() {
+                self.prev_producer_id
+            } else {
+                NO_PRODUCER_ID
+            },
+            next_producer_id: if self.is_transaction_v2() {
+                self.next_producer_id
+            } else {
+                NO_PRODUCER_ID
+            },
             producer_epoch: self.producer_epoch,
             transaction_timeout_ms: self.txn_timeout_ms,
             state: self.state,
@@ -458,20 +510,20 @@ mod tests {
     fn invalid_transitions_are_refused() {
         let m = TransactionMetadata::new("t", 7, 1000, 0);
         assert_eq!(
-            m.prepare_abort_or_commit(true, 1),
+            m.prepare_abort_or_commit(true, 1, 0, -1),
             Err(TxnError::UnknownServerError),
-            "Empty -> PrepareCommit is not a V1 edge"
+            "Empty -> PrepareCommit is not an edge"
         );
         assert_eq!(
             m.prepare_fence_and_abort(1),
             Err(TxnError::UnknownServerError)
         );
         let ongoing = m
-            .prepare_add_partitions(&[("a".into(), 0)], 5)
+            .prepare_add_partitions(&[("a".into(), 0)], 5, 0)
             .expect("Empty -> Ongoing");
         assert_eq!(ongoing.txn_start_timestamp_ms, 5);
         let more = ongoing
-            .prepare_add_partitions(&[("b".into(), 1)], 9)
+            .prepare_add_partitions(&[("b".into(), 1)], 9, 0)
             .expect("Ongoing -> Ongoing");
         assert_eq!(more.txn_start_timestamp_ms, 5, "start time stays");
         assert_eq!(more.partitions.len(), 2);

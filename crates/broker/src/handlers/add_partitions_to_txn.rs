@@ -1,6 +1,7 @@
 //! AddPartitionsToTxn (key 24): a transactional producer announces the partitions it is about
 //! to write, before its first batch to each. v4+ batches several transactions (brokers use it,
-//! with `verify_only`, to check a partition is in a transaction before accepting its batch).
+//! with `verify_only`, to check a partition is in a transaction before accepting its batch); v5
+//! without `verify_only` adds partitions to a Transactions V2 transaction.
 
 use std::sync::Arc;
 
@@ -105,16 +106,24 @@ async fn one(
         }
     } else {
         let parts = wanted.clone();
+        // Kafka's `TransactionVersion.transactionVersionForAddPartitionsToTxn`: v5 is what
+        // leaders send for a Transactions V2 client's implicit add.
+        let client_version = if version >= 5 {
+            rafka_txn::TransactionVersion::V2
+        } else {
+            rafka_txn::TransactionVersion::V0
+        };
         let result = match shared
             .txns
             .change(move |c, now, id| {
-                c.add_partitions_to_txn(
+                c.add_partitions_to_txn_with_version(
                     now,
                     id,
                     &transactional_id,
                     producer_id,
                     producer_epoch,
                     &parts,
+                    client_version,
                 )
             })
             .await

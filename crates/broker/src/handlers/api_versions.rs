@@ -1,14 +1,56 @@
-//! ApiVersions (key 18): our ranges, from the one version table in the protocol crate.
+//! ApiVersions (key 18): our ranges, from the one version table in the protocol crate, and the
+//! feature levels (v3+ tagged fields, as every Kafka 3.x/4.x broker sends them).
 //!
-//! No feature tagged fields are sent: old librdkafka (2.0.2, Debian bookworm's kcat) skips
-//! unknown tagged fields by the wrong length, so a non-empty one breaks every connection.
+//! Only features rafka implements are listed: `transaction.version` (supported 0-2, finalized at
+//! the level the metadata image holds). `metadata.version` and `kraft.version` describe Kafka's
+//! own KRaft record formats, which rafka's metadata log does not use, and `group.version` 1 is
+//! the KIP-848 consumer protocol, which rafka does not implement; none of them is listed.
+//!
+//! Debian bookworm's kcat (librdkafka 2.0.2) reads these tagged fields without trouble
+//! (tests/integration/test_kcat.py runs against them).
 
+use rafka_metadata::MetadataImage;
+use rafka_protocol::kafka_protocol::messages::api_versions_response::{
+    FinalizedFeatureKey, SupportedFeatureKey,
+};
 use rafka_protocol::kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use rafka_protocol::kafka_protocol::protocol::StrBytes;
 
-pub fn handle(_request: &ApiVersionsRequest) -> ApiVersionsResponse {
+/// Kafka's feature name for the transaction protocol level.
+pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
+
+/// (name, min, max) of every feature this broker supports.
+pub fn supported_features() -> [(&'static str, i16, i16); 1] {
+    [(
+        TRANSACTION_VERSION_FEATURE,
+        0,
+        rafka_txn::TransactionVersion::LATEST.feature_level(),
+    )]
+}
+
+pub fn handle(_request: &ApiVersionsRequest, image: &MetadataImage) -> ApiVersionsResponse {
     let mut response = ApiVersionsResponse::default();
     response.error_code = 0;
     response.api_keys = rafka_protocol::versions::api_versions_keys();
-    response.finalized_features_epoch = -1;
+    for (name, min, max) in supported_features() {
+        let mut f = SupportedFeatureKey::default();
+        f.name = StrBytes::from_static_str(name);
+        f.min_version = min;
+        f.max_version = max;
+        response.supported_features.push(f);
+    }
+    // Kafka lists only features finalized above level 0, each as min = max = level.
+    for (name, level) in &image.finalized_features {
+        if *level <= 0 {
+            continue;
+        }
+        let mut f = FinalizedFeatureKey::default();
+        f.name = StrBytes::from_string(name.clone());
+        f.min_version_level = *level;
+        f.max_version_level = *level;
+        response.finalized_features.push(f);
+    }
+    // Kafka's epoch is the metadata offset of the image the levels come from.
+    response.finalized_features_epoch = i64::try_from(image.last_applied_index).unwrap_or(i64::MAX);
     response
 }

@@ -4,7 +4,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
-mod api_versions;
+pub(crate) mod api_versions;
 mod config_admin;
 mod create_partitions;
 mod create_topics;
@@ -114,7 +114,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
     // frame as the sole owner and stamp offsets in place instead of copying.
     drop(header);
     let response: ResponseKind = match body {
-        RequestKind::ApiVersions(r) => ResponseKind::ApiVersions(api_versions::handle(&r)),
+        RequestKind::ApiVersions(r) => {
+            ResponseKind::ApiVersions(api_versions::handle(&r, &shared.image()))
+        }
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(shared, ctx, r, version).await)
         }

@@ -93,9 +93,11 @@ pub async fn handle(
 
     // KIP-890 part 1: a transactional batch is accepted only for a partition its transaction
     // has added (AddPartitionsToTxn); the coordinator is asked before anything is written.
+    // KIP-890 part 2: from v12 on (a Transactions V2 client) the leader adds the partitions
+    // itself instead of only verifying them (Kafka's `addPartition` supported operation).
     let verify_errors: Vec<Option<ResponseError>> = match (&transactional_id, &records) {
         (Some(txn), Records::Frame(buf)) => {
-            verify_transaction(shared, txn, &topics, &items, buf).await
+            verify_transaction(shared, txn, &topics, &items, buf, version >= 12).await
         }
         _ => vec![None; items.len()],
     };
@@ -174,13 +176,15 @@ pub async fn handle(
     ProduceOutcome::Respond(response)
 }
 
-/// Asks the transaction coordinator whether each partition is in the producer's transaction.
+/// Asks the transaction coordinator whether each partition is in the producer's transaction
+/// or, with `add` (Produce v12+), adds the partitions to it.
 async fn verify_transaction(
     shared: &Arc<Shared>,
     transactional_id: &str,
     topics: &[TopicRef],
     items: &[Item],
     buf: &BytesMut,
+    add: bool,
 ) -> Vec<Option<ResponseError>> {
     // The producer id and epoch are in every batch header; the first readable one speaks for
     // the request (a mismatch fails that batch's own checks in the log).
@@ -192,12 +196,28 @@ async fn verify_transaction(
     let Some((pid, epoch)) = producer else {
         return vec![None; items.len()];
     };
+    // v13 names topics by id only.
+    let image = shared.image();
     let parts: Vec<(String, i32)> = items
         .iter()
-        .map(|i| (topics[i.topic_index].name.clone(), i.partition))
+        .map(|i| {
+            let t = &topics[i.topic_index];
+            let name = if t.name.is_empty() {
+                image
+                    .topic_by_id(&t.topic_id)
+                    .map(|ti| ti.name.clone())
+                    .unwrap_or_default()
+            } else {
+                t.name.clone()
+            };
+            (name, i.partition)
+        })
         .collect();
     let txn = transactional_id.to_string();
     let n = parts.len();
+    if add {
+        return add_to_transaction(shared, txn, pid, epoch, parts).await;
+    }
     let result = shared
         .txns
         .query(move |c, _| c.verify_partitions_in_txn(&txn, pid, epoch, &parts))
@@ -209,6 +229,71 @@ async fn verify_transaction(
             .map(|(_, _, e)| e.map(verification_error))
             .collect(),
         Err(e) => vec![Some(verification_error(e)); n],
+    }
+}
+
+/// The implicit add of a Transactions V2 produce: every partition the image knows is added to
+/// the transaction (unknown ones fail later with UNKNOWN_TOPIC_OR_PARTITION and are not added,
+/// so no marker is ever owed to them); the coordinator's answer applies to all of them.
+async fn add_to_transaction(
+    shared: &Arc<Shared>,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    parts: Vec<(String, i32)>,
+) -> Vec<Option<ResponseError>> {
+    let image = shared.image();
+    let mut known: Vec<(String, i32)> = parts
+        .iter()
+        .filter(|(t, p)| {
+            image
+                .topic_by_name(t)
+                .is_some_and(|ti| ti.partition(*p).is_some())
+        })
+        .cloned()
+        .collect();
+    known.sort();
+    known.dedup();
+    let n = parts.len();
+    if known.is_empty() {
+        return vec![None; n];
+    }
+    let result = match shared
+        .txns
+        .change(move |c, now, id| {
+            c.add_partitions_to_txn_with_version(
+                now,
+                id,
+                &transactional_id,
+                producer_id,
+                producer_epoch,
+                &known,
+                rafka_txn::TransactionVersion::V2,
+            )
+        })
+        .await
+    {
+        Ok(rafka_txn::Reply::AddPartitions(r)) => r,
+        Ok(_) => Err(rafka_txn::TxnError::UnknownServerError),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => vec![None; n],
+        Err(e) => vec![Some(implicit_add_error(e)); n],
+    }
+}
+
+/// What a produce answers when the coordinator refused the implicit add: as Kafka's
+/// `ReplicaManager` does, coordinator-side conditions the producer cannot act on (a previous
+/// transaction's markers still being written, a coordinator moving) become the retriable
+/// NOT_ENOUGH_REPLICAS, and a fenced producer gets INVALID_PRODUCER_EPOCH.
+fn implicit_add_error(e: rafka_txn::TxnError) -> ResponseError {
+    match e {
+        rafka_txn::TxnError::ConcurrentTransactions
+        | rafka_txn::TxnError::CoordinatorLoadInProgress
+        | rafka_txn::TxnError::CoordinatorNotAvailable
+        | rafka_txn::TxnError::NotCoordinator => ResponseError::NotEnoughReplicas,
+        other => verification_error(other),
     }
 }
 

@@ -1,6 +1,8 @@
 //! TxnOffsetCommit (key 28): offsets committed inside a transaction. The group coordinator
 //! writes them as a transactional batch of the producer and keeps them pending until the
-//! transaction's marker reaches the group's `__consumer_offsets` partition.
+//! transaction's marker reaches the group's `__consumer_offsets` partition. v5+ is a
+//! Transactions V2 client (KIP-890 part 2): the group's `__consumer_offsets` partition is added
+//! to the transaction here, in place of the AddOffsetsToTxn a V1 client sends first.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +66,11 @@ pub async fn handle(
         offsets,
     };
     let requested: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.0.clone(), o.1)).collect();
+    if version >= 5 && !requested.is_empty() {
+        if let Err(code) = add_offsets_partition(shared, &request, &req.group_id).await {
+            return all_failed(&request, code);
+        }
+    }
     let results: HashMap<(String, i32), i16> = if requested.is_empty() {
         HashMap::new()
     } else {
@@ -93,6 +100,71 @@ pub async fn handle(
                 .get(&(text(&t.name.0), p.partition_index))
                 .copied()
                 .unwrap_or(ResponseError::UnknownTopicOrPartition.code());
+            tr.partitions.push(pr);
+        }
+        response.topics.push(tr);
+    }
+    response
+}
+
+/// The implicit AddOffsetsToTxn of a V2 transaction: the group's `__consumer_offsets`
+/// partition joins the producer's transaction (at client transaction version 2), so the
+/// EndTxn markers settle these offsets. A fenced producer gets INVALID_PRODUCER_EPOCH, as
+/// Kafka's verification path answers.
+async fn add_offsets_partition(
+    shared: &Arc<Shared>,
+    request: &TxnOffsetCommitRequest,
+    group_id: &str,
+) -> Result<(), i16> {
+    if let Err(e) = super::find_coordinator::ensure_offsets_topic(shared).await {
+        return Err(e.code());
+    }
+    let offsets_partition = shared
+        .image()
+        .topic_by_name(crate::group_coordinator::OFFSETS_TOPIC)
+        .map(|t| rafka_group::partition_for(group_id, t.partitions.len() as i32))
+        .unwrap_or(0);
+    let transactional_id = text(&request.transactional_id.0);
+    let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
+    let parts = vec![(
+        crate::group_coordinator::OFFSETS_TOPIC.to_string(),
+        offsets_partition,
+    )];
+    let result = match shared
+        .txns
+        .change(move |c, now, id| {
+            c.add_partitions_to_txn_with_version(
+                now,
+                id,
+                &transactional_id,
+                pid,
+                epoch,
+                &parts,
+                rafka_txn::TransactionVersion::V2,
+            )
+        })
+        .await
+    {
+        Ok(rafka_txn::Reply::AddPartitions(r)) => r,
+        Ok(_) => Err(rafka_txn::TxnError::UnknownServerError),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| match e {
+        rafka_txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
+        other => errors::txn(other).code(),
+    })
+}
+
+/// Every partition of the request answered with `code`.
+fn all_failed(request: &TxnOffsetCommitRequest, code: i16) -> TxnOffsetCommitResponse {
+    let mut response = TxnOffsetCommitResponse::default();
+    for t in &request.topics {
+        let mut tr = TxnOffsetCommitResponseTopic::default();
+        tr.name = t.name.clone();
+        for p in &t.partitions {
+            let mut pr = TxnOffsetCommitResponsePartition::default();
+            pr.partition_index = p.partition_index;
+            pr.error_code = code;
             tr.partitions.push(pr);
         }
         response.topics.push(tr);
