@@ -377,3 +377,63 @@ def test_kafka_server_start_symlink(bindir, tmp_path):
         out, _ = proc.communicate(timeout=30)
     assert "Kafka Server started" in out
     assert proc.returncode == 0, out
+
+
+def test_console_consumer_rebalance_on_leave(make_broker, bindir):
+    """A member that stops (SIGTERM: final commit and LeaveGroup) hands its partitions to the
+    other one, which goes on from the committed offsets."""
+    b = make_broker(GROUP_BROKER_CONFIG)
+    bs = ["--bootstrap-server", b.bootstrap]
+    ck_create_topic(b, "cli-rb", partitions=4)
+
+    def start():
+        return subprocess.Popen([os.path.join(bindir, "kafka-console-consumer.sh"), *bs, "--topic", "cli-rb",
+                                 "--group", "cli-rb-g", "--from-beginning",
+                                 "--consumer-property", "heartbeat.interval.ms=300",
+                                 "--consumer-property", "auto.commit.interval.ms=200"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def partitions_per_member(n):
+        def check():
+            r = tool(bindir, "kafka-consumer-groups", *bs, "--describe", "--group", "cli-rb-g", "--members")
+            rows = [l.split() for l in r.stdout.splitlines() if l.startswith("cli-rb-g")]
+            counts = sorted(int(row[-1]) for row in rows)
+            return counts == n
+        return check
+
+    first = start()
+    second = None
+    out2 = ""
+    try:
+        wait_until(partitions_per_member([4]), timeout=60, interval=0.5, what="one member with 4 partitions")
+        p = ck_producer(b)
+        for part in range(4):
+            p.produce("cli-rb", value=f"a{part}", partition=part)
+        p.flush(30)
+        second = start()
+        wait_until(partitions_per_member([2, 2]), timeout=60, interval=0.5, what="two members with 2 each")
+        r = tool(bindir, "kafka-consumer-groups", *bs, "--describe", "--group", "cli-rb-g", "--state")
+        assert "Stable" in r.stdout and "range" in r.stdout, r
+        first.send_signal(signal.SIGTERM)
+        out1, err1 = first.communicate(timeout=30)
+        assert first.returncode == 0 and "Processed a total of" in err1, err1
+        wait_until(partitions_per_member([4]), timeout=60, interval=0.5, what="the survivor takes all 4")
+        for part in range(4):
+            p.produce("cli-rb", value=f"b{part}", partition=part)
+        p.flush(30)
+        # Everything ends up committed: the survivor consumed the second round on all partitions.
+        def all_committed():
+            r = tool(bindir, "kafka-consumer-groups", *bs, "--describe", "--group", "cli-rb-g")
+            rows = [l.split() for l in r.stdout.splitlines() if l.startswith("cli-rb-g ")]
+            return len(rows) == 4 and all(row[3] == "2" and row[5] == "0" for row in rows)
+        wait_until(all_committed, timeout=60, interval=0.5, what="offsets 2 committed on all partitions")
+        second.send_signal(signal.SIGTERM)
+        out2, _ = second.communicate(timeout=30)
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.communicate(timeout=30)
+    # The two members together printed every record exactly once for the second round.
+    values = out1.split() + out2.split()
+    assert sorted(v for v in values if v.startswith("b")) == [f"b{i}" for i in range(4)]
