@@ -446,6 +446,17 @@ async fn describe(cluster: &mut Cluster, a: &Args) -> anyhow::Result<()> {
         .filter_map(|t| t.name.as_ref().map(|n| (n.0.to_string(), t)))
         .collect();
     let configs = describe_configs(cluster, RESOURCE_TOPIC, &names, None).await?;
+    // Kafka 4.x's admin describes partitions with DescribeTopicPartitions when the broker has it
+    // (that is where ELR comes from) and falls back to Metadata (ELR printed as N/A).
+    let elr = if cluster
+        .any()
+        .version_for(kafka_protocol::messages::ApiKey::DescribeTopicPartitions)
+        .is_ok()
+    {
+        Some(describe_elr(cluster, &names, a.partition_size_limit.unwrap_or(2000)).await?)
+    } else {
+        None
+    };
     let report = a.under_replicated || a.unavailable || a.under_min_isr || a.at_min_isr;
     let opts = DescribeOpts {
         configs: !report,
@@ -464,10 +475,63 @@ async fn describe(cluster: &mut Cluster, a: &Args) -> anyhow::Result<()> {
             None => Vec::new(),
         };
         let mut out = String::new();
-        describe_topic(name, t, &entries, &live, &opts, &mut out);
+        describe_topic(name, t, &entries, &live, &opts, elr.as_ref(), &mut out);
         print!("{out}");
     }
     Ok(())
+}
+
+/// (topic, partition) -> (ELR, last known ELR) from DescribeTopicPartitions.
+type ElrMap = BTreeMap<(String, i32), (Option<Vec<i32>>, Option<Vec<i32>>)>;
+
+/// DescribeTopicPartitions for `names`, following the response cursor.
+async fn describe_elr(
+    cluster: &mut Cluster,
+    names: &[String],
+    limit: i32,
+) -> anyhow::Result<ElrMap> {
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    let mut out = ElrMap::new();
+    let mut cursor: Option<Cursor> = None;
+    // Bounded: each round returns at least one partition or ends.
+    for _ in 0..100_000 {
+        let req = DescribeTopicPartitionsRequest::default()
+            .with_topics(
+                names
+                    .iter()
+                    .map(|n| TopicRequest::default().with_name(topic_name(n)))
+                    .collect(),
+            )
+            .with_response_partition_limit(limit.max(1))
+            .with_cursor(cursor.take());
+        let (resp, _) = cluster.any().send(&req).await?;
+        for t in &resp.topics {
+            let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
+                continue;
+            };
+            for p in &t.partitions {
+                out.insert(
+                    (name.clone(), p.partition_index),
+                    (
+                        p.eligible_leader_replicas.as_deref().map(ids),
+                        p.last_known_elr.as_deref().map(ids),
+                    ),
+                );
+            }
+        }
+        match resp.next_cursor {
+            Some(c) => {
+                cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(c.topic_name)
+                        .with_partition_index(c.partition_index),
+                );
+            }
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The describe lines of one topic (pure: metadata and configs in, text out).
@@ -477,6 +541,7 @@ fn describe_topic(
     entries: &[ConfigEntry],
     live: &HashSet<i32>,
     opts: &DescribeOpts,
+    elr: Option<&ElrMap>,
     out: &mut String,
 ) {
     let mut parts = t.partitions.clone();
@@ -536,12 +601,22 @@ fn describe_topic(
                 .join(",")
         };
         // Metadata carries no ELR; Kafka's admin prints N/A when it had to use Metadata.
+        let (e, lk) = elr
+            .and_then(|m| m.get(&(name.to_string(), p.partition_index)))
+            .cloned()
+            .unwrap_or((None, None));
+        let text = |v: Option<Vec<i32>>| match v {
+            Some(ids) => ids.iter().map(i32::to_string).collect::<Vec<_>>().join(","),
+            None => "N/A".to_string(),
+        };
         out.push_str(&format!(
-            "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tElr: N/A\tLastKnownElr: N/A\n",
+            "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tElr: {}\tLastKnownElr: {}\n",
             p.partition_index,
             if has_leader { leader.to_string() } else { "none".to_string() },
             join(&p.replica_nodes),
             join(&p.isr_nodes),
+            text(e),
+            text(lk),
         ));
     }
 }
@@ -652,7 +727,39 @@ mod tests {
             with_overrides: false,
         };
         let mut out = String::new();
-        describe_topic("t", &t, &entries, &HashSet::from([1]), &opts, &mut out);
+        describe_topic(
+            "t",
+            &t,
+            &entries,
+            &HashSet::from([1]),
+            &opts,
+            None,
+            &mut out,
+        );
+        let mut elr = ElrMap::new();
+        elr.insert(("t".into(), 0), (Some(vec![]), Some(vec![2, 3])));
+        let mut with_elr = String::new();
+        describe_topic(
+            "t",
+            &t,
+            &entries,
+            &HashSet::from([1]),
+            &opts,
+            Some(&elr),
+            &mut with_elr,
+        );
+        assert!(
+            with_elr.contains(
+                "\tPartition: 0\tLeader: 1\tReplicas: 1\tIsr: 1\tElr: \tLastKnownElr: 2,3\n"
+            ),
+            "{with_elr}"
+        );
+        assert!(
+            with_elr.contains(
+                "\tPartition: 1\tLeader: none\tReplicas: 1\tIsr: \tElr: N/A\tLastKnownElr: N/A\n"
+            ),
+            "{with_elr}"
+        );
         assert_eq!(
             out,
             "Topic: t\tPartitionCount: 2\tReplicationFactor: 1\tConfigs: cleanup.policy=compact\n\
