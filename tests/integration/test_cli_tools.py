@@ -255,6 +255,8 @@ def test_console_consumer_group_commits_and_describe(make_broker, bindir):
     assert r.returncode == 0 and "was successful" in r.stdout, r
     r = tool(bindir, "kafka-consumer-groups", *bs, "--list")
     assert "cli-group" not in r.stdout.split()
+    r = tool(bindir, "kafka-consumer-groups", *bs, "--describe", "--group", "cli-group")
+    assert "Error: Consumer group 'cli-group' does not exist." in r.stdout, r
 
 
 def test_two_console_consumers_split_partitions(make_broker, bindir):

@@ -506,11 +506,17 @@ async fn describe_group(
     let req = DescribeGroupsRequest::default()
         .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
     let (resp, _) = cluster.broker(coordinator).await?.send(&req).await?;
-    let g = resp
+    let mut g = resp
         .groups
         .into_iter()
         .next()
         .ok_or_else(|| anyhow!("empty DescribeGroups response"))?;
+    // GROUP_ID_NOT_FOUND (KIP-1043, DescribeGroups v6): Kafka's admin reports such a group as
+    // Dead, which the command prints as "does not exist".
+    if g.error_code == 69 {
+        g.error_code = 0;
+        g.group_state = StrBytes::from_static_str("Dead");
+    }
     if g.error_code != 0 {
         bail!("{}", error_text(g.error_code, g.error_message.as_ref()));
     }
