@@ -439,3 +439,45 @@ def test_console_consumer_rebalance_on_leave(make_broker, bindir):
     # The two members together printed every record exactly once for the second round.
     values = out1.split() + out2.split()
     assert sorted(v for v in values if v.startswith("b")) == [f"b{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_console_producer_compression(make_broker, bindir, codec):
+    b = make_broker()
+    ck_create_topic(b, "cli-z")
+    lines = [f"{codec}-{i}-" + "x" * 200 for i in range(50)]
+    r = tool(bindir, "kafka-console-producer", "--bootstrap-server", b.bootstrap, "--topic", "cli-z",
+             "--compression-codec", codec, input="\n".join(lines) + "\n")
+    assert r.returncode == 0, r
+    c = ck_group_consumer(b, "z-" + uuid.uuid4().hex)
+    c.subscribe(["cli-z"])
+    got = []
+    deadline = time.monotonic() + 30
+    while len(got) < 50 and time.monotonic() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value().decode())
+    c.close()
+    assert got == lines
+
+
+def test_console_consumer_read_committed(make_broker, bindir):
+    from txn_pipeline import TXN_BROKER_CONFIG, ck_txn_producer
+    from helpers import ck_produce_all
+    b = make_broker(TXN_BROKER_CONFIG)
+    ck_create_topic(b, "cli-tx")
+    p = ck_txn_producer(b, "cli-tx-producer")
+    p.init_transactions(30)
+    for i, outcome in enumerate(["commit", "abort", "commit"]):
+        p.begin_transaction()
+        ck_produce_all(p, "cli-tx", [(None, f"{outcome}{i}-{j}".encode(), 0) for j in range(3)])
+        (p.commit_transaction if outcome == "commit" else p.abort_transaction)(30)
+    bs = ["--bootstrap-server", b.bootstrap]
+    r = tool(bindir, "kafka-console-consumer", *bs, "--topic", "cli-tx", "--from-beginning",
+             "--isolation-level", "read_committed", "--timeout-ms", "3000")
+    assert r.returncode == 0, r
+    assert r.stdout.split() == [f"commit0-{j}" for j in range(3)] + [f"commit2-{j}" for j in range(3)]
+    r = tool(bindir, "kafka-console-consumer", *bs, "--topic", "cli-tx", "--from-beginning",
+             "--timeout-ms", "3000", "--property", "print.offset=true")
+    # read_uncommitted: all nine records, control records (the markers) never printed.
+    assert len(r.stdout.split("\n")) - 1 == 9, r
