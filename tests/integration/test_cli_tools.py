@@ -206,6 +206,38 @@ def test_console_producer_auto_creates(make_broker, bindir):
              "--request-required-acks", "1", input="one\ntwo\n")
     assert r.returncode == 0, r
     assert ck_watermarks(b, "cli-auto")[1] == 2
+    r = tool(bindir, "kafka-console-producer", "--bootstrap-server", b.bootstrap, "--topic", "cli-auto",
+             "--request-required-acks", "1", "--producer-property", "enable.idempotence=true", input="x\n")
+    assert r.returncode == 1 and "Must set acks to all" in r.stderr
+
+
+def test_console_producer_is_idempotent_by_default(make_broker, bindir):
+    """acks=all (the default): the batches carry a producer id and sequences, as Kafka's."""
+    b = make_broker()
+    ck_create_topic(b, "cli-idem")
+    r = tool(bindir, "kafka-console-producer", "--bootstrap-server", b.bootstrap, "--topic", "cli-idem",
+             "--batch-size", "50", input="".join(f"r{i}\n" for i in range(20)))
+    assert r.returncode == 0, r
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    c = KafkaConsumer(bootstrap_servers=b.bootstrap, enable_auto_commit=False, consumer_timeout_ms=5000)
+    tp = KTP("cli-idem", 0)
+    c.assign([tp])
+    c.seek_to_beginning(tp)
+    values = [m.value for m in c]
+    c.close()
+    assert values == [f"r{i}".encode() for i in range(20)]
+    # The batches in the log: one producer id, contiguous sequences from 0.
+    import struct
+    data = (b.data_dir / "cli-idem-0" / "00000000000000000000.log").read_bytes()
+    pos, pids, expected_seq = 0, set(), 0
+    while pos + 61 <= len(data):
+        base_offset, length = struct.unpack_from(">qi", data, pos)
+        pid, _epoch, seq, count = struct.unpack_from(">qhii", data, pos + 43)
+        pids.add(pid)
+        assert seq == expected_seq, (seq, expected_seq)
+        expected_seq += count
+        pos += 12 + length
+    assert expected_seq == 20 and len(pids) == 1 and min(pids) >= 0, pids
 
 
 @pytest.mark.broker_config(GROUP_BROKER_CONFIG)

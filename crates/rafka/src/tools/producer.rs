@@ -271,6 +271,16 @@ struct Settings {
     max_block: Duration,
     retries: u32,
     sync: bool,
+    /// `enable.idempotence` (Kafka's default with acks=all): producer id and sequences.
+    idempotent: bool,
+}
+
+/// The idempotent producer's identity and each partition's next sequence number.
+#[derive(Debug, Default)]
+struct ProducerIdentity {
+    id: i64,
+    epoch: i16,
+    next_sequence: BTreeMap<usize, i32>,
 }
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
@@ -344,7 +354,25 @@ pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
             .unwrap_or(3)
             .min(100),
         sync: a.sync,
+        idempotent: false,
     };
+    // Kafka 4.x: idempotence is on by default and needs acks=all; with other acks it is off
+    // unless asked for, which is then an error.
+    let mut settings = settings;
+    match p
+        .get("enable.idempotence")
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        Some(v) if v == "true" => {
+            if settings.acks != -1 {
+                eprintln!("Must set acks to all in order to use the idempotent producer. Otherwise we cannot guarantee idempotence.");
+                return Ok(1);
+            }
+            settings.idempotent = true;
+        }
+        Some(v) if v == "false" => {}
+        _ => settings.idempotent = settings.acks == -1,
+    }
     let cfg = props::client_config(
         a.bootstrap_server.as_deref(),
         &p,
@@ -390,6 +418,11 @@ async fn run(
     reader: LineReader,
 ) -> anyhow::Result<u64> {
     let mut cluster = Cluster::connect(cfg).await?;
+    let mut identity = if s.idempotent {
+        init_producer_id(&mut cluster).await?
+    } else {
+        None
+    };
     let mut leaders: Option<Vec<(i32, i32)>> = None;
     let mut lines = spawn_stdin();
     let mut pending: Vec<LineRecord> = Vec::new();
@@ -466,7 +499,14 @@ async fn run(
             };
             by_partition.entry(p).or_default().push(r);
         }
-        failed += send_batches(&mut cluster, &s, &mut leaders, by_partition).await?;
+        failed += send_batches(
+            &mut cluster,
+            &s,
+            &mut leaders,
+            identity.as_mut(),
+            by_partition,
+        )
+        .await?;
     }
     Ok(failed)
 }
@@ -494,10 +534,35 @@ fn push_line(
 
 /// Sends one batch per partition to the partitions' leaders, retrying retriable errors after a
 /// metadata refresh; returns how many records finally failed.
+/// InitProducerId for an idempotent (non-transactional) producer; None when the broker has no
+/// InitProducerId (then the producer is not idempotent, as against a pre-0.11 broker).
+async fn init_producer_id(cluster: &mut Cluster) -> anyhow::Result<Option<ProducerIdentity>> {
+    use kafka_protocol::messages::{InitProducerIdRequest, ProducerId};
+    let conn = cluster.any();
+    if conn.version_for(ApiKey::InitProducerId).is_err() {
+        return Ok(None);
+    }
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let (resp, _) = conn.send(&req).await?;
+    if resp.error_code != 0 {
+        bail!("{}", error_text(resp.error_code, None));
+    }
+    Ok(Some(ProducerIdentity {
+        id: resp.producer_id.0,
+        epoch: resp.producer_epoch,
+        next_sequence: BTreeMap::new(),
+    }))
+}
+
 async fn send_batches(
     cluster: &mut Cluster,
     s: &Settings,
     leaders: &mut Option<Vec<(i32, i32)>>,
+    mut identity: Option<&mut ProducerIdentity>,
     mut by_partition: BTreeMap<usize, Vec<LineRecord>>,
 ) -> anyhow::Result<u64> {
     let mut failed = 0u64;
@@ -509,6 +574,12 @@ async fn send_batches(
             let leader = current.get(*p).map(|(_, l)| *l).unwrap_or(-1);
             let ts = now_ms();
             let mut b = BatchBuilder::new(0);
+            if let Some(id) = identity.as_deref() {
+                // A retried batch keeps its sequence: the broker answers a duplicate with
+                // DUPLICATE_SEQUENCE_NUMBER instead of writing it twice.
+                let seq = id.next_sequence.get(p).copied().unwrap_or(0);
+                b = b.producer(id.id, id.epoch, seq);
+            }
             if s.codec != Compression::None {
                 b = b.compression(s.codec, None);
             }
@@ -590,7 +661,13 @@ async fn send_batches(
                     let Some(recs) = by_partition.get(&p) else {
                         continue;
                     };
-                    if pr.error_code == 0 {
+                    // DUPLICATE_SEQUENCE_NUMBER: an earlier attempt of this batch was written.
+                    if pr.error_code == 0 || (pr.error_code == 46 && identity.is_some()) {
+                        if let Some(id) = identity.as_deref_mut() {
+                            let seq = id.next_sequence.entry(p).or_insert(0);
+                            *seq =
+                                rafka_records::header::increment_sequence(*seq, recs.len() as i32);
+                        }
                         continue;
                     }
                     let retriable =
@@ -625,6 +702,13 @@ async fn send_batches(
         attempt += 1;
         if attempt > s.retries {
             failed += retry.values().map(|v| v.len() as u64).sum::<u64>();
+            // Whether those batches were written is unknown: a new producer id restarts the
+            // sequences, so a later batch can never be taken for a duplicate of one of them.
+            if let Some(id) = identity.as_deref_mut() {
+                if let Some(fresh) = init_producer_id(cluster).await? {
+                    *id = fresh;
+                }
+            }
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
