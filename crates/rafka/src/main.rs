@@ -1,16 +1,23 @@
 //! The `rafka` binary: reads configuration (defaults < server.properties < environment <
 //! `--override`), starts one node (broker and controller) and shuts it down cleanly on SIGTERM or
 //! SIGINT. With no arguments it is a single node on port 9092 keeping its data in ./rafka-data.
+//!
+//! It is also a multi-call binary for Kafka's command-line tools (see [`tools`]): `rafka
+//! kafka-topics ...`, or invoked through a symlink named `kafka-topics` / `kafka-topics.sh` (and
+//! likewise for every tool). `kafka-server-start(.sh) <server.properties> [--override k=v]...`
+//! starts the broker exactly as `rafka <server.properties> --override ...` does.
+
+mod container;
+mod tools;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use rafka_broker::config::sources;
 use rafka_broker::{BrokerConfig, Node};
-
-mod container;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,8 +45,35 @@ fn main() -> std::process::ExitCode {
     {
         return container::main(std::env::args_os().skip(2));
     }
+    let mut args: Vec<OsString> = std::env::args_os().collect();
+    let arg0 = args
+        .first()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Called through a symlink named after a tool: act as that tool.
+    if let Some(tool) = tools::tool_name(&arg0) {
+        return std::process::ExitCode::from(tools::run_tool(tool, args));
+    }
+    let base = arg0.rsplit('/').next().unwrap_or(&arg0).to_string();
+    let base = base.strip_suffix(".sh").unwrap_or(&base);
+    // `rafka kafka-topics ...`: the first argument names the tool.
+    if base != "kafka-server-start" {
+        if let Some(tool) = args
+            .get(1)
+            .and_then(|a| a.to_str())
+            .and_then(tools::tool_name)
+        {
+            args.remove(0);
+            return std::process::ExitCode::from(tools::run_tool(tool, args));
+        }
+    }
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if first == "kafka-server-start" || first == "kafka-server-start.sh" {
+            args.remove(0);
+        }
+    }
     init_logging();
-    match run() {
+    match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
@@ -61,7 +95,19 @@ fn init_logging() {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
-    let file_props = match cli.config.as_ref().or(cli.positional_config.as_ref()) {
+    load_broker_config(
+        cli.config.as_deref().or(cli.positional_config.as_deref()),
+        &cli.overrides,
+    )
+}
+
+/// The broker's configuration from a properties file, the environment and `--override`s; the
+/// broker and `kafka-storage` both load it here so they cannot disagree.
+pub(crate) fn load_broker_config(
+    file: Option<&Path>,
+    override_args: &[String],
+) -> anyhow::Result<BrokerConfig> {
+    let file_props = match file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -71,7 +117,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
     };
     let env = sources::from_env(std::env::vars());
     let mut overrides = BTreeMap::new();
-    for o in &cli.overrides {
+    for o in override_args {
         match sources::parse_override(o) {
             Ok((k, v)) => {
                 overrides.insert(k, v);
@@ -88,8 +134,8 @@ fn load_config(cli: &Cli) -> anyhow::Result<BrokerConfig> {
     Ok(config)
 }
 
-fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn run(args: Vec<OsString>) -> anyhow::Result<()> {
+    let cli = Cli::parse_from(args);
     let config = load_config(&cli)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
