@@ -475,11 +475,16 @@ def kcat_in_container_netns(cid: str, *args) -> str:
 
 
 def test_confluent_launcher_patched_like_compose_files_do(image, containers):
-    """/etc/confluent/docker/run after the `sed -i` patches compose files apply (provectus
-    kafka-ui), rendering /etc/kafka/kafka.properties with cp's log.dirs default."""
-    script = ("sed -i '/KAFKA_ZOOKEEPER_CONNECT/d' /etc/confluent/docker/configure && "
+    """/etc/confluent/docker/run after the patches provectus kafka-ui's compose applies
+    (update_run_cluster.sh): `sed -i` on configure and ensure, and a `kafka-storage format
+    --ignore-formatted -t <id> -c /etc/kafka/kafka.properties` line appended to ensure, with the
+    id from `kafka-storage random-uuid` and no CLUSTER_ID in the environment."""
+    script = ("kafka-storage random-uuid > /tmp/clusterID && "
+              "sed -i '/KAFKA_ZOOKEEPER_CONNECT/d' /etc/confluent/docker/configure && "
               "sed -i 's/cub zk-ready/echo ignore zk-ready/' /etc/confluent/docker/ensure && "
               "echo 'echo ensure-was-extended' >> /etc/confluent/docker/ensure && "
+              "echo \"kafka-storage format --ignore-formatted -t $(cat /tmp/clusterID) "
+              "-c /etc/kafka/kafka.properties\" >> /etc/confluent/docker/ensure && "
               "/etc/confluent/docker/run")
     env = {"KAFKA_NODE_ID": "1", "KAFKA_PROCESS_ROLES": "broker,controller",
            "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:29093",
@@ -487,8 +492,7 @@ def test_confluent_launcher_patched_like_compose_files_do(image, containers):
            "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://localhost:9092",
            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
            "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
-           "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
-           "CLUSTER_ID": "MkU3OEVBNTcwNTJENDM2Qk"}
+           "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1"}
     cmd = ["docker", "run", "-d"] + sum((["-e", f"{k}={v}"] for k, v in env.items()), []) + \
         [image, "bash", "-c", script]
     cid = run(cmd).stdout.strip()
@@ -499,8 +503,12 @@ def test_confluent_launcher_patched_like_compose_files_do(image, containers):
     assert "log.dirs=/var/lib/kafka/data" in conf
     assert run(["docker", "exec", cid, "test", "-f", "/var/lib/kafka/data/meta.properties"],
                check=False).returncode == 0
-    assert "MkU3OEVBNTcwNTJENDM2Qk" in run(
+    # The id kafka-storage formatted with is the one the broker runs with.
+    cluster_id = run(["docker", "exec", cid, "cat", "/tmp/clusterID"]).stdout.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", cluster_id), cluster_id
+    assert f"cluster.id={cluster_id}" in run(
         ["docker", "exec", cid, "cat", "/var/lib/kafka/data/meta.properties"]).stdout
+    assert "Formatting" in logs
     out = kcat_in_container_netns(cid, "-b", "localhost:9092", "-L")
     assert "1 brokers" in out
 
