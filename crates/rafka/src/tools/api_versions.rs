@@ -42,14 +42,10 @@ pub struct Args {
 const NOT_CLIENT_APIS: &[i16] = &[4, 5, 6, 7, 52, 53, 54, 56, 58, 59, 62, 63, 67, 70, 73, 82];
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let a: Args = match super::parse_args(args) {
+    let a: Args = match super::parse_tool_args(args, |a: &Args| a.version) {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if a.version {
-        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
-    }
     if a.bootstrap_server.is_none() {
         eprintln!("Missing required argument \"[bootstrap-server]\"");
         return Ok(1);

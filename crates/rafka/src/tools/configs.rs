@@ -239,14 +239,10 @@ pub fn parse_add_config(s: &str) -> anyhow::Result<Vec<(String, String)>> {
 }
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let a: Args = match super::parse_args(args) {
+    let a: Args = match super::parse_tool_args(args, |a: &Args| a.version) {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if a.version {
-        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
-    }
     let target = match check_args(&a) {
         Ok(t) => t,
         Err(msg) => {

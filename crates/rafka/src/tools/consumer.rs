@@ -331,14 +331,10 @@ struct Settings {
 }
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let a: Args = match super::parse_args(args) {
+    let a: Args = match super::parse_tool_args(args, |a: &Args| a.version) {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if a.version {
-        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
-    }
     let usage = |m: &str| {
         eprintln!("{m}");
         Ok(1)

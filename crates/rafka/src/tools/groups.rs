@@ -193,14 +193,10 @@ pub fn format_offsets(rows: &[OffsetRow]) -> String {
 }
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let a: Args = match super::parse_args(args) {
+    let a: Args = match super::parse_tool_args(args, |a: &Args| a.version) {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if a.version {
-        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
-    }
     let actions = [a.list, a.describe, a.delete, a.reset_offsets]
         .iter()
         .filter(|x| **x)

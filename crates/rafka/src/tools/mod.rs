@@ -79,6 +79,20 @@ pub fn parse_args<T: clap::Parser>(args: Vec<OsString>) -> Result<T, u8> {
     }
 }
 
+/// [`parse_args`], then Kafka's `--version` (every tool has the flag): `Err(exit code)` when the
+/// run is over (usage, help or version printed).
+pub fn parse_tool_args<T: clap::Parser>(
+    args: Vec<OsString>,
+    version_flag: impl Fn(&T) -> bool,
+) -> Result<T, u8> {
+    let a = parse_args::<T>(args)?;
+    if version_flag(&a) {
+        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
+        return Err(0);
+    }
+    Ok(a)
+}
+
 /// A current-thread tokio runtime for one tool run.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()

@@ -210,14 +210,10 @@ fn select_topics(
 }
 
 pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
-    let a: Args = match super::parse_args(args) {
+    let a: Args = match super::parse_tool_args(args, |a: &Args| a.version) {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    if a.version {
-        println!("{} (rafka)", env!("CARGO_PKG_VERSION"));
-        return Ok(0);
-    }
     let action = match check_args(&a) {
         Ok(x) => x,
         Err(msg) => {
