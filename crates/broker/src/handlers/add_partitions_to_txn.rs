@@ -113,25 +113,15 @@ async fn one(
         } else {
             rafka_txn::TransactionVersion::V0
         };
-        let result = match shared
-            .txns
-            .change(move |c, now, id| {
-                c.add_partitions_to_txn_with_version(
-                    now,
-                    id,
-                    &transactional_id,
-                    producer_id,
-                    producer_epoch,
-                    &parts,
-                    client_version,
-                )
-            })
-            .await
-        {
-            Ok(Reply::AddPartitions(r)) => r,
-            Ok(_) => Err(TxnError::UnknownServerError),
-            Err(e) => Err(e),
-        };
+        let result = add_to_transaction(
+            shared,
+            transactional_id,
+            producer_id,
+            producer_epoch,
+            parts,
+            client_version,
+        )
+        .await;
         vec![code(result.err(), version); wanted.len()]
     };
     let mut out: Vec<AddPartitionsToTxnTopicResult> = Vec::new();
@@ -150,6 +140,38 @@ async fn one(
         }
     }
     out
+}
+
+/// Adds `parts` to the producer's transaction through the coordinator (a committed
+/// `__transaction_state` record). The one call behind AddPartitionsToTxn and the implicit adds of
+/// Transactions V2 (Produce v12+, TxnOffsetCommit v5).
+pub(crate) async fn add_to_transaction(
+    shared: &Arc<Shared>,
+    transactional_id: String,
+    producer_id: i64,
+    producer_epoch: i16,
+    parts: Vec<(String, i32)>,
+    client_version: rafka_txn::TransactionVersion,
+) -> Result<(), TxnError> {
+    match shared
+        .txns
+        .change(move |c, now, id| {
+            c.add_partitions_to_txn_with_version(
+                now,
+                id,
+                &transactional_id,
+                producer_id,
+                producer_epoch,
+                &parts,
+                client_version,
+            )
+        })
+        .await
+    {
+        Ok(Reply::AddPartitions(r)) => r,
+        Ok(_) => Err(TxnError::UnknownServerError),
+        Err(e) => Err(e),
+    }
 }
 
 fn code(e: Option<TxnError>, version: i16) -> i16 {

@@ -258,25 +258,15 @@ async fn add_to_transaction(
     if known.is_empty() {
         return vec![None; n];
     }
-    let result = match shared
-        .txns
-        .change(move |c, now, id| {
-            c.add_partitions_to_txn_with_version(
-                now,
-                id,
-                &transactional_id,
-                producer_id,
-                producer_epoch,
-                &known,
-                rafka_txn::TransactionVersion::V2,
-            )
-        })
-        .await
-    {
-        Ok(rafka_txn::Reply::AddPartitions(r)) => r,
-        Ok(_) => Err(rafka_txn::TxnError::UnknownServerError),
-        Err(e) => Err(e),
-    };
+    let result = super::add_partitions_to_txn::add_to_transaction(
+        shared,
+        transactional_id,
+        producer_id,
+        producer_epoch,
+        known,
+        rafka_txn::TransactionVersion::V2,
+    )
+    .await;
     match result {
         Ok(()) => vec![None; n],
         Err(e) => vec![Some(implicit_add_error(e)); n],

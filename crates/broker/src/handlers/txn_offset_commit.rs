@@ -130,25 +130,15 @@ async fn add_offsets_partition(
         crate::group_coordinator::OFFSETS_TOPIC.to_string(),
         offsets_partition,
     )];
-    let result = match shared
-        .txns
-        .change(move |c, now, id| {
-            c.add_partitions_to_txn_with_version(
-                now,
-                id,
-                &transactional_id,
-                pid,
-                epoch,
-                &parts,
-                rafka_txn::TransactionVersion::V2,
-            )
-        })
-        .await
-    {
-        Ok(rafka_txn::Reply::AddPartitions(r)) => r,
-        Ok(_) => Err(rafka_txn::TxnError::UnknownServerError),
-        Err(e) => Err(e),
-    };
+    let result = super::add_partitions_to_txn::add_to_transaction(
+        shared,
+        transactional_id,
+        pid,
+        epoch,
+        parts,
+        rafka_txn::TransactionVersion::V2,
+    )
+    .await;
     result.map_err(|e| match e {
         rafka_txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
         other => errors::txn(other).code(),
