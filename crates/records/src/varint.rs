@@ -52,11 +52,18 @@ fn unsigned_len(mut v: u64) -> usize {
 pub fn decode_varint(buf: &[u8]) -> Result<(i32, usize), RecordError> {
     // Most varints in a batch (attributes-adjacent deltas, short lengths, header counts) fit in
     // one byte; the produce path walks every record, so this branch pays for itself.
-    if let Some(&b) = buf.first() {
-        if b < 0x80 {
-            let raw = u32::from(b);
+    match *buf {
+        [b0, ..] if b0 < 0x80 => {
+            let raw = u32::from(b0);
             return Ok((((raw >> 1) as i32) ^ -((raw & 1) as i32), 1));
         }
+        // Two bytes hold values up to 8191 in magnitude: the record and value lengths of
+        // records up to 8 KiB, and offset deltas of batches up to 8192 records.
+        [b0, b1, ..] if b1 < 0x80 => {
+            let raw = u32::from(b0 & 0x7f) | (u32::from(b1) << 7);
+            return Ok((((raw >> 1) as i32) ^ -((raw & 1) as i32), 2));
+        }
+        _ => {}
     }
     let (raw, used) = decode_unsigned(buf, VARINT_LEN_MAX)?;
     let raw = u32::try_from(raw)
@@ -120,6 +127,29 @@ mod tests {
             assert_eq!(varint_len(v), bytes.len());
             assert_eq!(decode_varint(bytes).unwrap(), (v, bytes.len()));
         }
+    }
+
+    #[test]
+    fn one_and_two_byte_fast_paths_agree_with_the_general_decoder() {
+        // Every value whose encoding takes one or two bytes, the boundaries around them, and the
+        // same bytes followed by more data (a varint is read from the start of a longer slice).
+        for v in -8300..=8300 {
+            let mut out = Vec::new();
+            encode_varint(v, &mut out);
+            let (raw, used) = decode_unsigned(&out, VARINT_LEN_MAX).unwrap();
+            let general = (((raw as u32) >> 1) as i32) ^ -((raw as u32 & 1) as i32);
+            assert_eq!(decode_varint(&out).unwrap(), (general, used), "{v}");
+            assert_eq!(general, v);
+            out.extend_from_slice(&[0xff, 0x01]);
+            assert_eq!(
+                decode_varint(&out).unwrap(),
+                (v, used),
+                "{v} with trailing bytes"
+            );
+        }
+        assert_eq!(decode_varint(&[0x80, 0x01]).unwrap(), (64, 2));
+        assert_eq!(decode_varint(&[0xff, 0x7f]).unwrap(), (-8192, 2));
+        assert_eq!(decode_varint(&[0x80, 0x80, 0x01]).unwrap(), (8192, 3));
     }
 
     #[test]

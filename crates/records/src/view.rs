@@ -327,6 +327,7 @@ pub(crate) struct RecordFields<'a> {
 }
 
 /// Parses the record at the start of `buf` (a record region may hold more after it).
+#[inline]
 pub(crate) fn parse_record<'a>(
     buf: &'a [u8],
     mut on_header: impl FnMut(&'a [u8], Option<&'a [u8]>),
@@ -386,10 +387,12 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     fn rest(&self) -> &'a [u8] {
         self.buf.get(self.pos..).unwrap_or_default()
     }
 
+    #[inline]
     fn i8(&mut self) -> Result<i8, RecordError> {
         let v = read_i8(self.buf, self.pos)
             .ok_or_else(|| RecordError::InvalidRecord("record too short".into()))?;
@@ -397,18 +400,21 @@ impl<'a> Cursor<'a> {
         Ok(v)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<i32, RecordError> {
         let (v, n) = decode_varint(self.rest())?;
         self.pos += n;
         Ok(v)
     }
 
+    #[inline]
     fn varlong(&mut self) -> Result<i64, RecordError> {
         let (v, n) = decode_varlong(self.rest())?;
         self.pos += n;
         Ok(v)
     }
 
+    #[inline]
     fn take(&mut self, len: i32) -> Result<&'a [u8], RecordError> {
         let len = usize::try_from(len)
             .map_err(|_| RecordError::InvalidRecord(format!("negative field length {len}")))?;
@@ -423,6 +429,7 @@ impl<'a> Cursor<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn nullable_bytes(&mut self) -> Result<Option<&'a [u8]>, RecordError> {
         match self.varint()? {
             -1 => Ok(None),
