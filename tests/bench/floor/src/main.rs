@@ -13,6 +13,8 @@
 //! - `direct`: `recv` into a 4 KiB-aligned buffer, CRC-32C, `pwrite` with O_DIRECT (no copy
 //!   into the page cache).
 //!
+//! `--rcvbuf BYTES` sets SO_RCVBUF on the receiving socket (default: Linux's autotuning).
+//!
 //! Rounds run every mode in turn after `sync()`, and the summary gives the median and range
 //! per mode, because this VM's numbers swing between runs (docs/benchmarks.md).
 //!
@@ -38,8 +40,9 @@ fn thread_cpu_s() -> f64 {
     s(r.ru_utime) + s(r.ru_stime)
 }
 
-/// A loopback connection whose far end sends `total` bytes in CHUNK_BYTES writes.
-fn loopback_source(total: usize) -> TcpStream {
+/// A loopback connection whose far end sends `total` bytes in CHUNK_BYTES writes. With
+/// `rcvbuf_bytes`, the receiving socket gets that SO_RCVBUF (which turns off autotuning).
+fn loopback_source(total: usize, rcvbuf_bytes: Option<i32>) -> TcpStream {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let addr = listener.local_addr().expect("addr");
     std::thread::spawn(move || {
@@ -51,7 +54,21 @@ fn loopback_source(total: usize) -> TcpStream {
             }
         }
     });
-    listener.accept().expect("accept").0
+    let stream = listener.accept().expect("accept").0;
+    if let Some(bytes) = rcvbuf_bytes {
+        // SAFETY: setsockopt reads one c_int from a live local.
+        let rc = unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&bytes as *const i32).cast(),
+                std::mem::size_of::<i32>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "SO_RCVBUF: {}", std::io::Error::last_os_error());
+    }
+    stream
 }
 
 /// A 4 KiB-aligned buffer for O_DIRECT.
@@ -97,7 +114,7 @@ fn splice_all(from: i32, from_off: Option<i64>, to: i32, to_off: Option<i64>, le
 }
 
 /// Receiver CPU seconds for moving `total` bytes with `mode`.
-fn run(mode: &str, dir: &Path, total: usize) -> (f64, f64) {
+fn run(mode: &str, dir: &Path, total: usize, rcvbuf: Option<i32>) -> (f64, f64) {
     let path = dir.join(format!("rafka-write-floor-{mode}.tmp"));
     let file = OpenOptions::new()
         .read(true)
@@ -110,7 +127,7 @@ fn run(mode: &str, dir: &Path, total: usize) -> (f64, f64) {
     let (cpu0, t0);
     match mode {
         "recv" | "copy" => {
-            let mut src = loopback_source(total);
+            let mut src = loopback_source(total, rcvbuf);
             let mut buf = vec![0u8; CHUNK_BYTES];
             (cpu0, t0) = (thread_cpu_s(), Instant::now());
             for i in 0..total / CHUNK_BYTES {
@@ -132,7 +149,7 @@ fn run(mode: &str, dir: &Path, total: usize) -> (f64, f64) {
             }
         }
         "splice" => {
-            let src = loopback_source(total);
+            let src = loopback_source(total, rcvbuf);
             let mut fds = [0i32; 2];
             // SAFETY: pipe writes two descriptors into the array; F_SETPIPE_SZ takes an int.
             unsafe {
@@ -195,7 +212,7 @@ fn run(mode: &str, dir: &Path, total: usize) -> (f64, f64) {
             }
         }
         "direct" => {
-            let mut src = loopback_source(total);
+            let mut src = loopback_source(total, rcvbuf);
             let direct: File = OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_DIRECT)
@@ -226,6 +243,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let mut dir = PathBuf::from(".");
     let (mut gib, mut rounds, mut warm_gib) = (1usize, 5usize, 8usize);
+    let mut rcvbuf = None;
     let mut modes: Vec<String> = MODES.iter().map(|m| m.to_string()).collect();
     while let Some(a) = args.next() {
         let mut val = |name: &str| {
@@ -237,9 +255,10 @@ fn main() {
             "--gib" => gib = val("--gib").parse().expect("--gib N"),
             "--rounds" => rounds = val("--rounds").parse().expect("--rounds N"),
             "--warm-gib" => warm_gib = val("--warm-gib").parse().expect("--warm-gib N"),
+            "--rcvbuf" => rcvbuf = Some(val("--rcvbuf").parse().expect("--rcvbuf BYTES")),
             "--modes" => modes = val("--modes").split(',').map(str::to_string).collect(),
             _ => {
-                eprintln!("usage: rafka-write-floor [--dir D] [--gib N] [--rounds N] [--warm-gib N] [--modes {}]", MODES.join(","));
+                eprintln!("usage: rafka-write-floor [--dir D] [--gib N] [--rounds N] [--warm-gib N] [--rcvbuf BYTES] [--modes {}]", MODES.join(","));
                 std::process::exit(2);
             }
         }
@@ -260,7 +279,7 @@ fn main() {
         for (mode, out) in results.iter_mut() {
             // SAFETY: sync has no arguments and cannot fail.
             unsafe { libc::sync() };
-            let (mbs, cpu) = run(mode, &dir, total);
+            let (mbs, cpu) = run(mode, &dir, total, rcvbuf);
             println!("round {round} {mode:>6}: {mbs:6.0} MB/s, {cpu:.3} CPU-s/GB");
             out.push((mbs, cpu));
         }
