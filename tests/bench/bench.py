@@ -35,6 +35,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
 
 
+def delete_topic(broker, name: str) -> None:
+    """Deletes a scenario's topic once it is done with. Its segment files go at once, and with
+    them their page-cache pages, which the next scenario's writes then reuse instead of growing
+    the page cache into memory this VM has not backed yet (see docs/benchmarks.md)."""
+    from confluent_kafka.admin import AdminClient
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([name], operation_timeout=30)[name].result(30)
+
+
 def status_kib(pid: int, field: str) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -186,11 +195,20 @@ def main() -> int:
                          "broker CPU s": cpu, "broker CPU %": 100 * cpu / wall, "note": note,
                          "ok": ok})
 
+        # Each topic is deleted once its scenarios are done (see delete_topic), so (d) runs right
+        # after the (a) it reads.
         scenario("(a) produce 1 partition, acks=1", [*b, "-P", "-t", "bench1", "-p", "0",
                                                     "-a", "1", *common])
+        # Client defaults for the consumer; -e exits at the end of the partition.
+        scenario("(d) consume (a) from the beginning", [*b, "-C", "-t", "bench1", "-p", "0",
+                                                        "-o", "beginning", "-e", "-q",
+                                                        "-c", str(a.count)], consumer=True)
+        delete_topic(broker, "bench1")
         scenario("(b) produce 1 partition, acks=all", [*b, "-P", "-t", "bench1all", "-p", "0",
                                                       "-a", "-1", *common])
+        delete_topic(broker, "bench1all")
         scenario("(c) produce 6 partitions, acks=1", [*b, "-P", "-t", "bench6", "-a", "1", *common])
+        delete_topic(broker, "bench6")
         # Compressed produce (issue 5): the broker decompresses zstd batches to validate their
         # records, and recompresses uncompressed batches for a topic with compression.type=zstd.
         # (zstd because the librdkafka 2.0.2 of rdkafka_performance sends gzip/snappy/lz4
@@ -200,12 +218,10 @@ def main() -> int:
         zcommon = [c if c != "none" else "zstd" for c in common]
         scenario("(f) produce 1 partition, acks=1, zstd batches",
                  [*b, "-P", "-t", "benchzstd", "-p", "0", "-a", "1", *zcommon])
+        delete_topic(broker, "benchzstd")
         scenario("(g) produce 1 partition, acks=1, recompressed to zstd by the broker",
                  [*b, "-P", "-t", "benchrecompress", "-p", "0", "-a", "1", *common])
-        # Client defaults for the consumer; -e exits at the end of the partition.
-        scenario("(d) consume (a) from the beginning", [*b, "-C", "-t", "bench1", "-p", "0",
-                                                        "-o", "beginning", "-e", "-q",
-                                                        "-c", str(a.count)], consumer=True)
+        delete_topic(broker, "benchrecompress")
 
         # (e) end-to-end latency at a fixed rate with client defaults; see latency.py for why
         # this is not rdkafka_performance -l.
@@ -257,7 +273,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for r in rows:
         lat = [f"{r[k]:.2f}" if k in r else "" for k in ("p50 ms", "p99 ms", "p99.9 ms")]
-        print(f"| {r['scenario']} | {r['msgs/s']:,} | {r['MB/s']:.1f} | {r['broker CPU s']:.1f} | "
+        print(f"| {r['scenario']} | {r['msgs/s']:,} | {r['MB/s']:.1f} | {r['broker CPU s']:.2f} | "
               f"{r['broker CPU %']:.0f} | {' | '.join(lat)} | {r['note']}{'' if r['ok'] else ' **CHECK FAILED**'} |")
     if not all(r["ok"] for r in rows):
         print("\nsome checks failed; broker log tail:\n" + log_tail)
