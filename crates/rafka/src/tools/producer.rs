@@ -609,33 +609,22 @@ async fn send_batches(
                             })
                             .collect(),
                     )]);
-            let conn = match cluster.broker(leader).await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Leader unknown or unreachable: retry after a metadata refresh.
-                    for (p, _) in &batches {
-                        if let Some(r) = by_partition.get(p) {
-                            retry.insert(*p, r.clone());
-                        }
+            let sent = match cluster.broker(leader).await {
+                Ok(conn) => {
+                    let v = conn.version_for(ApiKey::Produce)?;
+                    if s.acks == 0 {
+                        conn.send_no_response(&req, v).await?;
+                        continue;
                     }
-                    if attempt >= s.retries {
-                        eprintln!(
-                            "ERROR Error when sending message to topic {}: {e:#}",
-                            s.topic
-                        );
-                    }
-                    cluster.drop_broker(leader);
-                    continue;
+                    conn.send_at(&req, v).await
                 }
+                Err(e) => Err(e),
             };
-            let v = conn.version_for(ApiKey::Produce)?;
-            if s.acks == 0 {
-                conn.send_no_response(&req, v).await?;
-                continue;
-            }
-            let resp = match conn.send_at(&req, v).await {
+            let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {
+                    // Leader unknown, unreachable or gone mid-request: forget the connection
+                    // and retry these partitions after a metadata refresh.
                     cluster.drop_broker(leader);
                     for (p, _) in &batches {
                         if let Some(r) = by_partition.get(p) {
