@@ -402,27 +402,15 @@ fn format_members(group: &str, desc: &DescribedGroup, verbose: bool) -> String {
         cl = cl.max(m.client.len());
         with_instance |= !m.instance.is_empty();
     }
+    // Kafka prints the GROUP-INSTANCE-ID column only when some member has an instance id.
+    let widths = [g, c, gi, h, cl, 15];
     let row = |cols: [&str; 6]| {
-        if with_instance {
-            format!(
-                "{} {} {} {} {} {} ",
-                pad(cols[0], g),
-                pad(cols[1], c),
-                pad(cols[2], gi),
-                pad(cols[3], h),
-                pad(cols[4], cl),
-                pad(cols[5], 15)
-            )
-        } else {
-            format!(
-                "{} {} {} {} {} ",
-                pad(cols[0], g),
-                pad(cols[1], c),
-                pad(cols[3], h),
-                pad(cols[4], cl),
-                pad(cols[5], 15)
-            )
-        }
+        cols.iter()
+            .zip(widths)
+            .enumerate()
+            .filter(|(i, _)| *i != 2 || with_instance)
+            .map(|(_, (col, w))| pad(col, w) + " ")
+            .collect::<String>()
     };
     let mut out = format!(
         "\n{}",
@@ -842,6 +830,50 @@ async fn reset(cluster: &mut Cluster, a: &Args, groups: &[String]) -> anyhow::Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn members_table_shows_the_instance_column_only_when_a_member_has_one() {
+        use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
+        let member = |id: &str, instance: Option<&str>| {
+            DescribedGroupMember::default()
+                .with_member_id(StrBytes::from_string(id.into()))
+                .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.into())))
+                .with_client_id(StrBytes::from_static_str("c1"))
+                .with_client_host(StrBytes::from_static_str("/127.0.0.1"))
+                .with_member_assignment(
+                    super::super::consumer::encode_assignment(&[("t".into(), vec![0, 1])]).unwrap(),
+                )
+        };
+        let plain = DescribedGroup::default().with_members(vec![member("m-1", None)]);
+        let out = format_members("g", &plain, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "");
+        assert_eq!(
+            lines[1],
+            format!(
+                "{:<15} {:<15} {:<15} {:<15} {:<15} ",
+                "GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"
+            )
+        );
+        assert_eq!(
+            lines[2],
+            format!(
+                "{:<15} {:<15} {:<15} {:<15} {:<15} ",
+                "g", "m-1", "/127.0.0.1", "c1", "2"
+            )
+        );
+        let statics = DescribedGroup::default().with_members(vec![member("m-1", Some("i-1"))]);
+        let out = format_members("g", &statics, false);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!(
+                "{:<15} {:<15} {:<17} {:<15} {:<15} {:<15} ",
+                "GROUP", "CONSUMER-ID", "GROUP-INSTANCE-ID", "HOST", "CLIENT-ID", "#PARTITIONS"
+            )
+        );
+        assert!(lines[2].contains(" i-1 "), "{:?}", lines[2]);
+    }
 
     #[test]
     fn offsets_table_layout() {
