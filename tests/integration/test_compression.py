@@ -23,7 +23,7 @@ import crc32c
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from helpers import ck_consumer, ck_create_topic, ck_producer, wait_until
+from helpers import ck_consumer, ck_create_topic, ck_producer, ck_watermarks, wait_until
 
 CODEC_IDS = {"none": 0, "uncompressed": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 PRODUCER_CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -298,8 +298,17 @@ def test_compacted_topic_refuses_keyless_records(broker, unique_topic, codec):
               on_delivery=lambda e, m: results.append(e))
     assert p.flush(30) == 0
     assert results == [None]
-    # A batch mixing keyed and keyless records is refused as a whole.
-    p = ck_producer(broker, **{"compression.type": codec, "linger.ms": 200})
+    # A batch mixing keyed and keyless records is refused as a whole. librdkafka only puts the ten
+    # records into one batch if it has the partition's leader and a connection to it before the
+    # first one: a record produced while metadata is still being fetched can go out on its own
+    # (CI saw record 0 stored alone). So a keyed record goes first, alone, and the linger is long
+    # enough that the burst below cannot be split by a scheduling hiccup.
+    p = ck_producer(broker, **{"compression.type": codec, "linger.ms": 1000})
+    results.clear()
+    p.produce(unique_topic, key=b"warm", value=b"up" + FILLER, partition=0,
+              on_delivery=lambda e, m: results.append(e))
+    assert p.flush(30) == 0
+    assert results == [None]
     results.clear()
     for i in range(10):
         p.produce(unique_topic, key=None if i == 6 else b"k%d" % i, value=b"v" + FILLER,
@@ -307,8 +316,10 @@ def test_compacted_topic_refuses_keyless_records(broker, unique_topic, codec):
     assert p.flush(30) == 0
     assert len(results) == 10
     assert all(e is not None and e.code() == KafkaError.INVALID_RECORD for e in results), results
-    got = ck_read(broker, unique_topic, 1)
-    assert [(k, v) for _, k, v, _, _ in got] == [(b"k", b"with key" + FILLER)]
+    got = ck_read(broker, unique_topic, 2)
+    assert [(k, v) for _, k, v, _, _ in got] == [(b"k", b"with key" + FILLER),
+                                                 (b"warm", b"up" + FILLER)]
+    assert ck_watermarks(broker, unique_topic) == (0, 2)
 
 
 def test_compacted_topic_keyless_kafka_python_and_raw_message(broker, unique_topic):
