@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from helpers import (ck_admin, ck_consumer, ck_create_topic, ck_produce_all, ck_producer,
                      ck_watermarks, wait_until)
@@ -16,6 +17,16 @@ RETENTION_BROKER = {
 PAD = b"x" * 500
 # Small batches: a segment only rolls between batches, so big batches would make one segment.
 SMALL_BATCHES = {"batch.size": 4096, "linger.ms": 0}
+
+
+def set_topic_config(broker, topic: str, key: str, value: str) -> None:
+    """Turns retention on once the data is written: a retention pass that ran while the producer
+    was still writing would see only part of the log, and what the test then reads would depend on
+    when the broker's check interval fell."""
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)])
+    admin = ck_admin(broker)
+    admin.incremental_alter_configs([res], request_timeout=30)[res].result(30)
 
 
 def segment_files(broker, topic: str, partition: int = 0) -> list[str]:
@@ -43,13 +54,15 @@ def first_record_offset(broker, topic: str, reset: str, start: int) -> int:
 @pytest.mark.broker_config(RETENTION_BROKER)
 def test_time_retention_deletes_old_segments_and_consumers_reset(broker, unique_topic):
     topic = unique_topic
-    # Small segments so the data spans many; retention by time of 3 s.
-    ck_create_topic(broker, topic, 1, {"segment.bytes": "16384", "retention.ms": "3000"})
+    # Small segments so the data spans many; no retention while it is written.
+    ck_create_topic(broker, topic, 1, {"segment.bytes": "16384", "retention.ms": "-1"})
     ck_produce_all(ck_producer(broker, **SMALL_BATCHES), topic,
                    [(None, b"%06d" % i + PAD, 0) for i in range(400)])
     assert ck_watermarks(broker, topic) == (0, 400)
     before = segment_files(broker, topic)
     assert len(before) > 5, f"expected many segments, got {before}"
+    # Then retention by time of 3 s.
+    set_topic_config(broker, topic, "retention.ms", "3000")
 
     # Retention runs on its own: the earliest offset moves past the old records.
     low = wait_until(lambda: ck_watermarks(broker, topic)[0] or None, timeout=30, interval=0.2,
@@ -70,10 +83,12 @@ def test_time_retention_deletes_old_segments_and_consumers_reset(broker, unique_
 @pytest.mark.broker_config(RETENTION_BROKER)
 def test_size_retention_keeps_the_newest_data(broker, unique_topic):
     topic = unique_topic
-    ck_create_topic(broker, topic, 1, {"segment.bytes": "16384", "retention.bytes": "50000",
-                                       "retention.ms": "-1"})
+    ck_create_topic(broker, topic, 1, {"segment.bytes": "16384", "retention.ms": "-1"})
     ck_produce_all(ck_producer(broker, **SMALL_BATCHES), topic,
                    [(None, b"%06d" % i + PAD, 0) for i in range(400)])
+    assert ck_watermarks(broker, topic) == (0, 400)
+    # One retention pass over the whole log then deletes all it will.
+    set_topic_config(broker, topic, "retention.bytes", "50000")
     low = wait_until(lambda: ck_watermarks(broker, topic)[0] or None, timeout=30, interval=0.2,
                      what="size retention to move the log start offset")
     high = ck_watermarks(broker, topic)[1]
