@@ -423,12 +423,11 @@ def test_docker_stop_is_clean_and_within_grace(stacks):
     s, port = single_node(stacks)
     produce_acked(port, "stopped", 10)
     cid = s.container("kafka")
-    start = time.monotonic()
     run(["docker", "stop", "-t", "10", cid], timeout=60)
-    took = time.monotonic() - start
+    # Exit code 0 is the proof that it stopped within the grace period: after it, docker sends
+    # SIGKILL and the code is 137. (The wall time of `docker stop` adds the CLI's own overhead.)
     st = s.state("kafka")
     assert st["exit"] == 0, f"exit code {st['exit']} (137 would mean SIGKILL after the grace period)"
-    assert took < 10, f"docker stop took {took:.1f}s"
     run(["docker", "start", cid])
     wait_until(lambda: s.logs("kafka").count(RUNNING) >= 2, timeout=READY_TIMEOUT_S, interval=0.3,
                what="restart after docker stop")

@@ -23,8 +23,10 @@ from helpers import (GROUP_BROKER_CONFIG, GROUP_HEARTBEAT_MS, GROUP_SESSION_TIME
 PARTITIONS = 6
 CLIENTS = ["confluent", "kafka-python", "aiokafka"]
 # After the session timeout the coordinator needs a heartbeat round for the survivors to learn of
-# the rebalance, then a join/sync round; 10 s is generous on a loaded 2-core machine.
-REBALANCE_MARGIN_S = 10
+# the rebalance, then a join/sync round. That takes well under a second here, but a Python member
+# starved of CPU on a loaded 2-core machine can be late to both; the bound only has to catch a
+# rebalance that never completes (the lower bound below is the real check), so it is generous.
+REBALANCE_MARGIN_S = 30
 
 
 def produce_numbered(broker, topic: str, per_partition: int, first: int) -> set[tuple[int, int]]:
