@@ -42,6 +42,17 @@ def run(cmd: list[str], input: str | None = None, timeout: float = 60) -> subpro
     return subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
 
 
+def terminate(proc: subprocess.Popen, timeout: float = 30):
+    """SIGTERM, then SIGKILL if it has not exited within `timeout`: a cleanup path must not leave
+    a process behind (or skip the next one) because the first one hung."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
 def tool(bindir, name: str, *args, via: str = "symlink", **kw) -> subprocess.CompletedProcess:
     if via == "symlink":
         cmd = [os.path.join(bindir, name + ".sh"), *args]
@@ -298,7 +309,10 @@ def test_two_console_consumers_split_partitions(make_broker, bindir):
     # Each member gets two partitions of five records: --max-messages 10 ends it.
     procs = [subprocess.Popen([os.path.join(bindir, "kafka-console-consumer.sh"), *bs, "--topic", "cli-two",
                                "--group", "cli-two-g", "--property", "print.partition=true",
-                               "--max-messages", "10",
+                               # The records are produced once both members own their partitions,
+                               # but a member may only look up its start offset after that:
+                               # "latest" would then skip them.
+                               "--from-beginning", "--max-messages", "10",
                                "--consumer-property", "heartbeat.interval.ms=500"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -317,8 +331,7 @@ def test_two_console_consumers_split_partitions(make_broker, bindir):
     finally:
         for proc in procs:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.communicate(timeout=30)
+                terminate(proc)
     parts = []
     for out, err in outs:
         assert "Processed a total of" in err
@@ -407,8 +420,7 @@ def test_kafka_server_start_symlink(bindir, tmp_path):
         r = tool(bindir, "kafka-topics", "--bootstrap-server", f"127.0.0.1:{port}", "--list", timeout=60)
         assert r.returncode == 0, r
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        out, _ = terminate(proc)
     assert "Kafka Server started" in out
     assert proc.returncode == 0, out
 
@@ -466,8 +478,7 @@ def test_console_consumer_rebalance_on_leave(make_broker, bindir):
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                proc.communicate(timeout=30)
+                terminate(proc)
     # The two members together printed every record exactly once for the second round.
     values = out1.split() + out2.split()
     assert sorted(v for v in values if v.startswith("b")) == [f"b{i}" for i in range(4)]
