@@ -40,7 +40,8 @@
 //!   ([`Log::flush`], or [`Log::sealed_flush`] which runs outside the log's lock), not on the
 //!   append path. Its four files are memory-mapped (`mmap` holds the only `unsafe` and its
 //!   safety argument) and reads hand out `Bytes` slices of the map. The active segment is read
-//!   with positional reads.
+//!   with positional reads; one cut to less than half of what it read is copied out, so a read
+//!   never holds much more memory than it returns (`Segment::batches_at`).
 //! - Checkpoints are written atomically: `<file>.tmp`, fsync, rename, fsync of the directory.
 //!
 //! # Producer state

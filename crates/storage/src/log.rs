@@ -1365,19 +1365,23 @@ impl Log {
                 return Ok(out);
             }
             let budget = max_bytes.max(first_len) as u64;
-            let data = seg.bytes_at(pos, budget.min(seg.size - pos))?;
-            let mut end = 0usize;
-            while end + BATCH_HEADER_LEN <= data.len() {
-                let Ok(h) = batch::parse_header(&data[end..]) else {
-                    break;
-                };
-                if end + batch::total_len(&h) > data.len() || h.last_offset() >= max_offset {
-                    break;
+            let next_offset = &mut out.next_offset;
+            // Whole batches only, below max_offset.
+            let records = seg.batches_at(pos, budget.min(seg.size - pos), |data| {
+                let mut end = 0usize;
+                while end + BATCH_HEADER_LEN <= data.len() {
+                    let Ok(h) = batch::parse_header(&data[end..]) else {
+                        break;
+                    };
+                    if end + batch::total_len(&h) > data.len() || h.last_offset() >= max_offset {
+                        break;
+                    }
+                    end += batch::total_len(&h);
+                    *next_offset = h.last_offset() + 1;
                 }
-                end += batch::total_len(&h);
-                out.next_offset = h.last_offset() + 1;
-            }
-            out.records = data.slice(..end);
+                end
+            })?;
+            out.records = records;
             return Ok(out);
         }
         Ok(out)

@@ -16,6 +16,7 @@ backend_suite!(
     append_read_round_trip,
     many_appends_across_rolls,
     max_bytes_and_kip74,
+    read_cut_short_holds_only_its_batches,
     high_watermark_is_exclusive,
     offset_out_of_range,
     reopen_after_clean_close,
@@ -137,6 +138,25 @@ fn max_bytes_and_kip74(b: Arc<dyn Backend>) {
     assert_eq!(r.next_offset, 2);
     let r = log.read(0, 0, i64::MAX, true).unwrap();
     assert_eq!(r.records.len(), one);
+}
+
+/// The connection bounds unsent answers by their length, so an answer cut short must not hold
+/// the whole read behind it: a small batch followed by one that does not fit the budget.
+fn read_cut_short_holds_only_its_batches(b: Arc<dyn Backend>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), LogConfig::default(), b, false);
+    let mut small = batch(1, 0, 100);
+    let small_len = small.len();
+    log.append(&mut small, 0, NOW).unwrap();
+    let mut big = batch(100, 0, 1000);
+    let big_len = big.len();
+    log.append(&mut big, 0, NOW).unwrap();
+    // The active segment is read `big_len` deep; the answer is the small batch alone.
+    let r = log.read(0, big_len, i64::MAX, false).unwrap();
+    assert_eq!((r.records.len(), r.next_offset), (small_len, 1));
+    assert!(Vec::<u8>::from(r.records).capacity() <= 2 * small_len);
+    let r = log.read(0, small_len + big_len, i64::MAX, false).unwrap();
+    assert_eq!((r.records.len(), r.next_offset), (small_len + big_len, 101));
 }
 
 fn high_watermark_is_exclusive(b: Arc<dyn Backend>) {
