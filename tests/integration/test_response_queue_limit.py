@@ -94,7 +94,8 @@ def test_answers_cut_short_do_not_hold_their_whole_read(broker, unique_topic):
     rss_before = broker.rss_kib()
     s.sendall(b"".join(fetch_v4(i, unique_topic, max_bytes) for i in range(1, fetches + 1)))
     # About 16 MiB of answers: a few MiB fit in the socket buffers, the rest waits in the broker.
-    # Holding the reads would take about 370 MiB; watch the broker while the client reads nothing.
+    # If each answer held its 512 KiB read, the queue (up to queued.max.requests = 500 answers)
+    # would hold about 250 MiB; watch the broker while the client reads nothing.
     peak = rss_before
     deadline = time.monotonic() + 4
     while time.monotonic() < deadline:

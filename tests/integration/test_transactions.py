@@ -222,7 +222,7 @@ def test_new_instance_fences_the_old_one_and_aborts_its_transaction(broker, uniq
     # transaction before it returns: the abort markers are in place when init_transactions ends.
     new = ck_txn_producer(broker, txn_id)
     new.init_transactions(30)
-    assert_watermarks(broker, topic, {0: (4, 4), 1: (4, 4)})
+    assert_watermarks(broker, topic, {0: (4, 4), 1: (4, 4)}, timeout=0)  # one read: no waiting
 
     # The old instance learns it is fenced the next time it uses the transaction: a fatal error.
     if next_call == "produce":

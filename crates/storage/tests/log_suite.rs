@@ -154,6 +154,8 @@ fn read_cut_short_holds_only_its_batches(b: Arc<dyn Backend>) {
     // The active segment is read `big_len` deep; the answer is the small batch alone.
     let r = log.read(0, big_len, i64::MAX, false).unwrap();
     assert_eq!((r.records.len(), r.next_offset), (small_len, 1));
+    // The answer is now its buffer's only owner, so the conversion keeps that buffer and its
+    // capacity shows what the answer kept alive (a slice of the whole read reports `big_len`).
     assert!(Vec::<u8>::from(r.records).capacity() <= 2 * small_len);
     let r = log.read(0, small_len + big_len, i64::MAX, false).unwrap();
     assert_eq!((r.records.len(), r.next_offset), (small_len + big_len, 101));

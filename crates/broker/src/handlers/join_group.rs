@@ -7,7 +7,7 @@ use rafka_group::{JoinRequest, Reply};
 use rafka_protocol::kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use rafka_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
-use super::groups::{client_host, opt_text, sb, text};
+use super::groups::{client_host, opt_text, owned, sb, text};
 use crate::connection::ConnectionContext;
 use crate::errors;
 use crate::node::Shared;
@@ -34,7 +34,7 @@ pub async fn handle(
         protocols: request
             .protocols
             .iter()
-            .map(|p| (text(&p.name), p.metadata.clone()))
+            .map(|p| (text(&p.name), owned(&p.metadata)))
             .collect(),
         client_id,
         client_host: client_host(&ctx.peer),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rafka_group::{Reply, SyncRequest};
 use rafka_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
-use super::groups::{opt_text, sb, text};
+use super::groups::{opt_text, owned, sb, text};
 use crate::errors;
 use crate::node::Shared;
 
@@ -25,7 +25,7 @@ pub async fn handle(
         assignments: request
             .assignments
             .iter()
-            .map(|a| (text(&a.member_id), a.assignment.clone()))
+            .map(|a| (text(&a.member_id), owned(&a.assignment)))
             .collect(),
     };
     let result = shared
