@@ -37,6 +37,24 @@ def recv_exact(s: socket.socket, n: int) -> bytes:
     return bytes(buf)
 
 
+def rss_growth_mib(broker, rss_before_kib: int, seconds: float = 4) -> float:
+    """The broker's largest RSS growth over `seconds`: there is no event for "the broker has
+    queued all it will", so the test watches it for a while with the client reading nothing."""
+    peak = rss_before_kib
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        peak = max(peak, broker.rss_kib())
+        time.sleep(0.1)
+    return (peak - rss_before_kib) / 1024
+
+
+def read_answers_in_order(s: socket.socket, correlation_ids) -> None:
+    for i in correlation_ids:
+        size = struct.unpack(">i", recv_exact(s, 4))[0]
+        data = recv_exact(s, size)
+        assert struct.unpack(">i", data[:4])[0] == i
+
+
 def test_unread_pipelined_fetches_do_not_grow_memory(broker, unique_topic):
     admin = ck_admin(broker)
     admin.create_topics([NewTopic(unique_topic, 1, 1)])[unique_topic].result(30)
@@ -50,19 +68,11 @@ def test_unread_pipelined_fetches_do_not_grow_memory(broker, unique_topic):
     s.sendall(b"".join(fetch_v4(i, unique_topic) for i in range(PIPELINED_FETCHES)))
     # Each answer is a fresh 1 MiB read of the active segment; unbounded queueing would hold
     # ~400 MiB. Watch the broker for a few seconds while the client reads nothing.
-    peak = rss_before
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline:
-        peak = max(peak, broker.rss_kib())
-        time.sleep(0.1)
-    growth_mib = (peak - rss_before) / 1024
+    growth_mib = rss_growth_mib(broker, rss_before)
     assert growth_mib < 150, f"broker RSS grew by {growth_mib:.0f} MiB"
     # The connection still works once the client reads: every answer arrives, in order.
     s.settimeout(30)
-    for i in range(PIPELINED_FETCHES):
-        size = struct.unpack(">i", recv_exact(s, 4))[0]
-        data = recv_exact(s, size)
-        assert struct.unpack(">i", data[:4])[0] == i
+    read_answers_in_order(s, range(PIPELINED_FETCHES))
     s.close()
 
 
@@ -96,15 +106,7 @@ def test_answers_cut_short_do_not_hold_their_whole_read(broker, unique_topic):
     # About 16 MiB of answers: a few MiB fit in the socket buffers, the rest waits in the broker.
     # If each answer held its 512 KiB read, the queue (up to queued.max.requests = 500 answers)
     # would hold about 250 MiB; watch the broker while the client reads nothing.
-    peak = rss_before
-    deadline = time.monotonic() + 4
-    while time.monotonic() < deadline:
-        peak = max(peak, broker.rss_kib())
-        time.sleep(0.1)
-    growth_mib = (peak - rss_before) / 1024
+    growth_mib = rss_growth_mib(broker, rss_before)
     assert growth_mib < 64, f"broker RSS grew by {growth_mib:.0f} MiB"
-    for i in range(1, fetches + 1):
-        size = struct.unpack(">i", recv_exact(s, 4))[0]
-        data = recv_exact(s, size)
-        assert struct.unpack(">i", data[:4])[0] == i
+    read_answers_in_order(s, range(1, fetches + 1))
     s.close()
