@@ -92,3 +92,50 @@ fn partition_dirs_and_deletion() {
     assert_eq!(d.remove_deleted_partition_dirs().unwrap(), 1);
     assert!(!d.path().join("x-1.abc-delete").exists());
 }
+
+/// Checkpoints and the clean-shutdown marker are written atomically and durably: a crash that
+/// loses everything not fsynced (`FaultyBackend::crash`) keeps the last version of each.
+#[test]
+fn checkpoints_survive_a_crash() {
+    use std::sync::Arc;
+
+    use rafka_storage::FaultyBackend;
+
+    let t = tempfile::tempdir().unwrap();
+    let fb = FaultyBackend::new();
+    let d = LogDir::new(t.path().join("data"), Arc::new(fb.clone()));
+    d.create().unwrap();
+    let tp = TopicPartition::new("t", 0);
+    d.write_recovery_points(&[(tp.clone(), 1)]).unwrap();
+    d.write_recovery_points(&[(tp.clone(), 2)]).unwrap();
+    d.write_log_start_offsets(&[(tp.clone(), 1)]).unwrap();
+    let m = MetaProperties {
+        version: 1,
+        cluster_id: "5L6g3nShT-eMCtK--X86sw".into(),
+        node_id: 1,
+        directory_id: Some([9; 16]),
+    };
+    d.write_meta_properties(&m).unwrap();
+    d.mark_clean_shutdown(3).unwrap();
+    d.clear_clean_shutdown().unwrap();
+    fb.crash().unwrap();
+
+    let d = LogDir::new(t.path().join("data"), file_backend());
+    assert_eq!(d.read_recovery_points().unwrap()[&tp], 2);
+    assert_eq!(d.read_log_start_offsets().unwrap()[&tp], 1);
+    assert_eq!(d.read_meta_properties().unwrap(), Some(m));
+    assert!(!d.had_clean_shutdown().unwrap());
+    let mut names: Vec<_> = fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "log-start-offset-checkpoint",
+            "meta.properties",
+            "recovery-point-offset-checkpoint"
+        ]
+    );
+}
