@@ -41,6 +41,8 @@ pub fn rejected(r: CommandRejected) -> ApiError {
         CommandRejected::InvalidBrokerRegistration { .. } => ResponseError::InvalidRequest,
         CommandRejected::InvalidConfig { .. } => ResponseError::InvalidConfig,
         CommandRejected::ProducerIdBlockTaken { .. } => ResponseError::UnknownServerError,
+        CommandRejected::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        CommandRejected::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
     };
     ApiError::new(code, r.to_string())
 }
@@ -59,7 +61,7 @@ pub fn metadata(e: &MetadataError) -> ApiError {
         MetadataError::NotLeader { .. } => {
             ApiError::new(ResponseError::NotController, e.to_string())
         }
-        MetadataError::LeaderTimeout { .. } => {
+        MetadataError::LeaderTimeout { .. } | MetadataError::Timeout { .. } => {
             ApiError::new(ResponseError::RequestTimedOut, e.to_string())
         }
         _ => ApiError::new(ResponseError::UnknownServerError, e.to_string()),

@@ -405,6 +405,7 @@ async fn register_broker(quorum: &MetadataQuorum, config: &BrokerConfig) -> Resu
                 incarnation_id: uuid::Uuid::new_v4(),
                 endpoints,
                 rack: config.rack.clone(),
+                fenced: false,
             },
         ))
         .await?;

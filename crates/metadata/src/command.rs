@@ -1,9 +1,11 @@
 //! Controller commands: the entries of the Raft log, and their deterministic apply.
 //!
-//! A command carries every choice its proposer made (topic ids, replica assignments), so applying
-//! it depends only on the image it meets. Validation happens at apply time, in log order: two
-//! racing `CreateTopic`s for one name both commit, the second is rejected on every node alike, and
-//! replaying the log reproduces the same answers.
+//! A command carries every random choice its proposer made (topic ids, the placement seed), so
+//! applying it depends only on the image it meets. Validation happens at apply time, in log
+//! order: two racing `CreateTopic`s for one name both commit, the second is rejected on every
+//! node alike, and replaying the log reproduces the same answers. Decisions that need the
+//! cluster's view at that position (where new replicas go, who leads after a broker is fenced)
+//! are computed here, from the image, so no proposer can act on a stale view.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,7 +13,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
-use crate::records::{BrokerRegistration, MetadataRecord, PartitionRecord, NO_LEADER};
+use crate::placement::{PlacementError, StripedPlacer};
+use crate::records::{
+    BrokerRegistration, MetadataRecord, PartitionChangeRecord, PartitionRecord, NO_LEADER,
+};
 
 /// Kafka's limit on topic name length, in characters (`Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
@@ -23,8 +28,13 @@ pub enum ControllerCommand {
         name: String,
         topic_id: Uuid,
         /// Partition `i` must be at position `i`: numbering is explicit so that apply can check it.
+        /// Empty when `placement` is given.
         partitions: Vec<PartitionAssignment>,
         configs: BTreeMap<String, String>,
+        /// Where apply places the partitions (entries written before placement moved into apply
+        /// carry their assignments in `partitions` instead).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        placement: Option<Placement>,
     },
     DeleteTopic {
         topic_id: Uuid,
@@ -33,7 +43,10 @@ pub enum ControllerCommand {
     /// built from a stale image is rejected instead of growing the topic twice.
     CreatePartitions {
         topic_id: Uuid,
+        /// Empty when `placement` is given.
         new_partitions: Vec<PartitionAssignment>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        placement: Option<Placement>,
     },
     RegisterBroker(BrokerRegistration),
     /// Sets (`Some`) or deletes (`None`) topic config keys. Which keys and values are valid is
@@ -63,6 +76,40 @@ pub enum ControllerCommand {
         name: String,
         level: i16,
     },
+    /// Fences the broker registration with this epoch (session expired, or the broker asked):
+    /// it leaves every ISR it is not the last member of, and partitions it led get another
+    /// active in-sync leader or none.
+    FenceBroker {
+        node_id: i32,
+        broker_epoch: u64,
+    },
+    /// Unfences the registration with this epoch (it caught up with the log); leaderless
+    /// partitions it is in sync for get it as leader.
+    UnfenceBroker {
+        node_id: i32,
+        broker_epoch: u64,
+    },
+    /// The broker asked to shut down: leadership moves off it as for fencing, but it stays
+    /// registered and unfenced until it is done (Kafka's controlled shutdown).
+    BeginControlledShutdown {
+        node_id: i32,
+        broker_epoch: u64,
+    },
+}
+
+/// How apply chooses the replicas of new partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Placement {
+    /// Kafka's striped placement over the usable brokers at apply time ([`StripedPlacer`]),
+    /// shuffled from `seed`.
+    Striped {
+        partition_count: i32,
+        replication_factor: i16,
+        seed: u64,
+    },
+    /// Replicas chosen by the user, one list per partition; the ISR is the active ones, the
+    /// first of them leads.
+    Manual { replicas: Vec<Vec<i32>> },
 }
 
 /// Where one partition's replicas live and who leads it at creation.
@@ -141,92 +188,26 @@ pub enum CommandRejected {
     /// image (`UNKNOWN_SERVER_ERROR` if it gives up).
     #[error("producer id block starting at {proposed} is taken; the next free id is {next}")]
     ProducerIdBlockTaken { proposed: i64, next: i64 },
+    /// `INVALID_REPLICATION_FACTOR` (38): the reason is Kafka's message.
+    #[error("{reason}")]
+    InvalidReplicationFactor { reason: String },
+    /// `STALE_BROKER_EPOCH` (77): the command names a registration that has since been
+    /// replaced (or never existed).
+    #[error("broker {node_id} has no registration with epoch {broker_epoch}")]
+    StaleBrokerEpoch { node_id: i32, broker_epoch: u64 },
 }
 
 impl ControllerCommand {
-    /// The records this command produces if accepted. They depend on the command alone, which
-    /// is what makes the log readable without replaying it.
-    pub fn records(&self) -> Vec<MetadataRecord> {
+    /// Validates the command against `image` and returns the records it produces there.
+    /// Nothing changes; [`apply_in_place`] applies the records.
+    pub fn plan(&self, image: &MetadataImage) -> Result<Vec<MetadataRecord>, CommandRejected> {
         match self {
             ControllerCommand::CreateTopic {
                 name,
                 topic_id,
                 partitions,
                 configs,
-            } => {
-                let mut out = Vec::with_capacity(1 + partitions.len() + configs.len());
-                out.push(MetadataRecord::Topic {
-                    name: name.clone(),
-                    topic_id: *topic_id,
-                });
-                out.extend(
-                    partitions
-                        .iter()
-                        .map(|p| MetadataRecord::Partition(p.record(*topic_id))),
-                );
-                out.extend(configs.iter().map(|(k, v)| MetadataRecord::TopicConfig {
-                    topic_id: *topic_id,
-                    key: k.clone(),
-                    value: Some(v.clone()),
-                }));
-                out
-            }
-            ControllerCommand::DeleteTopic { topic_id } => {
-                vec![MetadataRecord::RemoveTopic {
-                    topic_id: *topic_id,
-                }]
-            }
-            ControllerCommand::CreatePartitions {
-                topic_id,
-                new_partitions,
-            } => new_partitions
-                .iter()
-                .map(|p| MetadataRecord::Partition(p.record(*topic_id)))
-                .collect(),
-            ControllerCommand::RegisterBroker(reg) => {
-                vec![MetadataRecord::RegisterBroker(reg.clone())]
-            }
-            ControllerCommand::AlterTopicConfigs { topic_id, changes } => changes
-                .iter()
-                .map(|(k, v)| MetadataRecord::TopicConfig {
-                    topic_id: *topic_id,
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            ControllerCommand::AlterBrokerConfigs { node_id, changes } => changes
-                .iter()
-                .map(|(k, v)| MetadataRecord::BrokerConfig {
-                    node_id: *node_id,
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            ControllerCommand::AllocateProducerIds {
-                broker_id,
-                first_producer_id,
-                count,
-            } => vec![MetadataRecord::ProducerIds {
-                broker_id: *broker_id,
-                next_producer_id: first_producer_id.saturating_add(*count),
-            }],
-            ControllerCommand::SetFeatureLevel { name, level } => {
-                vec![MetadataRecord::FeatureLevel {
-                    name: name.clone(),
-                    level: *level,
-                }]
-            }
-        }
-    }
-
-    /// Checks the command against `image` without changing anything.
-    pub fn validate(&self, image: &MetadataImage) -> Result<(), CommandRejected> {
-        match self {
-            ControllerCommand::CreateTopic {
-                name,
-                topic_id,
-                partitions,
-                configs,
+                placement,
             } => {
                 validate_topic_name(name)?;
                 if image.topic_by_name(name).is_some() {
@@ -244,26 +225,47 @@ impl ControllerCommand {
                         existing: existing.name.clone(),
                     });
                 }
+                for key in configs.keys() {
+                    validate_config_key(key)?;
+                }
+                let partitions = resolve_placement(image, 0, partitions, placement.as_ref())?;
                 if partitions.is_empty() {
                     return Err(CommandRejected::InvalidPartitions {
                         reason: "a topic needs at least one partition".into(),
                     });
                 }
-                validate_assignments(image, 0, partitions)?;
-                for key in configs.keys() {
-                    validate_config_key(key)?;
-                }
-                Ok(())
-            }
-            ControllerCommand::DeleteTopic { topic_id } => image
-                .topic_by_id(topic_id)
-                .map(|_| ())
-                .ok_or(CommandRejected::UnknownTopic {
+                validate_assignments(image, 0, &partitions)?;
+                let mut out = Vec::with_capacity(1 + partitions.len() + configs.len());
+                out.push(MetadataRecord::Topic {
+                    name: name.clone(),
                     topic_id: *topic_id,
-                }),
+                });
+                out.extend(
+                    partitions
+                        .iter()
+                        .map(|p| MetadataRecord::Partition(p.record(*topic_id))),
+                );
+                out.extend(configs.iter().map(|(k, v)| MetadataRecord::TopicConfig {
+                    topic_id: *topic_id,
+                    key: k.clone(),
+                    value: Some(v.clone()),
+                }));
+                Ok(out)
+            }
+            ControllerCommand::DeleteTopic { topic_id } => {
+                image
+                    .topic_by_id(topic_id)
+                    .ok_or(CommandRejected::UnknownTopic {
+                        topic_id: *topic_id,
+                    })?;
+                Ok(vec![MetadataRecord::RemoveTopic {
+                    topic_id: *topic_id,
+                }])
+            }
             ControllerCommand::CreatePartitions {
                 topic_id,
                 new_partitions,
+                placement,
             } => {
                 let topic = image
                     .topic_by_id(topic_id)
@@ -271,6 +273,9 @@ impl ControllerCommand {
                         topic_id: *topic_id,
                     })?;
                 let current = topic.partition_count();
+                let first = i32::try_from(current).unwrap_or(i32::MAX);
+                let new_partitions =
+                    resolve_placement(image, first, new_partitions, placement.as_ref())?;
                 if new_partitions.is_empty() {
                     return Err(CommandRejected::InvalidPartitions {
                         reason: format!(
@@ -278,7 +283,11 @@ impl ControllerCommand {
                         ),
                     });
                 }
-                validate_assignments(image, current, new_partitions)
+                validate_assignments(image, current, &new_partitions)?;
+                Ok(new_partitions
+                    .iter()
+                    .map(|p| MetadataRecord::Partition(p.record(*topic_id)))
+                    .collect())
             }
             ControllerCommand::RegisterBroker(reg) => {
                 if reg.node_id < 0 {
@@ -294,7 +303,14 @@ impl ControllerCommand {
                         });
                     }
                 }
-                Ok(())
+                let mut out = vec![MetadataRecord::RegisterBroker(reg.clone())];
+                // A new incarnation starts fenced, so the old one's leaderships end with it
+                // until the new one is unfenced. (Registrations written before the broker
+                // lifecycle are unfenced and changed nothing else; they still replay so.)
+                if reg.fenced && image.is_active_broker(reg.node_id) {
+                    leave_partitions(image, reg.node_id, &mut out);
+                }
+                Ok(out)
             }
             ControllerCommand::AlterTopicConfigs { topic_id, changes } => {
                 image
@@ -305,7 +321,14 @@ impl ControllerCommand {
                 for key in changes.keys() {
                     validate_config_key(key)?;
                 }
-                Ok(())
+                Ok(changes
+                    .iter()
+                    .map(|(k, v)| MetadataRecord::TopicConfig {
+                        topic_id: *topic_id,
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect())
             }
             ControllerCommand::AlterBrokerConfigs { node_id, changes } => {
                 if node_id.is_some_and(|n| n < 0) {
@@ -317,12 +340,19 @@ impl ControllerCommand {
                 for key in changes.keys() {
                     validate_config_key(key)?;
                 }
-                Ok(())
+                Ok(changes
+                    .iter()
+                    .map(|(k, v)| MetadataRecord::BrokerConfig {
+                        node_id: *node_id,
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect())
             }
             ControllerCommand::AllocateProducerIds {
+                broker_id,
                 first_producer_id,
                 count,
-                ..
             } => {
                 if *first_producer_id != image.next_producer_id || *count <= 0 {
                     return Err(CommandRejected::ProducerIdBlockTaken {
@@ -330,7 +360,10 @@ impl ControllerCommand {
                         next: image.next_producer_id,
                     });
                 }
-                Ok(())
+                Ok(vec![MetadataRecord::ProducerIds {
+                    broker_id: *broker_id,
+                    next_producer_id: first_producer_id.saturating_add(*count),
+                }])
             }
             ControllerCommand::SetFeatureLevel { name, level } => {
                 if name.is_empty() || *level < 0 {
@@ -339,8 +372,216 @@ impl ControllerCommand {
                         reason: format!("invalid feature level {level}"),
                     });
                 }
-                Ok(())
+                Ok(vec![MetadataRecord::FeatureLevel {
+                    name: name.clone(),
+                    level: *level,
+                }])
             }
+            ControllerCommand::FenceBroker {
+                node_id,
+                broker_epoch,
+            } => {
+                let broker = registration(image, *node_id, *broker_epoch)?;
+                let mut out = vec![MetadataRecord::BrokerRegistrationChange {
+                    node_id: *node_id,
+                    broker_epoch: *broker_epoch,
+                    fenced: Some(true),
+                    in_controlled_shutdown: Some(false),
+                }];
+                if broker.is_active() {
+                    leave_partitions(image, *node_id, &mut out);
+                }
+                Ok(out)
+            }
+            ControllerCommand::UnfenceBroker {
+                node_id,
+                broker_epoch,
+            } => {
+                registration(image, *node_id, *broker_epoch)?;
+                let mut out = vec![MetadataRecord::BrokerRegistrationChange {
+                    node_id: *node_id,
+                    broker_epoch: *broker_epoch,
+                    fenced: Some(false),
+                    in_controlled_shutdown: Some(false),
+                }];
+                elect_leaderless(image, Some(*node_id), &mut out);
+                Ok(out)
+            }
+            ControllerCommand::BeginControlledShutdown {
+                node_id,
+                broker_epoch,
+            } => {
+                let broker = registration(image, *node_id, *broker_epoch)?;
+                let mut out = vec![MetadataRecord::BrokerRegistrationChange {
+                    node_id: *node_id,
+                    broker_epoch: *broker_epoch,
+                    fenced: None,
+                    in_controlled_shutdown: Some(true),
+                }];
+                if broker.is_active() {
+                    leave_partitions(image, *node_id, &mut out);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Checks the command against `image` without changing anything.
+    pub fn validate(&self, image: &MetadataImage) -> Result<(), CommandRejected> {
+        self.plan(image).map(|_| ())
+    }
+}
+
+/// The registration of `node_id` if its epoch is `broker_epoch`.
+fn registration(
+    image: &MetadataImage,
+    node_id: i32,
+    broker_epoch: u64,
+) -> Result<&crate::image::BrokerImage, CommandRejected> {
+    image
+        .broker(node_id)
+        .filter(|b| b.epoch == broker_epoch)
+        .ok_or(CommandRejected::StaleBrokerEpoch {
+            node_id,
+            broker_epoch,
+        })
+}
+
+/// The partitions a command adds, numbered from `first`: the explicit ones of an old entry, or
+/// those `placement` computes against `image`.
+fn resolve_placement(
+    image: &MetadataImage,
+    first: i32,
+    explicit: &[PartitionAssignment],
+    placement: Option<&Placement>,
+) -> Result<Vec<PartitionAssignment>, CommandRejected> {
+    let Some(placement) = placement else {
+        return Ok(explicit.to_vec());
+    };
+    if !explicit.is_empty() {
+        return Err(CommandRejected::InvalidPartitions {
+            reason: "both explicit partitions and a placement were given".into(),
+        });
+    }
+    match placement {
+        Placement::Striped {
+            partition_count,
+            replication_factor,
+            seed,
+        } => {
+            if *partition_count < 0 {
+                return Err(CommandRejected::InvalidPartitions {
+                    reason: format!("invalid partition count {partition_count}"),
+                });
+            }
+            let mut placer = StripedPlacer::new(image, *seed);
+            // Kafka's wording: the placer's reason after what could not be done.
+            let unable = |e: PlacementError| CommandRejected::InvalidReplicationFactor {
+                reason: format!("Unable to replicate the partition {replication_factor} time(s): {e}"),
+            };
+            placer.check(*replication_factor).map_err(unable)?;
+            (0..*partition_count)
+                .map(|i| {
+                    let replicas = placer.place(*replication_factor).map_err(unable)?;
+                    Ok(assignment(image, first.saturating_add(i), replicas))
+                })
+                .collect()
+        }
+        Placement::Manual { replicas } => replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let partition = first.saturating_add(i32::try_from(i).unwrap_or(i32::MAX));
+                // Unknown brokers are left to validate_assignments, with their own message.
+                let registered = !r.is_empty() && r.iter().all(|b| image.broker(*b).is_some());
+                if registered && !r.iter().any(|b| image.is_active_broker(*b)) {
+                    return Err(CommandRejected::InvalidReplicaAssignment {
+                        reason: format!(
+                            "All brokers specified in the manual partition assignment for partition {partition} are fenced or in controlled shutdown."
+                        ),
+                    });
+                }
+                Ok(assignment(image, partition, r.clone()))
+            })
+            .collect(),
+    }
+}
+
+/// A new partition on `replicas`: in sync are the active ones, the first of them leads (Kafka
+/// creates partitions with the unfenced replicas as ISR).
+fn assignment(image: &MetadataImage, partition: i32, replicas: Vec<i32>) -> PartitionAssignment {
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|b| image.is_active_broker(*b))
+        .collect();
+    let leader = isr.first().copied().unwrap_or(NO_LEADER);
+    PartitionAssignment {
+        partition,
+        replicas,
+        isr,
+        leader,
+    }
+}
+
+/// Records that move leadership and ISR membership off `node` (being fenced or shutting down),
+/// as Kafka's `generateLeaderAndIsrUpdates` does: it leaves every ISR it is not the last member
+/// of, and a partition it led gets the first other active in-sync replica, or no leader.
+fn leave_partitions(image: &MetadataImage, node: i32, out: &mut Vec<MetadataRecord>) {
+    for (topic, index, p) in image.partitions() {
+        let in_isr = p.isr.contains(&node);
+        if p.leader != node && !in_isr {
+            continue;
+        }
+        let isr: Vec<i32> = if in_isr && p.isr.len() > 1 {
+            p.isr.iter().copied().filter(|b| *b != node).collect()
+        } else {
+            p.isr.clone()
+        };
+        let leader = if p.leader == node {
+            p.replicas
+                .iter()
+                .copied()
+                .find(|b| *b != node && isr.contains(b) && image.is_active_broker(*b))
+                .unwrap_or(NO_LEADER)
+        } else {
+            p.leader
+        };
+        if leader == p.leader && isr == p.isr {
+            continue;
+        }
+        out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+            topic_id: topic.topic_id,
+            partition: index,
+            leader: (leader != p.leader).then_some(leader),
+            isr: (isr != p.isr).then_some(isr),
+            replicas: None,
+        }));
+    }
+}
+
+/// Records giving leaderless partitions a leader: the first replica that is in sync and active,
+/// counting `becoming_active` as active (it is being unfenced by the same command).
+fn elect_leaderless(
+    image: &MetadataImage,
+    becoming_active: Option<i32>,
+    out: &mut Vec<MetadataRecord>,
+) {
+    for (topic, index, p) in image.partitions() {
+        if p.leader != NO_LEADER {
+            continue;
+        }
+        let leader = p.replicas.iter().copied().find(|b| {
+            p.isr.contains(b) && (Some(*b) == becoming_active || image.is_active_broker(*b))
+        });
+        if let Some(leader) = leader {
+            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
+                topic_id: topic.topic_id,
+                partition: index,
+                leader: Some(leader),
+                isr: None,
+                replicas: None,
+            }));
         }
     }
 }
@@ -367,8 +608,7 @@ pub fn apply_in_place(
     cmd: &ControllerCommand,
 ) -> Result<CommandOutcome, CommandRejected> {
     image.last_applied_index = log_index;
-    cmd.validate(image)?;
-    let records = cmd.records();
+    let records = cmd.plan(image)?;
     for record in &records {
         image.apply_record(record);
     }
@@ -477,6 +717,7 @@ mod tests {
                 security_protocol: "PLAINTEXT".into(),
             }],
             rack: None,
+            fenced: false,
         }
     }
 
@@ -508,6 +749,7 @@ mod tests {
                 .map(|p| PartitionAssignment::new(p, vec![1, 2]))
                 .collect(),
             configs: BTreeMap::new(),
+            placement: None,
         }
     }
 
@@ -606,6 +848,7 @@ mod tests {
                 topic_id: Uuid::new_v4(),
                 partitions: partitions.clone(),
                 configs: BTreeMap::new(),
+                placement: None,
             };
             let (_, res) = apply(&image, 3, &cmd);
             assert!(
@@ -642,6 +885,7 @@ mod tests {
             new_partitions: (from..to)
                 .map(|p| PartitionAssignment::new(p, vec![2]))
                 .collect(),
+            placement: None,
         };
         let (_, res) = apply(&image, 4, &grow(2, 2));
         assert!(matches!(
@@ -664,6 +908,7 @@ mod tests {
             &ControllerCommand::CreatePartitions {
                 topic_id: Uuid::new_v4(),
                 new_partitions: vec![],
+                placement: None,
             },
         );
         assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
@@ -791,6 +1036,7 @@ mod tests {
             ControllerCommand::CreatePartitions {
                 topic_id: a,
                 new_partitions: vec![PartitionAssignment::new(1, vec![1])],
+                placement: None,
             },
         ];
         let run = || {

@@ -35,6 +35,9 @@ pub enum MetadataError {
     /// This node did not become leader within `leader_wait_timeout_ms`.
     #[error("no metadata quorum leader after {waited_ms} ms")]
     LeaderTimeout { waited_ms: u64 },
+    /// A write or wait ran out of time (`REQUEST_TIMED_OUT`).
+    #[error("timed out waiting for {what}")]
+    Timeout { what: String },
     /// The Raft task stopped (after a storage error, or shutdown); the quorum is unusable.
     #[error("metadata quorum stopped: {0}")]
     Stopped(String),

@@ -1,11 +1,13 @@
 //! Small on-disk helpers shared by the log store and the state machine: checksummed frames and
-//! atomic file replacement.
+//! atomic file replacement. All file access goes through storage's [`Backend`], so tests can run
+//! the metadata quorum on the fault-injecting backend, where a crash loses what was not fsynced.
 //!
 //! Frame layout: `u32 BE payload length | u32 BE CRC-32C of payload | payload`.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use rafka_storage::Backend;
 
 /// Frame header size, in bytes.
 pub(crate) const FRAME_HEADER_BYTES: usize = 8;
@@ -90,27 +92,45 @@ pub(crate) fn decode_frame(buf: &[u8]) -> Frame<'_> {
 
 /// Replaces `path` with `contents` so that a crash leaves either the old or the new file: write a
 /// temporary sibling, fsync it, rename it over, fsync the directory so the rename is durable.
-pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomic(backend: &dyn Backend, path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = tmp_path(path);
     {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
+        let f = backend.open(&tmp, true)?;
+        f.set_len(0)?;
+        f.write_all_at(contents, 0)?;
+        f.sync()?;
     }
-    fs::rename(&tmp, path)?;
-    sync_parent(path)
+    backend.rename(&tmp, path)?;
+    sync_parent(backend, path)
+}
+
+/// The whole content of `path`, or `None` if it does not exist.
+pub(crate) fn read_file(backend: &dyn Backend, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    if !backend.exists(path)? {
+        return Ok(None);
+    }
+    let f = match backend.open(path, false) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len =
+        usize::try_from(f.len()?).map_err(|_| corrupt(path, "file does not fit in memory"))?;
+    if len > FRAME_PAYLOAD_BYTES_MAX.saturating_mul(2) {
+        return Err(corrupt(
+            path,
+            &format!("file of {len} bytes is over the limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    f.read_exact_at(&mut buf, 0)?;
+    Ok(Some(buf))
 }
 
 /// Reads a file written by [`write_atomic`] holding a single frame. `Ok(None)` if absent.
-pub(crate) fn read_single_frame(path: &Path) -> io::Result<Option<Vec<u8>>> {
-    let bytes = match fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+pub(crate) fn read_single_frame(backend: &dyn Backend, path: &Path) -> io::Result<Option<Vec<u8>>> {
+    let Some(bytes) = read_file(backend, path)? else {
+        return Ok(None);
     };
     match decode_frame(&bytes) {
         Frame::Whole {
@@ -124,21 +144,21 @@ pub(crate) fn read_single_frame(path: &Path) -> io::Result<Option<Vec<u8>>> {
 }
 
 /// Writes `payload` as one frame with [`write_atomic`].
-pub(crate) fn write_single_frame(path: &Path, payload: &[u8]) -> io::Result<()> {
+pub(crate) fn write_single_frame(
+    backend: &dyn Backend,
+    path: &Path,
+    payload: &[u8],
+) -> io::Result<()> {
     let mut buf = Vec::with_capacity(payload.len() + FRAME_HEADER_BYTES);
     encode_frame(payload, &mut buf)?;
-    write_atomic(path, &buf)
+    write_atomic(backend, path, &buf)
 }
 
-pub(crate) fn sync_parent(path: &Path) -> io::Result<()> {
+pub(crate) fn sync_parent(backend: &dyn Backend, path: &Path) -> io::Result<()> {
     match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => sync_dir(dir),
-        _ => sync_dir(Path::new(".")),
+        Some(dir) if !dir.as_os_str().is_empty() => backend.sync_dir(dir),
+        _ => backend.sync_dir(Path::new(".")),
     }
-}
-
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
 }
 
 pub(crate) fn tmp_path(path: &Path) -> PathBuf {
@@ -151,11 +171,12 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 }
 
 /// Removes a leftover temporary sibling of `path` from an interrupted [`write_atomic`].
-pub(crate) fn remove_stale_tmp(path: &Path) -> io::Result<()> {
-    match fs::remove_file(tmp_path(path)) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
+pub(crate) fn remove_stale_tmp(backend: &dyn Backend, path: &Path) -> io::Result<()> {
+    let tmp = tmp_path(path);
+    if backend.exists(&tmp)? {
+        backend.remove_file(&tmp)?;
     }
+    Ok(())
 }
 
 pub(crate) fn corrupt(path: &Path, why: &str) -> io::Error {
@@ -190,16 +211,17 @@ mod tests {
     #[test]
     fn atomic_single_frame_file() {
         let dir = tempfile::tempdir().unwrap();
+        let b = rafka_storage::FileBackend;
         let path = dir.path().join("vote");
-        assert_eq!(read_single_frame(&path).unwrap(), None);
-        write_single_frame(&path, b"one").unwrap();
-        write_single_frame(&path, b"two").unwrap();
+        assert_eq!(read_single_frame(&b, &path).unwrap(), None);
+        write_single_frame(&b, &path, b"one").unwrap();
+        write_single_frame(&b, &path, b"two").unwrap();
         assert_eq!(
-            read_single_frame(&path).unwrap().as_deref(),
+            read_single_frame(&b, &path).unwrap().as_deref(),
             Some(&b"two"[..])
         );
         assert!(!tmp_path(&path).exists());
-        fs::write(&path, b"junk").unwrap();
-        assert!(read_single_frame(&path).is_err());
+        std::fs::write(&path, b"junk").unwrap();
+        assert!(read_single_frame(&b, &path).is_err());
     }
 }

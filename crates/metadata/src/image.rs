@@ -58,12 +58,29 @@ pub struct BrokerImage {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// Kafka's broker epoch: the log index of the registration. Heartbeats and fencing name it,
+    /// so nothing meant for an earlier incarnation touches this one. 0 in snapshots written
+    /// before the broker lifecycle existed.
+    #[serde(default)]
+    pub epoch: u64,
+    /// A fenced broker leads nothing and is not listed to clients (KIP-631).
+    #[serde(default)]
+    pub fenced: bool,
+    /// The broker asked to shut down; leadership is moving off it.
+    #[serde(default)]
+    pub in_controlled_shutdown: bool,
 }
 
 impl BrokerImage {
     /// The endpoint of the named listener, if the broker advertises one.
     pub fn endpoint(&self, listener: &str) -> Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.listener == listener)
+    }
+
+    /// Whether the broker may lead partitions and be shown to clients: unfenced and not
+    /// shutting down.
+    pub fn is_active(&self) -> bool {
+        !self.fenced && !self.in_controlled_shutdown
     }
 }
 
@@ -200,6 +217,28 @@ impl MetadataImage {
         self.brokers.values()
     }
 
+    /// Registered brokers that are not fenced, ordered by node id: what clients are told about
+    /// (Kafka's alive brokers).
+    pub fn unfenced_brokers(&self) -> impl Iterator<Item = &BrokerImage> + '_ {
+        self.brokers.values().filter(|b| !b.fenced)
+    }
+
+    /// Whether `node_id` is registered and may lead partitions.
+    pub fn is_active_broker(&self, node_id: i32) -> bool {
+        self.brokers
+            .get(&node_id)
+            .is_some_and(BrokerImage::is_active)
+    }
+
+    /// Every partition of every topic, in topic-name then partition order (deterministic, so
+    /// apply may derive records from it).
+    pub fn partitions(
+        &self,
+    ) -> impl Iterator<Item = (&Arc<TopicImage>, i32, &PartitionImage)> + '_ {
+        self.topics()
+            .flat_map(|t| t.partitions.iter().map(move |(i, p)| (t, *i, p)))
+    }
+
     /// Applies one record in place.
     ///
     /// Records come from validated commands, so an inconsistent one (a partition of an unknown
@@ -263,6 +302,26 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataRecord::BrokerRegistrationChange {
+                node_id,
+                broker_epoch,
+                fenced,
+                in_controlled_shutdown,
+            } => match self.brokers.get_mut(node_id) {
+                Some(b) if b.epoch == *broker_epoch => {
+                    if let Some(f) = fenced {
+                        b.fenced = *f;
+                    }
+                    if let Some(c) = in_controlled_shutdown {
+                        b.in_controlled_shutdown = *c;
+                    }
+                }
+                _ => tracing::warn!(
+                    node_id,
+                    broker_epoch,
+                    "skipping BrokerRegistrationChange for another registration"
+                ),
+            },
             MetadataRecord::Partition(p) => self.put_partition(p),
             MetadataRecord::PartitionChange(change) => self.change_partition(change),
             MetadataRecord::RemoveTopic { topic_id } => {
@@ -294,6 +353,8 @@ impl MetadataImage {
         }
     }
 
+    /// The registration's epoch is the index of the log entry carrying it, which apply sets as
+    /// `last_applied_index` before applying the entry's records.
     fn register_broker(&mut self, reg: &BrokerRegistration) {
         self.brokers.insert(
             reg.node_id,
@@ -302,6 +363,9 @@ impl MetadataImage {
                 incarnation_id: reg.incarnation_id,
                 endpoints: reg.endpoints.clone(),
                 rack: reg.rack.clone(),
+                epoch: self.last_applied_index,
+                fenced: reg.fenced,
+                in_controlled_shutdown: false,
             },
         );
     }

@@ -17,11 +17,12 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+
+use rafka_storage::{Backend, StorageFile};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogId, LogState, RaftLogReader, StorageError, Vote};
@@ -64,8 +65,9 @@ impl Debug for FileLogStore {
 }
 
 struct LogInner {
+    backend: Arc<dyn Backend>,
     dir: PathBuf,
-    file: File,
+    file: Arc<dyn StorageFile>,
     file_bytes: u64,
     /// index -> (byte offset of its frame, entry)
     entries: BTreeMap<u64, (u64, LogEntry)>,
@@ -86,19 +88,25 @@ fn json_error(e: serde_json::Error) -> io::Error {
 }
 
 impl FileLogStore {
-    /// Opens (creating if needed) the log in `dir`, truncating a torn tail.
+    /// Opens (creating if needed) the log in `dir` on the real file system.
     pub fn open(dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(dir)?;
+        Self::open_with(dir, Arc::new(rafka_storage::FileBackend))
+    }
+
+    /// Opens (creating if needed) the log in `dir` through `backend`, truncating a torn tail.
+    pub fn open_with(dir: &Path, backend: Arc<dyn Backend>) -> io::Result<Self> {
+        let b = backend.as_ref();
+        b.create_dir_all(dir)?;
         let log_path = dir.join(LOG_FILE);
         for name in [LOG_FILE, VOTE_FILE, COMMITTED_FILE] {
-            fsio::remove_stale_tmp(&dir.join(name))?;
+            fsio::remove_stale_tmp(b, &dir.join(name))?;
         }
-        if !log_path.exists() {
-            write_log_file(&log_path, None, std::iter::empty())?;
+        if !b.exists(&log_path)? {
+            write_log_file(b, &log_path, None, std::iter::empty())?;
         }
-        let (entries, last_purged, valid_bytes) = read_log_file(&log_path)?;
-        let file = OpenOptions::new().append(true).open(&log_path)?;
-        let on_disk = file.metadata()?.len();
+        let (entries, last_purged, valid_bytes) = read_log_file(b, &log_path)?;
+        let file = b.open(&log_path, false)?;
+        let on_disk = file.len()?;
         if valid_bytes < on_disk {
             tracing::warn!(
                 path = %log_path.display(),
@@ -107,11 +115,11 @@ impl FileLogStore {
                 "truncating torn tail of the metadata log"
             );
             file.set_len(valid_bytes)?;
-            file.sync_all()?;
+            file.sync()?;
         }
-        let vote = read_json(&dir.join(VOTE_FILE))?;
+        let vote = read_json(b, &dir.join(VOTE_FILE), true)?;
         let mut committed =
-            read_json::<Option<LogId<NodeId>>>(&dir.join(COMMITTED_FILE))?.flatten();
+            read_json::<Option<LogId<NodeId>>>(b, &dir.join(COMMITTED_FILE), false)?.flatten();
         // Entries are fsynced before they can be committed, so a committed pointer past the end
         // means the log lost entries to damage (a cut file). Point at what is left rather than
         // make openraft re-apply entries that no longer exist; a leader re-replicates the rest.
@@ -130,6 +138,7 @@ impl FileLogStore {
         }
         Ok(FileLogStore {
             inner: Arc::new(Mutex::new(LogInner {
+                backend,
                 dir: dir.to_path_buf(),
                 file,
                 file_bytes: valid_bytes,
@@ -140,6 +149,19 @@ impl FileLogStore {
                 failed: false,
             })),
         })
+    }
+
+    /// The voters of the newest membership entry in the log, if it holds one.
+    pub fn last_membership_voters(&self) -> Option<Vec<NodeId>> {
+        let inner = self.inner.lock().ok()?;
+        inner
+            .entries
+            .values()
+            .rev()
+            .find_map(|(_, e)| match &e.payload {
+                openraft::EntryPayload::Membership(m) => Some(m.voter_ids().collect()),
+                _ => None,
+            })
     }
 
     /// Runs `f` on the locked store, mapping I/O failures to openraft's storage error.
@@ -162,10 +184,14 @@ impl FileLogStore {
     }
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>> {
-    match fsio::read_single_frame(path)? {
+fn read_json<T: serde::de::DeserializeOwned>(
+    backend: &dyn Backend,
+    path: &Path,
+    vote: bool,
+) -> io::Result<Option<T>> {
+    match fsio::read_single_frame(backend, path)? {
         None => Ok(None),
-        Some(payload) => serde_json::from_slice(&payload)
+        Some(payload) => crate::legacy::from_slice(&payload, vote)
             .map(Some)
             .map_err(json_error),
     }
@@ -174,13 +200,13 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> io::Result<Option<T>>
 type LoadedLog = (BTreeMap<u64, (u64, LogEntry)>, Option<LogId<NodeId>>, u64);
 
 /// Reads every whole entry; returns them, the last purged id, and the length of the valid prefix.
-fn read_log_file(path: &Path) -> io::Result<LoadedLog> {
-    let bytes = fs::read(path)?;
+fn read_log_file(backend: &dyn Backend, path: &Path) -> io::Result<LoadedLog> {
+    let bytes = fsio::read_file(backend, path)?.unwrap_or_default();
     let (last_purged, mut pos) = match fsio::decode_frame(&bytes) {
         Frame::Whole {
             payload,
             frame_bytes,
-        } => match serde_json::from_slice(payload).map_err(json_error)? {
+        } => match crate::legacy::from_slice(payload, false).map_err(json_error)? {
             LogFrame::Header {
                 format_version,
                 last_purged,
@@ -207,7 +233,7 @@ fn read_log_file(path: &Path) -> io::Result<LoadedLog> {
                 payload,
                 frame_bytes,
             } => {
-                let entry = match serde_json::from_slice(payload).map_err(json_error)? {
+                let entry = match crate::legacy::from_slice(payload, false).map_err(json_error)? {
                     LogFrame::Entry(e) => e,
                     LogFrame::Header { .. } => {
                         return Err(fsio::corrupt(path, &format!("second header at byte {pos}")))
@@ -260,6 +286,7 @@ fn encode_entry(entry: &LogEntry, out: &mut Vec<u8>) -> io::Result<()> {
 
 /// Writes a whole log file atomically; returns the byte offset of each entry.
 fn write_log_file<'a>(
+    backend: &dyn Backend,
     path: &Path,
     last_purged: Option<LogId<NodeId>>,
     entries: impl Iterator<Item = &'a LogEntry>,
@@ -276,7 +303,7 @@ fn write_log_file<'a>(
         offsets.push(buf.len() as u64);
         encode_entry(e, &mut buf)?;
     }
-    fsio::write_atomic(path, &buf)?;
+    fsio::write_atomic(backend, path, &buf)?;
     Ok(offsets)
 }
 
@@ -294,15 +321,15 @@ impl LogInner {
         }
         let written = self
             .file
-            .write_all(&buf)
-            .and_then(|()| self.file.sync_data());
+            .write_all_at(&buf, self.file_bytes)
+            .and_then(|()| self.file.sync());
         if let Err(e) = written {
             // Cut off whatever part of the batch reached the file so a later open does not
             // mistake it for acknowledged data; if even that fails, stop accepting writes.
             if self
                 .file
                 .set_len(self.file_bytes)
-                .and_then(|()| self.file.sync_all())
+                .and_then(|()| self.file.sync())
                 .is_err()
             {
                 self.failed = true;
@@ -321,11 +348,7 @@ impl LogInner {
             return Ok(());
         };
         let offset = *offset;
-        if let Err(e) = self
-            .file
-            .set_len(offset)
-            .and_then(|()| self.file.sync_all())
-        {
+        if let Err(e) = self.file.set_len(offset).and_then(|()| self.file.sync()) {
             self.failed = true;
             return Err(e);
         }
@@ -348,7 +371,12 @@ impl LogInner {
             .map(|next| self.entries.split_off(&next))
             .unwrap_or_default();
         let path = self.log_path();
-        let offsets = match write_log_file(&path, Some(log_id), kept.values().map(|(_, e)| e)) {
+        let offsets = match write_log_file(
+            self.backend.as_ref(),
+            &path,
+            Some(log_id),
+            kept.values().map(|(_, e)| e),
+        ) {
             Ok(o) => o,
             Err(e) => {
                 // The old file may or may not have been replaced; the in-memory view no longer
@@ -364,8 +392,8 @@ impl LogInner {
             .map(|((_, e), off)| (e.log_id.index, (off, e)))
             .collect();
         // The rename replaced the file under our handle; reopen to append to the new one.
-        self.file = OpenOptions::new().append(true).open(&path)?;
-        self.file_bytes = self.file.metadata()?.len();
+        self.file = self.backend.open(&path, false)?;
+        self.file_bytes = self.file.len()?;
         Ok(())
     }
 }
@@ -405,7 +433,7 @@ impl RaftLogStorage<TypeConfig> for FileLogStore {
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> StorageResult<()> {
         self.with(ErrorSubject::Vote, ErrorVerb::Write, |inner| {
             let json = serde_json::to_vec(vote).map_err(json_error)?;
-            fsio::write_single_frame(&inner.dir.join(VOTE_FILE), &json)?;
+            fsio::write_single_frame(inner.backend.as_ref(), &inner.dir.join(VOTE_FILE), &json)?;
             inner.vote = Some(*vote);
             Ok(())
         })
@@ -420,7 +448,11 @@ impl RaftLogStorage<TypeConfig> for FileLogStore {
     async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> StorageResult<()> {
         self.with(ErrorSubject::Store, ErrorVerb::Write, |inner| {
             let json = serde_json::to_vec(&committed).map_err(json_error)?;
-            fsio::write_single_frame(&inner.dir.join(COMMITTED_FILE), &json)?;
+            fsio::write_single_frame(
+                inner.backend.as_ref(),
+                &inner.dir.join(COMMITTED_FILE),
+                &json,
+            )?;
             inner.committed = committed;
             Ok(())
         })
@@ -499,10 +531,10 @@ mod tests {
         append_direct(&store, (1..=5).map(|i| blank(1, i)).collect());
         drop(store);
         let path = dir.path().join(LOG_FILE);
-        let whole = fs::read(&path).unwrap();
+        let whole = std::fs::read(&path).unwrap();
 
         // Cut the last entry in half.
-        fs::write(&path, &whole[..whole.len() - 5]).unwrap();
+        std::fs::write(&path, &whole[..whole.len() - 5]).unwrap();
         let store = FileLogStore::open(dir.path()).unwrap();
         assert_eq!(indexes(&store), vec![1, 2, 3, 4]);
         // Appending after recovery lands after the last whole entry.
@@ -520,14 +552,14 @@ mod tests {
             &[0, 0, 0, 50, 1, 2, 3, 4, 5, 6][..],
             &[0u8; 64][..],
         ] {
-            let mut bytes = fs::read(&path).unwrap();
+            let mut bytes = std::fs::read(&path).unwrap();
             let before = bytes.len();
             bytes.extend_from_slice(junk);
-            fs::write(&path, &bytes).unwrap();
+            std::fs::write(&path, &bytes).unwrap();
             let store = FileLogStore::open(dir.path()).unwrap();
             assert_eq!(indexes(&store), vec![1, 2, 3, 4, 5]);
             drop(store);
-            assert_eq!(fs::metadata(&path).unwrap().len(), before as u64);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), before as u64);
         }
     }
 
@@ -539,9 +571,9 @@ mod tests {
         let second = store.inner.lock().unwrap().entries[&2].0 as usize;
         drop(store);
         let path = dir.path().join(LOG_FILE);
-        let mut bytes = fs::read(&path).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
         bytes[second + fsio::FRAME_HEADER_BYTES + 2] ^= 0xff;
-        fs::write(&path, &bytes).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
         let err = FileLogStore::open(dir.path()).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
     }

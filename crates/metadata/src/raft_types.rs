@@ -2,7 +2,9 @@
 
 use std::io::Cursor;
 
-use openraft::{BasicNode, StorageError, TokioRuntime};
+use openraft::{BasicNode, StorageError};
+
+use crate::runtime::RafkaRuntime;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{CommandOutcome, CommandRejected, ControllerCommand};
@@ -28,7 +30,7 @@ openraft::declare_raft_types!(
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = Cursor<Vec<u8>>,
-        AsyncRuntime = TokioRuntime,
+        AsyncRuntime = RafkaRuntime,
 );
 
 /// What applying one log entry answered; the proposer receives it from `client_write`.

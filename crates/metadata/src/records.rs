@@ -52,6 +52,17 @@ pub enum MetadataRecord {
     /// A feature's finalized level (Kafka's `FeatureLevelRecord`); level 0 removes it, as in
     /// Kafka, where an absent feature is at level 0.
     FeatureLevel { name: String, level: i16 },
+    /// A registered broker was fenced or unfenced, or began a controlled shutdown (Kafka's
+    /// `FenceBrokerRecord`, `UnfenceBrokerRecord` and `BrokerRegistrationChangeRecord`). It only
+    /// applies to the registration whose epoch it names.
+    BrokerRegistrationChange {
+        node_id: i32,
+        broker_epoch: u64,
+        #[serde(default)]
+        fenced: Option<bool>,
+        #[serde(default)]
+        in_controlled_shutdown: Option<bool>,
+    },
 }
 
 /// What a broker announces about itself when it registers with the controller.
@@ -62,6 +73,11 @@ pub struct BrokerRegistration {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// Whether the broker starts fenced (KIP-631: a registration is fenced until the broker has
+    /// caught up with the metadata log). Registrations written before the broker lifecycle
+    /// existed carry no field and were live at once, which is how they still replay.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// One advertised listener of a broker.

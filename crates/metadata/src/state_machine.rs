@@ -6,12 +6,14 @@
 //! On restart the image comes from that file and openraft replays the committed log after it.
 //! The second frame is also the snapshot data sent to followers, so no re-encoding is needed.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
-use std::fs;
 use std::io::{self, Cursor};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use rafka_storage::Backend;
 
 use openraft::storage::RaftStateMachine;
 use openraft::{
@@ -24,10 +26,166 @@ use crate::command::apply_in_place;
 use crate::fsio::{self, Frame};
 use crate::image::MetadataImage;
 use crate::raft_types::{CommandResponse, LogEntry, Node, NodeId, StorageResult, TypeConfig};
+use crate::rpc::SnapshotPayload;
 
-const SNAPSHOT_FILE: &str = "snapshot";
+pub(crate) const SNAPSHOT_FILE: &str = "snapshot";
 
-type Meta = SnapshotMeta<NodeId, Node>;
+/// Applied entries kept in memory for observers that are slightly behind; one further behind
+/// gets the whole image instead.
+pub(crate) const RECENT_ENTRIES_MAX: usize = 4096;
+
+pub(crate) type Meta = SnapshotMeta<NodeId, Node>;
+
+/// Applies one log entry to `image`: a command through [`apply_in_place`], a blank or
+/// membership entry only moves `last_applied_index`. Voters and observers share it, so the same
+/// log gives the same image everywhere.
+pub fn apply_entry(image: &mut MetadataImage, entry: &LogEntry) -> CommandResponse {
+    let index = entry.log_id.index;
+    match &entry.payload {
+        EntryPayload::Blank | EntryPayload::Membership(_) => {
+            image.last_applied_index = index;
+            CommandResponse::NoCommand
+        }
+        EntryPayload::Normal(cmd) => match apply_in_place(image, index, cmd) {
+            Ok(outcome) => CommandResponse::Applied(outcome),
+            Err(rejected) => {
+                tracing::debug!(index, %rejected, "metadata command rejected");
+                CommandResponse::Rejected(rejected)
+            }
+        },
+    }
+}
+
+/// What has been applied, shared with the code that serves observers: the image, the last
+/// applied log id and the most recent entries, changed together under one lock so a reader
+/// never sees an image that disagrees with the entries.
+#[derive(Debug)]
+pub(crate) struct Applied {
+    inner: Mutex<AppliedInner>,
+    index: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Debug)]
+struct AppliedInner {
+    image: Arc<MetadataImage>,
+    last: Option<LogId<NodeId>>,
+    recent: VecDeque<LogEntry>,
+    /// A running hash of every entry applied since the start of the log (FNV-1a over each
+    /// entry's JSON), so tests can check that two nodes applied the same prefix. `None` once a
+    /// snapshot was loaded: its entries are not known one by one.
+    digest: Option<u64>,
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        hash ^= u64::from(*b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// What [`Applied::read_from`] found.
+pub(crate) enum AppliedRead {
+    /// Nothing at or after the index yet.
+    Nothing,
+    Entries(Vec<LogEntry>),
+    /// The index is older than the entries kept: here is the whole image.
+    Snapshot(SnapshotPayload),
+}
+
+impl Applied {
+    fn new(image: Arc<MetadataImage>, last: Option<LogId<NodeId>>) -> Self {
+        let index = last.map(|l| l.index).unwrap_or(0);
+        Applied {
+            inner: Mutex::new(AppliedInner {
+                image,
+                last,
+                recent: VecDeque::new(),
+                digest: last.is_none().then_some(FNV_OFFSET),
+            }),
+            index: tokio::sync::watch::channel(index).0,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, AppliedInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn push(&self, image: Arc<MetadataImage>, entries: Vec<LogEntry>) {
+        let mut inner = self.lock();
+        for e in entries {
+            inner.last = Some(e.log_id);
+            if let Some(d) = inner.digest {
+                inner.digest = Some(fnv1a(d, &serde_json::to_vec(&e).unwrap_or_default()));
+            }
+            inner.recent.push_back(e);
+        }
+        while inner.recent.len() > RECENT_ENTRIES_MAX {
+            inner.recent.pop_front();
+        }
+        inner.image = image;
+        let index = inner.last.map(|l| l.index).unwrap_or(0);
+        drop(inner);
+        self.index.send_replace(index);
+    }
+
+    fn reset(&self, image: Arc<MetadataImage>, last: Option<LogId<NodeId>>) {
+        let mut inner = self.lock();
+        inner.image = image;
+        inner.last = last;
+        inner.recent.clear();
+        inner.digest = None;
+        let index = last.map(|l| l.index).unwrap_or(0);
+        drop(inner);
+        self.index.send_replace(index);
+    }
+
+    /// The last applied index, as a watch that moves with every applied batch.
+    pub(crate) fn watch_index(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.index.subscribe()
+    }
+
+    pub(crate) fn last_index(&self) -> u64 {
+        *self.index.borrow()
+    }
+
+    /// The last applied index and the running digest of the entries up to it.
+    pub(crate) fn digest(&self) -> (Option<u64>, Option<u64>) {
+        let inner = self.lock();
+        (inner.last.map(|l| l.index), inner.digest)
+    }
+
+    /// Up to `max` applied entries from `index` on.
+    pub(crate) fn read_from(&self, index: u64, max: usize) -> io::Result<AppliedRead> {
+        let inner = self.lock();
+        let last = inner.last.map(|l| l.index);
+        if last.is_none_or(|l| index > l) {
+            return Ok(AppliedRead::Nothing);
+        }
+        match inner.recent.front() {
+            Some(first) if first.log_id.index <= index => Ok(AppliedRead::Entries(
+                inner
+                    .recent
+                    .iter()
+                    .skip_while(|e| e.log_id.index < index)
+                    .take(max.max(1))
+                    .cloned()
+                    .collect(),
+            )),
+            _ => {
+                let json = serde_json::to_vec(inner.image.as_ref()).map_err(json_error)?;
+                Ok(AppliedRead::Snapshot(SnapshotPayload {
+                    last_index: last.unwrap_or(0),
+                    last_term: inner.last.map(|l| l.leader_id.term).unwrap_or(0),
+                    image_json: json,
+                }))
+            }
+        }
+    }
+}
 
 /// In-memory image, last applied log id and membership, plus the snapshot file.
 pub struct MetadataStateMachine {
@@ -36,6 +194,7 @@ pub struct MetadataStateMachine {
     membership: StoredMembership<NodeId, Node>,
     publisher: watch::Sender<Arc<MetadataImage>>,
     snapshots: Arc<SnapshotFile>,
+    applied: Arc<Applied>,
 }
 
 impl Debug for MetadataStateMachine {
@@ -48,7 +207,8 @@ impl Debug for MetadataStateMachine {
 
 /// The snapshot file, shared with snapshot builders. The mutex serialises writers so an older
 /// snapshot never replaces a newer one.
-struct SnapshotFile {
+pub(crate) struct SnapshotFile {
+    backend: Arc<dyn Backend>,
     path: PathBuf,
     current: Mutex<Option<Meta>>,
     /// Makes snapshot ids unique within a process run, as openraft asks.
@@ -64,7 +224,16 @@ fn json_error(e: serde_json::Error) -> io::Error {
 }
 
 impl SnapshotFile {
-    fn write(&self, meta: &Meta, image_json: &[u8]) -> io::Result<()> {
+    pub(crate) fn new(backend: Arc<dyn Backend>, path: PathBuf, current: Option<Meta>) -> Self {
+        SnapshotFile {
+            backend,
+            path,
+            current: Mutex::new(current),
+            counter: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn write(&self, meta: &Meta, image_json: &[u8]) -> io::Result<()> {
         let mut current = self
             .current
             .lock()
@@ -78,17 +247,15 @@ impl SnapshotFile {
         let mut buf = Vec::with_capacity(image_json.len() + 512);
         fsio::encode_frame(&serde_json::to_vec(meta).map_err(json_error)?, &mut buf)?;
         fsio::encode_frame(image_json, &mut buf)?;
-        fsio::write_atomic(&self.path, &buf)?;
+        fsio::write_atomic(self.backend.as_ref(), &self.path, &buf)?;
         *current = Some(meta.clone());
         Ok(())
     }
 
     /// Reads the snapshot file: its meta and the image bytes. `None` if there is none yet.
-    fn read(path: &Path) -> io::Result<Option<(Meta, Vec<u8>)>> {
-        let bytes = match fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
+    pub(crate) fn read(backend: &dyn Backend, path: &Path) -> io::Result<Option<(Meta, Vec<u8>)>> {
+        let Some(bytes) = fsio::read_file(backend, path)? else {
+            return Ok(None);
         };
         let mut frames = Vec::with_capacity(2);
         let mut pos = 0;
@@ -113,7 +280,7 @@ impl SnapshotFile {
                 &format!("expected 2 frames, found {}", frames.len()),
             ));
         };
-        let meta: Meta = serde_json::from_slice(meta).map_err(json_error)?;
+        let meta: Meta = crate::legacy::from_slice(meta, false).map_err(json_error)?;
         Ok(Some((meta, image.to_vec())))
     }
 
@@ -123,11 +290,15 @@ impl SnapshotFile {
             .current
             .lock()
             .map_err(|_| io::Error::other("snapshot lock poisoned"))?;
-        Self::read(&self.path)
+        Self::read(self.backend.as_ref(), &self.path)
     }
 }
 
-fn decode_image(json: &[u8], meta: &Meta, cluster_id: &str) -> io::Result<MetadataImage> {
+pub(crate) fn decode_image(
+    json: &[u8],
+    meta: &Meta,
+    cluster_id: &str,
+) -> io::Result<MetadataImage> {
     let mut image: MetadataImage = serde_json::from_slice(json).map_err(json_error)?;
     if image.cluster_id != cluster_id {
         return Err(io::Error::new(
@@ -143,35 +314,54 @@ fn decode_image(json: &[u8], meta: &Meta, cluster_id: &str) -> io::Result<Metada
 }
 
 impl MetadataStateMachine {
-    /// Loads the latest snapshot from `dir`, if any. The receiver sees every published image.
+    /// Loads the latest snapshot from `dir` on the real file system, if any.
     pub fn open(
         dir: &Path,
         cluster_id: &str,
     ) -> io::Result<(Self, watch::Receiver<Arc<MetadataImage>>)> {
-        fs::create_dir_all(dir)?;
+        Self::open_with(dir, cluster_id, Arc::new(rafka_storage::FileBackend))
+    }
+
+    /// Loads the latest snapshot from `dir` through `backend`. The receiver sees every
+    /// published image.
+    pub fn open_with(
+        dir: &Path,
+        cluster_id: &str,
+        backend: Arc<dyn Backend>,
+    ) -> io::Result<(Self, watch::Receiver<Arc<MetadataImage>>)> {
+        backend.create_dir_all(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
-        fsio::remove_stale_tmp(&path)?;
-        let (image, meta) = match SnapshotFile::read(&path)? {
+        fsio::remove_stale_tmp(backend.as_ref(), &path)?;
+        let (image, meta) = match SnapshotFile::read(backend.as_ref(), &path)? {
             Some((meta, json)) => (decode_image(&json, &meta, cluster_id)?, Some(meta)),
             None => (MetadataImage::empty(cluster_id), None),
         };
         let image = Arc::new(image);
         let (publisher, rx) = watch::channel(image.clone());
+        let last_applied = meta.as_ref().and_then(|m| m.last_log_id);
         let sm = MetadataStateMachine {
+            applied: Arc::new(Applied::new(image.clone(), last_applied)),
             image,
-            last_applied: meta.as_ref().and_then(|m| m.last_log_id),
+            last_applied,
             membership: meta
                 .as_ref()
                 .map(|m| m.last_membership.clone())
                 .unwrap_or_default(),
             publisher,
-            snapshots: Arc::new(SnapshotFile {
-                path,
-                current: Mutex::new(meta),
-                counter: AtomicU64::new(0),
-            }),
+            snapshots: Arc::new(SnapshotFile::new(backend, path, meta)),
         };
         Ok((sm, rx))
+    }
+
+    /// The voters of the membership in the loaded snapshot, if any.
+    pub(crate) fn snapshot_voters(&self) -> Option<Vec<NodeId>> {
+        let voters: Vec<NodeId> = self.membership.membership().voter_ids().collect();
+        (!voters.is_empty()).then_some(voters)
+    }
+
+    /// What has been applied, for serving observers.
+    pub(crate) fn applied(&self) -> Arc<Applied> {
+        self.applied.clone()
     }
 
     /// The latest applied image.
@@ -230,30 +420,17 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         // One copy of the image per batch: topics are shared, so this copies pointers only.
         let mut next = MetadataImage::clone(&self.image);
         let mut responses = Vec::new();
+        let mut applied = Vec::new();
         for entry in entries {
-            let index = entry.log_id.index;
             self.last_applied = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => {
-                    next.last_applied_index = index;
-                    CommandResponse::NoCommand
-                }
-                EntryPayload::Membership(m) => {
-                    next.last_applied_index = index;
-                    self.membership = StoredMembership::new(Some(entry.log_id), m);
-                    CommandResponse::NoCommand
-                }
-                EntryPayload::Normal(cmd) => match apply_in_place(&mut next, index, &cmd) {
-                    Ok(outcome) => CommandResponse::Applied(outcome),
-                    Err(rejected) => {
-                        tracing::debug!(index, %rejected, "metadata command rejected");
-                        CommandResponse::Rejected(rejected)
-                    }
-                },
-            };
-            responses.push(response);
+            if let EntryPayload::Membership(m) = &entry.payload {
+                self.membership = StoredMembership::new(Some(entry.log_id), m.clone());
+            }
+            responses.push(apply_entry(&mut next, &entry));
+            applied.push(entry);
         }
         self.image = Arc::new(next);
+        self.applied.push(self.image.clone(), applied);
         self.publisher.send_replace(self.image.clone());
         Ok(responses)
     }
@@ -285,6 +462,7 @@ impl RaftStateMachine<TypeConfig> for MetadataStateMachine {
         self.image = Arc::new(image);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
+        self.applied.reset(self.image.clone(), self.last_applied);
         self.publisher.send_replace(self.image.clone());
         Ok(())
     }

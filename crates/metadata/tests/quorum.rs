@@ -71,6 +71,7 @@ fn broker(node_id: i32) -> ControllerCommand {
             security_protocol: "PLAINTEXT".into(),
         }],
         rack: None,
+        fenced: false,
     })
 }
 
@@ -82,6 +83,7 @@ fn create(name: &str, id: Uuid, partitions: i32) -> ControllerCommand {
             .map(|p| PartitionAssignment::new(p, vec![1]))
             .collect(),
         configs: BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]),
+        placement: None,
     }
 }
 
@@ -156,6 +158,7 @@ async fn restart_rebuilds_the_same_image() {
             PartitionAssignment::new(2, vec![1]),
             PartitionAssignment::new(3, vec![1]),
         ],
+        placement: None,
     })
     .await
     .unwrap();
@@ -224,7 +227,7 @@ async fn snapshot_and_purge_then_restart() {
             .await
             .unwrap();
     }
-    let mut metrics = q.metrics();
+    let mut metrics = q.metrics().expect("a voter has metrics");
     let m = tokio::time::timeout(
         Duration::from_secs(30),
         metrics.wait_for(|m| {

@@ -72,7 +72,7 @@ async fn grow(
         .next()
         .map(|p| p.replicas.len() as i16)
         .unwrap_or(1);
-    let new_partitions = match &t.assignments {
+    let placement = match &t.assignments {
         Some(a) => {
             if a.len() as i32 != added {
                 return Err(ApiError::new(
@@ -84,13 +84,14 @@ async fn grow(
                 .iter()
                 .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
                 .collect();
-            topic_admin::explicit_assignments(&image, current, &lists)?
+            topic_admin::manual(&image, &lists)?
         }
-        None => topic_admin::place_replicas(&image, &name, current, added, rf)?,
+        None => topic_admin::striped(added, rf)?,
     };
     let command = ControllerCommand::CreatePartitions {
         topic_id: topic.topic_id,
-        new_partitions,
+        new_partitions: Vec::new(),
+        placement: Some(placement),
     };
     if validate_only {
         command.validate(&image).map_err(errors::rejected)?;

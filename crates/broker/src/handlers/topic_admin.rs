@@ -1,11 +1,11 @@
-//! What CreateTopics, Metadata auto-creation and CreatePartitions share: replica placement over
-//! the registered brokers, topic config validation, and committing the change through the
-//! metadata quorum before the partitions are opened here.
+//! What CreateTopics, Metadata auto-creation and CreatePartitions share: how new partitions are
+//! placed (the placement itself runs when the command is applied), topic config validation, and
+//! committing the change through the metadata quorum before the partitions are opened here.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rafka_metadata::{ControllerCommand, MetadataImage, PartitionAssignment};
+use rafka_metadata::{CommandRejected, ControllerCommand, MetadataImage, Placement};
 use rafka_protocol::kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -29,56 +29,44 @@ pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), ApiErr
     crate::config::validate::validate_topic_configs(configs).map_err(errors::config_rejected)
 }
 
-/// Places replicas round-robin over the registered brokers, starting at a position derived from
-/// the topic name so that leaders of different topics spread out (Kafka picks at random; a hash
-/// keeps placement reproducible).
-pub fn place_replicas(
-    image: &MetadataImage,
-    name: &str,
-    first_partition: i32,
-    count: i32,
-    replication_factor: i16,
-) -> Result<Vec<PartitionAssignment>, ApiError> {
-    let brokers: Vec<i32> = image.brokers().map(|b| b.node_id).collect();
+/// The replication factor rafka can place today: every partition has one replica (Kafka's ISR
+/// replication is a later step).
+pub const REPLICATION_FACTOR_MAX: i16 = 1;
+
+fn replication_unavailable(replication_factor: usize) -> ApiError {
+    ApiError::new(
+        ResponseError::InvalidReplicationFactor,
+        format!(
+            "Replication factor {replication_factor} is not available yet: rafka does not replicate partitions, every partition has exactly one replica. Use a replication factor of 1."
+        ),
+    )
+}
+
+/// Where new partitions go when the request names no brokers: Kafka's striped placement over
+/// the usable brokers, computed when the command is applied (so it sees the brokers as the log
+/// has them at that point), from a seed drawn here.
+pub fn striped(count: i32, replication_factor: i16) -> Result<Placement, ApiError> {
     if replication_factor < 1 {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,
             "Replication factor must be larger than 0.".to_string(),
         ));
     }
-    if replication_factor as usize > brokers.len() {
-        return Err(ApiError::new(
-            ResponseError::InvalidReplicationFactor,
-            format!(
-                "Replication factor: {replication_factor} larger than available brokers: {}.",
-                brokers.len()
-            ),
-        ));
+    if replication_factor > REPLICATION_FACTOR_MAX {
+        return Err(replication_unavailable(replication_factor as usize));
     }
-    let start = name
-        .bytes()
-        .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b as usize));
-    let n = brokers.len();
-    Ok((0..count)
-        .map(|i| {
-            let p = first_partition + i;
-            let replicas = (0..replication_factor as usize)
-                .map(|r| brokers[(start + p as usize + r) % n])
-                .collect();
-            PartitionAssignment::new(p, replicas)
-        })
-        .collect())
+    Ok(Placement::Striped {
+        partition_count: count,
+        replication_factor,
+        seed: Uuid::new_v4().as_u64_pair().0,
+    })
 }
 
-/// Turns explicit assignments into partition assignments, checking the brokers exist.
-pub fn explicit_assignments(
-    image: &MetadataImage,
-    first_partition: i32,
-    assignments: &[Vec<i32>],
-) -> Result<Vec<PartitionAssignment>, ApiError> {
-    let mut out = Vec::with_capacity(assignments.len());
+/// Checks replicas the request names (same count for every partition, no broker twice, every
+/// broker registered) and turns them into a placement.
+pub fn manual(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<Placement, ApiError> {
     let rf = assignments.first().map(Vec::len).unwrap_or(0);
-    for (i, replicas) in assignments.iter().enumerate() {
+    for replicas in assignments {
         if replicas.is_empty() || replicas.len() != rf {
             return Err(ApiError::new(
                 ResponseError::InvalidReplicaAssignment,
@@ -100,12 +88,13 @@ pub fn explicit_assignments(
                 format!("Unknown broker {b} in replica assignment"),
             ));
         }
-        out.push(PartitionAssignment::new(
-            first_partition + i as i32,
-            replicas.clone(),
-        ));
     }
-    Ok(out)
+    if rf > REPLICATION_FACTOR_MAX as usize {
+        return Err(replication_unavailable(rf));
+    }
+    Ok(Placement::Manual {
+        replicas: assignments.to_vec(),
+    })
 }
 
 /// Creates a topic: validates, commits it through the quorum (unless `validate_only`), and opens
@@ -123,8 +112,8 @@ pub async fn create_topic(
         ));
     }
     validate_configs(&topic.configs)?;
-    let partitions = match &topic.assignments {
-        Some(a) => explicit_assignments(&image, 0, a)?,
+    let placement = match &topic.assignments {
+        Some(a) => manual(&image, a)?,
         None => {
             if topic.partitions < 1 {
                 return Err(ApiError::new(
@@ -132,32 +121,35 @@ pub async fn create_topic(
                     "Number of partitions must be larger than 0.".to_string(),
                 ));
             }
-            place_replicas(
-                &image,
-                &topic.name,
-                0,
-                topic.partitions,
-                topic.replication_factor,
-            )?
+            striped(topic.partitions, topic.replication_factor)?
         }
     };
     let topic_id = Uuid::new_v4();
     let command = ControllerCommand::CreateTopic {
         name: topic.name.clone(),
         topic_id,
-        partitions,
+        partitions: Vec::new(),
         configs: topic.configs.clone(),
+        placement: Some(placement),
     };
     if validate_only {
         // The same checks apply would run, against the current image, without committing.
         command.validate(&image).map_err(errors::rejected)?;
         return Ok(topic_id);
     }
-    shared
-        .quorum
-        .write(command)
-        .await
-        .map_err(|e| errors::metadata(&e))?;
+    match shared.quorum.write(command).await {
+        Ok(_) => {}
+        // A retry of a write whose first attempt committed after all (its answer was lost):
+        // the topic is there, with the id this request chose.
+        Err(rafka_metadata::MetadataError::Rejected(CommandRejected::TopicIdAlreadyExists {
+            topic_id: taken,
+        })) if taken == topic_id
+            && shared
+                .image()
+                .topic_by_id(&taken)
+                .is_some_and(|t| t.name == topic.name) => {}
+        Err(e) => return Err(errors::metadata(&e)),
+    }
     tracing::info!(topic = %topic.name, %topic_id, "Created topic");
     open_partitions(shared).await?;
     Ok(topic_id)
