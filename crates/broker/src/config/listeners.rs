@@ -13,7 +13,8 @@ pub enum SecurityProtocol {
 }
 
 impl SecurityProtocol {
-    fn parse(s: &str) -> Option<Self> {
+    /// A protocol by its name, case-insensitively (a listener named after one needs no map entry).
+    pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_uppercase().as_str() {
             "PLAINTEXT" => Some(Self::Plaintext),
             "SSL" => Some(Self::Ssl),

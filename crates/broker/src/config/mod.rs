@@ -6,6 +6,7 @@
 //! with one warning each; unknown keys are accepted quietly, as Kafka does.
 
 pub mod defs;
+pub mod kraft;
 pub mod listeners;
 pub mod sources;
 pub mod validate;
@@ -14,9 +15,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use defs::{ConfigDef, ConfigType, Support, BROKER_CONFIGS, TOPIC_CONFIGS};
+pub use kraft::{HostPort, ProcessRoles, QuorumMode, QuorumVoter};
 pub use listeners::{Listener, SecurityProtocol};
 
-/// A config that could not be accepted; the message names the key.
+/// A config that could not be accepted; the message names the key (or the keys of a rule).
+/// Every message is one line: it is what `rafka` prints before it exits.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("invalid value {value:?} for configuration {key}: {reason}")]
@@ -30,6 +33,10 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
+    /// A rule across keys, or one Kafka words itself (KRaft start-up rules, list parse errors):
+    /// the message is Kafka's, verbatim, without Scala's "requirement failed: " prefix.
+    #[error("{0}")]
+    Rule(String),
 }
 
 impl ConfigError {
@@ -46,10 +53,34 @@ impl ConfigError {
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
     pub node_id: i32,
+    /// `process.roles`; unset means broker and controller (rafka's zero-config).
+    pub process_roles: ProcessRoles,
+    /// `controller.quorum.voters`, in config order; empty unless static voters are configured.
+    pub quorum_voters: Vec<QuorumVoter>,
+    /// `controller.quorum.bootstrap.servers`, in config order.
+    pub quorum_bootstrap_servers: Vec<HostPort>,
+    /// The broker (client-facing) listeners: the entries of `listeners` not named in
+    /// `controller.listener.names`. Empty on a controller-only node.
     pub listeners: Vec<Listener>,
+    /// What Metadata hands to clients for each of `listeners`. Empty on a controller-only node.
     pub advertised_listeners: Vec<Listener>,
+    /// `inter.broker.listener.name` as set (None when unset); see `inter_broker_listener`.
     pub inter_broker_listener_name: Option<String>,
+    /// The inter-broker listener name in effect: `inter.broker.listener.name`, else
+    /// `security.inter.broker.protocol`, else `PLAINTEXT`; on a standalone node that names none
+    /// and has no listener of that name, its first broker listener.
+    pub inter_broker_listener: String,
     pub controller_listener_names: Vec<String>,
+    /// The entries of `listeners` named in `controller.listener.names`, in the order of
+    /// `controller.listener.names` (the first is the one Kafka uses to reach a controller).
+    pub controller_listeners: Vec<Listener>,
+    pub controller_quorum_election_timeout_ms: u64,
+    pub controller_quorum_fetch_timeout_ms: u64,
+    pub controller_quorum_request_timeout_ms: u64,
+    pub controller_quorum_retry_backoff_ms: u64,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+    pub initial_broker_registration_timeout_ms: u64,
     pub log_dirs: Vec<PathBuf>,
     pub metadata_log_dir: PathBuf,
     pub rack: Option<String>,
@@ -150,6 +181,12 @@ impl BrokerConfig {
         Some((changed, address))
     }
 
+    /// How this node finds its controller quorum: standalone (neither voters nor bootstrap
+    /// servers), static voters, or bootstrap servers.
+    pub fn quorum_mode(&self) -> QuorumMode {
+        QuorumMode::of(&self.quorum_voters, &self.quorum_bootstrap_servers)
+    }
+
     /// The zero-configuration node: everything at its default.
     pub fn single_node_defaults() -> Result<Self, ConfigError> {
         Self::from_props(&BTreeMap::new()).map(|(c, _)| c)
@@ -204,16 +241,7 @@ impl BrokerConfig {
         let boolean =
             |key: &str| -> bool { get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) };
 
-        let roles = get("process.roles").unwrap_or_default();
-        for role in roles.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-            if role != "broker" && role != "controller" {
-                return Err(ConfigError::invalid(
-                    "process.roles",
-                    &roles,
-                    "roles are broker and controller",
-                ));
-            }
-        }
+        let process_roles = ProcessRoles::parse(&get("process.roles").unwrap_or_default())?;
         // ZooKeeper-era files (Kafka 3.x images with `KAFKA_ZOOKEEPER_CONNECT`) name no roles:
         // there is no ZooKeeper here, so they run as the single combined KRaft-style node.
         if props.contains_key("zookeeper.connect") && !props.contains_key("process.roles") {
@@ -274,22 +302,76 @@ impl BrokerConfig {
                     .or_insert(SecurityProtocol::Plaintext);
             }
         }
+        let quorum_voters =
+            kraft::parse_quorum_voters(&get("controller.quorum.voters").unwrap_or_default())?;
+        let quorum_bootstrap_servers = kraft::parse_bootstrap_servers(
+            &get("controller.quorum.bootstrap.servers").unwrap_or_default(),
+        )?;
+        let quorum_mode = QuorumMode::of(&quorum_voters, &quorum_bootstrap_servers);
+        let explicit_inter_broker_protocol = props.get("security.inter.broker.protocol");
+        if let Some(p) = explicit_inter_broker_protocol {
+            const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+            if !PROTOCOLS.contains(&p.trim()) {
+                return Err(ConfigError::Rule(format!(
+                    "Invalid value {p} for configuration security.inter.broker.protocol: String \
+                     must be one of: {}",
+                    PROTOCOLS.join(", ")
+                )));
+            }
+        }
+        let inter_broker_listener_name = get("inter.broker.listener.name");
+
         let listeners_text = get("listeners").unwrap_or_default();
         let all_listeners = listeners::parse_listeners(&listeners_text, &protocol_map)
             .map_err(|r| ConfigError::invalid("listeners", &listeners_text, r))?;
-        // The controller runs in-process on a single node: its listeners are not client-facing.
-        let listeners: Vec<Listener> = all_listeners
-            .into_iter()
-            .filter(|l| !controller_listener_names.contains(&l.name))
-            .collect();
-        if listeners.is_empty() {
-            return Err(ConfigError::invalid(
-                "listeners",
-                &listeners_text,
-                "no broker listener (all are controller listeners)",
+        let advertised_text = props
+            .get("advertised.listeners")
+            .filter(|t| !t.trim().is_empty());
+        // Every advertised entry, controller listeners included (KIP-853 lets a controller
+        // advertise its listener).
+        let advertised_all = match advertised_text {
+            Some(text) => listeners::parse_listeners(text, &protocol_map)
+                .map_err(|r| ConfigError::invalid("advertised.listeners", text, r))?,
+            None => Vec::new(),
+        };
+        let topology = kraft::Topology {
+            roles: process_roles,
+            node_id,
+            voters: &quorum_voters,
+            bootstrap_servers: &quorum_bootstrap_servers,
+            controller_listener_names: &controller_listener_names,
+            listeners: &all_listeners,
+            protocol_map: &protocol_map,
+            explicit_inter_broker_listener: inter_broker_listener_name.as_deref(),
+            explicit_inter_broker_protocol: explicit_inter_broker_protocol.map(|p| p.trim()),
+        };
+        kraft::check_roles(&topology)?;
+        if process_roles.is_broker_only() && controller_listener_names.len() > 1 {
+            // Kafka's warning: a broker reaches the controllers on one listener only.
+            warnings.0.push(format!(
+                "controller.listener.names has multiple entries; only the first will be used \
+                 since process.roles=broker: [{}]",
+                controller_listener_names.join(", ")
             ));
         }
-        for l in &listeners {
+
+        let controller_listeners: Vec<Listener> = controller_listener_names
+            .iter()
+            .filter_map(|n| all_listeners.iter().find(|l| &l.name == n).cloned())
+            .collect();
+        // Controller listeners are not client-facing: on a standalone node the controller runs
+        // in-process and they are not opened; otherwise the node opens them for the quorum.
+        let listeners: Vec<Listener> = all_listeners
+            .iter()
+            .filter(|l| !controller_listener_names.contains(&l.name))
+            .cloned()
+            .collect();
+        let served = listeners.iter().chain(
+            controller_listeners
+                .iter()
+                .filter(|_| process_roles.controller && quorum_mode != QuorumMode::Standalone),
+        );
+        for l in served {
             if l.protocol != SecurityProtocol::Plaintext {
                 return Err(ConfigError::invalid(
                     "listeners",
@@ -301,54 +383,93 @@ impl BrokerConfig {
                 ));
             }
         }
-        let advertised_listeners = match props.get("advertised.listeners") {
-            Some(text) if !text.trim().is_empty() => {
-                let adv = listeners::parse_listeners(text, &protocol_map)
-                    .map_err(|r| ConfigError::invalid("advertised.listeners", text, r))?;
-                let adv: Vec<Listener> = adv
-                    .into_iter()
-                    .filter(|l| !controller_listener_names.contains(&l.name))
-                    .collect();
-                // Kafka's rule: a client cannot connect to the meta-address. (An empty host is
-                // allowed and means this machine's address, see `resolve_empty_advertised_hosts`.)
-                if adv.iter().any(|a| a.host == "0.0.0.0" || a.host == "::") {
-                    return Err(ConfigError::invalid(
-                        "advertised.listeners",
-                        text,
-                        "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. \
-                         Use a routable IP address.",
-                    ));
-                }
-                // Listeners that are not advertised explicitly are advertised as they are bound.
-                let mut out = Vec::new();
-                for l in &listeners {
-                    match adv.iter().find(|a| a.name == l.name) {
-                        Some(a) => out.push(a.clone()),
-                        None => out.push(l.advertised_default()),
-                    }
-                }
-                for a in &adv {
-                    if !listeners.iter().any(|l| l.name == a.name) {
-                        return Err(ConfigError::invalid(
-                            "advertised.listeners",
-                            text,
-                            format!("listener {} is advertised but not in listeners", a.name),
-                        ));
-                    }
-                }
-                out
+        let advertised_brokers: Vec<&Listener> = advertised_all
+            .iter()
+            .filter(|l| !controller_listener_names.contains(&l.name))
+            .collect();
+        // Kafka's effective advertised broker listeners: rafka also advertises, as bound, the
+        // broker listeners that `advertised.listeners` leaves out.
+        let mut advertised_broker_names: Vec<String> =
+            advertised_brokers.iter().map(|l| l.name.clone()).collect();
+        for l in &listeners {
+            if !advertised_broker_names.contains(&l.name) {
+                advertised_broker_names.push(l.name.clone());
             }
-            _ => listeners.iter().map(Listener::advertised_default).collect(),
+        }
+        let inter_broker_listener =
+            kraft::resolve_inter_broker_listener(&topology, &advertised_broker_names)?;
+        // V15 (a broker-role rule: a controller-only node advertises no broker listener).
+        if process_roles.broker
+            && advertised_brokers
+                .iter()
+                .any(|a| !all_listeners.iter().any(|l| l.name == a.name))
+        {
+            let names = |ls: &[&Listener]| {
+                ls.iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            return Err(ConfigError::Rule(format!(
+                "advertised.listeners listener names must be equal to or a subset of the ones \
+                 defined in listeners. Found {}. The valid options based on the current \
+                 configuration are {}",
+                names(&advertised_brokers),
+                names(&all_listeners.iter().collect::<Vec<_>>())
+            )));
+        }
+        // V16: a client cannot connect to the meta-address. (An empty host is allowed and means
+        // this machine's address, see `resolve_empty_advertised_hosts`.)
+        if advertised_all
+            .iter()
+            .any(|a| a.host == "0.0.0.0" || a.host == "::")
+        {
+            return Err(ConfigError::Rule(
+                "advertised.listeners cannot use the nonroutable meta-address 0.0.0.0. Use a \
+                 routable IP address."
+                    .to_string(),
+            ));
+        }
+        // Listeners that are not advertised explicitly are advertised as they are bound.
+        let advertised_listeners: Vec<Listener> = if process_roles.broker {
+            listeners
+                .iter()
+                .map(
+                    |l| match advertised_brokers.iter().find(|a| a.name == l.name) {
+                        Some(a) => (*a).clone(),
+                        None => l.advertised_default(),
+                    },
+                )
+                .collect()
+        } else {
+            Vec::new()
         };
-        let inter_broker_listener_name = get("inter.broker.listener.name");
-        if let Some(name) = &inter_broker_listener_name {
-            if !listeners.iter().any(|l| &l.name == name) {
-                return Err(ConfigError::invalid(
-                    "inter.broker.listener.name",
-                    name,
-                    "not one of the listeners",
-                ));
-            }
+        // A controller-only node serves no clients (V8 leaves it no broker listener anyway).
+        let listeners = if process_roles.broker {
+            listeners
+        } else {
+            Vec::new()
+        };
+
+        let timeout_ms = |key: &str| -> Result<u64, ConfigError> { Ok(positive(key)? as u64) };
+        let controller_quorum_election_timeout_ms =
+            timeout_ms("controller.quorum.election.timeout.ms")?;
+        let controller_quorum_fetch_timeout_ms = timeout_ms("controller.quorum.fetch.timeout.ms")?;
+        let controller_quorum_request_timeout_ms =
+            timeout_ms("controller.quorum.request.timeout.ms")?;
+        let controller_quorum_retry_backoff_ms = timeout_ms("controller.quorum.retry.backoff.ms")?;
+        let broker_heartbeat_interval_ms = timeout_ms("broker.heartbeat.interval.ms")?;
+        let broker_session_timeout_ms = timeout_ms("broker.session.timeout.ms")?;
+        let initial_broker_registration_timeout_ms =
+            timeout_ms("initial.broker.registration.timeout.ms")?;
+        // Not a Kafka check: with a session no longer than the heartbeat interval, a healthy
+        // broker would be fenced between two heartbeats.
+        if broker_session_timeout_ms <= broker_heartbeat_interval_ms {
+            return Err(ConfigError::Rule(format!(
+                "broker.session.timeout.ms ({broker_session_timeout_ms}) must be greater than \
+                 broker.heartbeat.interval.ms ({broker_heartbeat_interval_ms}): a broker is fenced \
+                 when no heartbeat arrives within its session timeout"
+            )));
         }
 
         let log_dirs: Vec<PathBuf> = match props.get("log.dirs") {
@@ -529,10 +650,22 @@ impl BrokerConfig {
                 1,
             )? as u64,
             node_id,
+            process_roles,
+            quorum_voters,
+            quorum_bootstrap_servers,
             listeners,
             advertised_listeners,
             inter_broker_listener_name,
+            inter_broker_listener,
             controller_listener_names,
+            controller_listeners,
+            controller_quorum_election_timeout_ms,
+            controller_quorum_fetch_timeout_ms,
+            controller_quorum_request_timeout_ms,
+            controller_quorum_retry_backoff_ms,
+            broker_heartbeat_interval_ms,
+            broker_session_timeout_ms,
+            initial_broker_registration_timeout_ms,
             metadata_log_dir,
             log_dirs,
             rack: get("broker.rack").filter(|r| !r.is_empty()),
