@@ -11,12 +11,13 @@
 //! Kafka would substitute replacement characters instead).
 
 use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 
 use crate::frame::FRAME_PREFIX_LEN;
 use crate::shape;
-use crate::versions::{is_supported, SUPPORTED_APIS};
+use crate::versions::{is_controller_supported, is_supported};
 
 /// Bytes [`peek_header`] reads: api key, api version, correlation id.
 pub const PEEK_HEADER_LEN: usize = 8;
@@ -40,7 +41,8 @@ pub struct RequestHeaderInfo {
 pub struct DecodedRequest {
     /// The API.
     pub api_key: ApiKey,
-    /// The request version (within [`crate::SUPPORTED_APIS`]).
+    /// The request version (within the listener's table: [`crate::SUPPORTED_APIS`] or
+    /// [`crate::CONTROLLER_APIS`]).
     pub version: i16,
     /// The decoded header (client id, correlation id).
     pub header: RequestHeader,
@@ -59,9 +61,10 @@ pub enum DecodeError {
     /// An api key Kafka does not define. Kafka closes the connection.
     #[error("unknown api key {0}")]
     UnknownApiKey(i16),
-    /// An API or version outside [`crate::SUPPORTED_APIS`]. For ApiVersions answer with
-    /// [`api_versions_fallback_response`] (KIP-511); for anything else Kafka closes the
-    /// connection.
+    /// An API or version outside the listener's table ([`crate::SUPPORTED_APIS`], or
+    /// [`crate::CONTROLLER_APIS`] for [`decode_controller_request`]). For ApiVersions answer with
+    /// [`api_versions_fallback_response`] (or [`controller_api_versions_fallback_response`])
+    /// (KIP-511); for anything else Kafka closes the connection.
     #[error("unsupported version {version} of {api_key:?}")]
     UnsupportedVersion {
         /// The API.
@@ -132,13 +135,22 @@ pub fn peek_header(frame: &[u8]) -> Result<RequestHeaderInfo, DecodeError> {
     })
 }
 
-/// Decodes one request frame (the body returned by [`crate::decode_frame`], frozen).
+/// Decodes one request frame (the body returned by [`crate::decode_frame`], frozen) that arrived
+/// on a broker listener: gated on [`crate::SUPPORTED_APIS`].
 pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
     decode_request_gated(frame, is_supported)
 }
 
+/// [`decode_request`] for a frame that arrived on a KRaft controller listener: gated on
+/// [`crate::CONTROLLER_APIS`], so broker-only APIs are refused as
+/// [`DecodeError::UnsupportedVersion`] here just as controller-only ones are on a broker listener.
+pub fn decode_controller_request(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
+    decode_request_gated(frame, is_controller_supported)
+}
+
 /// [`decode_request`] with `accept` as the version gate. The tests pass a gate that also admits
-/// `PENDING_APIS`, so pending shapes and codecs are exercised before they are advertised.
+/// `PENDING_APIS` and both listeners' tables, so pending shapes and codecs are exercised before
+/// they are advertised.
 fn decode_request_gated(
     frame: Bytes,
     accept: fn(ApiKey, i16) -> bool,
@@ -294,19 +306,31 @@ fn framed<E: std::fmt::Display>(
 /// The whole framed answer to an ApiVersions request of a version we do not support (KIP-511):
 /// a v0 response (header v0) with UNSUPPORTED_VERSION and our version table, so the client can
 /// retry with a version we know.
-///
-/// Written by hand because v0 is trivial and this way it cannot fail.
 pub fn api_versions_fallback_response(correlation_id: i32) -> Bytes {
+    fallback_response(correlation_id, &crate::versions::api_versions_keys())
+}
+
+/// [`api_versions_fallback_response`] for a KRaft controller listener: lists
+/// [`crate::CONTROLLER_APIS`], the versions a client can retry with there.
+pub fn controller_api_versions_fallback_response(correlation_id: i32) -> Bytes {
+    fallback_response(
+        correlation_id,
+        &crate::versions::controller_api_versions_keys(),
+    )
+}
+
+/// The KIP-511 answer listing `keys`. Written by hand because v0 is trivial and this way it
+/// cannot fail.
+fn fallback_response(correlation_id: i32, keys: &[ApiVersion]) -> Bytes {
     // Per entry: api key, min, max (i16 each).
     const ENTRY_LEN: usize = 6;
-    let body_len = 4 + 2 + 4 + ENTRY_LEN * SUPPORTED_APIS.len();
+    let body_len = 4 + 2 + 4 + ENTRY_LEN * keys.len();
     let mut out = BytesMut::with_capacity(FRAME_PREFIX_LEN + body_len);
     out.put_i32(i32::try_from(body_len).unwrap_or(i32::MAX));
     out.put_i32(correlation_id);
     out.put_i16(UNSUPPORTED_VERSION_CODE);
-    let keys = crate::versions::api_versions_keys();
     out.put_i32(i32::try_from(keys.len()).unwrap_or(i32::MAX));
-    for k in &keys {
+    for k in keys {
         out.put_i16(k.api_key);
         out.put_i16(k.min_version);
         out.put_i16(k.max_version);
@@ -318,7 +342,10 @@ pub fn api_versions_fallback_response(correlation_id: i32) -> Bytes {
 mod tests {
     use super::*;
     use crate::frame::decode_frame;
-    use crate::versions::{implemented_apis, is_implemented, PENDING_APIS};
+    use crate::versions::{
+        controller_supported, implemented_apis, is_implemented, CONTROLLER_APIS, PENDING_APIS,
+        SUPPORTED_APIS,
+    };
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::StrBytes;
 
@@ -858,6 +885,67 @@ mod tests {
                 r.markers = vec![m.clone(), m.with_producer_id(ProducerId(43))];
                 r.into()
             }
+            ApiKey::DescribeQuorum => {
+                let p = |i: i32| {
+                    describe_quorum_request::PartitionData::default().with_partition_index(i)
+                };
+                let mut t = describe_quorum_request::TopicData::default();
+                t.topic_name = topic("__cluster_metadata");
+                t.partitions = vec![p(0), p(1)];
+                let mut r = DescribeQuorumRequest::default();
+                r.topics = vec![t.clone(), t.with_topic_name(topic("other"))];
+                r.into()
+            }
+            ApiKey::BrokerRegistration => {
+                let mut l = broker_registration_request::Listener::default();
+                l.name = s("PLAINTEXT");
+                l.host = s("broker-1");
+                l.port = 9092;
+                l.security_protocol = 0;
+                let mut f = broker_registration_request::Feature::default();
+                f.name = s("metadata.version");
+                f.min_supported_version = 7;
+                f.max_supported_version = 27;
+                let mut r = BrokerRegistrationRequest::default();
+                r.broker_id = BrokerId(1);
+                r.cluster_id = s("cluster-a");
+                r.incarnation_id = uuid::Uuid::from_u128(0x1234_5678_9abc_def0);
+                r.listeners = vec![l.clone(), l.with_name(s("SSL")).with_port(9093)];
+                r.features = vec![
+                    f.clone(),
+                    f.with_name(s("kraft.version"))
+                        .with_min_supported_version(0),
+                ];
+                // Null and non-null, each at some version.
+                r.rack = (v % 2 == 1).then(|| s("rack-a"));
+                if v >= 1 {
+                    r.is_migrating_zk_broker = true;
+                }
+                if v >= 2 {
+                    r.log_dirs = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+                }
+                if v >= 3 {
+                    r.previous_broker_epoch = 17;
+                }
+                // A tag we do not know, skipped by size.
+                r.with_unknown_tagged_field(9, Bytes::from_static(b"abc"))
+                    .into()
+            }
+            ApiKey::BrokerHeartbeat => {
+                let mut r = BrokerHeartbeatRequest::default();
+                r.broker_id = BrokerId(1);
+                r.broker_epoch = 17;
+                r.current_metadata_offset = 1234;
+                r.want_fence = true;
+                r.want_shut_down = true;
+                if v >= 1 {
+                    // Tagged: walked by type, not skipped by size.
+                    r.offline_log_dirs = vec![uuid::Uuid::from_u128(1), uuid::Uuid::from_u128(2)];
+                    r.unknown_tagged_fields
+                        .insert(7, Bytes::from_static(b"xyz"));
+                }
+                r.into()
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -900,6 +988,9 @@ mod tests {
             ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
             ApiKey::ListTransactions => ListTransactionsResponse::default().into(),
             ApiKey::WriteTxnMarkers => WriteTxnMarkersResponse::default().into(),
+            ApiKey::DescribeQuorum => DescribeQuorumResponse::default().into(),
+            ApiKey::BrokerRegistration => BrokerRegistrationResponse::default().into(),
+            ApiKey::BrokerHeartbeat => BrokerHeartbeatResponse::default().into(),
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -913,12 +1004,12 @@ mod tests {
         decode_frame(&mut out, 1 << 20).unwrap().unwrap().freeze()
     }
 
-    /// Every version of every API in `SUPPORTED_APIS` and `PENDING_APIS`.
+    /// Every version of every API in `SUPPORTED_APIS`, `PENDING_APIS` and `CONTROLLER_APIS`.
     fn all_versions() -> impl Iterator<Item = (ApiKey, i16)> {
         implemented_apis().flat_map(|a| (a.min..=a.max).map(move |v| (a.key, v)))
     }
 
-    /// [`decode_request`] that also accepts `PENDING_APIS`.
+    /// [`decode_request`] that also accepts `PENDING_APIS` and `CONTROLLER_APIS`.
     fn decode_any(frame: Bytes) -> Result<DecodedRequest, DecodeError> {
         decode_request_gated(frame, is_implemented)
     }
@@ -1084,6 +1175,95 @@ mod tests {
             kafka_protocol::ResponseError::UnsupportedVersion.code()
         );
         assert_eq!(body.api_keys, crate::versions::api_versions_keys());
+    }
+
+    #[test]
+    fn controller_api_versions_fallback_lists_the_controller_table() {
+        let mut buf = BytesMut::from(&controller_api_versions_fallback_response(4321)[..]);
+        let frame = decode_frame(&mut buf, 1 << 20).unwrap().unwrap().freeze();
+        assert!(buf.is_empty());
+        let (header, body) = decode_response(frame, ApiKey::ApiVersions, 0).unwrap();
+        assert_eq!(header.correlation_id, 4321);
+        let ResponseKind::ApiVersions(body) = body else {
+            panic!("not ApiVersions")
+        };
+        assert_eq!(body.error_code, UNSUPPORTED_VERSION_CODE);
+        assert_eq!(
+            body.api_keys,
+            crate::versions::controller_api_versions_keys()
+        );
+    }
+
+    /// A frame of `key` at `version` whose body is garbage: the gate refuses it before the body
+    /// is looked at.
+    fn gate_probe(key: ApiKey, version: i16, correlation_id: i32) -> Bytes {
+        let mut f = BytesMut::new();
+        f.put_i16(key as i16);
+        f.put_i16(version);
+        f.put_i32(correlation_id);
+        f.put_slice(&[0xff; 3]);
+        f.freeze()
+    }
+
+    #[test]
+    fn each_listener_decodes_only_its_own_table() {
+        for a in CONTROLLER_APIS {
+            for version in a.min..=a.max {
+                let frame = request_frame(a.key, version, 61);
+                let decoded = decode_controller_request(frame.clone())
+                    .unwrap_or_else(|e| panic!("{:?} v{version}: {e}", a.key));
+                assert_eq!(decoded.body, sample_request(a.key, version));
+                assert_eq!(decoded.header.correlation_id, 61);
+                let on_broker = decode_request(frame);
+                if is_supported(a.key, version) {
+                    assert!(on_broker.is_ok(), "{:?} v{version}", a.key);
+                } else {
+                    assert_eq!(
+                        on_broker.unwrap_err(),
+                        DecodeError::UnsupportedVersion {
+                            api_key: a.key,
+                            version,
+                            correlation_id: 61
+                        }
+                    );
+                }
+            }
+            for version in [a.min - 1, a.max + 1] {
+                assert_eq!(
+                    decode_controller_request(gate_probe(a.key, version, 62)),
+                    Err(DecodeError::UnsupportedVersion {
+                        api_key: a.key,
+                        version,
+                        correlation_id: 62
+                    })
+                );
+            }
+        }
+        // Broker-only APIs are refused on the controller listener, even well-formed.
+        for a in SUPPORTED_APIS {
+            if controller_supported(a.key).is_some() {
+                continue;
+            }
+            let frame = request_frame(a.key, a.max, 63);
+            assert_eq!(
+                decode_controller_request(frame),
+                Err(DecodeError::UnsupportedVersion {
+                    api_key: a.key,
+                    version: a.max,
+                    correlation_id: 63
+                })
+            );
+        }
+        let mut frame = request_frame(ApiKey::BrokerHeartbeat, 1, 9).to_vec();
+        frame[0..2].copy_from_slice(&999i16.to_be_bytes());
+        assert_eq!(
+            decode_controller_request(Bytes::from(frame)),
+            Err(DecodeError::UnknownApiKey(999))
+        );
+        assert_eq!(
+            decode_controller_request(Bytes::from_static(&[0, 63, 0])),
+            Err(DecodeError::TooShort)
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //!   limit before anything is allocated for it.
 //! - [`versions`]: the single table of APIs and version ranges the broker implements,
 //!   [`versions::SUPPORTED_APIS`], and the ApiVersions key list built from it; plus
-//!   [`versions::PENDING_APIS`], APIs implemented here but not yet advertised or accepted.
+//!   [`versions::PENDING_APIS`], APIs implemented here but not yet advertised or accepted; and
+//!   [`versions::CONTROLLER_APIS`], what a KRaft controller listener answers.
 //! - [`codec`]: request decoding (header peek, version gate, header and body decode through
 //!   `kafka-protocol`, with produce records left as zero-copy slices of the frame) and response /
 //!   request encoding with the right header versions.
@@ -27,8 +28,12 @@ pub use kafka_protocol;
 pub use rafka_records;
 
 pub use codec::{
-    api_versions_fallback_response, decode_request, encode_request, encode_response, peek_header,
+    api_versions_fallback_response, controller_api_versions_fallback_response,
+    decode_controller_request, decode_request, encode_request, encode_response, peek_header,
     DecodeError, DecodedRequest, EncodeError, RequestHeaderInfo,
 };
 pub use frame::{decode_frame, frame_len_hint, FrameError, FRAME_PREFIX_LEN};
-pub use versions::{is_supported, supported, ApiSupport, PENDING_APIS, SUPPORTED_APIS};
+pub use versions::{
+    controller_supported, is_controller_supported, is_supported, supported, ApiSupport,
+    CONTROLLER_APIS, PENDING_APIS, SUPPORTED_APIS,
+};

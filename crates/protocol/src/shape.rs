@@ -11,9 +11,13 @@
 //! The walk knows only sizes and positions: fixed-width fields, (compact) strings and bytes,
 //! arrays of primitives or structs, and the tagged-field sections of flexible versions. It
 //! accepts null wherever a length could be null and leaves stricter checks to `kafka-protocol`.
+//! Tagged fields are skipped by their declared size, except those a shape declares (see
+//! [`tagged`]): `kafka-protocol` decodes a known tagged field with its own type straight off the
+//! buffer, ignoring the declared size, so an array inside one needs the same bound as any other.
 //! Shapes are transcribed from Kafka's JSON schemas (as generated into `kafka-protocol`); a unit
 //! test walks `kafka-protocol`'s own encoding of populated requests at every version in
-//! `SUPPORTED_APIS` and `PENDING_APIS` and demands the walk ends exactly where the encoding does.
+//! `SUPPORTED_APIS`, `PENDING_APIS` and `CONTROLLER_APIS` and demands the walk ends exactly where
+//! the encoding does.
 
 use kafka_protocol::messages::ApiKey;
 
@@ -23,6 +27,8 @@ struct Field {
     ty: Ty,
     min: i16,
     max: i16,
+    /// `Some` for a tagged field: it lives in the tagged-field section under this tag.
+    tag: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -44,12 +50,30 @@ enum Ty {
 const ALL: i16 = i16::MAX;
 
 const fn f(ty: Ty, min: i16, max: i16) -> Field {
-    Field { ty, min, max }
+    Field {
+        ty,
+        min,
+        max,
+        tag: None,
+    }
+}
+
+/// A tagged field `kafka-protocol` decodes by type. Declared only where that type holds an array
+/// (an unbounded preallocation otherwise); other known tags are safe to skip by size, and the
+/// codec's walked-versus-consumed check still catches a size that disagrees with the type.
+const fn tagged(tag: u32, ty: Ty, min: i16, max: i16) -> Field {
+    Field {
+        ty,
+        min,
+        max,
+        tag: Some(tag),
+    }
 }
 
 const I8: Ty = Ty::Fixed(1);
 const BOOL: Ty = Ty::Fixed(1);
 const I16: Ty = Ty::Fixed(2);
+const U16: Ty = Ty::Fixed(2);
 const I32: Ty = Ty::Fixed(4);
 const I64: Ty = Ty::Fixed(8);
 const UUID: Ty = Ty::Fixed(16);
@@ -569,6 +593,61 @@ const WRITE_TXN_MARKERS: Shape = Shape {
     )],
 };
 
+const DESCRIBE_QUORUM: Shape = Shape {
+    flexible_min: 0,
+    fields: &[f(
+        Ty::Structs(&[
+            f(Ty::Str, 0, ALL),
+            f(Ty::Structs(&[f(I32, 0, ALL)]), 0, ALL),
+        ]),
+        0,
+        ALL,
+    )],
+};
+
+const BROKER_REGISTRATION: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(I32, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(UUID, 0, ALL),
+        // Listeners: name, host, port, security protocol.
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(Ty::Str, 0, ALL),
+                f(U16, 0, ALL),
+                f(I16, 0, ALL),
+            ]),
+            0,
+            ALL,
+        ),
+        // Features: name, min and max supported version.
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(I16, 0, ALL), f(I16, 0, ALL)]),
+            0,
+            ALL,
+        ),
+        f(Ty::Str, 0, ALL),
+        f(BOOL, 1, ALL),
+        f(Ty::FixedArray(16), 2, ALL),
+        f(I64, 3, ALL),
+    ],
+};
+
+const BROKER_HEARTBEAT: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(I32, 0, ALL),
+        f(I64, 0, ALL),
+        f(I64, 0, ALL),
+        f(BOOL, 0, ALL),
+        f(BOOL, 0, ALL),
+        // Offline log directories: an array of UUIDs.
+        tagged(0, Ty::FixedArray(16), 1, ALL),
+    ],
+};
+
 fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -605,6 +684,9 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeTransactions => &DESCRIBE_TRANSACTIONS,
         ApiKey::ListTransactions => &LIST_TRANSACTIONS,
         ApiKey::WriteTxnMarkers => &WRITE_TXN_MARKERS,
+        ApiKey::DescribeQuorum => &DESCRIBE_QUORUM,
+        ApiKey::BrokerRegistration => &BROKER_REGISTRATION,
+        ApiKey::BrokerHeartbeat => &BROKER_HEARTBEAT,
         _ => return None,
     })
 }
@@ -711,25 +793,71 @@ impl Walker<'_> {
         Ok(n)
     }
 
-    fn tagged_fields(&mut self) -> Result<(), String> {
+    fn present(&self, field: &Field) -> bool {
+        (field.min..=field.max).contains(&self.version)
+    }
+
+    /// The tagged-field section after `fields`' untagged fields.
+    fn tagged_fields(&mut self, fields: &[Field]) -> Result<(), String> {
         let count = self.uvarint()?;
         // Each tagged field takes at least two bytes, so this loop ends when the bytes do.
         for _ in 0..count {
-            let _tag = self.uvarint()?;
-            let size = self.uvarint()?;
-            self.skip(size as usize)?;
+            let tag = self.uvarint()?;
+            let size = self.uvarint()? as usize;
+            let known = fields
+                .iter()
+                .find(|field| field.tag == Some(tag) && self.present(field));
+            match known {
+                Some(field) => self.tagged_value(tag, field.ty, size)?,
+                None => self.skip(size)?,
+            }
         }
+        Ok(())
+    }
+
+    /// Walks a known tagged field's value inside its declared `size`, so its arrays are bounded
+    /// by the field, and demands it fill exactly that: `kafka-protocol` reads the value by type,
+    /// not by size, and must end where we do.
+    fn tagged_value(&mut self, tag: u32, ty: Ty, size: usize) -> Result<(), String> {
+        let value = self
+            .buf
+            .get(self.pos..)
+            .and_then(|rest| rest.get(..size))
+            .ok_or_else(|| {
+                format!(
+                    "tagged field {tag} of {size} bytes at body offset {} runs past the end ({} \
+                     bytes left)",
+                    self.pos,
+                    self.remaining()
+                )
+            })?;
+        let mut inner = Walker {
+            buf: value,
+            pos: 0,
+            version: self.version,
+            flexible: self.flexible,
+        };
+        inner
+            .ty(ty)
+            .map_err(|e| format!("tagged field {tag} at body offset {}: {e}", self.pos))?;
+        if inner.pos != size {
+            return Err(format!(
+                "tagged field {tag} declares {size} bytes but its value spans {}",
+                inner.pos
+            ));
+        }
+        self.pos += size;
         Ok(())
     }
 
     fn fields(&mut self, fields: &[Field]) -> Result<(), String> {
         for field in fields {
-            if (field.min..=field.max).contains(&self.version) {
+            if field.tag.is_none() && self.present(field) {
                 self.ty(field.ty)?;
             }
         }
         if self.flexible {
-            self.tagged_fields()?;
+            self.tagged_fields(fields)?;
         }
         Ok(())
     }
@@ -793,6 +921,49 @@ mod tests {
         assert_eq!(
             walk_request_body(ApiKey::Metadata, 1, &(-1i32).to_be_bytes()),
             Ok(4)
+        );
+    }
+
+    /// A BrokerHeartbeat body: the fixed fields (broker id, epoch, metadata offset, want fence,
+    /// want shutdown), then the given tagged-field section.
+    fn heartbeat(tagged: &[u8]) -> Vec<u8> {
+        let mut body = vec![0u8; 4 + 8 + 8 + 1 + 1];
+        body.extend_from_slice(tagged);
+        body
+    }
+
+    #[test]
+    fn known_tagged_fields_are_walked_within_their_size() {
+        let fixed = heartbeat(&[]).len();
+        // v1, tag 0 (offline log dirs): two UUIDs, 1 + 32 bytes.
+        let mut two = vec![1, 0, 33, 3];
+        two.extend_from_slice(&[7; 32]);
+        assert_eq!(
+            walk_request_body(ApiKey::BrokerHeartbeat, 1, &heartbeat(&two)),
+            Ok(fixed + two.len())
+        );
+        // A count claiming u32::MAX - 1 UUIDs inside a 5-byte field: refused before
+        // kafka-protocol would preallocate for it.
+        let huge = [1, 0, 5, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert!(walk_request_body(ApiKey::BrokerHeartbeat, 1, &heartbeat(&huge)).is_err());
+        // A count backed by bytes after the field, not inside it: refused too.
+        let mut spill = vec![1, 0, 1, 3];
+        spill.extend_from_slice(&[7; 32]);
+        assert!(walk_request_body(ApiKey::BrokerHeartbeat, 1, &heartbeat(&spill)).is_err());
+        // A declared size larger than the value: kafka-protocol would stop short of it.
+        let mut slack = vec![1, 0, 18, 2];
+        slack.extend_from_slice(&[7; 17]);
+        assert!(walk_request_body(ApiKey::BrokerHeartbeat, 1, &heartbeat(&slack)).is_err());
+        // Unknown tags are skipped by size, whatever they hold.
+        let unknown = [1, 5, 5, 0xff, 0xff, 0xff, 0xff, 0x0f];
+        assert_eq!(
+            walk_request_body(ApiKey::BrokerHeartbeat, 1, &heartbeat(&unknown)),
+            Ok(fixed + unknown.len())
+        );
+        // Tag 0 is not known at v0: skipped here (kafka-protocol refuses it).
+        assert_eq!(
+            walk_request_body(ApiKey::BrokerHeartbeat, 0, &heartbeat(&huge)),
+            Ok(fixed + huge.len())
         );
     }
 }

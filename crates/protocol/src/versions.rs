@@ -6,6 +6,11 @@
 //! A second table, [`PENDING_APIS`], lists APIs whose request shapes and codec are implemented
 //! and tested here but that the broker does not handle yet. The request path never reads it: a
 //! request for a pending API is refused exactly like one for an API we have never heard of.
+//!
+//! A third table, [`CONTROLLER_APIS`], is what a KRaft controller listener answers. Kafka keeps
+//! the two listeners' APIs apart (each API's schema names the listeners it is served on), so a
+//! broker API reaching a controller listener is refused as unsupported, and the reverse: the
+//! broker path never reads this table, and the controller path reads nothing else.
 
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::ApiKey;
@@ -72,6 +77,8 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListTransactions, 0, 1),
     // kafka-protocol 0.18 knows only v1.
     api(ApiKey::WriteTxnMarkers, 1, 1),
+    // Served on broker listeners too (kafka-metadata-quorum's --bootstrap-server).
+    api(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// Implemented in the protocol layer, not yet advertised: the broker moves an entry to
@@ -83,14 +90,34 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
 /// these APIs are neither advertised nor accepted yet.
 pub static PENDING_APIS: &[ApiSupport] = &[];
 
-/// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], then [`PENDING_APIS`].
-/// For the shape and codec tests; the broker's gate is [`is_supported`].
+/// What a KRaft controller listener answers, with Kafka 4.1's ranges (as `kafka-protocol` 0.18
+/// knows them). Like [`SUPPORTED_APIS`], every entry needs a body shape in `shape.rs` (a unit
+/// test enforces it). An API may be in this table and [`SUPPORTED_APIS`] both: the listeners are
+/// gated separately.
+pub static CONTROLLER_APIS: &[ApiSupport] = &[
+    api(ApiKey::ApiVersions, 0, 4),
+    // v1+ carries endpoint_type: admin clients bootstrapping from controllers ask for
+    // controller endpoints.
+    api(ApiKey::DescribeCluster, 0, 2),
+    api(ApiKey::DescribeQuorum, 0, 2),
+    api(ApiKey::BrokerRegistration, 0, 4),
+    api(ApiKey::BrokerHeartbeat, 0, 1),
+];
+
+/// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], [`PENDING_APIS`], then
+/// the [`CONTROLLER_APIS`] entries not already listed. For the shape and codec tests; the
+/// listeners' gates are [`is_supported`] and [`is_controller_supported`].
 #[cfg(test)]
 pub(crate) fn implemented_apis() -> impl Iterator<Item = &'static ApiSupport> {
-    SUPPORTED_APIS.iter().chain(PENDING_APIS)
+    let elsewhere = |c: &&ApiSupport| !SUPPORTED_APIS.contains(c) && !PENDING_APIS.contains(c);
+    SUPPORTED_APIS
+        .iter()
+        .chain(PENDING_APIS)
+        .chain(CONTROLLER_APIS.iter().filter(elsewhere))
 }
 
-/// Whether `version` of `api_key` is in either table. Tests only: decodes pending APIs.
+/// Whether `version` of `api_key` is in any table. Tests only: decodes pending APIs and both
+/// listeners' APIs.
 #[cfg(test)]
 pub(crate) fn is_implemented(api_key: ApiKey, version: i16) -> bool {
     implemented_apis().any(|a| a.key == api_key && (a.min..=a.max).contains(&version))
@@ -106,9 +133,28 @@ pub fn is_supported(api_key: ApiKey, version: i16) -> bool {
     supported(api_key).is_some_and(|a| (a.min..=a.max).contains(&version))
 }
 
+/// The [`CONTROLLER_APIS`] entry for `api_key`, if a controller listener answers it.
+pub fn controller_supported(api_key: ApiKey) -> Option<&'static ApiSupport> {
+    CONTROLLER_APIS.iter().find(|a| a.key == api_key)
+}
+
+/// Whether a controller listener accepts `version` of `api_key`.
+pub fn is_controller_supported(api_key: ApiKey, version: i16) -> bool {
+    controller_supported(api_key).is_some_and(|a| (a.min..=a.max).contains(&version))
+}
+
 /// The `api_keys` list of an ApiVersions response, in api-key order as Kafka sends it.
 pub fn api_versions_keys() -> Vec<ApiVersion> {
-    let mut keys: Vec<ApiVersion> = SUPPORTED_APIS
+    keys_of(SUPPORTED_APIS)
+}
+
+/// [`api_versions_keys`] for a controller listener: [`CONTROLLER_APIS`], in api-key order.
+pub fn controller_api_versions_keys() -> Vec<ApiVersion> {
+    keys_of(CONTROLLER_APIS)
+}
+
+fn keys_of(table: &[ApiSupport]) -> Vec<ApiVersion> {
+    let mut keys: Vec<ApiVersion> = table
         .iter()
         .map(|a| {
             ApiVersion::default()
@@ -143,7 +189,7 @@ mod tests {
 
     #[test]
     fn table_has_no_duplicates() {
-        for table in [SUPPORTED_APIS, PENDING_APIS] {
+        for table in [SUPPORTED_APIS, PENDING_APIS, CONTROLLER_APIS] {
             for (i, a) in table.iter().enumerate() {
                 assert!(
                     table[i + 1..].iter().all(|b| b.key != a.key),
@@ -203,5 +249,66 @@ mod tests {
         let keys = api_versions_keys();
         assert_eq!(keys.len(), SUPPORTED_APIS.len());
         assert!(keys.windows(2).all(|w| w[0].api_key < w[1].api_key));
+        assert!(is_supported(ApiKey::DescribeQuorum, 0));
+        assert!(is_supported(ApiKey::DescribeQuorum, 2));
+        assert!(!is_supported(ApiKey::DescribeQuorum, 3));
+        // Controller-only APIs stay off the broker listener.
+        assert!(supported(ApiKey::BrokerRegistration).is_none());
+        assert!(!is_supported(ApiKey::BrokerHeartbeat, 0));
+    }
+
+    #[test]
+    fn controller_lookups() {
+        assert!(is_controller_supported(ApiKey::ApiVersions, 0));
+        assert!(is_controller_supported(ApiKey::ApiVersions, 4));
+        assert!(!is_controller_supported(ApiKey::ApiVersions, 5));
+        assert!(is_controller_supported(ApiKey::DescribeCluster, 1));
+        assert!(is_controller_supported(ApiKey::DescribeQuorum, 2));
+        assert!(is_controller_supported(ApiKey::BrokerRegistration, 0));
+        assert!(is_controller_supported(ApiKey::BrokerRegistration, 4));
+        assert!(!is_controller_supported(ApiKey::BrokerRegistration, 5));
+        assert!(is_controller_supported(ApiKey::BrokerHeartbeat, 1));
+        assert!(!is_controller_supported(ApiKey::BrokerHeartbeat, 2));
+        assert!(!is_controller_supported(ApiKey::BrokerHeartbeat, -1));
+        // Broker APIs stay off the controller listener.
+        assert!(controller_supported(ApiKey::Produce).is_none());
+        assert!(!is_controller_supported(ApiKey::Metadata, 12));
+        assert_eq!(
+            controller_supported(ApiKey::BrokerRegistration).map(|a| (a.min, a.max)),
+            Some((0, 4))
+        );
+        let keys = controller_api_versions_keys();
+        assert_eq!(keys.len(), CONTROLLER_APIS.len());
+        assert!(keys.windows(2).all(|w| w[0].api_key < w[1].api_key));
+        for a in CONTROLLER_APIS {
+            assert!(
+                keys.iter().any(|k| k.api_key == a.key as i16
+                    && (k.min_version, k.max_version) == (a.min, a.max)),
+                "{:?}",
+                a.key
+            );
+        }
+    }
+
+    /// `ApiKey::valid_versions` and the request structs can disagree (see OffsetCommit above);
+    /// the controller-only APIs are checked against both.
+    #[test]
+    fn controller_table_is_within_request_struct_versions() {
+        use kafka_protocol::messages::{
+            BrokerHeartbeatRequest, BrokerRegistrationRequest, DescribeQuorumRequest,
+        };
+        use kafka_protocol::protocol::{Message, VersionRange};
+        let structs: [(ApiKey, VersionRange); 3] = [
+            (ApiKey::DescribeQuorum, DescribeQuorumRequest::VERSIONS),
+            (
+                ApiKey::BrokerRegistration,
+                BrokerRegistrationRequest::VERSIONS,
+            ),
+            (ApiKey::BrokerHeartbeat, BrokerHeartbeatRequest::VERSIONS),
+        ];
+        for (key, range) in structs {
+            let a = controller_supported(key).unwrap();
+            assert!(a.min >= range.min && a.max <= range.max, "{key:?}: {range}");
+        }
     }
 }
