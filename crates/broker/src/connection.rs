@@ -18,8 +18,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::handlers::{self, Outcome};
-use crate::node::Shared;
+use crate::handlers::Outcome;
 
 /// What a handler needs to know about the connection it serves.
 #[derive(Debug, Clone)]
@@ -27,6 +26,30 @@ pub struct ConnectionContext {
     pub peer: SocketAddr,
     /// The listener the client connected through; Metadata answers with that listener's endpoints.
     pub listener_name: Arc<str>,
+}
+
+/// What serves the requests of one kind of listener: the client listeners (every Kafka API a
+/// broker answers) or the controller listener.
+pub trait Dispatch: Send + Sync + 'static {
+    /// Handles one request frame.
+    fn dispatch(
+        &self,
+        ctx: &ConnectionContext,
+        frame: Bytes,
+    ) -> impl std::future::Future<Output = Outcome> + Send;
+    /// The limits a connection works within.
+    fn limits(&self) -> ConnectionLimits;
+}
+
+/// Per-connection limits (Kafka's `queued.max.requests`, `socket.request.max.bytes`,
+/// `connections.max.idle.ms`) and the listener-wide ones checked at accept.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub queued_max_requests: usize,
+    pub socket_request_max_bytes: usize,
+    pub connections_max_idle_ms: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
 }
 
 /// Smallest read buffer; frames larger than this get exactly the capacity they need.
@@ -54,17 +77,17 @@ async fn write_all_chunks(writer: &mut OwnedWriteHalf, chunks: &[Bytes]) -> std:
     Ok(())
 }
 
-pub async fn serve(
-    shared: Arc<Shared>,
+pub async fn serve<D: Dispatch>(
+    dispatcher: Arc<D>,
     stream: TcpStream,
     ctx: ConnectionContext,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let limits = dispatcher.limits();
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<(Vec<Bytes>, OwnedSemaphorePermit)>(
-        shared.config.queued_max_requests.max(1),
-    );
+    let (tx, mut rx) =
+        mpsc::channel::<(Vec<Bytes>, OwnedSemaphorePermit)>(limits.queued_max_requests.max(1));
     // Answers waiting to be written also hold permits for their size, so a client that stops
     // reading stalls its own connection at RESPONSE_QUEUE_BYTES_MAX instead of growing memory.
     let queue_bytes = Arc::new(Semaphore::new(RESPONSE_QUEUE_BYTES_MAX));
@@ -95,8 +118,8 @@ pub async fn serve(
         let _ = writer.shutdown().await;
     });
 
-    let max_frame_bytes = shared.config.socket_request_max_bytes;
-    let idle = Duration::from_millis(shared.config.connections_max_idle_ms);
+    let max_frame_bytes = limits.socket_request_max_bytes;
+    let idle = Duration::from_millis(limits.connections_max_idle_ms);
     let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
     'conn: loop {
         // Handle every whole frame already buffered before reading again.
@@ -113,7 +136,7 @@ pub async fn serve(
                     break 'conn;
                 }
             };
-            match handlers::dispatch(&shared, &ctx, frame.freeze()).await {
+            match dispatcher.dispatch(&ctx, frame.freeze()).await {
                 Outcome::Respond(bytes) => {
                     // An answer larger than the whole budget still goes out, alone.
                     let size: usize = bytes.iter().map(Bytes::len).sum();

@@ -1,8 +1,11 @@
 //! The rafka broker on tokio.
 //!
 //! Layout:
+//! - [`cluster`]: the node's part in a cluster: the controller listener, the transport of the
+//!   quorum's private RPCs, calls to the active controller, the broker lifecycle (KIP-631).
 //! - [`config`]: the config key table, the sources config is read from, the typed config.
-//! - [`node`]: startup and shutdown of one node (log dir, metadata quorum, partitions, listeners).
+//! - [`node`]: startup and shutdown of one node in its roles (log dirs, metadata quorum,
+//!   registration and unfencing, partitions, listeners).
 //! - [`server`] and [`connection`]: listeners, the accept loop with its connection limits, and one
 //!   task per connection that reads frames, runs requests in arrival order and writes answers.
 //! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
@@ -25,6 +28,7 @@
 //! per-partition mutex (they are page-cache copies bounded by the request size), and long-running
 //! work (recovery, fsync at shutdown) runs on the blocking pool.
 
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod coordinator_task;

@@ -1,17 +1,27 @@
-//! Startup and shutdown of one node: log dirs and `meta.properties`, the metadata quorum, the
-//! hosted partitions, the listeners; and, on SIGTERM, the reverse with a clean-shutdown marker so
-//! the next start skips log recovery.
+//! Startup and shutdown of one node in its roles (`process.roles`): log dirs and
+//! `meta.properties`, the metadata quorum (standalone, voter or observer) and, on a controller,
+//! the controller listener; on a broker, registration with the active controller, catching up
+//! with the metadata log, the hosted partitions and coordinators, unfencing, and only then the
+//! client listeners. On SIGTERM the reverse: a controlled shutdown, then a clean-shutdown marker
+//! so the next start skips log recovery.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rafka_metadata::{ControllerCommand, MetadataImage, MetadataQuorum};
+use rafka_client::{ConnectOptions, Pool};
+use rafka_metadata::{MetadataImage, MetadataQuorum, QuorumConfig, QuorumOptions, QuorumRole};
 use rafka_storage::{Backend, FileBackend, LogDirs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::BrokerConfig;
+use crate::cluster::controller_client::ControllerClient;
+use crate::cluster::controller_listener::ControllerDispatch;
+use crate::cluster::lifecycle::{BrokerLifecycle, BrokerState, LifecycleConfig};
+use crate::cluster::transport::PoolTransport;
+use crate::config::{BrokerConfig, QuorumMode};
+use crate::connection::ConnectionLimits;
 use crate::group_coordinator::{self, GroupCoordinator, OFFSETS_TOPIC};
 use crate::partitions::{Partitions, PartitionsError};
 use crate::server::{self, ConnectionCounter};
@@ -32,7 +42,9 @@ pub struct Shared {
     pub dynamic_config: Arc<crate::dynamic_config::DynamicBrokerConfig>,
     pub cluster_id: String,
     pub node_id: i32,
-    pub quorum: MetadataQuorum,
+    pub quorum: Arc<MetadataQuorum>,
+    /// Kafka requests to the active controller (DescribeQuorum forwarding, the lifecycle).
+    pub controller_client: Arc<ControllerClient>,
     pub partitions: Partitions,
     pub groups: GroupCoordinator,
     pub producer_ids: crate::producer_ids::ProducerIds,
@@ -77,11 +89,19 @@ pub enum NodeError {
          thread is using this directory."
     )]
     DirLocked { path: String },
+    /// The broker could not register with the controller quorum.
+    #[error("{0}")]
+    Registration(String),
+    /// The quorum settings cannot work (e.g. a dynamic quorum with no initial voters).
+    #[error("{0}")]
+    Quorum(String),
 }
 
 /// A running node.
 pub struct Node {
     shared: Arc<Shared>,
+    /// The broker lifecycle; `None` on a controller-only node.
+    lifecycle: Option<Arc<BrokerLifecycle>>,
     /// The log cleaner threads (compaction), stopped first at shutdown.
     cleaner: Option<crate::log_cleaner::LogCleaner>,
     shutdown_tx: watch::Sender<bool>,
@@ -119,6 +139,66 @@ pub fn new_cluster_id() -> String {
     rafka_storage::uuid_to_base64(uuid::Uuid::new_v4().as_bytes())
 }
 
+/// The quorum tunables from the `controller.quorum.*` and broker session keys.
+fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
+    QuorumConfig {
+        election_timeout_ms: config.controller_quorum_election_timeout_ms,
+        fetch_timeout_ms: config.controller_quorum_fetch_timeout_ms,
+        request_timeout_ms: config.controller_quorum_request_timeout_ms,
+        retry_backoff_ms: config.controller_quorum_retry_backoff_ms,
+        broker_session_timeout_ms: config.broker_session_timeout_ms,
+        // A new cluster starts with the feature levels Kafka 4.x formats new clusters with
+        // (`transaction.version` 2). An existing cluster keeps what it had finalized across
+        // restarts and upgrades, as in Kafka, where only UpdateFeatures changes a level; for
+        // clusters created before rafka knew features that is level 0, so their clients keep
+        // using Transactions V1.
+        bootstrap_features: vec![(
+            crate::handlers::api_versions::TRANSACTION_VERSION_FEATURE.to_string(),
+            rafka_txn::TransactionVersion::LATEST.feature_level(),
+        )],
+        ..QuorumConfig::default()
+    }
+}
+
+/// Which part this node plays in the metadata quorum.
+fn quorum_role(config: &BrokerConfig) -> Result<QuorumRole, NodeError> {
+    let voter_addrs = || -> BTreeMap<u64, String> {
+        config
+            .quorum_voters
+            .iter()
+            .map(|v| {
+                let host = if v.host.contains(':') {
+                    format!("[{}]", v.host)
+                } else {
+                    v.host.clone()
+                };
+                (v.id as u64, format!("{host}:{}", v.port))
+            })
+            .collect()
+    };
+    Ok(match config.quorum_mode() {
+        QuorumMode::Standalone => QuorumRole::Standalone,
+        QuorumMode::StaticVoters if config.process_roles.controller => QuorumRole::Voter {
+            voters: voter_addrs(),
+        },
+        QuorumMode::StaticVoters => QuorumRole::Observer {
+            bootstrap: voter_addrs().into_values().collect(),
+        },
+        QuorumMode::Bootstrap if config.process_roles.controller => {
+            return Err(NodeError::Quorum(
+                "controller.quorum.voters is not set on this controller: rafka's quorum has static voters only (dynamic voters, KIP-853, are not supported); set controller.quorum.voters to the same list on every node".into(),
+            ))
+        }
+        QuorumMode::Bootstrap => QuorumRole::Observer {
+            bootstrap: config
+                .quorum_bootstrap_servers
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        },
+    })
+}
+
 impl Node {
     pub async fn start(mut config: BrokerConfig) -> Result<Node, NodeError> {
         if let Some((names, address)) = config.resolve_empty_advertised_hosts(local_address) {
@@ -128,6 +208,7 @@ impl Node {
             );
         }
         let config = Arc::new(config);
+        let roles = config.process_roles;
         let backend: Arc<dyn Backend> = Arc::new(FileBackend);
         let log_dirs = LogDirs::new(&config.log_dirs, backend.clone())?;
         log_dirs.create_all()?;
@@ -170,7 +251,7 @@ impl Node {
         let partitions = Partitions::open(
             config.node_id,
             log_dirs.clone(),
-            backend,
+            backend.clone(),
             dynamic_config.clone(),
             &clean_shutdown,
         )
@@ -184,29 +265,137 @@ impl Node {
             d.clear_clean_shutdown().map_err(|e| dir_error(d, e))?;
         }
 
-        let metadata_dir = config.metadata_log_dir.join("__cluster_metadata-0");
-        let quorum = MetadataQuorum::start(
-            &metadata_dir,
-            config.node_id as u64,
-            cluster_id.clone(),
-            Default::default(),
-        )
-        .await?;
-        register_broker(&quorum, &config).await?;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let mut bound = Vec::new();
+        let counter = Arc::new(ConnectionCounter::default());
+        let limits = ConnectionLimits {
+            queued_max_requests: config.queued_max_requests,
+            socket_request_max_bytes: config.socket_request_max_bytes,
+            connections_max_idle_ms: config.connections_max_idle_ms,
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+        };
+        let connect_options = ConnectOptions {
+            client_id: format!("rafka-node-{}", config.node_id),
+            connect_timeout: Duration::from_millis(config.controller_quorum_request_timeout_ms),
+            ..ConnectOptions::default()
+        };
+        let pool = Arc::new(Pool::new(connect_options.clone()));
+
+        // The metadata quorum. A voter binds its controller listener first, so peers that start
+        // at the same moment can reach it while it joins.
+        let role = quorum_role(&config)?;
+        let mut controller_sockets = Vec::new();
+        if matches!(role, QuorumRole::Voter { .. }) {
+            for l in &config.controller_listeners {
+                let b = server::bind(l).await.map_err(|source| NodeError::Bind {
+                    listener: l.to_string(),
+                    source,
+                })?;
+                if let Some(addr) = b.local_addr() {
+                    tracing::info!(listener = %l.name, %addr, "Listening (controller)");
+                    bound.push((l.name.clone(), addr));
+                }
+                controller_sockets.push(b);
+            }
+        }
+        let quorum = Arc::new(
+            MetadataQuorum::open(QuorumOptions {
+                dir: config.metadata_log_dir.join("__cluster_metadata-0"),
+                node_id: config.node_id as u64,
+                cluster_id: cluster_id.clone(),
+                role,
+                config: quorum_config(&config),
+                backend: backend.clone(),
+                transport: Arc::new(PoolTransport::new(&connect_options, pool.clone())),
+            })
+            .await?,
+        );
+        let controller_dispatch = Arc::new(ControllerDispatch {
+            quorum: quorum.clone(),
+            limits,
+        });
+        for b in controller_sockets {
+            tasks.push(tokio::spawn(server::accept_loop(
+                controller_dispatch.clone(),
+                b,
+                counter.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
 
         let (groups, groups_inbox) = GroupCoordinator::new();
         let (txns, txns_inbox) = crate::txn_coordinator::TxnCoordinatorHandle::new();
+        let controller_client = Arc::new(ControllerClient::new(pool.clone()));
         let shared = Arc::new(Shared {
             config: config.clone(),
             dynamic_config,
             cluster_id,
             node_id: config.node_id,
-            quorum,
+            quorum: quorum.clone(),
+            controller_client: controller_client.clone(),
             partitions,
             groups,
             producer_ids: Default::default(),
             txns,
         });
+
+        if !roles.broker {
+            tracing::info!(
+                "[KafkaRaftServer nodeId={}] Kafka Server started",
+                shared.node_id
+            );
+            return Ok(Node {
+                shared,
+                lifecycle: None,
+                cleaner: None,
+                shutdown_tx,
+                tasks,
+                bound,
+                _dir_locks: dir_locks,
+            });
+        }
+
+        // KIP-631: register this incarnation, then catch up with the metadata log.
+        let endpoints: Vec<rafka_metadata::Endpoint> = config
+            .advertised_listeners
+            .iter()
+            .map(|l| rafka_metadata::Endpoint {
+                listener: l.name.clone(),
+                host: l.host.clone(),
+                port: l.port,
+                security_protocol: l.protocol.name().to_string(),
+            })
+            .collect();
+        let lifecycle = BrokerLifecycle::new(
+            LifecycleConfig {
+                node_id: config.node_id,
+                cluster_id: shared.cluster_id.clone(),
+                endpoints,
+                rack: config.rack.clone(),
+                heartbeat_interval: Duration::from_millis(config.broker_heartbeat_interval_ms),
+                registration_timeout: Duration::from_millis(
+                    config.initial_broker_registration_timeout_ms,
+                ),
+                request_timeout: Duration::from_millis(config.controller_quorum_request_timeout_ms),
+            },
+            controller_client,
+        );
+        let epoch = match lifecycle.register(&quorum).await {
+            Ok(epoch) => epoch,
+            Err(e) => {
+                let _ = shutdown_tx.send(true);
+                let _ = quorum.shutdown().await;
+                return Err(NodeError::Registration(e));
+            }
+        };
+        tasks.push(tokio::spawn(
+            lifecycle.clone().run(quorum.clone(), shutdown_rx.clone()),
+        ));
+        lifecycle.wait_for(BrokerState::Recovery).await;
+
+        // RECOVERY: open (and recover) the hosted partitions, load the coordinators.
         {
             let shared = shared.clone();
             tokio::task::spawn_blocking(move || {
@@ -215,10 +404,7 @@ impl Node {
             .await
             .map_err(|e| NodeError::Join(e.to_string()))??;
         }
-
         let cleaner = crate::log_cleaner::LogCleaner::start(&shared);
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         tasks.push(tokio::spawn(follow_metadata(
             shared.clone(),
             shutdown_rx.clone(),
@@ -252,13 +438,35 @@ impl Node {
             shared.quorum.subscribe(),
             shutdown_rx.clone(),
         ));
-        // Groups and transactions are loaded before the listeners open, so the first request
-        // finds them.
+
+        // Unfenced, this broker leads its partitions again: wait until this node's own image
+        // says so, then load the groups and transactions it now coordinates before the first
+        // client request can arrive.
+        lifecycle.set_ready_to_unfence();
+        lifecycle.wait_for(BrokerState::Running).await;
+        let node_id = config.node_id;
+        let mut images = quorum.subscribe();
+        let _ = images
+            .wait_for(|i| {
+                i.broker(node_id)
+                    .is_some_and(|b| b.epoch == epoch && !b.fenced)
+            })
+            .await;
+        {
+            let shared = shared.clone();
+            tokio::task::spawn_blocking(move || {
+                shared.partitions.reconcile(&shared.image(), now_ms())
+            })
+            .await
+            .map_err(|e| NodeError::Join(e.to_string()))??;
+        }
         shared.groups.sync_partitions().await;
         shared.txns.sync_partitions().await;
 
-        let counter = Arc::new(ConnectionCounter::default());
-        let mut bound = Vec::new();
+        // Kafka opens the client listeners only once the broker is unfenced.
+        let client_dispatch = Arc::new(crate::handlers::ClientDispatch {
+            shared: shared.clone(),
+        });
         for l in &config.listeners {
             let b = server::bind(l).await.map_err(|source| NodeError::Bind {
                 listener: l.to_string(),
@@ -269,23 +477,20 @@ impl Node {
                 bound.push((l.name.clone(), addr));
             }
             tasks.push(tokio::spawn(server::accept_loop(
-                shared.clone(),
+                client_dispatch.clone(),
                 b,
                 counter.clone(),
                 shutdown_rx.clone(),
             )));
         }
-        // The lines tools wait for (Testcontainers, compose healthchecks, scripts).
-        tracing::info!(
-            "[BrokerLifecycleManager id={}] The broker has been unfenced. Transitioning from RECOVERY to RUNNING.",
-            shared.node_id
-        );
+        // The line tools wait for (Testcontainers, compose healthchecks, scripts).
         tracing::info!(
             "[KafkaRaftServer nodeId={}] Kafka Server started",
             shared.node_id
         );
         Ok(Node {
             shared,
+            lifecycle: Some(lifecycle),
             cleaner: Some(cleaner),
             shutdown_tx,
             tasks,
@@ -303,11 +508,18 @@ impl Node {
         &self.shared
     }
 
-    /// Stops accepting, closes connections, flushes every log, writes the checkpoints and the
+    /// Controlled shutdown (the broker leaves: its leaderships move and it is fenced), then
+    /// stops accepting, closes connections, flushes every log, writes the checkpoints and the
     /// clean-shutdown marker, and stops the quorum.
     pub async fn shutdown(self) -> Result<(), NodeError> {
         let node_id = self.shared.node_id;
         tracing::info!("[KafkaRaftServer nodeId={node_id}] shutting down");
+        if let Some(lifecycle) = &self.lifecycle {
+            // Bounded so the whole stop fits in `docker stop`'s 10 s grace period.
+            lifecycle
+                .controlled_shutdown(CONTROLLED_SHUTDOWN_TIMEOUT)
+                .await;
+        }
         let _ = self.shutdown_tx.send(true);
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
@@ -317,15 +529,14 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || cleaner.shutdown()).await;
         }
         let shared = self.shared;
-        let flushed = {
-            let shared = shared.clone();
+        if self.lifecycle.is_some() {
+            let s = shared.clone();
             tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
-                shared.partitions.close_all()?;
-                shared
-                    .partitions
+                s.partitions.close_all()?;
+                s.partitions
                     .write_clean_shutdown_marker()
                     .map_err(|source| NodeError::LogDir {
-                        path: shared
+                        path: s
                             .config
                             .log_dirs
                             .iter()
@@ -336,23 +547,18 @@ impl Node {
                     })
             })
             .await
-            .map_err(|e| NodeError::Join(e.to_string()))?
-        };
-        flushed?;
-        match Arc::try_unwrap(shared) {
-            Ok(s) => {
-                if let Err(e) = s.quorum.shutdown().await {
-                    tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
-                }
-            }
-            Err(_) => tracing::debug!(
-                "connections still hold the node state; quorum stops with the runtime"
-            ),
+            .map_err(|e| NodeError::Join(e.to_string()))??;
+        }
+        if let Err(e) = shared.quorum.shutdown().await {
+            tracing::warn!(error = %e, "metadata quorum did not stop cleanly");
         }
         tracing::info!("[KafkaRaftServer nodeId={node_id}] shut down completed");
         Ok(())
     }
 }
+
+/// How long SIGTERM waits for the controller to approve the controlled shutdown.
+const CONTROLLED_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     let file = std::fs::OpenOptions::new()
@@ -362,54 +568,6 @@ fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
         .open(dir.join(".lock"))?;
     file.try_lock().map_err(std::io::Error::other)?;
     Ok(file)
-}
-
-/// Records this broker's endpoints in the metadata log when they are new or changed, as a KRaft
-/// broker registers with the controller on every start.
-async fn register_broker(quorum: &MetadataQuorum, config: &BrokerConfig) -> Result<(), NodeError> {
-    let endpoints: Vec<rafka_metadata::Endpoint> = config
-        .advertised_listeners
-        .iter()
-        .map(|l| rafka_metadata::Endpoint {
-            listener: l.name.clone(),
-            host: l.host.clone(),
-            port: l.port,
-            security_protocol: l.protocol.name().to_string(),
-        })
-        .collect();
-    let image = quorum.image();
-    if image.brokers.is_empty() && image.finalized_features.is_empty() {
-        // A metadata log no broker has registered in yet is a new cluster: it starts with the
-        // feature levels Kafka 4.x formats new clusters with (`transaction.version` 2). An
-        // existing cluster keeps what it had finalized across restarts and upgrades, as in
-        // Kafka, where only UpdateFeatures changes a level; for clusters created before rafka
-        // knew features that is level 0 (no FeatureLevel record), so their clients keep using
-        // Transactions V1.
-        quorum
-            .write(ControllerCommand::SetFeatureLevel {
-                name: crate::handlers::api_versions::TRANSACTION_VERSION_FEATURE.to_string(),
-                level: rafka_txn::TransactionVersion::LATEST.feature_level(),
-            })
-            .await?;
-    }
-    let unchanged = image
-        .broker(config.node_id)
-        .is_some_and(|b| b.endpoints == endpoints && b.rack == config.rack);
-    if unchanged {
-        return Ok(());
-    }
-    quorum
-        .write(ControllerCommand::RegisterBroker(
-            rafka_metadata::BrokerRegistration {
-                node_id: config.node_id,
-                incarnation_id: uuid::Uuid::new_v4(),
-                endpoints,
-                rack: config.rack.clone(),
-                fenced: false,
-            },
-        ))
-        .await?;
-    Ok(())
 }
 
 /// Applies every new metadata image to the hosted partitions.

@@ -10,8 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::Listener;
-use crate::connection::{self, ConnectionContext};
-use crate::node::Shared;
+use crate::connection::{self, ConnectionContext, Dispatch};
 
 /// A bound listener, ready to accept.
 pub struct BoundListener {
@@ -89,8 +88,8 @@ impl Drop for ConnectionSlot {
 }
 
 /// Accepts connections on one listener until shutdown.
-pub async fn accept_loop(
-    shared: Arc<Shared>,
+pub async fn accept_loop<D: Dispatch>(
+    dispatcher: Arc<D>,
     bound: BoundListener,
     counter: Arc<ConnectionCounter>,
     mut shutdown: watch::Receiver<bool>,
@@ -111,7 +110,7 @@ pub async fn accept_loop(
             }
         };
         // Both limits are dynamic broker configs in Kafka, so they are read per accept.
-        let limits = shared.effective_config();
+        let limits = dispatcher.limits();
         let Some(slot) = counter.try_acquire(
             peer.ip(),
             limits.max_connections,
@@ -125,10 +124,10 @@ pub async fn accept_loop(
             peer,
             listener_name: name.clone(),
         };
-        let shared = shared.clone();
+        let dispatcher = dispatcher.clone();
         let rx = shutdown.clone();
         tokio::spawn(async move {
-            connection::serve(shared, stream, ctx, rx).await;
+            connection::serve(dispatcher, stream, ctx, rx).await;
             drop(slot);
         });
     }

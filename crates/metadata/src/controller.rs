@@ -185,7 +185,16 @@ impl Controller {
             });
         }
         let _one = self.serial.lock().await;
-        let image = self.shared.images.borrow().clone();
+        let mut image = self.shared.images.borrow().clone();
+        if image.brokers.is_empty() && image.finalized_features.is_empty() {
+            // A log no broker has registered in yet is a new cluster: it starts with the
+            // bootstrap feature levels, before anyone can read the finalized features.
+            for (name, level) in self.shared.config.bootstrap_features.clone() {
+                self.propose(ControllerCommand::SetFeatureLevel { name, level })
+                    .await?;
+            }
+            image = self.shared.images.borrow().clone();
+        }
         if let Some(b) = image.broker(req.node_id) {
             if b.incarnation_id == req.incarnation_id {
                 // A retry of a registration that went through: the epoch stays.

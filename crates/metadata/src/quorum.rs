@@ -78,6 +78,9 @@ pub struct QuorumConfig {
     pub write_timeout_ms: u64,
     /// `broker.session.timeout.ms`, for the active controller's broker sessions.
     pub broker_session_timeout_ms: u64,
+    /// Feature levels a new cluster starts with (Kafka's bootstrap metadata): written by the
+    /// active controller before the first broker registers.
+    pub bootstrap_features: Vec<(String, i16)>,
 }
 
 impl Default for QuorumConfig {
@@ -94,6 +97,7 @@ impl Default for QuorumConfig {
             retry_backoff_ms: 20,
             write_timeout_ms: 30_000,
             broker_session_timeout_ms: 9000,
+            bootstrap_features: Vec::new(),
         }
     }
 }
@@ -405,7 +409,7 @@ pub struct MetadataQuorum {
     shared: Arc<QuorumShared>,
     controller: Option<Arc<Controller>>,
     observer: Option<Observer>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -602,7 +606,7 @@ impl MetadataQuorum {
                 shared,
                 controller: None,
                 observer: Some(observer),
-                tasks: vec![task],
+                tasks: Mutex::new(vec![task]),
                 shutdown,
             });
         }
@@ -675,14 +679,16 @@ impl MetadataQuorum {
             last_leader_contact: Mutex::new(Instant::now()),
         });
         let controller = Arc::new(Controller::new(shared.clone()));
-        let mut quorum = MetadataQuorum {
+        let quorum = MetadataQuorum {
             shared,
             controller: Some(controller.clone()),
             observer: None,
-            tasks: Vec::new(),
+            tasks: Mutex::new(Vec::new()),
             shutdown,
         };
-        let started = if standalone {
+        // A static voter list of this node alone is a standalone quorum with a listener.
+        let sole_voter = voters.len() == 1;
+        let started = if sole_voter {
             quorum.become_sole_leader().await
         } else {
             quorum.join_voters(&voters, stored_voters).await
@@ -693,18 +699,19 @@ impl MetadataQuorum {
             }
             return Err(e);
         }
-        quorum
-            .tasks
-            .push(controller.spawn(shutdown_rx.clone(), quorum.shared.clone()));
-        quorum.tasks.push(tokio::spawn(track_leader_log(
-            quorum.shared.clone(),
-            shutdown_rx.clone(),
-        )));
-        if !standalone {
-            quorum.tasks.push(tokio::spawn(elect_when_leader_lost(
+        {
+            let mut tasks = quorum.tasks.lock().unwrap_or_else(|e| e.into_inner());
+            tasks.push(controller.spawn(shutdown_rx.clone(), quorum.shared.clone()));
+            tasks.push(tokio::spawn(track_leader_log(
                 quorum.shared.clone(),
-                shutdown_rx,
+                shutdown_rx.clone(),
             )));
+            if !sole_voter {
+                tasks.push(tokio::spawn(elect_when_leader_lost(
+                    quorum.shared.clone(),
+                    shutdown_rx,
+                )));
+            }
         }
         Ok(quorum)
     }
@@ -1013,10 +1020,13 @@ impl MetadataQuorum {
     }
 
     /// Stops the Raft task and the background tasks; an observer saves its image first.
-    /// Everything acknowledged is already on disk.
-    pub async fn shutdown(self) -> Result<(), MetadataError> {
-        let _ = self.shutdown.send(true);
-        for t in self.tasks {
+    /// Everything acknowledged is already on disk. Later calls do nothing.
+    pub async fn shutdown(&self) -> Result<(), MetadataError> {
+        if self.shutdown.send_replace(true) {
+            return Ok(());
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
         if let Some(observer) = &self.observer {
@@ -1106,6 +1116,14 @@ async fn track_leader_log(shared: Arc<QuorumShared>, mut shutdown: watch::Receiv
             .store(last, Ordering::Relaxed);
         let led = is_leader.then_some(term);
         if led != term_led {
+            if let Some(epoch) = led {
+                // Kafka's words for it; the fault tests check from every node's log that no
+                // epoch had two leaders.
+                tracing::info!(
+                    "[RaftManager id={}] Completed transition to Leader(epoch={epoch}) of the metadata quorum",
+                    shared.node_id
+                );
+            }
             shared.peer_stats.clear();
             shared
                 .observers

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rafka_protocol::kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+    AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
 use rafka_protocol::kafka_protocol::messages::{
     BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
@@ -46,9 +46,16 @@ struct Wanted {
     current_leader_epoch: i32,
     /// Resolved partition, or the error to report for it.
     target: Result<Arc<Partition>, ResponseError>,
+    /// KIP-951: the current leader (id, epoch) when this broker is not it.
+    leader_hint: Option<(i32, i32)>,
 }
 
-pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -> FetchResponse {
+pub async fn handle(
+    shared: &Arc<Shared>,
+    listener: &str,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     let mut response = FetchResponse::default();
     response.session_id = INVALID_SESSION_ID;
     if request.session_id != INVALID_SESSION_ID {
@@ -64,6 +71,7 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
     let image = shared.image();
     let mut topics: Vec<(String, Uuid)> = Vec::new();
     let mut wanted = Vec::new();
+    let mut node_endpoints = Vec::new();
     for t in &request.topics {
         let (name, id, topic) = if version >= 13 {
             let topic = image.topic_by_id(&t.topic_id);
@@ -93,6 +101,27 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
                     .map_err(errors::unavailable)
                     .and_then(|part| zstd_readable(part, version)),
             };
+            // KIP-951: a fetch sent to the wrong broker learns the leader from the answer.
+            let mut leader_hint = None;
+            if target.as_ref().err() == Some(&ResponseError::NotLeaderOrFollower) && version >= 12 {
+                if let Some((id, epoch, broker, endpoint)) = topic
+                    .and_then(|t| super::metadata::current_leader(&image, t, p.partition, listener))
+                {
+                    leader_hint = Some((id, epoch));
+                    if version >= 16
+                        && !node_endpoints
+                            .iter()
+                            .any(|n: &NodeEndpoint| n.node_id.0 == id)
+                    {
+                        let mut n = NodeEndpoint::default();
+                        n.node_id = BrokerId(id);
+                        n.host = StrBytes::from_string(endpoint.host.clone());
+                        n.port = i32::from(endpoint.port);
+                        n.rack = broker.rack.clone().map(StrBytes::from_string);
+                        node_endpoints.push(n);
+                    }
+                }
+            }
             wanted.push(Wanted {
                 topic_index: ti,
                 partition: p.partition,
@@ -100,10 +129,12 @@ pub async fn handle(shared: &Arc<Shared>, request: FetchRequest, version: i16) -
                 partition_max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
                 target,
+                leader_hint,
             });
         }
     }
     drop(image);
+    response.node_endpoints = node_endpoints;
 
     let wait = Duration::from_millis((request.max_wait_ms.max(0) as u64).min(MAX_WAIT_MS_CAP));
     let deadline = Instant::now() + wait;
@@ -188,6 +219,10 @@ fn read_all(
             Ok(p) => p,
             Err(code) => {
                 pd.error_code = code.code();
+                if let Some((id, epoch)) = w.leader_hint {
+                    pd.current_leader.leader_id = BrokerId(id);
+                    pd.current_leader.leader_epoch = epoch;
+                }
                 any_error = true;
                 hws.push(-1);
                 out.push(pd);

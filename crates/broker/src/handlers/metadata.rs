@@ -1,6 +1,8 @@
-//! Metadata (key 3): brokers on the caller's listener, topics with ids, partitions with leader,
-//! epoch, replicas and ISR; auto-creation under `auto.create.topics.enable` and the request's
-//! `allow_auto_topic_creation`.
+//! Metadata (key 3): the unfenced brokers on the caller's listener, topics with ids, partitions
+//! with leader, epoch, replicas, ISR and offline replicas; auto-creation under
+//! `auto.create.topics.enable` and the request's `allow_auto_topic_creation`. As in KRaft, the
+//! `controller_id` is some live broker (clients send admin requests there and brokers forward
+//! them), not the quorum's leader.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,6 +62,8 @@ pub async fn handle(
                     &image,
                     t,
                     request.include_topic_authorized_operations,
+                    &ctx.listener_name,
+                    version,
                 ));
             }
         }
@@ -72,6 +76,7 @@ pub async fn handle(
                         id,
                         allow_auto_create,
                         request.include_topic_authorized_operations,
+                        (&ctx.listener_name, version),
                     )
                     .await,
                 );
@@ -82,9 +87,7 @@ pub async fn handle(
     let mut response = MetadataResponse::default();
     response.brokers = brokers_on_listener(&image, &ctx.listener_name);
     response.cluster_id = Some(StrBytes::from_string(shared.cluster_id.clone()));
-    // KRaft brokers report some live broker as "controller" so old clients have a node to send
-    // admin requests to; on one node that is this node.
-    response.controller_id = BrokerId(shared.node_id);
+    response.controller_id = BrokerId(random_live_broker(&image).unwrap_or(-1));
     response.topics = topics;
     response.cluster_authorized_operations = if request.include_cluster_authorized_operations {
         CLUSTER_OPERATIONS_ALL
@@ -94,17 +97,26 @@ pub async fn handle(
     response
 }
 
+/// KRaft brokers report a random unfenced broker as "controller", so old clients have a node
+/// to send admin requests to (Kafka's `getRandomAliveBrokerId`).
+pub fn random_live_broker(image: &MetadataImage) -> Option<i32> {
+    let live: Vec<i32> = image.unfenced_brokers().map(|b| b.node_id).collect();
+    let pick = Uuid::new_v4().as_u64_pair().0 as usize % live.len().max(1);
+    live.get(pick).copied()
+}
+
 async fn lookup_or_create(
     shared: &Arc<Shared>,
     name: Option<String>,
     id: Uuid,
     allow_auto_create: bool,
     include_ops: bool,
+    (listener, version): (&str, i16),
 ) -> MetadataResponseTopic {
     let image = shared.image();
     if let Some(name) = name {
         if let Some(t) = image.topic_by_name(&name) {
-            return describe_topic(&image, t, include_ops);
+            return describe_topic(&image, t, include_ops, listener, version);
         }
         if allow_auto_create && shared.config.auto_create_topics_enable {
             let new = NewTopic {
@@ -125,7 +137,7 @@ async fn lookup_or_create(
             }
             let image = shared.image();
             if let Some(t) = image.topic_by_name(&name) {
-                return describe_topic(&image, t, include_ops);
+                return describe_topic(&image, t, include_ops, listener, version);
             }
             return error_topic(
                 Some(name),
@@ -140,7 +152,7 @@ async fn lookup_or_create(
         );
     }
     match image.topic_by_id(&id) {
-        Some(t) => describe_topic(&image, t, include_ops),
+        Some(t) => describe_topic(&image, t, include_ops, listener, version),
         None => error_topic(None, id, ResponseError::UnknownTopicId.code()),
     }
 }
@@ -158,6 +170,8 @@ pub fn describe_topic(
     image: &MetadataImage,
     topic: &TopicImage,
     include_ops: bool,
+    listener: &str,
+    version: i16,
 ) -> MetadataResponseTopic {
     let mut t = MetadataResponseTopic::default();
     t.name = Some(TopicName(StrBytes::from_string(topic.name.clone())));
@@ -168,37 +182,66 @@ pub fn describe_topic(
     } else {
         OPERATIONS_OMITTED
     };
+    // Reachable on this listener: registered, unfenced, with an endpoint for it.
+    let online = |b: i32| {
+        image
+            .broker(b)
+            .is_some_and(|b| !b.fenced && b.endpoint(listener).is_some())
+    };
     t.partitions = topic
         .partitions
         .iter()
         .map(|(&index, p)| {
             let mut r = MetadataResponsePartition::default();
-            let offline: Vec<BrokerId> = p
-                .replicas
-                .iter()
-                .filter(|b| image.broker(**b).is_none())
-                .map(|b| BrokerId(*b))
-                .collect();
-            r.error_code = if p.leader < 0 || image.broker(p.leader).is_none() {
-                ResponseError::LeaderNotAvailable.code()
-            } else {
-                0
+            r.error_code = match image.broker(p.leader) {
+                None => ResponseError::LeaderNotAvailable.code(),
+                Some(b) if b.endpoint(listener).is_none() && version >= 6 => {
+                    ResponseError::ListenerNotFound.code()
+                }
+                Some(b) if b.endpoint(listener).is_none() => {
+                    ResponseError::LeaderNotAvailable.code()
+                }
+                Some(_) => 0,
             };
             r.partition_index = index;
-            r.leader_id = BrokerId(p.leader);
+            r.leader_id = BrokerId(if r.error_code == 0 { p.leader } else { -1 });
             r.leader_epoch = p.leader_epoch;
             r.replica_nodes = p.replicas.iter().map(|b| BrokerId(*b)).collect();
             r.isr_nodes = p.isr.iter().map(|b| BrokerId(*b)).collect();
-            r.offline_replicas = offline;
+            r.offline_replicas = p
+                .replicas
+                .iter()
+                .filter(|b| !online(**b))
+                .map(|b| BrokerId(*b))
+                .collect();
             r
         })
         .collect();
     t
 }
 
+/// KIP-951: a partition's leader as clients on `listener` reach it: its id, the leader epoch
+/// and its endpoint, when it is live and has that listener.
+pub fn current_leader<'a>(
+    image: &'a MetadataImage,
+    topic: &TopicImage,
+    partition: i32,
+    listener: &str,
+) -> Option<(
+    i32,
+    i32,
+    &'a rafka_metadata::BrokerImage,
+    &'a rafka_metadata::Endpoint,
+)> {
+    let p = topic.partition(partition)?;
+    let broker = image.broker(p.leader).filter(|b| !b.fenced)?;
+    let endpoint = broker.endpoint(listener)?;
+    Some((p.leader, p.leader_epoch, broker, endpoint))
+}
+
 fn brokers_on_listener(image: &MetadataImage, listener: &str) -> Vec<MetadataResponseBroker> {
     image
-        .brokers()
+        .unfenced_brokers()
         .filter_map(|b| {
             let e = b.endpoint(listener)?;
             let mut r = MetadataResponseBroker::default();

@@ -16,6 +16,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
+pub(crate) mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -29,7 +30,7 @@ mod leave_group;
 mod list_groups;
 mod list_offsets;
 mod list_transactions;
-mod metadata;
+pub(crate) mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
@@ -58,6 +59,35 @@ pub enum Outcome {
     NoResponse,
     /// Close the connection, logging the reason.
     Close(String),
+}
+
+/// The client listeners' requests: every Kafka API the broker answers.
+pub struct ClientDispatch {
+    pub shared: Arc<Shared>,
+}
+
+impl crate::connection::Dispatch for ClientDispatch {
+    fn dispatch(
+        &self,
+        ctx: &ConnectionContext,
+        frame: Bytes,
+    ) -> impl std::future::Future<Output = Outcome> + Send {
+        dispatch(&self.shared, ctx, frame)
+    }
+
+    fn limits(&self) -> crate::connection::ConnectionLimits {
+        // The connection limits are dynamic broker configs in Kafka, so they are read per
+        // accept; the rest are static.
+        let shared = &self.shared;
+        let effective = shared.effective_config();
+        crate::connection::ConnectionLimits {
+            queued_max_requests: shared.config.queued_max_requests,
+            socket_request_max_bytes: shared.config.socket_request_max_bytes,
+            connections_max_idle_ms: shared.config.connections_max_idle_ms,
+            max_connections: effective.max_connections,
+            max_connections_per_ip: effective.max_connections_per_ip,
+        }
+    }
 }
 
 pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Bytes) -> Outcome {
@@ -120,8 +150,11 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::Metadata(r) => {
             ResponseKind::Metadata(metadata::handle(shared, ctx, r, version).await)
         }
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(shared, r).await)
+        }
         RequestKind::DescribeCluster(r) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(shared, ctx, &r))
+            ResponseKind::DescribeCluster(describe_cluster::handle(shared, ctx, &r, version))
         }
         RequestKind::CreateTopics(r) => {
             ResponseKind::CreateTopics(create_topics::handle(shared, r, version).await)
@@ -132,13 +165,15 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::CreatePartitions(r) => {
             ResponseKind::CreatePartitions(create_partitions::handle(shared, r).await)
         }
-        RequestKind::Produce(r) => match produce::handle(shared, r, version, produce_frame).await {
-            produce::ProduceOutcome::Respond(resp) => ResponseKind::Produce(resp),
-            produce::ProduceOutcome::NoResponse => return Outcome::NoResponse,
-            produce::ProduceOutcome::Close(reason) => return Outcome::Close(reason),
-        },
+        RequestKind::Produce(r) => {
+            match produce::handle(shared, &ctx.listener_name, r, version, produce_frame).await {
+                produce::ProduceOutcome::Respond(resp) => ResponseKind::Produce(resp),
+                produce::ProduceOutcome::NoResponse => return Outcome::NoResponse,
+                produce::ProduceOutcome::Close(reason) => return Outcome::Close(reason),
+            }
+        }
         RequestKind::Fetch(r) => {
-            let response = fetch::handle(shared, r, version).await;
+            let response = fetch::handle(shared, &ctx.listener_name, r, version).await;
             return match rafka_protocol::fetch_encode::encode_fetch_response(
                 correlation_id,
                 version,

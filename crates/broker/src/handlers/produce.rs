@@ -14,9 +14,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use rafka_protocol::kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, NodeEndpoint, PartitionProduceResponse, TopicProduceResponse,
 };
-use rafka_protocol::kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use rafka_protocol::kafka_protocol::messages::{
+    BrokerId, ProduceRequest, ProduceResponse, TopicName,
+};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_records::{RecordError, TimestampBounds, TimestampType, ValidationLimits};
@@ -52,6 +54,7 @@ enum Records {
 
 pub async fn handle(
     shared: &Arc<Shared>,
+    listener: &str,
     request: ProduceRequest,
     version: i16,
     frame: Option<Bytes>,
@@ -114,6 +117,7 @@ pub async fn handle(
         })
         .collect();
     let mut any_error = false;
+    let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
     for (item, verify_error) in items.into_iter().zip(verify_errors) {
         let topic = &topics[item.topic_index];
         let mut pr = PartitionProduceResponse::default();
@@ -143,6 +147,28 @@ pub async fn handle(
             Err((code, message)) => {
                 any_error = true;
                 pr.error_code = code.code();
+                // KIP-951 (v10+): name the current leader so the client need not ask Metadata.
+                if code == ResponseError::NotLeaderOrFollower && version >= 10 {
+                    let topic_image = if version >= 13 {
+                        image.topic_by_id(&topic.topic_id)
+                    } else {
+                        image.topic_by_name(&topic.name)
+                    };
+                    if let Some((id, epoch, broker, endpoint)) = topic_image.and_then(|t| {
+                        super::metadata::current_leader(&image, t, item.partition, listener)
+                    }) {
+                        pr.current_leader.leader_id = BrokerId(id);
+                        pr.current_leader.leader_epoch = epoch;
+                        if !node_endpoints.iter().any(|n| n.node_id.0 == id) {
+                            let mut n = NodeEndpoint::default();
+                            n.node_id = BrokerId(id);
+                            n.host = StrBytes::from_string(endpoint.host.clone());
+                            n.port = i32::from(endpoint.port);
+                            n.rack = broker.rack.clone().map(StrBytes::from_string);
+                            node_endpoints.push(n);
+                        }
+                    }
+                }
                 if matches!(
                     code,
                     ResponseError::InvalidRecord
@@ -173,6 +199,7 @@ pub async fn handle(
     }
     let mut response = ProduceResponse::default();
     response.responses = responses;
+    response.node_endpoints = node_endpoints;
     ProduceOutcome::Respond(response)
 }
 
