@@ -1054,4 +1054,163 @@ mod tests {
         assert_eq!(r1, vec![true, true, true, false, true]);
         assert_eq!(r1, r2);
     }
+    fn part(image: &MetadataImage, topic: &str, p: i32) -> (i32, Vec<i32>, i32, i32) {
+        let p = image.topic_by_name(topic).unwrap().partition(p).unwrap();
+        (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch)
+    }
+
+    #[test]
+    fn fencing_moves_leadership_and_shrinks_isr_as_kafka_does() {
+        let image = with_brokers();
+        // Two replicas, both in sync, broker 1 leads.
+        let image = ok(&image, 3, create("r2", Uuid::new_v4(), 1));
+        let e1 = image.broker(1).unwrap().epoch;
+        let e2 = image.broker(2).unwrap().epoch;
+        let image = ok(
+            &image,
+            4,
+            ControllerCommand::FenceBroker {
+                node_id: 1,
+                broker_epoch: e1,
+            },
+        );
+        // The other in-sync replica leads; the fenced one leaves the ISR.
+        assert_eq!(part(&image, "r2", 0), (2, vec![2], 1, 1));
+        let image = ok(
+            &image,
+            5,
+            ControllerCommand::FenceBroker {
+                node_id: 2,
+                broker_epoch: e2,
+            },
+        );
+        // The last ISR member stays in the ISR; nobody leads.
+        assert_eq!(part(&image, "r2", 0), (NO_LEADER, vec![2], 2, 2));
+        // Broker 1 is unfenced but not in sync: still no leader.
+        let image = ok(
+            &image,
+            6,
+            ControllerCommand::UnfenceBroker {
+                node_id: 1,
+                broker_epoch: e1,
+            },
+        );
+        assert_eq!(part(&image, "r2", 0).0, NO_LEADER);
+        let image = ok(
+            &image,
+            7,
+            ControllerCommand::UnfenceBroker {
+                node_id: 2,
+                broker_epoch: e2,
+            },
+        );
+        assert_eq!(part(&image, "r2", 0), (2, vec![2], 3, 3));
+    }
+
+    #[test]
+    fn a_new_fenced_incarnation_ends_the_old_ones_leaderships() {
+        let id = Uuid::new_v4();
+        let image = ok(
+            &with_brokers(),
+            3,
+            ControllerCommand::CreateTopic {
+                name: "t".into(),
+                topic_id: id,
+                partitions: vec![],
+                configs: BTreeMap::new(),
+                placement: Some(Placement::Manual {
+                    replicas: vec![vec![1]],
+                }),
+            },
+        );
+        assert_eq!(part(&image, "t", 0).0, 1);
+        let mut again = broker(1, 9092);
+        again.fenced = true;
+        let image = ok(&image, 4, ControllerCommand::RegisterBroker(again));
+        assert_eq!(image.broker(1).unwrap().epoch, 4);
+        assert_eq!(part(&image, "t", 0).0, NO_LEADER);
+        // Records naming the replaced registration's epoch are refused.
+        let (_, res) = apply(
+            &image,
+            5,
+            &ControllerCommand::UnfenceBroker {
+                node_id: 1,
+                broker_epoch: 1,
+            },
+        );
+        assert!(matches!(res, Err(CommandRejected::StaleBrokerEpoch { .. })));
+        let image = ok(
+            &image,
+            5,
+            ControllerCommand::UnfenceBroker {
+                node_id: 1,
+                broker_epoch: 4,
+            },
+        );
+        assert_eq!(part(&image, "t", 0).0, 1);
+    }
+
+    #[test]
+    fn placement_inside_apply_sees_fencing_at_its_log_position() {
+        let image = with_brokers();
+        let e1 = image.broker(1).unwrap().epoch;
+        let image = ok(
+            &image,
+            3,
+            ControllerCommand::FenceBroker {
+                node_id: 1,
+                broker_epoch: e1,
+            },
+        );
+        let striped = |name: &str, count| ControllerCommand::CreateTopic {
+            name: name.into(),
+            topic_id: Uuid::new_v4(),
+            partitions: vec![],
+            configs: BTreeMap::new(),
+            placement: Some(Placement::Striped {
+                partition_count: count,
+                replication_factor: 1,
+                seed: 9,
+            }),
+        };
+        let image = ok(&image, 4, striped("s", 4));
+        let topic = image.topic_by_name("s").unwrap();
+        assert!(topic
+            .partitions
+            .values()
+            .all(|p| p.leader == 2 && p.isr == vec![2]));
+        // Manual replicas that are all fenced are refused with Kafka's message.
+        let (_, res) = apply(
+            &image,
+            5,
+            &ControllerCommand::CreateTopic {
+                name: "m".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: vec![],
+                configs: BTreeMap::new(),
+                placement: Some(Placement::Manual {
+                    replicas: vec![vec![1]],
+                }),
+            },
+        );
+        assert!(
+            matches!(&res, Err(CommandRejected::InvalidReplicaAssignment { reason }) if reason.contains("are fenced or in controlled shutdown")),
+            "{res:?}"
+        );
+        // No unfenced broker at all: INVALID_REPLICATION_FACTOR.
+        let e2 = image.broker(2).unwrap().epoch;
+        let image = ok(
+            &image,
+            6,
+            ControllerCommand::FenceBroker {
+                node_id: 2,
+                broker_epoch: e2,
+            },
+        );
+        let (_, res) = apply(&image, 7, &striped("none", 1));
+        assert!(
+            matches!(&res, Err(CommandRejected::InvalidReplicationFactor { reason }) if reason.contains("All brokers are currently fenced.")),
+            "{res:?}"
+        );
+    }
 }
