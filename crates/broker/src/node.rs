@@ -185,9 +185,16 @@ fn quorum_role(config: &BrokerConfig) -> Result<QuorumRole, NodeError> {
             bootstrap: voter_addrs().into_values().collect(),
         },
         QuorumMode::Bootstrap if config.process_roles.controller => {
-            return Err(NodeError::Quorum(
-                "controller.quorum.voters is not set on this controller: rafka's quorum has static voters only (dynamic voters, KIP-853, are not supported); set controller.quorum.voters to the same list on every node".into(),
-            ))
+            // Formatted with `kafka-storage format --standalone` / `--initial-controllers`.
+            match rafka_metadata::initial_voters::read(&config.metadata_log_dir) {
+                Ok(Some(voters)) => QuorumRole::Voter { voters },
+                Ok(None) => return Err(NodeError::Quorum(
+                    "controller.quorum.voters is not set on this controller and its metadata log dir holds no initial controllers: format it with `kafka-storage format --standalone` or `--initial-controllers`, or set controller.quorum.voters (changing voters later, KIP-853, is not supported)".into(),
+                )),
+                Err(e) => return Err(NodeError::Quorum(format!(
+                    "cannot read the initial controllers written by kafka-storage format: {e}"
+                ))),
+            }
         }
         QuorumMode::Bootstrap => QuorumRole::Observer {
             bootstrap: config

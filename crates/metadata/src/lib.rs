@@ -30,6 +30,7 @@ pub mod controller;
 pub mod error;
 mod fsio;
 pub mod image;
+pub mod initial_voters;
 mod legacy;
 pub mod lifecycle;
 mod log_store;

@@ -5,14 +5,19 @@
 //! Layout: [`client`] is the shared async client (connections, version negotiation, Metadata,
 //! coordinator lookup); [`props`] reads Java properties files and client settings; one module per
 //! tool ([`topics`], [`api_versions`], [`storage`], [`producer`], [`consumer`], [`groups`],
-//! [`configs`]) with its flags (clap, in Kafka's spelling), its pure parsing/formatting parts
-//! (unit-tested) and its I/O.
+//! [`configs`], [`metadata_quorum`]) with its flags (clap, in Kafka's spelling), its pure
+//! parsing/formatting parts (unit-tested) and its I/O; [`argparse`] gives the argparse4j messages
+//! of the tools Kafka parses with argparse4j, [`dynamic_voters`] Kafka's `--initial-controllers`
+//! syntax.
 
 pub mod api_versions;
+pub mod argparse;
 pub mod client;
 pub mod configs;
 pub mod consumer;
+pub mod dynamic_voters;
 pub mod groups;
+pub mod metadata_quorum;
 pub mod producer;
 pub mod props;
 pub mod storage;
@@ -29,6 +34,7 @@ pub const TOOLS: &[&str] = &[
     "kafka-console-consumer",
     "kafka-consumer-groups",
     "kafka-configs",
+    "kafka-metadata-quorum",
 ];
 
 /// The tool a name refers to (`kafka-topics`, `kafka-topics.sh`, `/opt/kafka/bin/kafka-topics.sh`).
@@ -48,6 +54,7 @@ pub fn run_tool(name: &str, args: Vec<OsString>) -> u8 {
         "kafka-console-consumer" => consumer::main(args),
         "kafka-consumer-groups" => groups::main(args),
         "kafka-configs" => configs::main(args),
+        "kafka-metadata-quorum" => metadata_quorum::main(args),
         other => {
             eprintln!("unknown tool {other}");
             return 1;
@@ -112,6 +119,10 @@ mod tests {
             Some("kafka-topics")
         );
         assert_eq!(tool_name("kafka-storage.sh"), Some("kafka-storage"));
+        assert_eq!(
+            tool_name("kafka-metadata-quorum.sh"),
+            Some("kafka-metadata-quorum")
+        );
         assert_eq!(tool_name("rafka"), None);
         assert_eq!(tool_name("kafka-server-start.sh"), None);
     }
