@@ -381,9 +381,50 @@ impl Sim {
         node.backend.crash_with_seed(crash_seed).unwrap();
         if let Some(q) = node.quorum.take() {
             // Stops the Raft task; its storage already fails, like a dead process's would.
-            if let Ok(q) = Arc::try_unwrap(q) {
-                let _ = q.shutdown().await;
+            let _ = q.shutdown().await;
+        }
+    }
+
+    /// A clean stop: the node saves what it must (an observer its image) and leaves.
+    async fn stop(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        {
+            let mut s = self.net.state.lock().unwrap();
+            s.alive.remove(&id);
+            s.servers.remove(&id);
+        }
+        for t in node.tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
+        }
+        if let Some(q) = node.quorum.take() {
+            q.shutdown().await.unwrap();
+        }
+    }
+
+    async fn wait_converged(&self, deadline: tokio::time::Instant) -> u64 {
+        loop {
+            let indexes: BTreeSet<u64> = self
+                .live()
+                .iter()
+                .map(|id| {
+                    self.nodes[id]
+                        .quorum
+                        .as_ref()
+                        .unwrap()
+                        .image()
+                        .last_applied_index
+                })
+                .collect();
+            if indexes.len() == 1 {
+                return *indexes.iter().next().unwrap();
             }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "seed {}: nodes did not converge: {indexes:?}",
+                self.seed
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
@@ -616,7 +657,19 @@ async fn run(seed: u64, voter_count: u64, snapshot_interval: u64, fault_ms: u64)
     }
 }
 
+fn trace() {
+    if std::env::var("RAFKA_SIM_TRACE").is_ok() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=info".into()),
+            )
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
+}
+
 fn seeds(default_count: u64, salt: u64) -> Vec<u64> {
+    trace();
     if let Ok(s) = std::env::var("RAFKA_SIM_SEED") {
         return vec![s.parse().expect("RAFKA_SIM_SEED is a number")];
     }
@@ -659,5 +712,108 @@ fn three_voters_with_frequent_snapshots() {
     for seed in seeds(150, 3) {
         eprintln!("seed {seed}");
         simulate(3, 20, 20_000, seed);
+    }
+}
+
+/// A voter whose metadata dir is wiped comes back empty and catches up by snapshot (the leader
+/// has purged the entries it would need).
+#[test]
+fn wiped_voter_catches_up_by_snapshot() {
+    for seed in seeds(20, 4) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            rafka_metadata::runtime::seed_thread_rng(seed);
+            let mut sim = Sim::new(seed, 3, 20);
+            for id in sim.nodes.keys().copied().collect::<Vec<_>>() {
+                sim.start(id).await;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            // Well past a few snapshot intervals.
+            loop {
+                let index = sim.nodes[&1]
+                    .quorum
+                    .as_ref()
+                    .unwrap()
+                    .image()
+                    .last_applied_index;
+                if index > 120 {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "seed {seed}: no progress"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            sim.crash(3).await;
+            std::fs::remove_dir_all(&sim.nodes[&3].dir).unwrap();
+            sim.start(3).await;
+            sim.wait_converged(deadline).await;
+            let q = sim.nodes[&3].quorum.as_ref().unwrap();
+            assert_eq!(
+                q.applied_digest().unwrap().1,
+                None,
+                "seed {seed}: the wiped voter replayed entries instead of installing a snapshot"
+            );
+            let v = sim.violations();
+            assert!(v.is_empty(), "seed {seed}: {v:?}");
+            for id in sim.nodes.keys().copied().collect::<Vec<_>>() {
+                sim.crash(id).await;
+            }
+        });
+    }
+}
+
+/// An observer saves its image; restarted while no controller answers, it starts from that
+/// image instead of from nothing.
+#[test]
+fn observer_resumes_from_its_saved_image() {
+    for seed in seeds(10, 5) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            rafka_metadata::runtime::seed_thread_rng(seed);
+            let mut sim = Sim::new(seed, 3, 10_000);
+            for id in sim.nodes.keys().copied().collect::<Vec<_>>() {
+                sim.start(id).await;
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+            let observed = loop {
+                let index = sim.nodes[&OBSERVER_ID]
+                    .quorum
+                    .as_ref()
+                    .unwrap()
+                    .image()
+                    .last_applied_index;
+                if index > 30 {
+                    break index;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "seed {seed}: no progress"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            sim.stop(OBSERVER_ID).await;
+            for id in 1..=3 {
+                sim.crash(id).await;
+            }
+            sim.start(OBSERVER_ID).await;
+            let image = sim.nodes[&OBSERVER_ID].quorum.as_ref().unwrap().image();
+            assert!(
+                image.last_applied_index >= observed,
+                "seed {seed}: restarted at {} after having applied {observed}",
+                image.last_applied_index
+            );
+            assert!(image.broker_configs.cluster_default.len() as u64 > 0);
+            sim.crash(OBSERVER_ID).await;
+        });
     }
 }
