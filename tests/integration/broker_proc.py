@@ -103,6 +103,12 @@ class Broker:
 
     # ---- lifecycle ------------------------------------------------------------------------
     def start(self, timeout: float = START_TIMEOUT) -> "Broker":
+        self.launch()
+        return self.wait_ready(timeout)
+
+    def launch(self) -> "Broker":
+        """Starts the process without waiting for it to be ready (cluster nodes must all be
+        running before any of them can finish starting)."""
         assert not self.alive(), "broker already running"
         if not is_mock() and not os.access(BIN, os.X_OK):
             raise BrokerStartError(f"broker binary {BIN} missing; run `cargo build --release -p rafka`")
@@ -126,6 +132,11 @@ class Broker:
         )
         self._reader = threading.Thread(target=self._pump, args=(self.proc,), daemon=True)
         self._reader.start()
+        return self
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> "Broker":
+        """Waits for the `Kafka Server started` line of the current start."""
+        assert self.proc is not None, "broker not launched"
         deadline = time.monotonic() + timeout
         while not self._started.is_set():
             if self._eof.is_set() or self.proc.poll() is not None:
