@@ -9,8 +9,8 @@ use rafka_records::{batches, BatchBuilder, BatchView};
 use rafka_storage::AppendOrigin;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::node::Shared;
 use crate::partitions::Partition;
+use crate::state::Shared;
 
 /// Bytes read per step while loading a coordinator partition.
 const LOAD_READ_BYTES: usize = 4 << 20;

@@ -19,8 +19,9 @@ use tokio::sync::{mpsc, watch};
 
 use crate::coordinator_task::{self, TaskHandle, Waiting};
 
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
 use crate::partitions::Partition;
+use crate::state::Shared;
 
 /// The internal topic that holds committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";

@@ -6,6 +6,7 @@
 //! - [`config`]: the config key table, the sources config is read from, the typed config.
 //! - [`node`]: startup and shutdown of one node in its roles (log dirs, metadata quorum,
 //!   registration and unfencing, partitions, listeners).
+//! - [`state`]: [`state::Shared`], the handlers' view of the running node that `node` builds.
 //! - [`server`] and [`connection`]: listeners, the accept loop with its connection limits, and one
 //!   task per connection that reads frames, runs requests in arrival order and writes answers.
 //! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
@@ -41,8 +42,17 @@ pub mod node;
 pub mod partitions;
 pub mod producer_ids;
 pub mod server;
+pub mod state;
 pub mod topic_config;
 pub mod txn_coordinator;
 
 pub use config::BrokerConfig;
 pub use node::{Node, NodeError};
+
+/// Wall-clock milliseconds, the time base of record timestamps.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

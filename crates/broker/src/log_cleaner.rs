@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use rafka_storage::{CleanerSettings, TopicPartition};
 
 use crate::config::BrokerConfig;
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
 use crate::partitions::Partition;
+use crate::state::Shared;
 
 /// Kafka's `Throttler`: measures the rate over short periods and sleeps when it is above the
 /// limit.

@@ -8,10 +8,10 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rafka_client::{ConnectOptions, Pool};
-use rafka_metadata::{MetadataImage, MetadataQuorum, QuorumConfig, QuorumOptions, QuorumRole};
+use rafka_metadata::{MetadataQuorum, QuorumConfig, QuorumOptions, QuorumRole};
 use rafka_storage::{Backend, FileBackend, LogDirs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -23,44 +23,10 @@ use crate::cluster::transport::PoolTransport;
 use crate::config::{BrokerConfig, QuorumMode};
 use crate::connection::ConnectionLimits;
 use crate::group_coordinator::{self, GroupCoordinator, OFFSETS_TOPIC};
+use crate::now_ms;
 use crate::partitions::{Partitions, PartitionsError};
 use crate::server::{self, ConnectionCounter};
-
-/// Wall-clock milliseconds, the time base of record timestamps.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
-/// State every connection and handler shares.
-pub struct Shared {
-    /// The static config (what the node started with).
-    pub config: Arc<BrokerConfig>,
-    /// The static config with the dynamic broker configs of the metadata log over it.
-    pub dynamic_config: Arc<crate::dynamic_config::DynamicBrokerConfig>,
-    pub cluster_id: String,
-    pub node_id: i32,
-    pub quorum: Arc<MetadataQuorum>,
-    /// Kafka requests to the active controller (DescribeQuorum forwarding, the lifecycle).
-    pub controller_client: Arc<ControllerClient>,
-    pub partitions: Partitions,
-    pub groups: GroupCoordinator,
-    pub producer_ids: crate::producer_ids::ProducerIds,
-    pub txns: crate::txn_coordinator::TxnCoordinatorHandle,
-}
-
-impl Shared {
-    pub fn image(&self) -> Arc<MetadataImage> {
-        self.quorum.image()
-    }
-
-    /// The effective broker config: static values with the current dynamic ones over them.
-    pub fn effective_config(&self) -> Arc<BrokerConfig> {
-        self.dynamic_config.current(&self.image())
-    }
-}
+use crate::state::Shared;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {

@@ -7,7 +7,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use tokio::sync::Mutex;
 
 use crate::errors::{self, ApiError};
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// Ids per block (Kafka's `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
 pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;

@@ -26,8 +26,9 @@ use tokio::sync::{mpsc, watch};
 use crate::coordinator_task::{self, TaskHandle, Waiting};
 
 use crate::errors;
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
 use crate::partitions::Partition;
+use crate::state::Shared;
 use rafka_protocol::kafka_protocol::ResponseError;
 
 /// Marker writes that failed are retried this often.

@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use super::config_admin;
 use crate::config::validate;
 use crate::errors::{self, ApiError};
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: AlterConfigsRequest) -> AlterConfigsResponse {
     let duplicates = config_admin::duplicate_resources(

@@ -17,7 +17,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use super::topic_admin;
 use crate::config::validate::{self, ConfigRejected};
 use crate::errors::{self, ApiError};
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;

@@ -10,7 +10,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::topic_admin;
 use crate::errors::{self, ApiError};
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::topic_admin::{self, NewTopic};
 use crate::errors::ApiError;
-use crate::node::Shared;
+use crate::state::Shared;
 use crate::topic_config;
 
 pub async fn handle(

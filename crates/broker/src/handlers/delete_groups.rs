@@ -9,7 +9,7 @@ use rafka_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroups
 
 use super::groups::text;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();

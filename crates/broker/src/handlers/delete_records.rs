@@ -14,7 +14,8 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::text;
 use crate::errors;
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let image = shared.image();

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::topic_admin;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

@@ -14,7 +14,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::metadata::{CLUSTER_OPERATIONS_ALL, OPERATIONS_OMITTED};
 use crate::connection::ConnectionContext;
-use crate::node::Shared;
+use crate::state::Shared;
 
 use crate::cluster::controller_listener::ENDPOINT_TYPE_BROKERS;
 

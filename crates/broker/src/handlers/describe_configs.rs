@@ -15,7 +15,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use crate::config::defs::{self, ConfigType};
 use crate::config::BrokerConfig;
 use crate::dynamic_config::{self, Synonym};
-use crate::node::Shared;
+use crate::state::Shared;
 use crate::topic_config::{self, ConfigSource};
 
 const RESOURCE_TOPIC: i8 = 2;

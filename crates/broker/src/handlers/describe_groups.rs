@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use super::groups::{sb, text};
 use super::metadata::OPERATIONS_OMITTED;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// READ, DESCRIBE and DELETE on a group (bits 3, 8, 6 of Kafka's AclOperation codes); there is
 /// no authorizer, so every caller may do all of them.

@@ -22,7 +22,7 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 
 use super::groups::text;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// Kafka's `adjustForLargeFileSystems`: a size Java cannot represent is reported as i64::MAX.
 fn clamp_bytes(n: u64) -> i64 {

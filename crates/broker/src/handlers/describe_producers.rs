@@ -14,7 +14,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::text;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub fn handle(
     shared: &Arc<Shared>,

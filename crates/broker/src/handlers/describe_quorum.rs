@@ -21,7 +21,7 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 
 use crate::cluster::controller_listener::split_host_port;
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// The metadata log's topic, as Kafka names it.
 pub const METADATA_TOPIC: &str = "__cluster_metadata";

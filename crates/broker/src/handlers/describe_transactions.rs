@@ -12,7 +12,7 @@ use rafka_protocol::kafka_protocol::messages::{
 
 use super::groups::{sb, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

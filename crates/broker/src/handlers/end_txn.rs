@@ -10,7 +10,7 @@ use rafka_txn::{Reply, TransactionVersion, TxnApi, TxnError};
 
 use super::groups::text;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: EndTxnRequest, version: i16) -> EndTxnResponse {
     let mut response = EndTxnResponse::default();

@@ -27,8 +27,8 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::errors;
-use crate::node::Shared;
 use crate::partitions::Partition;
+use crate::state::Shared;
 use crate::topic_config::TopicCompression;
 
 /// Longest wait a client can ask for; Kafka has no cap, but a parked request holds memory.

@@ -16,7 +16,7 @@ use super::topic_admin::{create_topic, NewTopic};
 use crate::connection::ConnectionContext;
 use crate::errors::ApiError;
 use crate::group_coordinator::OFFSETS_TOPIC;
-use crate::node::Shared;
+use crate::state::Shared;
 use rafka_txn::TRANSACTION_STATE_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;

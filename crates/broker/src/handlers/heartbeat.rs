@@ -7,7 +7,7 @@ use rafka_protocol::kafka_protocol::messages::{HeartbeatRequest, HeartbeatRespon
 
 use super::groups::{opt_text, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: HeartbeatRequest) -> HeartbeatResponse {
     let group_id = text(&request.group_id.0);

@@ -17,7 +17,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use super::config_admin::{self, Target};
 use crate::config::validate::{self, AlterOp, OpType, ResourceKind};
 use crate::errors::{self, ApiError};
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

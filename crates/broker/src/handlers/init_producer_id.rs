@@ -12,7 +12,7 @@ use rafka_txn::{Reply, TxnApi, TxnError};
 
 use crate::errors;
 
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

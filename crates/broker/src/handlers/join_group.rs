@@ -10,7 +10,7 @@ use rafka_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupRespon
 use super::groups::{client_host, opt_text, owned, sb, text};
 use crate::connection::ConnectionContext;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

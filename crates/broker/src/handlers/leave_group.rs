@@ -9,7 +9,7 @@ use rafka_protocol::kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResp
 
 use super::groups::{opt_text, sb, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

@@ -10,8 +10,8 @@ use rafka_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsRe
 use rafka_protocol::kafka_protocol::ResponseError;
 
 use crate::errors;
-use crate::node::Shared;
 use crate::partitions::Partition;
+use crate::state::Shared;
 
 const LATEST: i64 = -1;
 const READ_COMMITTED: i8 = 1;

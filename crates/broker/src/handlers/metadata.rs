@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::topic_admin::{self, NewTopic};
 use crate::connection::ConnectionContext;
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// Every topic operation, as the bit set Kafka reports when authorized operations are asked for
 /// (READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS): without ACLs,

@@ -47,7 +47,7 @@ use rafka_protocol::codec::{self, DecodeError};
 use rafka_protocol::kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 
 use crate::connection::ConnectionContext;
-use crate::node::Shared;
+use crate::state::Shared;
 
 /// What the connection does after a request.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::{opt_text, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

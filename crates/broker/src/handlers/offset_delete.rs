@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::text;
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(shared: &Arc<Shared>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let image = shared.image();

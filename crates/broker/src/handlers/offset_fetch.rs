@@ -14,7 +14,7 @@ use rafka_protocol::kafka_protocol::messages::{
 
 use super::groups::{sb, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 type Topics = Option<Vec<(String, Vec<i32>)>>;
 

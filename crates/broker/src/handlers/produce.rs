@@ -25,7 +25,8 @@ use rafka_records::{RecordError, TimestampBounds, TimestampType, ValidationLimit
 use uuid::Uuid;
 
 use crate::errors;
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
+use crate::state::Shared;
 
 pub enum ProduceOutcome {
     Respond(ProduceResponse),

@@ -8,7 +8,7 @@ use rafka_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupRespon
 
 use super::groups::{opt_text, owned, sb, text};
 use crate::errors;
-use crate::node::Shared;
+use crate::state::Shared;
 
 pub async fn handle(
     shared: &Arc<Shared>,

@@ -10,7 +10,8 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use uuid::Uuid;
 
 use crate::errors::{self, ApiError};
-use crate::node::{now_ms, Shared};
+use crate::now_ms;
+use crate::state::Shared;
 
 /// A topic to create, after defaults are applied.
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@ use rafka_protocol::kafka_protocol::messages::write_txn_markers_response::{
 use rafka_protocol::kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 
 use super::groups::text;
-use crate::node::Shared;
+use crate::state::Shared;
 use crate::txn_coordinator::write_marker_to;
 
 pub async fn handle(
