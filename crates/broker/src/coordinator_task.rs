@@ -1,16 +1,18 @@
-//! The request channel of a coordinator task, shared by the group and transaction coordinator
-//! shells: handlers send closures that run on the task's coordinator and await the answer; the
-//! task hands each state change a reply id and answers when its output says so.
+//! What the group and transaction coordinator shells share: the request channel of a
+//! coordinator task (handlers send closures that run on the task's coordinator and await the
+//! answer; the task hands each state change a reply id and answers when its output says so), the
+//! [`CoordinatorContext`] a shell sees of the node, and reading and writing an internal-topic
+//! partition.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rafka_metadata::MetadataImage;
 use rafka_records::{batches, BatchBuilder, BatchView};
 use rafka_storage::AppendOrigin;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::partitions::Partition;
-use crate::state::Shared;
+use crate::partitions::{Partition, Partitions};
 
 /// Bytes read per step while loading a coordinator partition.
 const LOAD_READ_BYTES: usize = 4 << 20;
@@ -40,20 +42,35 @@ pub fn append_records(
         .map_err(|e| e.to_string())
 }
 
-/// The leader replica of `topic`-`partition` on this node.
-pub fn local_leader(
-    shared: &Shared,
-    topic: &str,
-    partition: i32,
-) -> Result<Arc<Partition>, String> {
-    let image = shared.image();
-    let t = image
-        .topic_by_name(topic)
-        .ok_or_else(|| format!("{topic} does not exist"))?;
-    shared
-        .partitions
-        .leader(t, partition)
-        .map_err(|u| format!("{topic}-{partition}: {u:?}"))
+/// The part of the node a coordinator shell uses: which internal-topic partitions this node
+/// leads (the images, followed as they change) and their logs. It holds no coordinator's handle,
+/// so a shell never keeps its own channel open; the task ends on the node's shutdown signal.
+#[derive(Clone)]
+pub struct CoordinatorContext {
+    /// This node: a shell loads the partitions whose leader it is.
+    pub node_id: i32,
+    /// The metadata images as this node applies them.
+    pub images: watch::Receiver<Arc<MetadataImage>>,
+    /// The hosted partitions, where the internal topics are read back and appended to.
+    pub partitions: Arc<Partitions>,
+}
+
+impl CoordinatorContext {
+    /// The latest image this node applied.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.images.borrow().clone()
+    }
+
+    /// The leader replica of `topic`-`partition` on this node.
+    pub fn local_leader(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, String> {
+        let image = self.image();
+        let t = image
+            .topic_by_name(topic)
+            .ok_or_else(|| format!("{topic} does not exist"))?;
+        self.partitions
+            .leader(t, partition)
+            .map_err(|u| format!("{topic}-{partition}: {u:?}"))
+    }
 }
 
 /// Hands every batch of `part`, from the log start to the high watermark, to `on_batch`: how a

@@ -8,20 +8,16 @@
 //! unloaded (its clients get NOT_COORDINATOR and look again) and reloaded from the log.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rafka_group::records::decode_record;
 use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
-use rafka_metadata::MetadataImage;
 use rafka_storage::producer_state::TxnMarker;
 use tokio::sync::{mpsc, watch};
 
-use crate::coordinator_task::{self, TaskHandle, Waiting};
-
+use crate::coordinator_task::{self, CoordinatorContext, TaskHandle, Waiting};
 use crate::now_ms;
 use crate::partitions::Partition;
-use crate::state::Shared;
 
 /// The internal topic that holds committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -42,35 +38,33 @@ pub type GroupCoordinator = TaskHandle<Coordinator, Output, Reply, GroupError>;
 /// The receiving end of a [`GroupCoordinator`], until [`spawn`] starts its task.
 pub type Inbox = mpsc::Receiver<Command>;
 
-/// Starts the coordinator task. It holds only a weak reference to the node state, so it never
-/// keeps a stopped node alive.
+/// Starts the coordinator task; it runs until `shutdown` changes (or its sender is dropped).
 pub fn spawn(
     inbox: Inbox,
     config: GroupConfig,
-    shared: Weak<Shared>,
-    images: watch::Receiver<Arc<MetadataImage>>,
+    ctx: CoordinatorContext,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let coordinator = Coordinator::new(config, Box::new(|| uuid::Uuid::new_v4().as_u128()));
-    tokio::spawn(run(coordinator, shared, inbox, images, shutdown))
+    tokio::spawn(run(coordinator, ctx, inbox, shutdown))
 }
 
 struct Shell {
     coordinator: Coordinator,
-    shared: Weak<Shared>,
+    ctx: CoordinatorContext,
     waiting: Waiting<Reply>,
 }
 
 async fn run(
     coordinator: Coordinator,
-    shared: Weak<Shared>,
+    ctx: CoordinatorContext,
     mut rx: mpsc::Receiver<Command>,
-    mut images: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut images = ctx.images.clone();
     let mut shell = Shell {
         coordinator,
-        shared,
+        ctx,
         waiting: Waiting::default(),
     };
     shell.sync_partitions();
@@ -152,24 +146,20 @@ impl Shell {
         producer: Option<(i64, i16)>,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<(), String> {
-        let shared = self.shared.upgrade().ok_or("node is stopping")?;
-        let part = coordinator_task::local_leader(&shared, OFFSETS_TOPIC, partition)?;
+        let part = self.ctx.local_leader(OFFSETS_TOPIC, partition)?;
         coordinator_task::append_records(&part, producer, records, now_ms())
     }
 
     /// Loads partitions the image says this node now leads and unloads the ones it lost.
     fn sync_partitions(&mut self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let image = shared.image();
+        let image = self.ctx.image();
         let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
             return;
         };
         let led: BTreeSet<i32> = topic
             .partitions
             .iter()
-            .filter(|(_, p)| p.leader == shared.node_id)
+            .filter(|(_, p)| p.leader == self.ctx.node_id)
             .map(|(i, _)| *i)
             .collect();
         for p in 0..self.coordinator.config().num_partitions {
@@ -179,7 +169,7 @@ impl Shell {
                 self.apply(out);
             } else if led.contains(&p) && !owned {
                 // Not open here yet (the partitions follow the same image): the next sync loads it.
-                let Ok(part) = shared.partitions.leader(topic, p) else {
+                let Ok(part) = self.ctx.partitions.leader(topic, p) else {
                     continue;
                 };
                 if let Err(e) = self.load(&part, p) {

@@ -12,16 +12,18 @@
 //! the log dir's `cleaner-offset-checkpoint`, as in Kafka.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use rafka_metadata::MetadataImage;
 use rafka_storage::{CleanerSettings, TopicPartition};
+use tokio::sync::watch;
 
 use crate::config::BrokerConfig;
+use crate::dynamic_config::DynamicBrokerConfig;
 use crate::now_ms;
-use crate::partitions::Partition;
-use crate::state::Shared;
+use crate::partitions::{Partition, Partitions};
 
 /// Kafka's `Throttler`: measures the rate over short periods and sleeps when it is above the
 /// limit.
@@ -71,9 +73,30 @@ impl Throttler {
     }
 }
 
+/// The part of the node the cleaner uses: the logs it compacts and the broker config its
+/// settings come from.
+pub struct CleanerContext {
+    /// The hosted partitions, whose log dirs also hold `cleaner-offset-checkpoint`.
+    pub partitions: Arc<Partitions>,
+    /// The broker config: `log.cleaner.enable` and `log.cleaner.threads` from the static layer
+    /// (fixed at start, as in Kafka), the other cleaner settings from the effective config.
+    pub broker_config: Arc<DynamicBrokerConfig>,
+    /// The metadata images, whose dynamic broker configs the effective config follows.
+    pub images: watch::Receiver<Arc<MetadataImage>>,
+}
+
+impl CleanerContext {
+    /// The broker config as of the latest image (dynamic configs over the static ones).
+    fn effective_config(&self) -> Arc<BrokerConfig> {
+        // Cloned out first so the image's lock is not held while the config is rebuilt.
+        let image = self.images.borrow().clone();
+        self.broker_config.current(&image)
+    }
+}
+
 /// Cleaner state shared by the threads.
 struct State {
-    shared: Weak<Shared>,
+    ctx: CleanerContext,
     /// `cleaner-offset-checkpoint`: where the next pass of each log starts.
     checkpoints: Mutex<HashMap<TopicPartition, i64>>,
     /// Logs a thread is cleaning right now.
@@ -100,9 +123,9 @@ fn tp_of(p: &Partition) -> TopicPartition {
 
 impl LogCleaner {
     /// Starts the threads (none if `log.cleaner.enable` is false).
-    pub fn start(shared: &Arc<Shared>) -> LogCleaner {
-        let config = &shared.config;
-        let checkpoints = match shared.partitions.read_cleaner_checkpoints() {
+    pub fn start(ctx: CleanerContext) -> LogCleaner {
+        let config = ctx.broker_config.static_config().clone();
+        let checkpoints = match ctx.partitions.read_cleaner_checkpoints() {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read cleaner-offset-checkpoint; cleaning from the log starts");
@@ -110,7 +133,7 @@ impl LogCleaner {
             }
         };
         let state = Arc::new(State {
-            shared: Arc::downgrade(shared),
+            ctx,
             checkpoints: Mutex::new(checkpoints),
             in_progress: Mutex::new(HashSet::new()),
             horizons_recovered: Mutex::new(HashSet::new()),
@@ -138,15 +161,26 @@ impl LogCleaner {
 
     /// Stops the threads (a pass in progress is abandoned at its next batch; its `.cleaned`
     /// files are removed) and writes the checkpoint.
-    pub fn shutdown(self) {
-        *lock(&self.state.stop) = true;
-        self.state.wake.notify_all();
-        for t in self.threads {
+    pub fn shutdown(mut self) {
+        self.stop();
+        for t in std::mem::take(&mut self.threads) {
             let _ = t.join();
         }
-        if let Some(shared) = self.state.shared.upgrade() {
-            write_checkpoints(&self.state, &shared);
-        }
+        write_checkpoints(&self.state);
+    }
+
+    fn stop(&self) {
+        *lock(&self.state.stop) = true;
+        self.state.wake.notify_all();
+    }
+}
+
+impl Drop for LogCleaner {
+    /// A cleaner dropped without [`LogCleaner::shutdown`] (a start that failed after it began)
+    /// still stops its threads, at their next check, so they never go on compacting logs of a
+    /// node that is gone. Not joined: dropping may happen on an async task.
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -172,12 +206,8 @@ fn pass_settings(config: &BrokerConfig, threads_n: usize) -> (CleanerSettings, f
 
 fn run(state: &State, id: usize, threads_n: usize) {
     while !stopped(state) {
-        let Some(shared) = state.shared.upgrade() else {
-            return;
-        };
-        let (settings, rate, backoff) = pass_settings(&shared.effective_config(), threads_n);
-        let cleaned = clean_filthiest(state, &shared, id, &settings, rate);
-        drop(shared);
+        let (settings, rate, backoff) = pass_settings(&state.ctx.effective_config(), threads_n);
+        let cleaned = clean_filthiest(state, id, &settings, rate);
         if !cleaned {
             let guard = lock(&state.stop);
             if *guard {
@@ -193,16 +223,10 @@ fn run(state: &State, id: usize, threads_n: usize) {
 
 /// Picks and cleans one log; `false` if none needed it or the pass made no progress (failed,
 /// or stopped at an unreadable batch), so the thread backs off instead of spinning.
-fn clean_filthiest(
-    state: &State,
-    shared: &Arc<Shared>,
-    id: usize,
-    settings: &CleanerSettings,
-    rate: f64,
-) -> bool {
+fn clean_filthiest(state: &State, id: usize, settings: &CleanerSettings, rate: f64) -> bool {
     // Once per compacted log after start: tombstones a pass before the restart marked must still
     // go when their horizon passes, though the log may not be dirty again.
-    for p in shared.partitions.all() {
+    for p in state.ctx.partitions.all() {
         if p.settings().log.compact && lock(&state.horizons_recovered).insert(tp_of(&p)) {
             p.recover_delete_horizon();
         }
@@ -213,7 +237,7 @@ fn clean_filthiest(
         let mut in_progress = lock(&state.in_progress);
         let mut best: Option<(Arc<Partition>, rafka_storage::CleanableInfo)> = None;
         let mut horizon: Option<(Arc<Partition>, rafka_storage::CleanableInfo)> = None;
-        for p in shared.partitions.all() {
+        for p in state.ctx.partitions.all() {
             let tp = tp_of(&p);
             if in_progress.contains(&tp) {
                 continue;
@@ -247,15 +271,13 @@ fn clean_filthiest(
         return false;
     };
     let tp = tp_of(&partition);
-    let progressed = clean_one(state, shared, id, &partition, &tp, info, settings, rate);
+    let progressed = clean_one(state, id, &partition, &tp, info, settings, rate);
     lock(&state.in_progress).remove(&tp);
     progressed
 }
 
-#[allow(clippy::too_many_arguments)]
 fn clean_one(
     state: &State,
-    shared: &Arc<Shared>,
     id: usize,
     partition: &Arc<Partition>,
     tp: &TopicPartition,
@@ -323,7 +345,7 @@ fn clean_one(
             tracing::debug!(partition = %name, first_dirty, end, "cleaner pass finished");
             if stats.groups_skipped == 0 {
                 lock(&state.checkpoints).insert(tp.clone(), end);
-                write_checkpoints(state, shared);
+                write_checkpoints(state);
             }
             end > first_dirty || stats.groups_swapped > 0
         }
@@ -335,15 +357,15 @@ fn clean_one(
 }
 
 /// Writes `cleaner-offset-checkpoint` for the logs still hosted.
-fn write_checkpoints(state: &State, shared: &Shared) {
-    let hosted: HashSet<TopicPartition> =
-        shared.partitions.all().iter().map(|p| tp_of(p)).collect();
+fn write_checkpoints(state: &State) {
+    let partitions = &state.ctx.partitions;
+    let hosted: HashSet<TopicPartition> = partitions.all().iter().map(|p| tp_of(p)).collect();
     let entries: Vec<(TopicPartition, i64)> = {
         let mut c = lock(&state.checkpoints);
         c.retain(|tp, _| hosted.contains(tp));
         c.iter().map(|(tp, o)| (tp.clone(), *o)).collect()
     };
-    if let Err(e) = shared.partitions.write_cleaner_checkpoints(&entries) {
+    if let Err(e) = partitions.write_cleaner_checkpoints(&entries) {
         tracing::warn!(error = %e, "cannot write cleaner-offset-checkpoint");
     }
 }

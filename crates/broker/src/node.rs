@@ -22,9 +22,12 @@ use crate::cluster::lifecycle::{BrokerLifecycle, BrokerState, LifecycleConfig};
 use crate::cluster::transport::PoolTransport;
 use crate::config::{BrokerConfig, QuorumMode};
 use crate::connection::ConnectionLimits;
+use crate::coordinator_task::CoordinatorContext;
 use crate::group_coordinator::{self, GroupCoordinator, OFFSETS_TOPIC};
+use crate::log_cleaner::{CleanerContext, LogCleaner};
 use crate::now_ms;
 use crate::partitions::{Partitions, PartitionsError};
+use crate::producer_ids::ProducerIds;
 use crate::server::{self, ConnectionCounter};
 use crate::state::Shared;
 
@@ -69,7 +72,7 @@ pub struct Node {
     /// The broker lifecycle; `None` on a controller-only node.
     lifecycle: Option<Arc<BrokerLifecycle>>,
     /// The log cleaner threads (compaction), stopped first at shutdown.
-    cleaner: Option<crate::log_cleaner::LogCleaner>,
+    cleaner: Option<LogCleaner>,
     shutdown_tx: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     bound: Vec<(String, SocketAddr)>,
@@ -221,17 +224,19 @@ impl Node {
         let dynamic_config = Arc::new(crate::dynamic_config::DynamicBrokerConfig::new(
             config.clone(),
         ));
-        let partitions = Partitions::open(
-            config.node_id,
-            log_dirs.clone(),
-            backend.clone(),
-            dynamic_config.clone(),
-            &clean_shutdown,
-        )
-        .map_err(|e| match e {
-            PartitionsError::LogDirs(e) => NodeError::LogDirs(e),
-            e => NodeError::Partitions(e),
-        })?;
+        let partitions = Arc::new(
+            Partitions::open(
+                config.node_id,
+                log_dirs.clone(),
+                backend.clone(),
+                dynamic_config.clone(),
+                &clean_shutdown,
+            )
+            .map_err(|e| match e {
+                PartitionsError::LogDirs(e) => NodeError::LogDirs(e),
+                e => NodeError::Partitions(e),
+            })?,
+        );
         // A marker only vouches for the shutdown that wrote it: remove it before anything can
         // be appended, so a crash from here on is recovered. Each dir has its own.
         for d in log_dirs.dirs() {
@@ -310,7 +315,7 @@ impl Node {
             controller_client: controller_client.clone(),
             partitions,
             groups,
-            producer_ids: Default::default(),
+            producer_ids: Arc::new(ProducerIds::new(config.node_id, quorum.clone())),
             txns,
         });
 
@@ -377,7 +382,11 @@ impl Node {
             .await
             .map_err(|e| NodeError::Join(e.to_string()))??;
         }
-        let cleaner = crate::log_cleaner::LogCleaner::start(&shared);
+        let cleaner = LogCleaner::start(CleanerContext {
+            partitions: shared.partitions.clone(),
+            broker_config: shared.dynamic_config.clone(),
+            images: quorum.subscribe(),
+        });
         tasks.push(tokio::spawn(follow_metadata(
             shared.clone(),
             shutdown_rx.clone(),
@@ -392,11 +401,18 @@ impl Node {
             .topic_by_name(OFFSETS_TOPIC)
             .map(|t| t.partitions.len() as i32)
             .unwrap_or(config.offsets_topic_num_partitions);
+        // The coordinator shells see only the node id, the images and the hosted partitions
+        // (plus, for transactions, producer ids and the group coordinator); they end on the
+        // shutdown signal.
+        let coordinator_context = CoordinatorContext {
+            node_id: config.node_id,
+            images: quorum.subscribe(),
+            partitions: shared.partitions.clone(),
+        };
         tasks.push(group_coordinator::spawn(
             groups_inbox,
             config.group_config(offsets_partitions),
-            Arc::downgrade(&shared),
-            shared.quorum.subscribe(),
+            coordinator_context.clone(),
             shutdown_rx.clone(),
         ));
         let txn_partitions = shared
@@ -407,8 +423,9 @@ impl Node {
         tasks.push(crate::txn_coordinator::spawn(
             txns_inbox,
             config.txn_config(txn_partitions),
-            Arc::downgrade(&shared),
-            shared.quorum.subscribe(),
+            coordinator_context,
+            shared.producer_ids.clone(),
+            shared.groups.clone(),
             shutdown_rx.clone(),
         ));
 

@@ -31,9 +31,9 @@ pub struct Shared {
     pub quorum: Arc<MetadataQuorum>,
     /// Kafka requests to the active controller (DescribeQuorum forwarding, the lifecycle).
     pub controller_client: Arc<ControllerClient>,
-    pub partitions: Partitions,
+    pub partitions: Arc<Partitions>,
     pub groups: GroupCoordinator,
-    pub producer_ids: ProducerIds,
+    pub producer_ids: Arc<ProducerIds>,
     pub txns: TxnCoordinatorHandle,
 }
 

@@ -12,10 +12,11 @@
 //! on the next tick.
 
 use std::collections::BTreeSet;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rafka_metadata::MetadataImage;
+use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_txn::records::decode_record;
 use rafka_txn::{
     Output, Reply, TxnConfig, TxnCoordinator, TxnError, WriteMarkers, CONSUMER_OFFSETS_TOPIC,
@@ -23,13 +24,12 @@ use rafka_txn::{
 };
 use tokio::sync::{mpsc, watch};
 
-use crate::coordinator_task::{self, TaskHandle, Waiting};
-
+use crate::coordinator_task::{self, CoordinatorContext, TaskHandle, Waiting};
 use crate::errors;
+use crate::group_coordinator::GroupCoordinator;
 use crate::now_ms;
-use crate::partitions::Partition;
-use crate::state::Shared;
-use rafka_protocol::kafka_protocol::ResponseError;
+use crate::partitions::{Partition, Partitions};
+use crate::producer_ids::ProducerIds;
 
 /// Marker writes that failed are retried this often.
 const MARKER_RETRY_MS: u64 = 1000;
@@ -42,47 +42,50 @@ pub type TxnCoordinatorHandle = TaskHandle<TxnCoordinator, Output, Reply, TxnErr
 /// The receiving end of a [`TxnCoordinatorHandle`], until [`spawn`] starts its task.
 pub type Inbox = mpsc::Receiver<Command>;
 
-/// Starts the coordinator task (holding only a weak reference to the node state).
+/// Starts the coordinator task; it runs until `shutdown` changes (or its sender is dropped).
+/// Besides what every shell sees (`ctx`), it takes producer ids from the broker's allocator and
+/// settles transactional offsets through the group coordinator when it marks
+/// `__consumer_offsets`.
 pub fn spawn(
     inbox: Inbox,
     config: TxnConfig,
-    shared: Weak<Shared>,
-    images: watch::Receiver<Arc<MetadataImage>>,
+    ctx: CoordinatorContext,
+    producer_ids: Arc<ProducerIds>,
+    groups: GroupCoordinator,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let ids = shared.clone();
+    let ids = producer_ids.clone();
     // Ids come from the broker's current block; the task makes sure one is available before
     // each InitProducerId, so running dry here is a rare race the client retries.
-    let next_id = Box::new(move || {
-        ids.upgrade()
-            .and_then(|s| s.producer_ids.try_take())
-            .ok_or(TxnError::CoordinatorLoadInProgress)
-    });
+    let next_id = Box::new(move || ids.try_take().ok_or(TxnError::CoordinatorLoadInProgress));
     let coordinator = TxnCoordinator::new(config, next_id);
-    tokio::spawn(run(coordinator, shared, inbox, images, shutdown))
+    let shell = Shell {
+        coordinator,
+        ctx,
+        producer_ids,
+        groups,
+        waiting: Waiting::default(),
+        markers: Vec::new(),
+    };
+    tokio::spawn(run(shell, inbox, shutdown))
 }
 
 struct Shell {
     coordinator: TxnCoordinator,
-    shared: Weak<Shared>,
+    ctx: CoordinatorContext,
+    producer_ids: Arc<ProducerIds>,
+    groups: GroupCoordinator,
     waiting: Waiting<Reply>,
     /// Marker writes still to do (failed partitions are retried).
     markers: Vec<WriteMarkers>,
 }
 
 async fn run(
-    coordinator: TxnCoordinator,
-    shared: Weak<Shared>,
+    mut shell: Shell,
     mut rx: mpsc::Receiver<Command>,
-    mut images: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut shell = Shell {
-        coordinator,
-        shared,
-        waiting: Waiting::default(),
-        markers: Vec::new(),
-    };
+    let mut images = shell.ctx.images.clone();
     shell.sync_partitions().await;
     loop {
         let mut sleep = match shell.coordinator.next_deadline_ms() {
@@ -119,10 +122,8 @@ impl Shell {
         match cmd {
             Command::Change(op, reply) => {
                 // InitProducerId may need a fresh producer id: make sure the block has one.
-                if let Some(shared) = self.shared.upgrade() {
-                    if let Err(e) = shared.producer_ids.ensure_available(&shared).await {
-                        tracing::warn!(error = %e.message, "no producer id block available");
-                    }
+                if let Err(e) = self.producer_ids.ensure_available().await {
+                    tracing::warn!(error = %e.message, "no producer id block available");
                 }
                 let id = self.waiting.register(reply);
                 let out = op(&mut self.coordinator, now, id);
@@ -169,21 +170,26 @@ impl Shell {
     }
 
     fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-        let shared = self.shared.upgrade().ok_or("node is stopping")?;
-        let part = coordinator_task::local_leader(&shared, TRANSACTION_STATE_TOPIC, partition)?;
+        let part = self.ctx.local_leader(TRANSACTION_STATE_TOPIC, partition)?;
         coordinator_task::append_records(&part, None, records, now_ms())
     }
 
     /// Writes the pending markers; a transaction whose partitions all have theirs completes.
     async fn write_markers(&mut self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
         let pending = std::mem::take(&mut self.markers);
         for mut m in pending {
             let mut left = Vec::new();
             for (topic, partition) in std::mem::take(&mut m.partitions) {
-                match write_marker(&shared, &m, &topic, partition).await {
+                let written = write_marker_to(
+                    &self.ctx.image(),
+                    &self.ctx.partitions,
+                    &self.groups,
+                    Marker::of(&m),
+                    &topic,
+                    partition,
+                )
+                .await;
+                match written {
                     Ok(()) => {}
                     Err(MarkerError::Gone) => {}
                     Err(MarkerError::Fenced(_, e)) => {
@@ -219,23 +225,20 @@ impl Shell {
     }
 
     async fn sync_partitions(&mut self) {
-        let Some(shared) = self.shared.upgrade() else {
-            return;
-        };
-        let image = shared.image();
+        let image = self.ctx.image();
         let Some(topic) = image.topic_by_name(TRANSACTION_STATE_TOPIC) else {
             return;
         };
         for p in 0..self.coordinator.config().num_partitions {
             let led = topic
                 .partition(p)
-                .is_some_and(|pi| pi.leader == shared.node_id);
+                .is_some_and(|pi| pi.leader == self.ctx.node_id);
             let owned = self.coordinator.owns_partition(p);
             if owned && !led {
                 self.coordinator.unload_partition(p);
                 self.markers.retain(|m| m.txn_partition != p);
             } else if led && !owned {
-                let Ok(part) = shared.partitions.leader(topic, p) else {
+                let Ok(part) = self.ctx.partitions.leader(topic, p) else {
                     continue;
                 };
                 match self.load(&part, p) {
@@ -299,27 +302,50 @@ impl MarkerError {
     }
 }
 
+/// Which transaction a marker ends and how: what every partition's control batch carries.
+#[derive(Debug, Clone, Copy)]
+pub struct Marker {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub coordinator_epoch: i32,
+    pub commit: bool,
+}
+
+impl Marker {
+    fn of(m: &WriteMarkers) -> Marker {
+        Marker {
+            producer_id: m.producer_id,
+            producer_epoch: m.producer_epoch,
+            coordinator_epoch: m.coordinator_epoch,
+            commit: m.commit,
+        }
+    }
+}
+
 /// Writes one transaction marker to `topic`-`partition` on this node (the WriteTxnMarkers work
-/// for one partition); a marker on `__consumer_offsets` also settles the producer's pending
-/// transactional offsets there.
+/// for one partition), looked up in `image` among the hosted `partitions`; a marker on
+/// `__consumer_offsets` also settles the producer's pending transactional offsets in `groups`.
 pub async fn write_marker_to(
-    shared: &Arc<Shared>,
-    producer_id: i64,
-    producer_epoch: i16,
-    coordinator_epoch: i32,
-    commit: bool,
+    image: &MetadataImage,
+    partitions: &Partitions,
+    groups: &GroupCoordinator,
+    marker: Marker,
     topic: &str,
     partition: i32,
 ) -> Result<(), MarkerError> {
-    let image = shared.image();
+    let Marker {
+        producer_id,
+        producer_epoch,
+        coordinator_epoch,
+        commit,
+    } = marker;
     let Some(t) = image.topic_by_name(topic) else {
         return Err(MarkerError::Gone);
     };
     if t.partition(partition).is_none() {
         return Err(MarkerError::Gone);
     }
-    let part = shared
-        .partitions
+    let part = partitions
         .leader(t, partition)
         .map_err(|u| MarkerError::Retry(errors::unavailable(u), format!("{u:?}")))?;
     if let Err(e) = part.append_txn_marker(
@@ -339,29 +365,10 @@ pub async fn write_marker_to(
         });
     }
     if topic == CONSUMER_OFFSETS_TOPIC {
-        shared
-            .groups
+        groups
             .query(move |c, _| c.complete_txn(partition, producer_id, commit))
             .await
             .map_err(|e| MarkerError::Retry(errors::group(e), e.to_string()))?;
     }
     Ok(())
-}
-
-async fn write_marker(
-    shared: &Arc<Shared>,
-    m: &WriteMarkers,
-    topic: &str,
-    partition: i32,
-) -> Result<(), MarkerError> {
-    write_marker_to(
-        shared,
-        m.producer_id,
-        m.producer_epoch,
-        m.coordinator_epoch,
-        m.commit,
-        topic,
-        partition,
-    )
-    .await
 }

@@ -52,7 +52,7 @@ pub async fn handle(
         }
         return response;
     }
-    match shared.producer_ids.next_id(shared).await {
+    match shared.producer_ids.next_id().await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;

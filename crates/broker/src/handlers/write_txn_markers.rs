@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnM
 
 use super::groups::text;
 use crate::state::Shared;
-use crate::txn_coordinator::write_marker_to;
+use crate::txn_coordinator::{write_marker_to, Marker};
 
 pub async fn handle(
     shared: &Arc<Shared>,
@@ -28,12 +28,17 @@ pub async fn handle(
             let mut tr = WritableTxnMarkerTopicResult::default();
             tr.name = t.name.clone();
             for partition in t.partition_indexes {
+                let marker = Marker {
+                    producer_id: m.producer_id.0,
+                    producer_epoch: m.producer_epoch,
+                    coordinator_epoch: m.coordinator_epoch,
+                    commit: m.transaction_result,
+                };
                 let result = write_marker_to(
-                    shared,
-                    m.producer_id.0,
-                    m.producer_epoch,
-                    m.coordinator_epoch,
-                    m.transaction_result,
+                    &shared.image(),
+                    &shared.partitions,
+                    &shared.groups,
+                    marker,
                     &topic,
                     partition,
                 )
