@@ -1,22 +1,22 @@
 //! DeleteGroups (key 42): removes empty groups with their committed offsets (tombstones in
 //! `__consumer_offsets`); a group with members gets NON_EMPTY_GROUP.
 
-use std::sync::Arc;
-
 use rafka_group::{GroupError, Reply};
 use rafka_protocol::kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use rafka_protocol::kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::groups::text;
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
-pub async fn handle(shared: &Arc<Shared>, request: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub async fn handle(
+    groups: &GroupCoordinator,
+    request: DeleteGroupsRequest,
+) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
     for id in request.groups_names {
         let group_id = text(&id.0);
-        let result = match shared
-            .groups
+        let result = match groups
             .change(move |c, now, rid| c.delete_group(now, rid, &group_id))
             .await
         {

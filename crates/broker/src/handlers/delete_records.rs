@@ -4,8 +4,7 @@
 //! watermark gets OFFSET_OUT_OF_RANGE, a topic whose `cleanup.policy` lacks `delete`
 //! POLICY_VIOLATION. The answer carries the new low watermark.
 
-use std::sync::Arc;
-
+use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -15,10 +14,13 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use super::groups::text;
 use crate::errors;
 use crate::now_ms;
-use crate::state::Shared;
+use crate::partitions::Partitions;
 
-pub async fn handle(shared: &Arc<Shared>, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
-    let image = shared.image();
+pub async fn handle(
+    image: &MetadataImage,
+    partitions: &Partitions,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for t in request.topics {
         let mut tr = DeleteRecordsTopicResult::default();
@@ -30,8 +32,7 @@ pub async fn handle(shared: &Arc<Shared>, request: DeleteRecordsRequest) -> Dele
             pr.low_watermark = -1;
             let target = match topic {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => shared
-                    .partitions
+                Some(topic) => partitions
                     .leader(topic, p.partition_index)
                     .map_err(errors::unavailable),
             };

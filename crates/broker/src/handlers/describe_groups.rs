@@ -1,8 +1,6 @@
 //! DescribeGroups (key 15): state, protocol, members and (for a Stable group) their
 //! subscriptions and assignments.
 
-use std::sync::Arc;
-
 use rafka_group::GroupState;
 use rafka_protocol::kafka_protocol::messages::describe_groups_response::{
     DescribedGroup, DescribedGroupMember,
@@ -13,14 +11,14 @@ use rafka_protocol::kafka_protocol::ResponseError;
 use super::groups::{sb, text};
 use super::metadata::OPERATIONS_OMITTED;
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 /// READ, DESCRIBE and DELETE on a group (bits 3, 8, 6 of Kafka's AclOperation codes); there is
 /// no authorizer, so every caller may do all of them.
 const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -28,8 +26,7 @@ pub async fn handle(
     for id in request.groups {
         let group_id = text(&id.0);
         let gid = group_id.clone();
-        let result = shared
-            .groups
+        let result = groups
             .query(move |c, _| c.describe_group(&gid))
             .await
             .and_then(|r| r);

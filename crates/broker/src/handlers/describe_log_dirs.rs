@@ -10,7 +10,6 @@
 //! (AlterReplicaLogDirs), so `is_future_key` is always false.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use rafka_protocol::kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -22,14 +21,14 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 
 use super::groups::text;
 use crate::errors;
-use crate::state::Shared;
+use crate::partitions::Partitions;
 
 /// Kafka's `adjustForLargeFileSystems`: a size Java cannot represent is reported as i64::MAX.
 fn clamp_bytes(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub fn handle(shared: &Arc<Shared>, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn handle(partitions: &Partitions, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let wanted: Option<HashSet<(String, i32)>> = request.topics.map(|topics| {
         topics
             .iter()
@@ -39,9 +38,9 @@ pub fn handle(shared: &Arc<Shared>, request: DescribeLogDirsRequest) -> Describe
             })
             .collect()
     });
-    let partitions = shared.partitions.all();
+    let hosted = partitions.all();
     let mut response = DescribeLogDirsResponse::default();
-    for (index, dir) in shared.partitions.log_dirs().iter().enumerate() {
+    for (index, dir) in partitions.log_dirs().iter().enumerate() {
         let path = std::path::absolute(dir.path()).unwrap_or_else(|_| dir.path().to_path_buf());
         let mut result = DescribeLogDirsResult::default();
         result.log_dir = StrBytes::from_string(path.display().to_string());
@@ -58,7 +57,7 @@ pub fn handle(shared: &Arc<Shared>, request: DescribeLogDirsRequest) -> Describe
         result.usable_bytes = clamp_bytes(usable_bytes);
         // Sorted by topic and partition so the answer does not depend on hash order.
         let mut topics: BTreeMap<&str, Vec<DescribeLogDirsPartition>> = BTreeMap::new();
-        for p in partitions.iter().filter(|p| p.log_dir == index) {
+        for p in hosted.iter().filter(|p| p.log_dir == index) {
             if wanted
                 .as_ref()
                 .is_some_and(|w| !w.contains(&(p.topic.to_string(), p.index)))

@@ -2,8 +2,7 @@
 //! sequence, last timestamp, open transaction), as `kafka-transactions describe-producers`
 //! shows them.
 
-use std::sync::Arc;
-
+use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,
 };
@@ -14,13 +13,13 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::text;
 use crate::errors;
-use crate::state::Shared;
+use crate::partitions::Partitions;
 
 pub fn handle(
-    shared: &Arc<Shared>,
+    image: &MetadataImage,
+    partitions: &Partitions,
     request: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
-    let image = shared.image();
     let mut response = DescribeProducersResponse::default();
     for t in request.topics {
         let mut tr = TopicResponse::default();
@@ -31,10 +30,7 @@ pub fn handle(
             pr.partition_index = index;
             let part = match topic {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => shared
-                    .partitions
-                    .leader(topic, index)
-                    .map_err(errors::unavailable),
+                Some(topic) => partitions.leader(topic, index).map_err(errors::unavailable),
             };
             match part {
                 Ok(p) => {

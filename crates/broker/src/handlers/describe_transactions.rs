@@ -1,8 +1,6 @@
 //! DescribeTransactions (key 65, KIP-664): state, producer id/epoch, timeout, start time and
 //! partitions of each transactional id.
 
-use std::sync::Arc;
-
 use rafka_protocol::kafka_protocol::messages::describe_transactions_response::{
     TopicData, TransactionState,
 };
@@ -12,17 +10,16 @@ use rafka_protocol::kafka_protocol::messages::{
 
 use super::groups::{sb, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::txn_coordinator::TxnCoordinatorHandle;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    txns: &TxnCoordinatorHandle,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let mut response = DescribeTransactionsResponse::default();
     for id in request.transactional_ids {
         let txn_id = text(&id.0);
-        let result = shared
-            .txns
+        let result = txns
             .query(move |c, _| c.describe_transaction(&txn_id))
             .await
             .and_then(|r| r);

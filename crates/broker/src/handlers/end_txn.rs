@@ -3,16 +3,18 @@
 //! partition has one). v5+ is Transactions V2 (KIP-890 part 2): the coordinator bumps the epoch
 //! and the response carries the producer id and epoch the client continues with.
 
-use std::sync::Arc;
-
 use rafka_protocol::kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId};
 use rafka_txn::{Reply, TransactionVersion, TxnApi, TxnError};
 
 use super::groups::text;
 use crate::errors;
-use crate::state::Shared;
+use crate::txn_coordinator::TxnCoordinatorHandle;
 
-pub async fn handle(shared: &Arc<Shared>, request: EndTxnRequest, version: i16) -> EndTxnResponse {
+pub async fn handle(
+    txns: &TxnCoordinatorHandle,
+    request: EndTxnRequest,
+    version: i16,
+) -> EndTxnResponse {
     let mut response = EndTxnResponse::default();
     response.producer_id = ProducerId(-1);
     response.producer_epoch = -1;
@@ -28,8 +30,7 @@ pub async fn handle(shared: &Arc<Shared>, request: EndTxnRequest, version: i16) 
     } else {
         TransactionVersion::V0
     };
-    let result = match shared
-        .txns
+    let result = match txns
         .change(move |c, now, id| {
             c.end_txn_with_version(
                 now,

@@ -3,8 +3,6 @@
 //! recover from UNKNOWN_PRODUCER_ID or a sequence error). With one, the transaction coordinator
 //! bumps the epoch (fencing older instances) or hands out the first id for it.
 
-use std::sync::Arc;
-
 use rafka_protocol::kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId,
 };
@@ -12,10 +10,12 @@ use rafka_txn::{Reply, TxnApi, TxnError};
 
 use crate::errors;
 
-use crate::state::Shared;
+use crate::producer_ids::ProducerIds;
+use crate::txn_coordinator::TxnCoordinatorHandle;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    txns: &TxnCoordinatorHandle,
+    producer_ids: &ProducerIds,
     request: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
@@ -29,8 +29,7 @@ pub async fn handle(
             request.producer_id.0,
             request.producer_epoch,
         );
-        let result = match shared
-            .txns
+        let result = match txns
             .change(move |c, now, id| {
                 c.init_producer_id(now, id, Some(&txn_id), timeout, pid, epoch)
             })
@@ -52,7 +51,7 @@ pub async fn handle(
         }
         return response;
     }
-    match shared.producer_ids.next_id().await {
+    match producer_ids.next_id().await {
         Ok(id) => {
             response.producer_id = ProducerId(id);
             response.producer_epoch = 0;

@@ -1,8 +1,6 @@
 //! JoinGroup (key 11): the first half of a classic rebalance. The answer may wait for the rest
 //! of the group (up to the rebalance timeout); the connection waits with it, as in Kafka.
 
-use std::sync::Arc;
-
 use rafka_group::{JoinRequest, Reply};
 use rafka_protocol::kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use rafka_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
@@ -10,10 +8,10 @@ use rafka_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupRespon
 use super::groups::{client_host, opt_text, owned, sb, text};
 use crate::connection::ConnectionContext;
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     ctx: &ConnectionContext,
     client_id: String,
     request: JoinGroupRequest,
@@ -41,8 +39,7 @@ pub async fn handle(
         version,
     };
     let member_id = req.member_id.clone();
-    let result = shared
-        .groups
+    let result = groups
         .change(move |c, now, id| c.join_group(now, id, req))
         .await;
     let mut response = JoinGroupResponse::default();

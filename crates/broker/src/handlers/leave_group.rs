@@ -1,18 +1,16 @@
 //! LeaveGroup (key 13): members leave without waiting for their session to expire; batched by
 //! member from v3 (KIP-345), with per-member results.
 
-use std::sync::Arc;
-
 use rafka_group::{LeaveMember, Reply};
 use rafka_protocol::kafka_protocol::messages::leave_group_response::MemberResponse;
 use rafka_protocol::kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::groups::{opt_text, sb, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -32,8 +30,7 @@ pub async fn handle(
             group_instance_id: None,
         }]
     };
-    let result = shared
-        .groups
+    let result = groups
         .change(move |c, now, id| c.leave_group(now, id, &group_id, members))
         .await;
     let mut response = LeaveGroupResponse::default();

@@ -1,8 +1,6 @@
 //! ListGroups (key 16): the groups this node coordinates, filtered by state (v4+, KIP-518) and
 //! type (v5+, KIP-848: every group here is a classic group).
 
-use std::sync::Arc;
-
 use rafka_group::GroupState;
 use rafka_protocol::kafka_protocol::messages::list_groups_response::ListedGroup;
 use rafka_protocol::kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
@@ -10,10 +8,10 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::sb;
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     request: ListGroupsRequest,
     version: i16,
 ) -> ListGroupsResponse {
@@ -34,8 +32,7 @@ pub async fn handle(
             .types_filter
             .iter()
             .any(|t| t.as_str().eq_ignore_ascii_case("classic"));
-    let result = shared
-        .groups
+    let result = groups
         .query(|c, _| (c.is_loading(), c.list_groups(&[])))
         .await;
     match result {

@@ -1,8 +1,7 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3), earliest local (-4),
 //! earliest pending upload (-5), and by timestamp through the time index.
 
-use std::sync::Arc;
-
+use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
@@ -10,8 +9,7 @@ use rafka_protocol::kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsRe
 use rafka_protocol::kafka_protocol::ResponseError;
 
 use crate::errors;
-use crate::partitions::Partition;
-use crate::state::Shared;
+use crate::partitions::{Partition, Partitions};
 
 const LATEST: i64 = -1;
 const READ_COMMITTED: i8 = 1;
@@ -21,11 +19,11 @@ const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
 pub fn handle(
-    shared: &Arc<Shared>,
+    image: &MetadataImage,
+    partitions: &Partitions,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
-    let image = shared.image();
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let name = t.name.0.to_string();
@@ -40,8 +38,7 @@ pub fn handle(
             pr.leader_epoch = -1;
             let target = match topic {
                 None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => shared
-                    .partitions
+                Some(topic) => partitions
                     .leader(topic, p.partition_index)
                     .map_err(errors::unavailable),
             };

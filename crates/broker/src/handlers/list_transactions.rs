@@ -2,8 +2,6 @@
 //! state, producer id and (v1, KIP-994) how long the transaction has run. v2's id pattern
 //! (KIP-1152) is not offered.
 
-use std::sync::Arc;
-
 use rafka_protocol::kafka_protocol::messages::list_transactions_response::TransactionState;
 use rafka_protocol::kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, TransactionalId,
@@ -12,10 +10,10 @@ use rafka_txn::ListTransactionsFilter;
 
 use super::groups::{sb, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::txn_coordinator::TxnCoordinatorHandle;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    txns: &TxnCoordinatorHandle,
     request: ListTransactionsRequest,
     version: i16,
 ) -> ListTransactionsResponse {
@@ -26,8 +24,7 @@ pub async fn handle(
     } else {
         -1
     };
-    let result = shared
-        .txns
+    let result = txns
         .query(move |c, now| {
             let filter = ListTransactionsFilter {
                 states: &states,

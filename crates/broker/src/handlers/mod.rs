@@ -1,5 +1,9 @@
 //! Request routing: decode, check the version table (in the protocol crate, before any handler
 //! runs), call the one module that implements the API, encode the answer. Nothing else lives here.
+//!
+//! A handler is handed the parts of the node it uses when they are one or two (the group or
+//! transaction coordinator's handle, the image and the hosted partitions), so its signature says
+//! what it touches; handlers that use many parts take the whole [`Shared`].
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
@@ -183,9 +187,12 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
                 Err(e) => Outcome::Close(format!("cannot encode Fetch v{version} response: {e}")),
             };
         }
-        RequestKind::ListOffsets(r) => {
-            ResponseKind::ListOffsets(list_offsets::handle(shared, r, version))
-        }
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(
+            &shared.image(),
+            &shared.partitions,
+            r,
+            version,
+        )),
         RequestKind::DescribeConfigs(r) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(shared, r, version))
         }
@@ -198,49 +205,51 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::FindCoordinator(r) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(shared, ctx, r, version).await)
         }
-        RequestKind::JoinGroup(r) => {
-            ResponseKind::JoinGroup(join_group::handle(shared, ctx, client_id, r, version).await)
-        }
+        RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
+            join_group::handle(&shared.groups, ctx, client_id, r, version).await,
+        ),
         RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(sync_group::handle(shared, r, version).await)
+            ResponseKind::SyncGroup(sync_group::handle(&shared.groups, r, version).await)
         }
-        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(shared, r).await),
+        RequestKind::Heartbeat(r) => {
+            ResponseKind::Heartbeat(heartbeat::handle(&shared.groups, r).await)
+        }
         RequestKind::LeaveGroup(r) => {
-            ResponseKind::LeaveGroup(leave_group::handle(shared, r, version).await)
+            ResponseKind::LeaveGroup(leave_group::handle(&shared.groups, r, version).await)
         }
-        RequestKind::OffsetCommit(r) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(shared, r, version).await)
-        }
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(
+            offset_commit::handle(&shared.image(), &shared.groups, r, version).await,
+        ),
         RequestKind::OffsetFetch(r) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(shared, r, version).await)
+            ResponseKind::OffsetFetch(offset_fetch::handle(&shared.groups, r, version).await)
         }
         RequestKind::DescribeGroups(r) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(shared, r, version).await)
+            ResponseKind::DescribeGroups(describe_groups::handle(&shared.groups, r, version).await)
         }
         RequestKind::ListGroups(r) => {
-            ResponseKind::ListGroups(list_groups::handle(shared, r, version).await)
+            ResponseKind::ListGroups(list_groups::handle(&shared.groups, r, version).await)
         }
         RequestKind::DeleteGroups(r) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(shared, r).await)
+            ResponseKind::DeleteGroups(delete_groups::handle(&shared.groups, r).await)
         }
-        RequestKind::InitProducerId(r) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(shared, r, version).await)
-        }
-        RequestKind::DescribeProducers(r) => {
-            ResponseKind::DescribeProducers(describe_producers::handle(shared, r))
-        }
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(
+            init_producer_id::handle(&shared.txns, &shared.producer_ids, r, version).await,
+        ),
+        RequestKind::DescribeProducers(r) => ResponseKind::DescribeProducers(
+            describe_producers::handle(&shared.image(), &shared.partitions, r),
+        ),
         RequestKind::DescribeLogDirs(r) => {
-            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(shared, r))
+            ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&shared.partitions, r))
         }
         RequestKind::DescribeTransactions(r) => {
-            ResponseKind::DescribeTransactions(describe_transactions::handle(shared, r).await)
+            ResponseKind::DescribeTransactions(describe_transactions::handle(&shared.txns, r).await)
         }
-        RequestKind::ListTransactions(r) => {
-            ResponseKind::ListTransactions(list_transactions::handle(shared, r, version).await)
-        }
-        RequestKind::DeleteRecords(r) => {
-            ResponseKind::DeleteRecords(delete_records::handle(shared, r).await)
-        }
+        RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(
+            list_transactions::handle(&shared.txns, r, version).await,
+        ),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
+            delete_records::handle(&shared.image(), &shared.partitions, r).await,
+        ),
         RequestKind::WriteTxnMarkers(r) => {
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(shared, r).await)
         }
@@ -250,13 +259,15 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::AddOffsetsToTxn(r) => {
             ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(shared, r, version).await)
         }
-        RequestKind::EndTxn(r) => ResponseKind::EndTxn(end_txn::handle(shared, r, version).await),
+        RequestKind::EndTxn(r) => {
+            ResponseKind::EndTxn(end_txn::handle(&shared.txns, r, version).await)
+        }
         RequestKind::TxnOffsetCommit(r) => {
             ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(shared, r, version).await)
         }
-        RequestKind::OffsetDelete(r) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(shared, r).await)
-        }
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(
+            offset_delete::handle(&shared.image(), &shared.groups, r).await,
+        ),
         _ => {
             // The version table only admits the APIs above; reaching this is a table bug.
             return Outcome::Close(format!(

@@ -2,9 +2,9 @@
 //! answer goes out once they are in the log.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use rafka_group::{CommitRequest, GroupError, Reply};
+use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -13,14 +13,14 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::{opt_text, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    image: &MetadataImage,
+    groups: &GroupCoordinator,
     request: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let image = shared.image();
     // Partitions of unknown topics are answered here, as Kafka's request handler does, before
     // the coordinator sees the rest.
     let mut unknown = HashSet::new();
@@ -62,8 +62,7 @@ pub async fn handle(
     let results: HashMap<(String, i32), i16> = if req.offsets.is_empty() {
         HashMap::new()
     } else {
-        match shared
-            .groups
+        match groups
             .change(move |c, now, id| c.commit_offsets(now, id, req))
             .await
         {

@@ -2,9 +2,8 @@
 //! not consume; offsets of topics an active group subscribes to are refused
 //! (GROUP_SUBSCRIBED_TO_TOPIC).
 
-use std::sync::Arc;
-
 use rafka_group::{GroupError, Reply};
+use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -13,10 +12,13 @@ use rafka_protocol::kafka_protocol::ResponseError;
 
 use super::groups::text;
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
-pub async fn handle(shared: &Arc<Shared>, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let image = shared.image();
+pub async fn handle(
+    image: &MetadataImage,
+    groups: &GroupCoordinator,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
     let group_id = text(&request.group_id.0);
     let mut known = Vec::new();
     for t in &request.topics {
@@ -28,8 +30,7 @@ pub async fn handle(shared: &Arc<Shared>, request: OffsetDeleteRequest) -> Offse
             }
         }
     }
-    let result = match shared
-        .groups
+    let result = match groups
         .change(move |c, _now, rid| c.delete_offsets(rid, &group_id, known))
         .await
     {

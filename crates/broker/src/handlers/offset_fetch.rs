@@ -1,8 +1,6 @@
 //! OffsetFetch (key 9): committed offsets of one group (v1-v7) or several (v8+, KIP-709), for
 //! the listed partitions or, with null topics (v2+), all of them.
 
-use std::sync::Arc;
-
 use rafka_group::{GroupError, OffsetFetchPartition};
 use rafka_protocol::kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -14,18 +12,17 @@ use rafka_protocol::kafka_protocol::messages::{
 
 use super::groups::{sb, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 type Topics = Option<Vec<(String, Vec<i32>)>>;
 
 async fn fetch(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     group_id: String,
     topics: Topics,
     require_stable: bool,
 ) -> Result<Vec<OffsetFetchPartition>, GroupError> {
-    shared
-        .groups
+    groups
         .query(move |c, _now| c.fetch_offsets(&group_id, topics.as_deref(), require_stable))
         .await
         .and_then(|r| r)
@@ -44,7 +41,7 @@ fn by_topic(parts: Vec<OffsetFetchPartition>) -> Vec<(String, Vec<OffsetFetchPar
 }
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -58,7 +55,7 @@ pub async fn handle(
             });
             let mut gr = OffsetFetchResponseGroup::default();
             gr.group_id = g.group_id.clone();
-            match fetch(shared, text(&g.group_id.0), topics, request.require_stable).await {
+            match fetch(groups, text(&g.group_id.0), topics, request.require_stable).await {
                 Ok(parts) => {
                     gr.topics = by_topic(parts)
                         .into_iter()
@@ -95,7 +92,7 @@ pub async fn handle(
     });
     let requested = topics.clone();
     let require_stable = version >= 7 && request.require_stable;
-    match fetch(shared, text(&group_id.0), topics, require_stable).await {
+    match fetch(groups, text(&group_id.0), topics, require_stable).await {
         Ok(parts) => response.topics = v1_topics(parts, version),
         Err(e) => {
             let code = errors::group(e).code();

@@ -1,17 +1,15 @@
 //! SyncGroup (key 14): the second half of a classic rebalance. The leader's request carries
 //! everyone's assignment; followers wait for it.
 
-use std::sync::Arc;
-
 use rafka_group::{Reply, SyncRequest};
 use rafka_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
 use super::groups::{opt_text, owned, sb, text};
 use crate::errors;
-use crate::state::Shared;
+use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
-    shared: &Arc<Shared>,
+    groups: &GroupCoordinator,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
@@ -28,8 +26,7 @@ pub async fn handle(
             .map(|a| (text(&a.member_id), owned(&a.assignment)))
             .collect(),
     };
-    let result = shared
-        .groups
+    let result = groups
         .change(move |c, now, id| c.sync_group(now, id, req))
         .await;
     let mut response = SyncGroupResponse::default();
