@@ -12,7 +12,9 @@
 //! - [`handlers`]: one module per Kafka API; `handlers/mod.rs` only routes.
 //! - [`partitions`]: the partitions this node hosts: their logs, high watermarks and the
 //!   long-poll waiters that appends wake.
-//! - [`coordinator_task`]: the request channel both coordinator tasks use.
+//! - [`coordinator_task`]: what both coordinator shells share: the request channel of their tasks
+//!   and the `CoordinatorContext` (node id, metadata images, hosted partitions) they see the node
+//!   through.
 //! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
 //! - [`txn_coordinator`]: the task that runs the sans-IO transaction coordinator (`rafka-txn`):
