@@ -46,6 +46,8 @@ use crate::rpc::{
 use crate::state_machine::{Applied, MetadataStateMachine};
 
 const IDENTITY_FILE: &str = "quorum.meta";
+/// The longest wait between two attempts of a write that found no active controller.
+const WRITE_RETRY_BACKOFF_MS_MAX: u64 = 200;
 const IDENTITY_FORMAT_VERSION: u32 = 1;
 
 /// Tunables of the metadata quorum. `Default` suits a single node; the names follow Kafka's
@@ -192,9 +194,12 @@ pub(crate) struct QuorumShared {
     pub peer_stats: Arc<PeerStats>,
     /// Round-robin position in `bootstrap`.
     pub next_bootstrap: Mutex<usize>,
-    /// When this voter last heard from a leader (or granted a vote): the election timer counts
-    /// from here.
+    /// When this voter last heard from a leader (or led): a pre-vote is refused within the
+    /// leader lease of it.
     pub last_leader_contact: Mutex<Instant>,
+    /// When this voter last granted a vote: like leader contact, it restarts the election
+    /// timer, but it says nothing about a live leader.
+    pub last_vote_granted: Mutex<Instant>,
 }
 
 impl std::fmt::Debug for QuorumShared {
@@ -242,12 +247,34 @@ impl QuorumShared {
             .clone()
     }
 
-    /// Restarts the election timer: a leader was heard from, or this voter voted or led.
+    /// A leader was heard from (or this voter leads).
     pub fn touch_leader_contact(&self) {
         *self
             .last_leader_contact
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// This voter granted a vote.
+    pub fn touch_vote_granted(&self) {
+        *self
+            .last_vote_granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+
+    /// The later of the last leader contact and the last vote granted: the election timer
+    /// counts from here.
+    pub fn last_heard(&self) -> Instant {
+        let contact = *self
+            .last_leader_contact
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let granted = *self
+            .last_vote_granted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        contact.max(granted)
     }
 
     pub fn set_leader_hint(&self, hint: Option<LeaderHint>) {
@@ -600,6 +627,7 @@ impl MetadataQuorum {
                 peer_stats,
                 next_bootstrap: Mutex::new(0),
                 last_leader_contact: Mutex::new(Instant::now()),
+                last_vote_granted: Mutex::new(Instant::now()),
             });
             let task = observer.spawn_fetcher(shared.clone(), shutdown_rx);
             return Ok(MetadataQuorum {
@@ -677,6 +705,7 @@ impl MetadataQuorum {
             peer_stats,
             next_bootstrap: Mutex::new(0),
             last_leader_contact: Mutex::new(Instant::now()),
+            last_vote_granted: Mutex::new(Instant::now()),
         });
         let controller = Arc::new(Controller::new(shared.clone()));
         let quorum = MetadataQuorum {
@@ -917,7 +946,9 @@ impl MetadataQuorum {
             }
             let wait = Duration::from_millis(backoff_ms).min(deadline - now);
             tokio::time::sleep(wait).await;
-            backoff_ms = (backoff_ms * 2).min(1000);
+            // Capped low: a new controller is usually elected within the fetch timeout, and a
+            // write should reach it soon after rather than at the next step of a long backoff.
+            backoff_ms = (backoff_ms * 2).min(WRITE_RETRY_BACKOFF_MS_MAX);
         }
     }
 
@@ -1047,50 +1078,122 @@ impl MetadataQuorum {
 }
 
 /// Stands for election when no leader was heard from for a follower timeout, and again after a
-/// candidate timeout if the election was not won (see [`QuorumConfig::follower_timeout`]).
+/// candidate timeout if the election was not won (see [`QuorumConfig::follower_timeout`]). A
+/// pre-vote comes first, so a voter that could not win does not raise the term.
 async fn elect_when_leader_lost(shared: Arc<QuorumShared>, mut shutdown: watch::Receiver<bool>) {
     let Some(raft) = shared.raft.clone() else {
         return;
     };
     let mut timeout = shared.config.follower_timeout();
-    let mut campaigned = false;
+    // When this voter last asked for votes itself; `None` since it last heard from others.
+    let mut own_attempt: Option<Instant> = None;
     loop {
-        let contact = *shared
-            .last_leader_contact
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let due = contact + timeout;
+        let heard = shared.last_heard();
+        let reference = own_attempt.map_or(heard, |a| a.max(heard));
         tokio::select! {
-            _ = tokio::time::sleep_until(due) => {}
+            _ = tokio::time::sleep_until(reference + timeout) => {}
             _ = shutdown.changed() => return,
         }
-        let state = raft.metrics().borrow().state;
-        let latest = *shared
-            .last_leader_contact
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if state == ServerState::Leader || latest > contact {
-            // Leading, or heard from a leader since: wait a whole follower timeout again.
-            if state == ServerState::Leader {
-                shared.touch_leader_contact();
-            }
-            if campaigned || latest > contact {
-                timeout = shared.config.follower_timeout();
-                campaigned = false;
-            }
+        if raft.metrics().borrow().state == ServerState::Leader {
+            shared.touch_leader_contact();
+            own_attempt = None;
+            timeout = shared.config.follower_timeout();
             continue;
         }
-        if raft.trigger().elect().await.is_err() {
-            return;
+        if shared.last_heard() > heard {
+            // A leader spoke, or this voter granted a vote: a whole follower timeout again.
+            own_attempt = None;
+            timeout = shared.config.follower_timeout();
+            continue;
+        }
+        own_attempt = Some(Instant::now());
+        timeout = shared.config.candidate_timeout();
+        if !pre_vote(&shared, &raft).await {
+            // Not enough voters would vote for this node now (a stale log, or they still hear
+            // from a leader): try again later without raising the term.
+            tracing::debug!(
+                node_id = shared.node_id,
+                "pre-vote not granted; not standing"
+            );
+            continue;
         }
         tracing::debug!(
             node_id = shared.node_id,
             "no leader heard from; standing for election"
         );
-        shared.touch_leader_contact();
-        timeout = shared.config.candidate_timeout();
-        campaigned = true;
+        if raft.trigger().elect().await.is_err() {
+            return;
+        }
     }
+}
+
+/// Term and index of the last entry of this voter's log.
+fn last_log(raft: &Raft<TypeConfig>) -> Option<(u64, u64)> {
+    raft.data_metrics()
+        .borrow()
+        .last_log
+        .map(|l| (l.leader_id.term, l.index))
+}
+
+/// The pre-vote rule (KIP-996): grant when this voter does not lead, has not heard from a leader
+/// within the leader lease, and the candidate's log is at least as up to date as its own.
+/// Nothing changes here: a pre-vote is only a question. The candidate's term is not compared: a
+/// voter behind in terms learns the current one from the real vote that follows.
+fn pre_vote_answer(
+    shared: &QuorumShared,
+    raft: &Raft<TypeConfig>,
+    req: &rpc::PreVoteRequest,
+) -> rpc::PreVoteResponse {
+    let lease = Duration::from_millis(shared.config.leader_lease_ms());
+    let contact = *shared
+        .last_leader_contact
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let m = raft.metrics().borrow().clone();
+    let leading = m.state == ServerState::Leader;
+    let hears_leader = m.current_leader.is_some() && contact.elapsed() < lease;
+    let log_ok = req.last_log >= last_log(raft);
+    rpc::PreVoteResponse {
+        granted: log_ok && !hears_leader && !leading,
+    }
+}
+
+/// Asks every other voter whether it would vote for this node; true with a majority.
+async fn pre_vote(shared: &Arc<QuorumShared>, raft: &Raft<TypeConfig>) -> bool {
+    let request = Arc::new(rpc::PreVoteCall {
+        caller: shared.caller(),
+        voters: shared.voters.keys().copied().collect(),
+        rpc: rpc::PreVoteRequest {
+            term: raft.metrics().borrow().current_term + 1,
+            last_log: last_log(raft),
+        },
+    });
+    let timeout = Duration::from_millis(shared.config.request_timeout_ms.max(1));
+    let mut asks = tokio::task::JoinSet::new();
+    for (id, addr) in &shared.voters {
+        if *id == shared.node_id {
+            continue;
+        }
+        let (shared, request, addr) = (shared.clone(), request.clone(), addr.clone());
+        asks.spawn(async move {
+            let answer = rpc::call::<_, rpc::PreVoteResponse>(
+                shared.transport.as_ref(),
+                &addr,
+                PrivateApi::RaftPreVote,
+                request.as_ref(),
+                timeout,
+            )
+            .await;
+            matches!(answer, Ok(Ok(r)) if r.granted)
+        });
+    }
+    let mut granted = 1;
+    while let Some(answer) = asks.join_next().await {
+        if answer.unwrap_or(false) {
+            granted += 1;
+        }
+    }
+    granted * 2 > shared.voters.len()
 }
 
 /// Keeps the leader's last log index where the network can judge a peer caught up, and clears
@@ -1246,7 +1349,7 @@ impl QuorumServer {
                 self.raft_call(body, |raft, rpc| async move {
                     let answer = raft.vote(rpc).await;
                     if answer.as_ref().is_ok_and(|r| r.vote_granted) {
-                        shared.touch_leader_contact();
+                        shared.touch_vote_granted();
                     }
                     answer
                 })
@@ -1277,6 +1380,13 @@ impl QuorumServer {
                         shared.touch_leader_contact();
                     }
                     answer
+                })
+                .await
+            }
+            PrivateApi::RaftPreVote => {
+                let shared = self.shared.clone();
+                self.raft_call(body, |raft, rpc: rpc::PreVoteRequest| async move {
+                    pre_vote_answer(&shared, &raft, &rpc)
                 })
                 .await
             }

@@ -41,15 +41,19 @@ pub enum PrivateApi {
     MetadataFetch = 32003,
     /// A node proposing a [`ControllerCommand`] to the active controller.
     ForwardCommand = 32004,
+    /// Would the peer vote for the sender? Asked before an election (Kafka's pre-vote,
+    /// KIP-996), so a voter with a stale log or cut off from the leader never raises the term.
+    RaftPreVote = 32005,
 }
 
 impl PrivateApi {
-    pub const ALL: [PrivateApi; 5] = [
+    pub const ALL: [PrivateApi; 6] = [
         PrivateApi::RaftVote,
         PrivateApi::RaftAppendEntries,
         PrivateApi::RaftInstallSnapshot,
         PrivateApi::MetadataFetch,
         PrivateApi::ForwardCommand,
+        PrivateApi::RaftPreVote,
     ];
 
     pub fn from_key(key: i16) -> Option<PrivateApi> {
@@ -121,6 +125,7 @@ pub struct RaftCall<T> {
 pub type VoteCall = RaftCall<VoteRequest<NodeId>>;
 pub type AppendCall = RaftCall<AppendEntriesRequest<TypeConfig>>;
 pub type SnapshotCall = RaftCall<InstallSnapshotRequest<TypeConfig>>;
+pub type PreVoteCall = RaftCall<PreVoteRequest>;
 
 /// openraft's answer or its error, both serialised as openraft defines them.
 pub type VoteReply = Result<VoteResponse<NodeId>, openraft::error::RaftError<NodeId>>;
@@ -129,6 +134,21 @@ pub type SnapshotReply = Result<
     InstallSnapshotResponse<NodeId>,
     openraft::error::RaftError<NodeId, openraft::error::InstallSnapshotError>,
 >;
+
+/// A would-be candidate's question before it stands for election.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVoteRequest {
+    /// The term it would stand in.
+    pub term: u64,
+    /// Term and index of its last log entry.
+    pub last_log: Option<(u64, u64)>,
+}
+
+/// Whether the peer would grant that vote now.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreVoteResponse {
+    pub granted: bool,
+}
 
 /// A broker-only node asking for committed entries from `fetch_index` on.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -37,6 +37,7 @@ impl PoolTransport {
     fn pool(&self, api: PrivateApi) -> &Pool {
         match api {
             PrivateApi::RaftVote
+            | PrivateApi::RaftPreVote
             | PrivateApi::RaftAppendEntries
             | PrivateApi::RaftInstallSnapshot => &self.raft,
             PrivateApi::MetadataFetch => &self.fetch,
