@@ -224,6 +224,29 @@ def test_controllers_and_brokers_groups_and_idempotence(make_cluster):
                {x.partition for x in a.assignment()})
     a.close()
     b.close()
+    # KIP-951: a produce sent to the wrong broker is told who leads, and where.
+    on5 = next(i for i, p in metadata(c.brokers[0].bootstrap).topics["work"].partitions.items()
+               if p.leader == 5)
+    from kafka.protocol.producer import ProduceRequest
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    from txn_v2_wire import Wire
+    batch = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                      producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                      batch_size=1 << 16)
+    batch.append(0, timestamp=int(time.time() * 1000), key=b"k", value=b"v", headers=[])
+    Topic = ProduceRequest.TopicProduceData
+    wire = Wire(c.nodes[4].host, c.nodes[4].port)
+    try:
+        r = wire.call(ProduceRequest, 12, transactional_id=None, acks=1, timeout_ms=10_000,
+                      topic_data=[Topic(name="work", partition_data=[
+                          Topic.PartitionProduceData(index=on5, records=bytes(batch.build()))])])
+    finally:
+        wire.close()
+    pr = r.responses[0].partition_responses[0]
+    assert pr.error_code == 6, pr  # NOT_LEADER_OR_FOLLOWER
+    assert pr.current_leader.leader_id == 5 and pr.current_leader.leader_epoch >= 0
+    assert [(n.node_id, n.host, n.port) for n in r.node_endpoints] == \
+        [(5, c.nodes[5].host, c.nodes[5].port)]
 
 
 @pytest.mark.timeout(240)

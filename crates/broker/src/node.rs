@@ -387,8 +387,13 @@ impl Node {
             broker_config: shared.dynamic_config.clone(),
             images: quorum.subscribe(),
         });
+        // Images reach the coordinators only after the partitions follow them: a shell that
+        // saw a new leadership before its log was open would skip the partition and never look
+        // again.
+        let (reconciled_tx, reconciled) = watch::channel(shared.image());
         tasks.push(tokio::spawn(follow_metadata(
             shared.clone(),
+            reconciled_tx,
             shutdown_rx.clone(),
         )));
         tasks.push(tokio::spawn(checkpoint_loop(
@@ -406,7 +411,7 @@ impl Node {
         // shutdown signal.
         let coordinator_context = CoordinatorContext {
             node_id: config.node_id,
-            images: quorum.subscribe(),
+            images: reconciled,
             partitions: shared.partitions.clone(),
         };
         tasks.push(group_coordinator::spawn(
@@ -560,22 +565,29 @@ fn lock_dir(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     Ok(file)
 }
 
-/// Applies every new metadata image to the hosted partitions.
-async fn follow_metadata(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+/// Applies every new metadata image to the hosted partitions, then passes it on to `reconciled`
+/// (what the coordinators follow).
+async fn follow_metadata(
+    shared: Arc<Shared>,
+    reconciled: watch::Sender<Arc<rafka_metadata::MetadataImage>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut images = shared.quorum.subscribe();
     loop {
-        tokio::select! {
-            changed = images.changed() => if changed.is_err() { return },
-            _ = shutdown.changed() => return,
-        }
         let image = images.borrow_and_update().clone();
         let s = shared.clone();
+        let applied = image.clone();
         let result =
-            tokio::task::spawn_blocking(move || s.partitions.reconcile(&image, now_ms())).await;
+            tokio::task::spawn_blocking(move || s.partitions.reconcile(&applied, now_ms())).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "Applying metadata to partitions failed"),
             Err(e) => tracing::error!(error = %e, "Applying metadata to partitions panicked"),
+        }
+        reconciled.send_replace(image);
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
         }
     }
 }
