@@ -76,3 +76,20 @@ def test_kill9_keeps_acknowledged_records(broker):
         by_off = {r.offset(): int(r.value()[:12]) for r in got}
         wrong = [(o, s, by_off.get(o)) for o, s in acked.items() if by_off.get(o) != s]
         assert not wrong, f"cycle {cycle}: {len(wrong)} acked records missing/changed: {wrong[:5]}"
+
+
+def test_kill9_restart_does_not_wait_out_the_old_broker_session(broker):
+    """The zero-config node is its own controller: after a kill -9 its new incarnation must not
+    be refused with DUPLICATE_BROKER_REGISTRATION until the dead one's session expires (9 s), as
+    a Kafka combined node would be."""
+    topic = "crash-restart"
+    ck_create_topic(broker, topic)
+    (m,) = ck_produce_all(ck_producer(broker), topic, [(b"k", b"before the crash", 0)])
+    broker.kill9()
+    mark = len(broker.log_text())
+    broker.start()
+    restart_log = broker.log_text()[mark:]
+    assert "Successfully registered broker 1" in restart_log, restart_log[-3000:]
+    assert "DUPLICATE_BROKER_REGISTRATION" not in restart_log, restart_log[-3000:]
+    got = ck_consume_range(broker, topic, {0: (m.offset(), m.offset() + 1)})[0]
+    assert [r.value() for r in got] == [b"before the crash"]

@@ -32,6 +32,8 @@ pub struct RegistrationRequest {
     pub incarnation_id: Uuid,
     pub endpoints: Vec<Endpoint>,
     pub rack: Option<String>,
+    /// The broker runs in this controller's process (never true for a request off the wire).
+    pub co_located: bool,
 }
 
 /// The controller's answer to a heartbeat (Kafka's `BrokerHeartbeatResponse`).
@@ -205,6 +207,7 @@ impl Controller {
             &image,
             req.node_id,
             req.incarnation_id,
+            req.co_located && u64::try_from(req.node_id) == Ok(self.shared.node_id),
             self.now_ms(),
         )?;
         let previous = image.broker(req.node_id).map(|b| b.incarnation_id);

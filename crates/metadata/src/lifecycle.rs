@@ -22,9 +22,11 @@
 //! "Caught up" means the broker has applied the log up to its own registration entry.
 //! One deliberate difference from Kafka: a broker that shut down cleanly loses its session at
 //! once, so it can register again immediately instead of getting DUPLICATE_BROKER_REGISTRATION
-//! until its old session would have expired.
+//! until its old session would have expired. Another: the broker that shares the active
+//! controller's process is not held off by a session the controller only granted at activation
+//! (see [`BrokerHeartbeats::check_registration`]), so a single node restarts at once after a crash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::command::ControllerCommand;
 use crate::image::MetadataImage;
@@ -79,6 +81,9 @@ pub struct BrokerHeartbeats {
     session_timeout_ms: u64,
     /// Last contact per (broker, epoch), as Kafka's `BrokerHeartbeatTracker`.
     contacts: BTreeMap<(i32, u64), u64>,
+    /// Contacts that come from [`BrokerHeartbeats::activate`] and not from a heartbeat heard
+    /// since.
+    granted_at_activation: BTreeSet<(i32, u64)>,
     sessions: BTreeMap<i32, Session>,
 }
 
@@ -87,6 +92,7 @@ impl BrokerHeartbeats {
         BrokerHeartbeats {
             session_timeout_ms,
             contacts: BTreeMap::new(),
+            granted_at_activation: BTreeSet::new(),
             sessions: BTreeMap::new(),
         }
     }
@@ -95,6 +101,7 @@ impl BrokerHeartbeats {
     /// heartbeated, so none is fenced before it had a whole session to reach the new leader.
     pub fn activate(&mut self, image: &MetadataImage, now_ms: u64) {
         self.contacts.clear();
+        self.granted_at_activation.clear();
         self.sessions.clear();
         for b in image.brokers() {
             let session = Session {
@@ -104,6 +111,7 @@ impl BrokerHeartbeats {
             self.sessions.insert(b.node_id, session);
             if !b.fenced {
                 self.contacts.insert((b.node_id, b.epoch), now_ms);
+                self.granted_at_activation.insert((b.node_id, b.epoch));
             }
         }
     }
@@ -120,17 +128,27 @@ impl BrokerHeartbeats {
     }
 
     /// Checks a registration against a live older incarnation.
+    ///
+    /// `co_located` says the registering broker runs in this controller's process. Such a
+    /// broker's older incarnation is a previous run of the same process, which is gone: the
+    /// controller became active after the process started, so unless that incarnation has
+    /// actually heartbeated since (another process misconfigured with the same id), its session
+    /// is only the courtesy granted at activation and does not hold the id. Kafka makes a
+    /// combined node that was killed wait out `broker.session.timeout.ms` here.
     pub fn check_registration(
         &self,
         image: &MetadataImage,
         node_id: i32,
         incarnation_id: uuid::Uuid,
+        co_located: bool,
         now_ms: u64,
     ) -> Result<(), SessionError> {
         match image.broker(node_id) {
             Some(b)
                 if b.incarnation_id != incarnation_id
-                    && self.has_valid_session(node_id, b.epoch, now_ms) =>
+                    && self.has_valid_session(node_id, b.epoch, now_ms)
+                    && !(co_located
+                        && self.granted_at_activation.contains(&(node_id, b.epoch))) =>
             {
                 Err(SessionError::DuplicateBrokerRegistration)
             }
@@ -142,6 +160,7 @@ impl BrokerHeartbeats {
     /// opens one).
     pub fn registered(&mut self, node_id: i32) {
         self.contacts.retain(|(n, _), _| *n != node_id);
+        self.granted_at_activation.retain(|(n, _)| *n != node_id);
         self.sessions.insert(node_id, Session::default());
     }
 
@@ -169,6 +188,8 @@ impl BrokerHeartbeats {
             Some(b) => b,
         };
         self.contacts.insert((hb.node_id, hb.broker_epoch), now_ms);
+        self.granted_at_activation
+            .remove(&(hb.node_id, hb.broker_epoch));
         let session = self.sessions.entry(hb.node_id).or_default();
         session.metadata_index = Some(hb.metadata_index);
         let is_caught_up = hb.metadata_index >= broker.epoch;
@@ -304,7 +325,7 @@ fn leads_partitions(image: &MetadataImage, node_id: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use uuid::Uuid;
 
@@ -393,7 +414,7 @@ mod tests {
         assert!(w.image.broker(1).unwrap().fenced);
         // A clean shutdown frees the id at once.
         assert!(hbs
-            .check_registration(&w.image, 1, Uuid::new_v4(), 41)
+            .check_registration(&w.image, 1, Uuid::new_v4(), false, 41)
             .is_ok());
     }
 
@@ -457,23 +478,51 @@ mod tests {
         hbs.activate(&w.image, 1000);
         // A new incarnation while the old session lives is refused.
         assert_eq!(
-            hbs.check_registration(&w.image, 1, Uuid::new_v4(), 5000),
+            hbs.check_registration(&w.image, 1, Uuid::new_v4(), false, 5000),
             Err(SessionError::DuplicateBrokerRegistration)
         );
         assert!(hbs
-            .check_registration(&w.image, 1, incarnation, 5000)
+            .check_registration(&w.image, 1, incarnation, false, 5000)
             .is_ok());
         assert_eq!(hbs.next_expired(&w.image, 10_000), None);
         assert_eq!(hbs.next_expired(&w.image, 10_001), Some((1, epoch)));
         assert_eq!(hbs.next_expired(&w.image, 20_000), None);
         assert!(hbs
-            .check_registration(&w.image, 1, Uuid::new_v4(), 10_002)
+            .check_registration(&w.image, 1, Uuid::new_v4(), false, 10_002)
             .is_ok());
         // A failover: the new controller gives the broker a whole new session.
         let mut fresh = BrokerHeartbeats::new(9000);
         fresh.activate(&w.image, 50_000);
         assert_eq!(fresh.next_expired(&w.image, 58_000), None);
         assert_eq!(fresh.next_expired(&w.image, 59_001), Some((1, epoch)));
+    }
+
+    #[test]
+    fn the_controllers_own_broker_is_not_held_off_by_an_activation_courtesy() {
+        let mut w = World::new();
+        let mut hbs = BrokerHeartbeats::new(9000);
+        let (epoch, _) = w.register(1);
+        w.apply(&ControllerCommand::UnfenceBroker {
+            node_id: 1,
+            broker_epoch: epoch,
+        });
+        // The process was killed while broker 1 was unfenced and has just restarted.
+        hbs.activate(&w.image, 1000);
+        assert!(hbs
+            .check_registration(&w.image, 1, Uuid::new_v4(), true, 1001)
+            .is_ok());
+        // From another process the id stays held, as in Kafka.
+        assert_eq!(
+            hbs.check_registration(&w.image, 1, Uuid::new_v4(), false, 1001),
+            Err(SessionError::DuplicateBrokerRegistration)
+        );
+        // Once the old incarnation has really heartbeated, it is alive somewhere: refused.
+        hbs.heartbeat(&w.image, hb(1, epoch, w.index), 2000)
+            .unwrap();
+        assert_eq!(
+            hbs.check_registration(&w.image, 1, Uuid::new_v4(), true, 2001),
+            Err(SessionError::DuplicateBrokerRegistration)
+        );
     }
 
     #[test]

@@ -234,6 +234,7 @@ async fn register(
             incarnation_id: request.incarnation_id,
             endpoints,
             rack: request.rack.map(|r| r.to_string()),
+            co_located: false,
         })
         .await;
     match outcome {

@@ -241,6 +241,7 @@ impl BrokerLifecycle {
                         incarnation_id: self.incarnation_id,
                         endpoints: self.config.endpoints.clone(),
                         rack: self.config.rack.clone(),
+                        co_located: true,
                     })
                     .await
                     .map_err(lifecycle_error);
