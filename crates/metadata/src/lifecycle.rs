@@ -325,7 +325,7 @@ fn leads_partitions(image: &MetadataImage, node_id: i32) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::BTreeMap;
 
     use uuid::Uuid;
 
