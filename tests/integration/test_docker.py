@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from broker_proc import BIN, REPO, free_port, is_mock
-from helpers import ck_consume_range, ck_produce_all, ck_producer, wait_until
+from helpers import ck_consume_range, ck_create_topic, ck_produce_all, ck_producer, wait_until
 
 COMPOSE_DIR = REPO / "tests" / "docker" / "compose"
 EXAMPLES_DIR = REPO / "docker" / "compose"
@@ -334,6 +334,94 @@ def test_bitnami_single_node(stacks):
     round_trip(s, "kafka:9092", port, "c5")
 
 
+class HostBroker:
+    def __init__(self, *ports: int):
+        self.bootstrap = ",".join(f"localhost:{p}" for p in ports)
+
+
+CLUSTER_STARTED_WAIT = "Kafka Server started"
+
+
+def partition_leaders(meta: str, topic: str) -> dict[int, int]:
+    """{partition: leader} from `kcat -L -t topic` output."""
+    section = meta.split(f'topic "{topic}"', 1)[1]
+    return {int(p): int(l) for p, l in re.findall(r"partition (\d+), leader (-?\d+)", section)}
+
+
+def cluster_round_trip(s: Stack, ports: list[int], topic: str, leaders_expected: set[int]) -> None:
+    """A 6-partition topic created through the host ports is spread over every broker; 20
+    records per partition produced with acks=all come back from the leaders."""
+    hosts = HostBroker(*ports)
+    ck_create_topic(hosts, topic, partitions=6)
+    meta = kcat_in_network(s.network(), "-b", "kafka-1:19092", "-L", "-t", topic)
+    leaders = partition_leaders(meta, topic)
+    assert set(leaders.values()) == leaders_expected, meta
+    msgs = [(f"k{i}".encode(), f"{topic}-{p}-{i}".encode(), p) for p in range(6) for i in range(20)]
+    ck_produce_all(ck_producer(hosts, acks="all"), topic, msgs)
+    got = ck_consume_range(hosts, topic, {p: (0, 20) for p in range(6)})
+    for p in range(6):
+        assert [m.value() for m in got[p]] == [f"{topic}-{p}-{i}".encode() for i in range(20)]
+
+
+def test_apache_cluster_combined(stacks):
+    """apache/kafka's three-node combined example, nodes started out of order: one cluster of
+    three brokers, topics spread over all, the quorum tool in the image, and a node killed with
+    -9 rejoins with its data."""
+    ports = [free_port() for _ in range(3)]
+    s = stacks([COMPOSE_DIR / "apache-cluster-combined.yml"],
+               {f"RAFKA_TEST_PORT_{i + 1}": str(p) for i, p in enumerate(ports)})
+    # kafka-3 first, alone: the names of its peers do not resolve yet. It says so once and
+    # waits; no election is stood in vain.
+    s.compose("up", "-d", "kafka-3")
+    wait_until(lambda: "Connection to node kafka-" in s.logs("kafka-3"), timeout=READY_TIMEOUT_S,
+               interval=0.3, what="kafka-3 noticing its peers are missing")
+    s.compose("up", "-d")
+    for n in (1, 2, 3):
+        s.wait_ready(f"kafka-{n}")
+    for n in (1, 2, 3):
+        log = s.logs(f"kafka-{n}")
+        assert not re.search(r"\bERROR\b", log), log[-4000:]
+        meta = kcat_in_network(s.network(), "-b", f"kafka-{n}:19092", "-L")
+        assert " 3 brokers:" in meta, meta
+    cluster_round_trip(s, ports, "spread", {1, 2, 3})
+
+    cid = s.container("kafka-1")
+    status = run(["docker", "exec", cid, "/opt/kafka/bin/kafka-metadata-quorum.sh",
+                  "--bootstrap-server", "kafka-1:19092", "describe", "--status"]).stdout
+    assert "ClusterId:              4L6g3nShT-eMCtK--X86sw" in status, status
+    leader = int(re.search(r"LeaderId:\s+(\d+)", status).group(1))
+    assert re.search(r"CurrentVoters:\s+\[.*\]", status), status
+    assert leader in (1, 2, 3)
+
+    # kill -9 a node that is not the active controller; it comes back (after its old
+    # session expires, as in Kafka) and serves its partitions again.
+    victim = next(n for n in (1, 2, 3) if n != leader)
+    run(["docker", "kill", "-s", "KILL", s.container(f"kafka-{victim}")])
+    s.compose("up", "-d", f"kafka-{victim}")
+    s.wait_ready(f"kafka-{victim}", log_count=2)
+    hosts = HostBroker(*ports)
+    got = ck_consume_range(hosts, "spread", {p: (0, 20) for p in range(6)})
+    for p in range(6):
+        assert [m.value() for m in got[p]] == [f"spread-{p}-{i}".encode() for i in range(20)]
+
+
+def test_apache_cluster_isolated(stacks):
+    """apache/kafka's isolated example: three controller-only nodes and three brokers."""
+    ports = [free_port() for _ in range(3)]
+    s = stacks([COMPOSE_DIR / "apache-cluster-isolated.yml"],
+               {f"RAFKA_TEST_PORT_{i + 1}": str(p) for i, p in enumerate(ports)})
+    s.compose("up", "-d")
+    for n in (1, 2, 3):
+        s.wait_ready(f"kafka-{n}")
+    for n in (1, 2, 3):
+        # A controller-only node has no client listener and never logs RUNNING, only its start.
+        wait_until(lambda: CLUSTER_STARTED_WAIT in s.logs(f"controller-{n}"),
+                   timeout=READY_TIMEOUT_S, interval=0.3, what=f"controller-{n} started")
+    meta = kcat_in_network(s.network(), "-b", "kafka-2:19092", "-L")
+    assert " 3 brokers:" in meta and "broker 4 at kafka-1:19092" in meta, meta
+    cluster_round_trip(s, ports, "isolated", {4, 5, 6})
+
+
 def image_has_cli_tools(image: str) -> bool:
     # Kafka's tools print their usage for --help; the broker's own help has no such option.
     p = run(["docker", "run", "--rm", image, "kafka-topics.sh", "--help"], check=False, timeout=60)
@@ -372,11 +460,6 @@ def test_example_smoke_stack(stacks):
 
 
 # ---- data and lifecycle -------------------------------------------------------------------------
-
-class HostBroker:
-    def __init__(self, port: int):
-        self.bootstrap = f"localhost:{port}"
-
 
 def produce_acked(port: int, topic: str, n: int) -> None:
     p = ck_producer(HostBroker(port), acks="all", **{"enable.idempotence": True})

@@ -774,7 +774,10 @@ impl MetadataQuorum {
             // Every voter of an empty log writes the same first entry (the voter list) and
             // stands for election. Staggered by rank, so that when they all start together the
             // first one usually wins before the others stand and split the vote; a later one
-            // that has meanwhile heard from a leader or voted does not initialize at all.
+            // that has meanwhile heard from a leader or voted does not initialize at all. A
+            // pre-vote comes first, as for every later election: a voter whose peers are not up
+            // yet (containers start in any order) waits a candidate timeout and asks again
+            // instead of standing in vain (openraft logs each failed vote request as an error).
             let rank = voters.keys().position(|id| *id == self.shared.node_id);
             let stagger = self.shared.config.election_timeout_ms / 2;
             let delay = stagger.saturating_mul(rank.unwrap_or(0) as u64);
@@ -788,8 +791,15 @@ impl MetadataQuorum {
                 let Some(raft) = shared.raft.clone() else {
                     return;
                 };
-                if raft.is_initialized().await.unwrap_or(true) {
-                    return;
+                loop {
+                    if raft.is_initialized().await.unwrap_or(true) {
+                        return;
+                    }
+                    let heard = shared.last_heard();
+                    if pre_vote(&shared, &raft).await && shared.last_heard() == heard {
+                        break;
+                    }
+                    tokio::time::sleep(shared.config.candidate_timeout()).await;
                 }
                 tracing::info!(
                     node_id = shared.node_id,

@@ -85,8 +85,10 @@ fn main() -> std::process::ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        // openraft narrates every election at info; its warnings are what an operator needs.
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn"));
+        // openraft narrates every election at info and warns about ordinary races (a vote
+        // answer that arrives after the vote changed); rafka logs the quorum's transitions in
+        // Kafka's words itself. openraft's errors still show.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -6,7 +6,8 @@
 //! their own, Raft traffic between voters others, and forwarded commands share the pool of the
 //! node's other calls to the active controller.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +23,9 @@ pub struct PoolTransport {
     raft: Arc<Pool>,
     fetch: Arc<Pool>,
     control: Arc<Pool>,
+    /// Peers the last connect to failed: a failure is logged once, when a peer becomes
+    /// unreachable, not on every retry.
+    unreachable: Mutex<HashSet<String>>,
 }
 
 impl PoolTransport {
@@ -31,6 +35,25 @@ impl PoolTransport {
             raft: Arc::new(Pool::new(options.clone())),
             fetch: Arc::new(Pool::new(options.clone())),
             control,
+            unreachable: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Notes the outcome of a connect to `addr`, logging the first failure (Kafka's
+    /// NetworkClient words it the same way).
+    fn note_connect(&self, addr: &str, failure: Option<&ClientError>) {
+        let mut down = self.unreachable.lock().unwrap_or_else(|e| e.into_inner());
+        match failure {
+            Some(e) => {
+                if down.insert(addr.to_string()) {
+                    tracing::warn!(
+                        "Connection to node {addr} could not be established. Node may not be available. ({e})"
+                    );
+                }
+            }
+            None => {
+                down.remove(addr);
+            }
         }
     }
 
@@ -80,7 +103,11 @@ impl Transport for PoolTransport {
                     addr: addr.to_string(),
                     timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
                 })?
-                .map_err(|e| transport_error(addr, timeout, e))?;
+                .map_err(|e| {
+                    self.note_connect(addr, Some(&e));
+                    transport_error(addr, timeout, e)
+                })?;
+            self.note_connect(addr, None);
             let left = timeout.saturating_sub(started.elapsed());
             match conn
                 .send_raw(api.key(), PRIVATE_API_VERSION, Bytes::from(body), left)

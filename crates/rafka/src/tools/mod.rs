@@ -109,6 +109,24 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_image_links_every_tool() {
+        // The Dockerfile makes one symlink per name; a tool missing there is missing in the image.
+        let dockerfile = include_str!("../../../../docker/Dockerfile");
+        let start = dockerfile
+            .find("tools=\"")
+            .expect("tools list in the Dockerfile");
+        let list = &dockerfile[start + 7..];
+        let list = &list[..list.find('"').expect("end of the tools list")];
+        let linked: Vec<&str> = list.split_whitespace().filter(|w| *w != "\\").collect();
+        for tool in TOOLS {
+            assert!(
+                linked.contains(tool),
+                "{tool} is not linked in docker/Dockerfile"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
