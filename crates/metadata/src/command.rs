@@ -1038,6 +1038,43 @@ mod tests {
                 new_partitions: vec![PartitionAssignment::new(1, vec![1])],
                 placement: None,
             },
+            // The broker epochs are the registrations' log indexes (1 and 2).
+            ControllerCommand::UnfenceBroker {
+                node_id: 1,
+                broker_epoch: 1,
+            },
+            ControllerCommand::UnfenceBroker {
+                node_id: 2,
+                broker_epoch: 2,
+            },
+            ControllerCommand::CreateTopic {
+                name: "s".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: vec![],
+                configs: BTreeMap::new(),
+                placement: Some(Placement::Striped {
+                    partition_count: 6,
+                    replication_factor: 1,
+                    seed: 7,
+                }),
+            },
+            ControllerCommand::FenceBroker {
+                node_id: 1,
+                broker_epoch: 1,
+            },
+            ControllerCommand::UnfenceBroker {
+                node_id: 1,
+                broker_epoch: 1,
+            },
+            ControllerCommand::BeginControlledShutdown {
+                node_id: 2,
+                broker_epoch: 2,
+            },
+            // A stale epoch is refused.
+            ControllerCommand::FenceBroker {
+                node_id: 2,
+                broker_epoch: 99,
+            },
         ];
         let run = || {
             let mut image = MetadataImage::empty("c");
@@ -1051,8 +1088,17 @@ mod tests {
         let (i1, r1) = run();
         let (i2, r2) = run();
         assert_eq!(i1, i2);
-        assert_eq!(r1, vec![true, true, true, false, true]);
+        assert_eq!(
+            r1,
+            vec![true, true, true, false, true, true, true, true, true, true, true, false]
+        );
         assert_eq!(r1, r2);
+        // The striped topic used both brokers. Every map in the image is ordered (BTreeMap), so
+        // no hash order can leak into an image or its comparison.
+        let s = i1.topic_by_name("s").unwrap();
+        let replicas: std::collections::BTreeSet<i32> =
+            s.partitions.values().map(|p| p.replicas[0]).collect();
+        assert_eq!(replicas, [1, 2].into());
     }
     fn part(image: &MetadataImage, topic: &str, p: i32) -> (i32, Vec<i32>, i32, i32) {
         let p = image.topic_by_name(topic).unwrap().partition(p).unwrap();
