@@ -18,15 +18,20 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
+use crate::versions::PeerVersions;
 use crate::ClientError;
 
+/// The ApiVersions version asked first (the newest this crate knows).
+const API_VERSIONS_VERSION_MAX: i16 = 3;
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION_CODE: i16 = 35;
 /// Bytes of Kafka's frame size prefix.
 const SIZE_PREFIX_BYTES: usize = 4;
 /// Bytes of a response header v0, which every response starts with.
@@ -187,6 +192,9 @@ pub struct Connection {
     shared: Arc<Shared>,
     frames_tx: mpsc::Sender<Outgoing>,
     client_id: StrBytes,
+    /// The peer's ApiVersions answer, asked once per connection (a peer's versions can change
+    /// only with a restart, which is a new connection).
+    peer_versions: tokio::sync::OnceCell<PeerVersions>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -246,6 +254,7 @@ impl Connection {
             shared,
             frames_tx,
             client_id: StrBytes::from_string(options.client_id.clone()),
+            peer_versions: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -343,6 +352,62 @@ impl Connection {
                 self.addr()
             ))
         })
+    }
+
+    /// The peer's api versions, asked with ApiVersions on first use and kept for the life of
+    /// the connection. A peer too old for ApiVersions v3 answers with a v0 body (Kafka's rule),
+    /// which is read by asking again at v0.
+    pub async fn peer_versions(&self, timeout: Duration) -> Result<&PeerVersions, ClientError> {
+        self.peer_versions
+            .get_or_try_init(|| async {
+                let mut req = ApiVersionsRequest::default();
+                req.client_software_name = StrBytes::from_static_str("rafka");
+                req.client_software_version = StrBytes::from_static_str(env!("CARGO_PKG_VERSION"));
+                let response = match self.send(&req, API_VERSIONS_VERSION_MAX, timeout).await {
+                    Ok(r) if r.error_code != UNSUPPORTED_VERSION_CODE => r,
+                    Ok(_) | Err(ClientError::Protocol(_)) => {
+                        self.send(&ApiVersionsRequest::default(), 0, timeout)
+                            .await?
+                    }
+                    Err(e) => return Err(e),
+                };
+                if response.error_code != 0 {
+                    return Err(ClientError::Protocol(format!(
+                        "ApiVersions from {} failed with error code {}",
+                        self.addr(),
+                        response.error_code
+                    )));
+                }
+                Ok(PeerVersions::from_response(&response))
+            })
+            .await
+    }
+
+    /// The version of `R` to speak to this peer: the highest both sides support.
+    pub async fn version_for<R: Request>(&self, timeout: Duration) -> Result<i16, ClientError> {
+        let versions = self.peer_versions(timeout).await?;
+        versions
+            .pick(R::KEY, R::VERSIONS)
+            .ok_or_else(|| ClientError::UnsupportedVersion {
+                addr: self.addr().to_string(),
+                api_key: R::KEY,
+                ours: (R::VERSIONS.min, R::VERSIONS.max),
+                theirs: versions.range(R::KEY),
+            })
+    }
+
+    /// [`Connection::send`] at the version [`Connection::version_for`] picks; for requests
+    /// whose fields mean the same at every version both sides speak. The timeout covers the
+    /// negotiation too.
+    pub async fn send_negotiated<R: Request>(
+        &self,
+        req: &R,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let started = tokio::time::Instant::now();
+        let version = self.version_for::<R>(timeout).await?;
+        self.send(req, version, timeout.saturating_sub(started.elapsed()))
+            .await
     }
 
     fn header(&self, api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {

@@ -67,6 +67,18 @@ pub enum ClientError {
         /// The limit.
         max: usize,
     },
+    /// The peer does not speak any version of the request this build can encode.
+    #[error("{addr} supports no version of api key {api_key} that we do (ours {ours:?}, theirs {theirs:?})")]
+    UnsupportedVersion {
+        /// The address of the connection.
+        addr: String,
+        /// The request's api key.
+        api_key: i16,
+        /// The versions this build can encode.
+        ours: (i16, i16),
+        /// The peer's versions, `None` if it lacks the key.
+        theirs: Option<(i16, i16)>,
+    },
     /// The request could not be encoded at the asked version (a bug on the caller's side).
     #[error("cannot encode request: {0}")]
     Encode(String),
@@ -102,6 +114,17 @@ impl ClientError {
                 max: *max,
             },
             ClientError::Encode(m) => ClientError::Encode(m.clone()),
+            ClientError::UnsupportedVersion {
+                addr,
+                api_key,
+                ours,
+                theirs,
+            } => ClientError::UnsupportedVersion {
+                addr: addr.clone(),
+                api_key: *api_key,
+                ours: *ours,
+                theirs: *theirs,
+            },
         }
     }
 }

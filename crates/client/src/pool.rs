@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use kafka_protocol::protocol::Request;
 use tokio::time::Instant;
 
 use crate::{ClientError, ConnectOptions, Connection};
@@ -117,6 +118,39 @@ impl Pool {
                 Err(error)
             }
         }
+    }
+
+    /// Sends `req` to `addr` on its pooled connection and decodes the answer, all within
+    /// `timeout` (the connect included): at `version`, or with `None` at the version
+    /// [`Connection::version_for`] negotiates. A timeout or a broken connection drops the pooled
+    /// connection ([`Pool::invalidate`]), so the next call starts on a fresh one.
+    pub async fn send<R: Request>(
+        &self,
+        addr: &str,
+        req: &R,
+        version: Option<i16>,
+        timeout: Duration,
+    ) -> Result<R::Response, ClientError> {
+        let started = Instant::now();
+        let conn = match tokio::time::timeout(timeout, self.get(addr)).await {
+            Ok(conn) => conn?,
+            Err(_elapsed) => {
+                return Err(ClientError::Timeout {
+                    addr: addr.to_string(),
+                    api_key: R::KEY,
+                    timeout,
+                })
+            }
+        };
+        let left = timeout.saturating_sub(started.elapsed());
+        let sent = match version {
+            Some(v) => conn.send(req, v, left).await,
+            None => conn.send_negotiated(req, left).await,
+        };
+        if let Err(ClientError::Timeout { .. } | ClientError::Disconnected { .. }) = &sent {
+            self.invalidate(addr);
+        }
+        sent
     }
 
     /// Drops the pooled connection to `addr` and closes it (its requests in flight fail with
