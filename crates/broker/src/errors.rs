@@ -137,6 +137,35 @@ pub fn group(e: GroupError) -> ResponseError {
     }
 }
 
+/// Transaction coordinator errors as another broker's coordinator answered them (the inverse
+/// of [`txn`]); `None` for 0. A code the coordinator never sends is a server error.
+pub fn txn_from_code(code: i16) -> Option<TxnError> {
+    const KNOWN: [TxnError; 13] = [
+        TxnError::NotCoordinator,
+        TxnError::CoordinatorLoadInProgress,
+        TxnError::CoordinatorNotAvailable,
+        TxnError::InvalidRequest,
+        TxnError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions,
+        TxnError::ProducerFenced,
+        TxnError::InvalidProducerEpoch,
+        TxnError::InvalidProducerIdMapping,
+        TxnError::InvalidTxnState,
+        TxnError::TransactionalIdNotFound,
+        TxnError::TransactionAbortable,
+        TxnError::UnknownServerError,
+    ];
+    if code == 0 {
+        return None;
+    }
+    Some(
+        KNOWN
+            .into_iter()
+            .find(|e| txn(*e).code() == code)
+            .unwrap_or(TxnError::UnknownServerError),
+    )
+}
+
 /// The error code field for an optional group error (0 = none).
 pub fn group_code(e: Option<GroupError>) -> i16 {
     e.map_or(0, |e| group(e).code())
@@ -158,5 +187,28 @@ pub fn txn(e: TxnError) -> ResponseError {
         TxnError::TransactionalIdNotFound => ResponseError::TransactionalIdNotFound,
         TxnError::TransactionAbortable => ResponseError::TransactionAbortable,
         TxnError::UnknownServerError => ResponseError::UnknownServerError,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txn_codes_round_trip() {
+        for e in [
+            TxnError::NotCoordinator,
+            TxnError::ConcurrentTransactions,
+            TxnError::ProducerFenced,
+            TxnError::InvalidProducerEpoch,
+            TxnError::TransactionAbortable,
+        ] {
+            assert_eq!(txn_from_code(txn(e).code()), Some(e));
+        }
+        assert_eq!(txn_from_code(0), None);
+        assert_eq!(
+            txn_from_code(ResponseError::OffsetOutOfRange.code()),
+            Some(TxnError::UnknownServerError)
+        );
     }
 }

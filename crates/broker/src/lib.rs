@@ -2,7 +2,8 @@
 //!
 //! Layout:
 //! - [`cluster`]: the node's part in a cluster: the controller listener, the transport of the
-//!   quorum's private RPCs, calls to the active controller, the broker lifecycle (KIP-631).
+//!   quorum's private RPCs, calls to the active controller and to other brokers, the broker
+//!   lifecycle (KIP-631).
 //! - [`config`]: the config key table, the sources config is read from, the typed config.
 //! - [`node`]: startup and shutdown of one node in its roles (log dirs, metadata quorum,
 //!   registration and unfencing, partitions, listeners).
@@ -18,7 +19,10 @@
 //! - [`group_coordinator`]: the task that runs the sans-IO group coordinator (`rafka-group`):
 //!   its timers, its writes to `__consumer_offsets`, and loading groups back from that topic.
 //! - [`txn_coordinator`]: the task that runs the sans-IO transaction coordinator (`rafka-txn`):
-//!   `__transaction_state`, timeouts, and the transaction markers.
+//!   `__transaction_state`, timeouts, and the transaction markers (written here or sent to
+//!   other leaders with WriteTxnMarkers).
+//! - [`txn_membership`]: asking a transaction's coordinator, here or on another broker, whether
+//!   partitions are in the transaction (KIP-890 verification) or to add them (Transactions V2).
 //! - [`log_cleaner`]: the threads that compact `cleanup.policy=compact` logs (storage's cleaner
 //!   run outside the partition lock, swapped in under it), and `cleaner-offset-checkpoint`.
 //! - [`producer_ids`]: producer id blocks taken from the metadata log for InitProducerId.
@@ -47,6 +51,7 @@ pub mod server;
 pub mod state;
 pub mod topic_config;
 pub mod txn_coordinator;
+pub mod txn_membership;
 
 pub use config::BrokerConfig;
 pub use node::{Node, NodeError};

@@ -16,6 +16,7 @@ use rafka_storage::{Backend, FileBackend, LogDirs};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::cluster::broker_client::BrokerClient;
 use crate::cluster::controller_client::ControllerClient;
 use crate::cluster::controller_listener::ControllerDispatch;
 use crate::cluster::lifecycle::{BrokerLifecycle, BrokerState, LifecycleConfig};
@@ -306,6 +307,10 @@ impl Node {
         let (groups, groups_inbox) = GroupCoordinator::new();
         let (txns, txns_inbox) = crate::txn_coordinator::TxnCoordinatorHandle::new();
         let controller_client = Arc::new(ControllerClient::new(pool.clone()));
+        let brokers = Arc::new(BrokerClient::new(
+            pool.clone(),
+            config.inter_broker_listener.clone(),
+        ));
         let shared = Arc::new(Shared {
             config: config.clone(),
             dynamic_config,
@@ -313,6 +318,7 @@ impl Node {
             node_id: config.node_id,
             quorum: quorum.clone(),
             controller_client: controller_client.clone(),
+            brokers,
             partitions,
             groups,
             producer_ids: Arc::new(ProducerIds::new(config.node_id, quorum.clone())),
@@ -431,6 +437,10 @@ impl Node {
             coordinator_context,
             shared.producer_ids.clone(),
             shared.groups.clone(),
+            crate::txn_coordinator::MarkerSender {
+                brokers: shared.brokers.clone(),
+                request_timeout: Duration::from_millis(config.request_timeout_ms),
+            },
             shutdown_rx.clone(),
         ));
 

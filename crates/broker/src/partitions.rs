@@ -243,6 +243,14 @@ impl Partition {
         lock(&self.inner).log.active_producers()
     }
 
+    /// Whether the producer has an open transaction here at this epoch (see
+    /// `Log::has_ongoing_transaction`).
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
+        lock(&self.inner)
+            .log
+            .has_ongoing_transaction(producer_id, producer_epoch)
+    }
+
     /// Kafka's last stable offset: read_committed consumers never read at or past it.
     pub fn last_stable_offset(&self) -> i64 {
         lock(&self.inner)

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use rafka_metadata::{MetadataImage, MetadataQuorum};
 
+use crate::cluster::broker_client::BrokerClient;
 use crate::cluster::controller_client::ControllerClient;
 use crate::config::BrokerConfig;
 use crate::dynamic_config::DynamicBrokerConfig;
@@ -31,6 +32,8 @@ pub struct Shared {
     pub quorum: Arc<MetadataQuorum>,
     /// Kafka requests to the active controller (DescribeQuorum forwarding, the lifecycle).
     pub controller_client: Arc<ControllerClient>,
+    /// Kafka requests to other brokers (transaction verification).
+    pub brokers: Arc<BrokerClient>,
     pub partitions: Arc<Partitions>,
     pub groups: GroupCoordinator,
     pub producer_ids: Arc<ProducerIds>,

@@ -4,18 +4,30 @@
 //! records to `__transaction_state` before sending the replies that depend on them, and writes
 //! the transaction markers it asks for.
 //!
-//! Markers: every partition of a finished transaction gets a control batch (COMMIT or ABORT)
-//! from this node's log, since on one node this node leads every partition (the cluster issue
-//! sends them to other leaders with WriteTxnMarkers). A marker on a `__consumer_offsets`
-//! partition also settles the transaction's offsets in the group coordinator. When every
-//! partition has its marker the coordinator completes the transaction; a failed write is retried
-//! on the next tick.
+//! Markers: every partition of a finished transaction gets a control batch (COMMIT or ABORT).
+//! A partition this node leads gets it here, directly; the others are sent to their leaders
+//! with WriteTxnMarkers, one request per broker for everything owed to it (Kafka's
+//! `TransactionMarkerChannelManager`). Sends run in their own tasks so that a dead broker
+//! stalls only its own markers, never the coordinator; their answers come back over a channel.
+//! A marker on a `__consumer_offsets` partition also settles the transaction's offsets in the
+//! group coordinator that leads it (here, or in the receiving broker's WriteTxnMarkers
+//! handler). When every partition has its marker the coordinator completes the transaction. A
+//! marker that failed (no leader, the leader moved, a timeout) is retried on the next tick with
+//! the leader the image names then; one refused for good (a newer producer or coordinator
+//! epoch) ends the attempt for that transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rafka_metadata::MetadataImage;
+use rafka_protocol::kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use rafka_protocol::kafka_protocol::messages::{
+    ProducerId, TopicName, WriteTxnMarkersRequest, WriteTxnMarkersResponse,
+};
+use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 use rafka_txn::records::decode_record;
 use rafka_txn::{
@@ -24,6 +36,7 @@ use rafka_txn::{
 };
 use tokio::sync::{mpsc, watch};
 
+use crate::cluster::broker_client::BrokerClient;
 use crate::coordinator_task::{self, CoordinatorContext, TaskHandle, Waiting};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
@@ -42,16 +55,24 @@ pub type TxnCoordinatorHandle = TaskHandle<TxnCoordinator, Output, Reply, TxnErr
 /// The receiving end of a [`TxnCoordinatorHandle`], until [`spawn`] starts its task.
 pub type Inbox = mpsc::Receiver<Command>;
 
+/// How the coordinator reaches other brokers for their markers.
+pub struct MarkerSender {
+    pub brokers: Arc<BrokerClient>,
+    /// Each WriteTxnMarkers request's timeout (`request.timeout.ms`).
+    pub request_timeout: Duration,
+}
+
 /// Starts the coordinator task; it runs until `shutdown` changes (or its sender is dropped).
-/// Besides what every shell sees (`ctx`), it takes producer ids from the broker's allocator and
+/// Besides what every shell sees (`ctx`), it takes producer ids from the broker's allocator,
 /// settles transactional offsets through the group coordinator when it marks
-/// `__consumer_offsets`.
+/// `__consumer_offsets`, and sends markers to other brokers through `sender`.
 pub fn spawn(
     inbox: Inbox,
     config: TxnConfig,
     ctx: CoordinatorContext,
     producer_ids: Arc<ProducerIds>,
     groups: GroupCoordinator,
+    sender: MarkerSender,
     shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let ids = producer_ids.clone();
@@ -59,6 +80,7 @@ pub fn spawn(
     // each InitProducerId, so running dry here is a rare race the client retries.
     let next_id = Box::new(move || ids.try_take().ok_or(TxnError::CoordinatorLoadInProgress));
     let coordinator = TxnCoordinator::new(config, next_id);
+    let (answers_tx, answers) = mpsc::unbounded_channel();
     let shell = Shell {
         coordinator,
         ctx,
@@ -66,8 +88,11 @@ pub fn spawn(
         groups,
         waiting: Waiting::default(),
         markers: Vec::new(),
+        in_flight: BTreeSet::new(),
+        sender,
+        answers_tx,
     };
-    tokio::spawn(run(shell, inbox, shutdown))
+    tokio::spawn(run(shell, inbox, answers, shutdown))
 }
 
 struct Shell {
@@ -76,13 +101,57 @@ struct Shell {
     producer_ids: Arc<ProducerIds>,
     groups: GroupCoordinator,
     waiting: Waiting<Reply>,
-    /// Marker writes still to do (failed partitions are retried).
-    markers: Vec<WriteMarkers>,
+    /// Transactions whose markers are not all written: their partitions still owed one
+    /// (failed ones are retried, those sent to another broker await its answer).
+    markers: Vec<Pending>,
+    /// Partitions whose marker is on its way to another broker.
+    in_flight: BTreeSet<MarkerKey>,
+    sender: MarkerSender,
+    /// Where the send tasks report their brokers' answers.
+    answers_tx: mpsc::UnboundedSender<Vec<(MarkerKey, MarkerResult)>>,
+}
+
+/// One transaction's markers still owed.
+struct Pending {
+    markers: WriteMarkers,
+    /// A partition refused the marker for good: send no more, complete once the ones in flight
+    /// have answered.
+    given_up: bool,
+}
+
+/// A partition's marker of one transaction: transactional id, producer id and epoch, topic,
+/// partition.
+type MarkerKey = (String, i64, i16, String, i32);
+
+/// How a partition's marker write went.
+enum MarkerResult {
+    Written,
+    Fenced(String),
+    Retry(String),
+}
+
+impl Pending {
+    fn key(&self, topic: &str, partition: i32) -> MarkerKey {
+        (
+            self.markers.transactional_id.clone(),
+            self.markers.producer_id,
+            self.markers.producer_epoch,
+            topic.to_string(),
+            partition,
+        )
+    }
+
+    fn owns(&self, key: &MarkerKey) -> bool {
+        key.0 == self.markers.transactional_id
+            && key.1 == self.markers.producer_id
+            && key.2 == self.markers.producer_epoch
+    }
 }
 
 async fn run(
     mut shell: Shell,
     mut rx: mpsc::Receiver<Command>,
+    mut answers: mpsc::UnboundedReceiver<Vec<(MarkerKey, MarkerResult)>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut images = shell.ctx.images.clone();
@@ -105,6 +174,7 @@ async fn run(
                 shell.apply(out).await;
                 shell.write_markers().await;
             }
+            Some(answer) = answers.recv() => shell.remote_answered(answer).await,
             changed = images.changed() => {
                 if changed.is_err() {
                     return;
@@ -160,11 +230,14 @@ impl Shell {
         self.markers.extend(
             out.markers
                 .into_iter()
-                .filter(|m| !failed.contains(&m.txn_partition)),
+                .filter(|m| !failed.contains(&m.txn_partition))
+                .map(|markers| Pending {
+                    markers,
+                    given_up: false,
+                }),
         );
         for p in failed {
-            self.coordinator.unload_partition(p);
-            self.markers.retain(|m| m.txn_partition != p);
+            self.unload(p);
         }
         self.write_markers().await;
     }
@@ -174,54 +247,164 @@ impl Shell {
         coordinator_task::append_records(&part, None, records, now_ms())
     }
 
-    /// Writes the pending markers; a transaction whose partitions all have theirs completes.
+    /// Writes the pending markers this node's partitions owe, sends the others to their
+    /// leaders, and completes the transactions whose partitions all have theirs.
     async fn write_markers(&mut self) {
-        let pending = std::mem::take(&mut self.markers);
-        for mut m in pending {
+        let image = self.ctx.image();
+        let mut remote: BTreeMap<i32, Vec<(MarkerKey, Marker)>> = BTreeMap::new();
+        for i in 0..self.markers.len() {
+            let pending = &mut self.markers[i];
+            let marker = Marker::of(&pending.markers);
             let mut left = Vec::new();
-            for (topic, partition) in std::mem::take(&mut m.partitions) {
-                let written = write_marker_to(
-                    &self.ctx.image(),
-                    &self.ctx.partitions,
-                    &self.groups,
-                    Marker::of(&m),
-                    &topic,
-                    partition,
-                )
-                .await;
-                match written {
-                    Ok(()) => {}
-                    Err(MarkerError::Gone) => {}
-                    Err(MarkerError::Fenced(_, e)) => {
-                        // A newer coordinator or producer owns this transaction now.
-                        tracing::info!(txn = %m.transactional_id, %topic, partition, error = %e,
-                            "Transaction marker refused; giving up on this transaction");
-                        left.clear();
-                        m.partitions.clear();
-                        break;
+            for (topic, partition) in std::mem::take(&mut pending.markers.partitions) {
+                let key = pending.key(&topic, partition);
+                if self.in_flight.contains(&key) {
+                    left.push((topic, partition));
+                    continue;
+                }
+                if pending.given_up {
+                    continue;
+                }
+                let leader = image
+                    .topic_by_name(&topic)
+                    .and_then(|t| t.partition(partition))
+                    .map(|p| p.leader);
+                match leader {
+                    // The topic or partition is gone: nothing to mark.
+                    None => {}
+                    Some(l) if l == self.ctx.node_id => {
+                        let written = write_marker_to(
+                            &image,
+                            &self.ctx.partitions,
+                            &self.groups,
+                            marker,
+                            &topic,
+                            partition,
+                        )
+                        .await;
+                        match written {
+                            Ok(()) | Err(MarkerError::Gone) => {}
+                            Err(MarkerError::Fenced(_, e)) => {
+                                give_up(pending, &topic, partition, &e);
+                            }
+                            Err(MarkerError::Retry(_, e)) => {
+                                tracing::warn!(txn = %pending.markers.transactional_id, %topic,
+                                    partition, error = %e,
+                                    "Writing a transaction marker failed; retrying");
+                                left.push((topic, partition));
+                            }
+                        }
                     }
-                    Err(MarkerError::Retry(_, e)) => {
-                        tracing::warn!(txn = %m.transactional_id, %topic, partition, error = %e,
-                            "Writing a transaction marker failed; retrying");
+                    Some(l) if l >= 0 => {
+                        self.in_flight.insert(key.clone());
+                        remote.entry(l).or_default().push((key, marker));
                         left.push((topic, partition));
                     }
+                    // Leaderless for now: the next tick looks again.
+                    Some(_) => left.push((topic, partition)),
                 }
             }
-            if left.is_empty() {
-                let out = self.coordinator.markers_written(
-                    now_ms(),
-                    &m.transactional_id,
-                    m.producer_id,
-                    m.producer_epoch,
-                    m.coordinator_epoch,
-                );
-                // Completing writes one more record and never asks for markers again.
-                Box::pin(self.apply(out)).await;
-            } else {
-                m.partitions = left;
-                self.markers.push(m);
+            if pending.given_up {
+                left.retain(|(t, p)| self.in_flight.contains(&pending.key(t, *p)));
+            }
+            pending.markers.partitions = left;
+        }
+        for (broker, markers) in remote {
+            self.send_markers(&image, broker, markers);
+        }
+        self.complete_written().await;
+    }
+
+    /// Sends `markers` to `broker` in one WriteTxnMarkers request, in a task of its own; the
+    /// answers come back through `answers_tx`.
+    fn send_markers(
+        &self,
+        image: &Arc<MetadataImage>,
+        broker: i32,
+        markers: Vec<(MarkerKey, Marker)>,
+    ) {
+        let request = marker_request(&markers);
+        let brokers = self.sender.brokers.clone();
+        let timeout = self.sender.request_timeout;
+        let image = image.clone();
+        let answers = self.answers_tx.clone();
+        tokio::spawn(async move {
+            let results = match brokers.send(&image, broker, &request, timeout).await {
+                Ok(response) => marker_results(&response, markers),
+                Err(e) => markers
+                    .into_iter()
+                    .map(|(key, _)| (key, MarkerResult::Retry(e.to_string())))
+                    .collect(),
+            };
+            // The coordinator may have stopped meanwhile; then nobody waits for these.
+            let _ = answers.send(results);
+        });
+    }
+
+    /// Another broker answered for some markers.
+    async fn remote_answered(&mut self, answer: Vec<(MarkerKey, MarkerResult)>) {
+        for (key, result) in answer {
+            if !self.in_flight.remove(&key) {
+                // The transaction's partition was unloaded meanwhile.
+                continue;
+            }
+            let Some(pending) = self.markers.iter_mut().find(|p| p.owns(&key)) else {
+                continue;
+            };
+            let (topic, partition) = (&key.3, key.4);
+            match result {
+                MarkerResult::Written => pending
+                    .markers
+                    .partitions
+                    .retain(|(t, p)| !(t == topic && *p == partition)),
+                MarkerResult::Fenced(e) => {
+                    pending
+                        .markers
+                        .partitions
+                        .retain(|(t, p)| !(t == topic && *p == partition));
+                    give_up(pending, topic, partition, &e);
+                    let in_flight = &self.in_flight;
+                    let owner = pending.markers.transactional_id.clone();
+                    pending.markers.partitions.retain(|(t, p)| {
+                        in_flight.contains(&(owner.clone(), key.1, key.2, t.clone(), *p))
+                    });
+                }
+                MarkerResult::Retry(e) => {
+                    tracing::warn!(txn = %key.0, %topic, partition, error = %e,
+                        "Writing a transaction marker on another broker failed; retrying");
+                }
             }
         }
+        self.complete_written().await;
+    }
+
+    /// Completes every transaction whose partitions all have their marker.
+    async fn complete_written(&mut self) {
+        let (done, pending): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut self.markers)
+            .into_iter()
+            .partition(|p| p.markers.partitions.is_empty());
+        self.markers = pending;
+        for p in done {
+            let m = p.markers;
+            let out = self.coordinator.markers_written(
+                now_ms(),
+                &m.transactional_id,
+                m.producer_id,
+                m.producer_epoch,
+                m.coordinator_epoch,
+            );
+            // Completing writes one more record and never asks for markers again.
+            Box::pin(self.apply(out)).await;
+        }
+    }
+
+    /// Stops coordinating `__transaction_state` partition `p`: its transactions' markers are
+    /// the next coordinator's to write.
+    fn unload(&mut self, p: i32) {
+        self.coordinator.unload_partition(p);
+        self.markers.retain(|m| m.markers.txn_partition != p);
+        let markers = &self.markers;
+        self.in_flight.retain(|k| markers.iter().any(|m| m.owns(k)));
     }
 
     async fn sync_partitions(&mut self) {
@@ -235,8 +418,7 @@ impl Shell {
                 .is_some_and(|pi| pi.leader == self.ctx.node_id);
             let owned = self.coordinator.owns_partition(p);
             if owned && !led {
-                self.coordinator.unload_partition(p);
-                self.markers.retain(|m| m.txn_partition != p);
+                self.unload(p);
             } else if led && !owned {
                 let Ok(part) = self.ctx.partitions.leader(topic, p) else {
                     continue;
@@ -245,7 +427,7 @@ impl Shell {
                     Ok(out) => self.apply(out).await,
                     Err(e) => {
                         tracing::error!(partition = p, error = %e, "Loading {TRANSACTION_STATE_TOPIC} failed");
-                        self.coordinator.unload_partition(p);
+                        self.unload(p);
                     }
                 }
             }
@@ -281,6 +463,84 @@ impl Shell {
         );
         Ok(out)
     }
+}
+
+/// A partition refused `pending`'s marker for good: a newer coordinator or producer owns the
+/// transaction now, so no more of its markers are sent.
+fn give_up(pending: &mut Pending, topic: &str, partition: i32, error: &str) {
+    tracing::info!(txn = %pending.markers.transactional_id, %topic, partition, %error,
+        "Transaction marker refused; giving up on this transaction");
+    pending.given_up = true;
+}
+
+/// One WriteTxnMarkers request for `markers`, grouped by transaction and topic.
+fn marker_request(markers: &[(MarkerKey, Marker)]) -> WriteTxnMarkersRequest {
+    let mut request = WriteTxnMarkersRequest::default();
+    for ((_, _, _, topic, partition), m) in markers {
+        let at = request.markers.iter().position(|w| {
+            w.producer_id.0 == m.producer_id
+                && w.producer_epoch == m.producer_epoch
+                && w.coordinator_epoch == m.coordinator_epoch
+                && w.transaction_result == m.commit
+        });
+        let w = match at {
+            Some(at) => &mut request.markers[at],
+            None => {
+                let mut w = WritableTxnMarker::default();
+                w.producer_id = ProducerId(m.producer_id);
+                w.producer_epoch = m.producer_epoch;
+                w.coordinator_epoch = m.coordinator_epoch;
+                w.transaction_result = m.commit;
+                request.markers.push(w);
+                request.markers.last_mut().expect("just pushed")
+            }
+        };
+        match w.topics.iter_mut().find(|t| t.name.0.as_str() == topic) {
+            Some(t) => t.partition_indexes.push(*partition),
+            None => {
+                let mut t = WritableTxnMarkerTopic::default();
+                t.name = TopicName(StrBytes::from_string(topic.clone()));
+                t.partition_indexes = vec![*partition];
+                w.topics.push(t);
+            }
+        }
+    }
+    request
+}
+
+/// Each marker's result from the leader's answer (Kafka's
+/// `TransactionMarkerRequestCompletionHandler`): a stale producer or coordinator epoch is final;
+/// anything else, a partition left unanswered included, is tried again.
+fn marker_results(
+    response: &WriteTxnMarkersResponse,
+    markers: Vec<(MarkerKey, Marker)>,
+) -> Vec<(MarkerKey, MarkerResult)> {
+    markers
+        .into_iter()
+        .map(|(key, m)| {
+            let code = response
+                .markers
+                .iter()
+                .filter(|r| r.producer_id.0 == m.producer_id)
+                .flat_map(|r| &r.topics)
+                .filter(|t| t.name.0.as_str() == key.3)
+                .flat_map(|t| &t.partitions)
+                .find(|p| p.partition_index == key.4)
+                .map(|p| p.error_code);
+            let result = match code {
+                Some(0) => MarkerResult::Written,
+                Some(c)
+                    if c == ResponseError::InvalidProducerEpoch.code()
+                        || c == ResponseError::TransactionCoordinatorFenced.code() =>
+                {
+                    MarkerResult::Fenced(format!("error code {c}"))
+                }
+                Some(c) => MarkerResult::Retry(format!("error code {c}")),
+                None => MarkerResult::Retry("the partition is missing from the answer".into()),
+            };
+            (key, result)
+        })
+        .collect()
 }
 
 /// Why a marker could not be written, with the code WriteTxnMarkers answers.

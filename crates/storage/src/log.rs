@@ -963,13 +963,15 @@ impl Log {
             .map(|first| first.max(self.log_start_offset))
     }
 
-    /// Whether `producer_id` has an open transaction in this partition (Kafka's
-    /// `hasOngoingTransaction`; what Kafka's transaction verification (KIP-890) asks before a
-    /// producer's first transactional batch).
-    pub fn has_ongoing_transaction(&self, producer_id: i64) -> bool {
+    /// Whether `producer_id` has an open transaction at `producer_epoch` in this partition
+    /// (Kafka's `hasOngoingTransaction`): a leader skips transaction verification (KIP-890) for
+    /// such a producer, since the coordinator already vouched for this transaction here. The
+    /// epoch matters: a Transactions V2 producer bumps it per transaction, and its next
+    /// transaction must be verified even while the last one's marker is still on its way.
+    pub fn has_ongoing_transaction(&self, producer_id: i64, producer_epoch: i16) -> bool {
         self.producers
             .get(producer_id)
-            .is_some_and(|e| e.current_txn_first_offset().is_some())
+            .is_some_and(|e| e.current_txn_first_offset().is_some() && e.epoch() == producer_epoch)
     }
 
     /// Kafka's last stable offset for this high watermark (`UnifiedLog.lastStableOffset`): the

@@ -756,7 +756,7 @@ fn transactions_across_a_moving_log_start(b: Arc<dyn Backend>) {
     log.set_config(time_retention(0));
     log.delete_old_segments(NOW, 6).unwrap();
     assert_eq!(log.log_start_offset(), 6);
-    assert!(log.has_ongoing_transaction(7));
+    assert!(log.has_ongoing_transaction(7, 0));
     assert_eq!(log.first_unstable_offset(), Some(6));
     assert_eq!(log.last_stable_offset(11), 6);
     // The abort's index entry lives in segment 6 and stays, first offset and all.

@@ -198,10 +198,12 @@ fn markers_close_transactions_and_move_the_first_unstable_offset(b: Arc<dyn Back
     let mut log = open(dir.path(), Default::default(), b, false);
     append(&mut log, batch(3, 0, 10));
     assert_eq!(log.first_unstable_offset(), None);
-    assert!(!log.has_ongoing_transaction(1));
+    assert!(!log.has_ongoing_transaction(1, 0));
     assert_eq!(append(&mut log, tbatch(1, 0, 0, 2, 100)).base_offset, 3);
     assert_eq!(log.first_unstable_offset(), Some(3));
-    assert!(log.has_ongoing_transaction(1));
+    assert!(log.has_ongoing_transaction(1, 0));
+    // Another epoch's transaction is not this one.
+    assert!(!log.has_ongoing_transaction(1, 1));
     assert_eq!(append(&mut log, tbatch(2, 0, 0, 2, 100)).base_offset, 5);
     // More of producer 1's transaction does not move its start.
     append(&mut log, tbatch(1, 0, 2, 1, 100));
@@ -209,7 +211,7 @@ fn markers_close_transactions_and_move_the_first_unstable_offset(b: Arc<dyn Back
 
     let info = log.append_txn_marker(1, 0, 4, true, 7, NOW).unwrap();
     assert_eq!((info.base_offset, info.last_offset), (8, 8));
-    assert!(!log.has_ongoing_transaction(1));
+    assert!(!log.has_ongoing_transaction(1, 0));
     assert_eq!(log.first_unstable_offset(), Some(5));
     // The marker is Kafka's control batch, stamped like any batch.
     let r = log.read(8, 1 << 20, i64::MAX, true).unwrap();

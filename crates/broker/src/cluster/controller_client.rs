@@ -49,32 +49,13 @@ impl ControllerClient {
         timeout: Duration,
     ) -> Result<R::Response, ControllerCallError> {
         let leader = Self::remote_leader(quorum).ok_or(ControllerCallError::NoController)?;
-        let started = tokio::time::Instant::now();
-        let failed = |source| ControllerCallError::Client {
-            node_id: leader.node_id,
-            addr: leader.addr.clone(),
-            source,
-        };
-        let conn = match tokio::time::timeout(timeout, self.pool.get(&leader.addr)).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(failed(e)),
-            Err(_) => {
-                return Err(failed(ClientError::Timeout {
-                    addr: leader.addr.clone(),
-                    api_key: R::KEY,
-                    timeout,
-                }))
-            }
-        };
-        let left = timeout.saturating_sub(started.elapsed());
-        conn.send(req, version, left).await.map_err(|e| {
-            if matches!(
-                e,
-                ClientError::Timeout { .. } | ClientError::Disconnected { .. }
-            ) {
-                self.pool.invalidate(&leader.addr);
-            }
-            failed(e)
-        })
+        self.pool
+            .send(&leader.addr, req, Some(version), timeout)
+            .await
+            .map_err(|source| ControllerCallError::Client {
+                node_id: leader.node_id,
+                addr: leader.addr.clone(),
+                source,
+            })
     }
 }

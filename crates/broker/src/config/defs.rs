@@ -202,6 +202,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "How long a voter goes without hearing from the leader before it stands for election (rafka draws the wait afresh each time between 3/4 and all of this value); how long a broker waits for a fetch answer from a controller before it asks another. The leader's heartbeat runs every 1/20 of it, and a voter that heard from a leader within 1/2 of it refuses to vote for anyone else (openraft's leader lease). Must be positive."),
     def("controller.quorum.request.timeout.ms", Int, Some("2000"), Implemented,
         "How long a request to another controller (a Raft RPC, an observer fetch, a forwarded proposal) waits for its answer before it fails and is retried. Must be positive."),
+    def("request.timeout.ms", Int, Some("30000"), Implemented,
+        "How long a request from this broker to another broker (transaction markers, transaction verification) waits for its answer before it fails and is retried. Must be positive."),
     def("controller.quorum.retry.backoff.ms", Int, Some("20"), Implemented,
         "How long to wait before retrying a failed request to a controller (connection refused, no leader yet). Must be positive."),
     def("broker.heartbeat.interval.ms", Int, Some("2000"), Implemented,

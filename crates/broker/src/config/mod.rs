@@ -77,6 +77,8 @@ pub struct BrokerConfig {
     pub controller_quorum_election_timeout_ms: u64,
     pub controller_quorum_fetch_timeout_ms: u64,
     pub controller_quorum_request_timeout_ms: u64,
+    /// `request.timeout.ms`: requests to other brokers.
+    pub request_timeout_ms: u64,
     pub controller_quorum_retry_backoff_ms: u64,
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
@@ -457,6 +459,7 @@ impl BrokerConfig {
         let controller_quorum_fetch_timeout_ms = timeout_ms("controller.quorum.fetch.timeout.ms")?;
         let controller_quorum_request_timeout_ms =
             timeout_ms("controller.quorum.request.timeout.ms")?;
+        let request_timeout_ms = timeout_ms("request.timeout.ms")?;
         let controller_quorum_retry_backoff_ms = timeout_ms("controller.quorum.retry.backoff.ms")?;
         let broker_heartbeat_interval_ms = timeout_ms("broker.heartbeat.interval.ms")?;
         let broker_session_timeout_ms = timeout_ms("broker.session.timeout.ms")?;
@@ -662,6 +665,7 @@ impl BrokerConfig {
             controller_quorum_election_timeout_ms,
             controller_quorum_fetch_timeout_ms,
             controller_quorum_request_timeout_ms,
+            request_timeout_ms,
             controller_quorum_retry_backoff_ms,
             broker_heartbeat_interval_ms,
             broker_session_timeout_ms,

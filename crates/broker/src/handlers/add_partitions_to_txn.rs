@@ -13,7 +13,7 @@ use rafka_protocol::kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, TopicName, TransactionalId,
 };
 use rafka_protocol::kafka_protocol::ResponseError;
-use rafka_txn::{Reply, TxnApi, TxnError};
+use rafka_txn::{TxnApi, TxnError};
 
 use super::groups::{sb, text};
 use crate::errors;
@@ -113,7 +113,7 @@ async fn one(
         } else {
             rafka_txn::TransactionVersion::V0
         };
-        let result = add_to_transaction(
+        let result = crate::txn_membership::add_locally(
             shared,
             transactional_id,
             producer_id,
@@ -140,38 +140,6 @@ async fn one(
         }
     }
     out
-}
-
-/// Adds `parts` to the producer's transaction through the coordinator (a committed
-/// `__transaction_state` record). The one call behind AddPartitionsToTxn and the implicit adds of
-/// Transactions V2 (Produce v12+, TxnOffsetCommit v5).
-pub(crate) async fn add_to_transaction(
-    shared: &Arc<Shared>,
-    transactional_id: String,
-    producer_id: i64,
-    producer_epoch: i16,
-    parts: Vec<(String, i32)>,
-    client_version: rafka_txn::TransactionVersion,
-) -> Result<(), TxnError> {
-    match shared
-        .txns
-        .change(move |c, now, id| {
-            c.add_partitions_to_txn_with_version(
-                now,
-                id,
-                &transactional_id,
-                producer_id,
-                producer_epoch,
-                &parts,
-                client_version,
-            )
-        })
-        .await
-    {
-        Ok(Reply::AddPartitions(r)) => r,
-        Ok(_) => Err(TxnError::UnknownServerError),
-        Err(e) => Err(e),
-    }
 }
 
 fn code(e: Option<TxnError>, version: i16) -> i16 {

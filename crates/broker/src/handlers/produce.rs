@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::errors;
 use crate::now_ms;
 use crate::state::Shared;
+use crate::txn_membership;
 
 pub enum ProduceOutcome {
     Respond(ProduceResponse),
@@ -204,8 +205,11 @@ pub async fn handle(
     ProduceOutcome::Respond(response)
 }
 
-/// Asks the transaction coordinator whether each partition is in the producer's transaction
-/// or, with `add` (Produce v12+), adds the partitions to it.
+/// Asks the transaction's coordinator (on this node or another broker) whether each partition
+/// is in the producer's transaction or, with `add` (Produce v12+), adds the partitions to it.
+/// A partition where the producer's transaction is already open at this epoch is not asked
+/// about again: the coordinator vouched for it with the first batch (Kafka's leaders skip
+/// verification for `hasOngoingTransaction` likewise).
 async fn verify_transaction(
     shared: &Arc<Shared>,
     transactional_id: &str,
@@ -224,101 +228,68 @@ async fn verify_transaction(
     let Some((pid, epoch)) = producer else {
         return vec![None; items.len()];
     };
-    // v13 names topics by id only.
+    // v13 names topics by id only. An unknown partition is not asked about (nor added, so no
+    // marker is ever owed to it): it fails later with UNKNOWN_TOPIC_OR_PARTITION.
     let image = shared.image();
-    let parts: Vec<(String, i32)> = items
-        .iter()
-        .map(|i| {
-            let t = &topics[i.topic_index];
-            let name = if t.name.is_empty() {
-                image
-                    .topic_by_id(&t.topic_id)
-                    .map(|ti| ti.name.clone())
-                    .unwrap_or_default()
-            } else {
-                t.name.clone()
-            };
-            (name, i.partition)
-        })
-        .collect();
-    let txn = transactional_id.to_string();
-    let n = parts.len();
-    if add {
-        return add_to_transaction(shared, txn, pid, epoch, parts).await;
+    let mut parts: Vec<Option<(String, i32)>> = Vec::with_capacity(items.len());
+    for i in items {
+        let t = &topics[i.topic_index];
+        let topic = if t.name.is_empty() {
+            image.topic_by_id(&t.topic_id)
+        } else {
+            image.topic_by_name(&t.name)
+        };
+        let Some(topic) = topic.filter(|ti| ti.partition(i.partition).is_some()) else {
+            parts.push(None);
+            continue;
+        };
+        let open = shared
+            .partitions
+            .get(&topic.topic_id, i.partition)
+            .is_some_and(|p| p.has_ongoing_transaction(pid, epoch));
+        parts.push((!open).then(|| (topic.name.clone(), i.partition)));
     }
-    let result = shared
-        .txns
-        .query(move |c, _| c.verify_partitions_in_txn(&txn, pid, epoch, &parts))
-        .await
-        .and_then(|r| r);
-    match result {
-        Ok(per) => per
-            .into_iter()
-            .map(|(_, _, e)| e.map(verification_error))
-            .collect(),
-        Err(e) => vec![Some(verification_error(e)); n],
+    let mut asked: Vec<(String, i32)> = parts.iter().flatten().cloned().collect();
+    asked.sort();
+    asked.dedup();
+    if asked.is_empty() {
+        return vec![None; items.len()];
     }
-}
-
-/// The implicit add of a Transactions V2 produce: every partition the image knows is added to
-/// the transaction (unknown ones fail later with UNKNOWN_TOPIC_OR_PARTITION and are not added,
-/// so no marker is ever owed to them); the coordinator's answer applies to all of them.
-async fn add_to_transaction(
-    shared: &Arc<Shared>,
-    transactional_id: String,
-    producer_id: i64,
-    producer_epoch: i16,
-    parts: Vec<(String, i32)>,
-) -> Vec<Option<ResponseError>> {
-    let image = shared.image();
-    let mut known: Vec<(String, i32)> = parts
-        .iter()
-        .filter(|(t, p)| {
-            image
-                .topic_by_name(t)
-                .is_some_and(|ti| ti.partition(*p).is_some())
-        })
-        .cloned()
-        .collect();
-    known.sort();
-    known.dedup();
-    let n = parts.len();
-    if known.is_empty() {
-        return vec![None; n];
-    }
-    let result = super::add_partitions_to_txn::add_to_transaction(
+    let ask = if add {
+        txn_membership::Ask::Add(rafka_txn::TransactionVersion::V2)
+    } else {
+        txn_membership::Ask::Verify
+    };
+    let answers = txn_membership::ask(
         shared,
-        transactional_id,
-        producer_id,
-        producer_epoch,
-        known,
-        rafka_txn::TransactionVersion::V2,
+        transactional_id.to_string(),
+        pid,
+        epoch,
+        asked.clone(),
+        ask,
     )
     .await;
-    match result {
-        Ok(()) => vec![None; n],
-        Err(e) => vec![Some(implicit_add_error(e)); n],
-    }
+    parts
+        .iter()
+        .map(|part| {
+            let part = part.as_ref()?;
+            let at = asked.binary_search(part).ok()?;
+            answers[at].map(verification_error)
+        })
+        .collect()
 }
 
-/// What a produce answers when the coordinator refused the implicit add: as Kafka's
-/// `ReplicaManager` does, coordinator-side conditions the producer cannot act on (a previous
-/// transaction's markers still being written, a coordinator moving) become the retriable
-/// NOT_ENOUGH_REPLICAS, and a fenced producer gets INVALID_PRODUCER_EPOCH.
-fn implicit_add_error(e: rafka_txn::TxnError) -> ResponseError {
+/// What a produce answers when the coordinator refused: as Kafka's `ReplicaManager` does,
+/// coordinator-side conditions the producer cannot act on (a previous transaction's markers
+/// still being written, a coordinator moving or unreachable) become the retriable
+/// NOT_ENOUGH_REPLICAS, and a fenced producer gets INVALID_PRODUCER_EPOCH (which every client
+/// treats as fatal) rather than PRODUCER_FENCED.
+fn verification_error(e: rafka_txn::TxnError) -> ResponseError {
     match e {
         rafka_txn::TxnError::ConcurrentTransactions
         | rafka_txn::TxnError::CoordinatorLoadInProgress
         | rafka_txn::TxnError::CoordinatorNotAvailable
         | rafka_txn::TxnError::NotCoordinator => ResponseError::NotEnoughReplicas,
-        other => verification_error(other),
-    }
-}
-
-/// Kafka's AddPartitionsToTxnManager answers a fenced producer's batch with
-/// INVALID_PRODUCER_EPOCH (which every client treats as fatal), not PRODUCER_FENCED.
-fn verification_error(e: rafka_txn::TxnError) -> ResponseError {
-    match e {
         rafka_txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch,
         other => errors::txn(other),
     }

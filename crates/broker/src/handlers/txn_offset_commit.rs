@@ -130,19 +130,22 @@ async fn add_offsets_partition(
         crate::group_coordinator::OFFSETS_TOPIC.to_string(),
         offsets_partition,
     )];
-    let result = super::add_partitions_to_txn::add_to_transaction(
+    let answers = crate::txn_membership::ask(
         shared,
         transactional_id,
         pid,
         epoch,
         parts,
-        rafka_txn::TransactionVersion::V2,
+        crate::txn_membership::Ask::Add(rafka_txn::TransactionVersion::V2),
     )
     .await;
-    result.map_err(|e| match e {
-        rafka_txn::TxnError::ProducerFenced => ResponseError::InvalidProducerEpoch.code(),
-        other => errors::txn(other).code(),
-    })
+    match answers.into_iter().next().flatten() {
+        None => Ok(()),
+        Some(rafka_txn::TxnError::ProducerFenced) => {
+            Err(ResponseError::InvalidProducerEpoch.code())
+        }
+        Some(other) => Err(errors::txn(other).code()),
+    }
 }
 
 /// Every partition of the request answered with `code`.
