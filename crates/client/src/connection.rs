@@ -410,6 +410,47 @@ impl Connection {
             .await
     }
 
+    /// Sends `req` at `version` for which the peer sends no response (Produce with acks=0): the
+    /// frame is queued behind the requests before it, and the call returns once it is queued
+    /// (within `timeout`), not when it is written.
+    pub async fn send_no_response<R: Request>(
+        &self,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<(), ClientError> {
+        let key = ApiKey::try_from(R::KEY)
+            .map_err(|()| ClientError::Encode(format!("unknown api key {}", R::KEY)))?;
+        if self.is_closed() {
+            return Err(self.shared.disconnected());
+        }
+        let mut head = BytesMut::with_capacity(128);
+        head.put_i32(0);
+        self.header(R::KEY, version, self.shared.next_correlation_id())
+            .encode(&mut head, key.request_header_version(version))
+            .and_then(|()| req.encode(&mut head, version))
+            .map_err(|e| ClientError::Encode(format!("{key:?} v{version}: {e:#}")))?;
+        let size = head.len() - SIZE_PREFIX_BYTES;
+        let size_prefix = i32::try_from(size).map_err(|_| ClientError::FrameTooLarge {
+            size,
+            max: i32::MAX as usize,
+        })?;
+        head[..SIZE_PREFIX_BYTES].copy_from_slice(&size_prefix.to_be_bytes());
+        let outgoing = Outgoing {
+            head: head.freeze(),
+            body: Bytes::new(),
+        };
+        match tokio::time::timeout(timeout, self.frames_tx.send(outgoing)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_closed)) => Err(self.shared.disconnected()),
+            Err(_elapsed) => Err(ClientError::Timeout {
+                addr: self.shared.addr.clone(),
+                api_key: R::KEY,
+                timeout,
+            }),
+        }
+    }
+
     fn header(&self, api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {
         RequestHeader::default()
             .with_request_api_key(api_key)

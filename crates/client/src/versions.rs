@@ -24,6 +24,18 @@ impl PeerVersions {
         }
     }
 
+    /// A table from `(api key, (min, max))` pairs (a tool printing or testing versions).
+    pub fn from_ranges(ranges: impl IntoIterator<Item = (i16, (i16, i16))>) -> PeerVersions {
+        PeerVersions {
+            ranges: ranges.into_iter().collect(),
+        }
+    }
+
+    /// Every api key the peer supports with its `(min, max)`, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (i16, (i16, i16))> + '_ {
+        self.ranges.iter().map(|(k, r)| (*k, *r))
+    }
+
     /// The peer's `(min, max)` for `api_key`, if it supports the key at all.
     pub fn range(&self, api_key: i16) -> Option<(i16, i16)> {
         self.ranges.get(&api_key).copied()

@@ -2,13 +2,14 @@
 //! `BrokerApiVersionsCommand` prints `NodeApiVersions` (including the `[usable: N]` version
 //! this client would pick and `UNSUPPORTED` for client APIs the broker lacks).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
 use kafka_protocol::messages::ApiKey;
+use rafka_client::PeerVersions;
 
 use super::client::{client_max_version, BrokerInfo, Cluster, Conn};
 use super::props;
@@ -92,9 +93,9 @@ async fn run(a: &Args) -> anyhow::Result<u8> {
 }
 
 /// Kafka's `NodeApiVersions.toString(true)`.
-pub fn format_versions(broker: &HashMap<i16, (i16, i16)>) -> String {
+pub fn format_versions(broker: &PeerVersions) -> String {
     let mut lines: BTreeMap<i16, String> = BTreeMap::new();
-    for (&key, &(min, max)) in broker {
+    for (key, (min, max)) in broker.iter() {
         let range = if min == max {
             min.to_string()
         } else {
@@ -133,10 +134,7 @@ mod tests {
 
     #[test]
     fn kafka_layout() {
-        let mut m = HashMap::new();
-        m.insert(0, (3, 11));
-        m.insert(18, (0, 4));
-        m.insert(999, (1, 1));
+        let m = PeerVersions::from_ranges([(0, (3, 11)), (18, (0, 4)), (999, (1, 1))]);
         let s = format_versions(&m);
         assert!(
             s.starts_with("(\n\tProduce(0): 3 to 11 [usable: 11],\n\tFetch(1): UNSUPPORTED,"),

@@ -1,20 +1,18 @@
-//! A small async Kafka client for the command-line tools: one TCP connection per broker,
-//! requests sent one at a time (the tools never need pipelining), ApiVersions negotiation on
-//! connect, and a timeout on every connect and request so a dead broker gives an error instead
-//! of a hang. Works against any Kafka broker: nothing here assumes rafka.
+//! What the command-line tools add to the `rafka-client` crate: bootstrap parsing, a connection
+//! per broker with the tool's request timeout and the broker's versions asked on connect
+//! ([`Conn`], over [`rafka_client::Connection`]), the version caps of the tools, metadata and
+//! coordinator lookups over the cluster ([`Cluster`]), and Kafka's error texts. Works against any
+//! Kafka broker: nothing here assumes rafka.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context};
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use anyhow::{anyhow, bail};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, FindCoordinatorRequest,
-    MetadataRequest, MetadataResponse, RequestHeader,
+    ApiKey, BrokerId, FindCoordinatorRequest, MetadataRequest, MetadataResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
+use rafka_client::{ClientError, ConnectOptions, Connection, PeerVersions};
 
 /// Largest response frame accepted (a fetch response is bounded by the fetch sizes we ask for).
 const MAX_RESPONSE_BYTES: usize = 256 * 1024 * 1024;
@@ -76,14 +74,13 @@ pub fn client_max_version(key: ApiKey) -> i16 {
     }
 }
 
-/// One connection to one broker.
+/// One connection to one broker: a [`rafka_client::Connection`] with the tool's timeout and
+/// the broker's api versions, asked on connect.
 pub struct Conn {
-    stream: TcpStream,
+    conn: Connection,
     pub addr: String,
-    correlation_id: i32,
-    /// Broker's supported (min, max) per api key, from ApiVersions.
-    pub broker_versions: HashMap<i16, (i16, i16)>,
-    client_id: String,
+    /// The broker's supported versions, from ApiVersions.
+    pub broker_versions: PeerVersions,
     timeout: Duration,
 }
 
@@ -96,51 +93,40 @@ impl std::fmt::Debug for Conn {
 impl Conn {
     /// Connects and negotiates versions (ApiVersions v3, falling back to v0 as KIP-511 says).
     pub async fn connect(addr: &str, cfg: &ClientConfig) -> anyhow::Result<Conn> {
-        let stream = tokio::time::timeout(cfg.request_timeout, TcpStream::connect(addr))
-            .await
-            .map_err(|_| anyhow!("connection to {addr} timed out"))?
-            .with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_nodelay(true).ok();
-        let mut conn = Conn {
-            stream,
-            addr: addr.to_string(),
-            correlation_id: 0,
-            broker_versions: HashMap::new(),
+        let options = ConnectOptions {
             client_id: cfg.client_id.clone(),
-            timeout: cfg.request_timeout,
+            connect_timeout: cfg.request_timeout,
+            frame_bytes_max: MAX_RESPONSE_BYTES,
+            ..ConnectOptions::default()
         };
-        let req = ApiVersionsRequest::default()
-            .with_client_software_name(StrBytes::from_static_str("rafka-tools"))
-            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut resp: ApiVersionsResponse = conn.send_at(&req, 3).await?;
-        if resp.error_code == 35 {
-            // UNSUPPORTED_VERSION: the broker answered with its own table; retry at v0.
-            resp = conn.send_at(&ApiVersionsRequest::default(), 0).await?;
-        }
-        if resp.error_code != 0 {
-            bail!("{}", error_text(resp.error_code, None));
-        }
-        for k in &resp.api_keys {
-            conn.broker_versions
-                .insert(k.api_key, (k.min_version, k.max_version));
-        }
-        Ok(conn)
+        let conn = Connection::connect(addr, &options)
+            .await
+            .map_err(|e| anyhow!("{e}"))?;
+        let broker_versions = conn
+            .peer_versions(cfg.request_timeout)
+            .await
+            .map_err(|e| anyhow!("{e}"))?
+            .clone();
+        Ok(Conn {
+            conn,
+            addr: addr.to_string(),
+            broker_versions,
+            timeout: cfg.request_timeout,
+        })
     }
 
-    /// The version to use for request `R`: the newest both sides know.
+    /// The version to use for request `R`: the newest both sides know, within the tool's caps
+    /// ([`client_max_version`]).
     pub fn version_for(&self, key: ApiKey) -> anyhow::Result<i16> {
         let ours = key.valid_versions();
         let ours_max = client_max_version(key);
         let (bmin, bmax) = self
             .broker_versions
-            .get(&(key as i16))
-            .copied()
+            .range(key as i16)
             .ok_or_else(|| anyhow!("The broker does not support {key:?}"))?;
-        let v = ours_max.min(bmax);
-        if v < ours.min.max(bmin) {
-            bail!("The broker does not support {key:?} at a version this tool knows (broker {bmin}-{bmax}, tool {}-{ours_max})", ours.min);
-        }
-        Ok(v)
+        self.broker_versions
+            .pick(key as i16, VersionRange { min: ours.min, max: ours_max })
+            .ok_or_else(|| anyhow!("The broker does not support {key:?} at a version this tool knows (broker {bmin}-{bmax}, tool {}-{ours_max})", ours.min))
     }
 
     /// Sends `req` at the negotiated version; returns the response and the version used.
@@ -167,37 +153,10 @@ impl Conn {
         req: &R,
         version: i16,
     ) -> anyhow::Result<()> {
-        let key = ApiKey::try_from(R::KEY).map_err(|()| anyhow!("unknown api key {}", R::KEY))?;
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let buf = self.frame(req, key, version, self.correlation_id)?;
-        tokio::time::timeout(self.timeout, self.stream.write_all(&buf))
+        self.conn
+            .send_no_response(req, version, self.timeout)
             .await
-            .map_err(|_| anyhow!("Timed out writing {key:?} to {}", self.addr))??;
-        Ok(())
-    }
-
-    fn frame<R: Request>(
-        &self,
-        req: &R,
-        key: ApiKey,
-        version: i16,
-        correlation_id: i32,
-    ) -> anyhow::Result<BytesMut> {
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(correlation_id)
-            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let mut buf = BytesMut::new();
-        buf.put_i32(0);
-        header
-            .encode(&mut buf, key.request_header_version(version))
-            .map_err(|e| anyhow!("cannot encode {key:?} v{version} header: {e:#}"))?;
-        req.encode(&mut buf, version)
-            .map_err(|e| anyhow!("cannot encode {key:?} v{version}: {e:#}"))?;
-        let len = i32::try_from(buf.len() - 4).context("request too large")?;
-        buf[..4].copy_from_slice(&len.to_be_bytes());
-        Ok(buf)
+            .map_err(|e| anyhow!("{e}"))
     }
 
     /// Sends `req` at `version`; fails if no answer within `timeout`.
@@ -207,53 +166,21 @@ impl Conn {
         version: i16,
         timeout: Duration,
     ) -> anyhow::Result<R::Response> {
-        let key = ApiKey::try_from(R::KEY).map_err(|()| anyhow!("unknown api key {}", R::KEY))?;
-        self.correlation_id = self.correlation_id.wrapping_add(1);
-        let correlation_id = self.correlation_id;
-        let buf = self.frame(req, key, version, correlation_id)?;
-        let addr = self.addr.clone();
-        let io = async {
-            self.stream.write_all(&buf).await?;
-            let mut len_buf = [0u8; 4];
-            self.stream.read_exact(&mut len_buf).await?;
-            let len = i32::from_be_bytes(len_buf);
-            let len = usize::try_from(len)
-                .ok()
-                .filter(|l| *l >= 4 && *l <= MAX_RESPONSE_BYTES)
-                .ok_or_else(|| std::io::Error::other(format!("bad response size {len}")))?;
-            let mut body = vec![0u8; len];
-            self.stream.read_exact(&mut body).await?;
-            Ok::<_, std::io::Error>(body)
-        };
-        let body = tokio::time::timeout(timeout, io)
+        self.conn
+            .send(req, version, timeout)
             .await
-            .map_err(|_| {
-                anyhow!(
-                    "Timed out waiting for a response to {key:?} from {addr} after {} ms",
-                    timeout.as_millis()
-                )
-            })?
-            .with_context(|| format!("{key:?} request to {addr} failed"))?;
-        let mut body = Bytes::from(body);
-        // ApiVersions responses always carry header v0 (KIP-511).
-        let header_version = if key == ApiKey::ApiVersions {
-            0
-        } else {
-            key.response_header_version(version)
-        };
-        let resp_header =
-            kafka_protocol::messages::ResponseHeader::decode(&mut body, header_version)
-                .map_err(|e| anyhow!("cannot decode {key:?} response header: {e:#}"))?;
-        if resp_header.correlation_id != correlation_id {
-            bail!(
-                "correlation id mismatch from {addr}: sent {correlation_id}, got {}",
-                resp_header.correlation_id
-            );
-        }
-        let resp = R::Response::decode(&mut body, version)
-            .map_err(|e| anyhow!("cannot decode {key:?} v{version} response: {e:#}"))?;
-        let _ = body.remaining();
-        Ok(resp)
+            .map_err(|e| match e {
+                ClientError::Timeout { .. } => {
+                    let key = ApiKey::try_from(R::KEY)
+                        .map_or_else(|()| format!("api key {}", R::KEY), |k| format!("{k:?}"));
+                    anyhow!(
+                        "Timed out waiting for a response to {key} from {} after {} ms",
+                        self.addr,
+                        timeout.as_millis()
+                    )
+                }
+                other => anyhow!("{other}"),
+            })
     }
 }
 
