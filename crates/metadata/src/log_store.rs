@@ -80,6 +80,9 @@ struct LogInner {
 }
 
 fn io_error(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: io::Error) -> StorageError<NodeId> {
+    // Logged here because openraft's own logs are off by default (see the binary's log filter);
+    // the error also stops the quorum, which the node reports.
+    tracing::error!(?subject, ?verb, error = %e, "Metadata log storage failed");
     StorageError::from_io_error(subject, verb, e)
 }
 

@@ -216,6 +216,8 @@ pub(crate) struct SnapshotFile {
 }
 
 fn snapshot_error(verb: ErrorVerb, e: io::Error) -> StorageError<NodeId> {
+    // Logged here because openraft's own logs are off by default (see the binary's log filter).
+    tracing::error!(?verb, error = %e, "Metadata snapshot storage failed");
     StorageError::from_io_error(ErrorSubject::Snapshot(None), verb, e)
 }
 
