@@ -4,7 +4,8 @@
 #   docker/build.sh
 #
 # 1. The base image debian:bookworm-slim: used as it is when present; otherwise, when it cannot
-#    be pulled, made locally with debootstrap (minbase, trimmed) and `docker import`ed, once.
+#    be pulled, made locally with debootstrap (minbase, trimmed; debootstrap is installed with
+#    apt-get first if missing) and `docker import`ed, once.
 # 2. The image from docker/Dockerfile. When the Rust builder image (rust:1-slim-bookworm) is
 #    present or can be pulled, docker/Dockerfile is built as it is. Otherwise the release binary
 #    is built on the host (or taken from RAFKA_BIN) and fed to the same runtime stage: a copy of
@@ -42,6 +43,19 @@ command -v docker >/dev/null || die "docker is not installed"
 docker info >/dev/null 2>&1 || die "cannot talk to the docker daemon"
 [[ -n $RUST_IMAGE ]] || die "docker/Dockerfile has no 'FROM ... AS build' line"
 
+# debootstrap comes from apt when missing (as tests/run.sh installs what the tests need), so the
+# README's docker command works on a fresh Debian/Ubuntu machine.
+ensure_debootstrap() {
+    command -v debootstrap >/dev/null && return
+    command -v apt-get >/dev/null \
+        || die "debootstrap is missing and there is no apt-get to install it with; install debootstrap"
+    say "installing debootstrap"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >/dev/null \
+        || die "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        debootstrap </dev/null >/dev/null || die "could not install debootstrap"
+}
+
 ensure_base() {
     if have_image "$BASE_IMAGE"; then
         say "base image $BASE_IMAGE present"
@@ -50,7 +64,7 @@ ensure_base() {
     say "pulling $BASE_IMAGE"
     if try_pull "$BASE_IMAGE"; then return; fi
     say "cannot pull $BASE_IMAGE: making it with debootstrap (about 30 s)"
-    command -v debootstrap >/dev/null || die "debootstrap is missing (apt-get install debootstrap)"
+    ensure_debootstrap
     local dir
     dir=$(mktemp -d /tmp/rafka-bookworm.XXXXXX)
     TMP_DIRS+=("$dir")

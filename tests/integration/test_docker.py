@@ -403,6 +403,9 @@ def test_apache_cluster_combined(stacks):
     got = ck_consume_range(hosts, "spread", {p: (0, 20) for p in range(6)})
     for p in range(6):
         assert [m.value() for m in got[p]] == [f"spread-{p}-{i}".encode() for i in range(20)]
+    cluster_drop_in_checks(
+        s, [(f"kafka-{n}", n, ports[n - 1], f"kafka-{n}:19092") for n in (1, 2, 3)],
+        "/opt/kafka/bin/kafka-topics.sh", host_round_trip=True, volumes=False)
 
 
 def test_apache_cluster_isolated(stacks):
@@ -420,6 +423,132 @@ def test_apache_cluster_isolated(stacks):
     meta = kcat_in_network(s.network(), "-b", "kafka-2:19092", "-L")
     assert " 3 brokers:" in meta and "broker 4 at kafka-1:19092" in meta, meta
     cluster_round_trip(s, ports, "isolated", {4, 5, 6})
+    cluster_drop_in_checks(
+        s, [(f"kafka-{n}", n + 3, ports[n - 1], f"kafka-{n}:19092") for n in (1, 2, 3)],
+        "/opt/kafka/bin/kafka-topics.sh", host_round_trip=True, volumes=False)
+
+
+def kcat_round_trip_in_network(s: Stack, bootstrap: str, topic: str) -> None:
+    msgs = "".join(f"{topic}-{i}\n" for i in range(10))
+    kcat_in_network(s.network(), "-b", bootstrap, "-P", "-t", topic, "-X", "acks=all", stdin=msgs)
+    got = kcat_in_network(s.network(), "-b", bootstrap, "-C", "-t", topic, "-o", "beginning",
+                          "-e", "-q", "-m", "10")
+    assert got.split() == [f"{topic}-{i}" for i in range(10)]
+
+
+def leaders_from_describe(text: str) -> dict[int, int]:
+    """{partition: leader} from `kafka-topics --describe` output."""
+    return {int(p): int(l) for p, l in re.findall(r"Partition: (\d+)\s+Leader: (-?\d+)", text)}
+
+
+def cluster_drop_in_checks(s: Stack, nodes: list[tuple[str, int, int, str]], tools: str,
+                           host_round_trip: bool, volumes: bool) -> None:
+    """What issue 14 asks of every multi-node compose file. `nodes`: (service, node id, published
+    host port, internal bootstrap) of each broker; `tools`: where the image's kafka-topics.sh is
+    in this flavour; `host_round_trip`: whether the advertised host listener is reachable from
+    the host (bitnami advertises container names, which only other containers resolve)."""
+    ids = {n[1] for n in nodes}
+    internal = nodes[0][3]
+    # A kcat round trip over every internal listener from a second container, and through
+    # every published port from the host.
+    for svc, nid, port, inside in nodes:
+        kcat_round_trip_in_network(s, inside, f"net-{nid}")
+        if host_round_trip:
+            t = f"host-{nid}"
+            kcat_host("-b", f"localhost:{port}", "-P", "-t", t, "-X", "acks=all",
+                      stdin="".join(f"h{i}\n" for i in range(10)))
+            got = kcat_host("-b", f"localhost:{port}", "-C", "-t", t, "-o", "beginning", "-e",
+                            "-q", "-m", "10")
+            assert got.split() == [f"h{i}" for i in range(10)]
+        else:
+            meta = kcat_host("-b", f"localhost:{port}", "-L")
+            assert f" {len(nodes)} brokers:" in meta, meta
+
+    # kafka-topics from inside a container: a topic spread over every broker.
+    cid = s.container(nodes[0][0])
+    run(["docker", "exec", cid, tools, "--bootstrap-server", internal, "--create", "--topic",
+         "spread6", "--partitions", "6", "--replication-factor", "1"])
+    described = run(["docker", "exec", cid, tools, "--bootstrap-server", internal, "--describe",
+                     "--topic", "spread6"]).stdout
+    leaders = leaders_from_describe(described)
+    assert sorted(leaders) == list(range(6)) and set(leaders.values()) == ids, described
+    for p in range(6):
+        kcat_in_network(s.network(), "-b", internal, "-P", "-t", "spread6", "-p", str(p),
+                        "-X", "acks=all", stdin="".join(f"p{p}-{i}\n" for i in range(5)))
+
+    def read(bootstrap: str, p: int, n: int) -> list[str]:
+        return kcat_in_network(s.network(), "-b", bootstrap, "-C", "-t", "spread6", "-p", str(p),
+                               "-o", "beginning", "-e", "-q", "-m", str(n)).split()
+
+    # docker kill of one node: the others keep serving their partitions; its partitions come
+    # back, with their data, after docker start.
+    victim_svc, victim, _, _ = nodes[-1]
+    survivor = nodes[0][3]
+    starts = s.logs(victim_svc).count(RUNNING)
+    run(["docker", "kill", "-s", "KILL", s.container(victim_svc)])
+    for p, l in leaders.items():
+        if l != victim:
+            kcat_in_network(s.network(), "-b", survivor, "-P", "-t", "spread6", "-p", str(p),
+                            "-X", "acks=all", stdin=f"p{p}-5\n")
+            assert read(survivor, p, 6) == [f"p{p}-{i}" for i in range(6)]
+    run(["docker", "start", s.container(victim_svc)])
+    s.wait_ready(victim_svc, log_count=starts + 1)
+    for p, l in leaders.items():
+        if l == victim:
+            wait_until(lambda: read(survivor, p, 5) == [f"p{p}-{i}" for i in range(5)],
+                       timeout=READY_TIMEOUT_S, interval=0.5, what=f"partition {p} back")
+
+    # docker stop of a node inside the grace period, and a clean next start.
+    stopped = nodes[1][0]
+    starts = s.logs(stopped).count(RUNNING)
+    run(["docker", "stop", "-t", "10", s.container(stopped)], timeout=60)
+    st = s.state(stopped)
+    assert st["exit"] == 0, f"exit code {st['exit']} (137 would mean SIGKILL after the grace period)"
+    run(["docker", "start", s.container(stopped)])
+    s.wait_ready(stopped, log_count=starts + 1)
+    assert CLEAN in s.logs(stopped).split(RUNNING)[-2]
+
+    if volumes:
+        # down/up with the named volumes keeps every partition's data.
+        s.compose("down")
+        s.compose("up", "-d")
+        for svc, _, _, _ in nodes:
+            s.wait_ready(svc)
+        for p in range(6):
+            want = 5 if leaders[p] == victim else 6
+            wait_until(lambda: read(internal, p, want) == [f"p{p}-{i}" for i in range(want)],
+                       timeout=READY_TIMEOUT_S, interval=0.5, what=f"partition {p} after down/up")
+
+
+def test_bitnami_cluster(stacks):
+    """bitnami's three-node KRaft file: KAFKA_CFG_* settings, node ids 0-2, the cluster id of
+    KAFKA_KRAFT_CLUSTER_ID, advertised listeners with an empty host, internal topics asking for
+    replication factor 3."""
+    ports = [free_port() for _ in range(3)]
+    s = stacks([COMPOSE_DIR / "bitnami-cluster.yml"],
+               {f"RAFKA_TEST_PORT_{i}": str(p) for i, p in enumerate(ports)})
+    s.compose("up", "-d")
+    for n in range(3):
+        s.wait_ready(f"kafka-{n}")
+    meta = kcat_in_network(s.network(), "-b", "kafka-0:9092", "-L")
+    assert " 3 brokers:" in meta, meta
+    assert not re.search(r"\bERROR\b|panicked", s.logs("kafka-0")), s.logs("kafka-0")[-4000:]
+    cluster_drop_in_checks(
+        s, [(f"kafka-{n}", n, ports[n], f"kafka-{n}:9092") for n in range(3)],
+        "/opt/bitnami/kafka/bin/kafka-topics.sh", host_round_trip=False, volumes=True)
+
+
+def test_example_cluster(stacks):
+    """docker/compose/cluster.yml: three combined nodes with a named volume each."""
+    ports = [free_port() for _ in range(3)]
+    s = stacks([EXAMPLES_DIR / "cluster.yml"],
+               {f"RAFKA_HOST_PORT_{i + 1}": str(p) for i, p in enumerate(ports)})
+    s.compose("up", "-d")
+    for n in (1, 2, 3):
+        s.wait_ready(f"kafka-{n}")
+    cluster_drop_in_checks(
+        s, [(f"kafka-{n}", n, ports[n - 1], f"kafka-{n}:19092") for n in (1, 2, 3)],
+        "/opt/kafka/bin/kafka-topics.sh", host_round_trip=True, volumes=True)
 
 
 def image_has_cli_tools(image: str) -> bool:
