@@ -17,7 +17,8 @@ from helpers import wait_until
 from test_cluster import (FAST_SESSIONS, admin, aiokafka_read, create_topic,  # noqa: F401
                           kafka_python_read, make_cluster, metadata, tool)
 from test_groups_offsets import offsets_partition_for
-from txn_v2_wire import Wire
+from txn_v2_wire import COORDINATOR_NOT_AVAILABLE, Wire
+from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.producer.transaction import InitProducerIdRequest
 
 pytestmark = pytest.mark.skipif(is_mock(), reason="the mock broker is not a cluster")
@@ -281,7 +282,9 @@ def test_kill9_of_a_data_broker_mid_transaction(make_cluster):
     n1 = c.nodes[1].bootstrap
     led = spread_topic(n1, "txn-kill", 6, {1, 2, 3})
     ensure_internal_topic(n1, TXN_TOPIC)
+    ensure_internal_topic(n1, OFFSETS_TOPIC)
     txn_id = key_led_by(n1, TXN_TOPIC, "txk", 1)
+    orphan_group = key_led_by(n1, OFFSETS_TOPIC, "orphan", 3)
     p = txn_producer(c.bootstrap(), txn_id, **{"message.timeout.ms": 6000,
                                               "transaction.timeout.ms": 20000})
     p.begin_transaction()
@@ -301,6 +304,18 @@ def test_kill9_of_a_data_broker_mid_transaction(make_cluster):
     with pytest.raises(KafkaException):
         p.commit_transaction(30)
     p.abort_transaction(60)
+
+    # Node 3 fenced: its partitions are leaderless, and a group whose coordinator it was has
+    # none (COORDINATOR_NOT_AVAILABLE, while the transaction's coordinator on node 1 serves).
+    wait_until(lambda: all(leaders(n1, "txn-kill")[i] == -1 for i in range(6) if led[i] == 3),
+               timeout=30, what="node 3's partitions leaderless")
+    host, port = n1.rsplit(":", 1)
+    w = Wire(host, int(port))
+    r = w.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=[orphan_group])
+    assert r.coordinators[0].error_code == COORDINATOR_NOT_AVAILABLE, r
+    r = w.call(FindCoordinatorRequest, 4, key_type=1, coordinator_keys=[txn_id])
+    assert (r.coordinators[0].error_code, r.coordinators[0].node_id) == (0, 1), r
+    w.close()
 
     # While node 3 is away its partitions wait for their markers; back, they get them.
     c.nodes[3].start()

@@ -632,3 +632,89 @@ pub async fn write_marker_to(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_protocol::kafka_protocol::messages::write_txn_markers_response::{
+        WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+    };
+
+    fn marker(producer_id: i64, commit: bool) -> Marker {
+        Marker {
+            producer_id,
+            producer_epoch: 2,
+            coordinator_epoch: 5,
+            commit,
+        }
+    }
+
+    fn key(txn: &str, producer_id: i64, topic: &str, partition: i32) -> MarkerKey {
+        (
+            txn.to_string(),
+            producer_id,
+            2,
+            topic.to_string(),
+            partition,
+        )
+    }
+
+    #[test]
+    fn one_request_groups_markers_by_transaction_and_topic() {
+        let markers = vec![
+            (key("a", 1, "t", 0), marker(1, true)),
+            (key("a", 1, "u", 3), marker(1, true)),
+            (key("a", 1, "t", 2), marker(1, true)),
+            (key("b", 7, "t", 1), marker(7, false)),
+        ];
+        let r = marker_request(&markers);
+        assert_eq!(r.markers.len(), 2);
+        let a = &r.markers[0];
+        assert_eq!((a.producer_id.0, a.transaction_result), (1, true));
+        assert_eq!((a.producer_epoch, a.coordinator_epoch), (2, 5));
+        let topics: Vec<(&str, &[i32])> = a
+            .topics
+            .iter()
+            .map(|t| (t.name.0.as_str(), t.partition_indexes.as_slice()))
+            .collect();
+        assert_eq!(topics, vec![("t", &[0, 2][..]), ("u", &[3][..])]);
+        assert_eq!(
+            (r.markers[1].producer_id.0, r.markers[1].transaction_result),
+            (7, false)
+        );
+    }
+
+    #[test]
+    fn results_tell_written_from_fenced_from_retry() {
+        let markers = vec![
+            (key("a", 1, "t", 0), marker(1, true)),
+            (key("a", 1, "t", 1), marker(1, true)),
+            (key("a", 1, "t", 2), marker(1, true)),
+            (key("a", 1, "t", 3), marker(1, true)),
+        ];
+        let partition = |index, code: ResponseError| {
+            let mut p = WritableTxnMarkerPartitionResult::default();
+            p.partition_index = index;
+            p.error_code = if index == 0 { 0 } else { code.code() };
+            p
+        };
+        let mut t = WritableTxnMarkerTopicResult::default();
+        t.name = TopicName(StrBytes::from_static_str("t"));
+        t.partitions = vec![
+            partition(0, ResponseError::UnknownServerError),
+            partition(1, ResponseError::InvalidProducerEpoch),
+            partition(2, ResponseError::NotLeaderOrFollower),
+        ];
+        let mut m = WritableTxnMarkerResult::default();
+        m.producer_id = ProducerId(1);
+        m.topics = vec![t];
+        let mut response = WriteTxnMarkersResponse::default();
+        response.markers = vec![m];
+        let results = marker_results(&response, markers);
+        assert!(matches!(results[0].1, MarkerResult::Written));
+        assert!(matches!(results[1].1, MarkerResult::Fenced(_)));
+        assert!(matches!(results[2].1, MarkerResult::Retry(_)));
+        // Left out of the answer: tried again.
+        assert!(matches!(results[3].1, MarkerResult::Retry(_)));
+    }
+}

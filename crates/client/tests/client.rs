@@ -48,7 +48,12 @@ async fn read_request(stream: &mut TcpStream) -> Option<Received> {
     let mut frame = vec![0u8; usize::try_from(size).unwrap()];
     stream.read_exact(&mut frame).await.ok()?;
     let mut frame = Bytes::from(frame);
-    let header = RequestHeader::decode(&mut frame, 2).unwrap();
+    // Kafka's header version for known keys (ApiVersions v0 has no tagged fields); v2 for the
+    // private keys of the raw form.
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let header_version = ApiKey::try_from(key).map_or(2, |k| k.request_header_version(version));
+    let header = RequestHeader::decode(&mut frame, header_version).unwrap();
     Some(Received {
         header,
         body: frame,
@@ -564,4 +569,99 @@ async fn invalidate_closes_and_the_next_get_reconnects() {
     assert_eq!(reply, Bytes::from_static(b"echo:x"));
     // Unknown addresses are fine to invalidate.
     pool.invalidate("127.0.0.1:1");
+}
+
+/// Answers one ApiVersions (at whatever version the client asks, with `keys`; with
+/// UNSUPPORTED_VERSION and a v0 body when `v0_only` and the client asked above v0), then
+/// returns the next request's header version.
+async fn versions_server(listener: TcpListener, keys: Vec<ApiVersion>, v0_only: bool) -> Vec<i16> {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let mut asked = Vec::new();
+    loop {
+        let Some(req) = read_request(&mut stream).await else {
+            return asked;
+        };
+        let version = req.header.request_api_version;
+        asked.push(version);
+        if req.header.request_api_key != ApiKey::ApiVersions as i16 {
+            let answer = MetadataResponse::default();
+            let mut body = BytesMut::new();
+            answer.encode(&mut body, version).unwrap();
+            write_response(&mut stream, req.header.correlation_id, &body).await;
+            drain(&mut stream).await;
+            return asked;
+        }
+        let refuse = v0_only && version > 0;
+        let answer = ApiVersionsResponse::default()
+            .with_error_code(if refuse { 35 } else { 0 })
+            .with_api_keys(keys.clone());
+        let mut body = BytesMut::new();
+        answer
+            .encode(&mut body, if refuse { 0 } else { version })
+            .unwrap();
+        write_response(&mut stream, req.header.correlation_id, &body).await;
+    }
+}
+
+fn key_range(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+    ApiVersion::default()
+        .with_api_key(key as i16)
+        .with_min_version(min)
+        .with_max_version(max)
+}
+
+#[tokio::test]
+async fn negotiation_speaks_the_highest_common_version() {
+    let (listener, addr) = listen().await;
+    let keys = vec![
+        key_range(ApiKey::ApiVersions, 0, 3),
+        key_range(ApiKey::Metadata, 0, 5),
+    ];
+    let server = tokio::spawn(versions_server(listener, keys, false));
+    let conn = Connection::connect(&addr, &options()).await.unwrap();
+    let req = MetadataRequest::default().with_topics(Some(vec![]));
+    conn.send_negotiated(&req, LONG).await.unwrap();
+    assert_eq!(
+        conn.peer_versions(LONG).await.unwrap().range(3),
+        Some((0, 5))
+    );
+    drop(conn);
+    // ApiVersions at v3, once, then Metadata at the peer's v5.
+    assert_eq!(server.await.unwrap(), vec![3, 5]);
+}
+
+#[tokio::test]
+async fn an_old_peer_is_asked_again_at_v0() {
+    let (listener, addr) = listen().await;
+    let keys = vec![
+        key_range(ApiKey::ApiVersions, 0, 2),
+        key_range(ApiKey::Metadata, 0, 4),
+    ];
+    let server = tokio::spawn(versions_server(listener, keys, true));
+    let conn = Connection::connect(&addr, &options()).await.unwrap();
+    let req = MetadataRequest::default().with_topics(Some(vec![]));
+    conn.send_negotiated(&req, LONG).await.unwrap();
+    drop(conn);
+    assert_eq!(server.await.unwrap(), vec![3, 0, 4]);
+}
+
+#[tokio::test]
+async fn a_key_the_peer_lacks_is_an_unsupported_version_error() {
+    let (listener, addr) = listen().await;
+    let keys = vec![key_range(ApiKey::ApiVersions, 0, 3)];
+    tokio::spawn(versions_server(listener, keys, false));
+    let conn = Connection::connect(&addr, &options()).await.unwrap();
+    let req = MetadataRequest::default().with_topics(Some(vec![]));
+    let err = conn.send_negotiated(&req, LONG).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::UnsupportedVersion {
+                api_key: 3,
+                theirs: None,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
