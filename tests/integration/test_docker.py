@@ -532,6 +532,16 @@ def test_bitnami_cluster(stacks):
         s.wait_ready(f"kafka-{n}")
     meta = kcat_in_network(s.network(), "-b", "kafka-0:9092", "-L")
     assert " 3 brokers:" in meta, meta
+    # The file asks for internal topics with 3 replicas, which rafka cannot place until
+    # replication lands: groups and transactions find no coordinator, as Kafka answers when too
+    # few brokers can hold the replicas, and the brokers keep serving everything else.
+    from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
+    from txn_v2_wire import COORDINATOR_NOT_AVAILABLE, Wire
+    w = Wire("localhost", ports[0])
+    for key_type, key in ((0, "a-group"), (1, "a-transactional-id")):
+        r = w.call(FindCoordinatorRequest, 4, key_type=key_type, coordinator_keys=[key])
+        assert r.coordinators[0].error_code == COORDINATOR_NOT_AVAILABLE, r
+    w.close()
     assert not re.search(r"\bERROR\b|panicked", s.logs("kafka-0")), s.logs("kafka-0")[-4000:]
     cluster_drop_in_checks(
         s, [(f"kafka-{n}", n, ports[n], f"kafka-{n}:9092") for n in range(3)],
