@@ -9,11 +9,14 @@
 //!   time, the high watermark (the minimum over the ISR, never moving back, and after a leader
 //!   change only moving once followers have fetched at the new epoch), and the ISR shrinks and
 //!   expands to propose to the controller (one AlterPartition in flight at a time).
+//! - [`follower`]: one partition on a follower: where to truncate when the leader says the logs
+//!   diverge (never to the high watermark: KIP-101, KIP-279), and its high watermark.
 //!
 //! Offsets and epochs use Kafka's sentinels where Kafka's wire formats need them
 //! ([`UNDEFINED_EPOCH`], [`UNDEFINED_OFFSET`]); inside the crate an unknown value is an `Option`.
 
 pub mod epochs;
+pub mod follower;
 pub mod leader;
 
 /// Kafka's `UNDEFINED_EPOCH` (-1).
@@ -22,6 +25,7 @@ pub const UNDEFINED_EPOCH: i32 = -1;
 pub const UNDEFINED_OFFSET: i64 = -1;
 
 pub use epochs::{EpochEndOffset, EpochHistory, EpochStart};
+pub use follower::{follower_high_watermark, truncation, Truncation};
 pub use leader::{
     FollowerFetch, IsrChange, LeaderConfig, LeaderPartition, Progress, ReplicaProgress,
 };
