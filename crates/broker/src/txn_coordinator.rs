@@ -89,6 +89,7 @@ pub fn spawn(
         waiting: Waiting::default(),
         markers: Vec::new(),
         in_flight: BTreeSet::new(),
+        warned: BTreeSet::new(),
         sender,
         answers_tx,
     };
@@ -106,6 +107,8 @@ struct Shell {
     markers: Vec<Pending>,
     /// Partitions whose marker is on its way to another broker.
     in_flight: BTreeSet<MarkerKey>,
+    /// Markers whose failure was logged at WARN already.
+    warned: BTreeSet<MarkerKey>,
     sender: MarkerSender,
     /// Where the send tasks report their brokers' answers.
     answers_tx: mpsc::UnboundedSender<Vec<(MarkerKey, MarkerResult)>>,
@@ -370,8 +373,15 @@ impl Shell {
                     });
                 }
                 MarkerResult::Retry(e) => {
-                    tracing::warn!(txn = %key.0, %topic, partition, error = %e,
-                        "Writing a transaction marker on another broker failed; retrying");
+                    // Once per marker at WARN: a broker that is down fails the same marker
+                    // every tick until it returns.
+                    if self.warned.insert(key.clone()) {
+                        tracing::warn!(txn = %key.0, %topic, partition, error = %e,
+                            "Writing a transaction marker on another broker failed; retrying");
+                    } else {
+                        tracing::debug!(txn = %key.0, %topic, partition, error = %e,
+                            "Writing a transaction marker on another broker failed again");
+                    }
                 }
             }
         }
@@ -384,6 +394,8 @@ impl Shell {
             .into_iter()
             .partition(|p| p.markers.partitions.is_empty());
         self.markers = pending;
+        let markers = &self.markers;
+        self.warned.retain(|k| markers.iter().any(|m| m.owns(k)));
         for p in done {
             let m = p.markers;
             let out = self.coordinator.markers_written(

@@ -110,7 +110,9 @@ pub async fn ask(
             match sent {
                 Ok(response) => answers(&response, &parts),
                 Err(e) => {
-                    tracing::warn!(txn = %transactional_id, error = %e,
+                    // The producer is told to retry; every produce while the coordinator is
+                    // away would log this, so it stays at debug.
+                    tracing::debug!(txn = %transactional_id, error = %e,
                         "Could not reach the transaction coordinator");
                     all(Some(TxnError::CoordinatorNotAvailable))
                 }

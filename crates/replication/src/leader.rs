@@ -7,9 +7,12 @@
 //!   that previous fetch (`Replica.updateFetchStateOrThrow`).
 //! - The high watermark is the smallest log end offset over the leader and the *maximal* ISR:
 //!   the committed ISR plus a member being added, and still including a member being removed
-//!   until the controller has committed its removal. It never moves back. A follower's log end is
-//!   unknown until it has fetched at this leader's epoch, and an unknown log end holds the high
-//!   watermark where it is: a new leader moves it only as its followers fetch.
+//!   until the controller has committed its removal; a caught-up follower that may join the ISR
+//!   holds it back too (Kafka's `shouldWaitForReplicaToJoinIsr`). It never moves back, and not at
+//!   all while the committed ISR is smaller than `min(min.insync.replicas, replicas)`
+//!   (KAFKA-15583). A follower's log end is unknown until it has fetched at this leader's epoch,
+//!   and an unknown log end holds the high watermark where it is: a new leader moves it only as
+//!   its followers fetch.
 //! - A follower out of the ISR is added once its log end reaches both the high watermark and the
 //!   start of the leader's epoch (so it holds everything this leader may have acknowledged), and
 //!   its broker may join (unfenced, not shutting down: the shell's word, from the image).
@@ -23,6 +26,8 @@ use std::collections::BTreeMap;
 pub struct LeaderConfig {
     /// `replica.lag.time.max.ms`.
     pub replica_lag_time_max_ms: i64,
+    /// The topic's `min.insync.replicas`.
+    pub min_insync_replicas: usize,
 }
 
 /// What the leader knows of one follower.
@@ -31,11 +36,25 @@ pub struct ReplicaProgress {
     /// `None` until the follower has fetched at this leader epoch.
     pub log_end_offset: Option<i64>,
     pub log_start_offset: Option<i64>,
-    pub last_caught_up_time_ms: i64,
+    /// `None` while it has never been caught up at this epoch (and was not in the ISR when
+    /// this leader took over).
+    pub last_caught_up_time_ms: Option<i64>,
     /// The broker epoch its last fetch carried (KIP-903), passed on in ISR changes.
     pub broker_epoch: Option<i64>,
+    /// Whether its broker could join the ISR at its last fetch.
+    pub may_join_isr: bool,
     last_fetch_leader_log_end_offset: Option<i64>,
     last_fetch_time_ms: Option<i64>,
+}
+
+impl ReplicaProgress {
+    /// Kafka's `Replica.isCaughtUp`: at the leader's log end, or caught up within the lag time.
+    pub fn is_caught_up(&self, leader_log_end_offset: i64, now_ms: i64, lag_max_ms: i64) -> bool {
+        self.log_end_offset == Some(leader_log_end_offset)
+            || self
+                .last_caught_up_time_ms
+                .is_some_and(|t| now_ms - t <= lag_max_ms)
+    }
 }
 
 /// A follower fetch as the leader's shell hands it in: the shell has already checked the
@@ -115,8 +134,9 @@ impl LeaderPartition {
                 let progress = ReplicaProgress {
                     log_end_offset: None,
                     log_start_offset: None,
-                    last_caught_up_time_ms: if isr.contains(r) { now_ms } else { 0 },
+                    last_caught_up_time_ms: isr.contains(r).then_some(now_ms),
                     broker_epoch: None,
+                    may_join_isr: false,
                     last_fetch_leader_log_end_offset: None,
                     last_fetch_time_ms: None,
                 };
@@ -187,31 +207,36 @@ impl LeaderPartition {
         let Some(f) = self.followers.get_mut(&fetch.replica_id) else {
             return Progress::default();
         };
-        if fetch.fetch_offset >= log_end_offset {
-            f.last_caught_up_time_ms = f.last_caught_up_time_ms.max(fetch.now_ms);
-        } else if let (Some(prev_end), Some(prev_time)) =
-            (f.last_fetch_leader_log_end_offset, f.last_fetch_time_ms)
-        {
-            if fetch.fetch_offset >= prev_end {
-                f.last_caught_up_time_ms = f.last_caught_up_time_ms.max(prev_time);
+        let caught_up_at = if fetch.fetch_offset >= log_end_offset {
+            Some(fetch.now_ms)
+        } else {
+            match (f.last_fetch_leader_log_end_offset, f.last_fetch_time_ms) {
+                (Some(prev_end), Some(prev_time)) if fetch.fetch_offset >= prev_end => {
+                    Some(prev_time)
+                }
+                _ => None,
             }
+        };
+        if let Some(at) = caught_up_at {
+            f.last_caught_up_time_ms = Some(f.last_caught_up_time_ms.map_or(at, |t| t.max(at)));
         }
         f.log_end_offset = Some(fetch.fetch_offset);
         f.log_start_offset = Some(fetch.log_start_offset);
         f.last_fetch_leader_log_end_offset = Some(log_end_offset);
         f.last_fetch_time_ms = Some(fetch.now_ms);
         f.broker_epoch = Some(fetch.broker_epoch);
+        f.may_join_isr = fetch.may_join_isr;
 
         let isr_change = self.maybe_expand(fetch);
         Progress {
-            high_watermark: self.maybe_advance_high_watermark(log_end_offset),
+            high_watermark: self.maybe_advance_high_watermark(log_end_offset, fetch.now_ms),
             isr_change,
         }
     }
 
     /// The leader appended: with no follower in the ISR the high watermark follows at once.
-    pub fn on_append(&mut self, log_end_offset: i64) -> Option<i64> {
-        self.maybe_advance_high_watermark(log_end_offset)
+    pub fn on_append(&mut self, log_end_offset: i64, now_ms: i64) -> Option<i64> {
+        self.maybe_advance_high_watermark(log_end_offset, now_ms)
     }
 
     /// The periodic ISR check (Kafka's `maybeShrinkIsr`): members that have not been caught up
@@ -220,16 +245,16 @@ impl LeaderPartition {
         if self.pending.is_some() {
             return None;
         }
+        let lag_max_ms = self.config.replica_lag_time_max_ms;
         let lagging: Vec<i32> = self
             .isr
             .iter()
             .copied()
             .filter(|id| *id != self.node_id)
             .filter(|id| {
-                self.followers.get(id).is_some_and(|f| {
-                    f.log_end_offset != Some(log_end_offset)
-                        && now_ms - f.last_caught_up_time_ms > self.config.replica_lag_time_max_ms
-                })
+                self.followers
+                    .get(id)
+                    .is_some_and(|f| !f.is_caught_up(log_end_offset, now_ms, lag_max_ms))
             })
             .collect();
         if lagging.is_empty() {
@@ -251,12 +276,13 @@ impl LeaderPartition {
         isr: &[i32],
         partition_epoch: i32,
         log_end_offset: i64,
+        now_ms: i64,
     ) -> Option<i64> {
         self.isr = isr.to_vec();
         self.partition_epoch = partition_epoch;
         self.pending = None;
         // A removed member no longer holds the high watermark back.
-        self.maybe_advance_high_watermark(log_end_offset)
+        self.maybe_advance_high_watermark(log_end_offset, now_ms)
     }
 
     /// The controller refused the change in flight (or it timed out): the next check may
@@ -291,16 +317,31 @@ impl LeaderPartition {
         change
     }
 
-    fn maybe_advance_high_watermark(&mut self, log_end_offset: i64) -> Option<i64> {
+    fn maybe_advance_high_watermark(&mut self, log_end_offset: i64, now_ms: i64) -> Option<i64> {
+        let replicas = self.followers.len() + 1;
+        if self.isr.len() < self.config.min_insync_replicas.min(replicas) {
+            return None;
+        }
+        let maximal = self.maximal_isr();
         let mut candidate = log_end_offset;
-        for id in self.maximal_isr() {
-            if id == self.node_id {
+        for id in &maximal {
+            if *id == self.node_id {
                 continue;
             }
-            match self.followers.get(&id).and_then(|f| f.log_end_offset) {
+            match self.followers.get(id).and_then(|f| f.log_end_offset) {
                 Some(end) => candidate = candidate.min(end),
                 // Not heard from at this epoch: hold the high watermark where it is.
                 None => return None,
+            }
+        }
+        // A follower about to join holds it back as well, so that it joins an ISR whose high
+        // watermark it already has.
+        for (id, f) in &self.followers {
+            let waiting = !maximal.contains(id)
+                && f.may_join_isr
+                && f.is_caught_up(log_end_offset, now_ms, self.config.replica_lag_time_max_ms);
+            if let (true, Some(end)) = (waiting, f.log_end_offset) {
+                candidate = candidate.min(end);
             }
         }
         (candidate > self.high_watermark).then(|| {
@@ -328,6 +369,7 @@ mod tests {
             1_000,
             LeaderConfig {
                 replica_lag_time_max_ms: LAG_MS,
+                min_insync_replicas: 1,
             },
         )
     }
@@ -346,7 +388,11 @@ mod tests {
     #[test]
     fn the_high_watermark_is_the_smallest_log_end_in_the_isr() {
         let mut l = leader(&[1, 2, 3], 10, 10);
-        assert_eq!(l.on_append(20), None, "followers not heard from hold it");
+        assert_eq!(
+            l.on_append(20, 1_050),
+            None,
+            "followers not heard from hold it"
+        );
         assert_eq!(
             l.on_follower_fetch(fetch(2, 15, 1_100), 20).high_watermark,
             None
@@ -385,7 +431,7 @@ mod tests {
         // fetched at this epoch.
         let mut l = leader(&[1, 2, 3], 9, 5);
         assert_eq!(l.high_watermark(), 5);
-        assert_eq!(l.on_append(9), None);
+        assert_eq!(l.on_append(9, 1_050), None);
         l.on_follower_fetch(fetch(2, 9, 1_100), 9);
         assert_eq!(l.high_watermark(), 5);
         assert_eq!(
@@ -397,7 +443,7 @@ mod tests {
     #[test]
     fn alone_in_the_isr_the_leader_moves_it_on_append() {
         let mut l = leader(&[1], 0, 0);
-        assert_eq!(l.on_append(3), Some(3));
+        assert_eq!(l.on_append(3, 1_050), Some(3));
     }
 
     #[test]
@@ -416,7 +462,10 @@ mod tests {
         assert_eq!(l.maybe_shrink(1_100 + LAG_MS + 2, 50), None);
         // 3 still holds the high watermark until the controller commits its removal.
         assert_eq!(l.high_watermark(), 10);
-        assert_eq!(l.on_isr_committed(&[1, 2], 8, 50), Some(50));
+        assert_eq!(
+            l.on_isr_committed(&[1, 2], 8, 50, 1_100 + LAG_MS + 3),
+            Some(50)
+        );
         assert_eq!(l.isr(), &[1, 2]);
     }
 
@@ -433,15 +482,15 @@ mod tests {
         let mut l = leader(&[1, 2], 10, 10);
         // At the leader's end: caught up now.
         l.on_follower_fetch(fetch(2, 10, 2_000), 10);
-        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 2_000);
+        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, Some(2_000));
         // Behind the end, but at the end of its previous fetch: caught up as of that fetch.
         l.on_follower_fetch(fetch(2, 10, 3_000), 20);
-        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 2_000);
+        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, Some(2_000));
         l.on_follower_fetch(fetch(2, 20, 4_000), 30);
-        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 3_000);
+        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, Some(3_000));
         // Behind both: no progress.
         l.on_follower_fetch(fetch(2, 25, 5_000), 40);
-        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, 3_000);
+        assert_eq!(l.follower(2).unwrap().last_caught_up_time_ms, Some(3_000));
     }
 
     #[test]
@@ -472,6 +521,59 @@ mod tests {
         );
         l.on_isr_change_failed();
         assert!(l.pending_isr_change().is_none());
+    }
+
+    #[test]
+    fn below_min_insync_replicas_the_high_watermark_stays() {
+        let mut l = LeaderPartition::new(
+            1,
+            5,
+            7,
+            &[1, 2, 3],
+            &[1, 2],
+            10,
+            10,
+            1_000,
+            LeaderConfig {
+                replica_lag_time_max_ms: LAG_MS,
+                min_insync_replicas: 3,
+            },
+        );
+        assert_eq!(
+            l.on_follower_fetch(fetch(2, 15, 1_100), 15).high_watermark,
+            None
+        );
+        // min(min.insync.replicas, replicas) counts: with 3 replicas and an ISR of 2, nothing.
+        assert_eq!(l.high_watermark(), 10);
+        assert_eq!(
+            l.on_isr_committed(&[1, 2, 3], 8, 15, 1_200),
+            None,
+            "3 not heard from"
+        );
+        assert_eq!(
+            l.on_follower_fetch(fetch(3, 15, 1_300), 15).high_watermark,
+            Some(15)
+        );
+    }
+
+    #[test]
+    fn a_caught_up_follower_about_to_join_holds_the_high_watermark() {
+        // 3 is out of the ISR but fetching at the leader's end; its broker may join.
+        let mut l = leader(&[1, 2], 10, 10);
+        l.on_follower_fetch(fetch(3, 10, 1_100), 10);
+        // (It was proposed for the ISR; the controller refused, say.)
+        l.on_isr_change_failed();
+        // Appends: 2 keeps up, 3 lags a little but is caught up within the lag time.
+        l.on_follower_fetch(fetch(2, 20, 1_200), 20);
+        assert_eq!(
+            l.high_watermark(),
+            10,
+            "3 (at 10, caught up at 1100) holds it"
+        );
+        // A follower that may not join does not hold it.
+        let mut fenced = fetch(3, 10, 1_300);
+        fenced.may_join_isr = false;
+        assert_eq!(l.on_follower_fetch(fenced, 20).high_watermark, Some(20));
     }
 
     #[test]
