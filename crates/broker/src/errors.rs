@@ -43,6 +43,12 @@ pub fn rejected(r: CommandRejected) -> ApiError {
         CommandRejected::ProducerIdBlockTaken { .. } => ResponseError::UnknownServerError,
         CommandRejected::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         CommandRejected::StaleBrokerEpoch { .. } => ResponseError::StaleBrokerEpoch,
+        CommandRejected::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        CommandRejected::NewerEpochThanController { .. } => ResponseError::NotController,
+        CommandRejected::FencedLeaderEpoch { .. } => ResponseError::FencedLeaderEpoch,
+        CommandRejected::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
+        CommandRejected::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        CommandRejected::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
     };
     ApiError::new(code, r.to_string())
 }

@@ -95,6 +95,22 @@ pub enum ControllerCommand {
         node_id: i32,
         broker_epoch: u64,
     },
+    /// A partition leader's ISR change (Kafka's AlterPartition, one partition), validated in
+    /// Kafka's order inside apply ([`plan_alter_partition`]). Only the ISR changes: the leader
+    /// must stay in it, so no election follows.
+    AlterPartition {
+        /// The leader asking, and the registration it asks from.
+        broker_id: i32,
+        broker_epoch: u64,
+        topic_id: Uuid,
+        partition: i32,
+        /// The leader and partition epochs the leader's proposal was built on.
+        leader_epoch: i32,
+        partition_epoch: i32,
+        /// The proposed ISR, each member with the broker epoch it last fetched with (`None`
+        /// skips that check, as Kafka's -1 does; KIP-903).
+        new_isr: Vec<(i32, Option<u64>)>,
+    },
 }
 
 /// How apply chooses the replicas of new partitions.
@@ -195,6 +211,29 @@ pub enum CommandRejected {
     /// replaced (or never existed).
     #[error("broker {node_id} has no registration with epoch {broker_epoch}")]
     StaleBrokerEpoch { node_id: i32, broker_epoch: u64 },
+    /// `UNKNOWN_TOPIC_OR_PARTITION` (3): the topic exists, the partition does not.
+    #[error("topic {topic_id} has no partition {partition}")]
+    UnknownPartition { topic_id: Uuid, partition: i32 },
+    /// `NOT_CONTROLLER` (41): the request knows newer epochs than this image, so this
+    /// controller is probably behind; the leader should find the current one (Kafka's answer).
+    #[error("the request's {what} epoch {requested} is newer than the controller's {current}")]
+    NewerEpochThanController {
+        what: String,
+        requested: i32,
+        current: i32,
+    },
+    /// `FENCED_LEADER_EPOCH` (74).
+    #[error("leader epoch {requested} is older than the current {current}")]
+    FencedLeaderEpoch { requested: i32, current: i32 },
+    /// `INVALID_UPDATE_VERSION` (95): the partition changed since the proposal was built.
+    #[error("partition epoch {requested} is older than the current {current}")]
+    InvalidUpdateVersion { requested: i32, current: i32 },
+    /// `INVALID_REQUEST` (42).
+    #[error("invalid request: {reason}")]
+    InvalidRequest { reason: String },
+    /// `INELIGIBLE_REPLICA` (107), `OPERATION_NOT_ATTEMPTED` (55) before AlterPartition v2.
+    #[error("replica {replica} cannot join the ISR: {reason}")]
+    IneligibleReplica { replica: i32, reason: String },
 }
 
 impl ControllerCommand {
@@ -407,6 +446,26 @@ impl ControllerCommand {
                 elect_leaderless(image, Some(*node_id), &mut out);
                 Ok(out)
             }
+            ControllerCommand::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topic_id,
+                partition,
+                leader_epoch,
+                partition_epoch,
+                new_isr,
+            } => plan_alter_partition(
+                image,
+                AlterPartitionRequest {
+                    broker_id: *broker_id,
+                    broker_epoch: *broker_epoch,
+                    topic_id: *topic_id,
+                    partition: *partition,
+                    leader_epoch: *leader_epoch,
+                    partition_epoch: *partition_epoch,
+                    new_isr,
+                },
+            ),
             ControllerCommand::BeginControlledShutdown {
                 node_id,
                 broker_epoch,
@@ -445,6 +504,122 @@ fn registration(
             node_id,
             broker_epoch,
         })
+}
+
+/// The fields of [`ControllerCommand::AlterPartition`].
+struct AlterPartitionRequest<'a> {
+    broker_id: i32,
+    broker_epoch: u64,
+    topic_id: Uuid,
+    partition: i32,
+    leader_epoch: i32,
+    partition_epoch: i32,
+    new_isr: &'a [(i32, Option<u64>)],
+}
+
+/// Kafka's `ReplicationControlManager.alterPartition` for one partition, its checks in its
+/// order: the asking broker's epoch; the partition; epochs newer than this image (NOT_CONTROLLER);
+/// an older leader epoch; a request not from the leader; an older partition epoch; an ISR with
+/// negative, repeated or non-replica members; an ISR without the leader; members that are not
+/// registered, shutting down, fenced, or registered with another epoch than they fetched with.
+fn plan_alter_partition(
+    image: &MetadataImage,
+    req: AlterPartitionRequest<'_>,
+) -> Result<Vec<MetadataRecord>, CommandRejected> {
+    registration(image, req.broker_id, req.broker_epoch)?;
+    let topic = image
+        .topic_by_id(&req.topic_id)
+        .ok_or(CommandRejected::UnknownTopic {
+            topic_id: req.topic_id,
+        })?;
+    let p = topic
+        .partition(req.partition)
+        .ok_or(CommandRejected::UnknownPartition {
+            topic_id: req.topic_id,
+            partition: req.partition,
+        })?;
+    if req.leader_epoch > p.leader_epoch {
+        return Err(CommandRejected::NewerEpochThanController {
+            what: "leader".into(),
+            requested: req.leader_epoch,
+            current: p.leader_epoch,
+        });
+    }
+    if req.partition_epoch > p.partition_epoch {
+        return Err(CommandRejected::NewerEpochThanController {
+            what: "partition".into(),
+            requested: req.partition_epoch,
+            current: p.partition_epoch,
+        });
+    }
+    if req.leader_epoch < p.leader_epoch {
+        return Err(CommandRejected::FencedLeaderEpoch {
+            requested: req.leader_epoch,
+            current: p.leader_epoch,
+        });
+    }
+    if req.broker_id != p.leader {
+        return Err(CommandRejected::InvalidRequest {
+            reason: format!(
+                "broker {} is not the leader of the partition (the leader is {})",
+                req.broker_id, p.leader
+            ),
+        });
+    }
+    if req.partition_epoch < p.partition_epoch {
+        return Err(CommandRejected::InvalidUpdateVersion {
+            requested: req.partition_epoch,
+            current: p.partition_epoch,
+        });
+    }
+    let members: Vec<i32> = req.new_isr.iter().map(|(id, _)| *id).collect();
+    let mut seen = BTreeSet::new();
+    if let Some(bad) = members
+        .iter()
+        .find(|id| **id < 0 || !seen.insert(**id) || !p.replicas.contains(id))
+    {
+        return Err(CommandRejected::InvalidRequest {
+            reason: format!(
+                "the proposed ISR {members:?} is not a set of the replicas {:?} (member {bad})",
+                p.replicas
+            ),
+        });
+    }
+    if !members.contains(&p.leader) {
+        return Err(CommandRejected::InvalidRequest {
+            reason: format!(
+                "the proposed ISR {members:?} does not contain the leader {}",
+                p.leader
+            ),
+        });
+    }
+    for (id, fetched_epoch) in req.new_isr {
+        let reason = match image.broker(*id) {
+            None => Some("not registered"),
+            Some(b) if b.in_controlled_shutdown => Some("shutting down"),
+            Some(b) if b.fenced => Some("fenced"),
+            Some(b) if fetched_epoch.is_some_and(|e| e != b.epoch) => Some("broker epoch mismatch"),
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            return Err(CommandRejected::IneligibleReplica {
+                replica: *id,
+                reason: reason.into(),
+            });
+        }
+    }
+    if members == p.isr {
+        return Ok(Vec::new());
+    }
+    Ok(vec![MetadataRecord::PartitionChange(
+        PartitionChangeRecord {
+            topic_id: req.topic_id,
+            partition: req.partition,
+            leader: None,
+            isr: Some(members),
+            replicas: None,
+        },
+    )])
 }
 
 /// The partitions a command adds, numbered from `first`: the explicit ones of an old entry, or
@@ -1151,6 +1326,162 @@ mod tests {
             },
         );
         assert_eq!(part(&image, "r2", 0), (2, vec![2], 3, 3));
+    }
+
+    fn alter(
+        image: &MetadataImage,
+        broker_id: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: &[i32],
+    ) -> ControllerCommand {
+        let t = image.topic_by_name("ap").unwrap();
+        ControllerCommand::AlterPartition {
+            broker_id,
+            broker_epoch: image.broker(broker_id).map_or(0, |b| b.epoch),
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch,
+            partition_epoch,
+            new_isr: new_isr
+                .iter()
+                .map(|id| (*id, image.broker(*id).map(|b| b.epoch)))
+                .collect(),
+        }
+    }
+
+    fn rejected(image: &MetadataImage, cmd: ControllerCommand) -> CommandRejected {
+        let (next, res) = apply(image, image.last_applied_index + 1, &cmd);
+        assert_eq!(
+            next.topic_by_name("ap").unwrap().partition(0),
+            image.topic_by_name("ap").unwrap().partition(0),
+            "a rejected change leaves the partition as it was"
+        );
+        res.unwrap_err()
+    }
+
+    #[test]
+    fn alter_partition_checks_in_kafkas_order_and_bumps_only_the_partition_epoch() {
+        let image = with_brokers();
+        let image = ok(
+            &image,
+            3,
+            ControllerCommand::RegisterBroker(broker(3, 9094)),
+        );
+        let image = ok(
+            &image,
+            4,
+            ControllerCommand::CreateTopic {
+                name: "ap".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: vec![PartitionAssignment::new(0, vec![1, 2, 3])],
+                configs: BTreeMap::new(),
+                placement: None,
+            },
+        );
+        assert_eq!(part(&image, "ap", 0), (1, vec![1, 2, 3], 0, 0));
+
+        // Shrink to [1, 2]: only the partition epoch moves.
+        let image = ok(&image, 5, alter(&image, 1, 0, 0, &[1, 2]));
+        assert_eq!(part(&image, "ap", 0), (1, vec![1, 2], 0, 1));
+        // The same ISR again: accepted, nothing written.
+        let (_, res) = apply(&image, 6, &alter(&image, 1, 0, 1, &[1, 2]));
+        assert!(res.unwrap().records.is_empty());
+
+        // A stale registration of the asking broker comes first.
+        let mut stale = alter(&image, 1, 0, 1, &[1, 2, 3]);
+        if let ControllerCommand::AlterPartition { broker_epoch, .. } = &mut stale {
+            *broker_epoch += 100;
+        }
+        assert!(matches!(
+            rejected(&image, stale),
+            CommandRejected::StaleBrokerEpoch { .. }
+        ));
+        // Newer epochs than the image: NOT_CONTROLLER.
+        assert!(matches!(
+            rejected(&image, alter(&image, 1, 1, 1, &[1, 2, 3])),
+            CommandRejected::NewerEpochThanController { ref what, .. } if what == "leader"
+        ));
+        assert!(matches!(
+            rejected(&image, alter(&image, 1, 0, 2, &[1, 2, 3])),
+            CommandRejected::NewerEpochThanController { ref what, .. } if what == "partition"
+        ));
+        // Not the leader; an old partition epoch.
+        assert!(matches!(
+            rejected(&image, alter(&image, 2, 0, 1, &[1, 2, 3])),
+            CommandRejected::InvalidRequest { .. }
+        ));
+        assert!(matches!(
+            rejected(&image, alter(&image, 1, 0, 0, &[1, 2, 3])),
+            CommandRejected::InvalidUpdateVersion {
+                requested: 0,
+                current: 1
+            }
+        ));
+        // ISRs that are not a set of replicas containing the leader.
+        for isr in [&[1, 2, 2][..], &[1, 4], &[2, 3], &[-1, 1]] {
+            assert!(
+                matches!(
+                    rejected(&image, alter(&image, 1, 0, 1, isr)),
+                    CommandRejected::InvalidRequest { .. }
+                ),
+                "{isr:?}"
+            );
+        }
+        // A member fetching with another broker epoch than its registration (KIP-903).
+        let mut mismatched = alter(&image, 1, 0, 1, &[1, 2, 3]);
+        if let ControllerCommand::AlterPartition { new_isr, .. } = &mut mismatched {
+            new_isr[2].1 = Some(12345);
+        }
+        assert_eq!(
+            rejected(&image, mismatched),
+            CommandRejected::IneligibleReplica {
+                replica: 3,
+                reason: "broker epoch mismatch".into()
+            }
+        );
+        // A fenced member (KIP-841).
+        let e3 = image.broker(3).unwrap().epoch;
+        let fenced = ok(
+            &image,
+            7,
+            ControllerCommand::FenceBroker {
+                node_id: 3,
+                broker_epoch: e3,
+            },
+        );
+        assert_eq!(
+            rejected(&fenced, alter(&fenced, 1, 0, 1, &[1, 2, 3])),
+            CommandRejected::IneligibleReplica {
+                replica: 3,
+                reason: "fenced".into()
+            }
+        );
+        // Expand back to all three once 3 may join.
+        let image = ok(&image, 8, alter(&image, 1, 0, 1, &[1, 2, 3]));
+        assert_eq!(part(&image, "ap", 0), (1, vec![1, 2, 3], 0, 2));
+        // The leader fenced since: its old leader epoch is refused.
+        let e1 = image.broker(1).unwrap().epoch;
+        let image = ok(
+            &image,
+            9,
+            ControllerCommand::FenceBroker {
+                node_id: 1,
+                broker_epoch: e1,
+            },
+        );
+        assert_eq!(part(&image, "ap", 0).0, 2);
+        let mut old_leader = alter(&image, 2, 0, 2, &[2, 3]);
+        if let ControllerCommand::AlterPartition { leader_epoch, .. } = &mut old_leader {
+            *leader_epoch = 0;
+        }
+        assert!(matches!(
+            rejected(&image, old_leader),
+            CommandRejected::FencedLeaderEpoch {
+                requested: 0,
+                current: 1
+            }
+        ));
     }
 
     #[test]
