@@ -32,12 +32,23 @@ PANIC_MARKER = "panicked"
 ALL_BROKERS: "set[Broker]" = set()
 
 
+# Every port free_port() handed out in this process: the kernel may offer a port again once the
+# probe socket is closed, before whoever asked for it has bound it (a cluster picks all its
+# nodes' ports before any node starts), so a port is never handed out twice.
+_ISSUED_PORTS: set[int] = set()
+
+
 def free_port() -> int:
-    """A port that was free a moment ago. Binding to 0 and closing leaves a tiny race, which is
-    acceptable on a test machine; the broker must use SO_REUSEADDR so restarts get the same port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago and that no earlier call returned. Binding to 0 and
+    closing leaves a tiny race with other processes, which is acceptable on a test machine; the
+    broker must use SO_REUSEADDR so restarts get the same port."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _ISSUED_PORTS:
+            _ISSUED_PORTS.add(port)
+            return port
 
 
 def is_mock() -> bool:
