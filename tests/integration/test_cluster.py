@@ -333,7 +333,9 @@ def test_paused_leader_steps_down(make_cluster):
     node.pause()
     try:
         new_leader, new_epoch = c.wait_for_leader(timeout=20, newer_than=epoch, not_on={leader})
-        create_topic(c.brokers[0].bootstrap, "while-paused", 2)
+        # Known latency (to be fixed): a write forwarded while the old leader is paused has
+        # taken up to ~30 s in CI (usually under 5 s), so the limit here is generous.
+        create_topic(c.brokers[0].bootstrap, "while-paused", 2, timeout=90)
     finally:
         node.resume()
     # The old leader learns of the newer epoch and follows: writes keep working, and it never
