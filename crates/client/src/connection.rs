@@ -322,22 +322,10 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<R::Response, ClientError> {
-        let key = ApiKey::try_from(R::KEY)
-            .map_err(|()| ClientError::Encode(format!("unknown api key {}", R::KEY)))?;
-        if version < R::VERSIONS.min || version > R::VERSIONS.max {
-            return Err(ClientError::Encode(format!(
-                "{key:?} v{version} is outside the versions {}..={} this build knows",
-                R::VERSIONS.min,
-                R::VERSIONS.max
-            )));
-        }
-        let request_header_version = key.request_header_version(version);
+        let key = known_key::<R>(version)?;
         let mut frame = self
             .round_trip(R::KEY, timeout, Bytes::new(), |correlation_id, head| {
-                self.header(R::KEY, version, correlation_id)
-                    .encode(head, request_header_version)
-                    .and_then(|()| req.encode(head, version))
-                    .map_err(|e| ClientError::Encode(format!("{key:?} v{version}: {e:#}")))
+                self.encode_typed(req, key, version, correlation_id, head)
             })
             .await?;
         ResponseHeader::decode(&mut frame, response_header_version(key, version)).map_err(|e| {
@@ -419,23 +407,14 @@ impl Connection {
         version: i16,
         timeout: Duration,
     ) -> Result<(), ClientError> {
-        let key = ApiKey::try_from(R::KEY)
-            .map_err(|()| ClientError::Encode(format!("unknown api key {}", R::KEY)))?;
+        let key = known_key::<R>(version)?;
         if self.is_closed() {
             return Err(self.shared.disconnected());
         }
-        let mut head = BytesMut::with_capacity(128);
-        head.put_i32(0);
-        self.header(R::KEY, version, self.shared.next_correlation_id())
-            .encode(&mut head, key.request_header_version(version))
-            .and_then(|()| req.encode(&mut head, version))
-            .map_err(|e| ClientError::Encode(format!("{key:?} v{version}: {e:#}")))?;
-        let size = head.len() - SIZE_PREFIX_BYTES;
-        let size_prefix = i32::try_from(size).map_err(|_| ClientError::FrameTooLarge {
-            size,
-            max: i32::MAX as usize,
+        let correlation_id = self.shared.next_correlation_id();
+        let head = new_frame(0, |head| {
+            self.encode_typed(req, key, version, correlation_id, head)
         })?;
-        head[..SIZE_PREFIX_BYTES].copy_from_slice(&size_prefix.to_be_bytes());
         let outgoing = Outgoing {
             head: head.freeze(),
             body: Bytes::new(),
@@ -449,6 +428,21 @@ impl Connection {
                 timeout,
             }),
         }
+    }
+
+    /// Writes the request header Kafka specifies for `key` at `version`, then `req`.
+    fn encode_typed<R: Request>(
+        &self,
+        req: &R,
+        key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        head: &mut BytesMut,
+    ) -> Result<(), ClientError> {
+        self.header(R::KEY, version, correlation_id)
+            .encode(head, key.request_header_version(version))
+            .and_then(|()| req.encode(head, version))
+            .map_err(|e| ClientError::Encode(format!("{key:?} v{version}: {e:#}")))
     }
 
     fn header(&self, api_key: i16, api_version: i16, correlation_id: i32) -> RequestHeader {
@@ -495,15 +489,7 @@ impl Connection {
             .map_err(|_closed| self.shared.disconnected())?;
         let correlation_id = self.shared.next_correlation_id();
 
-        let mut head = BytesMut::with_capacity(128);
-        head.put_i32(0);
-        encode_head(correlation_id, &mut head)?;
-        let size = head.len() - SIZE_PREFIX_BYTES + body.len();
-        let size_prefix = i32::try_from(size).map_err(|_| ClientError::FrameTooLarge {
-            size,
-            max: i32::MAX as usize,
-        })?;
-        head[..SIZE_PREFIX_BYTES].copy_from_slice(&size_prefix.to_be_bytes());
+        let head = new_frame(body.len(), |head| encode_head(correlation_id, head))?;
 
         let (reply_tx, reply_rx) = oneshot::channel();
         if !self.shared.register(correlation_id, reply_tx) {
@@ -525,6 +511,38 @@ impl Connection {
             .await
             .unwrap_or_else(|_| Err(self.shared.disconnected()))
     }
+}
+
+/// The api key of `R`, if this build knows it and `version` is within its versions.
+fn known_key<R: Request>(version: i16) -> Result<ApiKey, ClientError> {
+    let key = ApiKey::try_from(R::KEY)
+        .map_err(|()| ClientError::Encode(format!("unknown api key {}", R::KEY)))?;
+    if version < R::VERSIONS.min || version > R::VERSIONS.max {
+        return Err(ClientError::Encode(format!(
+            "{key:?} v{version} is outside the versions {}..={} this build knows",
+            R::VERSIONS.min,
+            R::VERSIONS.max
+        )));
+    }
+    Ok(key)
+}
+
+/// A frame's head: the size prefix, then what `encode` writes; the prefix counts `body_bytes`
+/// more that the writer sends after the head.
+fn new_frame(
+    body_bytes: usize,
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), ClientError>,
+) -> Result<BytesMut, ClientError> {
+    let mut head = BytesMut::with_capacity(128);
+    head.put_i32(0);
+    encode(&mut head)?;
+    let size = head.len() - SIZE_PREFIX_BYTES + body_bytes;
+    let size_prefix = i32::try_from(size).map_err(|_| ClientError::FrameTooLarge {
+        size,
+        max: i32::MAX as usize,
+    })?;
+    head[..SIZE_PREFIX_BYTES].copy_from_slice(&size_prefix.to_be_bytes());
+    Ok(head)
 }
 
 /// ApiVersions responses always use header v0, whatever the request version, so that a client

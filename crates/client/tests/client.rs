@@ -665,3 +665,31 @@ async fn a_key_the_peer_lacks_is_an_unsupported_version_error() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_request_without_response_is_framed_and_the_next_one_is_answered() {
+    let (listener, addr) = listen().await;
+    let server = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        // The frame without a response arrives whole, then the answered one.
+        let quiet = read_request(&mut stream).await.unwrap();
+        let asked = read_request(&mut stream).await.unwrap();
+        let mut body = BytesMut::new();
+        MetadataResponse::default().encode(&mut body, 5).unwrap();
+        write_response(&mut stream, asked.header.correlation_id, &body).await;
+        drain(&mut stream).await;
+        (quiet.header, asked.header)
+    });
+    let conn = Connection::connect(&addr, &options()).await.unwrap();
+    let req = MetadataRequest::default().with_topics(Some(vec![]));
+    conn.send_no_response(&req, 5, LONG).await.unwrap();
+    conn.send(&req, 5, LONG).await.unwrap();
+    assert_eq!(conn.requests_in_flight(), 0);
+    drop(conn);
+    let (quiet, asked) = server.await.unwrap();
+    assert_eq!(
+        (quiet.request_api_key, quiet.request_api_version),
+        (ApiKey::Metadata as i16, 5)
+    );
+    assert_ne!(quiet.correlation_id, asked.correlation_id);
+}
