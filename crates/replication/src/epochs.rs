@@ -150,11 +150,12 @@ impl EpochHistory {
     }
 }
 
+/// Histories and answers written as `(epoch, offset)` pairs, for the crate's tests.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
 
-    fn history(entries: &[(i32, i64)]) -> EpochHistory {
+    pub(crate) fn history(entries: &[(i32, i64)]) -> EpochHistory {
         EpochHistory::new(
             entries
                 .iter()
@@ -164,12 +165,18 @@ mod tests {
                 })
                 .collect(),
         )
-        .unwrap()
+        .expect("an ascending history")
     }
 
-    fn eo(epoch: i32, end_offset: i64) -> EpochEndOffset {
+    pub(crate) fn eo(epoch: i32, end_offset: i64) -> EpochEndOffset {
         EpochEndOffset { epoch, end_offset }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{eo, history};
+    use super::*;
 
     #[test]
     fn histories_must_ascend() {

@@ -65,24 +65,7 @@ pub fn follower_high_watermark(leader_high_watermark: i64, log_end_offset: i64) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::epochs::EpochStart;
-
-    fn history(entries: &[(i32, i64)]) -> EpochHistory {
-        EpochHistory::new(
-            entries
-                .iter()
-                .map(|&(epoch, start_offset)| EpochStart {
-                    epoch,
-                    start_offset,
-                })
-                .collect(),
-        )
-        .unwrap()
-    }
-
-    fn eo(epoch: i32, end_offset: i64) -> EpochEndOffset {
-        EpochEndOffset { epoch, end_offset }
-    }
+    use crate::epochs::test_support::{eo, history};
 
     #[test]
     fn kip_101_the_follower_keeps_what_the_leader_has_beyond_the_high_watermark() {
