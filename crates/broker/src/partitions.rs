@@ -411,8 +411,12 @@ pub struct Partitions {
     dir_start: Vec<DirStart>,
     /// Which dir holds each partition directory, and where new ones go.
     placement: Mutex<Placement>,
-    /// Serializes reconciliation so two image changes never open the same log twice.
-    reconcile_lock: Mutex<()>,
+    /// Serializes reconciles (so two image changes never open the same log twice) and holds the
+    /// `last_applied_index` of the newest image applied: callers read their image before they
+    /// get the lock, and an older image applied after a newer one would undo its changes (a
+    /// topic config altered while another reconcile was opening 50 offsets partitions went back
+    /// to its old value until the next change).
+    reconcile_lock: Mutex<u64>,
 }
 
 impl Partitions {
@@ -442,7 +446,7 @@ impl Partitions {
             by_id: RwLock::new(HashMap::new()),
             dir_start,
             placement: Mutex::new(placement),
-            reconcile_lock: Mutex::new(()),
+            reconcile_lock: Mutex::new(0),
         })
     }
 
@@ -540,7 +544,12 @@ impl Partitions {
     /// Makes the hosted partitions match `image`: opens (recovering if needed) logs for new
     /// replicas of this node, applies config changes, and deletes the logs of removed topics.
     pub fn reconcile(&self, image: &MetadataImage, now_ms: i64) -> Result<(), PartitionsError> {
-        let _serial = lock(&self.reconcile_lock);
+        let mut newest_applied = lock(&self.reconcile_lock);
+        if image.last_applied_index < *newest_applied {
+            // A newer image is in effect already, and it holds everything this one does.
+            return Ok(());
+        }
+        *newest_applied = image.last_applied_index;
         let mut wanted: HashMap<(Uuid, i32), ()> = HashMap::new();
         let broker = self.broker.current(image);
         for topic in image.topics() {
@@ -776,5 +785,72 @@ impl Partitions {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafka_metadata::{MetadataRecord, PartitionRecord};
+
+    fn partitions(dir: &std::path::Path) -> Partitions {
+        let backend: Arc<dyn Backend> = Arc::new(rafka_storage::FileBackend);
+        let log_dirs = LogDirs::new(&[dir.to_path_buf()], backend.clone()).expect("dirs");
+        log_dirs.create_all().expect("create");
+        let (config, _) =
+            crate::config::BrokerConfig::from_props(&Default::default()).expect("config");
+        let broker = Arc::new(DynamicBrokerConfig::new(Arc::new(config)));
+        Partitions::open(1, log_dirs, backend, broker, &[true]).expect("open")
+    }
+
+    fn retention_bytes(image: &MetadataImage, index: u64, value: &str) -> MetadataImage {
+        let mut next = image.clone();
+        let topic_id = image.topic_by_name("t").expect("topic").topic_id;
+        next.apply_record(&MetadataRecord::TopicConfig {
+            topic_id,
+            key: "retention.bytes".into(),
+            value: Some(value.into()),
+        });
+        next.last_applied_index = index;
+        next
+    }
+
+    /// Callers read their image before they take the reconcile lock, so an image can arrive
+    /// after a newer one; applying it would undo the newer one's config change for good.
+    #[test]
+    fn an_older_image_never_undoes_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parts = partitions(dir.path());
+        let topic_id = Uuid::new_v4();
+        let mut created = MetadataImage::empty("c");
+        created.apply_record(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        });
+        created.apply_record(&MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }));
+        created.last_applied_index = 5;
+        parts.reconcile(&created, 0).expect("created");
+        let altered = retention_bytes(&created, 7, "50000");
+        parts.reconcile(&altered, 0).expect("altered");
+        let p = parts.get(&topic_id, 0).expect("hosted");
+        assert_eq!(p.settings().log.retention_bytes, 50000);
+
+        parts.reconcile(&created, 0).expect("stale image");
+        assert_eq!(p.settings().log.retention_bytes, 50000);
+
+        // The same index again (a retry) and newer ones still apply.
+        parts.reconcile(&altered, 0).expect("same image");
+        parts
+            .reconcile(&retention_bytes(&altered, 9, "60000"), 0)
+            .expect("newer");
+        assert_eq!(p.settings().log.retention_bytes, 60000);
     }
 }
