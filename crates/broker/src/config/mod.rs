@@ -49,6 +49,23 @@ impl ConfigError {
     }
 }
 
+/// How followers fetch from leaders and when a leader drops one from the ISR (`replica.*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// `replica.lag.time.max.ms`.
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms`.
+    pub fetch_wait_max_ms: u64,
+    /// `replica.fetch.min.bytes`.
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (per partition).
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes`.
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms`.
+    pub fetch_backoff_ms: u64,
+}
+
 /// The typed configuration of one node.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -80,6 +97,8 @@ pub struct BrokerConfig {
     /// `request.timeout.ms`: requests to other brokers.
     pub request_timeout_ms: u64,
     pub controller_quorum_retry_backoff_ms: u64,
+    /// The follower-side and ISR settings (`replica.*`).
+    pub replica: ReplicaConfig,
     pub broker_heartbeat_interval_ms: u64,
     pub broker_session_timeout_ms: u64,
     pub initial_broker_registration_timeout_ms: u64,
@@ -461,6 +480,14 @@ impl BrokerConfig {
             timeout_ms("controller.quorum.request.timeout.ms")?;
         let request_timeout_ms = timeout_ms("request.timeout.ms")?;
         let controller_quorum_retry_backoff_ms = timeout_ms("controller.quorum.retry.backoff.ms")?;
+        let replica = ReplicaConfig {
+            lag_time_max_ms: positive("replica.lag.time.max.ms")?,
+            fetch_wait_max_ms: timeout_ms("replica.fetch.wait.max.ms")?,
+            fetch_min_bytes: positive("replica.fetch.min.bytes")? as i32,
+            fetch_max_bytes: positive("replica.fetch.max.bytes")? as i32,
+            fetch_response_max_bytes: positive("replica.fetch.response.max.bytes")? as i32,
+            fetch_backoff_ms: timeout_ms("replica.fetch.backoff.ms")?,
+        };
         let broker_heartbeat_interval_ms = timeout_ms("broker.heartbeat.interval.ms")?;
         let broker_session_timeout_ms = timeout_ms("broker.session.timeout.ms")?;
         let initial_broker_registration_timeout_ms =
@@ -667,6 +694,7 @@ impl BrokerConfig {
             controller_quorum_request_timeout_ms,
             request_timeout_ms,
             controller_quorum_retry_backoff_ms,
+            replica,
             broker_heartbeat_interval_ms,
             broker_session_timeout_ms,
             initial_broker_registration_timeout_ms,
