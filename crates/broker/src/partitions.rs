@@ -18,10 +18,19 @@ use uuid::Uuid;
 
 use crate::dynamic_config::DynamicBrokerConfig;
 use crate::topic_config::TopicSettings;
+use rafka_replication::LeaderConfig;
+
+mod replica;
+#[cfg(test)]
+mod sim;
+
+pub use replica::{ReplicaFetch, ReplicaFetchError, ReplicaRead, Role};
 
 struct Inner {
     log: Log,
     settings: TopicSettings,
+    /// This replica's part in replication, as the image last said (see [`replica`]).
+    role: Role,
 }
 
 /// One partition replica hosted here.
@@ -97,10 +106,7 @@ impl Partition {
                 inner
                     .log
                     .append_with_origin(batches, self.leader_epoch(), origin, now_ms)?;
-            let end = inner.log.log_end_offset();
-            self.high_watermark.store(end, Ordering::Release);
-            // On one node an append is replicated at once: the log may settle markers now.
-            inner.log.on_high_watermark_updated(end);
+            self.after_leader_append(&mut inner, now_ms);
             let sealed = if self.sealed_flush_running.load(Ordering::Acquire) {
                 None
             } else {
@@ -151,9 +157,7 @@ impl Partition {
                 self.leader_epoch(),
                 now_ms,
             )?;
-            let end = inner.log.log_end_offset();
-            self.high_watermark.store(end, Ordering::Release);
-            inner.log.on_high_watermark_updated(end);
+            self.after_leader_append(&mut inner, now_ms);
         }
         self.wake_waiters();
         Ok(())
@@ -559,6 +563,11 @@ impl Partitions {
                     continue;
                 }
                 wanted.insert((topic.topic_id, index), ());
+                let leader_config = LeaderConfig {
+                    replica_lag_time_max_ms: broker.replica.lag_time_max_ms,
+                    min_insync_replicas: usize::try_from(settings.min_insync_replicas.max(1))
+                        .unwrap_or(1),
+                };
                 if let Some(existing) = self.get(&topic.topic_id, index) {
                     existing
                         .leader_epoch
@@ -566,6 +575,9 @@ impl Partitions {
                     // Topic and dynamic broker config changes apply to open logs at once.
                     if existing.settings() != settings {
                         existing.update_settings(settings.clone());
+                    }
+                    if existing.apply_partition_image(self.node_id, p, leader_config, now_ms) {
+                        existing.wake_waiters();
                     }
                     continue;
                 }
@@ -577,20 +589,27 @@ impl Partitions {
                         partition: index,
                         source,
                     })?;
-                // One node: everything in the log is replicated, so the markers in it count.
-                let end = log.log_end_offset();
-                log.on_high_watermark_updated(end);
+                // A single replica has everything in its log replicated, so the markers in it
+                // count; a replicated partition learns its high watermark from its ISR (on the
+                // leader) or from the leader's answers (on a follower).
+                let hw = if p.replicas.len() <= 1 {
+                    log.log_end_offset()
+                } else {
+                    log.log_start_offset()
+                };
+                log.on_high_watermark_updated(hw);
                 let partition = Arc::new(Partition {
                     topic: Arc::from(topic.name.as_str()),
                     topic_id: topic.topic_id,
                     index,
                     log_dir,
-                    high_watermark: AtomicI64::new(log.log_end_offset()),
+                    high_watermark: AtomicI64::new(hw),
                     log_start_offset: AtomicI64::new(log.log_start_offset()),
                     leader_epoch: AtomicI32::new(p.leader_epoch),
                     inner: Mutex::new(Inner {
                         log,
                         settings: settings.clone(),
+                        role: Role::unassigned(),
                     }),
                     waiters: Mutex::new(Vec::new()),
                     sealed_flush_running: AtomicBool::new(false),
@@ -601,6 +620,7 @@ impl Partitions {
                     dir = %self.dir(log_dir).path().display(),
                     "Loaded partition log"
                 );
+                partition.apply_partition_image(self.node_id, p, leader_config, now_ms);
                 self.by_id
                     .write()
                     .unwrap_or_else(|e| e.into_inner())

@@ -164,6 +164,11 @@ impl LeaderPartition {
         self.high_watermark
     }
 
+    /// The partition epoch of the registration this leader last saw committed.
+    pub fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+
     pub fn epoch_start_offset(&self) -> i64 {
         self.epoch_start_offset
     }
