@@ -1,0 +1,685 @@
+//! The seeded replication simulation (issue 15): three replicas of one partition, each a real
+//! [`Partitions`] over its own log dir on the fault-injecting backend (a crash loses what was not
+//! fsynced), a controller that runs the production `apply` on an in-memory image (fencing,
+//! elections, AlterPartition), and a message bus between followers and leaders that drops,
+//! delays and duplicates fetch answers. Producers append on the leader with acks=all; a record
+//! is acknowledged once the leader's high watermark passes it, exactly as
+//! `handlers::produce::await_replication` decides. Every step is drawn from the seed.
+//!
+//! Invariants, checked as the run goes and at its end:
+//! - every acknowledged batch is in the log of every later leader, at its offset, byte for byte;
+//! - a leader's high watermark never moves back within its epoch, leader epochs only grow;
+//! - the in-sync replicas agree byte for byte on everything below the smallest high watermark.
+//!
+//! At most one node is down at a time (acks=all with `min.insync.replicas` 2 promises to survive
+//! the loss of a minority). [`Bug::TruncateToHighWatermark`] replays Kafka's pre-KIP-101 rule (a
+//! follower truncates to its high watermark when its leader changes); the simulation must catch
+//! it within its seed budget, which shows the invariants have teeth.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rafka_metadata::command::apply;
+use rafka_metadata::{
+    BrokerRegistration, ControllerCommand, Endpoint, MetadataImage, PartitionAssignment,
+};
+use rafka_replication::{EpochEndOffset, IsrChange};
+use rafka_storage::{Backend, FaultyBackend, LogDirs};
+
+use super::*;
+
+const NODES: [i32; 3] = [1, 2, 3];
+const STEPS: usize = 400;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bug {
+    None,
+    /// Pre-KIP-101: a follower truncates to its high watermark when its leader changes.
+    TruncateToHighWatermark,
+}
+
+/// Kafka's SplitMix64: small, seedable, good enough to draw steps.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+struct Node {
+    id: i32,
+    dir: PathBuf,
+    backend: FaultyBackend,
+    /// `None` while crashed.
+    parts: Option<Partitions>,
+    broker_epoch: u64,
+}
+
+/// A fetch answer on its way from a leader to a follower.
+struct Message {
+    to: i32,
+    leader_epoch: i32,
+    /// The follower's log end when it asked: a fetcher drops an answer to an older request.
+    fetch_offset: i64,
+    answer: Answer,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Records { bytes: Vec<u8>, high_watermark: i64 },
+    Diverging(EpochEndOffset),
+}
+
+/// A produce on a leader waiting for its high watermark.
+struct Pending {
+    leader: i32,
+    leader_epoch: i32,
+    offset: i64,
+}
+
+struct Sim {
+    seed: u64,
+    rng: Rng,
+    bug: Bug,
+    /// Crashes lose what was not fsynced (else they are kill -9: the page cache survives).
+    power_loss: bool,
+    now_ms: i64,
+    image: MetadataImage,
+    index: u64,
+    nodes: Vec<Node>,
+    topic_id: Uuid,
+    bus: Vec<Message>,
+    pending: Vec<Pending>,
+    /// Acknowledged batches by offset, as the leader stored them.
+    acked: BTreeMap<i64, Vec<u8>>,
+    /// The highest high watermark seen per leader epoch.
+    leader_hw: BTreeMap<i32, i64>,
+    last_leader_epoch: i32,
+    /// Diverging-epoch answers a follower acted on.
+    diverging: usize,
+    _root: tempfile::TempDir,
+}
+
+fn registration(node_id: i32) -> BrokerRegistration {
+    BrokerRegistration {
+        node_id,
+        incarnation_id: Uuid::new_v4(),
+        endpoints: vec![Endpoint {
+            listener: "PLAINTEXT".into(),
+            host: "localhost".into(),
+            port: 9000 + node_id as u16,
+            security_protocol: "PLAINTEXT".into(),
+        }],
+        rack: None,
+        fenced: true,
+    }
+}
+
+fn open_partitions(node_id: i32, dir: &std::path::Path, backend: &FaultyBackend) -> Partitions {
+    let backend: Arc<dyn Backend> = Arc::new(backend.clone());
+    let log_dirs = LogDirs::new(&[dir.to_path_buf()], backend.clone()).expect("dirs");
+    log_dirs.create_all().expect("create");
+    let mut props = BTreeMap::new();
+    // Small segments, so truncation and reads cross segment boundaries.
+    props.insert("log.segment.bytes".to_string(), "4096".to_string());
+    let (config, _) = crate::config::BrokerConfig::from_props(&props).expect("config");
+    let broker = Arc::new(DynamicBrokerConfig::new(Arc::new(config)));
+    Partitions::open(node_id, log_dirs, backend, broker, &[false]).expect("open")
+}
+
+impl Sim {
+    fn new(seed: u64, bug: Bug) -> Sim {
+        let root = tempfile::tempdir().expect("tempdir");
+        let nodes = NODES
+            .iter()
+            .map(|&id| {
+                let dir = root.path().join(format!("node{id}"));
+                let backend = FaultyBackend::new();
+                Node {
+                    id,
+                    parts: Some(open_partitions(id, &dir, &backend)),
+                    dir,
+                    backend,
+                    broker_epoch: 0,
+                }
+            })
+            .collect();
+        let mut sim = Sim {
+            seed,
+            rng: Rng(seed),
+            bug,
+            power_loss: false,
+            now_ms: 1_000_000,
+            image: MetadataImage::empty("sim"),
+            index: 0,
+            nodes,
+            topic_id: Uuid::from_u64_pair(seed, 7),
+            bus: Vec::new(),
+            pending: Vec::new(),
+            acked: BTreeMap::new(),
+            leader_hw: BTreeMap::new(),
+            last_leader_epoch: -1,
+            diverging: 0,
+            _root: root,
+        };
+        for id in NODES {
+            sim.register(id);
+        }
+        let mut configs = BTreeMap::new();
+        configs.insert("min.insync.replicas".to_string(), "2".to_string());
+        configs.insert("segment.bytes".to_string(), "4096".to_string());
+        sim.command(ControllerCommand::CreateTopic {
+            name: "sim".into(),
+            topic_id: sim.topic_id,
+            partitions: vec![PartitionAssignment {
+                partition: 0,
+                replicas: NODES.to_vec(),
+                isr: NODES.to_vec(),
+                leader: NODES[0],
+            }],
+            configs,
+            placement: None,
+        })
+        .expect("create topic");
+        sim
+    }
+
+    fn fail(&self, what: impl std::fmt::Display) -> ! {
+        panic!(
+            "replication simulation seed {} ({:?}): {what}",
+            self.seed, self.bug
+        )
+    }
+
+    /// Commits a command and lets every live node follow the new image.
+    fn command(&mut self, cmd: ControllerCommand) -> Result<(), rafka_metadata::CommandRejected> {
+        self.index += 1;
+        let (next, result) = apply(&self.image, self.index, &cmd);
+        self.image = next;
+        self.reconcile_all();
+        result.map(|_| ())
+    }
+
+    fn register(&mut self, id: i32) {
+        self.command(ControllerCommand::RegisterBroker(registration(id)))
+            .expect("register");
+        let epoch = self.index;
+        self.node_mut(id).broker_epoch = epoch;
+        self.command(ControllerCommand::UnfenceBroker {
+            node_id: id,
+            broker_epoch: epoch,
+        })
+        .expect("unfence");
+    }
+
+    fn node(&self, id: i32) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    fn node_mut(&mut self, id: i32) -> &mut Node {
+        &mut self.nodes[(id - 1) as usize]
+    }
+
+    fn partition(&self, id: i32) -> Option<Arc<Partition>> {
+        if !NODES.contains(&id) {
+            return None;
+        }
+        self.node(id).parts.as_ref()?.get(&self.topic_id, 0)
+    }
+
+    fn state(&self) -> rafka_metadata::PartitionImage {
+        self.image
+            .topic_by_id(&self.topic_id)
+            .and_then(|t| t.partition(0))
+            .cloned()
+            .unwrap_or_else(|| self.fail("the partition is gone"))
+    }
+
+    fn reconcile_all(&mut self) {
+        let before: BTreeMap<i32, Option<i32>> =
+            NODES.iter().map(|&id| (id, self.follows(id))).collect();
+        for n in &self.nodes {
+            if let Some(p) = &n.parts {
+                if let Err(e) = p.reconcile(&self.image, self.now_ms) {
+                    self.fail(format!("node {} reconcile: {e}", n.id));
+                }
+            }
+        }
+        if self.bug == Bug::TruncateToHighWatermark {
+            for id in NODES {
+                let now = self.follows(id);
+                if now.is_some() && now != before[&id] {
+                    if let Some(p) = self.partition(id) {
+                        p.truncate_to_high_watermark(self.now_ms)
+                            .unwrap_or_else(|e| self.fail(e));
+                    }
+                }
+            }
+        }
+        self.check_leader();
+    }
+
+    /// The leader epoch `id` follows at, if it follows.
+    fn follows(&self, id: i32) -> Option<i32> {
+        let p = self.partition(id)?;
+        let inner = lock(&p.inner);
+        match inner.role {
+            Role::Follower { leader_epoch, .. } if leader_epoch >= 0 => Some(leader_epoch),
+            _ => None,
+        }
+    }
+
+    /// A new leader must hold every acknowledged batch; epochs only grow.
+    fn check_leader(&mut self) {
+        let state = match self.image.topic_by_id(&self.topic_id) {
+            Some(_) => self.state(),
+            None => return,
+        };
+        if state.leader_epoch < self.last_leader_epoch {
+            self.fail("the leader epoch went back");
+        }
+        if state.leader < 0 {
+            return;
+        }
+        let Some(p) = self.partition(state.leader) else {
+            return;
+        };
+        if state.leader_epoch > self.last_leader_epoch {
+            self.last_leader_epoch = state.leader_epoch;
+            self.check_acked_on(state.leader, &p);
+        }
+    }
+
+    fn batch_at(&self, p: &Partition, offset: i64) -> Option<Vec<u8>> {
+        let inner = lock(&p.inner);
+        let end = inner.log.log_end_offset();
+        if offset >= end {
+            return None;
+        }
+        let read = inner.log.read(offset, 1, end, true).ok()?;
+        let bytes = read.records.to_vec();
+        let h = rafka_records::BatchView::parse(&bytes).ok()?;
+        (h.header().base_offset == offset).then(|| bytes[..h.total_len()].to_vec())
+    }
+
+    fn check_acked_on(&self, id: i32, p: &Partition) {
+        for (offset, batch) in &self.acked {
+            match self.batch_at(p, *offset) {
+                Some(b) if &b == batch => {}
+                Some(_) => self.fail(format!(
+                    "leader {id} holds another batch at acknowledged offset {offset}"
+                )),
+                None => self.fail(format!(
+                    "leader {id} lost the acknowledged batch at offset {offset} (log end {})",
+                    p.log_end_offset()
+                )),
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        self.now_ms += 1 + self.rng.below(200) as i64;
+        match self.rng.below(100) {
+            0..=29 => self.produce(),
+            30..=69 => self.fetch(),
+            70..=84 => self.deliver(),
+            85..=89 => self.isr_check(),
+            90..=94 => self.crash(),
+            _ => self.restart(),
+        }
+        self.settle_pending();
+    }
+
+    fn leader(&self) -> Option<(i32, i32, Arc<Partition>)> {
+        let state = self.state();
+        let p = self.partition(state.leader)?;
+        Some((state.leader, state.leader_epoch, p))
+    }
+
+    fn produce(&mut self) {
+        let Some((leader, epoch, p)) = self.leader() else {
+            return;
+        };
+        // acks=all: refused up front below min.insync.replicas.
+        if p.isr_len().unwrap_or(0) < 2 {
+            return;
+        }
+        let value = format!("{}-{}", self.seed, self.now_ms);
+        let mut batch = rafka_records::BatchBuilder::new(0)
+            .timestamp(self.now_ms)
+            .record(None, Some(value.as_bytes()), &[], self.now_ms)
+            .build();
+        match p.append(&mut batch, self.now_ms) {
+            Ok(info) => self.pending.push(Pending {
+                leader,
+                leader_epoch: epoch,
+                offset: info.base_offset,
+            }),
+            Err(e) => self.fail(format!("append on leader {leader}: {e}")),
+        }
+    }
+
+    /// What `await_replication` decides: acknowledged once the high watermark passes the batch
+    /// while the broker still leads at the epoch it appended in.
+    fn settle_pending(&mut self) {
+        let mut still = Vec::new();
+        for w in std::mem::take(&mut self.pending) {
+            let Some(p) = self.partition(w.leader) else {
+                continue; // crashed: the producer hears nothing and retries elsewhere
+            };
+            if !p.leads_at(w.leader_epoch) {
+                continue;
+            }
+            let hw = p.high_watermark();
+            let seen = self.leader_hw.entry(w.leader_epoch).or_insert(hw);
+            if hw < *seen {
+                self.fail(format!("leader {} high watermark went back", w.leader));
+            }
+            *seen = hw;
+            if hw > w.offset {
+                let batch = self
+                    .batch_at(&p, w.offset)
+                    .unwrap_or_else(|| self.fail("an acknowledged batch is not in its leader"));
+                self.acked.insert(w.offset, batch);
+            } else {
+                still.push(w);
+            }
+        }
+        self.pending = still;
+    }
+
+    fn fetch(&mut self) {
+        let state = self.state();
+        if state.leader < 0 {
+            return;
+        }
+        let followers: Vec<i32> = state
+            .replicas
+            .iter()
+            .copied()
+            .filter(|&id| id != state.leader && self.follows(id) == Some(state.leader_epoch))
+            .collect();
+        if followers.is_empty() {
+            return;
+        }
+        let to = followers[self.rng.below(followers.len() as u64) as usize];
+        let (Some(leader), Some(follower)) = (self.partition(state.leader), self.partition(to))
+        else {
+            return;
+        };
+        let (fetch_offset, log_start, last_epoch) = follower.follower_fetch_state();
+        let broker = self.image.broker(to);
+        let fetch = ReplicaFetch {
+            replica_id: to,
+            broker_epoch: self.node(to).broker_epoch as i64,
+            fetch_offset,
+            log_start_offset: log_start,
+            last_fetched_epoch: last_epoch,
+            may_join_isr: broker.is_some_and(|b| !b.fenced && !b.in_controlled_shutdown),
+        };
+        let answer = match leader.replica_fetch(fetch, 2048, true, self.now_ms) {
+            Ok(ReplicaRead::Records {
+                read,
+                high_watermark,
+                isr_change,
+            }) => {
+                if let Some(change) = isr_change {
+                    self.alter_partition(state.leader, change);
+                }
+                Answer::Records {
+                    bytes: read.records.to_vec(),
+                    high_watermark,
+                }
+            }
+            Ok(ReplicaRead::Diverging(d)) => Answer::Diverging(d),
+            // Out of range: the follower starts over at the leader's log start.
+            Err(ReplicaFetchError::Storage(StorageError::OffsetOutOfRange { .. })) => {
+                let start = leader.log_start_offset();
+                if fetch_offset < start {
+                    follower
+                        .restart_at(state.leader_epoch, start, self.now_ms)
+                        .unwrap_or_else(|e| self.fail(e));
+                }
+                return;
+            }
+            Err(e) => self.fail(format!("fetch from leader {}: {e}", state.leader)),
+        };
+        let message = Message {
+            to,
+            leader_epoch: state.leader_epoch,
+            fetch_offset,
+            answer,
+        };
+        // The bus: most answers arrive at once, some later, some twice, some never.
+        match self.rng.below(10) {
+            0 => {}
+            1 => {
+                self.bus.push(Message {
+                    to,
+                    leader_epoch: state.leader_epoch,
+                    fetch_offset,
+                    answer: message.answer.clone(),
+                });
+                self.bus.push(message);
+            }
+            2 | 3 => self.bus.push(message),
+            _ => self.apply_answer(message),
+        }
+    }
+
+    fn deliver(&mut self) {
+        if self.bus.is_empty() {
+            return;
+        }
+        let i = self.rng.below(self.bus.len() as u64) as usize;
+        let m = self.bus.swap_remove(i);
+        self.apply_answer(m);
+    }
+
+    /// The fetcher's side: an answer to an older request, or from a replaced leader, is dropped.
+    fn apply_answer(&mut self, m: Message) {
+        let Some(p) = self.partition(m.to) else {
+            return;
+        };
+        if p.follower_fetch_state().0 != m.fetch_offset {
+            return;
+        }
+        let result = match m.answer {
+            Answer::Records {
+                bytes,
+                high_watermark,
+            } => p.append_as_follower(m.leader_epoch, &bytes, high_watermark, self.now_ms),
+            Answer::Diverging(d) => {
+                self.diverging += 1;
+                p.truncate_to_leader(m.leader_epoch, d, self.now_ms)
+                    .map(|_| ())
+            }
+        };
+        if let Err(e) = result {
+            self.fail(format!("follower {} applying an answer: {e}", m.to));
+        }
+    }
+
+    fn alter_partition(&mut self, leader: i32, change: IsrChange) {
+        let broker_epoch = self.node(leader).broker_epoch;
+        let cmd = ControllerCommand::AlterPartition {
+            broker_id: leader,
+            broker_epoch,
+            topic_id: self.topic_id,
+            partition: 0,
+            leader_epoch: change.leader_epoch,
+            partition_epoch: change.partition_epoch,
+            new_isr: change
+                .new_isr
+                .iter()
+                .map(|(id, e)| (*id, e.and_then(|e| u64::try_from(e).ok())))
+                .collect(),
+        };
+        if self.command(cmd).is_err() {
+            if let Some(p) = self.partition(leader) {
+                p.isr_change_failed();
+            }
+        }
+    }
+
+    fn isr_check(&mut self) {
+        // Time passes faster here, so lagging followers do leave the ISR.
+        self.now_ms += self.rng.below(40_000) as i64;
+        let Some((leader, _, p)) = self.leader() else {
+            return;
+        };
+        if let Some(change) = p.maybe_shrink_isr(self.now_ms) {
+            self.alter_partition(leader, change);
+        }
+    }
+
+    fn crash(&mut self) {
+        if self.nodes.iter().any(|n| n.parts.is_none()) {
+            return; // at most one node down: a minority of three
+        }
+        let id = NODES[self.rng.below(3) as usize];
+        let seed = self.rng.next();
+        let power_loss = self.power_loss;
+        let node = self.node_mut(id);
+        node.parts = None;
+        let epoch = node.broker_epoch;
+        // kill -9 keeps what reached the page cache; a power loss keeps only what was fsynced.
+        if power_loss {
+            if let Err(e) = node.backend.crash_with_seed(seed) {
+                self.fail(format!("crash of node {id}: {e}"));
+            }
+        }
+        self.bus.retain(|m| m.to != id);
+        self.command(ControllerCommand::FenceBroker {
+            node_id: id,
+            broker_epoch: epoch,
+        })
+        .unwrap_or_else(|e| self.fail(format!("fence {id}: {e:?}")));
+    }
+
+    fn restart(&mut self) {
+        let Some(id) = self.nodes.iter().find(|n| n.parts.is_none()).map(|n| n.id) else {
+            return;
+        };
+        let backend = FaultyBackend::new();
+        let parts = open_partitions(id, &self.node(id).dir, &backend);
+        let node = self.node_mut(id);
+        node.backend = backend;
+        node.parts = Some(parts);
+        self.register(id);
+    }
+
+    /// Runs the seed; returns (acknowledged batches, leader elections, diverging answers) to show
+    /// the run did something.
+    fn run(mut self) -> (usize, i32, usize) {
+        for _ in 0..STEPS {
+            self.step();
+        }
+        // Heal: everyone up, every answer delivered, followers caught up; then compare.
+        self.restart();
+        self.bus.clear();
+        for _ in 0..200 {
+            self.fetch();
+            self.settle_pending();
+        }
+        self.check_agreement();
+        if let Some((id, _, p)) = self.leader() {
+            self.check_acked_on(id, &p);
+            // Caught-up followers have learned the leader's high watermark.
+            let hw = p.high_watermark();
+            for f in NODES.iter().filter(|&&f| f != id) {
+                if let Some(fp) = self.partition(*f) {
+                    if fp.log_end_offset() == p.log_end_offset() && fp.high_watermark() != hw {
+                        self.fail(format!(
+                            "follower {f} has high watermark {} where its leader has {hw}",
+                            fp.high_watermark()
+                        ));
+                    }
+                }
+            }
+        }
+        (self.acked.len(), self.last_leader_epoch, self.diverging)
+    }
+
+    /// In-sync replicas agree byte for byte below the smallest high watermark.
+    fn check_agreement(&self) {
+        let state = self.state();
+        let parts: Vec<(i32, Arc<Partition>)> = state
+            .isr
+            .iter()
+            .filter_map(|&id| Some((id, self.partition(id)?)))
+            .collect();
+        let Some(hw) = parts.iter().map(|(_, p)| p.high_watermark()).min() else {
+            return;
+        };
+        let start = parts
+            .iter()
+            .map(|(_, p)| p.log_start_offset())
+            .max()
+            .unwrap_or(0);
+        let mut offset = start;
+        while offset < hw {
+            let batches: Vec<Option<Vec<u8>>> = parts
+                .iter()
+                .map(|(_, p)| self.batch_at(p, offset))
+                .collect();
+            let first = &batches[0];
+            if batches.iter().any(|b| b != first) {
+                self.fail(format!(
+                    "in-sync replicas {:?} disagree at offset {offset} below high watermark {hw}",
+                    parts.iter().map(|(id, _)| id).collect::<Vec<_>>()
+                ));
+            }
+            offset += 1;
+        }
+    }
+}
+
+fn seeds() -> u64 {
+    std::env::var("RAFKA_REPL_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60)
+}
+
+#[test]
+fn replication_keeps_every_acknowledged_record() {
+    let (mut acked, mut elections, mut truncations) = (0, 0, 0);
+    for seed in 0..seeds() {
+        let (a, e, t) = Sim::new(seed, Bug::None).run();
+        acked += a;
+        elections += e;
+        truncations += t;
+    }
+    eprintln!("{} seeds: {acked} batches acknowledged, {elections} leader elections, {truncations} diverging-epoch answers", seeds());
+    // The runs must exercise what the invariants are about.
+    assert!(acked as u64 > 10 * seeds() && elections as u64 > seeds() && truncations > 0);
+}
+
+/// The invariants catch Kafka's pre-KIP-101 truncation to the high watermark.
+#[test]
+fn the_simulation_catches_truncation_to_the_high_watermark() {
+    // Only an invariant's failure counts, not any panic of the harness.
+    let caught = (0..seeds()).find(|&seed| {
+        match std::panic::catch_unwind(|| Sim::new(seed, Bug::TruncateToHighWatermark).run()) {
+            Ok(_) => false,
+            Err(payload) => payload
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("replication simulation seed")),
+        }
+    });
+    assert!(
+        caught.is_some(),
+        "no seed of {} caught the pre-KIP-101 truncation",
+        seeds()
+    );
+}
