@@ -406,6 +406,17 @@ impl Node {
             shared.clone(),
             shutdown_rx.clone(),
         )));
+        // Replication: followers fetch from their leaders once their logs are open; leaders
+        // drop followers that fell behind.
+        tasks.push(tokio::spawn(crate::cluster::fetcher::run(
+            shared.clone(),
+            reconciled.clone(),
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::cluster::isr::shrink_loop(
+            shared.clone(),
+            shutdown_rx.clone(),
+        )));
         // An existing __consumer_offsets decides the partition count groups hash over.
         let offsets_partitions = shared
             .image()

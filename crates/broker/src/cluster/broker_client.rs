@@ -62,9 +62,59 @@ impl BrokerClient {
         req: &R,
         timeout: Duration,
     ) -> Result<R::Response, BrokerCallError> {
+        self.call(image, node_id, req, None, timeout).await
+    }
+
+    /// [`BrokerClient::send`] at `version` (from [`BrokerClient::version_for`]), for requests
+    /// whose fields depend on it.
+    pub async fn send_at<R: Request>(
+        &self,
+        image: &MetadataImage,
+        node_id: i32,
+        req: &R,
+        version: i16,
+        timeout: Duration,
+    ) -> Result<R::Response, BrokerCallError> {
+        self.call(image, node_id, req, Some(version), timeout).await
+    }
+
+    /// The highest version of `R` both this broker and broker `node_id` speak.
+    pub async fn version_for<R: Request>(
+        &self,
+        image: &MetadataImage,
+        node_id: i32,
+        timeout: Duration,
+    ) -> Result<i16, BrokerCallError> {
+        let addr = self.addr(image, node_id)?;
+        let client = |source| BrokerCallError::Client {
+            node_id,
+            addr: addr.clone(),
+            source,
+        };
+        let conn = match tokio::time::timeout(timeout, self.pool.get(&addr)).await {
+            Ok(conn) => conn.map_err(client)?,
+            Err(_) => {
+                return Err(client(ClientError::Timeout {
+                    addr: addr.clone(),
+                    api_key: R::KEY,
+                    timeout,
+                }))
+            }
+        };
+        conn.version_for::<R>(timeout).await.map_err(client)
+    }
+
+    async fn call<R: Request>(
+        &self,
+        image: &MetadataImage,
+        node_id: i32,
+        req: &R,
+        version: Option<i16>,
+        timeout: Duration,
+    ) -> Result<R::Response, BrokerCallError> {
         let addr = self.addr(image, node_id)?;
         self.pool
-            .send(&addr, req, None, timeout)
+            .send(&addr, req, version, timeout)
             .await
             .map_err(|source| BrokerCallError::Client {
                 node_id,

@@ -7,5 +7,7 @@
 pub mod broker_client;
 pub mod controller_client;
 pub mod controller_listener;
+pub mod fetcher;
+pub mod isr;
 pub mod lifecycle;
 pub mod transport;
