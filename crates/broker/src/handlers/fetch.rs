@@ -6,6 +6,13 @@
 //! (no polling), or `max_wait_ms` ends the wait. KIP-74: the first non-empty partition always
 //! returns at least one whole batch, even when that batch exceeds `max_bytes`.
 //!
+//! A fetch from a follower (a replica id in the request: `replica_id` before v15, `replica_state`
+//! from v15) reads up to the log end instead of the high watermark, is checked against the
+//! leader's epoch history first (a diverging epoch answers instead of records, KIP-320), and
+//! counts as the follower's progress, which moves the high watermark and may propose an ISR
+//! expansion ([`crate::partitions::Partition::replica_fetch`]). Its long poll waits for the log
+//! end to move.
+//!
 //! Fetch sessions (KIP-227) are declined as the KIP allows: every answer carries session id 0,
 //! so clients keep sending full fetch requests.
 
@@ -27,7 +34,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::errors;
-use crate::partitions::Partition;
+use crate::partitions::{Partition, ReplicaFetch, ReplicaFetchError, ReplicaRead};
 use crate::state::Shared;
 use crate::topic_config::TopicCompression;
 
@@ -44,6 +51,9 @@ struct Wanted {
     fetch_offset: i64,
     partition_max_bytes: i32,
     current_leader_epoch: i32,
+    /// A follower's: the epoch of its last batch (v12+, else -1) and its log start (v5+).
+    last_fetched_epoch: i32,
+    log_start_offset: i64,
     /// Resolved partition, or the error to report for it.
     target: Result<Arc<Partition>, ResponseError>,
     /// KIP-951: the current leader (id, epoch) when this broker is not it.
@@ -67,8 +77,9 @@ pub async fn handle(
         response.error_code = ResponseError::InvalidFetchSessionEpoch.code();
         return response;
     }
-    let read_committed = request.isolation_level == 1;
     let image = shared.image();
+    let replica = replica_of(&request, version, &image);
+    let read_committed = request.isolation_level == 1 && replica.is_none();
     let mut topics: Vec<(String, Uuid)> = Vec::new();
     let mut wanted = Vec::new();
     let mut node_endpoints = Vec::new();
@@ -128,6 +139,12 @@ pub async fn handle(
                 fetch_offset: p.fetch_offset,
                 partition_max_bytes: p.partition_max_bytes,
                 current_leader_epoch: p.current_leader_epoch,
+                last_fetched_epoch: if version >= 12 {
+                    p.last_fetched_epoch
+                } else {
+                    -1
+                },
+                log_start_offset: p.log_start_offset,
                 target,
                 leader_hint,
             });
@@ -146,7 +163,7 @@ pub async fn handle(
     };
     loop {
         let (parts, total, any_error, hws) =
-            read_all(shared, &wanted, max_bytes, read_committed, version);
+            read_all(shared, &wanted, max_bytes, read_committed, replica, version);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || wait.is_zero() {
             response.responses = assemble(&topics, &wanted, parts);
@@ -157,13 +174,57 @@ pub async fn handle(
         for (w, hw) in wanted.iter().zip(&hws) {
             if let Ok(p) = &w.target {
                 p.register_waiter(waiter.clone());
-                if visible_end(p, read_committed) != *hw {
+                let end = match replica {
+                    Some(_) => p.log_end_offset(),
+                    None => visible_end(p, read_committed),
+                };
+                if end != *hw {
                     waiter.notify_one();
                 }
             }
         }
         let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
     }
+}
+
+/// Who sent a fetch on a follower's behalf.
+#[derive(Debug, Clone, Copy)]
+struct Replica {
+    id: i32,
+    /// KIP-903: the broker epoch the follower sent (v15+), -1 when it sent none.
+    broker_epoch: i64,
+    /// Its broker is registered (with this epoch, when it sent one), unfenced and not shutting
+    /// down: it may join an ISR. A fetch from an older incarnation still reads, but does not
+    /// count towards joining.
+    may_join_isr: bool,
+}
+
+fn replica_of(
+    request: &FetchRequest,
+    version: i16,
+    image: &rafka_metadata::MetadataImage,
+) -> Option<Replica> {
+    let (id, broker_epoch) = if version >= 15 {
+        (
+            request.replica_state.replica_id.0,
+            request.replica_state.replica_epoch,
+        )
+    } else {
+        (request.replica_id.0, -1)
+    };
+    if id < 0 {
+        return None;
+    }
+    let may_join_isr = image.broker(id).is_some_and(|b| {
+        !b.fenced
+            && !b.in_controlled_shutdown
+            && (broker_epoch < 0 || i64::try_from(b.epoch).is_ok_and(|e| e == broker_epoch))
+    });
+    Some(Replica {
+        id,
+        broker_epoch,
+        may_join_isr,
+    })
 }
 
 /// Kafka answers Fetch before v10 for a topic with `compression.type=zstd` with
@@ -201,6 +262,7 @@ fn read_all(
     wanted: &[Wanted],
     max_bytes: usize,
     read_committed: bool,
+    replica: Option<Replica>,
     version: i16,
 ) -> (Vec<PartitionData>, usize, bool, Vec<i64>) {
     let mut out = Vec::with_capacity(wanted.len());
@@ -258,6 +320,50 @@ fn read_all(
         // KIP-74: the first partition that has data returns a whole batch whatever the limits.
         let min_one_batch = total == 0;
         if budget == 0 && !min_one_batch {
+            out.push(pd);
+            continue;
+        }
+        if let Some(r) = replica {
+            // The long poll of a follower waits for the log end to move.
+            if let Some(last) = hws.last_mut() {
+                *last = p.log_end_offset();
+            }
+            let fetch = ReplicaFetch {
+                replica_id: r.id,
+                broker_epoch: r.broker_epoch,
+                fetch_offset: w.fetch_offset,
+                log_start_offset: w.log_start_offset,
+                last_fetched_epoch: w.last_fetched_epoch,
+                may_join_isr: r.may_join_isr,
+            };
+            match p.replica_fetch(fetch, budget, min_one_batch, crate::now_ms()) {
+                Ok(ReplicaRead::Records {
+                    read,
+                    high_watermark,
+                    isr_change,
+                }) => {
+                    total += read.records.len();
+                    pd.high_watermark = high_watermark;
+                    pd.records = Some(read.records);
+                    if let Some(change) = isr_change {
+                        crate::cluster::isr::propose(shared, p.clone(), change);
+                    }
+                }
+                Ok(ReplicaRead::Diverging(d)) => {
+                    pd.diverging_epoch.epoch = d.epoch;
+                    pd.diverging_epoch.end_offset = d.end_offset;
+                    // The follower truncates before anything else: answer at once.
+                    any_error = true;
+                }
+                Err(ReplicaFetchError::NotLeader) => {
+                    pd.error_code = ResponseError::NotLeaderOrFollower.code();
+                    any_error = true;
+                }
+                Err(ReplicaFetchError::Storage(e)) => {
+                    pd.error_code = errors::storage(&e).code();
+                    any_error = true;
+                }
+            }
             out.push(pd);
             continue;
         }

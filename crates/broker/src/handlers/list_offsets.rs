@@ -79,6 +79,11 @@ fn lookup(
     let epoch = p
         .check_leader_epoch(current_leader_epoch)
         .map_err(errors::epoch)?;
+    // KIP-207: a new leader whose high watermark has not reached the start of its epoch yet
+    // would answer offsets lower than its predecessor did; the client retries instead.
+    if p.high_watermark_behind_epoch_start() {
+        return Err(ResponseError::OffsetNotAvailable);
+    }
     match timestamp {
         // read_committed consumers see the log up to the last stable offset.
         LATEST if isolation == READ_COMMITTED => Ok((p.last_stable_offset(), -1, epoch)),

@@ -26,6 +26,7 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::now_ms;
+use crate::partitions::Partition;
 use crate::state::Shared;
 use crate::txn_membership;
 
@@ -62,6 +63,7 @@ pub async fn handle(
     frame: Option<Bytes>,
 ) -> ProduceOutcome {
     let acks = request.acks;
+    let request_timeout_ms = request.timeout_ms;
     let transactional_id = request
         .transactional_id
         .as_ref()
@@ -120,6 +122,8 @@ pub async fn handle(
         .collect();
     let mut any_error = false;
     let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
+    // acks=all appends whose answers wait for the followers: (topic index, response index).
+    let mut awaiting: Vec<(usize, usize, AwaitReplication)> = Vec::new();
     for (item, verify_error) in items.into_iter().zip(verify_errors) {
         let topic = &topics[item.topic_index];
         let mut pr = PartitionProduceResponse::default();
@@ -145,6 +149,10 @@ pub async fn handle(
                 pr.base_offset = done.base_offset;
                 pr.log_append_time_ms = done.log_append_time_ms;
                 pr.log_start_offset = done.log_start_offset;
+                if let Some(wait) = done.replication {
+                    let index = responses[item.topic_index].partition_responses.len();
+                    awaiting.push((item.topic_index, index, wait));
+                }
             }
             Err((code, message)) => {
                 any_error = true;
@@ -188,6 +196,18 @@ pub async fn handle(
             }
         }
         responses[item.topic_index].partition_responses.push(pr);
+    }
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_millis(u64::try_from(request_timeout_ms.max(0)).unwrap_or(0));
+    for (topic_index, index, wait) in awaiting {
+        if let Err(code) = await_replication(&wait, deadline).await {
+            let pr = &mut responses[topic_index].partition_responses[index];
+            pr.error_code = code.code();
+            pr.error_message = Some(StrBytes::from_string(format!(
+                "{:?}: {code}",
+                wait.partition
+            )));
+        }
     }
     if acks == 0 {
         // With acks=0 the client reads no answer; closing is how Kafka tells it something failed.
@@ -299,6 +319,51 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// acks=all: what the answer waits for (see [`await_replication`]).
+    replication: Option<AwaitReplication>,
+}
+
+/// An acks=all append waiting for its followers: the high watermark must pass `required`
+/// while this broker still leads at `leader_epoch`.
+struct AwaitReplication {
+    partition: Arc<Partition>,
+    required: i64,
+    leader_epoch: i32,
+    settings: crate::topic_config::TopicSettings,
+    replicas: usize,
+}
+
+/// Kafka's delayed produce (`DelayedProduce` with `checkEnoughReplicasReachOffset`): done once
+/// the high watermark passes the batch, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then
+/// below `min.insync.replicas`, NOT_LEADER_OR_FOLLOWER once leadership moved, and
+/// REQUEST_TIMED_OUT at the request's timeout. Every high watermark move, append and role
+/// change wakes it; a single replica has its high watermark at the log end already.
+async fn await_replication(
+    wait: &AwaitReplication,
+    deadline: tokio::time::Instant,
+) -> Result<(), ResponseError> {
+    let p = &wait.partition;
+    loop {
+        let waiter = Arc::new(tokio::sync::Notify::new());
+        p.register_waiter(waiter.clone());
+        if !p.leads_at(wait.leader_epoch) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
+        if p.high_watermark() >= wait.required {
+            let isr = p.isr_len().unwrap_or(0);
+            return if wait.settings.enough_in_sync(isr, wait.replicas) {
+                Ok(())
+            } else {
+                Err(ResponseError::NotEnoughReplicasAfterAppend)
+            };
+        }
+        if tokio::time::timeout_at(deadline, waiter.notified())
+            .await
+            .is_err()
+        {
+            return Err(ResponseError::RequestTimedOut);
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -487,10 +552,20 @@ fn produce_partition(
         (true, true) => info.log_append_time_ms.unwrap_or(-1),
         (true, false) => -1,
     };
+    let replication = (acks == -1).then(|| AwaitReplication {
+        required: info.last_offset + 1,
+        leader_epoch: partition.leader_epoch(),
+        replicas: topic_image
+            .partition(item.partition)
+            .map_or(1, |p| p.replicas.len()),
+        settings,
+        partition: partition.clone(),
+    });
     Ok(Appended {
         base_offset: info.base_offset,
         log_append_time_ms,
         log_start_offset: partition.log_start_offset(),
+        replication,
     })
 }
 

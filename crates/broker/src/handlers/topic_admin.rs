@@ -30,19 +30,6 @@ pub fn validate_configs(configs: &BTreeMap<String, String>) -> Result<(), ApiErr
     crate::config::validate::validate_topic_configs(configs).map_err(errors::config_rejected)
 }
 
-/// The replication factor rafka can place today: every partition has one replica (Kafka's ISR
-/// replication is a later step).
-pub const REPLICATION_FACTOR_MAX: i16 = 1;
-
-fn replication_unavailable(replication_factor: usize) -> ApiError {
-    ApiError::new(
-        ResponseError::InvalidReplicationFactor,
-        format!(
-            "Replication factor {replication_factor} is not available yet: rafka does not replicate partitions, every partition has exactly one replica. Use a replication factor of 1."
-        ),
-    )
-}
-
 /// Where new partitions go when the request names no brokers: Kafka's striped placement over
 /// the usable brokers, computed when the command is applied (so it sees the brokers as the log
 /// has them at that point), from a seed drawn here.
@@ -52,9 +39,6 @@ pub fn striped(count: i32, replication_factor: i16) -> Result<Placement, ApiErro
             ResponseError::InvalidReplicationFactor,
             "Replication factor must be larger than 0.".to_string(),
         ));
-    }
-    if replication_factor > REPLICATION_FACTOR_MAX {
-        return Err(replication_unavailable(replication_factor as usize));
     }
     Ok(Placement::Striped {
         partition_count: count,
@@ -89,9 +73,6 @@ pub fn manual(image: &MetadataImage, assignments: &[Vec<i32>]) -> Result<Placeme
                 format!("Unknown broker {b} in replica assignment"),
             ));
         }
-    }
-    if rf > REPLICATION_FACTOR_MAX as usize {
-        return Err(replication_unavailable(rf));
     }
     Ok(Placement::Manual {
         replicas: assignments.to_vec(),
