@@ -1,0 +1,166 @@
+"""Replication (issue 15): partitions with three replicas on three combined nodes, acks=all
+producers with numbered values, and failover. Followers fetch from their leader, the high
+watermark is the smallest log end over the ISR, acks=all is answered once it passes the batch,
+fencing shrinks the ISR and elects the next in-sync replica, a restarted replica catches up and
+rejoins the ISR (AlterPartition), and nothing acknowledged is lost, duplicated or moved.
+"""
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
+
+from broker_proc import is_mock
+from helpers import wait_until
+from test_cluster import FAST_SESSIONS, admin, make_cluster  # noqa: F401
+
+pytestmark = pytest.mark.skipif(is_mock(), reason="the mock broker is not a cluster")
+
+# Short sessions so a killed leader is fenced (and replaced) within seconds; a short lag time so
+# a follower that stops fetching leaves the ISR within seconds.
+REPLICATION = {**FAST_SESSIONS, "replica.lag.time.max.ms": 4000}
+
+
+def create_replicated(bootstrap: str, name: str, partitions: int = 1, rf: int = 3,
+                      configs: dict | None = None) -> None:
+    a = admin(bootstrap)
+    fs = a.create_topics([NewTopic(name, partitions, rf, config=configs or {})],
+                         operation_timeout=30, request_timeout=30)
+    fs[name].result(30)
+
+
+def partition_state(bootstrap: str, topic: str, p: int = 0) -> tuple[int, list[int], list[int]]:
+    """(leader, replicas, isr) as Metadata reports them."""
+    md = admin(bootstrap).list_topics(topic, timeout=10)
+    pm = md.topics[topic].partitions[p]
+    return pm.leader, list(pm.replicas), sorted(pm.isrs)
+
+
+def produce_numbered(bootstrap: str, topic: str, start: int, count: int) -> dict[int, int]:
+    """Produces values start..start+count-1 with an idempotent acks=all producer; returns the
+    offset each acknowledged value got."""
+    acked: dict[int, int] = {}
+    errors: list = []
+
+    def on_delivery(err, msg):
+        if err is None:
+            acked[int(msg.value())] = msg.offset()
+        else:
+            errors.append(err)
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                  "linger.ms": 2, "message.timeout.ms": 60000})
+    for i in range(start, start + count):
+        p.produce(topic, str(i).encode(), partition=0, on_delivery=on_delivery)
+        p.poll(0)
+    assert p.flush(90) == 0, "records left undelivered"
+    assert not errors, errors[:5]
+    return acked
+
+
+def read_all(bootstrap: str, topic: str) -> list[tuple[int, int]]:
+    """(offset, value) of every record of partition 0, from the beginning to the end."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "replication-reader",
+                  "enable.auto.commit": False, "enable.partition.eof": True})
+    out: list[tuple[int, int]] = []
+    try:
+        # A new leader answers OFFSET_NOT_AVAILABLE until its high watermark reaches the start
+        # of its epoch (KIP-207); asked again, it answers.
+        _, high = wait_until(lambda: c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10),
+                             timeout=30, what="the high watermark of the leader")
+        c.assign([TopicPartition(topic, 0, 0)])
+        while not out or out[-1][0] < high - 1:
+            m = c.poll(10)
+            assert m is not None, f"no record within 10 s after offset {out[-1:]}, high {high}"
+            if m.error():
+                if m.error().code() == KafkaError._PARTITION_EOF:
+                    if m.offset() >= high:
+                        break
+                    continue
+                raise AssertionError(f"consumer error {m.error()}")
+            out.append((m.offset(), int(m.value())))
+    finally:
+        c.close()
+    return out
+
+
+def check_log(records: list[tuple[int, int]], acked: dict[int, int]) -> None:
+    """Every acknowledged value is there at the offset it was acknowledged with; no value twice;
+    offsets increase."""
+    offsets = [o for o, _ in records]
+    assert offsets == sorted(set(offsets)), "offsets repeat or go back"
+    by_value: dict[int, int] = {}
+    for o, v in records:
+        assert v not in by_value, f"value {v} twice (offsets {by_value[v]} and {o})"
+        by_value[v] = o
+    lost = [v for v in acked if v not in by_value]
+    assert not lost, f"{len(lost)} acknowledged values lost, e.g. {lost[:5]}"
+    moved = [(v, o, by_value[v]) for v, o in acked.items() if by_value[v] != o]
+    assert not moved, f"acknowledged values at other offsets: {moved[:5]}"
+
+
+@pytest.mark.timeout(300)
+def test_acks_all_survives_the_leader_killed_twice(make_cluster):
+    c = make_cluster(combined=3, overrides=REPLICATION)
+    b = c.bootstrap()
+    create_replicated(b, "repl", configs={"min.insync.replicas": "2"})
+    leader, replicas, isr = partition_state(b, "repl")
+    assert sorted(replicas) == [1, 2, 3] and isr == [1, 2, 3], (leader, replicas, isr)
+
+    acked = produce_numbered(b, "repl", 0, 3000)
+    assert len(acked) == 3000
+    check_log(read_all(b, "repl"), acked)
+
+    # kill -9 of the leader: fenced, the next in-sync replica leads, with everything acked.
+    first = leader
+    c.nodes[first].kill9()
+    b = c.bootstrap()
+    second = wait_until(lambda: (lambda s: s[0] if s[0] not in (-1, first) else None)(
+        partition_state(b, "repl")), timeout=30, what="a new leader")
+    wait_until(lambda: first not in partition_state(b, "repl")[2], timeout=30,
+               what="the killed leader out of the ISR")
+    check_log(read_all(b, "repl"), acked)
+    # Two in sync of min.insync.replicas 2: acks=all still works.
+    acked.update(produce_numbered(b, "repl", 3000, 1000))
+
+    # The old leader comes back as a follower, catches up and rejoins the ISR.
+    c.nodes[first].start()
+    wait_until(lambda: partition_state(c.bootstrap(), "repl")[2] == [1, 2, 3], timeout=60,
+               what="the restarted replica back in the ISR")
+    acked.update(produce_numbered(c.bootstrap(), "repl", 4000, 1000))
+
+    # Then the second leader dies too: the data moves on again, nothing lost.
+    c.nodes[second].kill9()
+    b = c.bootstrap()
+    third = wait_until(lambda: (lambda s: s[0] if s[0] not in (-1, second) else None)(
+        partition_state(b, "repl")), timeout=30, what="a third leader")
+    assert third != second
+    check_log(read_all(b, "repl"), acked)
+    assert len(acked) == 5000
+
+
+@pytest.mark.timeout(180)
+def test_acks_all_below_min_insync_replicas_is_refused(make_cluster):
+    c = make_cluster(combined=3, overrides=REPLICATION)
+    b = c.bootstrap()
+    create_replicated(b, "strict", configs={"min.insync.replicas": "3"})
+    acked = produce_numbered(b, "strict", 0, 100)
+    assert len(acked) == 100
+    leader, _, _ = partition_state(b, "strict")
+    follower = next(n for n in (1, 2, 3) if n != leader)
+    c.nodes[follower].kill9()
+    b = c.bootstrap()
+    wait_until(lambda: partition_state(b, "strict")[2] == sorted({1, 2, 3} - {follower}),
+               timeout=30, what="the killed follower out of the ISR")
+    errors: list = []
+    p = Producer({"bootstrap.servers": b, "acks": "all", "message.timeout.ms": 5000,
+                  "retries": 0})
+    p.produce("strict", b"refused", partition=0,
+              on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30)
+    assert len(errors) == 1 and errors[0] is not None, errors
+    assert errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, errors[0]
+    # acks=1 does not ask for the ISR.
+    p1 = Producer({"bootstrap.servers": b, "acks": 1})
+    p1.produce("strict", b"accepted", partition=0)
+    assert p1.flush(30) == 0
