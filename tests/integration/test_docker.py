@@ -532,9 +532,10 @@ def test_bitnami_cluster(stacks):
         s.wait_ready(f"kafka-{n}")
     meta = kcat_in_network(s.network(), "-b", "kafka-0:9092", "-L")
     assert " 3 brokers:" in meta, meta
-    # The file asks for internal topics with 3 replicas, which rafka cannot place until
-    # replication lands: groups and transactions find no coordinator, as Kafka answers when too
-    # few brokers can hold the replicas, and the brokers keep serving everything else.
+    # The file asks for internal topics with 3 replicas, which rafka does not create until its
+    # coordinators wait for their writes to replicate (issue 15): groups and transactions find
+    # no coordinator, as Kafka answers while it cannot create them, and the brokers keep
+    # serving everything else.
     from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
     from txn_v2_wire import COORDINATOR_NOT_AVAILABLE, Wire
     w = Wire("localhost", ports[0])

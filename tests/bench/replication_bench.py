@@ -1,0 +1,158 @@
+"""Replication benchmark program (not a test): prints numbers for issue 15's targets.
+
+    tests/.venv/bin/python tests/bench/replication_bench.py [--rate 10000] [--seconds 10]
+        [--kills 5]
+
+1. End-to-end latency at a fixed rate: a confluent-kafka producer sends `--rate` messages per
+   second for `--seconds` to one partition, and the time from `produce()` to the delivery report
+   is recorded for every message. Once with acks=all to a topic with three replicas
+   (`min.insync.replicas` 2) on three combined nodes, once with acks=1 to a single-replica topic
+   on the same cluster. Prints p50/p99/max and the rate reached.
+   Each run is preceded by a 2 s warm-up of the same producer at 1,000 msg/s (not measured).
+2. Unavailability after kill -9 of a partition's leader: an acks=all producer sends a numbered
+   message every 5 ms; the longest silence between two acknowledgements around the kill is the
+   unavailable time (with `broker.session.timeout.ms` 9000, Kafka's
+   default, so the goal is under 10 s). The killed node is restarted and waited back into the
+   ISR before the next kill.
+
+Uses the release binary (RAFKA_BIN, default target/release/rafka); prints the settings and the
+machine it ran on.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "integration"))
+
+from confluent_kafka import Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+from broker_proc import BIN  # noqa: E402
+from cluster import Cluster  # noqa: E402
+from helpers import wait_until  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+
+
+def create(bootstrap: str, name: str, rf: int, configs: dict | None = None) -> None:
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    a.create_topics([NewTopic(name, 1, rf, config=configs or {})])[name].result(30)
+
+
+def state(bootstrap: str, topic: str) -> tuple[int, list[int]]:
+    md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    p = md.topics[topic].partitions[0]
+    return p.leader, sorted(p.isrs)
+
+
+def latency(p: Producer, topic: str, rate: int, seconds: float) -> tuple:
+    lat: list[float] = []
+    errors: list = []
+
+    def report(sent: float):
+        def cb(err, _msg):
+            if err:
+                errors.append(err)
+            else:
+                lat.append((time.perf_counter() - sent) * 1000)
+        return cb
+
+    payload = b"x" * 100
+    total = int(rate * seconds)
+    start = time.perf_counter()
+    for i in range(total):
+        due = start + i / rate
+        while time.perf_counter() < due:
+            p.poll(0)
+        p.produce(topic, payload, partition=0, on_delivery=report(time.perf_counter()))
+        p.poll(0)
+    p.flush(60)
+    elapsed = time.perf_counter() - start
+    return lat, errors, total / elapsed
+
+
+def unavailability(c: Cluster, topic: str, kills: int) -> list[float]:
+    gaps = []
+    for _ in range(kills):
+        b = c.bootstrap()
+        leader, _ = state(b, topic)
+        acks: list[float] = []
+        stop = threading.Event()
+        p = Producer({"bootstrap.servers": b, "acks": "all", "enable.idempotence": True,
+                      "linger.ms": 0, "message.timeout.ms": 60000})
+
+        def on_delivery(err, _msg):
+            if err is None:
+                acks.append(time.monotonic())
+
+        def run():
+            while not stop.is_set():
+                p.produce(topic, b"v", partition=0, on_delivery=on_delivery)
+                p.poll(0.005)
+            p.flush(60)
+
+        t = threading.Thread(target=run)
+        t.start()
+        wait_until(lambda: len(acks) > 50, timeout=30, what="acks before the kill")
+        killed = time.monotonic()
+        c.nodes[leader].kill9()
+        # Answers already on their way when the leader died still arrive after the kill: the
+        # outage is the longest silence between two acknowledgements around it.
+        wait_until(lambda: any(a > killed + 0.5 for a in acks), timeout=60,
+                   what="acks after the kill")
+        time.sleep(0.5)
+        stop.set()
+        t.join()
+        around = sorted(a for a in acks if a >= killed - 1)
+        gaps.append(max(b - a for a, b in zip(around, around[1:])) * 1000)
+        print(f"  killed leader {leader}: unavailable {gaps[-1]:.0f} ms, "
+              f"now led by {state(c.bootstrap(), topic)[0]}")
+        c.nodes[leader].start()
+        wait_until(lambda: state(c.bootstrap(), topic)[1] == [1, 2, 3], timeout=60,
+                   what="the restarted node back in the ISR")
+    return gaps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rate", type=int, default=10000)
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--kills", type=int, default=5)
+    args = ap.parse_args()
+    print(f"binary {BIN}; {platform.machine()} {os.cpu_count()} cores; {platform.platform()}")
+    c = Cluster(combined=3)
+    c.start()
+    try:
+        b = c.bootstrap()
+        create(b, "rf3", 3, {"min.insync.replicas": "2"})
+        create(b, "rf1", 1)
+        for topic, acks in (("rf3", "all"), ("rf1", "1")):
+            p = Producer({"bootstrap.servers": b, "acks": acks, "linger.ms": 1,
+                          "enable.idempotence": acks == "all"})
+            # Warm-up with the same producer: its start (an idempotent one waits ~0.5 s for
+            # its producer id) and a follower that fetched before its leader knew the new topic
+            # (it backs off replica.fetch.backoff.ms, 1 s, as Kafka's does) are not measured.
+            latency(p, topic, 1000, 2)
+            lat, errors, reached = latency(p, topic, args.rate, args.seconds)
+            print(f"{topic} acks={acks}: {len(lat)} delivered, {len(errors)} errors, "
+                  f"{reached:.0f} msg/s; e2e ms p50 {pct(lat, 0.5):.2f} p99 {pct(lat, 0.99):.2f} "
+                  f"max {max(lat):.2f}")
+        gaps = unavailability(c, "rf3", args.kills)
+        print(f"kill -9 of the leader, {len(gaps)} times: unavailable ms "
+              f"p50 {pct(gaps, 0.5):.0f} max {max(gaps):.0f} (all: {[round(g) for g in gaps]})")
+    finally:
+        c.cleanup()
+
+
+if __name__ == "__main__":
+    main()
