@@ -23,25 +23,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import threading
 import time
-from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "integration"))
-
-from confluent_kafka import Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
-
-from broker_proc import BIN  # noqa: E402
-from cluster import Cluster  # noqa: E402
-from helpers import wait_until  # noqa: E402
-
-
-def pct(values: list[float], q: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
+# cluster_bench puts tests/integration on the path; its percentile is the one used here too.
+from cluster_bench import BIN, AdminClient, Cluster, NewTopic, Producer, pct
+from helpers import wait_until
 
 
 def create(bootstrap: str, name: str, rf: int, configs: dict | None = None) -> None:

@@ -38,20 +38,17 @@ enum Bug {
     TruncateToHighWatermark,
 }
 
-/// Kafka's SplitMix64: small, seedable, good enough to draw steps.
-struct Rng(u64);
+/// The metadata crate's seeded generator, with the two draws the simulation uses.
+struct Rng(rafka_metadata::placement::SplitMix64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0
+            .below(usize::try_from(n.max(1)).unwrap_or(usize::MAX)) as u64
     }
 }
 
@@ -155,7 +152,7 @@ impl Sim {
             .collect();
         let mut sim = Sim {
             seed,
-            rng: Rng(seed),
+            rng: Rng(rafka_metadata::placement::SplitMix64::new(seed)),
             bug,
             power_loss: false,
             now_ms: 1_000_000,
