@@ -342,20 +342,15 @@ async fn await_replication(
     wait: &AwaitReplication,
     deadline: tokio::time::Instant,
 ) -> Result<(), ResponseError> {
-    let p = &wait.partition;
     loop {
-        let waiter = Arc::new(tokio::sync::Notify::new());
-        p.register_waiter(waiter.clone());
-        if !p.leads_at(wait.leader_epoch) {
-            return Err(ResponseError::NotLeaderOrFollower);
+        // Checked before the waiter is made: a single replica is done at once.
+        if let Some(done) = replication_outcome(wait) {
+            return done;
         }
-        if p.high_watermark() >= wait.required {
-            let isr = p.isr_len().unwrap_or(0);
-            return if wait.settings.enough_in_sync(isr, wait.replicas) {
-                Ok(())
-            } else {
-                Err(ResponseError::NotEnoughReplicasAfterAppend)
-            };
+        let waiter = Arc::new(tokio::sync::Notify::new());
+        wait.partition.register_waiter(waiter.clone());
+        if let Some(done) = replication_outcome(wait) {
+            return done;
         }
         if tokio::time::timeout_at(deadline, waiter.notified())
             .await
@@ -364,6 +359,21 @@ async fn await_replication(
             return Err(ResponseError::RequestTimedOut);
         }
     }
+}
+
+/// The answer of a parked acks=all append, once there is one.
+fn replication_outcome(wait: &AwaitReplication) -> Option<Result<(), ResponseError>> {
+    let Some((high_watermark, isr)) = wait.partition.leader_state(wait.leader_epoch) else {
+        return Some(Err(ResponseError::NotLeaderOrFollower));
+    };
+    if high_watermark < wait.required {
+        return None;
+    }
+    Some(if wait.settings.enough_in_sync(isr, wait.replicas) {
+        Ok(())
+    } else {
+        Err(ResponseError::NotEnoughReplicasAfterAppend)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

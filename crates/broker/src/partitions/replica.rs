@@ -184,6 +184,17 @@ impl Partition {
             Role::Leader(l) if l.high_watermark() < l.epoch_start_offset())
     }
 
+    /// While this replica leads at `leader_epoch`: its high watermark and committed ISR size
+    /// (what a parked acks=all produce decides on, under one lock).
+    pub fn leader_state(&self, leader_epoch: i32) -> Option<(i64, usize)> {
+        match &lock(&self.inner).role {
+            Role::Leader(l) if l.leader_epoch() == leader_epoch => {
+                Some((self.high_watermark(), l.isr().len()))
+            }
+            _ => None,
+        }
+    }
+
     /// The committed ISR size while this replica leads, `None` otherwise.
     pub fn isr_len(&self) -> Option<usize> {
         match &lock(&self.inner).role {
