@@ -6,6 +6,9 @@ rejoins the ISR (AlterPartition), and nothing acknowledged is lost, duplicated o
 """
 from __future__ import annotations
 
+import logging
+import time
+
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
@@ -164,3 +167,67 @@ def test_acks_all_below_min_insync_replicas_is_refused(make_cluster):
     p1 = Producer({"bootstrap.servers": b, "acks": 1})
     p1.produce("strict", b"accepted", partition=0)
     assert p1.flush(30) == 0
+
+
+class _Lines(logging.Handler):
+    """Collects librdkafka's log lines (delivered through the consumer's `logger`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record):
+        self.lines.append(record.getMessage())
+
+
+@pytest.mark.timeout(240)
+def test_consumer_keeps_its_position_across_a_leader_change(make_cluster):
+    """librdkafka validates its position with OffsetForLeaderEpoch (KIP-320) when the leader
+    epoch changes; with `auto.offset.reset` = error, any reset would surface as an error."""
+    c = make_cluster(combined=3, overrides=REPLICATION)
+    b = c.bootstrap()
+    create_replicated(b, "validated", configs={"min.insync.replicas": "2"})
+    acked = produce_numbered(b, "validated", 0, 2000)
+    leader, _, _ = partition_state(b, "validated")
+
+    log = logging.getLogger("librdkafka-validate")
+    log.setLevel(logging.DEBUG)
+    lines = _Lines()
+    log.addHandler(lines)
+    consumer = Consumer({"bootstrap.servers": b, "group.id": "validating-reader",
+                         "enable.auto.commit": False, "auto.offset.reset": "error",
+                         "topic.metadata.refresh.interval.ms": 500, "debug": "fetch",
+                         "logger": log})
+    seen: list[tuple[int, int]] = []
+
+    def take(until: int, what: str, timeout_s: float = 60):
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < until:
+            assert time.monotonic() < deadline, f"{len(seen)} records after {timeout_s} s {what}"
+            m = consumer.poll(0.5)
+            if m is None:
+                continue
+            assert not m.error(), f"consumer error {what}: {m.error()}"
+            seen.append((m.offset(), int(m.value())))
+
+    def validated() -> bool:
+        m = consumer.poll(0.2)
+        assert m is None or not m.error(), f"consumer error: {m.error()}"
+        return any("validation succeeded" in line for line in lines.lines)
+
+    try:
+        consumer.assign([TopicPartition("validated", 0, 0)])
+        take(1000, "reading the first half")
+        c.nodes[leader].kill9()
+        b = c.bootstrap()
+        wait_until(lambda: partition_state(b, "validated")[0] not in (-1, leader), timeout=30,
+                   what="a new leader")
+        acked.update(produce_numbered(b, "validated", 2000, 500))
+        take(2500, "reading across the leader change")
+        wait_until(validated, timeout=30, what="librdkafka's OffsetForLeaderEpoch validation")
+    finally:
+        consumer.close()
+        log.removeHandler(lines)
+    offsets = [o for o, _ in seen]
+    assert offsets == list(range(2500)), "the position jumped or went back"
+    check_log(seen, acked)

@@ -873,4 +873,62 @@ mod tests {
             .expect("newer");
         assert_eq!(p.settings().log.retention_bytes, 60000);
     }
+
+    fn leader_image(topic_id: Uuid, leader_epoch: i32, index: u64) -> MetadataImage {
+        let mut image = MetadataImage::empty("c");
+        image.apply_record(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        });
+        image.apply_record(&MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 0,
+            replicas: vec![1],
+            isr: vec![1],
+            leader: 1,
+            leader_epoch,
+            partition_epoch: leader_epoch,
+        }));
+        image.last_applied_index = index;
+        image
+    }
+
+    fn append_one(p: &Arc<Partition>) {
+        let mut batch = rafka_records::BatchBuilder::new(0)
+            .record(Some(b"k"), Some(b"v"), &[], 0)
+            .build();
+        p.append(&mut batch, 0).expect("append");
+    }
+
+    /// OffsetForLeaderEpoch on a leader: an older epoch ends where the next one starts, the
+    /// leader's own epoch at the log end even before it wrote (Kafka's cache gets the epoch
+    /// when the replica becomes leader), and an epoch the log never saw is UNDEFINED.
+    #[test]
+    fn end_offset_for_epoch_follows_kafkas_rule() {
+        use rafka_replication::EpochEndOffset;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parts = partitions(dir.path());
+        let topic_id = Uuid::new_v4();
+        parts
+            .reconcile(&leader_image(topic_id, 0, 1), 0)
+            .expect("created");
+        let p = parts.get(&topic_id, 0).expect("hosted");
+        append_one(&p);
+        append_one(&p);
+        let at = |epoch, end_offset| EpochEndOffset { epoch, end_offset };
+        assert_eq!(p.end_offset_for_epoch(0), at(0, 2));
+
+        parts
+            .reconcile(&leader_image(topic_id, 2, 2), 0)
+            .expect("new epoch");
+        assert_eq!(p.end_offset_for_epoch(0), at(0, 2));
+        assert_eq!(p.end_offset_for_epoch(1), at(0, 2));
+        assert_eq!(p.end_offset_for_epoch(2), at(2, 2));
+        assert_eq!(p.end_offset_for_epoch(3), EpochEndOffset::UNDEFINED);
+
+        append_one(&p);
+        assert_eq!(p.end_offset_for_epoch(0), at(0, 2));
+        assert_eq!(p.end_offset_for_epoch(2), at(2, 3));
+        assert_eq!(p.end_offset_for_epoch(-1), EpochEndOffset::UNDEFINED);
+    }
 }

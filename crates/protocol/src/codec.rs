@@ -845,6 +845,21 @@ mod tests {
                 r.topics = vec![t.clone(), t.with_name(topic("payments"))];
                 r.into()
             }
+            ApiKey::OffsetForLeaderEpoch => {
+                let mut p = offset_for_leader_epoch_request::OffsetForLeaderPartition::default();
+                p.partition = 2;
+                p.current_leader_epoch = 5;
+                p.leader_epoch = 4;
+                let mut t = offset_for_leader_epoch_request::OffsetForLeaderTopic::default();
+                t.topic = topic("orders");
+                t.partitions = vec![p.clone(), p.with_partition(3)];
+                let mut r = OffsetForLeaderEpochRequest::default();
+                if v >= 3 {
+                    r.replica_id = BrokerId(1);
+                }
+                r.topics = vec![t.clone(), t.with_topic(topic("payments"))];
+                r.into()
+            }
             ApiKey::DescribeProducers => {
                 let mut t = describe_producers_request::TopicRequest::default();
                 t.name = topic("orders");
@@ -984,6 +999,7 @@ mod tests {
             ApiKey::AddOffsetsToTxn => AddOffsetsToTxnResponse::default().into(),
             ApiKey::EndTxn => EndTxnResponse::default().into(),
             ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::default().into(),
+            ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
             ApiKey::DescribeProducers => DescribeProducersResponse::default().into(),
             ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
             ApiKey::ListTransactions => ListTransactionsResponse::default().into(),

@@ -183,6 +183,25 @@ const LIST_OFFSETS: Shape = Shape {
     ],
 };
 
+const OFFSET_FOR_LEADER_EPOCH: Shape = Shape {
+    flexible_min: 4,
+    fields: &[
+        f(I32, 3, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[f(I32, 0, ALL), f(I32, 2, ALL), f(I32, 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
 const CREATE_TOPICS: Shape = Shape {
     flexible_min: 5,
     fields: &[
@@ -655,6 +674,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::Produce => &PRODUCE,
         ApiKey::Fetch => &FETCH,
         ApiKey::ListOffsets => &LIST_OFFSETS,
+        ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         ApiKey::CreateTopics => &CREATE_TOPICS,
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,

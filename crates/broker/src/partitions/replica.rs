@@ -195,6 +195,22 @@ impl Partition {
         }
     }
 
+    /// Kafka's end offset for `epoch` on this leader (OffsetForLeaderEpoch): the start of the
+    /// first later epoch, or the log end for the latest; UNDEFINED for an epoch this log never
+    /// knew. A leader whose epoch has not written yet answers as Kafka's does, whose cache gets
+    /// the new epoch at the log end when it becomes leader.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> EpochEndOffset {
+        let inner = lock(&self.inner);
+        let end = inner.log.log_end_offset();
+        let mut history = epoch_history(&inner.log);
+        if let Role::Leader(l) = &inner.role {
+            if history.latest().is_none_or(|e| e.epoch < l.leader_epoch()) {
+                history.assign(l.leader_epoch(), end);
+            }
+        }
+        history.end_offset_for(epoch, end)
+    }
+
     /// The committed ISR size while this replica leads, `None` otherwise.
     pub fn isr_len(&self) -> Option<usize> {
         match &lock(&self.inner).role {
