@@ -283,6 +283,15 @@ impl LeaderPartition {
         log_end_offset: i64,
         now_ms: i64,
     ) -> Option<i64> {
+        // A member the controller removed (fenced, or shrunk out) must qualify again with a
+        // fetch of its own before it counts as about to join: otherwise a dead follower that
+        // was caught up when it died would hold the high watermark for the whole lag time
+        // (Kafka checks a fenced broker as ineligible, `isReplicaIsrEligible`).
+        for (id, f) in self.followers.iter_mut() {
+            if self.isr.contains(id) && !isr.contains(id) {
+                f.may_join_isr = false;
+            }
+        }
         self.isr = isr.to_vec();
         self.partition_epoch = partition_epoch;
         self.pending = None;
@@ -415,6 +424,31 @@ mod tests {
             Some(20)
         );
         assert_eq!(l.high_watermark(), 20);
+    }
+
+    /// A follower fenced while caught up leaves the ISR through the controller; until it
+    /// fetches again it must not hold the high watermark as a member about to join.
+    #[test]
+    fn a_follower_removed_by_the_controller_no_longer_holds_the_high_watermark() {
+        let mut l = leader(&[1, 2, 3], 10, 10);
+        l.on_follower_fetch(fetch(2, 10, 1_100), 10);
+        l.on_follower_fetch(fetch(3, 10, 1_100), 10);
+        assert_eq!(l.high_watermark(), 10);
+        // Broker 3 dies; the controller fences it and commits ISR [1, 2].
+        assert_eq!(l.on_isr_committed(&[1, 2], 8, 10, 1_200), None);
+        l.on_append(12, 1_300);
+        assert_eq!(
+            l.on_follower_fetch(fetch(2, 12, 1_400), 12).high_watermark,
+            Some(12),
+            "broker 3, last caught up within the lag time, must not hold it at 10"
+        );
+        // Back and caught up, it holds the high watermark again while it joins.
+        l.on_follower_fetch(fetch(3, 12, 1_500), 12);
+        l.on_append(14, 1_600);
+        assert_eq!(
+            l.on_follower_fetch(fetch(2, 14, 1_700), 14).high_watermark,
+            None
+        );
     }
 
     #[test]
