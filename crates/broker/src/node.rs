@@ -311,6 +311,10 @@ impl Node {
             pool.clone(),
             config.inter_broker_listener.clone(),
         ));
+        let replica_fetch_client = Arc::new(BrokerClient::new(
+            Arc::new(Pool::new(connect_options.clone())),
+            config.inter_broker_listener.clone(),
+        ));
         let shared = Arc::new(Shared {
             config: config.clone(),
             dynamic_config,
@@ -319,6 +323,7 @@ impl Node {
             quorum: quorum.clone(),
             controller_client: controller_client.clone(),
             brokers,
+            replica_fetch_client,
             partitions,
             groups,
             producer_ids: Arc::new(ProducerIds::new(config.node_id, quorum.clone())),
@@ -449,7 +454,13 @@ impl Node {
             shared.producer_ids.clone(),
             shared.groups.clone(),
             crate::txn_coordinator::MarkerSender {
-                brokers: shared.brokers.clone(),
+                // Connections of its own, as Kafka's marker channel manager has: a marker
+                // write waits for its followers, and must not hold up the verification
+                // requests that share `shared.brokers`.
+                brokers: Arc::new(BrokerClient::new(
+                    Arc::new(Pool::new(connect_options.clone())),
+                    config.inter_broker_listener.clone(),
+                )),
                 request_timeout: Duration::from_millis(config.request_timeout_ms),
             },
             shutdown_rx.clone(),

@@ -32,8 +32,12 @@ pub struct Shared {
     pub quorum: Arc<MetadataQuorum>,
     /// Kafka requests to the active controller (DescribeQuorum forwarding, the lifecycle).
     pub controller_client: Arc<ControllerClient>,
-    /// Kafka requests to other brokers (transaction verification).
+    /// Kafka requests to other brokers (transaction verification, transaction markers).
     pub brokers: Arc<BrokerClient>,
+    /// Follower fetches, on connections of their own (as Kafka's replica fetchers have their
+    /// own network clients): a broker answers a connection's requests in order, so a fetch
+    /// queued behind a WriteTxnMarkers that waits for this very follower would stall both.
+    pub replica_fetch_client: Arc<BrokerClient>,
     pub partitions: Arc<Partitions>,
     pub groups: GroupCoordinator,
     pub producer_ids: Arc<ProducerIds>,

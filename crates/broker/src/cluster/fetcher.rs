@@ -169,7 +169,7 @@ async fn send_fetch(
     timeout: Duration,
 ) -> Result<(i16, FetchResponse), String> {
     let version = shared
-        .brokers
+        .replica_fetch_client
         .version_for::<FetchRequest>(image, leader, timeout)
         .await
         .map_err(|e| e.to_string())?
@@ -229,7 +229,7 @@ async fn send_fetch(
     }
     req.topics = topics;
     let response = shared
-        .brokers
+        .replica_fetch_client
         .send_at(image, leader, &req, version, timeout)
         .await
         .map_err(|e| e.to_string())?;
