@@ -94,7 +94,16 @@ class Cluster:
         assert (combined > 0) != (controllers > 0), "combined nodes or separate controllers"
         self.root = Path(tempfile.mkdtemp(prefix="rafka-cluster-"))
         self.cluster_id = cluster_id or new_cluster_id()
-        self.common = {k: str(v) for k, v in (overrides or {}).items()}
+        # With a quorum configured the coordinators' topics default to Kafka's three replicas
+        # (two in sync for transactions); a cluster of fewer brokers sets them as a Kafka user
+        # would have to.
+        n_brokers = combined or brokers
+        internal = {} if n_brokers >= 3 else {
+            "offsets.topic.replication.factor": n_brokers,
+            "transaction.state.log.replication.factor": n_brokers,
+            "transaction.state.log.min.isr": min(2, n_brokers),
+        }
+        self.common = {k: str(v) for k, v in {**internal, **(overrides or {})}.items()}
         self.nodes: dict[int, ClusterNode] = {}
         if combined:
             for i in range(1, combined + 1):

@@ -17,7 +17,7 @@ from helpers import wait_until
 from test_cluster import (FAST_SESSIONS, admin, aiokafka_read, create_topic,  # noqa: F401
                           kafka_python_read, make_cluster, metadata, tool)
 from test_groups_offsets import offsets_partition_for
-from txn_v2_wire import COORDINATOR_NOT_AVAILABLE, Wire
+from txn_v2_wire import Wire
 from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
 from kafka.protocol.producer.transaction import InitProducerIdRequest
 
@@ -305,14 +305,18 @@ def test_kill9_of_a_data_broker_mid_transaction(make_cluster):
         p.commit_transaction(30)
     p.abort_transaction(60)
 
-    # Node 3 fenced: its partitions are leaderless, and a group whose coordinator it was has
-    # none (COORDINATOR_NOT_AVAILABLE, while the transaction's coordinator on node 1 serves).
+    # Node 3 fenced: its single-replica partitions are leaderless, while a group whose
+    # coordinator it was moves with its replicated `__consumer_offsets` partition to a live
+    # node, and the transaction's coordinator on node 1 serves on.
     wait_until(lambda: all(leaders(n1, "txn-kill")[i] == -1 for i in range(6) if led[i] == 3),
                timeout=30, what="node 3's partitions leaderless")
     host, port = n1.rsplit(":", 1)
     w = Wire(host, int(port))
-    r = w.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=[orphan_group])
-    assert r.coordinators[0].error_code == COORDINATOR_NOT_AVAILABLE, r
+
+    def group_coordinator():
+        r = w.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=[orphan_group])
+        return r.coordinators[0].error_code == 0 and r.coordinators[0].node_id in (1, 2)
+    wait_until(group_coordinator, timeout=30, what="the group's coordinator on a live node")
     r = w.call(FindCoordinatorRequest, 4, key_type=1, coordinator_keys=[txn_id])
     assert (r.coordinators[0].error_code, r.coordinators[0].node_id) == (0, 1), r
     w.close()

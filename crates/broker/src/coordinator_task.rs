@@ -12,35 +12,10 @@ use rafka_records::{batches, BatchBuilder, BatchView};
 use rafka_storage::AppendOrigin;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::partitions::{Partition, Partitions};
+use crate::partitions::{Partition, Partitions, ReplicationError, ReplicationWait};
 
 /// Bytes read per step while loading a coordinator partition.
 const LOAD_READ_BYTES: usize = 4 << 20;
-
-/// Appends a coordinator's records (key, value; `None` is a tombstone) to its internal-topic
-/// partition as one uncompressed batch, as Kafka's coordinators write. With `producer` the batch
-/// is a transactional batch of that producer (TxnOffsetCommit), settled by its marker.
-pub fn append_records(
-    part: &Arc<Partition>,
-    producer: Option<(i64, i16)>,
-    records: &[(Vec<u8>, Option<Vec<u8>>)],
-    now_ms: i64,
-) -> Result<(), String> {
-    let mut builder = BatchBuilder::new(0).timestamp(now_ms);
-    let origin = match producer {
-        Some((pid, epoch)) => {
-            builder = builder.producer(pid, epoch, 0).transactional(true);
-            AppendOrigin::Coordinator
-        }
-        None => AppendOrigin::Client,
-    };
-    for (k, v) in records {
-        builder = builder.record(Some(k), v.as_deref(), &[], now_ms);
-    }
-    part.append_with_origin(&mut builder.build(), origin, now_ms)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
 
 /// The part of the node a coordinator shell uses: which internal-topic partitions this node
 /// leads (the images, followed as they change) and their logs. It holds no coordinator's handle,
@@ -61,29 +36,117 @@ impl CoordinatorContext {
         self.images.borrow().clone()
     }
 
-    /// The leader replica of `topic`-`partition` on this node.
-    pub fn local_leader(&self, topic: &str, partition: i32) -> Result<Arc<Partition>, String> {
+    /// Appends a coordinator's records (key, value; `None` is a tombstone) to
+    /// `topic`-`partition`, which this node must lead, as one uncompressed batch, as Kafka's
+    /// coordinators write, with acks=all: refused before the append when the ISR is below
+    /// `min.insync.replicas`, and the returned wait says when the followers have it. With
+    /// `producer` the batch is a transactional batch of that producer (TxnOffsetCommit),
+    /// settled by its marker.
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer: Option<(i64, i16)>,
+        records: &[(Vec<u8>, Option<Vec<u8>>)],
+    ) -> Result<ReplicationWait, WriteError> {
         let image = self.image();
         let t = image
             .topic_by_name(topic)
-            .ok_or_else(|| format!("{topic} does not exist"))?;
-        self.partitions
+            .ok_or_else(|| WriteError::NotLeader(format!("{topic} does not exist")))?;
+        let (isr, replicas) = t
+            .partition(partition)
+            .map_or((0, 0), |p| (p.isr.len(), p.replicas.len()));
+        let part = self
+            .partitions
             .leader(t, partition)
-            .map_err(|u| format!("{topic}-{partition}: {u:?}"))
+            .map_err(|u| WriteError::NotLeader(format!("{topic}-{partition}: {u:?}")))?;
+        if !part.settings().enough_in_sync(isr, replicas) {
+            return Err(WriteError::Replication(ReplicationError::NotEnoughReplicas));
+        }
+        let now_ms = crate::now_ms();
+        let mut builder = BatchBuilder::new(0).timestamp(now_ms);
+        let origin = match producer {
+            Some((pid, epoch)) => {
+                builder = builder.producer(pid, epoch, 0).transactional(true);
+                AppendOrigin::Coordinator
+            }
+            None => AppendOrigin::Client,
+        };
+        for (k, v) in records {
+            builder = builder.record(Some(k), v.as_deref(), &[], now_ms);
+        }
+        let leader_epoch = part.leader_epoch();
+        let info = part
+            .append_with_origin(&mut builder.build(), origin, now_ms)
+            .map_err(|e| WriteError::Storage(e.to_string()))?;
+        Ok(ReplicationWait::new(
+            part,
+            info.last_offset + 1,
+            leader_epoch,
+            replicas,
+        ))
     }
 }
 
-/// Hands every batch of `part`, from the log start to the high watermark, to `on_batch`: how a
+/// Why a coordinator's write failed. Kafka's coordinators answer NOT_COORDINATOR for the first
+/// and last (the client looks for the coordinator again) and COORDINATOR_NOT_AVAILABLE for a
+/// write that was not replicated (the client retries).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    #[error("not the leader: {0}")]
+    NotLeader(String),
+    #[error(transparent)]
+    Replication(ReplicationError),
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+impl WriteError {
+    /// Whether the client should look for the coordinator again (rather than retry here).
+    pub fn moved(&self) -> bool {
+        !matches!(self, WriteError::Replication(r) if *r != ReplicationError::NotLeader)
+    }
+}
+
+/// Replies held until the write they depend on is replicated, and the wait itself: a shell
+/// runs the wait in a task of its own and gets the outcome back through a channel, so a slow
+/// follower never stalls the coordinator.
+pub struct Held<T> {
+    pub partition: i32,
+    pub items: T,
+    pub result: Result<(), ReplicationError>,
+}
+
+/// Waits for `wait` (at most `timeout`) in a task and sends `items` with the outcome to `done`.
+pub fn hold<T: Send + 'static>(
+    wait: ReplicationWait,
+    timeout: std::time::Duration,
+    partition: i32,
+    items: T,
+    done: mpsc::UnboundedSender<Held<T>>,
+) {
+    tokio::spawn(async move {
+        let result = wait.wait(tokio::time::Instant::now() + timeout).await;
+        // The coordinator may have stopped meanwhile; then nobody waits for these.
+        let _ = done.send(Held {
+            partition,
+            items,
+            result,
+        });
+    });
+}
+
+/// Hands every batch of `part`, from the log start to the log end, to `on_batch`: how a
 /// coordinator rebuilds its state from its internal-topic partition when it loads it.
 pub fn replay_log(
     part: &Partition,
     mut on_batch: impl FnMut(&BatchView<'_>) -> Result<(), String>,
 ) -> Result<(), String> {
     let mut offset = part.log_start_offset();
-    let end = part.high_watermark();
+    let end = part.log_end_offset();
     while offset < end {
         let read = part
-            .read(offset, LOAD_READ_BYTES, true)
+            .read_to_log_end(offset, LOAD_READ_BYTES)
             .map_err(|e| e.to_string())?;
         if read.next_offset <= offset {
             break;

@@ -9,7 +9,7 @@ use rafka_storage::StorageError;
 use rafka_txn::TxnError;
 
 use crate::config::validate::ConfigRejected;
-use crate::partitions::{EpochMismatch, Unavailable};
+use crate::partitions::{EpochMismatch, ReplicationError, Unavailable};
 
 /// A Kafka error code with the message that goes into `error_message` where the API has one.
 #[derive(Debug, Clone)]
@@ -110,6 +110,18 @@ pub fn unavailable(u: Unavailable) -> ResponseError {
     match u {
         Unavailable::UnknownPartition => ResponseError::UnknownTopicOrPartition,
         Unavailable::NotLeader => ResponseError::NotLeaderOrFollower,
+    }
+}
+
+/// An acks=all append that was not confirmed, as Produce answers it.
+pub fn replication(e: ReplicationError) -> ResponseError {
+    match e {
+        ReplicationError::NotEnoughReplicas => ResponseError::NotEnoughReplicas,
+        ReplicationError::NotEnoughReplicasAfterAppend => {
+            ResponseError::NotEnoughReplicasAfterAppend
+        }
+        ReplicationError::NotLeader => ResponseError::NotLeaderOrFollower,
+        ReplicationError::TimedOut => ResponseError::RequestTimedOut,
     }
 }
 

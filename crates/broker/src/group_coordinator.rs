@@ -7,7 +7,7 @@
 //! until then they answer COORDINATOR_LOAD_IN_PROGRESS. A partition whose append fails is
 //! unloaded (its clients get NOT_COORDINATOR and look again) and reloaded from the log.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rafka_group::records::decode_record;
@@ -15,9 +15,9 @@ use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
 use rafka_storage::producer_state::TxnMarker;
 use tokio::sync::{mpsc, watch};
 
-use crate::coordinator_task::{self, CoordinatorContext, TaskHandle, Waiting};
+use crate::coordinator_task::{self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError};
 use crate::now_ms;
-use crate::partitions::Partition;
+use crate::partitions::{Partition, ReplicationWait};
 
 /// The internal topic that holds committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -31,6 +31,10 @@ pub fn is_internal_topic(name: &str) -> bool {
 }
 
 type Command = coordinator_task::Command<Coordinator, Output, Reply>;
+
+/// How long a write to `__consumer_offsets` may wait for its followers before the client is
+/// told to retry: Kafka's `offsets.commit.timeout.ms` default.
+const WRITE_TIMEOUT: Duration = Duration::from_millis(5000);
 
 /// Handle the API handlers use. Cheap to clone.
 pub type GroupCoordinator = TaskHandle<Coordinator, Output, Reply, GroupError>;
@@ -53,6 +57,19 @@ struct Shell {
     coordinator: Coordinator,
     ctx: CoordinatorContext,
     waiting: Waiting<Reply>,
+    /// Where the tasks waiting for a write's replication hand its replies back.
+    held_tx: mpsc::UnboundedSender<Held<Vec<(u64, Reply)>>>,
+}
+
+/// Kafka's group coordinator answers (`CoordinatorRuntime`'s normalisation): NOT_COORDINATOR
+/// when leadership moved or the log failed, COORDINATOR_NOT_AVAILABLE when the write was not
+/// replicated (the client retries here).
+fn write_error(e: &WriteError) -> GroupError {
+    if e.moved() {
+        GroupError::NotCoordinator
+    } else {
+        GroupError::CoordinatorNotAvailable
+    }
 }
 
 async fn run(
@@ -62,10 +79,12 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut images = ctx.images.clone();
+    let (held_tx, mut held_rx) = mpsc::unbounded_channel();
     let mut shell = Shell {
         coordinator,
         ctx,
         waiting: Waiting::default(),
+        held_tx,
     };
     shell.sync_partitions();
     loop {
@@ -82,6 +101,7 @@ async fn run(
                 let out = shell.coordinator.tick(now_ms());
                 shell.apply(out);
             }
+            Some(held) = held_rx.recv() => shell.replicated(held),
             changed = images.changed() => {
                 if changed.is_err() {
                     return;
@@ -110,44 +130,92 @@ impl Shell {
         }
     }
 
-    /// Writes the records of `out`, then sends its replies; replies that depend on a failed
-    /// write are failed with NOT_COORDINATOR and the partition is unloaded.
+    /// Writes the records of `out`, then sends its replies once the writes they depend on are
+    /// replicated (at once on a single replica; otherwise a task waits and hands the replies
+    /// back through `held_tx`). Replies that depend on a failed write are failed as Kafka's
+    /// coordinator fails them.
     fn apply(&mut self, out: Output) {
-        let mut failed_now = BTreeSet::new();
+        let mut failed: BTreeMap<i32, WriteError> = BTreeMap::new();
+        let mut waits: BTreeMap<i32, ReplicationWait> = BTreeMap::new();
+        let mut unwritten = BTreeSet::new();
         for append in &out.appends {
-            if let Err(e) = self.append(append.partition, append.producer, &append.records) {
-                tracing::error!(
-                    partition = append.partition,
-                    error = %e,
-                    "Writing to {OFFSETS_TOPIC} failed; unloading the partition's groups"
-                );
-                failed_now.insert(append.partition);
+            if failed.contains_key(&append.partition) {
+                continue;
+            }
+            match self.ctx.append(
+                OFFSETS_TOPIC,
+                append.partition,
+                append.producer,
+                &append.records,
+            ) {
+                // The later append of a partition is replicated after the earlier one.
+                Ok(wait) => {
+                    waits.insert(append.partition, wait);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        partition = append.partition,
+                        error = %e,
+                        "Writing to {OFFSETS_TOPIC} failed; unloading the partition's groups"
+                    );
+                    waits.remove(&append.partition);
+                    failed.insert(append.partition, e);
+                    unwritten.insert(append.partition);
+                }
             }
         }
+        // Writes already replicated (a single replica) or already failed answer now.
+        waits.retain(|p, w| match w.outcome() {
+            None => true,
+            Some(Ok(())) => false,
+            Some(Err(e)) => {
+                failed.insert(*p, WriteError::Replication(e));
+                false
+            }
+        });
+        let mut held: BTreeMap<i32, Vec<(u64, Reply)>> = BTreeMap::new();
         for r in out.replies {
-            let reply = if failed_now.contains(&r.partition) {
-                r.reply.failed(GroupError::NotCoordinator)
+            if let Some(e) = failed.get(&r.partition) {
+                self.waiting.send(r.id, r.reply.failed(write_error(e)));
+            } else if waits.contains_key(&r.partition) {
+                held.entry(r.partition).or_default().push((r.id, r.reply));
             } else {
-                r.reply
-            };
-            self.waiting.send(r.id, reply);
+                self.waiting.send(r.id, r.reply);
+            }
         }
-        // Unloaded partitions are loaded again from the log at the next sync (the clients'
-        // FindCoordinator triggers one).
-        for p in failed_now {
+        for (p, wait) in waits {
+            let replies = held.remove(&p).unwrap_or_default();
+            coordinator_task::hold(wait, WRITE_TIMEOUT, p, replies, self.held_tx.clone());
+        }
+        // A partition whose records were not written no longer matches its log: it is unloaded
+        // and loaded again from the log at the next sync (the clients' FindCoordinator
+        // triggers one). Records written but not replicated stay: the log has them.
+        for p in unwritten {
             let out = self.coordinator.unload_partition(p);
             self.apply(out);
         }
     }
 
-    fn append(
-        &self,
-        partition: i32,
-        producer: Option<(i64, i16)>,
-        records: &[(Vec<u8>, Option<Vec<u8>>)],
-    ) -> Result<(), String> {
-        let part = self.ctx.local_leader(OFFSETS_TOPIC, partition)?;
-        coordinator_task::append_records(&part, producer, records, now_ms())
+    /// The replies a replicated (or failed) write held back.
+    fn replicated(&mut self, held: Held<Vec<(u64, Reply)>>) {
+        match held.result {
+            Ok(()) => {
+                for (id, reply) in held.items {
+                    self.waiting.send(id, reply);
+                }
+            }
+            Err(e) => {
+                let e = WriteError::Replication(e);
+                tracing::warn!(
+                    partition = held.partition,
+                    error = %e,
+                    "A write to {OFFSETS_TOPIC} was not replicated"
+                );
+                for (id, reply) in held.items {
+                    self.waiting.send(id, reply.failed(write_error(&e)));
+                }
+            }
+        }
     }
 
     /// Loads partitions the image says this node now leads and unloads the ones it lost.

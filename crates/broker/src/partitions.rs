@@ -21,10 +21,12 @@ use crate::topic_config::TopicSettings;
 use rafka_replication::LeaderConfig;
 
 mod replica;
+mod replication_wait;
 #[cfg(test)]
 mod sim;
 
 pub use replica::{ReplicaFetch, ReplicaFetchError, ReplicaRead, Role};
+pub use replication_wait::{ReplicationError, ReplicationWait};
 
 struct Inner {
     log: Log,
@@ -146,8 +148,8 @@ impl Partition {
         coordinator_epoch: i32,
         commit: bool,
         now_ms: i64,
-    ) -> Result<(), StorageError> {
-        {
+    ) -> Result<i64, StorageError> {
+        let end = {
             let mut inner = lock(&self.inner);
             inner.log.append_txn_marker(
                 producer_id,
@@ -158,9 +160,10 @@ impl Partition {
                 now_ms,
             )?;
             self.after_leader_append(&mut inner, now_ms);
-        }
+            inner.log.log_end_offset()
+        };
         self.wake_waiters();
-        Ok(())
+        Ok(end)
     }
 
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark), deleting
@@ -280,6 +283,16 @@ impl Partition {
         min_one_batch: bool,
     ) -> Result<LogRead, StorageError> {
         self.read_upto(offset, max_bytes, self.high_watermark(), min_one_batch)
+    }
+
+    /// Reads whole batches from `offset` up to the log end, past the high watermark: for a
+    /// coordinator loading the internal-topic partition it now leads (Kafka's loaders read to
+    /// the log end, since a leader never truncates its own log; the answers that depend on
+    /// records above the high watermark still wait for replication).
+    pub fn read_to_log_end(&self, offset: i64, max_bytes: usize) -> Result<LogRead, StorageError> {
+        let inner = lock(&self.inner);
+        let end = inner.log.log_end_offset();
+        inner.log.read(offset, max_bytes, end, true)
     }
 
     /// Reads whole batches from `offset`, never at or past `max_offset` (the high watermark or,

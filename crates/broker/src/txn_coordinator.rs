@@ -37,11 +37,11 @@ use rafka_txn::{
 use tokio::sync::{mpsc, watch};
 
 use crate::cluster::broker_client::BrokerClient;
-use crate::coordinator_task::{self, CoordinatorContext, TaskHandle, Waiting};
+use crate::coordinator_task::{self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
 use crate::now_ms;
-use crate::partitions::{Partition, Partitions};
+use crate::partitions::{Partition, Partitions, ReplicationError, ReplicationWait};
 use crate::producer_ids::ProducerIds;
 
 /// Marker writes that failed are retried this often.
@@ -81,6 +81,7 @@ pub fn spawn(
     let next_id = Box::new(move || ids.try_take().ok_or(TxnError::CoordinatorLoadInProgress));
     let coordinator = TxnCoordinator::new(config, next_id);
     let (answers_tx, answers) = mpsc::unbounded_channel();
+    let (held_tx, held) = mpsc::unbounded_channel();
     let shell = Shell {
         coordinator,
         ctx,
@@ -92,8 +93,10 @@ pub fn spawn(
         warned: BTreeSet::new(),
         sender,
         answers_tx,
+        held_tx,
+        generations: BTreeMap::new(),
     };
-    tokio::spawn(run(shell, inbox, answers, shutdown))
+    tokio::spawn(run(shell, inbox, answers, held, shutdown))
 }
 
 struct Shell {
@@ -112,6 +115,28 @@ struct Shell {
     sender: MarkerSender,
     /// Where the send tasks report their brokers' answers.
     answers_tx: mpsc::UnboundedSender<Vec<(MarkerKey, MarkerResult)>>,
+    /// Where the tasks waiting for a write's replication hand its replies and markers back.
+    held_tx: mpsc::UnboundedSender<Held<HeldWork>>,
+    /// Unloads per partition (see [`Shell::generation`]).
+    generations: BTreeMap<i32, u64>,
+}
+
+/// The replies and the markers of the transactions a `__transaction_state` write prepared.
+type HeldAnswers = (Vec<(u64, Reply)>, Vec<WriteMarkers>);
+
+/// What waits for a `__transaction_state` write: its answers, and the partition's generation
+/// when it was written.
+type HeldWork = (Vec<(u64, Reply)>, Vec<WriteMarkers>, u64);
+
+/// Kafka's transaction coordinator answers (`TransactionStateManager.appendTransactionToLog`):
+/// NOT_COORDINATOR when leadership moved or the log failed, COORDINATOR_NOT_AVAILABLE when the
+/// write was not replicated (the client retries here).
+fn write_error(e: &WriteError) -> TxnError {
+    if e.moved() {
+        TxnError::NotCoordinator
+    } else {
+        TxnError::CoordinatorNotAvailable
+    }
 }
 
 /// One transaction's markers still owed.
@@ -155,6 +180,7 @@ async fn run(
     mut shell: Shell,
     mut rx: mpsc::Receiver<Command>,
     mut answers: mpsc::UnboundedReceiver<Vec<(MarkerKey, MarkerResult)>>,
+    mut held: mpsc::UnboundedReceiver<Held<HeldWork>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut images = shell.ctx.images.clone();
@@ -178,6 +204,7 @@ async fn run(
                 shell.write_markers().await;
             }
             Some(answer) = answers.recv() => shell.remote_answered(answer).await,
+            Some(done) = held.recv() => shell.replicated(done).await,
             changed = images.changed() => {
                 if changed.is_err() {
                     return;
@@ -212,42 +239,136 @@ impl Shell {
 
     /// Writes the records of `out`, sends its replies, then writes the markers it asks for.
     async fn apply(&mut self, out: Output) {
-        let mut failed = BTreeSet::new();
+        self.apply_after(out, BTreeMap::new()).await;
+    }
+
+    /// [`Shell::apply`], where the replies and markers of a partition also wait for `waits`
+    /// (a loaded partition's log end). Replies and markers that depend on a write wait for its
+    /// replication (at once on a single replica; otherwise a task waits and hands them back
+    /// through `held_tx`): a marker must never be written for a PrepareCommit or PrepareAbort
+    /// that a failover could lose.
+    async fn apply_after(&mut self, out: Output, mut waits: BTreeMap<i32, ReplicationWait>) {
+        let mut failed: BTreeMap<i32, WriteError> = BTreeMap::new();
         for append in &out.appends {
-            if let Err(e) = self.append(append.partition, &append.records) {
-                tracing::error!(
-                    partition = append.partition,
-                    error = %e,
-                    "Writing to {TRANSACTION_STATE_TOPIC} failed; unloading the partition"
-                );
-                failed.insert(append.partition);
+            if failed.contains_key(&append.partition) {
+                continue;
+            }
+            match self.ctx.append(
+                TRANSACTION_STATE_TOPIC,
+                append.partition,
+                None,
+                &append.records,
+            ) {
+                // The later append of a partition is replicated after the earlier one.
+                Ok(wait) => {
+                    waits.insert(append.partition, wait);
+                }
+                Err(e) => {
+                    tracing::error!(
+                        partition = append.partition,
+                        error = %e,
+                        "Writing to {TRANSACTION_STATE_TOPIC} failed; unloading the partition"
+                    );
+                    waits.remove(&append.partition);
+                    failed.insert(append.partition, e);
+                }
             }
         }
+        // Writes already replicated (a single replica) or already failed answer now.
+        waits.retain(|p, w| match w.outcome() {
+            None => true,
+            Some(Ok(())) => false,
+            Some(Err(e)) => {
+                failed.insert(*p, WriteError::Replication(e));
+                false
+            }
+        });
+        let mut held: BTreeMap<i32, HeldAnswers> = BTreeMap::new();
         for r in out.replies {
-            let reply = match r.partition {
-                Some(p) if failed.contains(&p) => r.reply.failed(TxnError::NotCoordinator),
-                _ => r.reply,
-            };
-            self.waiting.send(r.id, reply);
+            match r.partition {
+                Some(p) if failed.contains_key(&p) => {
+                    let reply = r.reply.failed(write_error(&failed[&p]));
+                    self.waiting.send(r.id, reply);
+                }
+                Some(p) if waits.contains_key(&p) => {
+                    held.entry(p).or_default().0.push((r.id, r.reply));
+                }
+                _ => self.waiting.send(r.id, r.reply),
+            }
         }
-        self.markers.extend(
-            out.markers
-                .into_iter()
-                .filter(|m| !failed.contains(&m.txn_partition))
-                .map(|markers| Pending {
-                    markers,
+        for m in out.markers {
+            let p = m.txn_partition;
+            if failed.contains_key(&p) {
+                continue;
+            }
+            if waits.contains_key(&p) {
+                held.entry(p).or_default().1.push(m);
+            } else {
+                self.markers.push(Pending {
+                    markers: m,
                     given_up: false,
-                }),
-        );
-        for p in failed {
+                });
+            }
+        }
+        for (p, wait) in waits {
+            let (replies, markers) = held.remove(&p).unwrap_or_default();
+            let generation = self.generation(p);
+            // Kafka's transaction log appends wait up to `request.timeout.ms`.
+            coordinator_task::hold(
+                wait,
+                self.sender.request_timeout,
+                p,
+                (replies, markers, generation),
+                self.held_tx.clone(),
+            );
+        }
+        // A partition that failed no longer matches what was decided: it is loaded again from
+        // its log at the next sync (the clients' FindCoordinator triggers one), and the
+        // markers of its prepared transactions are written once its log end is replicated.
+        for p in failed.into_keys() {
             self.unload(p);
         }
         self.write_markers().await;
     }
 
-    fn append(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> Result<(), String> {
-        let part = self.ctx.local_leader(TRANSACTION_STATE_TOPIC, partition)?;
-        coordinator_task::append_records(&part, None, records, now_ms())
+    /// The replies and markers a replicated (or failed) write held back.
+    async fn replicated(&mut self, held: Held<HeldWork>) {
+        let (replies, markers, generation) = held.items;
+        tracing::debug!(partition = held.partition, result = ?held.result,
+            replies = replies.len(), markers = markers.len(),
+            "A held {TRANSACTION_STATE_TOPIC} write finished");
+        // Unloaded since (and maybe loaded again): its markers are the load's to write.
+        let current = generation == self.generation(held.partition)
+            && self.coordinator.owns_partition(held.partition);
+        match held.result {
+            Ok(()) => {
+                for (id, reply) in replies {
+                    self.waiting.send(id, reply);
+                }
+                if current {
+                    self.markers
+                        .extend(markers.into_iter().map(|markers| Pending {
+                            markers,
+                            given_up: false,
+                        }));
+                    self.write_markers().await;
+                }
+            }
+            Err(e) => {
+                let e = WriteError::Replication(e);
+                tracing::warn!(
+                    partition = held.partition,
+                    error = %e,
+                    "A write to {TRANSACTION_STATE_TOPIC} was not replicated; unloading the partition"
+                );
+                for (id, reply) in replies {
+                    self.waiting.send(id, reply.failed(write_error(&e)));
+                }
+                if current {
+                    self.unload(held.partition);
+                }
+            }
+        }
     }
 
     /// Writes the pending markers this node's partitions owe, sends the others to their
@@ -286,7 +407,31 @@ impl Shell {
                         )
                         .await;
                         match written {
-                            Ok(()) | Err(MarkerError::Gone) => {}
+                            Ok(wait) => match wait.outcome() {
+                                Some(Ok(())) => {}
+                                // Followers must have it before the transaction completes:
+                                // a task waits and answers like another broker would.
+                                _ => {
+                                    self.in_flight.insert(key.clone());
+                                    left.push((topic.clone(), partition));
+                                    let answers = self.answers_tx.clone();
+                                    let timeout = self.sender.request_timeout;
+                                    tokio::spawn(async move {
+                                        let deadline = tokio::time::Instant::now() + timeout;
+                                        let result =
+                                            match marker_replicated(wait.wait(deadline).await) {
+                                                Ok(()) => MarkerResult::Written,
+                                                Err(e) => MarkerResult::Retry(format!(
+                                                    "{:?} ({:?})",
+                                                    e.code(),
+                                                    wait.partition()
+                                                )),
+                                            };
+                                        let _ = answers.send(vec![(key, result)]);
+                                    });
+                                }
+                            },
+                            Err(MarkerError::Gone) => {}
                             Err(MarkerError::Fenced(_, e)) => {
                                 give_up(pending, &topic, partition, &e);
                             }
@@ -410,9 +555,15 @@ impl Shell {
         }
     }
 
+    /// How many times partition `p` was unloaded: held work from before an unload is stale.
+    fn generation(&self, p: i32) -> u64 {
+        self.generations.get(&p).copied().unwrap_or(0)
+    }
+
     /// Stops coordinating `__transaction_state` partition `p`: its transactions' markers are
     /// the next coordinator's to write.
     fn unload(&mut self, p: i32) {
+        *self.generations.entry(p).or_default() += 1;
         self.coordinator.unload_partition(p);
         self.markers.retain(|m| m.markers.txn_partition != p);
         let markers = &self.markers;
@@ -435,8 +586,19 @@ impl Shell {
                 let Ok(part) = self.ctx.partitions.leader(topic, p) else {
                     continue;
                 };
+                let replicas = topic.partition(p).map_or(1, |pi| pi.replicas.len());
                 match self.load(&part, p) {
-                    Ok(out) => self.apply(out).await,
+                    Ok(out) => {
+                        // Loaded to the log end: what it decides (markers of prepared
+                        // transactions) waits until the followers have that much.
+                        let end = ReplicationWait::new(
+                            part.clone(),
+                            part.log_end_offset(),
+                            part.leader_epoch(),
+                            replicas,
+                        );
+                        self.apply_after(out, BTreeMap::from([(p, end)])).await;
+                    }
                     Err(e) => {
                         tracing::error!(partition = p, error = %e, "Loading {TRANSACTION_STATE_TOPIC} failed");
                         self.unload(p);
@@ -595,7 +757,9 @@ impl Marker {
 }
 
 /// Writes one transaction marker to `topic`-`partition` on this node (the WriteTxnMarkers work
-/// for one partition), looked up in `image` among the hosted `partitions`; a marker on
+/// for one partition), looked up in `image` among the hosted `partitions`, with acks=all as
+/// Kafka writes markers: refused before the append when the ISR is below
+/// `min.insync.replicas`; the returned wait says when the followers have it. A marker on
 /// `__consumer_offsets` also settles the producer's pending transactional offsets in `groups`.
 pub async fn write_marker_to(
     image: &MetadataImage,
@@ -604,7 +768,7 @@ pub async fn write_marker_to(
     marker: Marker,
     topic: &str,
     partition: i32,
-) -> Result<(), MarkerError> {
+) -> Result<ReplicationWait, MarkerError> {
     let Marker {
         producer_id,
         producer_epoch,
@@ -614,35 +778,49 @@ pub async fn write_marker_to(
     let Some(t) = image.topic_by_name(topic) else {
         return Err(MarkerError::Gone);
     };
-    if t.partition(partition).is_none() {
+    let Some(assigned) = t.partition(partition) else {
         return Err(MarkerError::Gone);
-    }
+    };
     let part = partitions
         .leader(t, partition)
         .map_err(|u| MarkerError::Retry(errors::unavailable(u), format!("{u:?}")))?;
-    if let Err(e) = part.append_txn_marker(
+    let replicas = assigned.replicas.len();
+    if !part.settings().enough_in_sync(assigned.isr.len(), replicas) {
+        let e = ReplicationError::NotEnoughReplicas;
+        return Err(MarkerError::Retry(errors::replication(e), e.to_string()));
+    }
+    let leader_epoch = part.leader_epoch();
+    let end = match part.append_txn_marker(
         producer_id,
         producer_epoch,
         coordinator_epoch,
         commit,
         now_ms(),
     ) {
-        let code = errors::storage(&e);
-        return Err(match e {
-            rafka_storage::StorageError::InvalidProducerEpoch { .. }
-            | rafka_storage::StorageError::TransactionCoordinatorFenced { .. } => {
-                MarkerError::Fenced(code, e.to_string())
-            }
-            _ => MarkerError::Retry(code, e.to_string()),
-        });
-    }
+        Ok(end) => end,
+        Err(e) => {
+            let code = errors::storage(&e);
+            return Err(match e {
+                rafka_storage::StorageError::InvalidProducerEpoch { .. }
+                | rafka_storage::StorageError::TransactionCoordinatorFenced { .. } => {
+                    MarkerError::Fenced(code, e.to_string())
+                }
+                _ => MarkerError::Retry(code, e.to_string()),
+            });
+        }
+    };
     if topic == CONSUMER_OFFSETS_TOPIC {
         groups
             .query(move |c, _| c.complete_txn(partition, producer_id, commit))
             .await
             .map_err(|e| MarkerError::Retry(errors::group(e), e.to_string()))?;
     }
-    Ok(())
+    Ok(ReplicationWait::new(part, end, leader_epoch, replicas))
+}
+
+/// A written marker's replication, as a coordinator or a WriteTxnMarkers answer sees it.
+pub fn marker_replicated(result: Result<(), ReplicationError>) -> Result<(), MarkerError> {
+    result.map_err(|e| MarkerError::Retry(errors::replication(e), e.to_string()))
 }
 
 #[cfg(test)]

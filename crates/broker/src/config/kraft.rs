@@ -552,6 +552,28 @@ mod tests {
         p
     }
 
+    /// Kafka's coordinator-topic defaults (3 replicas, min ISR 2) hold once a quorum is
+    /// configured; the zero-config node keeps 1; a value given is a value kept.
+    #[test]
+    fn internal_topics_default_to_three_replicas_in_a_cluster() {
+        let internal = |c: BrokerConfig| {
+            (
+                c.offsets_topic_replication_factor,
+                c.transaction_state_log_replication_factor,
+                c.transaction_state_log_min_isr,
+            )
+        };
+        assert_eq!(internal(config(&[])), (1, 1, 1));
+        assert_eq!(internal(config(&combined(&[]))), (3, 3, 2));
+        assert_eq!(internal(config(&broker_only(&[]))), (3, 3, 2));
+        let set = combined(&[
+            ("offsets.topic.replication.factor", "1"),
+            ("transaction.state.log.replication.factor", "2"),
+            ("transaction.state.log.min.isr", "1"),
+        ]);
+        assert_eq!(internal(config(&set)), (1, 2, 1));
+    }
+
     /// A valid combined node of a three-node cluster.
     fn combined(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
         let mut p = vec![

@@ -572,8 +572,18 @@ impl BrokerConfig {
                     )
                 })
         };
+        // Kafka's defaults for the coordinators' topics (three replicas, two in sync for
+        // transactions) apply once a controller quorum is configured; the zero-config single node
+        // keeps one, as Kafka's own single-node server.properties does.
+        let clustered = quorum_mode != QuorumMode::Standalone;
+        let internal = |key: &str, clustered_default: i32| -> Result<i32, ConfigError> {
+            match props.get(key) {
+                None if clustered => Ok(clustered_default),
+                _ => int32(key, 1),
+            }
+        };
         let offsets_topic_replication_factor =
-            i16::try_from(int32("offsets.topic.replication.factor", 1)?).map_err(|_| {
+            i16::try_from(internal("offsets.topic.replication.factor", 3)?).map_err(|_| {
                 ConfigError::invalid(
                     "offsets.topic.replication.factor",
                     &get("offsets.topic.replication.factor").unwrap_or_default(),
@@ -657,12 +667,12 @@ impl BrokerConfig {
             group_initial_rebalance_delay_ms: int32("group.initial.rebalance.delay.ms", 0)?,
             group_max_size: int32("group.max.size", 1)? as usize,
             producer_id_expiration_ms: i64::from(int32("producer.id.expiration.ms", 1)?),
-            transaction_state_log_replication_factor: i16::try_from(int32(
+            transaction_state_log_replication_factor: i16::try_from(internal(
                 "transaction.state.log.replication.factor",
-                1,
+                3,
             )?)
             .unwrap_or(i16::MAX),
-            transaction_state_log_min_isr: int32("transaction.state.log.min.isr", 1)?,
+            transaction_state_log_min_isr: internal("transaction.state.log.min.isr", 2)?,
             transaction_state_log_num_partitions: int32("transaction.state.log.num.partitions", 1)?,
             transaction_state_log_segment_bytes: int32("transaction.state.log.segment.bytes", 14)?,
             transaction_max_timeout_ms: int32("transaction.max.timeout.ms", 1)?,

@@ -154,10 +154,6 @@ fn leader_of(
     })
 }
 
-/// The replication factor the coordinators' topics may have until coordinators wait for their
-/// writes to replicate.
-const INTERNAL_REPLICATION_FACTOR_MAX: i16 = 1;
-
 /// Creates `__consumer_offsets` if it does not exist yet: compacted, with
 /// `offsets.topic.num.partitions` partitions and `offsets.topic.replication.factor` replicas.
 pub async fn ensure_offsets_topic(shared: &Arc<Shared>) -> Result<(), ApiError> {
@@ -200,18 +196,6 @@ async fn ensure_internal_topic(shared: &Arc<Shared>, name: &str) -> Result<(), A
         )
     };
     configs.push(("cleanup.policy", "compact".to_string()));
-    if replication_factor > INTERNAL_REPLICATION_FACTOR_MAX {
-        // The coordinators answer a write once it is in their leader's log and load their
-        // state up to the high watermark; on a replicated topic both need the replication
-        // rules of issue 15 item 8 first, so the topic is not created and clients keep being
-        // told that no coordinator is available, as Kafka answers while it cannot place it.
-        return Err(ApiError::new(
-            ResponseError::CoordinatorNotAvailable,
-            format!(
-                "cannot create {name} with replication factor {replication_factor}: replicated coordinator topics are not supported yet (set its replication factor to 1)"
-            ),
-        ));
-    }
     let topic = NewTopic {
         name: name.to_string(),
         partitions,

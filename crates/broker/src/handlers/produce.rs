@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::now_ms;
-use crate::partitions::Partition;
+use crate::partitions::ReplicationWait;
 use crate::state::Shared;
 use crate::txn_membership;
 
@@ -123,7 +123,7 @@ pub async fn handle(
     let mut any_error = false;
     let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
     // acks=all appends whose answers wait for the followers: (topic index, response index).
-    let mut awaiting: Vec<(usize, usize, AwaitReplication)> = Vec::new();
+    let mut awaiting: Vec<(usize, usize, ReplicationWait)> = Vec::new();
     for (item, verify_error) in items.into_iter().zip(verify_errors) {
         let topic = &topics[item.topic_index];
         let mut pr = PartitionProduceResponse::default();
@@ -200,12 +200,12 @@ pub async fn handle(
     let deadline = tokio::time::Instant::now()
         + std::time::Duration::from_millis(u64::try_from(request_timeout_ms.max(0)).unwrap_or(0));
     for (topic_index, index, wait) in awaiting {
-        if let Err(code) = await_replication(&wait, deadline).await {
+        if let Err(e) = wait.wait(deadline).await {
             let pr = &mut responses[topic_index].partition_responses[index];
-            pr.error_code = code.code();
+            pr.error_code = errors::replication(e).code();
             pr.error_message = Some(StrBytes::from_string(format!(
-                "{:?}: {code}",
-                wait.partition
+                "{:?}: {e}",
+                wait.partition()
             )));
         }
     }
@@ -319,61 +319,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
-    /// acks=all: what the answer waits for (see [`await_replication`]).
-    replication: Option<AwaitReplication>,
-}
-
-/// An acks=all append waiting for its followers: the high watermark must pass `required`
-/// while this broker still leads at `leader_epoch`.
-struct AwaitReplication {
-    partition: Arc<Partition>,
-    required: i64,
-    leader_epoch: i32,
-    settings: crate::topic_config::TopicSettings,
-    replicas: usize,
-}
-
-/// Kafka's delayed produce (`DelayedProduce` with `checkEnoughReplicasReachOffset`): done once
-/// the high watermark passes the batch, NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then
-/// below `min.insync.replicas`, NOT_LEADER_OR_FOLLOWER once leadership moved, and
-/// REQUEST_TIMED_OUT at the request's timeout. Every high watermark move, append and role
-/// change wakes it; a single replica has its high watermark at the log end already.
-async fn await_replication(
-    wait: &AwaitReplication,
-    deadline: tokio::time::Instant,
-) -> Result<(), ResponseError> {
-    loop {
-        // Checked before the waiter is made: a single replica is done at once.
-        if let Some(done) = replication_outcome(wait) {
-            return done;
-        }
-        let waiter = Arc::new(tokio::sync::Notify::new());
-        wait.partition.register_waiter(waiter.clone());
-        if let Some(done) = replication_outcome(wait) {
-            return done;
-        }
-        if tokio::time::timeout_at(deadline, waiter.notified())
-            .await
-            .is_err()
-        {
-            return Err(ResponseError::RequestTimedOut);
-        }
-    }
-}
-
-/// The answer of a parked acks=all append, once there is one.
-fn replication_outcome(wait: &AwaitReplication) -> Option<Result<(), ResponseError>> {
-    let Some((high_watermark, isr)) = wait.partition.leader_state(wait.leader_epoch) else {
-        return Some(Err(ResponseError::NotLeaderOrFollower));
-    };
-    if high_watermark < wait.required {
-        return None;
-    }
-    Some(if wait.settings.enough_in_sync(isr, wait.replicas) {
-        Ok(())
-    } else {
-        Err(ResponseError::NotEnoughReplicasAfterAppend)
-    })
+    /// acks=all: what the answer waits for.
+    replication: Option<ReplicationWait>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -562,14 +509,15 @@ fn produce_partition(
         (true, true) => info.log_append_time_ms.unwrap_or(-1),
         (true, false) => -1,
     };
-    let replication = (acks == -1).then(|| AwaitReplication {
-        required: info.last_offset + 1,
-        leader_epoch: partition.leader_epoch(),
-        replicas: topic_image
-            .partition(item.partition)
-            .map_or(1, |p| p.replicas.len()),
-        settings,
-        partition: partition.clone(),
+    let replication = (acks == -1).then(|| {
+        ReplicationWait::new(
+            partition.clone(),
+            info.last_offset + 1,
+            partition.leader_epoch(),
+            topic_image
+                .partition(item.partition)
+                .map_or(1, |p| p.replicas.len()),
+        )
     });
     Ok(Appended {
         base_offset: info.base_offset,

@@ -13,13 +13,17 @@ use rafka_protocol::kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnM
 
 use super::groups::text;
 use crate::state::Shared;
-use crate::txn_coordinator::{write_marker_to, Marker};
+use crate::txn_coordinator::{marker_replicated, write_marker_to, Marker};
 
 pub async fn handle(
     shared: &Arc<Shared>,
     request: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     let mut response = WriteTxnMarkersResponse::default();
+    // Half the request timeout, so a coordinator (which sends with the same timeout) hears
+    // why rather than timing out itself.
+    let timeout = std::time::Duration::from_millis(shared.config.request_timeout_ms / 2);
+    let mut waits = Vec::new();
     for m in request.markers {
         let mut mr = WritableTxnMarkerResult::default();
         mr.producer_id = m.producer_id;
@@ -45,12 +49,28 @@ pub async fn handle(
                 .await;
                 let mut pr = WritableTxnMarkerPartitionResult::default();
                 pr.partition_index = partition;
-                pr.error_code = result.err().map_or(0, |e| e.code().code());
+                match result {
+                    // Answered once the followers have it (Kafka writes markers with acks=all);
+                    // the waits run after every marker is written, so they overlap.
+                    Ok(wait) => waits.push((
+                        response.markers.len(),
+                        mr.topics.len(),
+                        tr.partitions.len(),
+                        wait,
+                    )),
+                    Err(e) => pr.error_code = e.code().code(),
+                }
                 tr.partitions.push(pr);
             }
             mr.topics.push(tr);
         }
         response.markers.push(mr);
+    }
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (m, t, p, wait) in waits {
+        if let Err(e) = marker_replicated(wait.wait(deadline).await) {
+            response.markers[m].topics[t].partitions[p].error_code = e.code().code();
+        }
     }
     response
 }
