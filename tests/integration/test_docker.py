@@ -532,21 +532,51 @@ def test_bitnami_cluster(stacks):
         s.wait_ready(f"kafka-{n}")
     meta = kcat_in_network(s.network(), "-b", "kafka-0:9092", "-L")
     assert " 3 brokers:" in meta, meta
-    # The file asks for internal topics with 3 replicas, which rafka does not create until its
-    # coordinators wait for their writes to replicate (issue 15): groups and transactions find
-    # no coordinator, as Kafka answers while it cannot create them, and the brokers keep
-    # serving everything else.
+    # The file asks for internal topics with 3 replicas and min ISR 2: a transaction and a
+    # group commit go through coordinators whose writes are replicated.
+    from confluent_kafka import Consumer, Producer, TopicPartition
     from kafka.protocol.metadata.find_coordinator import FindCoordinatorRequest
-    from txn_v2_wire import COORDINATOR_NOT_AVAILABLE, Wire
-    w = Wire("localhost", ports[0])
-    for key_type, key in ((0, "a-group"), (1, "a-transactional-id")):
-        r = w.call(FindCoordinatorRequest, 4, key_type=key_type, coordinator_keys=[key])
-        assert r.coordinators[0].error_code == COORDINATOR_NOT_AVAILABLE, r
-    w.close()
+    from txn_v2_wire import Wire
+    hosts = HostBroker(*ports)
+    ck_create_topic(hosts, "bn-rt", partitions=3)
+    p = Producer({"bootstrap.servers": hosts.bootstrap, "transactional.id": "bn-txn"})
+    p.init_transactions(60)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce("bn-rt", f"t{i}".encode(), partition=i)
+    p.commit_transaction(60)
+    group = Consumer({"bootstrap.servers": hosts.bootstrap, "group.id": "bn-group",
+                      "enable.auto.commit": False})
+    group.commit(offsets=[TopicPartition("bn-rt", 0, 1)], asynchronous=False)
+    group.close()
+    got = ck_consume_range(hosts, "bn-rt", {i: (0, 1) for i in range(3)})
+    assert sorted(m.value() for ms in got.values() for m in ms) == [b"t0", b"t1", b"t2"]
+    md = kcat_in_network(s.network(), "-b", "kafka-0:9092", "-L", "-t", "__transaction_state")
+    assert re.search(r"replicas: \d,\d,\d, isrs", md), md
     assert not re.search(r"\bERROR\b|panicked", s.logs("kafka-0")), s.logs("kafka-0")[-4000:]
     cluster_drop_in_checks(
         s, [(f"kafka-{n}", n, ports[n], f"kafka-{n}:9092") for n in range(3)],
         "/opt/bitnami/kafka/bin/kafka-topics.sh", host_round_trip=False, volumes=True)
+
+    # `docker kill` of the group's coordinator: its __consumer_offsets partition fails over
+    # and the acknowledged commit is still there.
+    w = Wire("localhost", ports[0])
+    r = w.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=["bn-group"])
+    w.close()
+    coordinator = r.coordinators[0].node_id
+    assert r.coordinators[0].error_code == 0 and coordinator in (0, 1, 2), r
+    run(["docker", "kill", s.container(f"kafka-{coordinator}")])
+    alive = HostBroker(*(ports[n] for n in range(3) if n != coordinator))
+
+    def committed():
+        c = Consumer({"bootstrap.servers": alive.bootstrap, "group.id": "bn-group"})
+        try:
+            return c.committed([TopicPartition("bn-rt", 0)], timeout=10)[0].offset
+        except Exception:
+            return None
+        finally:
+            c.close()
+    assert wait_until(committed, timeout=90, what="the commit from the new coordinator") == 1
 
 
 def test_example_cluster(stacks):

@@ -4,7 +4,7 @@
 //! [`CoordinatorContext`] a shell sees of the node, and reading and writing an internal-topic
 //! partition.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use rafka_metadata::MetadataImage;
@@ -85,6 +85,64 @@ impl CoordinatorContext {
             leader_epoch,
             replicas,
         ))
+    }
+}
+
+/// What a shell's writes of one output came to.
+#[derive(Default)]
+pub struct Written {
+    /// Partitions whose writes wait for their followers (the last write of each).
+    pub waits: BTreeMap<i32, ReplicationWait>,
+    /// Partitions whose writes failed, and why.
+    pub failed: BTreeMap<i32, WriteError>,
+    /// Of those, the ones whose records did not reach the log at all: the coordinator's state
+    /// no longer matches the log there.
+    pub unwritten: BTreeSet<i32>,
+}
+
+impl CoordinatorContext {
+    /// Writes a shell's appends (partition, producer, records) to `topic` in order; a
+    /// partition's later appends are skipped once one failed. `waits` may hold earlier waits
+    /// (a loaded partition's log end). Writes already replicated (every single-replica
+    /// partition) or already failed are settled before returning, so `waits` keeps only what
+    /// must be waited for.
+    pub fn write_all<'a>(
+        &self,
+        topic: &str,
+        appends: impl IntoIterator<Item = (i32, Option<(i64, i16)>, &'a [(Vec<u8>, Option<Vec<u8>>)])>,
+        waits: BTreeMap<i32, ReplicationWait>,
+    ) -> Written {
+        let mut w = Written {
+            waits,
+            ..Written::default()
+        };
+        for (partition, producer, records) in appends {
+            if w.failed.contains_key(&partition) {
+                continue;
+            }
+            match self.append(topic, partition, producer, records) {
+                // The later append of a partition is replicated after the earlier one.
+                Ok(wait) => {
+                    w.waits.insert(partition, wait);
+                }
+                Err(e) => {
+                    tracing::error!(partition, error = %e, "Writing to {topic} failed");
+                    w.waits.remove(&partition);
+                    w.failed.insert(partition, e);
+                    w.unwritten.insert(partition);
+                }
+            }
+        }
+        let failed = &mut w.failed;
+        w.waits.retain(|p, wait| match wait.outcome() {
+            None => true,
+            Some(Ok(())) => false,
+            Some(Err(e)) => {
+                failed.insert(*p, WriteError::Replication(e));
+                false
+            }
+        });
+        w
     }
 }
 

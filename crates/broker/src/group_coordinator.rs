@@ -15,9 +15,11 @@ use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
 use rafka_storage::producer_state::TxnMarker;
 use tokio::sync::{mpsc, watch};
 
-use crate::coordinator_task::{self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError};
+use crate::coordinator_task::{
+    self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError, Written,
+};
 use crate::now_ms;
-use crate::partitions::{Partition, ReplicationWait};
+use crate::partitions::Partition;
 
 /// The internal topic that holds committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -135,44 +137,17 @@ impl Shell {
     /// back through `held_tx`). Replies that depend on a failed write are failed as Kafka's
     /// coordinator fails them.
     fn apply(&mut self, out: Output) {
-        let mut failed: BTreeMap<i32, WriteError> = BTreeMap::new();
-        let mut waits: BTreeMap<i32, ReplicationWait> = BTreeMap::new();
-        let mut unwritten = BTreeSet::new();
-        for append in &out.appends {
-            if failed.contains_key(&append.partition) {
-                continue;
-            }
-            match self.ctx.append(
-                OFFSETS_TOPIC,
-                append.partition,
-                append.producer,
-                &append.records,
-            ) {
-                // The later append of a partition is replicated after the earlier one.
-                Ok(wait) => {
-                    waits.insert(append.partition, wait);
-                }
-                Err(e) => {
-                    tracing::error!(
-                        partition = append.partition,
-                        error = %e,
-                        "Writing to {OFFSETS_TOPIC} failed; unloading the partition's groups"
-                    );
-                    waits.remove(&append.partition);
-                    failed.insert(append.partition, e);
-                    unwritten.insert(append.partition);
-                }
-            }
-        }
-        // Writes already replicated (a single replica) or already failed answer now.
-        waits.retain(|p, w| match w.outcome() {
-            None => true,
-            Some(Ok(())) => false,
-            Some(Err(e)) => {
-                failed.insert(*p, WriteError::Replication(e));
-                false
-            }
-        });
+        let Written {
+            waits,
+            failed,
+            unwritten,
+        } = self.ctx.write_all(
+            OFFSETS_TOPIC,
+            out.appends
+                .iter()
+                .map(|a| (a.partition, a.producer, a.records.as_slice())),
+            BTreeMap::new(),
+        );
         let mut held: BTreeMap<i32, Vec<(u64, Reply)>> = BTreeMap::new();
         for r in out.replies {
             if let Some(e) = failed.get(&r.partition) {

@@ -855,21 +855,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let parts = partitions(dir.path());
         let topic_id = Uuid::new_v4();
-        let mut created = MetadataImage::empty("c");
-        created.apply_record(&MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id,
-        });
-        created.apply_record(&MetadataRecord::Partition(PartitionRecord {
-            topic_id,
-            partition: 0,
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
-            leader_epoch: 0,
-            partition_epoch: 0,
-        }));
-        created.last_applied_index = 5;
+        let created = leader_image(topic_id, 0, 5);
         parts.reconcile(&created, 0).expect("created");
         let altered = retention_bytes(&created, 7, "50000");
         parts.reconcile(&altered, 0).expect("altered");

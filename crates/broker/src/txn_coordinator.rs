@@ -37,7 +37,9 @@ use rafka_txn::{
 use tokio::sync::{mpsc, watch};
 
 use crate::cluster::broker_client::BrokerClient;
-use crate::coordinator_task::{self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError};
+use crate::coordinator_task::{
+    self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError, Written,
+};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
 use crate::now_ms;
@@ -247,42 +249,14 @@ impl Shell {
     /// replication (at once on a single replica; otherwise a task waits and hands them back
     /// through `held_tx`): a marker must never be written for a PrepareCommit or PrepareAbort
     /// that a failover could lose.
-    async fn apply_after(&mut self, out: Output, mut waits: BTreeMap<i32, ReplicationWait>) {
-        let mut failed: BTreeMap<i32, WriteError> = BTreeMap::new();
-        for append in &out.appends {
-            if failed.contains_key(&append.partition) {
-                continue;
-            }
-            match self.ctx.append(
-                TRANSACTION_STATE_TOPIC,
-                append.partition,
-                None,
-                &append.records,
-            ) {
-                // The later append of a partition is replicated after the earlier one.
-                Ok(wait) => {
-                    waits.insert(append.partition, wait);
-                }
-                Err(e) => {
-                    tracing::error!(
-                        partition = append.partition,
-                        error = %e,
-                        "Writing to {TRANSACTION_STATE_TOPIC} failed; unloading the partition"
-                    );
-                    waits.remove(&append.partition);
-                    failed.insert(append.partition, e);
-                }
-            }
-        }
-        // Writes already replicated (a single replica) or already failed answer now.
-        waits.retain(|p, w| match w.outcome() {
-            None => true,
-            Some(Ok(())) => false,
-            Some(Err(e)) => {
-                failed.insert(*p, WriteError::Replication(e));
-                false
-            }
-        });
+    async fn apply_after(&mut self, out: Output, waits: BTreeMap<i32, ReplicationWait>) {
+        let Written { waits, failed, .. } = self.ctx.write_all(
+            TRANSACTION_STATE_TOPIC,
+            out.appends
+                .iter()
+                .map(|a| (a.partition, None, a.records.as_slice())),
+            waits,
+        );
         let mut held: BTreeMap<i32, HeldAnswers> = BTreeMap::new();
         for r in out.replies {
             match r.partition {
