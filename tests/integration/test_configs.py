@@ -289,7 +289,10 @@ def test_dynamic_broker_configs_sources_and_restart(broker, unique_topic):
     def check():
         d = cluster_default(broker)
         dd = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
-        assert d == {"log.retention.ms": ("7200000", dd, [("log.retention.ms", dd)])}, d
+        # A new cluster keeps eligible leader replicas (KIP-966), so, as in Kafka 4.1, its
+        # controller wrote its min.insync.replicas as the cluster default at bootstrap.
+        assert d == {"log.retention.ms": ("7200000", dd, [("log.retention.ms", dd)]),
+                     "min.insync.replicas": ("1", dd, [("min.insync.replicas", dd)])}, d
         b = describe(admin, BROKER, "1")
         assert b["log.retention.ms"].value == "7200000"
         assert src(b["log.retention.ms"]) == ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
@@ -347,7 +350,7 @@ def test_read_only_and_foreign_broker_configs_refused(broker):
     # Another broker's resource: each broker alters only itself.
     code, message = cluster_default(broker, [("message.max.bytes", 0, "5000")], name="2")
     assert code == KafkaError.INVALID_REQUEST and "expected 1" in message, (code, message)
-    assert cluster_default(broker) == {}
+    assert set(cluster_default(broker)) == {"min.insync.replicas"}  # written at bootstrap
     assert src(describe(admin, BROKER, "1")["message.max.bytes"]) == ConfigSource.DEFAULT_CONFIG.value
 
 

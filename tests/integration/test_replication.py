@@ -6,6 +6,7 @@ rejoins the ISR (AlterPartition), and nothing acknowledged is lost, duplicated o
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -231,3 +232,56 @@ def test_consumer_keeps_its_position_across_a_leader_change(make_cluster):
     offsets = [o for o, _ in seen]
     assert offsets == list(range(2500)), "the position jumped or went back"
     check_log(seen, acked)
+
+
+@pytest.mark.timeout(300)
+def test_eligible_leader_replicas_keep_a_partition_whose_only_in_sync_replica_died(make_cluster):
+    """KIP-966 (Kafka 4.1's default for new clusters). Both followers stall, so the leader
+    shrinks the ISR to itself; the replica that leaves the ISR below min.insync.replicas still
+    holds everything acknowledged (the high watermark stops below min ISR) and is an eligible
+    leader replica. The leader is killed with -9: instead of waiting, leaderless, for the ISR's
+    last member (which may have lost acknowledged records with its page cache), the controller
+    elects the eligible replica, and every acknowledged record is there. The killed broker comes
+    back without a clean-shutdown marker, so the controller treats it as unclean (its previous
+    broker epoch does not match) and it rejoins only by catching up."""
+    c = make_cluster(controllers=1, brokers=3, overrides=REPLICATION)
+    b = c.bootstrap()
+    create_replicated(b, "elr", configs={"min.insync.replicas": "2"})
+    acked = produce_numbered(b, "elr", 0, 300)
+    assert len(acked) == 300
+    leader, replicas, _ = partition_state(b, "elr")
+    followers = [n for n in replicas if n != leader]
+    for f in followers:
+        c.nodes[f].pause()
+    # The stalled followers leave the ISR (by lag or by fencing, whichever comes first).
+    wait_until(lambda: partition_state(c.nodes[leader].bootstrap, "elr")[2] == [leader],
+               timeout=30, what="the ISR shrunk to the leader")
+    c.nodes[leader].kill9()
+    for f in followers:
+        c.nodes[f].resume()
+    live = ",".join(c.nodes[f].bootstrap for f in followers)
+    new_leader = wait_until(
+        lambda: (lambda s: s[0] if s[0] in followers else None)(partition_state(live, "elr")),
+        timeout=60, what="an eligible leader replica elected")
+    check_log(read_all(live, "elr"), acked)
+
+    c.nodes[leader].start()
+    wait_until(lambda: f"Broker {leader} registered with previous broker epoch -1"
+               in c.nodes[1].log_text(), timeout=30, what="the unclean shutdown noticed")
+    b = c.bootstrap()
+    wait_until(lambda: partition_state(b, "elr")[2] == sorted(replicas), timeout=60,
+               what="every replica back in the ISR")
+    more = produce_numbered(b, "elr", 300, 100)
+    assert partition_state(b, "elr")[0] == new_leader
+    check_log(read_all(b, "elr"), {**acked, **more})
+
+    # A clean stop records the broker epoch in the clean-shutdown marker, which the next
+    # registration sends back (no unclean-shutdown handling then).
+    node = c.nodes[new_leader]
+    node.stop()
+    marker = json.loads((node.data_dir / ".kafka_cleanshutdown").read_text())
+    assert marker["version"] == 0 and marker["brokerEpoch"] > 0, marker
+    node.start()
+    wait_until(lambda: partition_state(c.bootstrap(), "elr")[2] == sorted(replicas), timeout=60,
+               what="the cleanly restarted broker back in the ISR")
+    assert f"Broker {new_leader} registered with previous broker epoch" not in c.nodes[1].log_text()

@@ -41,6 +41,7 @@ pub mod connection;
 pub mod coordinator_task;
 pub mod dynamic_config;
 pub mod errors;
+pub mod fetch_sessions;
 pub mod group_coordinator;
 pub mod handlers;
 pub mod log_cleaner;

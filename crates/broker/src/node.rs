@@ -122,10 +122,21 @@ fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
         // restarts and upgrades, as in Kafka, where only UpdateFeatures changes a level; for
         // clusters created before rafka knew features that is level 0, so their clients keep
         // using Transactions V1.
-        bootstrap_features: vec![(
-            crate::handlers::api_versions::TRANSACTION_VERSION_FEATURE.to_string(),
-            rafka_txn::TransactionVersion::LATEST.feature_level(),
-        )],
+        // Kafka 4.1 also formats new clusters with eligible leader replicas (KIP-966), and
+        // writes this controller's `min.insync.replicas` as the cluster default so every leader
+        // and the controller read the same value.
+        bootstrap_features: vec![
+            (
+                crate::handlers::api_versions::TRANSACTION_VERSION_FEATURE.to_string(),
+                rafka_txn::TransactionVersion::LATEST.feature_level(),
+            ),
+            (rafka_metadata::partition_change::ELR_FEATURE.to_string(), 1),
+        ],
+        bootstrap_cluster_configs: config
+            .value_of("min.insync.replicas")
+            .map(|v| ("min.insync.replicas".to_string(), v))
+            .into_iter()
+            .collect(),
         ..QuorumConfig::default()
     }
 }
@@ -210,7 +221,14 @@ impl Node {
             source,
         };
         let mut clean_shutdown = Vec::with_capacity(log_dirs.len());
+        // KIP-966: the epoch every dir's marker recorded, or -1 when any dir did not shut down
+        // cleanly (as Kafka's `LogManager` reads it).
+        let mut marker_epochs = Vec::with_capacity(log_dirs.len());
         for d in log_dirs.dirs() {
+            marker_epochs.push(
+                d.clean_shutdown_broker_epoch()
+                    .map_err(|e| dir_error(d, e))?,
+            );
             let clean = d.had_clean_shutdown().map_err(|e| dir_error(d, e))?;
             let fresh = formatted.formatted.iter().any(|f| f == d.path());
             if clean {
@@ -220,6 +238,10 @@ impl Node {
             }
             clean_shutdown.push(clean);
         }
+        let previous_broker_epoch = match marker_epochs.first() {
+            Some(Some(e)) if marker_epochs.iter().all(|m| *m == Some(*e)) => *e,
+            _ => -1,
+        };
         // Reads the checkpoints and finds every partition's dir before anything else happens,
         // so a partition found in two dirs stops the start with the markers still in place.
         let dynamic_config = Arc::new(crate::dynamic_config::DynamicBrokerConfig::new(
@@ -328,6 +350,14 @@ impl Node {
             groups,
             producer_ids: Arc::new(ProducerIds::new(config.node_id, quorum.clone())),
             txns,
+            fetch_sessions: std::sync::Mutex::new(crate::fetch_sessions::FetchSessionCache::new(
+                config.max_incremental_fetch_session_cache_slots,
+                u64::from_le_bytes(
+                    uuid::Uuid::new_v4().as_bytes()[..8]
+                        .try_into()
+                        .unwrap_or([1; 8]),
+                ),
+            )),
         });
 
         if !roles.broker {
@@ -368,6 +398,7 @@ impl Node {
                     config.initial_broker_registration_timeout_ms,
                 ),
                 request_timeout: Duration::from_millis(config.controller_quorum_request_timeout_ms),
+                previous_broker_epoch,
             },
             controller_client,
         );
@@ -556,12 +587,13 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || cleaner.shutdown()).await;
         }
         let shared = self.shared;
-        if self.lifecycle.is_some() {
+        if let Some(lifecycle) = &self.lifecycle {
             let s = shared.clone();
+            let broker_epoch = i64::try_from(lifecycle.broker_epoch()).unwrap_or(-1);
             tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
                 s.partitions.close_all()?;
                 s.partitions
-                    .write_clean_shutdown_marker()
+                    .write_clean_shutdown_marker(broker_epoch)
                     .map_err(|source| NodeError::LogDir {
                         path: s
                             .config
@@ -625,13 +657,16 @@ async fn follow_metadata(
 }
 
 /// Kafka's `log.flush.offset.checkpoint.interval.ms` (60 s): recovery points and log start
-/// offsets are checkpointed so a crash recovers from a recent point instead of the start. The
-/// same loop runs the time-based flush (`flush.ms`) once a second when it is configured.
+/// offsets are checkpointed so a crash recovers from a recent point instead of the start; high
+/// watermarks every `replica.high.watermark.checkpoint.interval.ms`. The same loop runs the
+/// time-based flush (`flush.ms`) once a second when it is configured.
 async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     const CHECKPOINT_INTERVAL_MS: u64 = 60_000;
     const FLUSH_CHECK_INTERVAL_MS: u64 = 1_000;
     let mut tick = tokio::time::interval(Duration::from_millis(FLUSH_CHECK_INTERVAL_MS));
     let mut since_checkpoint_ms = 0;
+    let mut since_hw_checkpoint_ms = 0;
+    let hw_checkpoint_ms = shared.config.replica.high_watermark_checkpoint_interval_ms;
     let mut since_producer_expiry_ms = 0;
     let mut since_retention_ms = 0;
     let retention_check_ms = shared.config.log_retention_check_interval_ms;
@@ -645,6 +680,11 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
         let checkpoint = since_checkpoint_ms >= CHECKPOINT_INTERVAL_MS;
         if checkpoint {
             since_checkpoint_ms = 0;
+        }
+        since_hw_checkpoint_ms += FLUSH_CHECK_INTERVAL_MS;
+        let checkpoint_hw = since_hw_checkpoint_ms >= hw_checkpoint_ms;
+        if checkpoint_hw {
+            since_hw_checkpoint_ms = 0;
         }
         since_producer_expiry_ms += FLUSH_CHECK_INTERVAL_MS;
         let expire_producers = since_producer_expiry_ms >= producer_check_ms;
@@ -665,6 +705,9 @@ async fn checkpoint_loop(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool
             if expire_producers {
                 s.partitions
                     .expire_producers(now_ms(), s.effective_config().producer_id_expiration_ms);
+            }
+            if checkpoint_hw {
+                s.partitions.checkpoint_high_watermarks()?;
             }
             if checkpoint {
                 s.partitions.checkpoint()

@@ -62,7 +62,7 @@ impl std::fmt::Debug for Partition {
 
 /// A lock that a panic elsewhere poisoned still guards consistent data here: every critical
 /// section either finishes its log operation or returns an error before touching shared state.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -109,34 +109,47 @@ impl Partition {
                     .log
                     .append_with_origin(batches, self.leader_epoch(), origin, now_ms)?;
             self.after_leader_append(&mut inner, now_ms);
-            let sealed = if self.sealed_flush_running.load(Ordering::Acquire) {
-                None
-            } else {
-                inner.log.sealed_flush()
-            };
-            if sealed.is_some() {
-                self.sealed_flush_running.store(true, Ordering::Release);
-            }
-            (info, sealed)
+            (info, self.take_sealed_flush(&mut inner))
         };
         self.wake_waiters();
-        if let Some(job) = sealed {
-            let me = self.clone();
-            let work = move || {
-                let result = job.run();
-                if let Err(e) = lock(&me.inner).log.finish_sealed_flush(job, result) {
-                    tracing::error!(partition = ?me, error = %e, "fsync of sealed segments failed; log is offline");
-                }
-                me.sealed_flush_running.store(false, Ordering::Release);
-            };
-            match tokio::runtime::Handle::try_current() {
-                Ok(handle) => {
-                    handle.spawn_blocking(work);
-                }
-                Err(_) => work(),
-            }
-        }
+        self.run_sealed_flush(sealed);
         Ok(info)
+    }
+
+    /// The fsync of segments an append sealed, unless one is running already (it then takes
+    /// these too, next time).
+    fn take_sealed_flush(&self, inner: &mut Inner) -> Option<rafka_storage::SealedFlush> {
+        if self.sealed_flush_running.load(Ordering::Acquire) {
+            return None;
+        }
+        let sealed = inner.log.sealed_flush();
+        if sealed.is_some() {
+            self.sealed_flush_running.store(true, Ordering::Release);
+        }
+        sealed
+    }
+
+    /// Runs a sealed-segment fsync off the caller's task (in line without a runtime, as in the
+    /// simulation): rolled segments become durable and the recovery point moves past them, on
+    /// leaders and followers alike, as Kafka's roll schedules `flushUptoOffsetExclusive`.
+    fn run_sealed_flush(self: &Arc<Self>, sealed: Option<rafka_storage::SealedFlush>) {
+        let Some(job) = sealed else {
+            return;
+        };
+        let me = self.clone();
+        let work = move || {
+            let result = job.run();
+            if let Err(e) = lock(&me.inner).log.finish_sealed_flush(job, result) {
+                tracing::error!(partition = ?me, error = %e, "fsync of sealed segments failed; log is offline");
+            }
+            me.sealed_flush_running.store(false, Ordering::Release);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn_blocking(work);
+            }
+            Err(_) => work(),
+        }
     }
 
     /// Writes a transaction marker (COMMIT or ABORT control batch) for `producer_id`, as the
@@ -409,11 +422,52 @@ pub enum PartitionsError {
 
 /// What a log dir's files said at startup.
 struct DirStart {
-    /// Recovery points and log start offsets from the dir's checkpoints.
+    /// Recovery points, log start offsets and high watermarks from the dir's checkpoints.
     recovery_points: HashMap<TopicPartition, i64>,
     log_start_offsets: HashMap<TopicPartition, i64>,
+    high_watermarks: HashMap<TopicPartition, i64>,
     /// Whether the dir had its clean-shutdown marker.
     clean_shutdown: bool,
+}
+
+/// The per-dir offset checkpoints of every hosted partition, gathered to be written.
+struct DirCheckpoints {
+    recovery: Vec<Vec<(TopicPartition, i64)>>,
+    starts: Vec<Vec<(TopicPartition, i64)>>,
+    high_watermarks: Vec<Vec<(TopicPartition, i64)>>,
+}
+
+impl DirCheckpoints {
+    fn new(dirs: usize) -> Self {
+        DirCheckpoints {
+            recovery: vec![Vec::new(); dirs],
+            starts: vec![Vec::new(); dirs],
+            high_watermarks: vec![Vec::new(); dirs],
+        }
+    }
+
+    fn add(&mut self, p: &Partition, recovery_point: i64) {
+        let tp = TopicPartition::new(p.topic.to_string(), p.index);
+        let d = p.log_dir.min(self.recovery.len() - 1);
+        self.recovery[d].push((tp.clone(), recovery_point));
+        self.starts[d].push((tp.clone(), p.log_start_offset()));
+        self.high_watermarks[d].push((tp, p.high_watermark()));
+    }
+
+    fn write_logs(&self, dirs: &LogDirs) -> Result<(), PartitionsError> {
+        for (d, dir) in dirs.dirs().iter().enumerate() {
+            dir.write_recovery_points(&self.recovery[d])?;
+            dir.write_log_start_offsets(&self.starts[d])?;
+        }
+        Ok(())
+    }
+
+    fn write_high_watermarks(&self, dirs: &LogDirs) -> Result<(), PartitionsError> {
+        for (d, dir) in dirs.dirs().iter().enumerate() {
+            dir.write_high_watermarks(&self.high_watermarks[d])?;
+        }
+        Ok(())
+    }
 }
 
 /// Every partition replica hosted on this node.
@@ -451,6 +505,7 @@ impl Partitions {
             dir_start.push(DirStart {
                 recovery_points: d.read_recovery_points()?,
                 log_start_offsets: d.read_log_start_offsets()?,
+                high_watermarks: d.read_high_watermarks()?,
                 clean_shutdown: clean_shutdown.get(i).copied().unwrap_or(false),
             });
         }
@@ -603,12 +658,19 @@ impl Partitions {
                         source,
                     })?;
                 // A single replica has everything in its log replicated, so the markers in it
-                // count; a replicated partition learns its high watermark from its ISR (on the
-                // leader) or from the leader's answers (on a follower).
+                // count. A replicated one starts from its checkpointed high watermark, never
+                // past its log end (a crash may have cut the log below it), as Kafka's
+                // `Partition.createLog` does; the ISR (on the leader) or the leader's answers
+                // (on a follower) move it on from there.
                 let hw = if p.replicas.len() <= 1 {
                     log.log_end_offset()
                 } else {
-                    log.log_start_offset()
+                    self.dir_start[log_dir.min(self.dir_start.len() - 1)]
+                        .high_watermarks
+                        .get(&tp)
+                        .copied()
+                        .unwrap_or(0)
+                        .clamp(log.log_start_offset(), log.log_end_offset())
                 };
                 log.on_high_watermark_updated(hw);
                 let partition = Arc::new(Partition {
@@ -675,28 +737,23 @@ impl Partitions {
     /// Writes the recovery-point and log-start checkpoints of every log dir, each listing the
     /// partitions in that dir.
     pub fn checkpoint(&self) -> Result<(), PartitionsError> {
-        let n = self.log_dirs.len();
-        let mut recovery: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
-        let mut starts: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
+        let mut files = DirCheckpoints::new(self.log_dirs.len());
         for p in self.all() {
-            let tp = TopicPartition::new(p.topic.to_string(), p.index);
-            let d = p.log_dir.min(n - 1);
-            recovery[d].push((tp.clone(), p.recovery_point()));
-            starts[d].push((tp, p.log_start_offset()));
+            files.add(&p, p.recovery_point());
         }
-        self.write_checkpoints(&recovery, &starts)
+        files.write_logs(&self.log_dirs)
     }
 
-    fn write_checkpoints(
-        &self,
-        recovery: &[Vec<(TopicPartition, i64)>],
-        starts: &[Vec<(TopicPartition, i64)>],
-    ) -> Result<(), PartitionsError> {
-        for (d, dir) in self.log_dirs.dirs().iter().enumerate() {
-            dir.write_recovery_points(&recovery[d])?;
-            dir.write_log_start_offsets(&starts[d])?;
+    /// Writes every log dir's `replication-offset-checkpoint` (Kafka writes it every
+    /// `replica.high.watermark.checkpoint.interval.ms` and at shutdown): a restarted replica
+    /// starts from it instead of its log start, so consumers of a restarted cluster read at
+    /// once what was committed before.
+    pub fn checkpoint_high_watermarks(&self) -> Result<(), PartitionsError> {
+        let mut files = DirCheckpoints::new(self.log_dirs.len());
+        for p in self.all() {
+            files.add(&p, 0);
         }
-        Ok(())
+        files.write_high_watermarks(&self.log_dirs)
     }
 
     /// Every log dir's `cleaner-offset-checkpoint`, merged (a partition lives in one dir).
@@ -730,10 +787,11 @@ impl Partitions {
     }
 
     /// Records in every log dir that its logs were flushed and checkpointed, so the next start
-    /// skips recovery.
-    pub fn write_clean_shutdown_marker(&self) -> Result<(), StorageError> {
+    /// skips recovery, with the broker epoch the node shut down in (its next registration
+    /// sends it as the previous broker epoch: KIP-966).
+    pub fn write_clean_shutdown_marker(&self, broker_epoch: i64) -> Result<(), StorageError> {
         for dir in self.log_dirs.dirs() {
-            dir.mark_clean_shutdown(0)?;
+            dir.mark_clean_shutdown(broker_epoch)?;
         }
         Ok(())
     }
@@ -774,27 +832,23 @@ impl Partitions {
             let mut map = self.by_id.write().unwrap_or_else(|e| e.into_inner());
             map.drain().map(|(_, p)| p).collect()
         };
-        let n = self.log_dirs.len();
-        let mut recovery: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
-        let mut starts: Vec<Vec<(TopicPartition, i64)>> = vec![Vec::new(); n];
+        let mut files = DirCheckpoints::new(self.log_dirs.len());
         for p in parts {
-            let tp = TopicPartition::new(p.topic.to_string(), p.index);
-            let d = p.log_dir.min(n - 1);
-            starts[d].push((tp.clone(), p.log_start_offset()));
             match Arc::try_unwrap(p) {
                 Ok(p) => {
+                    let end = lock(&p.inner).log.log_end_offset();
+                    files.add(&p, end);
                     let inner = p.inner.into_inner().unwrap_or_else(|e| e.into_inner());
-                    let end = inner.log.log_end_offset();
                     inner.log.close()?;
-                    recovery[d].push((tp, end));
                 }
                 Err(p) => {
                     p.flush()?;
-                    recovery[d].push((tp, p.recovery_point()));
+                    files.add(&p, p.recovery_point());
                 }
             }
         }
-        self.write_checkpoints(&recovery, &starts)
+        files.write_logs(&self.log_dirs)?;
+        files.write_high_watermarks(&self.log_dirs)
     }
 
     /// Removes partition directories the image does not know (a crash between committing a
@@ -887,6 +941,8 @@ mod tests {
             leader: 1,
             leader_epoch,
             partition_epoch: leader_epoch,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         }));
         image.last_applied_index = index;
         image
@@ -929,5 +985,70 @@ mod tests {
         assert_eq!(p.end_offset_for_epoch(0), at(0, 2));
         assert_eq!(p.end_offset_for_epoch(2), at(2, 3));
         assert_eq!(p.end_offset_for_epoch(-1), EpochEndOffset::UNDEFINED);
+    }
+
+    fn follower_image(topic_id: Uuid) -> MetadataImage {
+        let mut image = MetadataImage::empty("c");
+        image.apply_record(&MetadataRecord::Topic {
+            name: "t".into(),
+            topic_id,
+        });
+        image.apply_record(&MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 0,
+            replicas: vec![2, 1],
+            isr: vec![2, 1],
+            leader: 2,
+            leader_epoch: 3,
+            partition_epoch: 3,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
+        }));
+        image.last_applied_index = 1;
+        image
+    }
+
+    /// `replication-offset-checkpoint`: a restarted replica starts from the high watermark it
+    /// checkpointed, and never from one past its log end (a crash may have cut the log).
+    #[test]
+    fn a_restarted_replica_starts_from_its_checkpointed_high_watermark() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let topic_id = Uuid::new_v4();
+        let image = follower_image(topic_id);
+        let parts = partitions(dir.path());
+        parts.reconcile(&image, 0).expect("created");
+        let p = parts.get(&topic_id, 0).expect("hosted");
+        for offset in 0..3 {
+            let batch = rafka_records::BatchBuilder::new(offset)
+                .partition_leader_epoch(3)
+                .record(Some(b"k"), Some(b"v"), &[], 0)
+                .build();
+            p.append_as_follower(3, &batch, 2, 0).expect("append");
+        }
+        assert_eq!((p.high_watermark(), p.log_end_offset()), (2, 3));
+        drop(p);
+        parts.close_all().expect("close");
+        let file = dir
+            .path()
+            .join(rafka_storage::REPLICATION_OFFSET_CHECKPOINT_FILE);
+        assert_eq!(
+            std::fs::read_to_string(&file).expect("checkpoint"),
+            "0\n1\nt 0 2\n",
+            "Kafka's offset checkpoint format"
+        );
+
+        let parts = partitions(dir.path());
+        parts.reconcile(&image, 0).expect("reopened");
+        let p = parts.get(&topic_id, 0).expect("hosted");
+        assert_eq!(p.high_watermark(), 2);
+        drop(p);
+
+        // A checkpoint past the log end (the tail was lost) is cut to the log end.
+        std::fs::write(&file, "0\n1\nt 0 10\n").expect("write");
+        drop(parts);
+        let parts = partitions(dir.path());
+        parts.reconcile(&image, 0).expect("reopened");
+        let p = parts.get(&topic_id, 0).expect("hosted");
+        assert_eq!(p.high_watermark(), 3);
     }
 }

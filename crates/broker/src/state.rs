@@ -42,6 +42,8 @@ pub struct Shared {
     pub groups: GroupCoordinator,
     pub producer_ids: Arc<ProducerIds>,
     pub txns: TxnCoordinatorHandle,
+    /// Incremental fetch sessions (KIP-227) of consumers and followers.
+    pub fetch_sessions: std::sync::Mutex<crate::fetch_sessions::FetchSessionCache>,
 }
 
 impl Shared {

@@ -13,10 +13,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+use crate::partition_change::{elr_enabled, PartitionChange};
 use crate::placement::{PlacementError, StripedPlacer};
-use crate::records::{
-    BrokerRegistration, MetadataRecord, PartitionChangeRecord, PartitionRecord, NO_LEADER,
-};
+use crate::records::{BrokerRegistration, MetadataRecord, PartitionRecord, NO_LEADER};
 
 /// Kafka's limit on topic name length, in characters (`Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
@@ -80,6 +79,13 @@ pub enum ControllerCommand {
     /// it leaves every ISR it is not the last member of, and partitions it led get another
     /// active in-sync leader or none.
     FenceBroker {
+        node_id: i32,
+        broker_epoch: u64,
+    },
+    /// The broker registered with this epoch is registering again after an unclean shutdown
+    /// (the previous broker epoch it sent is not this one: KIP-966). With the ELR feature it
+    /// leaves every ISR and ELR; without it, nothing happens, as in Kafka.
+    BrokerUncleanShutdown {
         node_id: i32,
         broker_epoch: u64,
     },
@@ -158,6 +164,8 @@ impl PartitionAssignment {
             leader: self.leader,
             leader_epoch: 0,
             partition_epoch: 0,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         }
     }
 }
@@ -378,6 +386,13 @@ impl ControllerCommand {
                 }
                 for key in changes.keys() {
                     validate_config_key(key)?;
+                    // Leaders and the controller must agree on min ISR for the ELR to be safe.
+                    if node_id.is_some() && key == "min.insync.replicas" && elr_enabled(image) {
+                        return Err(CommandRejected::InvalidConfig {
+                            key: key.clone(),
+                            reason: "Broker-level min.insync.replicas cannot be set while eligible leader replicas are enabled; set it for the cluster or the topic.".into(),
+                        });
+                    }
                 }
                 Ok(changes
                     .iter()
@@ -429,6 +444,17 @@ impl ControllerCommand {
                 }];
                 if broker.is_active() {
                     leave_partitions(image, *node_id, &mut out);
+                }
+                Ok(out)
+            }
+            ControllerCommand::BrokerUncleanShutdown {
+                node_id,
+                broker_epoch,
+            } => {
+                registration(image, *node_id, *broker_epoch)?;
+                let mut out = Vec::new();
+                if elr_enabled(image) {
+                    forget_unclean_replicas(image, *node_id, &mut out);
                 }
                 Ok(out)
             }
@@ -611,15 +637,12 @@ fn plan_alter_partition(
     if members == p.isr {
         return Ok(Vec::new());
     }
-    Ok(vec![MetadataRecord::PartitionChange(
-        PartitionChangeRecord {
-            topic_id: req.topic_id,
-            partition: req.partition,
-            leader: None,
-            isr: Some(members),
-            replicas: None,
-        },
-    )])
+    Ok(PartitionChange::new(image, topic, req.partition, p)
+        .alter_isr(members)
+        .build()
+        .map(MetadataRecord::PartitionChange)
+        .into_iter()
+        .collect())
 }
 
 /// The partitions a command adds, numbered from `first`: the explicit ones of an old entry, or
@@ -700,43 +723,41 @@ fn assignment(image: &MetadataImage, partition: i32, replicas: Vec<i32>) -> Part
 }
 
 /// Records that move leadership and ISR membership off `node` (being fenced or shutting down),
-/// as Kafka's `generateLeaderAndIsrUpdates` does: it leaves every ISR it is not the last member
-/// of, and a partition it led gets the first other active in-sync replica, or no leader.
+/// as Kafka's `generateLeaderAndIsrUpdates` does: it leaves every ISR (without the ELR feature:
+/// every ISR it is not the last member of), and a partition it led gets another leader
+/// ([`PartitionChange`]'s election), or none.
 fn leave_partitions(image: &MetadataImage, node: i32, out: &mut Vec<MetadataRecord>) {
     for (topic, index, p) in image.partitions() {
-        let in_isr = p.isr.contains(&node);
-        if p.leader != node && !in_isr {
+        if p.leader != node && !p.isr.contains(&node) {
             continue;
         }
-        let isr: Vec<i32> = if in_isr && p.isr.len() > 1 {
-            p.isr.iter().copied().filter(|b| *b != node).collect()
-        } else {
-            p.isr.clone()
-        };
-        let leader = if p.leader == node {
-            p.replicas
-                .iter()
-                .copied()
-                .find(|b| *b != node && isr.contains(b) && image.is_active_broker(*b))
-                .unwrap_or(NO_LEADER)
-        } else {
-            p.leader
-        };
-        if leader == p.leader && isr == p.isr {
-            continue;
+        if let Some(change) = PartitionChange::new(image, topic, index, p)
+            .leaving(node)
+            .build()
+        {
+            out.push(MetadataRecord::PartitionChange(change));
         }
-        out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
-            topic_id: topic.topic_id,
-            partition: index,
-            leader: (leader != p.leader).then_some(leader),
-            isr: (isr != p.isr).then_some(isr),
-            replicas: None,
-        }));
     }
 }
 
-/// Records giving leaderless partitions a leader: the first replica that is in sync and active,
-/// counting `becoming_active` as active (it is being unfenced by the same command).
+/// Records for a broker that registers after an unclean shutdown (KIP-966, with the ELR
+/// feature): it leaves every ISR and ELR, since what it acknowledged may be gone.
+fn forget_unclean_replicas(image: &MetadataImage, node: i32, out: &mut Vec<MetadataRecord>) {
+    for (topic, index, p) in image.partitions() {
+        if p.leader != node && !p.isr.contains(&node) && !p.elr.contains(&node) {
+            continue;
+        }
+        if let Some(change) = PartitionChange::new(image, topic, index, p)
+            .unclean_shutdown(node)
+            .build()
+        {
+            out.push(MetadataRecord::PartitionChange(change));
+        }
+    }
+}
+
+/// Records giving leaderless partitions a leader ([`PartitionChange`]'s election), counting
+/// `becoming_active` as active (it is being unfenced by the same command).
 fn elect_leaderless(
     image: &MetadataImage,
     becoming_active: Option<i32>,
@@ -746,17 +767,12 @@ fn elect_leaderless(
         if p.leader != NO_LEADER {
             continue;
         }
-        let leader = p.replicas.iter().copied().find(|b| {
-            p.isr.contains(b) && (Some(*b) == becoming_active || image.is_active_broker(*b))
-        });
-        if let Some(leader) = leader {
-            out.push(MetadataRecord::PartitionChange(PartitionChangeRecord {
-                topic_id: topic.topic_id,
-                partition: index,
-                leader: Some(leader),
-                isr: None,
-                replicas: None,
-            }));
+        let mut change = PartitionChange::new(image, topic, index, p);
+        if let Some(b) = becoming_active {
+            change = change.becoming_active(b);
+        }
+        if let Some(change) = change.build() {
+            out.push(MetadataRecord::PartitionChange(change));
         }
     }
 }
@@ -1589,5 +1605,166 @@ mod tests {
             matches!(&res, Err(CommandRejected::InvalidReplicationFactor { reason }) if reason.contains("All brokers are currently fenced.")),
             "{res:?}"
         );
+    }
+
+    /// Brokers 1-3, the ELR feature on, topic `elr` with `replicas` and min ISR `min_isr`.
+    fn elr_cluster(replicas: Vec<i32>, min_isr: &str) -> MetadataImage {
+        let mut image = with_brokers();
+        for cmd in [
+            ControllerCommand::RegisterBroker(broker(3, 9094)),
+            ControllerCommand::SetFeatureLevel {
+                name: crate::partition_change::ELR_FEATURE.into(),
+                level: 1,
+            },
+            ControllerCommand::CreateTopic {
+                name: "elr".into(),
+                topic_id: Uuid::new_v4(),
+                partitions: vec![PartitionAssignment::new(0, replicas)],
+                configs: [("min.insync.replicas".to_string(), min_isr.to_string())].into(),
+                placement: None,
+            },
+        ] {
+            image = ok(&image, image.last_applied_index + 1, cmd);
+        }
+        image
+    }
+
+    fn next(image: &MetadataImage, cmd: ControllerCommand) -> MetadataImage {
+        ok(image, image.last_applied_index + 1, cmd)
+    }
+
+    /// (leader, isr, elr, last known elr)
+    fn elr_state(image: &MetadataImage) -> (i32, Vec<i32>, Vec<i32>, Vec<i32>) {
+        let p = image.topic_by_name("elr").unwrap().partition(0).unwrap();
+        (
+            p.leader,
+            p.isr.clone(),
+            p.elr.clone(),
+            p.last_known_elr.clone(),
+        )
+    }
+
+    fn epoch(image: &MetadataImage, node_id: i32) -> u64 {
+        image.broker(node_id).unwrap().epoch
+    }
+
+    fn fence(image: &MetadataImage, node_id: i32) -> MetadataImage {
+        let broker_epoch = epoch(image, node_id);
+        next(
+            image,
+            ControllerCommand::FenceBroker {
+                node_id,
+                broker_epoch,
+            },
+        )
+    }
+
+    fn unclean(image: &MetadataImage, node_id: i32) -> MetadataImage {
+        let broker_epoch = epoch(image, node_id);
+        next(
+            image,
+            ControllerCommand::BrokerUncleanShutdown {
+                node_id,
+                broker_epoch,
+            },
+        )
+    }
+
+    fn unfence(image: &MetadataImage, node_id: i32) -> MetadataImage {
+        let broker_epoch = epoch(image, node_id);
+        next(
+            image,
+            ControllerCommand::UnfenceBroker {
+                node_id,
+                broker_epoch,
+            },
+        )
+    }
+
+    /// KIP-966: the leader alone in the ISR dies uncleanly (its page cache, and acknowledged
+    /// records with it, may be gone). The replicas that left the ISR below min ISR still hold
+    /// everything below the high watermark, so one of them leads, and the dead leader is not
+    /// elected again as the ISR's last member when it comes back.
+    #[test]
+    fn the_elr_elects_a_replica_that_kept_every_committed_record() {
+        let image = elr_cluster(vec![1, 2, 3], "2");
+        let t = image.topic_by_name("elr").unwrap().topic_id;
+        let shrink = ControllerCommand::AlterPartition {
+            broker_id: 1,
+            broker_epoch: epoch(&image, 1),
+            topic_id: t,
+            partition: 0,
+            leader_epoch: 0,
+            partition_epoch: 0,
+            new_isr: vec![(1, None)],
+        };
+        let image = next(&image, shrink);
+        // Below min ISR: the replicas that left are eligible.
+        assert_eq!(elr_state(&image), (1, vec![1], vec![2, 3], vec![]));
+        let image = fence(&image, 1);
+        // No ISR member can lead: the first active ELR member does, alone in the ISR.
+        assert_eq!(elr_state(&image), (2, vec![2], vec![1, 3], vec![]));
+        // Broker 1 registers again after a crash: it is no longer eligible.
+        let image = unclean(&image, 1);
+        assert_eq!(elr_state(&image), (2, vec![2], vec![3], vec![]));
+        let image = unfence(&image, 1);
+        assert_eq!(elr_state(&image).0, 2);
+        // Back at min ISR, the ELR empties.
+        let t = image.topic_by_name("elr").unwrap();
+        let p = t.partition(0).unwrap();
+        let grow = ControllerCommand::AlterPartition {
+            broker_id: 2,
+            broker_epoch: epoch(&image, 2),
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: vec![(2, None), (1, None)],
+        };
+        let image = next(&image, grow);
+        assert_eq!(elr_state(&image), (2, vec![2, 1], vec![], vec![]));
+    }
+
+    /// A single replica: a clean restart comes back through the ELR; an unclean one empties the
+    /// ELR, and the replica leads again as the last known leader (there is nothing better).
+    /// Several unclean replicas with no eligible one leave the partition without a leader.
+    #[test]
+    fn with_the_elr_a_partition_comes_back_after_clean_and_unclean_restarts() {
+        let image = elr_cluster(vec![1], "1");
+        let image = fence(&image, 1);
+        assert_eq!(elr_state(&image), (NO_LEADER, vec![], vec![1], vec![]));
+        let image = unfence(&image, 1);
+        assert_eq!(elr_state(&image), (1, vec![1], vec![], vec![]));
+        let image = fence(&image, 1);
+        let image = unclean(&image, 1);
+        assert_eq!(elr_state(&image), (NO_LEADER, vec![], vec![], vec![1]));
+        let image = unfence(&image, 1);
+        assert_eq!(elr_state(&image), (1, vec![1], vec![], vec![]));
+
+        let image = elr_cluster(vec![1, 2], "2");
+        let image = fence(&fence(&image, 1), 2);
+        assert_eq!(elr_state(&image), (NO_LEADER, vec![], vec![1, 2], vec![]));
+        let image = unclean(&unclean(&image, 1), 2);
+        assert_eq!(elr_state(&image), (NO_LEADER, vec![], vec![], vec![1, 2]));
+        let image = unfence(&unfence(&image, 1), 2);
+        assert_eq!(
+            elr_state(&image).0,
+            NO_LEADER,
+            "no replica is known to hold the data"
+        );
+    }
+
+    /// With the ELR, leaders and the controller must read one min ISR: a per-broker value is
+    /// refused.
+    #[test]
+    fn with_the_elr_min_isr_is_not_a_per_broker_config() {
+        let image = elr_cluster(vec![1], "1");
+        let set = |node_id| ControllerCommand::AlterBrokerConfigs {
+            node_id,
+            changes: [("min.insync.replicas".to_string(), Some("2".to_string()))].into(),
+        };
+        let (_, res) = apply(&image, image.last_applied_index + 1, &set(Some(1)));
+        assert!(matches!(res, Err(CommandRejected::InvalidConfig { .. })));
+        next(&image, set(None));
     }
 }

@@ -34,6 +34,9 @@ pub struct RegistrationRequest {
     pub rack: Option<String>,
     /// The broker runs in this controller's process (never true for a request off the wire).
     pub co_located: bool,
+    /// The broker epoch the broker's log dirs recorded at its last clean shutdown, -1 when it
+    /// did not shut down cleanly (KIP-966's `PreviousBrokerEpoch`).
+    pub previous_broker_epoch: i64,
 }
 
 /// The controller's answer to a heartbeat (Kafka's `BrokerHeartbeatResponse`).
@@ -195,6 +198,17 @@ impl Controller {
                 self.propose(ControllerCommand::SetFeatureLevel { name, level })
                     .await?;
             }
+            let configs = &self.shared.config.bootstrap_cluster_configs;
+            if !configs.is_empty() {
+                self.propose(ControllerCommand::AlterBrokerConfigs {
+                    node_id: None,
+                    changes: configs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Some(v.clone())))
+                        .collect(),
+                })
+                .await?;
+            }
             image = self.shared.images.borrow().clone();
         }
         if let Some(b) = image.broker(req.node_id) {
@@ -210,6 +224,16 @@ impl Controller {
             req.co_located && u64::try_from(req.node_id) == Ok(self.shared.node_id),
             self.now_ms(),
         )?;
+        if let Some(cmd) =
+            crate::lifecycle::unclean_shutdown(&image, req.node_id, req.previous_broker_epoch)
+        {
+            tracing::info!(
+                "Broker {} registered with previous broker epoch {}, not its last epoch: it shut down uncleanly, so it leaves every ISR and ELR.",
+                req.node_id, req.previous_broker_epoch
+            );
+            self.propose(cmd).await?;
+            image = self.shared.images.borrow().clone();
+        }
         let previous = image.broker(req.node_id).map(|b| b.incarnation_id);
         let epoch = self
             .propose(ControllerCommand::RegisterBroker(BrokerRegistration {

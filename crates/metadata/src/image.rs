@@ -102,6 +102,15 @@ pub struct PartitionImage {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Eligible leader replicas (KIP-966): replicas out of the ISR that still hold everything
+    /// below the high watermark, because it has not moved since the ISR fell below
+    /// `min.insync.replicas`. Absent in snapshots written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<i32>,
+    /// When the ISR and ELR are empty: the replicas that were last eligible before unclean
+    /// shutdowns took them out (KIP-966). A single one may lead again once it is back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<i32>,
 }
 
 /// Snapshot form: a flat list of topics, from which the name index is rebuilt.
@@ -383,6 +392,8 @@ impl MetadataImage {
                 leader: p.leader,
                 leader_epoch: p.leader_epoch,
                 partition_epoch: p.partition_epoch,
+                elr: p.elr.clone(),
+                last_known_elr: p.last_known_elr.clone(),
             },
         );
     }
@@ -409,6 +420,12 @@ impl MetadataImage {
         }
         if let Some(replicas) = &change.replicas {
             partition.replicas = replicas.clone();
+        }
+        if let Some(elr) = &change.elr {
+            partition.elr = elr.clone();
+        }
+        if let Some(known) = &change.last_known_elr {
+            partition.last_known_elr = known.clone();
         }
         partition.partition_epoch = partition.partition_epoch.saturating_add(1);
     }
@@ -522,6 +539,8 @@ mod tests {
             leader: 1,
             leader_epoch: 0,
             partition_epoch: 0,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
         }));
         image.apply_record(&MetadataRecord::PartitionChange(PartitionChangeRecord {
             topic_id: id,
@@ -529,6 +548,8 @@ mod tests {
             leader: None,
             isr: Some(vec![1]),
             replicas: None,
+            elr: None,
+            last_known_elr: None,
         }));
         let p = image
             .topic_by_id(&id)
@@ -546,6 +567,8 @@ mod tests {
             leader: Some(2),
             isr: Some(vec![2]),
             replicas: None,
+            elr: None,
+            last_known_elr: None,
         }));
         let p = image.topic_by_id(&id).unwrap().partition(0).unwrap();
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));

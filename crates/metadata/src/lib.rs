@@ -36,6 +36,7 @@ pub mod lifecycle;
 mod log_store;
 pub mod network;
 mod observer;
+pub mod partition_change;
 pub mod placement;
 pub mod quorum;
 mod raft_types;

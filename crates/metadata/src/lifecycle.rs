@@ -323,6 +323,27 @@ fn leads_partitions(image: &MetadataImage, node_id: i32) -> bool {
     image.partitions().any(|(_, _, p)| p.leader == node_id)
 }
 
+/// The command a registration calls for when the broker did not shut down cleanly since its
+/// registration in `image` (KIP-966: the previous broker epoch it sends is not that
+/// registration's epoch): it must leave every ISR and ELR before it registers again. Only with
+/// the ELR feature, as in Kafka.
+pub fn unclean_shutdown(
+    image: &MetadataImage,
+    node_id: i32,
+    previous_broker_epoch: i64,
+) -> Option<ControllerCommand> {
+    if !crate::partition_change::elr_enabled(image) {
+        return None;
+    }
+    let b = image.broker(node_id)?;
+    (i64::try_from(b.epoch) != Ok(previous_broker_epoch)).then_some(
+        ControllerCommand::BrokerUncleanShutdown {
+            node_id,
+            broker_epoch: b.epoch,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;

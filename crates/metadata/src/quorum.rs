@@ -83,6 +83,10 @@ pub struct QuorumConfig {
     /// Feature levels a new cluster starts with (Kafka's bootstrap metadata): written by the
     /// active controller before the first broker registers.
     pub bootstrap_features: Vec<(String, i16)>,
+    /// Cluster-wide dynamic broker configs a new cluster starts with, written with the
+    /// bootstrap features (with the ELR feature, Kafka writes the controller's
+    /// `min.insync.replicas` as the cluster default, so every leader reads the same one).
+    pub bootstrap_cluster_configs: Vec<(String, String)>,
 }
 
 impl Default for QuorumConfig {
@@ -100,6 +104,7 @@ impl Default for QuorumConfig {
             write_timeout_ms: 30_000,
             broker_session_timeout_ms: 9000,
             bootstrap_features: Vec::new(),
+            bootstrap_cluster_configs: Vec::new(),
         }
     }
 }

@@ -102,6 +102,12 @@ pub struct PartitionRecord {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Eligible leader replicas (KIP-966); absent in records written before them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elr: Vec<i32>,
+    /// The replicas last in the ELR before it emptied by unclean shutdowns (KIP-966).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_known_elr: Vec<i32>,
 }
 
 /// A partial update of a partition registration; `None` fields are unchanged.
@@ -118,4 +124,10 @@ pub struct PartitionChangeRecord {
     pub isr: Option<Vec<i32>>,
     #[serde(default)]
     pub replicas: Option<Vec<i32>>,
+    /// The new eligible leader replicas (KIP-966).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elr: Option<Vec<i32>>,
+    /// The new last known ELR (KIP-966).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_known_elr: Option<Vec<i32>>,
 }

@@ -221,6 +221,8 @@ pub const RECOVERY_POINT_CHECKPOINT_FILE: &str = "recovery-point-offset-checkpoi
 pub const CLEANER_OFFSET_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
 /// Per-log-dir checkpoint of log start offsets.
 pub const LOG_START_OFFSET_CHECKPOINT_FILE: &str = "log-start-offset-checkpoint";
+/// Per-log-dir checkpoint of high watermarks (Kafka's name).
+pub const REPLICATION_OFFSET_CHECKPOINT_FILE: &str = "replication-offset-checkpoint";
 /// Per-log-dir identity file.
 pub const META_PROPERTIES_FILE: &str = "meta.properties";
 /// Per-partition leader epoch cache.

@@ -1519,6 +1519,11 @@ impl Log {
         } else {
             self.segments[last].truncate_active_to(offset, interval)?;
         }
+        // Truncation is rare, so it is made durable at once: a power loss must never bring
+        // back records that were cut because they diverged from the leader (under an epoch
+        // history that no longer lists them, they would pass for the leader's).
+        self.segments[last].sync()?;
+        self.sync_dir()?;
         self.after_truncate()?;
         self.rebuild_producer_state()
     }
@@ -1539,6 +1544,12 @@ impl Log {
         // again, and holds the first unstable offset back again.
         let from = self.load_snapshot_at_or_below(end)?;
         self.replay_producers(from, end, false)
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        self.backend
+            .sync_dir(&self.dir)
+            .map_err(|e| StorageError::io(&self.dir, e))
     }
 
     fn after_truncate(&mut self) -> Result<()> {
@@ -1566,7 +1577,8 @@ impl Log {
             self.unreplicated_txns.clear();
             self.delete_snapshots_durably(|_| true)?;
             self.epochs.clear();
-            self.write_epochs()
+            self.write_epochs()?;
+            self.sync_dir()
         })();
         if r.is_err() {
             self.failed = true;

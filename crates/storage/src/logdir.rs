@@ -91,6 +91,27 @@ impl LogDir {
         self.backend.exists(&p).map_err(|e| StorageError::io(&p, e))
     }
 
+    /// The broker epoch the clean-shutdown marker records (KIP-966's previous broker epoch):
+    /// `None` without a marker; -1 for a marker without a readable epoch (Kafka's older, empty
+    /// markers).
+    pub fn clean_shutdown_broker_epoch(&self) -> Result<Option<i64>> {
+        let p = self.path.join(CLEAN_SHUTDOWN_FILE);
+        let Some(text) = checkpoint::read_file(self.backend.as_ref(), &p)? else {
+            return Ok(None);
+        };
+        let epoch = text
+            .split_once("\"brokerEpoch\"")
+            .and_then(|(_, rest)| {
+                let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+                let end = rest
+                    .find(|c: char| c != '-' && !c.is_ascii_digit())
+                    .unwrap_or(rest.len());
+                rest[..end].parse::<i64>().ok()
+            })
+            .unwrap_or(-1);
+        Ok(Some(epoch))
+    }
+
     /// Writes the clean-shutdown marker (Kafka 3.7+/4.x content: JSON with the broker epoch).
     /// Call after every log is closed and the checkpoints are written.
     pub fn mark_clean_shutdown(&self, broker_epoch: i64) -> Result<()> {
@@ -112,53 +133,62 @@ impl LogDir {
             .map_err(|e| StorageError::io(&self.path, e))
     }
 
-    /// Reads `recovery-point-offset-checkpoint` (missing: empty).
-    pub fn read_recovery_points(&self) -> Result<HashMap<TopicPartition, i64>> {
-        let p = self.path.join(RECOVERY_POINT_CHECKPOINT_FILE);
+    /// Reads one of the dir's offset checkpoints (missing: empty).
+    fn read_offsets(&self, file: &str) -> Result<HashMap<TopicPartition, i64>> {
+        let p = self.path.join(file);
         Ok(
             checkpoint::read_offset_checkpoint(self.backend.as_ref(), &p)?
                 .into_iter()
                 .collect(),
         )
+    }
+
+    /// Writes one of the dir's offset checkpoints atomically.
+    fn write_offsets(&self, file: &str, entries: &[(TopicPartition, i64)]) -> Result<()> {
+        let p = self.path.join(file);
+        checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
+    }
+
+    /// Reads `recovery-point-offset-checkpoint` (missing: empty).
+    pub fn read_recovery_points(&self) -> Result<HashMap<TopicPartition, i64>> {
+        self.read_offsets(RECOVERY_POINT_CHECKPOINT_FILE)
     }
 
     /// Writes `recovery-point-offset-checkpoint` atomically.
     pub fn write_recovery_points(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
-        let p = self.path.join(RECOVERY_POINT_CHECKPOINT_FILE);
-        checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
+        self.write_offsets(RECOVERY_POINT_CHECKPOINT_FILE, entries)
     }
 
     /// Reads `log-start-offset-checkpoint` (missing: empty).
     pub fn read_log_start_offsets(&self) -> Result<HashMap<TopicPartition, i64>> {
-        let p = self.path.join(LOG_START_OFFSET_CHECKPOINT_FILE);
-        Ok(
-            checkpoint::read_offset_checkpoint(self.backend.as_ref(), &p)?
-                .into_iter()
-                .collect(),
-        )
+        self.read_offsets(LOG_START_OFFSET_CHECKPOINT_FILE)
     }
 
     /// Writes `log-start-offset-checkpoint` atomically.
     pub fn write_log_start_offsets(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
-        let p = self.path.join(LOG_START_OFFSET_CHECKPOINT_FILE);
-        checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
+        self.write_offsets(LOG_START_OFFSET_CHECKPOINT_FILE, entries)
+    }
+
+    /// Reads `replication-offset-checkpoint` (missing: empty): each replica's high watermark
+    /// when it was last written.
+    pub fn read_high_watermarks(&self) -> Result<HashMap<TopicPartition, i64>> {
+        self.read_offsets(crate::REPLICATION_OFFSET_CHECKPOINT_FILE)
+    }
+
+    /// Writes `replication-offset-checkpoint` atomically.
+    pub fn write_high_watermarks(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
+        self.write_offsets(crate::REPLICATION_OFFSET_CHECKPOINT_FILE, entries)
     }
 
     /// Reads `cleaner-offset-checkpoint` (missing: empty): where the cleaner's next pass of
     /// each compacted log starts.
     pub fn read_cleaner_offsets(&self) -> Result<HashMap<TopicPartition, i64>> {
-        let p = self.path.join(crate::CLEANER_OFFSET_CHECKPOINT_FILE);
-        Ok(
-            checkpoint::read_offset_checkpoint(self.backend.as_ref(), &p)?
-                .into_iter()
-                .collect(),
-        )
+        self.read_offsets(crate::CLEANER_OFFSET_CHECKPOINT_FILE)
     }
 
     /// Writes `cleaner-offset-checkpoint` atomically.
     pub fn write_cleaner_offsets(&self, entries: &[(TopicPartition, i64)]) -> Result<()> {
-        let p = self.path.join(crate::CLEANER_OFFSET_CHECKPOINT_FILE);
-        checkpoint::write_offset_checkpoint(self.backend.as_ref(), &p, entries)
+        self.write_offsets(crate::CLEANER_OFFSET_CHECKPOINT_FILE, entries)
     }
 
     /// Reads `meta.properties`, if present.

@@ -235,6 +235,7 @@ async fn register(
             endpoints,
             rack: request.rack.map(|r| r.to_string()),
             co_located: false,
+            previous_broker_epoch: request.previous_broker_epoch,
         })
         .await;
     match outcome {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use rafka_metadata::MetadataImage;
 use rafka_protocol::kafka_protocol::messages::fetch_request::{
-    FetchPartition, FetchTopic, ReplicaState,
+    FetchPartition, FetchTopic, ForgottenTopic, ReplicaState,
 };
 use rafka_protocol::kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
@@ -21,6 +21,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use crate::fetch_sessions::{
+    ClientSession, FetchState, RequestPlan, SessionKey, FINAL_EPOCH, INVALID_SESSION_ID,
+};
 use crate::partitions::Partition;
 use crate::state::Shared;
 
@@ -110,6 +113,9 @@ async fn fetch_from(
     let timeout =
         Duration::from_millis(config.fetch_wait_max_ms + shared.config.request_timeout_ms);
     let mut delayed: HashMap<(Uuid, i32), Instant> = HashMap::new();
+    // KIP-227: after the first full fetch, requests list only partitions whose fetch state
+    // changed, and answers only partitions with something new.
+    let mut session = ClientSession::default();
     tracing::info!(leader, "Starting the replica fetcher");
     loop {
         if *shutdown.borrow() || set.has_changed().is_err() {
@@ -139,16 +145,37 @@ async fn fetch_from(
         }
         let image = shared.image();
         let sent = tokio::select! {
-            r = send_fetch(&shared, &image, leader, &ready, timeout) => r,
-            _ = shutdown.changed() => continue,
+            r = send_fetch(&shared, &image, leader, &ready, &mut session, timeout) => r,
+            _ = shutdown.changed() => {
+                session.failed();
+                continue;
+            }
         };
         match sent {
-            Ok(response) => {
-                for f in apply(&ready, response) {
+            Ok(answer) => {
+                let code = answer.1.error_code;
+                if code == 0 {
+                    session.answered(answer.1.session_id);
+                } else {
+                    session.failed();
+                }
+                let session_error = [
+                    ResponseError::FetchSessionIdNotFound.code(),
+                    ResponseError::InvalidFetchSessionEpoch.code(),
+                    ResponseError::FetchSessionTopicIdError.code(),
+                ]
+                .contains(&code);
+                if session_error {
+                    // The leader lost or replaced the session: a full fetch at once.
+                    tracing::debug!(leader, error_code = code, "Replica fetch session reset");
+                    continue;
+                }
+                for f in apply(&ready, answer) {
                     delayed.insert(f, Instant::now() + backoff);
                 }
             }
             Err(e) => {
+                session.failed();
                 tracing::debug!(leader, error = %e, "Replica fetch failed");
                 let until = Instant::now() + backoff;
                 for f in &ready {
@@ -159,6 +186,10 @@ async fn fetch_from(
     }
 }
 
+/// One Fetch answer, with the (fetch offset, last fetched epoch) each of `ready` was asked
+/// from, in `ready`'s order.
+type Answer = (i16, FetchResponse, Vec<(i64, i32)>);
+
 /// Builds and sends one Fetch for `ready` at the highest version both sides speak (up to
 /// [`FETCH_VERSION_MAX`]).
 async fn send_fetch(
@@ -166,8 +197,9 @@ async fn send_fetch(
     image: &MetadataImage,
     leader: i32,
     ready: &[&Followed],
+    session: &mut ClientSession,
     timeout: Duration,
-) -> Result<(i16, FetchResponse), String> {
+) -> Result<Answer, String> {
     let version = shared
         .replica_fetch_client
         .version_for::<FetchRequest>(image, leader, timeout)
@@ -192,52 +224,101 @@ async fn send_fetch(
     req.min_bytes = config.fetch_min_bytes;
     req.max_bytes = config.fetch_response_max_bytes;
     req.isolation_level = 0;
-    req.session_id = 0;
-    req.session_epoch = -1;
-    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut asked = Vec::with_capacity(ready.len());
+    let mut current = Vec::with_capacity(ready.len());
     for f in ready {
         let (log_end, log_start, last_epoch) = f.partition.follower_fetch_state();
-        let mut p = FetchPartition::default();
-        p.partition = f.index;
-        p.current_leader_epoch = f.leader_epoch;
-        p.fetch_offset = log_end;
-        p.log_start_offset = log_start;
-        p.partition_max_bytes = config.fetch_max_bytes;
-        if version >= 12 {
-            p.last_fetched_epoch = last_epoch;
+        asked.push((log_end, last_epoch));
+        let key = if version >= 13 {
+            SessionKey {
+                topic_id: f.topic_id,
+                topic: String::new(),
+                partition: f.index,
+            }
+        } else {
+            SessionKey {
+                topic_id: Uuid::nil(),
+                topic: f.topic.clone(),
+                partition: f.index,
+            }
+        };
+        let state = FetchState {
+            fetch_offset: log_end,
+            partition_max_bytes: config.fetch_max_bytes,
+            current_leader_epoch: f.leader_epoch,
+            last_fetched_epoch: if version >= 12 { last_epoch } else { -1 },
+            log_start_offset: log_start,
+        };
+        current.push((key, state));
+    }
+    // Sessions need Fetch v7.
+    let plan = if version >= 7 {
+        session.plan(&current)
+    } else {
+        RequestPlan {
+            session_id: INVALID_SESSION_ID,
+            epoch: FINAL_EPOCH,
+            send: current,
+            forgotten: Vec::new(),
         }
+    };
+    req.session_id = plan.session_id;
+    req.session_epoch = plan.epoch;
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for (key, state) in plan.send {
+        let mut p = FetchPartition::default();
+        p.partition = key.partition;
+        p.current_leader_epoch = state.current_leader_epoch;
+        p.fetch_offset = state.fetch_offset;
+        p.log_start_offset = state.log_start_offset;
+        p.partition_max_bytes = state.partition_max_bytes;
+        p.last_fetched_epoch = state.last_fetched_epoch;
         let same_topic = |t: &FetchTopic| {
             if version >= 13 {
-                t.topic_id == f.topic_id
+                t.topic_id == key.topic_id
             } else {
-                t.topic.0.as_str() == f.topic
+                t.topic.0.as_str() == key.topic
             }
         };
         match topics.iter_mut().find(|t| same_topic(t)) {
             Some(t) => t.partitions.push(p),
             None => {
                 let mut t = FetchTopic::default();
-                if version >= 13 {
-                    t.topic_id = f.topic_id;
-                } else {
-                    t.topic = TopicName(StrBytes::from_string(f.topic.clone()));
-                }
+                t.topic_id = key.topic_id;
+                t.topic = TopicName(StrBytes::from_string(key.topic.clone()));
                 t.partitions.push(p);
                 topics.push(t);
             }
         }
     }
     req.topics = topics;
+    let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+    for key in plan.forgotten {
+        match forgotten
+            .iter_mut()
+            .find(|t| t.topic_id == key.topic_id && t.topic.0.as_str() == key.topic)
+        {
+            Some(t) => t.partitions.push(key.partition),
+            None => {
+                let mut t = ForgottenTopic::default();
+                t.topic_id = key.topic_id;
+                t.topic = TopicName(StrBytes::from_string(key.topic.clone()));
+                t.partitions.push(key.partition);
+                forgotten.push(t);
+            }
+        }
+    }
+    req.forgotten_topics_data = forgotten;
     let response = shared
         .replica_fetch_client
         .send_at(image, leader, &req, version, timeout)
         .await
         .map_err(|e| e.to_string())?;
-    Ok((version, response))
+    Ok((version, response, asked))
 }
 
 /// Applies one Fetch answer; returns the partitions to back off.
-fn apply(ready: &[&Followed], (version, response): (i16, FetchResponse)) -> Vec<(Uuid, i32)> {
+fn apply(ready: &[&Followed], (version, response, asked): Answer) -> Vec<(Uuid, i32)> {
     let mut backoff = Vec::new();
     if response.error_code != 0 {
         tracing::warn!(error_code = response.error_code, "Replica fetch refused");
@@ -246,7 +327,7 @@ fn apply(ready: &[&Followed], (version, response): (i16, FetchResponse)) -> Vec<
     let now = crate::now_ms();
     for t in &response.responses {
         for pd in &t.partitions {
-            let Some(f) = ready.iter().find(|f| {
+            let Some((i, f)) = ready.iter().enumerate().find(|(_, f)| {
                 f.index == pd.partition_index
                     && if version >= 13 {
                         f.topic_id == t.topic_id
@@ -256,6 +337,15 @@ fn apply(ready: &[&Followed], (version, response): (i16, FetchResponse)) -> Vec<
             }) else {
                 continue;
             };
+            // An answer is for the log the request was built from: if the log changed since
+            // (truncated, restarted elsewhere), a diverging epoch or records meant for the old
+            // end could cut or corrupt the new one. Kafka's fetcher checks the fetch offset;
+            // the last fetched epoch is checked too, since a truncation can bring the log back
+            // to the same end under another epoch.
+            let (log_end, _, last_epoch) = f.partition.follower_fetch_state();
+            if asked.get(i) != Some(&(log_end, last_epoch)) {
+                continue;
+            }
             let key = (f.topic_id, f.index);
             let result = match ResponseError::try_from_code(pd.error_code) {
                 None if pd.diverging_epoch.epoch >= 0 => f

@@ -67,6 +67,8 @@ pub struct LifecycleConfig {
     pub heartbeat_interval: Duration,
     pub registration_timeout: Duration,
     pub request_timeout: Duration,
+    /// The broker epoch of the last clean shutdown, -1 if it was not clean (KIP-966).
+    pub previous_broker_epoch: i64,
 }
 
 #[derive(Debug)]
@@ -242,6 +244,7 @@ impl BrokerLifecycle {
                         endpoints: self.config.endpoints.clone(),
                         rack: self.config.rack.clone(),
                         co_located: true,
+                        previous_broker_epoch: self.config.previous_broker_epoch,
                     })
                     .await
                     .map_err(lifecycle_error);
@@ -265,7 +268,7 @@ impl BrokerLifecycle {
             })
             .collect();
         req.rack = self.config.rack.clone().map(StrBytes::from_string);
-        req.previous_broker_epoch = -1;
+        req.previous_broker_epoch = self.config.previous_broker_epoch;
         let resp = self
             .client
             .send(

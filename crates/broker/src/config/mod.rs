@@ -64,6 +64,8 @@ pub struct ReplicaConfig {
     pub fetch_response_max_bytes: i32,
     /// `replica.fetch.backoff.ms`.
     pub fetch_backoff_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms`.
+    pub high_watermark_checkpoint_interval_ms: u64,
 }
 
 /// The typed configuration of one node.
@@ -96,6 +98,8 @@ pub struct BrokerConfig {
     pub controller_quorum_request_timeout_ms: u64,
     /// `request.timeout.ms`: requests to other brokers.
     pub request_timeout_ms: u64,
+    /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) kept at once.
+    pub max_incremental_fetch_session_cache_slots: usize,
     pub controller_quorum_retry_backoff_ms: u64,
     /// The follower-side and ISR settings (`replica.*`).
     pub replica: ReplicaConfig,
@@ -479,6 +483,12 @@ impl BrokerConfig {
         let controller_quorum_request_timeout_ms =
             timeout_ms("controller.quorum.request.timeout.ms")?;
         let request_timeout_ms = timeout_ms("request.timeout.ms")?;
+        let max_incremental_fetch_session_cache_slots = {
+            let key = "max.incremental.fetch.session.cache.slots";
+            let n = int(key)?;
+            usize::try_from(n)
+                .map_err(|_| ConfigError::invalid(key, &n.to_string(), "must be at least 0"))?
+        };
         let controller_quorum_retry_backoff_ms = timeout_ms("controller.quorum.retry.backoff.ms")?;
         let replica = ReplicaConfig {
             lag_time_max_ms: positive("replica.lag.time.max.ms")?,
@@ -487,6 +497,9 @@ impl BrokerConfig {
             fetch_max_bytes: positive("replica.fetch.max.bytes")? as i32,
             fetch_response_max_bytes: positive("replica.fetch.response.max.bytes")? as i32,
             fetch_backoff_ms: timeout_ms("replica.fetch.backoff.ms")?,
+            high_watermark_checkpoint_interval_ms: timeout_ms(
+                "replica.high.watermark.checkpoint.interval.ms",
+            )?,
         };
         let broker_heartbeat_interval_ms = timeout_ms("broker.heartbeat.interval.ms")?;
         let broker_session_timeout_ms = timeout_ms("broker.session.timeout.ms")?;
@@ -703,6 +716,7 @@ impl BrokerConfig {
             controller_quorum_fetch_timeout_ms,
             controller_quorum_request_timeout_ms,
             request_timeout_ms,
+            max_incremental_fetch_session_cache_slots,
             controller_quorum_retry_backoff_ms,
             replica,
             broker_heartbeat_interval_ms,

@@ -20,12 +20,15 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
 
 /// (name, min, max) of every feature this broker supports.
-pub fn supported_features() -> [(&'static str, i16, i16); 1] {
-    [(
-        TRANSACTION_VERSION_FEATURE,
-        0,
-        rafka_txn::TransactionVersion::LATEST.feature_level(),
-    )]
+pub fn supported_features() -> [(&'static str, i16, i16); 2] {
+    [
+        (
+            TRANSACTION_VERSION_FEATURE,
+            0,
+            rafka_txn::TransactionVersion::LATEST.feature_level(),
+        ),
+        (rafka_metadata::partition_change::ELR_FEATURE, 0, 1),
+    ]
 }
 
 pub fn handle(_request: &ApiVersionsRequest, image: &MetadataImage) -> ApiVersionsResponse {

@@ -13,8 +13,9 @@
 //! expansion ([`crate::partitions::Partition::replica_fetch`]). Its long poll waits for the log
 //! end to move.
 //!
-//! Fetch sessions (KIP-227) are declined as the KIP allows: every answer carries session id 0,
-//! so clients keep sending full fetch requests.
+//! Fetch sessions (KIP-227, [`crate::fetch_sessions`]): a full fetch at epoch 0 opens one; an
+//! incremental fetch patches the session's partitions and is answered for all of them, but the
+//! answer carries only those with something new.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,16 +35,17 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::errors;
+use crate::fetch_sessions::{
+    FetchState, Outcome, Sent, SessionError, SessionKey, FINAL_EPOCH, INITIAL_EPOCH,
+    INVALID_SESSION_ID,
+};
+use crate::partitions::lock;
 use crate::partitions::{Partition, ReplicaFetch, ReplicaFetchError, ReplicaRead};
 use crate::state::Shared;
 use crate::topic_config::TopicCompression;
 
 /// Longest wait a client can ask for; Kafka has no cap, but a parked request holds memory.
 const MAX_WAIT_MS_CAP: u64 = 5 * 60 * 1000;
-/// KIP-227: the session id that means "no session".
-const INVALID_SESSION_ID: i32 = 0;
-/// KIP-227: the epoch of a sessionless full fetch.
-const FINAL_EPOCH: i32 = -1;
 
 struct Wanted {
     topic_index: usize,
@@ -58,6 +60,19 @@ struct Wanted {
     target: Result<Arc<Partition>, ResponseError>,
     /// KIP-951: the current leader (id, epoch) when this broker is not it.
     leader_hint: Option<(i32, i32)>,
+    /// How a fetch session names and remembers it.
+    key: SessionKey,
+    state: FetchState,
+}
+
+/// How a request uses fetch sessions (KIP-227).
+enum SessionMode {
+    /// A full fetch without a session (epoch -1).
+    Sessionless,
+    /// A full fetch that opens a session (epoch 0).
+    Open,
+    /// An incremental fetch in this session.
+    Incremental(i32),
 }
 
 pub async fn handle(
@@ -68,87 +83,161 @@ pub async fn handle(
 ) -> FetchResponse {
     let mut response = FetchResponse::default();
     response.session_id = INVALID_SESSION_ID;
-    if request.session_id != INVALID_SESSION_ID {
-        // We never hand out sessions, so any id a client names is unknown to us.
-        response.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return response;
-    }
-    if request.session_epoch != FINAL_EPOCH && request.session_epoch != 0 {
-        response.error_code = ResponseError::InvalidFetchSessionEpoch.code();
-        return response;
-    }
     let image = shared.image();
     let replica = replica_of(&request, version, &image);
     let read_committed = request.isolation_level == 1 && replica.is_none();
+    let uses_topic_ids = version >= 13;
+    let key = |topic: &TopicName, topic_id: Uuid, partition: i32| {
+        if uses_topic_ids {
+            SessionKey {
+                topic_id,
+                topic: String::new(),
+                partition,
+            }
+        } else {
+            SessionKey {
+                topic_id: Uuid::nil(),
+                topic: topic.0.to_string(),
+                partition,
+            }
+        }
+    };
+    let mut requested: Vec<(SessionKey, FetchState)> = Vec::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            requested.push((
+                key(&t.topic, t.topic_id, p.partition),
+                FetchState {
+                    fetch_offset: p.fetch_offset,
+                    partition_max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    last_fetched_epoch: if version >= 12 {
+                        p.last_fetched_epoch
+                    } else {
+                        -1
+                    },
+                    log_start_offset: p.log_start_offset,
+                },
+            ));
+        }
+    }
+    let now_ms = crate::now_ms();
+    let (mode, fetched) = match (request.session_id, request.session_epoch) {
+        (INVALID_SESSION_ID, FINAL_EPOCH) => (SessionMode::Sessionless, requested),
+        (INVALID_SESSION_ID, INITIAL_EPOCH) => (SessionMode::Open, requested),
+        (INVALID_SESSION_ID, _) => {
+            response.error_code = ResponseError::InvalidFetchSessionEpoch.code();
+            return response;
+        }
+        (id, FINAL_EPOCH) => {
+            lock(&shared.fetch_sessions).remove(id);
+            (SessionMode::Sessionless, requested)
+        }
+        (id, INITIAL_EPOCH) => {
+            lock(&shared.fetch_sessions).remove(id);
+            (SessionMode::Open, requested)
+        }
+        (id, epoch) => {
+            let forgotten: Vec<SessionKey> = request
+                .forgotten_topics_data
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| key(&t.topic, t.topic_id, *p)))
+                .collect();
+            let updated = lock(&shared.fetch_sessions).update(
+                id,
+                epoch,
+                uses_topic_ids,
+                requested,
+                &forgotten,
+                now_ms,
+            );
+            match updated {
+                Ok(inc) => (SessionMode::Incremental(id), inc.partitions),
+                Err(e) => {
+                    response.error_code = match e {
+                        SessionError::NotFound => ResponseError::FetchSessionIdNotFound,
+                        SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
+                        SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError,
+                    }
+                    .code();
+                    return response;
+                }
+            }
+        }
+    };
     let mut topics: Vec<(String, Uuid)> = Vec::new();
     let mut wanted = Vec::new();
     let mut node_endpoints = Vec::new();
-    for t in &request.topics {
-        let (name, id, topic) = if version >= 13 {
-            let topic = image.topic_by_id(&t.topic_id);
+    for (k, state) in fetched {
+        let (name, id, topic) = if uses_topic_ids {
+            let topic = image.topic_by_id(&k.topic_id);
             (
                 topic.map(|x| x.name.clone()).unwrap_or_default(),
-                t.topic_id,
+                k.topic_id,
                 topic,
             )
         } else {
-            let name = t.topic.0.to_string();
-            let topic = image.topic_by_name(&name);
+            let topic = image.topic_by_name(&k.topic);
             (
-                name,
+                k.topic.clone(),
                 topic.map(|x| x.topic_id).unwrap_or(Uuid::nil()),
                 topic,
             )
         };
-        let ti = topics.len();
-        topics.push((name, id));
-        for p in &t.partitions {
-            let target = match topic {
-                None if version >= 13 => Err(ResponseError::UnknownTopicId),
-                None => Err(ResponseError::UnknownTopicOrPartition),
-                Some(topic) => shared
-                    .partitions
-                    .leader(topic, p.partition)
-                    .map_err(errors::unavailable)
-                    .and_then(|part| zstd_readable(part, version)),
-            };
-            // KIP-951: a fetch sent to the wrong broker learns the leader from the answer.
-            let mut leader_hint = None;
-            if target.as_ref().err() == Some(&ResponseError::NotLeaderOrFollower) && version >= 12 {
-                if let Some((id, epoch, broker, endpoint)) = topic
-                    .and_then(|t| super::metadata::current_leader(&image, t, p.partition, listener))
+        let ti = match topics
+            .iter()
+            .position(|(n, i)| if uses_topic_ids { *i == id } else { *n == name })
+        {
+            Some(ti) => ti,
+            None => {
+                topics.push((name, id));
+                topics.len() - 1
+            }
+        };
+        let partition = k.partition;
+        let target = match topic {
+            None if uses_topic_ids => Err(ResponseError::UnknownTopicId),
+            None => Err(ResponseError::UnknownTopicOrPartition),
+            Some(topic) => shared
+                .partitions
+                .leader(topic, partition)
+                .map_err(errors::unavailable)
+                .and_then(|part| zstd_readable(part, version)),
+        };
+        // KIP-951: a fetch sent to the wrong broker learns the leader from the answer.
+        let mut leader_hint = None;
+        if target.as_ref().err() == Some(&ResponseError::NotLeaderOrFollower) && version >= 12 {
+            if let Some((id, epoch, broker, endpoint)) =
+                topic.and_then(|t| super::metadata::current_leader(&image, t, partition, listener))
+            {
+                leader_hint = Some((id, epoch));
+                if version >= 16
+                    && !node_endpoints
+                        .iter()
+                        .any(|n: &NodeEndpoint| n.node_id.0 == id)
                 {
-                    leader_hint = Some((id, epoch));
-                    if version >= 16
-                        && !node_endpoints
-                            .iter()
-                            .any(|n: &NodeEndpoint| n.node_id.0 == id)
-                    {
-                        let mut n = NodeEndpoint::default();
-                        n.node_id = BrokerId(id);
-                        n.host = StrBytes::from_string(endpoint.host.clone());
-                        n.port = i32::from(endpoint.port);
-                        n.rack = broker.rack.clone().map(StrBytes::from_string);
-                        node_endpoints.push(n);
-                    }
+                    let mut n = NodeEndpoint::default();
+                    n.node_id = BrokerId(id);
+                    n.host = StrBytes::from_string(endpoint.host.clone());
+                    n.port = i32::from(endpoint.port);
+                    n.rack = broker.rack.clone().map(StrBytes::from_string);
+                    node_endpoints.push(n);
                 }
             }
-            wanted.push(Wanted {
-                topic_index: ti,
-                partition: p.partition,
-                fetch_offset: p.fetch_offset,
-                partition_max_bytes: p.partition_max_bytes,
-                current_leader_epoch: p.current_leader_epoch,
-                last_fetched_epoch: if version >= 12 {
-                    p.last_fetched_epoch
-                } else {
-                    -1
-                },
-                log_start_offset: p.log_start_offset,
-                target,
-                leader_hint,
-            });
         }
+        wanted.push(Wanted {
+            topic_index: ti,
+            partition,
+            fetch_offset: state.fetch_offset,
+            partition_max_bytes: state.partition_max_bytes,
+            current_leader_epoch: state.current_leader_epoch,
+            last_fetched_epoch: state.last_fetched_epoch,
+            log_start_offset: state.log_start_offset,
+            target,
+            leader_hint,
+            key: k,
+            state,
+        });
     }
     drop(image);
     response.node_endpoints = node_endpoints;
@@ -162,10 +251,18 @@ pub async fn handle(
         request.max_bytes as usize
     };
     loop {
-        let (parts, total, any_error, hws) =
+        let (mut parts, total, any_error, hws) =
             read_all(shared, &wanted, max_bytes, read_committed, replica, version);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || wait.is_zero() {
+            response.session_id = answer_in_session(
+                shared,
+                &mode,
+                replica.is_some(),
+                uses_topic_ids,
+                &wanted,
+                &mut parts,
+            );
             response.responses = assemble(&topics, &wanted, parts);
             return response;
         }
@@ -264,7 +361,7 @@ fn read_all(
     read_committed: bool,
     replica: Option<Replica>,
     version: i16,
-) -> (Vec<PartitionData>, usize, bool, Vec<i64>) {
+) -> (Vec<Option<PartitionData>>, usize, bool, Vec<i64>) {
     let mut out = Vec::with_capacity(wanted.len());
     let mut total = 0usize;
     let mut any_error = false;
@@ -394,13 +491,64 @@ fn read_all(
         }
         out.push(pd);
     }
-    (out, total, any_error, hws)
+    (out.into_iter().map(Some).collect(), total, any_error, hws)
+}
+
+/// The session id the answer carries: a full fetch at epoch 0 opens a session (when the cache
+/// has a slot); an incremental answer keeps only the partitions with something new (the others
+/// become `None` and are left out).
+fn answer_in_session(
+    shared: &Shared,
+    mode: &SessionMode,
+    privileged: bool,
+    uses_topic_ids: bool,
+    wanted: &[Wanted],
+    parts: &mut [Option<PartitionData>],
+) -> i32 {
+    let sent_of = |pd: &PartitionData| Sent {
+        high_watermark: pd.high_watermark,
+        last_stable_offset: pd.last_stable_offset,
+        log_start_offset: pd.log_start_offset,
+    };
+    match mode {
+        SessionMode::Sessionless => INVALID_SESSION_ID,
+        SessionMode::Open => {
+            let answered = wanted
+                .iter()
+                .zip(parts.iter())
+                .filter_map(|(w, pd)| Some((w.key.clone(), w.state, sent_of(pd.as_ref()?))))
+                .collect();
+            lock(&shared.fetch_sessions).create(
+                privileged,
+                uses_topic_ids,
+                answered,
+                crate::now_ms(),
+            )
+        }
+        SessionMode::Incremental(id) => {
+            let mut cache = lock(&shared.fetch_sessions);
+            for (w, slot) in wanted.iter().zip(parts.iter_mut()) {
+                let Some(pd) = slot else { continue };
+                let outcome = Outcome {
+                    sent: sent_of(pd),
+                    has_records: pd.records.as_ref().is_some_and(|r| !r.is_empty()),
+                    must_send: pd.error_code != 0
+                        || pd.diverging_epoch.epoch >= 0
+                        || pd.current_leader.leader_id.0 >= 0,
+                };
+                if !cache.must_send(*id, &w.key, outcome) {
+                    *slot = None;
+                }
+            }
+            *id
+        }
+    }
 }
 
 fn assemble(
     topics: &[(String, Uuid)],
     wanted: &[Wanted],
-    parts: Vec<PartitionData>,
+    parts: Vec<Option<PartitionData>>,
 ) -> Vec<FetchableTopicResponse> {
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()
@@ -412,7 +560,11 @@ fn assemble(
         })
         .collect();
     for (w, pd) in wanted.iter().zip(parts) {
-        responses[w.topic_index].partitions.push(pd);
+        if let Some(pd) = pd {
+            responses[w.topic_index].partitions.push(pd);
+        }
     }
+    // An incremental answer leaves out topics with nothing new.
+    responses.retain(|t| !t.partitions.is_empty());
     responses
 }

@@ -4,6 +4,7 @@
 //! under the log's lock, so the log end, the high watermark and the role always move together.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use rafka_replication::{
     EpochEndOffset, EpochHistory, EpochStart, FollowerFetch, IsrChange, LeaderConfig,
@@ -321,13 +322,13 @@ impl Partition {
     /// A follower appends what its leader (at `leader_epoch`) sent, with offsets and epochs as
     /// the leader wrote them, and takes the leader's high watermark, capped at its own log end.
     pub fn append_as_follower(
-        &self,
+        self: &Arc<Self>,
         leader_epoch: i32,
         records: &[u8],
         leader_high_watermark: i64,
         now_ms: i64,
     ) -> Result<(), StorageError> {
-        {
+        let sealed = {
             let mut guard = lock(&self.inner);
             let inner = &mut *guard;
             if !Self::follows_at(inner, leader_epoch) {
@@ -343,8 +344,10 @@ impl Partition {
             if hw > self.high_watermark() {
                 self.set_high_watermark(inner, hw);
             }
-        }
+            self.take_sealed_flush(inner)
+        };
         self.wake_waiters();
+        self.run_sealed_flush(sealed);
         Ok(())
     }
 

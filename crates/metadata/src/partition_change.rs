@@ -1,0 +1,196 @@
+//! How a partition's registration changes when its ISR shrinks or grows, a broker leaves, comes
+//! back or shut down uncleanly: Kafka's `PartitionChangeBuilder`, as far as rafka needs it.
+//!
+//! With `eligible.leader.replicas.version` 1 (KIP-966, what Kafka 4.1 formats new clusters
+//! with), the controller keeps **eligible leader replicas**: a replica that leaves the ISR while
+//! the ISR is below the effective `min.insync.replicas` keeps everything below the high
+//! watermark, because leaders do not move the high watermark below min ISR. Such a replica may
+//! lead when no ISR member can, and a broker that shut down uncleanly (its page cache, and with
+//! it acknowledged records, may be gone) leaves the ISR and the ELR at its next registration
+//! instead of being elected as the ISR's last member. Without the feature the ISR keeps its last
+//! member, as before Kafka 4.1.
+//!
+//! Elections, in Kafka's order: keep a leader that is still in the ISR and active; else the first
+//! replica (in replica order) in the ISR and active; else the first active ELR member, which
+//! becomes the whole ISR; else, when the ISR and ELR are empty and the last known ELR is one
+//! replica, that replica once it is back (Kafka's "last known leader"); else no leader.
+
+use crate::image::{MetadataImage, PartitionImage, TopicImage};
+use crate::records::{PartitionChangeRecord, NO_LEADER};
+
+/// KIP-966's feature name.
+pub const ELR_FEATURE: &str = "eligible.leader.replicas.version";
+
+/// Whether the controller keeps eligible leader replicas.
+pub fn elr_enabled(image: &MetadataImage) -> bool {
+    image.feature_level(ELR_FEATURE) >= 1
+}
+
+/// The `min.insync.replicas` the controller applies to a topic: the topic's, else the cluster's
+/// dynamic default, else Kafka's default 1, capped at the replication factor. Leaders resolve the
+/// same value (a new cluster with the ELR feature gets its controller's static value as the
+/// cluster default, and per-broker values are refused, as in Kafka), so the ELR never holds a
+/// replica that a leader moved the high watermark past.
+pub fn effective_min_isr(image: &MetadataImage, topic: &TopicImage, replicas: usize) -> usize {
+    const KEY: &str = "min.insync.replicas";
+    let configured = topic
+        .configs
+        .get(KEY)
+        .or_else(|| image.broker_configs.cluster_default.get(KEY))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1);
+    configured.min(replicas.max(1))
+}
+
+/// A change to one partition under construction.
+pub(crate) struct PartitionChange<'a> {
+    image: &'a MetadataImage,
+    topic: &'a TopicImage,
+    index: i32,
+    current: &'a PartitionImage,
+    isr: Vec<i32>,
+    elect: bool,
+    leaving: Option<i32>,
+    becoming_active: Option<i32>,
+    unclean_shutdown: Option<i32>,
+}
+
+impl<'a> PartitionChange<'a> {
+    pub(crate) fn new(
+        image: &'a MetadataImage,
+        topic: &'a TopicImage,
+        index: i32,
+        current: &'a PartitionImage,
+    ) -> Self {
+        PartitionChange {
+            image,
+            topic,
+            index,
+            current,
+            isr: current.isr.clone(),
+            elect: true,
+            leaving: None,
+            becoming_active: None,
+            unclean_shutdown: None,
+        }
+    }
+
+    /// The leader's proposed ISR (AlterPartition): the leader stays, nobody is elected.
+    pub(crate) fn alter_isr(mut self, isr: Vec<i32>) -> Self {
+        self.isr = isr;
+        self.elect = false;
+        self
+    }
+
+    /// `node` is being fenced or shutting down: it leaves the ISR and cannot lead.
+    pub(crate) fn leaving(mut self, node: i32) -> Self {
+        self.leaving = Some(node);
+        self
+    }
+
+    /// `node` is being unfenced by the same command: it counts as active.
+    pub(crate) fn becoming_active(mut self, node: i32) -> Self {
+        self.becoming_active = Some(node);
+        self
+    }
+
+    /// `node` registers after an unclean shutdown: it leaves the ISR and the ELR.
+    pub(crate) fn unclean_shutdown(mut self, node: i32) -> Self {
+        self.unclean_shutdown = Some(node);
+        self
+    }
+
+    fn acceptable(&self, node: i32) -> bool {
+        Some(node) != self.leaving
+            && Some(node) != self.unclean_shutdown
+            && (Some(node) == self.becoming_active || self.image.is_active_broker(node))
+    }
+
+    /// The record, or `None` when nothing changes.
+    pub(crate) fn build(self) -> Option<PartitionChangeRecord> {
+        let p = self.current;
+        let elr_on = elr_enabled(self.image);
+        let gone = |b: i32| Some(b) == self.leaving || Some(b) == self.unclean_shutdown;
+        let mut isr: Vec<i32> = self.isr.iter().copied().filter(|b| !gone(*b)).collect();
+        if isr.is_empty() && !elr_on {
+            // Without ELR the last member stays, so it can lead again when it is back.
+            isr = self.isr.clone();
+        }
+        let mut elr: Vec<i32> = Vec::new();
+        let mut last_known_elr: Vec<i32> = Vec::new();
+        if elr_on {
+            let min_isr = effective_min_isr(self.image, self.topic, p.replicas.len());
+            if isr.len() < min_isr {
+                elr = p
+                    .replicas
+                    .iter()
+                    .copied()
+                    .filter(|b| {
+                        (p.isr.contains(b) || p.elr.contains(b))
+                            && !isr.contains(b)
+                            && Some(*b) != self.unclean_shutdown
+                    })
+                    .collect();
+                // With nobody in sync, replicas that leave the ELR by unclean shutdowns are
+                // remembered: if exactly one was last eligible, it may lead once it is back.
+                if isr.is_empty() {
+                    last_known_elr = p.last_known_elr.clone();
+                    if let Some(u) = self.unclean_shutdown {
+                        if (p.isr.contains(&u) || p.elr.contains(&u))
+                            && !last_known_elr.contains(&u)
+                        {
+                            last_known_elr.push(u);
+                        }
+                    }
+                }
+            }
+        }
+        let mut leader = p.leader;
+        let keeps = leader != NO_LEADER && isr.contains(&leader) && self.acceptable(leader);
+        if self.elect && !keeps {
+            leader = NO_LEADER;
+            if let Some(b) = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|b| isr.contains(b) && self.acceptable(*b))
+            {
+                leader = b;
+            } else if let Some(b) = p
+                .replicas
+                .iter()
+                .copied()
+                .find(|b| elr.contains(b) && self.acceptable(*b))
+            {
+                leader = b;
+                isr = vec![b];
+                elr.retain(|e| *e != b);
+                last_known_elr.clear();
+            } else if isr.is_empty()
+                && elr.is_empty()
+                && last_known_elr.len() == 1
+                && self.acceptable(last_known_elr[0])
+            {
+                leader = last_known_elr[0];
+                isr = vec![leader];
+                last_known_elr.clear();
+                tracing::warn!(topic = %self.topic.name, partition = self.index, leader,
+                    "Electing the last known leader after unclean shutdowns emptied the ELR; records it lost are gone");
+            }
+        }
+        if leader == p.leader && isr == p.isr && elr == p.elr && last_known_elr == p.last_known_elr
+        {
+            return None;
+        }
+        Some(PartitionChangeRecord {
+            topic_id: self.topic.topic_id,
+            partition: self.index,
+            leader: (leader != p.leader).then_some(leader),
+            isr: (isr != p.isr).then_some(isr),
+            replicas: None,
+            elr: (elr != p.elr).then_some(elr),
+            last_known_elr: (last_known_elr != p.last_known_elr).then_some(last_known_elr),
+        })
+    }
+}
