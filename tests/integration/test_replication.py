@@ -16,7 +16,7 @@ from confluent_kafka.admin import NewTopic
 
 from broker_proc import is_mock
 from helpers import wait_until
-from test_cluster import FAST_SESSIONS, admin, make_cluster  # noqa: F401
+from test_cluster import FAST_SESSIONS, admin, make_cluster, tool  # noqa: F401
 
 pytestmark = pytest.mark.skipif(is_mock(), reason="the mock broker is not a cluster")
 
@@ -234,6 +234,16 @@ def test_consumer_keeps_its_position_across_a_leader_change(make_cluster):
     check_log(seen, acked)
 
 
+def describe_line(bootstrap: str, topic: str) -> dict[str, list[int]]:
+    """Partition 0's Isr, Elr and LastKnownElr as `kafka-topics --describe` prints them."""
+    r = tool("kafka-topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic)
+    assert r.returncode == 0, r
+    line = next(x for x in r.stdout.splitlines() if "Partition: 0" in x)
+    fields = {k.strip(): v.strip() for k, v in
+              (f.split(":", 1) for f in line.split("\t") if ":" in f)}
+    return {k: [int(x) for x in fields[k].split(",") if x] for k in ("Isr", "Elr", "LastKnownElr")}
+
+
 @pytest.mark.timeout(300)
 def test_eligible_leader_replicas_keep_a_partition_whose_only_in_sync_replica_died(make_cluster):
     """KIP-966 (Kafka 4.1's default for new clusters). Both followers stall, so the leader
@@ -256,6 +266,15 @@ def test_eligible_leader_replicas_keep_a_partition_whose_only_in_sync_replica_di
     # The stalled followers leave the ISR (by lag or by fencing, whichever comes first).
     wait_until(lambda: partition_state(c.nodes[leader].bootstrap, "elr")[2] == [leader],
                timeout=30, what="the ISR shrunk to the leader")
+    # kafka-topics shows the ELR (DescribeTopicPartitions) and lists the partition as
+    # under-replicated.
+    described = describe_line(c.nodes[leader].bootstrap, "elr")
+    elr = described["Elr"]
+    assert elr and set(elr) <= set(followers), described
+    assert described["Isr"] == [leader] and described["LastKnownElr"] == [], described
+    r = tool("kafka-topics", "--bootstrap-server", c.nodes[leader].bootstrap, "--describe",
+             "--under-replicated-partitions")
+    assert r.returncode == 0 and "Topic: elr\tPartition: 0" in r.stdout, r
     c.nodes[leader].kill9()
     for f in followers:
         c.nodes[f].resume()
@@ -264,6 +283,7 @@ def test_eligible_leader_replicas_keep_a_partition_whose_only_in_sync_replica_di
         lambda: (lambda s: s[0] if s[0] in followers else None)(partition_state(live, "elr")),
         timeout=60, what="an eligible leader replica elected")
     check_log(read_all(live, "elr"), acked)
+    assert new_leader in elr, (new_leader, elr)
 
     c.nodes[leader].start()
     wait_until(lambda: f"Broker {leader} registered with previous broker epoch -1"

@@ -860,6 +860,19 @@ mod tests {
                 r.topics = vec![t.clone(), t.with_topic(topic("payments"))];
                 r.into()
             }
+            ApiKey::DescribeTopicPartitions => {
+                let t = describe_topic_partitions_request::TopicRequest::default()
+                    .with_name(topic("orders"));
+                let mut r = DescribeTopicPartitionsRequest::default();
+                r.topics = vec![t.clone(), t.with_name(topic("payments"))];
+                r.response_partition_limit = 500;
+                r.cursor = Some(
+                    describe_topic_partitions_request::Cursor::default()
+                        .with_topic_name(topic("orders"))
+                        .with_partition_index(3),
+                );
+                r.into()
+            }
             ApiKey::DescribeProducers => {
                 let mut t = describe_producers_request::TopicRequest::default();
                 t.name = topic("orders");
@@ -1000,6 +1013,7 @@ mod tests {
             ApiKey::EndTxn => EndTxnResponse::default().into(),
             ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::default().into(),
             ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
+            ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
             ApiKey::DescribeProducers => DescribeProducersResponse::default().into(),
             ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
             ApiKey::ListTransactions => ListTransactionsResponse::default().into(),

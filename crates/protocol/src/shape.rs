@@ -45,6 +45,9 @@ enum Ty {
     StrArray,
     /// Array of structs; in flexible versions each element ends with tagged fields.
     Structs(&'static [Field]),
+    /// A nullable struct (flexible versions only): an i8 marker, -1 for null, then the struct
+    /// with its tagged fields.
+    OptStruct(&'static [Field]),
 }
 
 const ALL: i16 = i16::MAX;
@@ -199,6 +202,15 @@ const OFFSET_FOR_LEADER_EPOCH: Shape = Shape {
             0,
             ALL,
         ),
+    ],
+};
+
+const DESCRIBE_TOPIC_PARTITIONS: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(Ty::Structs(&[f(Ty::Str, 0, ALL)]), 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::OptStruct(&[f(Ty::Str, 0, ALL), f(I32, 0, ALL)]), 0, ALL),
     ],
 };
 
@@ -675,6 +687,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::Fetch => &FETCH,
         ApiKey::ListOffsets => &LIST_OFFSETS,
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
+        ApiKey::DescribeTopicPartitions => &DESCRIBE_TOPIC_PARTITIONS,
         ApiKey::CreateTopics => &CREATE_TOPICS,
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
@@ -905,6 +918,13 @@ impl Walker<'_> {
             }
             Ty::Structs(fields) => {
                 for _ in 0..self.array_len()? {
+                    self.fields(fields)?;
+                }
+                Ok(())
+            }
+            Ty::OptStruct(fields) => {
+                let [marker] = self.fixed::<1>()?;
+                if marker as i8 >= 0 {
                     self.fields(fields)?;
                 }
                 Ok(())

@@ -40,6 +40,8 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     // Kafka 4.0 removed v0-1 (KIP-896); v3+ carries the replica id of a follower.
     api(ApiKey::OffsetForLeaderEpoch, 2, 4),
     api(ApiKey::Metadata, 0, 13),
+    // KIP-966: partitions with their eligible leader replicas, paginated.
+    api(ApiKey::DescribeTopicPartitions, 0, 0),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),

@@ -21,6 +21,7 @@ mod describe_groups;
 mod describe_log_dirs;
 mod describe_producers;
 pub(crate) mod describe_quorum;
+mod describe_topic_partitions;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -158,6 +159,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::DescribeQuorum(r) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(shared, r).await)
         }
+        RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
+            describe_topic_partitions::handle(&shared.image(), &ctx.listener_name, &r),
+        ),
         RequestKind::DescribeCluster(r) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(shared, ctx, &r, version))
         }
