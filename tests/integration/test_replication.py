@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 import time
 
 import pytest
@@ -305,3 +306,64 @@ def test_eligible_leader_replicas_keep_a_partition_whose_only_in_sync_replica_di
     wait_until(lambda: partition_state(c.bootstrap(), "elr")[2] == sorted(replicas), timeout=60,
                what="the cleanly restarted broker back in the ISR")
     assert f"Broker {new_leader} registered with previous broker epoch" not in c.nodes[1].log_text()
+
+
+@pytest.mark.timeout(300)
+def test_kafka_leader_election_preferred_and_unclean(make_cluster):
+    """ElectLeaders through the binary's kafka-leader-election: a PREFERRED election moves
+    leadership back to the first replica once it is in sync again; an UNCLEAN one gives a
+    leaderless partition (its only eligible replica down) an out-of-sync leader, which loses
+    what only the dead replica had."""
+    c = make_cluster(controllers=1, brokers=2, overrides=REPLICATION)
+    b = c.bootstrap()
+    create_replicated(b, "pref", rf=2)
+    leader, replicas, _ = partition_state(b, "pref")
+    preferred, other = replicas[0], replicas[1]
+    assert leader == preferred
+    acked = produce_numbered(b, "pref", 0, 100)
+    c.nodes[preferred].kill9()
+    wait_until(lambda: partition_state(c.nodes[other].bootstrap, "pref")[0] == other,
+               timeout=30, what="the other replica leading")
+    c.nodes[preferred].start()
+    b = c.bootstrap()
+    wait_until(lambda: partition_state(b, "pref")[2] == sorted(replicas), timeout=60,
+               what="the preferred replica back in sync")
+    assert partition_state(b, "pref")[0] == other
+
+    def elect(kind: str, topic: str) -> subprocess.CompletedProcess:
+        return tool("kafka-leader-election", "--bootstrap-server", c.bootstrap(),
+                    "--election-type", kind, "--topic", topic, "--partition", "0")
+
+    r = elect("PREFERRED", "pref")
+    assert r.returncode == 0, r
+    assert "Successfully completed leader election (PREFERRED) for partitions pref-0" in r.stdout
+    assert partition_state(b, "pref")[0] == preferred
+    r = elect("preferred", "pref")
+    assert r.returncode == 0 and "Valid replica already elected for partitions pref-0" in r.stdout, r
+    check_log(read_all(b, "pref"), acked)
+
+    # UNCLEAN: the follower dies, the leader goes on alone (min ISR 1) and then dies too. The
+    # follower comes back, but it is not eligible: the partition has no leader until an
+    # unclean election, which loses the records only the dead leader had.
+    create_replicated(b, "uncl", rf=2, configs={"min.insync.replicas": "1"})
+    leader, replicas, _ = partition_state(b, "uncl")
+    follower = next(n for n in replicas if n != leader)
+    before = produce_numbered(b, "uncl", 0, 50)
+    c.nodes[follower].kill9()
+    wait_until(lambda: partition_state(c.nodes[leader].bootstrap, "uncl")[2] == [leader],
+               timeout=30, what="the dead follower out of the ISR")
+    produce_numbered(c.nodes[leader].bootstrap, "uncl", 50, 50)
+    c.nodes[leader].kill9()
+    c.nodes[follower].start()
+    fb = c.nodes[follower].bootstrap
+    wait_until(lambda: partition_state(fb, "uncl")[0] == -1, timeout=30,
+               what="the partition without a leader")
+    r = elect("PREFERRED", "uncl")
+    assert r.returncode == 1 and "Error completing leader election (PREFERRED)" in r.stdout, r
+    r = tool("kafka-leader-election", "--bootstrap-server", fb, "--election-type", "UNCLEAN",
+             "--topic", "uncl", "--partition", "0")
+    assert r.returncode == 0, r
+    assert "Successfully completed leader election (UNCLEAN) for partitions uncl-0" in r.stdout
+    assert partition_state(fb, "uncl")[0] == follower
+    records = read_all(fb, "uncl")
+    assert [v for _, v in records] == sorted(before), "the follower's log: the first 50 only"

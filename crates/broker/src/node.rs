@@ -132,10 +132,18 @@ fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
             ),
             (rafka_metadata::partition_change::ELR_FEATURE.to_string(), 1),
         ],
+        // The controller reads unclean.leader.election.enable from the image only, so a cluster
+        // created with it on in the file keeps it as the cluster default.
         bootstrap_cluster_configs: config
             .value_of("min.insync.replicas")
             .map(|v| ("min.insync.replicas".to_string(), v))
             .into_iter()
+            .chain(
+                config
+                    .value_of("unclean.leader.election.enable")
+                    .filter(|v| v.eq_ignore_ascii_case("true"))
+                    .map(|v| ("unclean.leader.election.enable".to_string(), v)),
+            )
             .collect(),
         ..QuorumConfig::default()
     }

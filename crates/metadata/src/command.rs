@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
+pub use crate::partition_change::Election;
 use crate::partition_change::{elr_enabled, PartitionChange};
 use crate::placement::{PlacementError, StripedPlacer};
 use crate::records::{BrokerRegistration, MetadataRecord, PartitionRecord, NO_LEADER};
@@ -88,6 +89,13 @@ pub enum ControllerCommand {
     BrokerUncleanShutdown {
         node_id: i32,
         broker_epoch: u64,
+    },
+    /// ElectLeaders (Kafka's API 43): a PREFERRED or UNCLEAN election for each partition that
+    /// still needs one when the command is applied (the others are left as they are; the
+    /// broker reads the outcome from the image).
+    ElectLeaders {
+        election: Election,
+        partitions: Vec<(Uuid, i32)>,
     },
     /// Unfences the registration with this epoch (it caught up with the log); leaderless
     /// partitions it is in sync for get it as leader.
@@ -368,14 +376,15 @@ impl ControllerCommand {
                 for key in changes.keys() {
                     validate_config_key(key)?;
                 }
-                Ok(changes
+                let out: Vec<MetadataRecord> = changes
                     .iter()
                     .map(|(k, v)| MetadataRecord::TopicConfig {
                         topic_id: *topic_id,
                         key: k.clone(),
                         value: v.clone(),
                     })
-                    .collect())
+                    .collect();
+                Ok(elect_if_unclean_enabled(image, changes, out))
             }
             ControllerCommand::AlterBrokerConfigs { node_id, changes } => {
                 if node_id.is_some_and(|n| n < 0) {
@@ -394,14 +403,18 @@ impl ControllerCommand {
                         });
                     }
                 }
-                Ok(changes
+                let out: Vec<MetadataRecord> = changes
                     .iter()
                     .map(|(k, v)| MetadataRecord::BrokerConfig {
                         node_id: *node_id,
                         key: k.clone(),
                         value: v.clone(),
                     })
-                    .collect())
+                    .collect();
+                if node_id.is_some() {
+                    return Ok(out);
+                }
+                Ok(elect_if_unclean_enabled(image, changes, out))
             }
             ControllerCommand::AllocateProducerIds {
                 broker_id,
@@ -455,6 +468,27 @@ impl ControllerCommand {
                 let mut out = Vec::new();
                 if elr_enabled(image) {
                     forget_unclean_replicas(image, *node_id, &mut out);
+                }
+                Ok(out)
+            }
+            ControllerCommand::ElectLeaders {
+                election,
+                partitions,
+            } => {
+                let mut out = Vec::new();
+                for (topic_id, index) in partitions {
+                    let Some(topic) = image.topic_by_id(topic_id) else {
+                        continue;
+                    };
+                    let Some(p) = topic.partition(*index) else {
+                        continue;
+                    };
+                    if let Some(change) = PartitionChange::new(image, topic, *index, p)
+                        .election(*election)
+                        .build()
+                    {
+                        out.push(MetadataRecord::PartitionChange(change));
+                    }
                 }
                 Ok(out)
             }
@@ -754,6 +788,31 @@ fn forget_unclean_replicas(image: &MetadataImage, node: i32, out: &mut Vec<Metad
             out.push(MetadataRecord::PartitionChange(change));
         }
     }
+}
+
+/// A config change that turns `unclean.leader.election.enable` on elects leaders for the
+/// partitions that have none at once (with the change applied), as Kafka's controller does
+/// when the config changes.
+fn elect_if_unclean_enabled(
+    image: &MetadataImage,
+    changes: &BTreeMap<String, Option<String>>,
+    mut out: Vec<MetadataRecord>,
+) -> Vec<MetadataRecord> {
+    let enabled = changes
+        .get("unclean.leader.election.enable")
+        .is_some_and(|v| {
+            v.as_deref()
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        });
+    if !enabled {
+        return out;
+    }
+    let mut next = image.clone();
+    for r in &out {
+        next.apply_record(r);
+    }
+    elect_leaderless(&next, None, &mut out);
+    out
 }
 
 /// Records giving leaderless partitions a leader ([`PartitionChange`]'s election), counting
@@ -1766,5 +1825,68 @@ mod tests {
         let (_, res) = apply(&image, image.last_applied_index + 1, &set(Some(1)));
         assert!(matches!(res, Err(CommandRejected::InvalidConfig { .. })));
         next(&image, set(None));
+    }
+
+    fn elect(image: &MetadataImage, election: Election) -> MetadataImage {
+        let t = image.topic_by_name("elr").unwrap().topic_id;
+        next(
+            image,
+            ControllerCommand::ElectLeaders {
+                election,
+                partitions: vec![(t, 0)],
+            },
+        )
+    }
+
+    #[test]
+    fn a_preferred_election_moves_leadership_back_to_the_first_replica() {
+        let image = fence(&elr_cluster(vec![1, 2, 3], "2"), 1);
+        assert_eq!(elr_state(&image), (2, vec![2, 3], vec![], vec![]));
+        // Not in sync yet: nothing happens.
+        let image = elect(&unfence(&image, 1), Election::Preferred);
+        assert_eq!(elr_state(&image).0, 2);
+        let t = image.topic_by_name("elr").unwrap();
+        let p = t.partition(0).unwrap();
+        let grow = ControllerCommand::AlterPartition {
+            broker_id: 2,
+            broker_epoch: epoch(&image, 2),
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: vec![(2, None), (3, None), (1, None)],
+        };
+        let image = elect(&next(&image, grow), Election::Preferred);
+        assert_eq!(elr_state(&image), (1, vec![2, 3, 1], vec![], vec![]));
+    }
+
+    /// No replica is known to hold everything: only an UNCLEAN ElectLeaders, or the config
+    /// turned on, elects one (which may lose records).
+    #[test]
+    fn unclean_elections_only_when_asked_or_allowed() {
+        let dead_end = || {
+            let image = fence(&elr_cluster(vec![1, 2], "1"), 2);
+            let image = unclean(&fence(&image, 1), 1);
+            let image = unfence(&image, 2);
+            assert_eq!(elr_state(&image), (NO_LEADER, vec![], vec![], vec![1]));
+            image
+        };
+        let image = elect(&dead_end(), Election::Clean);
+        assert_eq!(elr_state(&image).0, NO_LEADER);
+        let image = elect(&dead_end(), Election::Unclean);
+        assert_eq!(elr_state(&image), (2, vec![2], vec![], vec![]));
+
+        let image = dead_end();
+        let t = image.topic_by_name("elr").unwrap().topic_id;
+        let enable = ControllerCommand::AlterTopicConfigs {
+            topic_id: t,
+            changes: [(
+                "unclean.leader.election.enable".to_string(),
+                Some("true".to_string()),
+            )]
+            .into(),
+        };
+        let image = next(&image, enable);
+        assert_eq!(elr_state(&image), (2, vec![2], vec![], vec![]));
     }
 }

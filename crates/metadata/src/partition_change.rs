@@ -13,7 +13,11 @@
 //! Elections, in Kafka's order: keep a leader that is still in the ISR and active; else the first
 //! replica (in replica order) in the ISR and active; else the first active ELR member, which
 //! becomes the whole ISR; else, when the ISR and ELR are empty and the last known ELR is one
-//! replica, that replica once it is back (Kafka's "last known leader"); else no leader.
+//! replica, that replica once it is back (Kafka's "last known leader"); else, when
+//! `unclean.leader.election.enable` (the topic's, else the cluster's) allows it or an UNCLEAN
+//! ElectLeaders asks, the first active replica, out of sync or not (which may lose records);
+//! else no leader. A PREFERRED election moves leadership to the first replica when it is in sync
+//! and active.
 
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
 use crate::records::{PartitionChangeRecord, NO_LEADER};
@@ -43,6 +47,28 @@ pub fn effective_min_isr(image: &MetadataImage, topic: &TopicImage, replicas: us
     configured.min(replicas.max(1))
 }
 
+/// Whether unclean leader election is allowed for `topic` (`unclean.leader.election.enable`: the
+/// topic's, else the cluster's dynamic default, else Kafka's default, false).
+pub fn unclean_allowed(image: &MetadataImage, topic: &TopicImage) -> bool {
+    const KEY: &str = "unclean.leader.election.enable";
+    topic
+        .configs
+        .get(KEY)
+        .or_else(|| image.broker_configs.cluster_default.get(KEY))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+}
+
+/// Which election a change runs when its leader must change (Kafka's `Election`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Election {
+    /// ISR, ELR, last known leader; unclean only if the topic's config allows it.
+    Clean,
+    /// ElectLeaders PREFERRED: the first replica, if it is in sync and active.
+    Preferred,
+    /// ElectLeaders UNCLEAN: as `Clean`, then any active replica whatever the config.
+    Unclean,
+}
+
 /// A change to one partition under construction.
 pub(crate) struct PartitionChange<'a> {
     image: &'a MetadataImage,
@@ -54,6 +80,7 @@ pub(crate) struct PartitionChange<'a> {
     leaving: Option<i32>,
     becoming_active: Option<i32>,
     unclean_shutdown: Option<i32>,
+    election: Election,
 }
 
 impl<'a> PartitionChange<'a> {
@@ -73,7 +100,14 @@ impl<'a> PartitionChange<'a> {
             leaving: None,
             becoming_active: None,
             unclean_shutdown: None,
+            election: Election::Clean,
         }
+    }
+
+    /// ElectLeaders: run `election` even if the leader could stay.
+    pub(crate) fn election(mut self, election: Election) -> Self {
+        self.election = election;
+        self
     }
 
     /// The leader's proposed ISR (AlterPartition): the leader stays, nobody is elected.
@@ -148,7 +182,13 @@ impl<'a> PartitionChange<'a> {
         }
         let mut leader = p.leader;
         let keeps = leader != NO_LEADER && isr.contains(&leader) && self.acceptable(leader);
-        if self.elect && !keeps {
+        if self.election == Election::Preferred {
+            if let Some(&preferred) = p.replicas.first() {
+                if preferred != leader && isr.contains(&preferred) && self.acceptable(preferred) {
+                    leader = preferred;
+                }
+            }
+        } else if self.elect && !keeps {
             leader = NO_LEADER;
             if let Some(b) = p
                 .replicas
@@ -177,6 +217,16 @@ impl<'a> PartitionChange<'a> {
                 last_known_elr.clear();
                 tracing::warn!(topic = %self.topic.name, partition = self.index, leader,
                     "Electing the last known leader after unclean shutdowns emptied the ELR; records it lost are gone");
+            } else if self.election == Election::Unclean || unclean_allowed(self.image, self.topic)
+            {
+                if let Some(b) = p.replicas.iter().copied().find(|b| self.acceptable(*b)) {
+                    leader = b;
+                    isr = vec![b];
+                    elr.clear();
+                    last_known_elr.clear();
+                    tracing::warn!(topic = %self.topic.name, partition = self.index, leader,
+                        "Unclean leader election: a replica out of sync leads; records only the others had are lost");
+                }
             }
         }
         if leader == p.leader && isr == p.isr && elr == p.elr && last_known_elr == p.last_known_elr

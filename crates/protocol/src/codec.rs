@@ -860,6 +860,18 @@ mod tests {
                 r.topics = vec![t.clone(), t.with_topic(topic("payments"))];
                 r.into()
             }
+            ApiKey::ElectLeaders => {
+                let t = elect_leaders_request::TopicPartitions::default()
+                    .with_topic(topic("orders"))
+                    .with_partitions(vec![0, 2]);
+                let mut r = ElectLeadersRequest::default();
+                if v >= 1 {
+                    r.election_type = 1;
+                }
+                r.topic_partitions = Some(vec![t.clone(), t.with_topic(topic("payments"))]);
+                r.timeout_ms = 30_000;
+                r.into()
+            }
             ApiKey::DescribeTopicPartitions => {
                 let t = describe_topic_partitions_request::TopicRequest::default()
                     .with_name(topic("orders"));
@@ -1014,6 +1026,7 @@ mod tests {
             ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::default().into(),
             ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
+            ApiKey::ElectLeaders => ElectLeadersResponse::default().into(),
             ApiKey::DescribeProducers => DescribeProducersResponse::default().into(),
             ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
             ApiKey::ListTransactions => ListTransactionsResponse::default().into(),

@@ -214,6 +214,19 @@ const DESCRIBE_TOPIC_PARTITIONS: Shape = Shape {
     ],
 };
 
+const ELECT_LEADERS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[
+        f(I8, 1, ALL),
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+            0,
+            ALL,
+        ),
+        f(I32, 0, ALL),
+    ],
+};
+
 const CREATE_TOPICS: Shape = Shape {
     flexible_min: 5,
     fields: &[
@@ -688,6 +701,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::ListOffsets => &LIST_OFFSETS,
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         ApiKey::DescribeTopicPartitions => &DESCRIBE_TOPIC_PARTITIONS,
+        ApiKey::ElectLeaders => &ELECT_LEADERS,
         ApiKey::CreateTopics => &CREATE_TOPICS,
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,

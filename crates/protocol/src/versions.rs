@@ -42,6 +42,8 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::Metadata, 0, 13),
     // KIP-966: partitions with their eligible leader replicas, paginated.
     api(ApiKey::DescribeTopicPartitions, 0, 0),
+    // PREFERRED (v0+) and UNCLEAN (v1+) leader elections; v2 is flexible.
+    api(ApiKey::ElectLeaders, 0, 2),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),

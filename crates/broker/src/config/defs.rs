@@ -347,7 +347,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("num.recovery.threads.per.data.dir", Int, Some("2"), NotYet, "Recovery runs per partition on startup."),
     def("socket.send.buffer.bytes", Int, Some("102400"), NotYet, "Left to the OS."),
     def("socket.receive.buffer.bytes", Int, Some("102400"), NotYet, "Left to the OS."),
-    def("unclean.leader.election.enable", Boolean, Some("false"), NotYet, "Cluster issue."),
+    def("unclean.leader.election.enable", Boolean, Some("false"), Implemented,
+        "When no in-sync or eligible replica can lead a partition, elect any live replica (which loses the records only the others had). Read by the controller from the topic's config, else the cluster-wide dynamic default; a controller that creates the cluster with `true` in its file writes it as that default. Turning it on (topic or cluster default) elects leaders for leaderless partitions at once. ElectLeaders UNCLEAN (`kafka-leader-election --election-type UNCLEAN`) does the same for chosen partitions whatever the setting."),
 ];
 
 /// A topic-level config: its name, the broker key it falls back to, and its type.
@@ -561,7 +562,7 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Some("unclean.leader.election.enable"),
         Boolean,
         None,
-        "Allow out-of-sync leaders.",
+        "Allow an out-of-sync replica to lead when no in-sync or eligible one can (loses records).",
     ),
 ];
 
