@@ -367,3 +367,30 @@ def test_kafka_leader_election_preferred_and_unclean(make_cluster):
     assert partition_state(fb, "uncl")[0] == follower
     records = read_all(fb, "uncl")
     assert [v for _, v in records] == sorted(before), "the follower's log: the first 50 only"
+
+
+@pytest.mark.timeout(240)
+def test_auto_leader_rebalance_moves_leadership_back_to_the_preferred_replica(make_cluster):
+    """auto.leader.rebalance.enable (Kafka's default): after a failover and the preferred
+    replica's return to the ISR, the controller's periodic check gives it the leadership back."""
+    c = make_cluster(combined=3, overrides={**REPLICATION,
+                                            "leader.imbalance.check.interval.seconds": 1})
+    b = c.bootstrap()
+    create_replicated(b, "rebal", partitions=3)
+    md = admin(b).list_topics("rebal", timeout=10).topics["rebal"].partitions
+    preferred = {i: list(p.replicas)[0] for i, p in md.items()}
+    assert all(p.leader == preferred[i] for i, p in md.items())
+    victim = preferred[0]
+    c.nodes[victim].kill9()
+    alive = ",".join(n.bootstrap for i, n in c.nodes.items() if i != victim)
+    wait_until(lambda: partition_state(alive, "rebal", 0)[0] not in (victim, -1), timeout=30,
+               what="a failover")
+    c.nodes[victim].start()
+
+    def balanced() -> bool:
+        parts = admin(c.bootstrap()).list_topics("rebal", timeout=10).topics["rebal"].partitions
+        return all(p.leader == preferred[i] and len(p.isrs) == 3 for i, p in parts.items())
+
+    wait_until(balanced, timeout=60, what="every partition led by its preferred replica again")
+    controller_logs = "".join(n.log_text() for n in c.nodes.values())
+    assert "back to their preferred replicas" in controller_logs

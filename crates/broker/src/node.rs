@@ -145,6 +145,7 @@ fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
                     .map(|v| ("unclean.leader.election.enable".to_string(), v)),
             )
             .collect(),
+        leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
         ..QuorumConfig::default()
     }
 }

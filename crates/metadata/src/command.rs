@@ -1856,8 +1856,16 @@ mod tests {
             partition_epoch: p.partition_epoch,
             new_isr: vec![(2, None), (3, None), (1, None)],
         };
-        let image = elect(&next(&image, grow), Election::Preferred);
+        let image = next(&image, grow);
+        // What auto.leader.rebalance.enable would move.
+        let t = image.topic_by_name("elr").unwrap().topic_id;
+        assert_eq!(
+            crate::partition_change::imbalanced(&image, 10),
+            vec![(t, 0)]
+        );
+        let image = elect(&image, Election::Preferred);
         assert_eq!(elr_state(&image), (1, vec![2, 3, 1], vec![], vec![]));
+        assert!(crate::partition_change::imbalanced(&image, 10).is_empty());
     }
 
     /// No replica is known to hold everything: only an UNCLEAN ElectLeaders, or the config

@@ -23,6 +23,10 @@ use crate::quorum::QuorumShared;
 use crate::records::{BrokerRegistration, Endpoint};
 use crate::rpc::{codes, LeaderHint};
 
+/// The most partitions one leader-balancing check moves (Kafka's controller bounds its batch
+/// the same way).
+const BALANCED_PER_CHECK_MAX: usize = 1000;
+
 /// A broker's registration request (Kafka's `BrokerRegistrationRequest`, as far as it matters
 /// here).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,6 +298,11 @@ impl Controller {
             };
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let balance_every = shared
+                .config
+                .leader_imbalance_check_interval_ms
+                .map(Duration::from_millis);
+            let mut last_balance = Instant::now();
             loop {
                 tokio::select! {
                     _ = tick.tick() => {}
@@ -302,9 +311,38 @@ impl Controller {
                 }
                 if me.refresh() {
                     me.fence_expired().await;
+                    if balance_every.is_some_and(|every| last_balance.elapsed() >= every) {
+                        last_balance = Instant::now();
+                        me.balance_leaders().await;
+                    }
                 }
             }
         })
+    }
+
+    /// `auto.leader.rebalance.enable`: a PREFERRED election for every partition whose first
+    /// replica is in sync and live but does not lead (at most [`BALANCED_PER_CHECK_MAX`] per
+    /// check), as Kafka's KRaft controller does every `leader.imbalance.check.interval.seconds`.
+    async fn balance_leaders(&self) {
+        let _one = self.serial.lock().await;
+        let image = self.shared.images.borrow().clone();
+        let partitions = crate::partition_change::imbalanced(&image, BALANCED_PER_CHECK_MAX);
+        if partitions.is_empty() {
+            return;
+        }
+        tracing::info!(
+            "Moving the leadership of {} partition(s) back to their preferred replicas.",
+            partitions.len()
+        );
+        if let Err(e) = self
+            .propose(ControllerCommand::ElectLeaders {
+                election: crate::partition_change::Election::Preferred,
+                partitions,
+            })
+            .await
+        {
+            tracing::warn!(error = %e, "could not rebalance partition leaders");
+        }
     }
 
     async fn fence_expired(&self) {

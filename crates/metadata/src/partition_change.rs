@@ -58,6 +58,21 @@ pub fn unclean_allowed(image: &MetadataImage, topic: &TopicImage) -> bool {
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
 }
 
+/// Partitions whose first (preferred) replica is in sync and live but does not lead, at most
+/// `max` of them, in topic then partition order.
+pub fn imbalanced(image: &MetadataImage, max: usize) -> Vec<(uuid::Uuid, i32)> {
+    image
+        .partitions()
+        .filter(|(_, _, p)| {
+            p.replicas.first().is_some_and(|&pref| {
+                pref != p.leader && p.isr.contains(&pref) && image.is_active_broker(pref)
+            })
+        })
+        .map(|(t, i, _)| (t.topic_id, i))
+        .take(max)
+        .collect()
+}
+
 /// Which election a change runs when its leader must change (Kafka's `Election`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Election {

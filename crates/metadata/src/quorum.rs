@@ -87,6 +87,9 @@ pub struct QuorumConfig {
     /// bootstrap features (with the ELR feature, Kafka writes the controller's
     /// `min.insync.replicas` as the cluster default, so every leader reads the same one).
     pub bootstrap_cluster_configs: Vec<(String, String)>,
+    /// `auto.leader.rebalance.enable` with `leader.imbalance.check.interval.seconds`: how often
+    /// the active controller moves leadership back to preferred replicas; `None` when off.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
 }
 
 impl Default for QuorumConfig {
@@ -105,6 +108,7 @@ impl Default for QuorumConfig {
             broker_session_timeout_ms: 9000,
             bootstrap_features: Vec::new(),
             bootstrap_cluster_configs: Vec::new(),
+            leader_imbalance_check_interval_ms: None,
         }
     }
 }

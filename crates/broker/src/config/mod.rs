@@ -100,6 +100,8 @@ pub struct BrokerConfig {
     pub request_timeout_ms: u64,
     /// `max.incremental.fetch.session.cache.slots`: fetch sessions (KIP-227) kept at once.
     pub max_incremental_fetch_session_cache_slots: usize,
+    /// `leader.imbalance.check.interval.seconds` in ms when `auto.leader.rebalance.enable`.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
     pub controller_quorum_retry_backoff_ms: u64,
     /// The follower-side and ISR settings (`replica.*`).
     pub replica: ReplicaConfig,
@@ -483,6 +485,10 @@ impl BrokerConfig {
         let controller_quorum_request_timeout_ms =
             timeout_ms("controller.quorum.request.timeout.ms")?;
         let request_timeout_ms = timeout_ms("request.timeout.ms")?;
+        let leader_imbalance_check_interval_ms = {
+            let secs = positive("leader.imbalance.check.interval.seconds")? as u64;
+            boolean("auto.leader.rebalance.enable").then_some(secs.saturating_mul(1000))
+        };
         let max_incremental_fetch_session_cache_slots = {
             let key = "max.incremental.fetch.session.cache.slots";
             let n = int(key)?;
@@ -717,6 +723,7 @@ impl BrokerConfig {
             controller_quorum_request_timeout_ms,
             request_timeout_ms,
             max_incremental_fetch_session_cache_slots,
+            leader_imbalance_check_interval_ms,
             controller_quorum_retry_backoff_ms,
             replica,
             broker_heartbeat_interval_ms,
