@@ -13,7 +13,8 @@
    message every 5 ms; the longest silence between two acknowledgements around the kill is the
    unavailable time (with `broker.session.timeout.ms` 9000, Kafka's
    default, so the goal is under 10 s). The killed node is restarted and waited back into the
-   ISR before the next kill.
+   ISR before the next kill. Then the same with `--stops` controlled shutdowns (SIGTERM: the
+   node asks the controller to move its leaderships before it stops; goal under 1 s).
 
 Uses the release binary (RAFKA_BIN, default target/release/rafka); prints the settings and the
 machine it ran on.
@@ -68,7 +69,9 @@ def latency(p: Producer, topic: str, rate: int, seconds: float) -> tuple:
     return lat, errors, total / elapsed
 
 
-def unavailability(c: Cluster, topic: str, kills: int) -> list[float]:
+def unavailability(c: Cluster, topic: str, kills: int, clean: bool = False) -> list[float]:
+    """kill -9 of the partition's leader `kills` times (with `clean`: a SIGTERM, which runs the
+    controlled shutdown that moves its leaderships first)."""
     gaps = []
     for _ in range(kills):
         b = c.bootstrap()
@@ -92,7 +95,10 @@ def unavailability(c: Cluster, topic: str, kills: int) -> list[float]:
         t.start()
         wait_until(lambda: len(acks) > 50, timeout=30, what="acks before the kill")
         killed = time.monotonic()
-        c.nodes[leader].kill9()
+        if clean:
+            threading.Thread(target=c.nodes[leader].stop, daemon=True).start()
+        else:
+            c.nodes[leader].kill9()
         # Answers already on their way when the leader died still arrive after the kill: the
         # outage is the longest silence between two acknowledgements around it.
         wait_until(lambda: any(a > killed + 0.5 for a in acks), timeout=60,
@@ -102,8 +108,9 @@ def unavailability(c: Cluster, topic: str, kills: int) -> list[float]:
         t.join()
         around = sorted(a for a in acks if a >= killed - 1)
         gaps.append(max(b - a for a, b in zip(around, around[1:])) * 1000)
-        print(f"  killed leader {leader}: unavailable {gaps[-1]:.0f} ms, "
-              f"now led by {state(c.bootstrap(), topic)[0]}")
+        print(f"  {'stopped' if clean else 'killed'} leader {leader}: unavailable "
+              f"{gaps[-1]:.0f} ms, now led by {state(c.bootstrap(), topic)[0]}")
+        wait_until(lambda: not c.nodes[leader].alive(), timeout=60, what="the node stopped")
         c.nodes[leader].start()
         wait_until(lambda: state(c.bootstrap(), topic)[1] == [1, 2, 3], timeout=60,
                    what="the restarted node back in the ISR")
@@ -115,6 +122,10 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=10000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--kills", type=int, default=5)
+    ap.add_argument("--stops", type=int, default=5,
+                    help="controlled shutdowns (SIGTERM) of the leader")
+    ap.add_argument("--outages-only", action="store_true",
+                    help="skip the latency runs")
     args = ap.parse_args()
     print(f"binary {BIN}; {platform.machine()} {os.cpu_count()} cores; {platform.platform()}")
     c = Cluster(combined=3)
@@ -123,7 +134,7 @@ def main() -> None:
         b = c.bootstrap()
         create(b, "rf3", 3, {"min.insync.replicas": "2"})
         create(b, "rf1", 1)
-        for topic, acks in (("rf3", "all"), ("rf1", "1")):
+        for topic, acks in () if args.outages_only else (("rf3", "all"), ("rf1", "1")):
             p = Producer({"bootstrap.servers": b, "acks": acks, "linger.ms": 1,
                           "enable.idempotence": acks == "all"})
             # Warm-up with the same producer: its start (an idempotent one waits ~0.5 s for
@@ -134,9 +145,14 @@ def main() -> None:
             print(f"{topic} acks={acks}: {len(lat)} delivered, {len(errors)} errors, "
                   f"{reached:.0f} msg/s; e2e ms p50 {pct(lat, 0.5):.2f} p99 {pct(lat, 0.99):.2f} "
                   f"max {max(lat):.2f}")
-        gaps = unavailability(c, "rf3", args.kills)
-        print(f"kill -9 of the leader, {len(gaps)} times: unavailable ms "
-              f"p50 {pct(gaps, 0.5):.0f} max {max(gaps):.0f} (all: {[round(g) for g in gaps]})")
+        if args.kills:
+            gaps = unavailability(c, "rf3", args.kills)
+            print(f"kill -9 of the leader, {len(gaps)} times: unavailable ms "
+                  f"p50 {pct(gaps, 0.5):.0f} max {max(gaps):.0f} (all: {[round(g) for g in gaps]})")
+        if args.stops:
+            gaps = unavailability(c, "rf3", args.stops, clean=True)
+            print(f"controlled shutdown of the leader, {len(gaps)} times: unavailable ms "
+                  f"p50 {pct(gaps, 0.5):.0f} max {max(gaps):.0f} (all: {[round(g) for g in gaps]})")
     finally:
         c.cleanup()
 
