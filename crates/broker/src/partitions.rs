@@ -927,7 +927,19 @@ mod tests {
         assert_eq!(p.settings().log.retention_bytes, 60000);
     }
 
+    /// Node 1 alone leads at `leader_epoch`.
     fn leader_image(topic_id: Uuid, leader_epoch: i32, index: u64) -> MetadataImage {
+        partition_image(topic_id, vec![1], 1, leader_epoch, index)
+    }
+
+    /// Topic `t` with one partition, every replica in sync, as of log index `index`.
+    fn partition_image(
+        topic_id: Uuid,
+        replicas: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        index: u64,
+    ) -> MetadataImage {
         let mut image = MetadataImage::empty("c");
         image.apply_record(&MetadataRecord::Topic {
             name: "t".into(),
@@ -936,9 +948,9 @@ mod tests {
         image.apply_record(&MetadataRecord::Partition(PartitionRecord {
             topic_id,
             partition: 0,
-            replicas: vec![1],
-            isr: vec![1],
-            leader: 1,
+            isr: replicas.clone(),
+            replicas,
+            leader,
             leader_epoch,
             partition_epoch: leader_epoch,
             elr: Vec::new(),
@@ -987,25 +999,9 @@ mod tests {
         assert_eq!(p.end_offset_for_epoch(-1), EpochEndOffset::UNDEFINED);
     }
 
+    /// Node 1 follows node 2 at leader epoch 3.
     fn follower_image(topic_id: Uuid) -> MetadataImage {
-        let mut image = MetadataImage::empty("c");
-        image.apply_record(&MetadataRecord::Topic {
-            name: "t".into(),
-            topic_id,
-        });
-        image.apply_record(&MetadataRecord::Partition(PartitionRecord {
-            topic_id,
-            partition: 0,
-            replicas: vec![2, 1],
-            isr: vec![2, 1],
-            leader: 2,
-            leader_epoch: 3,
-            partition_epoch: 3,
-            elr: Vec::new(),
-            last_known_elr: Vec::new(),
-        }));
-        image.last_applied_index = 1;
-        image
+        partition_image(topic_id, vec![2, 1], 2, 3, 1)
     }
 
     /// `replication-offset-checkpoint`: a restarted replica starts from the high watermark it

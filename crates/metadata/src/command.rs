@@ -1707,37 +1707,40 @@ mod tests {
         image.broker(node_id).unwrap().epoch
     }
 
+    /// A lifecycle command for `node_id` at its current broker epoch.
+    fn lifecycle(
+        image: &MetadataImage,
+        node_id: i32,
+        cmd: fn(i32, u64) -> ControllerCommand,
+    ) -> MetadataImage {
+        next(image, cmd(node_id, epoch(image, node_id)))
+    }
+
     fn fence(image: &MetadataImage, node_id: i32) -> MetadataImage {
-        let broker_epoch = epoch(image, node_id);
-        next(
-            image,
+        lifecycle(image, node_id, |node_id, broker_epoch| {
             ControllerCommand::FenceBroker {
                 node_id,
                 broker_epoch,
-            },
-        )
+            }
+        })
     }
 
     fn unclean(image: &MetadataImage, node_id: i32) -> MetadataImage {
-        let broker_epoch = epoch(image, node_id);
-        next(
-            image,
+        lifecycle(image, node_id, |node_id, broker_epoch| {
             ControllerCommand::BrokerUncleanShutdown {
                 node_id,
                 broker_epoch,
-            },
-        )
+            }
+        })
     }
 
     fn unfence(image: &MetadataImage, node_id: i32) -> MetadataImage {
-        let broker_epoch = epoch(image, node_id);
-        next(
-            image,
+        lifecycle(image, node_id, |node_id, broker_epoch| {
             ControllerCommand::UnfenceBroker {
                 node_id,
                 broker_epoch,
-            },
-        )
+            }
+        })
     }
 
     /// KIP-966: the leader alone in the ISR dies uncleanly (its page cache, and acknowledged
