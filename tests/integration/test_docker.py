@@ -406,6 +406,56 @@ def test_apache_cluster_combined(stacks):
     cluster_drop_in_checks(
         s, [(f"kafka-{n}", n, ports[n - 1], f"kafka-{n}:19092") for n in (1, 2, 3)],
         "/opt/kafka/bin/kafka-topics.sh", host_round_trip=True, volumes=False)
+    acks_all_across_a_docker_kill_of_the_leader(s, ports)
+
+
+def acks_all_across_a_docker_kill_of_the_leader(s: Stack, ports: list[int]) -> None:
+    """Issue 15: kcat produces numbered records with acks=all to a topic with three replicas
+    (min.insync.replicas 2), one kcat run per batch (a run exits 0 once every record of it is
+    acknowledged); during one batch the partition leader's container gets `docker kill`. Every
+    acknowledged record is read back, once."""
+    if not shutil.which("kcat"):
+        pytest.skip("kcat is not installed on the host (tests/run.sh installs it)")
+    hosts = HostBroker(*ports)
+    run(["docker", "exec", s.container("kafka-1"), "/opt/kafka/bin/kafka-topics.sh",
+         "--bootstrap-server", "kafka-1:19092", "--create", "--topic", "durable", "--partitions",
+         "1", "--replication-factor", "3", "--config", "min.insync.replicas=2"])
+    wait_until(lambda: partition_leaders(kcat_host("-b", hosts.bootstrap, "-L", "-t", "durable"),
+                                         "durable").get(0, -1) > 0,
+               timeout=30, what="a leader for the new topic")
+    leader = partition_leaders(kcat_host("-b", hosts.bootstrap, "-L", "-t", "durable"),
+                               "durable")[0]
+    acked: list[str] = []
+
+    def batch(first: int, count: int, kill_after: int | None = None) -> None:
+        values = [f"d{first + i}" for i in range(count)]
+        p = subprocess.Popen(
+            ["kcat", "-b", hosts.bootstrap, "-P", "-t", "durable", "-p", "0", "-X", "acks=all",
+             "-X", "enable.idempotence=true", "-X", "message.timeout.ms=90000"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert p.stdin is not None
+        for i, v in enumerate(values):
+            p.stdin.write(v + "\n")
+            p.stdin.flush()
+            if i == kill_after:
+                run(["docker", "kill", "-s", "KILL", s.container(f"kafka-{leader}")])
+            time.sleep(0.01)
+        out, err = p.communicate(timeout=150)
+        assert p.returncode == 0 and "failed" not in err.lower(), (p.returncode, err[-2000:])
+        acked.extend(values)
+
+    batch(0, 100)
+    batch(100, 200, kill_after=50)  # the leader dies while this run produces
+    batch(300, 100)
+    out = kcat_host("-b", hosts.bootstrap, "-C", "-t", "durable", "-p", "0", "-o", "beginning",
+                    "-e", "-q", timeout=120)
+    got = out.split()
+    assert len(got) == len(set(got)), "a record twice"
+    missing = [v for v in acked if v not in set(got)]
+    assert not missing, f"{len(missing)} acknowledged records lost, e.g. {missing[:5]}"
+    new_leader = partition_leaders(kcat_host("-b", hosts.bootstrap, "-L", "-t", "durable"),
+                                   "durable")[0]
+    assert new_leader not in (leader, -1), new_leader
 
 
 def test_apache_cluster_isolated(stacks):

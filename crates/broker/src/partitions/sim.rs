@@ -65,6 +65,7 @@ struct Node {
 }
 
 /// A fetch answer on its way from a leader to a follower.
+#[derive(Clone)]
 struct Message {
     to: i32,
     leader_epoch: i32,
@@ -450,9 +451,28 @@ impl Sim {
             return;
         }
         let to = followers[self.rng.below(followers.len() as u64) as usize];
+        let Some(message) = self.fetch_answer(to) else {
+            return;
+        };
+        // The bus: most answers arrive at once, some later, some twice, some never.
+        match self.rng.below(10) {
+            0 => {}
+            1 => {
+                self.bus.push(message.clone());
+                self.bus.push(message);
+            }
+            2 | 3 => self.bus.push(message),
+            _ => self.apply_answer(message),
+        }
+    }
+
+    /// Follower `to` fetches from the current leader; the leader's answer (`None` when there is
+    /// nothing to deliver: no leader, or the follower started over at the leader's log start).
+    fn fetch_answer(&mut self, to: i32) -> Option<Message> {
+        let state = self.state();
         let (Some(leader), Some(follower)) = (self.partition(state.leader), self.partition(to))
         else {
-            return;
+            return None;
         };
         let (fetch_offset, log_start, last_epoch) = follower.follower_fetch_state();
         let broker = self.image.broker(to);
@@ -487,33 +507,17 @@ impl Sim {
                         .restart_at(state.leader_epoch, start, self.now_ms)
                         .unwrap_or_else(|e| self.fail(e));
                 }
-                return;
+                return None;
             }
             Err(e) => self.fail(format!("fetch from leader {}: {e}", state.leader)),
         };
-        let message = Message {
+        Some(Message {
             to,
             leader_epoch: state.leader_epoch,
             fetch_offset,
             last_epoch,
             answer,
-        };
-        // The bus: most answers arrive at once, some later, some twice, some never.
-        match self.rng.below(10) {
-            0 => {}
-            1 => {
-                self.bus.push(Message {
-                    to,
-                    leader_epoch: state.leader_epoch,
-                    fetch_offset,
-                    last_epoch,
-                    answer: message.answer.clone(),
-                });
-                self.bus.push(message);
-            }
-            2 | 3 => self.bus.push(message),
-            _ => self.apply_answer(message),
-        }
+        })
     }
 
     fn deliver(&mut self) {
@@ -598,13 +602,18 @@ impl Sim {
             return; // at most one node down: a minority of three
         }
         let id = NODES[self.rng.below(3) as usize];
-        let seed = self.rng.next();
         let power_loss = self.power_loss_at == Some(self.crashes);
         self.crashes += 1;
+        self.crash_node(id, power_loss);
+    }
+
+    /// kill -9 of `id` (keeps what reached the page cache), or a power loss (keeps only what was
+    /// fsynced); the controller fences it.
+    fn crash_node(&mut self, id: i32, power_loss: bool) {
+        let seed = self.rng.next();
         let node = self.node_mut(id);
         node.parts = None;
         let epoch = node.broker_epoch;
-        // kill -9 keeps what reached the page cache; a power loss keeps only what was fsynced.
         if power_loss {
             if let Err(e) = node.backend.crash_with_seed(seed) {
                 self.fail(format!("crash of node {id}: {e}"));
@@ -622,6 +631,10 @@ impl Sim {
         let Some(id) = self.nodes.iter().find(|n| n.parts.is_none()).map(|n| n.id) else {
             return;
         };
+        self.restart_node(id);
+    }
+
+    fn restart_node(&mut self, id: i32) {
         let backend = FaultyBackend::new();
         let parts = open_partitions(id, &self.node(id).dir, &backend);
         let node = self.node_mut(id);
@@ -763,4 +776,144 @@ fn the_simulation_catches_a_cluster_without_eligible_leader_replicas() {
         "no seed of {} caught the pre-KIP-966 election",
         seeds()
     );
+}
+
+/// Ports of Kafka's `EpochDrivenReplicationProtocolAcceptanceTest` scenarios (same rules, same
+/// file formats), scripted on the simulation's nodes instead of drawn from a seed.
+mod epoch_driven {
+    use super::*;
+
+    impl Sim {
+        /// An acks=1 write on the current leader; its offset.
+        fn write(&mut self) -> i64 {
+            let (leader, _, p) = self.leader().unwrap_or_else(|| self.fail("no leader"));
+            let value = format!("w{}", self.now_ms);
+            self.now_ms += 1;
+            let mut batch = rafka_records::BatchBuilder::new(0)
+                .timestamp(self.now_ms)
+                .record(None, Some(value.as_bytes()), &[], self.now_ms)
+                .build();
+            p.append(&mut batch, self.now_ms)
+                .unwrap_or_else(|e| self.fail(format!("append on {leader}: {e}")))
+                .base_offset
+        }
+
+        /// Lets each of `ids` fetch from the leader until it has caught up.
+        fn replicate(&mut self, ids: &[i32]) {
+            for _ in 0..50 {
+                for &id in ids {
+                    if let Some(m) = self.fetch_answer(id) {
+                        self.apply_answer(m);
+                    }
+                }
+            }
+        }
+
+        /// Every batch of `id`'s log, in offset order.
+        fn log(&self, id: i32) -> Vec<Vec<u8>> {
+            let p = self.partition(id).unwrap_or_else(|| self.fail("node down"));
+            (p.log_start_offset()..p.log_end_offset())
+                .filter_map(|o| self.batch_at(&p, o))
+                .collect()
+        }
+
+        fn leader_id(&self) -> i32 {
+            self.state().leader
+        }
+    }
+
+    fn epoch_of(batch: &[u8]) -> i32 {
+        rafka_records::BatchView::parse(batch)
+            .expect("batch")
+            .header()
+            .partition_leader_epoch
+    }
+
+    /// `shouldNotAllowDivergentLogs` / KIP-101: the leader's tail that no follower had is cut
+    /// when it comes back under a new leader, and every replica ends with the same log.
+    #[test]
+    fn a_returning_leader_cuts_the_tail_nobody_else_had() {
+        let mut sim = Sim::new(1, Bug::None);
+        sim.write();
+        sim.replicate(&[2, 3]);
+        let old = sim.leader_id();
+        let tail = sim.write(); // on the leader only
+        sim.crash_node(old, false);
+        let new = sim.leader_id();
+        assert!(new != old && new >= 0);
+        let c = sim.write();
+        assert_eq!(
+            c, tail,
+            "the new leader reuses the offset the old one never replicated"
+        );
+        sim.restart_node(old);
+        sim.replicate(&[1, 2, 3]);
+        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        assert_eq!(logs[0].len(), 2);
+        assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
+        assert!(
+            sim.diverging > 0,
+            "the old leader truncated by a diverging epoch"
+        );
+    }
+
+    /// `shouldSurviveFastLeaderChange`: leadership moves at every write; the logs stay one log,
+    /// with each batch carrying the epoch it was written in, epochs never going back.
+    #[test]
+    fn fast_alternating_leader_changes_keep_one_log() {
+        let mut sim = Sim::new(2, Bug::None);
+        for _ in 0..8 {
+            sim.write();
+            sim.replicate(&[1, 2, 3]);
+            let leader = sim.leader_id();
+            sim.crash_node(leader, false);
+            sim.restart_node(leader);
+            sim.replicate(&[1, 2, 3]);
+        }
+        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        assert_eq!(logs[0].len(), 8);
+        assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
+        let epochs: Vec<i32> = logs[0].iter().map(|b| epoch_of(b)).collect();
+        assert!(epochs.windows(2).all(|w| w[0] < w[1]), "epochs {epochs:?}");
+    }
+
+    /// `logsShouldNotDivergeOnUncleanLeaderElections`: the only replica that has a write dies,
+    /// an UNCLEAN election gives the partition an out-of-sync leader that writes at the same
+    /// offset, and when the old leader is back it takes the new leader's log.
+    #[test]
+    fn logs_converge_after_an_unclean_election() {
+        let mut sim = Sim::new(3, Bug::None);
+        sim.write();
+        sim.replicate(&[2, 3]);
+        let leader = sim.leader_id();
+        let others: Vec<i32> = NODES.iter().copied().filter(|&n| n != leader).collect();
+        for &n in &others {
+            sim.crash_node(n, false);
+        }
+        sim.write(); // acks=1, below min ISR: only the leader has it
+        sim.crash_node(leader, false);
+        for &n in &others {
+            sim.restart_node(n);
+        }
+        assert!(sim.leader_id() < 0, "no replica is eligible");
+        sim.command(ControllerCommand::ElectLeaders {
+            election: rafka_metadata::command::Election::Unclean,
+            partitions: vec![(sim.topic_id, 0)],
+        })
+        .expect("election");
+        let unclean = sim.leader_id();
+        assert!(others.contains(&unclean), "leader {unclean}");
+        sim.write();
+        sim.restart_node(leader);
+        sim.replicate(
+            &NODES
+                .iter()
+                .copied()
+                .filter(|&n| n != unclean)
+                .collect::<Vec<_>>(),
+        );
+        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        assert_eq!(logs[0].len(), 2);
+        assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
+    }
 }
