@@ -441,7 +441,10 @@ def acks_all_across_a_docker_kill_of_the_leader(s: Stack, ports: list[int]) -> N
                 run(["docker", "kill", "-s", "KILL", s.container(f"kafka-{leader}")])
             time.sleep(0.01)
         out, err = p.communicate(timeout=150)
-        assert p.returncode == 0 and "failed" not in err.lower(), (p.returncode, err[-2000:])
+        # Connection errors to the killed node are logged; a record kcat could not deliver is
+        # reported as "Delivery failed" (and a non-zero exit).
+        assert p.returncode == 0 and "delivery failed" not in err.lower(), (
+            p.returncode, err[-2000:])
         acked.extend(values)
 
     batch(0, 100)
