@@ -1703,6 +1703,22 @@ mod tests {
         )
     }
 
+    /// The leader's AlterPartition to `isr`, at the partition's current epochs.
+    fn set_isr(image: &MetadataImage, leader: i32, isr: &[i32]) -> MetadataImage {
+        let t = image.topic_by_name("elr").unwrap();
+        let p = t.partition(0).unwrap();
+        let cmd = ControllerCommand::AlterPartition {
+            broker_id: leader,
+            broker_epoch: epoch(image, leader),
+            topic_id: t.topic_id,
+            partition: 0,
+            leader_epoch: p.leader_epoch,
+            partition_epoch: p.partition_epoch,
+            new_isr: isr.iter().map(|b| (*b, None)).collect(),
+        };
+        next(image, cmd)
+    }
+
     fn epoch(image: &MetadataImage, node_id: i32) -> u64 {
         image.broker(node_id).unwrap().epoch
     }
@@ -1749,18 +1765,7 @@ mod tests {
     /// elected again as the ISR's last member when it comes back.
     #[test]
     fn the_elr_elects_a_replica_that_kept_every_committed_record() {
-        let image = elr_cluster(vec![1, 2, 3], "2");
-        let t = image.topic_by_name("elr").unwrap().topic_id;
-        let shrink = ControllerCommand::AlterPartition {
-            broker_id: 1,
-            broker_epoch: epoch(&image, 1),
-            topic_id: t,
-            partition: 0,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            new_isr: vec![(1, None)],
-        };
-        let image = next(&image, shrink);
+        let image = set_isr(&elr_cluster(vec![1, 2, 3], "2"), 1, &[1]);
         // Below min ISR: the replicas that left are eligible.
         assert_eq!(elr_state(&image), (1, vec![1], vec![2, 3], vec![]));
         let image = fence(&image, 1);
@@ -1772,18 +1777,7 @@ mod tests {
         let image = unfence(&image, 1);
         assert_eq!(elr_state(&image).0, 2);
         // Back at min ISR, the ELR empties.
-        let t = image.topic_by_name("elr").unwrap();
-        let p = t.partition(0).unwrap();
-        let grow = ControllerCommand::AlterPartition {
-            broker_id: 2,
-            broker_epoch: epoch(&image, 2),
-            topic_id: t.topic_id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            new_isr: vec![(2, None), (1, None)],
-        };
-        let image = next(&image, grow);
+        let image = set_isr(&image, 2, &[2, 1]);
         assert_eq!(elr_state(&image), (2, vec![2, 1], vec![], vec![]));
     }
 
@@ -1848,18 +1842,7 @@ mod tests {
         // Not in sync yet: nothing happens.
         let image = elect(&unfence(&image, 1), Election::Preferred);
         assert_eq!(elr_state(&image).0, 2);
-        let t = image.topic_by_name("elr").unwrap();
-        let p = t.partition(0).unwrap();
-        let grow = ControllerCommand::AlterPartition {
-            broker_id: 2,
-            broker_epoch: epoch(&image, 2),
-            topic_id: t.topic_id,
-            partition: 0,
-            leader_epoch: p.leader_epoch,
-            partition_epoch: p.partition_epoch,
-            new_isr: vec![(2, None), (3, None), (1, None)],
-        };
-        let image = next(&image, grow);
+        let image = set_isr(&image, 2, &[2, 3, 1]);
         // What auto.leader.rebalance.enable would move.
         let t = image.topic_by_name("elr").unwrap().topic_id;
         assert_eq!(
