@@ -6,7 +6,7 @@
 #      only if missing
 #   2. Python venv at tests/.venv with the pins in tests/requirements.txt (reinstalled on change)
 #   3. cargo build --release -p rafka          (the binary the integration tests start)
-#   4. cargo test --workspace --release        (same profile as 3, so one build of the deps)
+#   4. cargo test --workspace --profile release-test  (optimised as 3, without its LTO)
 #   5. pytest tests/integration
 # Exits non-zero if any step fails and prints a summary either way.
 #
@@ -69,7 +69,7 @@ summary() {
     printf '\n=== summary ===\n'
     local i
     for i in "${!STEP_NAMES[@]}"; do
-        printf '  %-32s %-30s %5ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_SECS[$i]}"
+        printf '  %-36s %-30s %5ss\n' "${STEP_NAMES[$i]}" "${STEP_RESULTS[$i]}" "${STEP_SECS[$i]}"
     done
     if [[ $FAILED -eq 0 ]]; then echo "RESULT: PASS"; else echo "RESULT: FAIL"; fi
 }
@@ -89,6 +89,11 @@ install_system_packages() {
     # no registry is reachable (docker/build.sh).
     if command -v docker >/dev/null; then
         command -v debootstrap >/dev/null || pkgs+=(debootstrap)
+    fi
+    # The fault suite's nodes live in network namespaces (skipped when not root).
+    if [[ $(id -u) -eq 0 ]]; then
+        command -v ip >/dev/null || pkgs+=(iproute2)
+        command -v iptables >/dev/null || pkgs+=(iptables)
     fi
     command -v "$PYTHON" >/dev/null || pkgs+=(python3)
     if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
@@ -152,17 +157,17 @@ run_step "python venv" setup_venv
 
 if [[ "${RAFKA_SKIP_BUILD:-}" == 1 ]]; then
     skip_step "cargo build --release" "RAFKA_SKIP_BUILD"
-    skip_step "cargo test --release" "RAFKA_SKIP_BUILD"
+    skip_step "cargo test --profile release-test" "RAFKA_SKIP_BUILD"
 else
     run_step "cargo build --release" cargo_cmd build --release -p rafka
     if [[ $LAST_RC -ne 0 ]]; then
-        skip_step "cargo test --release" "build failed"
+        skip_step "cargo test --profile release-test" "build failed"
     elif [[ "${RAFKA_SKIP_CARGO_TEST:-}" == 1 ]]; then
-        skip_step "cargo test --release" "RAFKA_SKIP_CARGO_TEST"
+        skip_step "cargo test --profile release-test" "RAFKA_SKIP_CARGO_TEST"
     else
-        # Release like the build above: the dependency artifacts are shared, and the
-        # integration tests need an optimised broker anyway.
-        run_step "cargo test --release" cargo_cmd test --workspace --release
+        # Optimised like the build above but without its LTO (Cargo.toml, `release-test`):
+        # the simulations need the speed, and LTO would relink every test binary whole.
+        run_step "cargo test --profile release-test" cargo_cmd test --workspace --profile release-test
     fi
 fi
 
