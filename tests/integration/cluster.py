@@ -89,6 +89,9 @@ class ClusterNode(Broker):
 
 
 class Cluster:
+    # What each node is (the fault suite's clusters put nodes in network namespaces).
+    node_class = ClusterNode
+
     def __init__(self, combined: int = 0, controllers: int = 0, brokers: int = 0,
                  overrides: dict | None = None, cluster_id: str | None = None):
         assert (combined > 0) != (controllers > 0), "combined nodes or separate controllers"
@@ -107,12 +110,12 @@ class Cluster:
         self.nodes: dict[int, ClusterNode] = {}
         if combined:
             for i in range(1, combined + 1):
-                self.nodes[i] = ClusterNode(self, i, "broker,controller")
+                self.nodes[i] = self.node_class(self, i, "broker,controller")
         else:
             for i in range(1, controllers + 1):
-                self.nodes[i] = ClusterNode(self, i, "controller")
+                self.nodes[i] = self.node_class(self, i, "controller")
             for i in range(controllers + 1, controllers + brokers + 1):
-                self.nodes[i] = ClusterNode(self, i, "broker")
+                self.nodes[i] = self.node_class(self, i, "broker")
 
     # ---- shape ----------------------------------------------------------------------------
     def voters_text(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import subprocess
 import threading
@@ -41,6 +42,9 @@ def make_cluster(request):
         return c.start()
 
     yield factory
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None
+                 and getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
+    keep = failed and bool(os.environ.get("RAFKA_KEEP_DATA"))
     problems = []
     for c in made:
         problems += c.panic_lines()
@@ -48,7 +52,9 @@ def make_cluster(request):
             c.assert_one_leader_per_epoch()
         except AssertionError as e:
             problems.append(str(e))
-        c.cleanup()
+        if keep:
+            print(f"kept the cluster's data and logs in {c.root}")
+        c.cleanup(keep=keep)
     assert not problems, "\n".join(problems)
 
 

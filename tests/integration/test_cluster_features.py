@@ -366,6 +366,35 @@ def kafka_python_read_committed(bootstrap: str, topic: str, partitions: int) -> 
 # ---- producer ids ---------------------------------------------------------------------------
 
 @pytest.mark.timeout(180)
+def test_first_group_commits_on_a_fresh_cluster(make_cluster):
+    """The first FindCoordinator creates `__consumer_offsets` (RF 3, 50 partitions) and, as in
+    Kafka, answers COORDINATOR_NOT_AVAILABLE: the new partitions' leaders have not opened them
+    yet. The commits that follow at once, from groups coordinated by every broker, succeed: a
+    leader that has not loaded its partition yet answers COORDINATOR_LOAD_IN_PROGRESS (retried)
+    and never NOT_COORDINATOR (which fails a librdkafka commit)."""
+    c = make_cluster(combined=3)
+    n1 = c.nodes[1].bootstrap
+    create_topic(n1, "fresh", 1)
+    host, port = n1.rsplit(":", 1)
+    w = Wire(host, int(port))
+    r = w.call(FindCoordinatorRequest, 4, key_type=0, coordinator_keys=["first"])
+    w.close()
+    assert r.coordinators[0].error_code == 15, r  # COORDINATOR_NOT_AVAILABLE
+    assert "just created" in r.coordinators[0].error_message, r
+    groups = [f"fresh-{i}" for i in range(12)]
+    for i, g in enumerate(groups):
+        m = Consumer({"bootstrap.servers": c.nodes[1 + i % 3].bootstrap, "group.id": g,
+                      "enable.auto.commit": False})
+        try:
+            m.commit(offsets=[TopicPartition("fresh", 0, i + 1)], asynchronous=False)
+            assert m.committed([TopicPartition("fresh", 0)], timeout=10)[0].offset == i + 1
+        finally:
+            m.close()
+    led = leaders(n1, OFFSETS_TOPIC)
+    coordinators = {led[offsets_partition_for(g, len(led))] for g in groups}
+    assert coordinators == {1, 2, 3}, coordinators
+
+
 def test_init_producer_id_on_every_broker_at_once_is_disjoint(make_cluster):
     c = make_cluster(combined=3)
     per_broker = 30

@@ -24,8 +24,12 @@ const LOAD_READ_BYTES: usize = 4 << 20;
 pub struct CoordinatorContext {
     /// This node: a shell loads the partitions whose leader it is.
     pub node_id: i32,
-    /// The metadata images as this node applies them.
+    /// The metadata images as this node applies them (after the hosted partitions follow).
     pub images: watch::Receiver<Arc<MetadataImage>>,
+    /// The newest image the quorum gave this node, which the partitions may not follow yet: a
+    /// shell marks what it names this node leader of as loading before the log is open, as
+    /// Kafka's coordinators answer COORDINATOR_LOAD_IN_PROGRESS from the election on.
+    pub latest: watch::Receiver<Arc<MetadataImage>>,
     /// The hosted partitions, where the internal topics are read back and appended to.
     pub partitions: Arc<Partitions>,
 }

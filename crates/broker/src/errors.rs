@@ -9,6 +9,7 @@ use rafka_storage::StorageError;
 use rafka_txn::TxnError;
 
 use crate::config::validate::ConfigRejected;
+use crate::fetch_sessions::SessionError;
 use crate::partitions::{EpochMismatch, ReplicationError, Unavailable};
 
 /// A Kafka error code with the message that goes into `error_message` where the API has one.
@@ -49,6 +50,7 @@ pub fn rejected(r: CommandRejected) -> ApiError {
         CommandRejected::InvalidUpdateVersion { .. } => ResponseError::InvalidUpdateVersion,
         CommandRejected::InvalidRequest { .. } => ResponseError::InvalidRequest,
         CommandRejected::IneligibleReplica { .. } => ResponseError::IneligibleReplica,
+        CommandRejected::NoReassignmentInProgress => ResponseError::NoReassignmentInProgress,
     };
     ApiError::new(code, r.to_string())
 }
@@ -129,6 +131,15 @@ pub fn epoch(e: EpochMismatch) -> ResponseError {
     match e {
         EpochMismatch::Unknown => ResponseError::UnknownLeaderEpoch,
         EpochMismatch::Fenced => ResponseError::FencedLeaderEpoch,
+    }
+}
+
+/// Fetch session errors (KIP-227).
+pub fn fetch_session(e: SessionError) -> ResponseError {
+    match e {
+        SessionError::NotFound => ResponseError::FetchSessionIdNotFound,
+        SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
+        SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError,
     }
 }
 

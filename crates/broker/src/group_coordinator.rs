@@ -38,6 +38,9 @@ type Command = coordinator_task::Command<Coordinator, Output, Reply>;
 /// told to retry: Kafka's `offsets.commit.timeout.ms` default.
 const WRITE_TIMEOUT: Duration = Duration::from_millis(5000);
 
+/// How often partitions marked loading are checked for a log that has become theirs.
+const AWAITING_LOG_RECHECK: Duration = Duration::from_millis(20);
+
 /// Handle the API handlers use. Cheap to clone.
 pub type GroupCoordinator = TaskHandle<Coordinator, Output, Reply, GroupError>;
 
@@ -61,6 +64,10 @@ struct Shell {
     waiting: Waiting<Reply>,
     /// Where the tasks waiting for a write's replication hand its replies back.
     held_tx: mpsc::UnboundedSender<Held<Vec<(u64, Reply)>>>,
+    /// Partitions marked loading because the newest image names this node their leader while
+    /// their log is not open here yet: their groups answer COORDINATOR_LOAD_IN_PROGRESS (which
+    /// clients retry) instead of NOT_COORDINATOR (which fails a librdkafka commit).
+    awaiting_log: BTreeSet<i32>,
 }
 
 /// Kafka's group coordinator answers (`CoordinatorRuntime`'s normalisation): NOT_COORDINATOR
@@ -81,12 +88,14 @@ async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut images = ctx.images.clone();
+    let mut latest = ctx.latest.clone();
     let (held_tx, mut held_rx) = mpsc::unbounded_channel();
     let mut shell = Shell {
         coordinator,
         ctx,
         waiting: Waiting::default(),
         held_tx,
+        awaiting_log: BTreeSet::new(),
     };
     shell.sync_partitions();
     loop {
@@ -94,7 +103,16 @@ async fn run(
             Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
             None => Duration::from_secs(3600),
         };
+        // Partitions waiting for their log are looked at often: the node opens a new topic's
+        // partitions one by one, and the whole image may take seconds (fifty partitions with
+        // their fsyncs), longer than a client retries COORDINATOR_LOAD_IN_PROGRESS.
+        let recheck = if shell.awaiting_log.is_empty() {
+            Duration::from_secs(3600)
+        } else {
+            AWAITING_LOG_RECHECK
+        };
         tokio::select! {
+            _ = tokio::time::sleep(recheck) => shell.load_opened(),
             cmd = rx.recv() => match cmd {
                 Some(cmd) => shell.handle(cmd),
                 None => return,
@@ -105,6 +123,12 @@ async fn run(
             }
             Some(held) = held_rx.recv() => shell.replicated(held),
             changed = images.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                shell.sync_partitions();
+            }
+            changed = latest.changed() => {
                 if changed.is_err() {
                     return;
                 }
@@ -194,33 +218,75 @@ impl Shell {
     }
 
     /// Loads partitions the image says this node now leads and unloads the ones it lost.
+    /// Partitions the newest image gives this node before its log is open wait as loading.
     fn sync_partitions(&mut self) {
         let image = self.ctx.image();
-        let Some(topic) = image.topic_by_name(OFFSETS_TOPIC) else {
+        let latest = self.ctx.latest.borrow().clone();
+        let Some(topic) = image
+            .topic_by_name(OFFSETS_TOPIC)
+            .or_else(|| latest.topic_by_name(OFFSETS_TOPIC))
+        else {
             return;
         };
-        let led: BTreeSet<i32> = topic
-            .partitions
-            .iter()
-            .filter(|(_, p)| p.leader == self.ctx.node_id)
-            .map(|(i, _)| *i)
-            .collect();
+        let led_by_me = |img: &rafka_metadata::MetadataImage| -> BTreeSet<i32> {
+            img.topic_by_name(OFFSETS_TOPIC)
+                .into_iter()
+                .flat_map(|t| t.partitions.iter())
+                .filter(|(_, p)| p.leader == self.ctx.node_id)
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        let led = led_by_me(&image);
+        let led_next = led_by_me(&latest);
         for p in 0..self.coordinator.config().num_partitions {
-            let owned = self.coordinator.owns_partition(p);
-            if owned && !led.contains(&p) {
+            let waiting = self.awaiting_log.contains(&p);
+            let mut owned = self.coordinator.owns_partition(p);
+            // A loaded partition goes as soon as the applied image takes it away (its log
+            // may then change under another leader); one still waiting for its log goes only
+            // when no image names this node any more.
+            if owned && !led.contains(&p) && (!waiting || !led_next.contains(&p)) {
+                self.awaiting_log.remove(&p);
                 let out = self.coordinator.unload_partition(p);
                 self.apply(out);
-            } else if led.contains(&p) && !owned {
-                // Not open here yet (the partitions follow the same image): the next sync loads it.
-                let Ok(part) = self.ctx.partitions.leader(topic, p) else {
+                owned = false;
+            }
+            if led.contains(&p) && (!owned || waiting) {
+                if let Ok(part) = self.ctx.partitions.named_leader(topic, p) {
+                    self.load_or_unload(&part, p);
                     continue;
-                };
-                if let Err(e) = self.load(&part, p) {
-                    tracing::error!(partition = p, error = %e, "Loading {OFFSETS_TOPIC} failed");
-                    let out = self.coordinator.unload_partition(p);
-                    self.apply(out);
                 }
             }
+            // Led (by the newest image, or by the applied one before the log is open here):
+            // loading until the log is open, which a later sync sees.
+            if (led.contains(&p) || led_next.contains(&p)) && !self.coordinator.owns_partition(p) {
+                self.coordinator.begin_load(p);
+                self.awaiting_log.insert(p);
+            }
+        }
+    }
+
+    /// Loads the partitions marked loading whose replica already leads here (the node applies
+    /// an image partition by partition; the reconciled image comes once all are done).
+    fn load_opened(&mut self) {
+        let latest = self.ctx.latest.borrow().clone();
+        let Some(topic) = latest.topic_by_name(OFFSETS_TOPIC) else {
+            return;
+        };
+        for p in self.awaiting_log.clone() {
+            if let Ok(part) = self.ctx.partitions.leader(topic, p) {
+                self.load_or_unload(&part, p);
+            }
+        }
+    }
+
+    /// Loads `partition` from its log; a load that fails leaves it unloaded (NOT_COORDINATOR,
+    /// and the next sync tries again).
+    fn load_or_unload(&mut self, part: &Partition, partition: i32) {
+        self.awaiting_log.remove(&partition);
+        if let Err(e) = self.load(part, partition) {
+            tracing::error!(partition, error = %e, "Loading {OFFSETS_TOPIC} failed");
+            let out = self.coordinator.unload_partition(partition);
+            self.apply(out);
         }
     }
 

@@ -474,6 +474,7 @@ impl Node {
         let coordinator_context = CoordinatorContext {
             node_id: config.node_id,
             images: reconciled,
+            latest: quorum.subscribe(),
             partitions: shared.partitions.clone(),
         };
         tasks.push(group_coordinator::spawn(

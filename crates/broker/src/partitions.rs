@@ -48,6 +48,10 @@ pub struct Partition {
     high_watermark: AtomicI64,
     log_start_offset: AtomicI64,
     leader_epoch: AtomicI32,
+    /// Whether the role is leader (set with the role, under the log's lock). Requests are
+    /// served as leader only once the role says so, not as soon as the image names this node:
+    /// in between, a new leader's state (its epoch start, its high watermark rule) is not set up.
+    leading: AtomicBool,
     /// Fetch requests parked until data arrives; each is woken once and then re-registers.
     waiters: Mutex<Vec<Arc<Notify>>>,
     /// A roll leaves sealed segments to fsync; one background flush at a time does it.
@@ -546,6 +550,23 @@ impl Partitions {
         topic: &TopicImage,
         partition: i32,
     ) -> Result<Arc<Partition>, Unavailable> {
+        let p = self.named_leader(topic, partition)?;
+        if p.leading.load(Ordering::Acquire) {
+            Ok(p)
+        } else {
+            Err(Unavailable::NotLeader)
+        }
+    }
+
+    /// The hosted partition the image names this node leader of, whether or not its role has
+    /// caught up yet. For the coordinators' loads only: they run when the image changes, maybe
+    /// before the reconcile that sets the role, and would otherwise wait for the next change;
+    /// their writes go through the log's own leader checks.
+    pub fn named_leader(
+        &self,
+        topic: &TopicImage,
+        partition: i32,
+    ) -> Result<Arc<Partition>, Unavailable> {
         let image = topic
             .partition(partition)
             .ok_or(Unavailable::UnknownPartition)?;
@@ -688,6 +709,7 @@ impl Partitions {
                     }),
                     waiters: Mutex::new(Vec::new()),
                     sealed_flush_running: AtomicBool::new(false),
+                    leading: AtomicBool::new(false),
                 });
                 tracing::info!(
                     partition = %format!("{}-{}", topic.name, index),
@@ -1019,7 +1041,7 @@ mod tests {
                 .partition_leader_epoch(3)
                 .record(Some(b"k"), Some(b"v"), &[], 0)
                 .build();
-            p.append_as_follower(3, &batch, 2, 0).expect("append");
+            p.append_as_follower(3, &batch, 2, 0, 0).expect("append");
         }
         assert_eq!((p.high_watermark(), p.log_end_offset()), (2, 3));
         drop(p);

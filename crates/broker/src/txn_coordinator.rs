@@ -557,7 +557,7 @@ impl Shell {
             if owned && !led {
                 self.unload(p);
             } else if led && !owned {
-                let Ok(part) = self.ctx.partitions.leader(topic, p) else {
+                let Ok(part) = self.ctx.partitions.named_leader(topic, p) else {
                     continue;
                 };
                 let replicas = topic.partition(p).map_or(1, |pi| pi.replicas.len());

@@ -81,12 +81,26 @@ impl<K: Clone + Ord + Hash> Timers<K> {
 /// the partition count. Matching Kafka matters: a log Kafka wrote keeps each key in the
 /// partition Kafka chose.
 pub fn partition_for(key: &str, num_partitions: i32) -> i32 {
+    kafka_abs(java_hash_code(key)) % num_partitions.max(1)
+}
+
+/// Java's `String.hashCode` (over UTF-16 code units, with int overflow), which Kafka uses to
+/// place keys: internal-topic partitions, replica fetcher ids.
+pub fn java_hash_code(s: &str) -> i32 {
     let mut h: i32 = 0;
-    for unit in key.encode_utf16() {
+    for unit in s.encode_utf16() {
         h = h.wrapping_mul(31).wrapping_add(i32::from(unit));
     }
-    let abs = if h == i32::MIN { 0 } else { h.abs() };
-    abs % num_partitions.max(1)
+    h
+}
+
+/// Kafka's `Utils.abs`: the absolute value, with `Integer.MIN_VALUE` mapped to 0.
+pub fn kafka_abs(n: i32) -> i32 {
+    if n == i32::MIN {
+        0
+    } else {
+        n.abs()
+    }
 }
 
 #[cfg(test)]

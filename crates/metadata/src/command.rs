@@ -16,7 +16,9 @@ use crate::image::MetadataImage;
 pub use crate::partition_change::Election;
 use crate::partition_change::{elr_enabled, PartitionChange};
 use crate::placement::{PlacementError, StripedPlacer};
-use crate::records::{BrokerRegistration, MetadataRecord, PartitionRecord, NO_LEADER};
+use crate::records::{
+    BrokerRegistration, LeaderRecoveryState, MetadataRecord, PartitionRecord, NO_LEADER,
+};
 
 /// Kafka's limit on topic name length, in characters (`Topic.MAX_NAME_LENGTH`).
 pub const TOPIC_NAME_CHARS_MAX: usize = 249;
@@ -97,6 +99,16 @@ pub enum ControllerCommand {
         election: Election,
         partitions: Vec<(Uuid, i32)>,
     },
+    /// AlterPartitionReassignments (Kafka's API 45) for one partition: move it to `target`
+    /// (replicas in preference order), or cancel the reassignment in progress (`None`).
+    /// `allow_replication_factor_change` false (KIP-860, v1) refuses a target of another size.
+    ReassignPartition {
+        topic_id: Uuid,
+        partition: i32,
+        target: Option<Vec<i32>>,
+        #[serde(default = "yes")]
+        allow_replication_factor_change: bool,
+    },
     /// Unfences the registration with this epoch (it caught up with the log); leaderless
     /// partitions it is in sync for get it as leader.
     UnfenceBroker {
@@ -124,6 +136,10 @@ pub enum ControllerCommand {
         /// The proposed ISR, each member with the broker epoch it last fetched with (`None`
         /// skips that check, as Kafka's -1 does; KIP-903).
         new_isr: Vec<(i32, Option<u64>)>,
+        /// KIP-704: the leader's recovery state; RECOVERED ends the RECOVERING an unclean
+        /// election set.
+        #[serde(default)]
+        leader_recovery_state: LeaderRecoveryState,
     },
 }
 
@@ -250,6 +266,13 @@ pub enum CommandRejected {
     /// `INELIGIBLE_REPLICA` (107), `OPERATION_NOT_ATTEMPTED` (55) before AlterPartition v2.
     #[error("replica {replica} cannot join the ISR: {reason}")]
     IneligibleReplica { replica: i32, reason: String },
+    /// `NO_REASSIGNMENT_IN_PROGRESS` (85): a cancellation for a partition that is not moving.
+    #[error("No reassignment is in progress for the partition.")]
+    NoReassignmentInProgress,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ControllerCommand {
@@ -265,6 +288,14 @@ impl ControllerCommand {
                 placement,
             } => {
                 validate_topic_name(name)?;
+                // Topic ids are never reused, and the proposer chose this one: a command naming
+                // a topic that has (or had) it is another copy of a create already applied (a
+                // retried forward, or a late one), so it succeeds and changes nothing. Above all
+                // it must not bring back a topic deleted since.
+                let same_topic = image.topic_by_id(topic_id).is_some_and(|t| t.name == *name);
+                if same_topic || image.topic_id_was_removed(topic_id) {
+                    return Ok(Vec::new());
+                }
                 if image.topic_by_name(name).is_some() {
                     return Err(CommandRejected::TopicAlreadyExists { name: name.clone() });
                 }
@@ -492,6 +523,18 @@ impl ControllerCommand {
                 }
                 Ok(out)
             }
+            ControllerCommand::ReassignPartition {
+                topic_id,
+                partition,
+                target,
+                allow_replication_factor_change,
+            } => plan_reassignment(
+                image,
+                *topic_id,
+                *partition,
+                target.as_deref(),
+                *allow_replication_factor_change,
+            ),
             ControllerCommand::UnfenceBroker {
                 node_id,
                 broker_epoch,
@@ -514,6 +557,7 @@ impl ControllerCommand {
                 leader_epoch,
                 partition_epoch,
                 new_isr,
+                leader_recovery_state,
             } => plan_alter_partition(
                 image,
                 AlterPartitionRequest {
@@ -524,6 +568,7 @@ impl ControllerCommand {
                     leader_epoch: *leader_epoch,
                     partition_epoch: *partition_epoch,
                     new_isr,
+                    leader_recovery_state: *leader_recovery_state,
                 },
             ),
             ControllerCommand::BeginControlledShutdown {
@@ -575,6 +620,7 @@ struct AlterPartitionRequest<'a> {
     leader_epoch: i32,
     partition_epoch: i32,
     new_isr: &'a [(i32, Option<u64>)],
+    leader_recovery_state: LeaderRecoveryState,
 }
 
 /// Kafka's `ReplicationControlManager.alterPartition` for one partition, its checks in its
@@ -653,6 +699,18 @@ fn plan_alter_partition(
             ),
         });
     }
+    if req.leader_recovery_state == LeaderRecoveryState::Recovering && members.len() > 1 {
+        return Err(CommandRejected::InvalidRequest {
+            reason: format!("the ISR {members:?} had more than one replica while the leader was still recovering from an unclean leader election"),
+        });
+    }
+    if p.leader_recovery_state == LeaderRecoveryState::Recovered
+        && req.leader_recovery_state == LeaderRecoveryState::Recovering
+    {
+        return Err(CommandRejected::InvalidRequest {
+            reason: "the leader recovery state cannot change from RECOVERED to RECOVERING".into(),
+        });
+    }
     for (id, fetched_epoch) in req.new_isr {
         let reason = match image.broker(*id) {
             None => Some("not registered"),
@@ -668,11 +726,136 @@ fn plan_alter_partition(
             });
         }
     }
-    if members == p.isr {
+    if members == p.isr && req.leader_recovery_state == p.leader_recovery_state {
         return Ok(Vec::new());
     }
     Ok(PartitionChange::new(image, topic, req.partition, p)
         .alter_isr(members)
+        .leader_recovery_state(req.leader_recovery_state)
+        .build()
+        .map(MetadataRecord::PartitionChange)
+        .into_iter()
+        .collect())
+}
+
+/// A reassignment step, as Kafka's controller takes it (`changePartitionReassignment`,
+/// `cancelPartitionReassignment`). Moving: the replica list becomes the target followed by the
+/// replicas being removed, with `adding` and `removing` set; the new replicas catch up as
+/// followers, and the change that puts the last of them into the ISR completes the move (see
+/// [`PartitionChange`]). A target that only reorders the replicas, or drops some of them while
+/// the ISR holds the rest, completes at once. Cancelling: the replicas being added go (from the
+/// ISR too); if nobody else was in sync, the first original replica becomes the ISR, which is an
+/// unclean election and needs `unclean.leader.election.enable`.
+fn plan_reassignment(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    index: i32,
+    target: Option<&[i32]>,
+    allow_replication_factor_change: bool,
+) -> Result<Vec<MetadataRecord>, CommandRejected> {
+    let topic = image
+        .topic_by_id(&topic_id)
+        .ok_or(CommandRejected::UnknownTopic { topic_id })?;
+    let p = topic
+        .partition(index)
+        .ok_or(CommandRejected::UnknownPartition {
+            topic_id,
+            partition: index,
+        })?;
+    let change = PartitionChange::new(image, topic, index, p);
+    let change = match target {
+        None => {
+            if !p.is_reassigning() {
+                return Err(CommandRejected::NoReassignmentInProgress);
+            }
+            let original: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !p.adding_replicas.contains(r))
+                .collect();
+            let mut isr: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|r| !p.adding_replicas.contains(r))
+                .collect();
+            let unclean_allowed = crate::partition_change::unclean_allowed(image, topic);
+            if isr.is_empty() {
+                let Some(&first) = original.first() else {
+                    return Err(CommandRejected::InvalidReplicaAssignment {
+                        reason: "addingReplicas contains all replicas".into(),
+                    });
+                };
+                if !unclean_allowed {
+                    return Err(CommandRejected::InvalidReplicaAssignment {
+                        reason: format!(
+                            "Unable to revert partition assignment for {}:{index} because it would require an unclean leader election.",
+                            topic.name
+                        ),
+                    });
+                }
+                isr.push(first);
+            }
+            let change = change
+                .assignment(original, Vec::new(), Vec::new())
+                .target_isr(isr);
+            if unclean_allowed {
+                change.election(Election::Unclean)
+            } else {
+                change
+            }
+        }
+        Some(target) => {
+            let bad = |reason: String| Err(CommandRejected::InvalidReplicaAssignment { reason });
+            if target.is_empty() {
+                return bad(
+                    "The manual partition assignment includes an empty replica list.".into(),
+                );
+            }
+            let mut sorted = target.to_vec();
+            sorted.sort_unstable();
+            for pair in sorted.windows(2) {
+                if pair[0] == pair[1] {
+                    return bad(format!(
+                        "The manual partition assignment includes the broker {} more than once.",
+                        pair[0]
+                    ));
+                }
+            }
+            if let Some(b) = sorted.iter().find(|b| image.broker(**b).is_none()) {
+                return bad(format!(
+                    "The manual partition assignment includes broker {b}, but no such broker is registered."
+                ));
+            }
+            let current_factor = p.replicas.len() - p.removing_replicas.len();
+            if !allow_replication_factor_change && target.len() != current_factor {
+                return Err(CommandRejected::InvalidReplicationFactor {
+                    reason: format!(
+                        "The replication factor is changed from {current_factor} to {} but allowReplicationFactorChange is false.",
+                        target.len()
+                    ),
+                });
+            }
+            let mut removing: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| !target.contains(r))
+                .collect();
+            removing.sort_unstable();
+            let mut adding: Vec<i32> = target
+                .iter()
+                .copied()
+                .filter(|r| !p.replicas.contains(r))
+                .collect();
+            adding.sort_unstable();
+            let mut replicas = target.to_vec();
+            replicas.extend(&removing);
+            change.assignment(replicas, adding, removing)
+        }
+    };
+    Ok(change
         .build()
         .map(MetadataRecord::PartitionChange)
         .into_iter()
@@ -954,6 +1137,7 @@ fn validate_assignments(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::REMOVED_TOPIC_IDS_MAX;
     use crate::records::Endpoint;
 
     fn broker(node_id: i32, port: u16) -> BrokerRegistration {
@@ -1124,6 +1308,58 @@ mod tests {
         assert_eq!(res, Err(CommandRejected::UnknownTopic { topic_id: id }));
         // The name is free again.
         ok(&image, 6, create("t", Uuid::new_v4(), 1));
+    }
+
+    /// A forwarded CreateTopic can reach the controller twice: the broker retries a forward
+    /// whose answer it did not get, and the first copy may still be in the network (or in a
+    /// paused controller's socket) and be proposed later. Both carry the topic id the broker
+    /// chose, so the second is recognised as the same create. Found by the fault suite: a
+    /// topic deleted (acknowledged) came back with default configs.
+    #[test]
+    fn a_create_applied_again_changes_nothing_even_after_the_topic_was_deleted() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("t", id, 2));
+        // The retry while the topic exists: succeeds, without records.
+        let (next, res) = apply(&image, 4, &create("t", id, 2));
+        assert_eq!(res.unwrap().records, vec![]);
+        assert_eq!(next.topic_by_name("t").unwrap().topic_id, id);
+        // The late copy after the topic was deleted: the topic stays deleted.
+        let image = ok(&next, 5, ControllerCommand::DeleteTopic { topic_id: id });
+        let (next, res) = apply(&image, 6, &create("t", id, 2));
+        assert_eq!(res.unwrap().records, vec![]);
+        assert!(next.topic_by_name("t").is_none());
+        // The name itself is free: a new create (a new id) makes the topic again.
+        ok(&next, 7, create("t", Uuid::new_v4(), 1));
+        // The deleted ids survive a snapshot.
+        let back: MetadataImage =
+            serde_json::from_str(&serde_json::to_string(&next).unwrap()).unwrap();
+        assert_eq!(back, next);
+        let (after, res) = apply(&back, 8, &create("t", id, 2));
+        assert_eq!(res.unwrap().records, vec![]);
+        assert!(after.topic_by_name("t").is_none());
+    }
+
+    #[test]
+    fn deleted_topic_ids_are_bounded() {
+        let mut image = with_brokers();
+        let mut index = 3;
+        let first = Uuid::new_v4();
+        let mut ids = vec![first];
+        ids.extend((0..REMOVED_TOPIC_IDS_MAX).map(|_| Uuid::new_v4()));
+        for id in &ids {
+            image = ok(&image, index, create("t", *id, 1));
+            image = ok(
+                &image,
+                index + 1,
+                ControllerCommand::DeleteTopic { topic_id: *id },
+            );
+            index += 2;
+        }
+        // The oldest id was forgotten; the newest are remembered.
+        let (_, res) = apply(&image, index, &create("t", first, 1));
+        assert_eq!(res.unwrap().records.len(), 2);
+        let (_, res) = apply(&image, index, &create("t", ids[ids.len() - 1], 1));
+        assert_eq!(res.unwrap().records, vec![]);
     }
 
     #[test]
@@ -1422,6 +1658,7 @@ mod tests {
                 .iter()
                 .map(|id| (*id, image.broker(*id).map(|b| b.epoch)))
                 .collect(),
+            leader_recovery_state: LeaderRecoveryState::Recovered,
         }
     }
 
@@ -1705,9 +1942,21 @@ mod tests {
 
     /// The leader's AlterPartition to `isr`, at the partition's current epochs.
     fn set_isr(image: &MetadataImage, leader: i32, isr: &[i32]) -> MetadataImage {
+        next(
+            image,
+            alter_cmd(image, leader, isr, LeaderRecoveryState::Recovered),
+        )
+    }
+
+    fn alter_cmd(
+        image: &MetadataImage,
+        leader: i32,
+        isr: &[i32],
+        leader_recovery_state: LeaderRecoveryState,
+    ) -> ControllerCommand {
         let t = image.topic_by_name("elr").unwrap();
         let p = t.partition(0).unwrap();
-        let cmd = ControllerCommand::AlterPartition {
+        ControllerCommand::AlterPartition {
             broker_id: leader,
             broker_epoch: epoch(image, leader),
             topic_id: t.topic_id,
@@ -1715,8 +1964,8 @@ mod tests {
             leader_epoch: p.leader_epoch,
             partition_epoch: p.partition_epoch,
             new_isr: isr.iter().map(|b| (*b, None)).collect(),
-        };
-        next(image, cmd)
+            leader_recovery_state,
+        }
     }
 
     fn epoch(image: &MetadataImage, node_id: i32) -> u64 {
@@ -1869,6 +2118,29 @@ mod tests {
         assert_eq!(elr_state(&image).0, NO_LEADER);
         let image = elect(&dead_end(), Election::Unclean);
         assert_eq!(elr_state(&image), (2, vec![2], vec![], vec![]));
+        // KIP-704: RECOVERING until the leader's first AlterPartition says RECOVERED; while
+        // RECOVERING the ISR stays the leader alone, and RECOVERED never goes back.
+        let recovery = |image: &MetadataImage| {
+            let p = image.topic_by_name("elr").unwrap().partition(0).unwrap();
+            p.leader_recovery_state
+        };
+        assert_eq!(recovery(&image), LeaderRecoveryState::Recovering);
+        let image = unfence(&image, 1);
+        let refused = |image: &MetadataImage, cmd: ControllerCommand| {
+            let (_, res) = apply(image, image.last_applied_index + 1, &cmd);
+            matches!(res, Err(CommandRejected::InvalidRequest { .. }))
+        };
+        assert!(refused(
+            &image,
+            alter_cmd(&image, 2, &[2, 1], LeaderRecoveryState::Recovering)
+        ));
+        let image = set_isr(&image, 2, &[2, 1]);
+        assert_eq!(recovery(&image), LeaderRecoveryState::Recovered);
+        assert_eq!(elr_state(&image).1, vec![2, 1]);
+        assert!(refused(
+            &image,
+            alter_cmd(&image, 2, &[2], LeaderRecoveryState::Recovering)
+        ));
 
         let image = dead_end();
         let t = image.topic_by_name("elr").unwrap().topic_id;
@@ -1882,5 +2154,131 @@ mod tests {
         };
         let image = next(&image, enable);
         assert_eq!(elr_state(&image), (2, vec![2], vec![], vec![]));
+    }
+
+    fn reassign(
+        image: &MetadataImage,
+        target: Option<&[i32]>,
+    ) -> Result<MetadataImage, CommandRejected> {
+        reassign_with(image, 0, target, true)
+    }
+
+    fn reassign_with(
+        image: &MetadataImage,
+        partition: i32,
+        target: Option<&[i32]>,
+        allow_replication_factor_change: bool,
+    ) -> Result<MetadataImage, CommandRejected> {
+        let t = image.topic_by_name("elr").unwrap().topic_id;
+        let cmd = ControllerCommand::ReassignPartition {
+            topic_id: t,
+            partition,
+            target: target.map(<[i32]>::to_vec),
+            allow_replication_factor_change,
+        };
+        let (next, res) = apply(image, image.last_applied_index + 1, &cmd);
+        res.map(|_| next)
+    }
+
+    /// (replicas, adding, removing, leader, leader epoch, isr)
+    fn assignment(image: &MetadataImage) -> (Vec<i32>, Vec<i32>, Vec<i32>, i32, i32, Vec<i32>) {
+        let p = image.topic_by_name("elr").unwrap().partition(0).unwrap();
+        (
+            p.replicas.clone(),
+            p.adding_replicas.clone(),
+            p.removing_replicas.clone(),
+            p.leader,
+            p.leader_epoch,
+            p.isr.clone(),
+        )
+    }
+
+    fn four_brokers(replicas: Vec<i32>) -> MetadataImage {
+        let image = elr_cluster(replicas, "1");
+        next(&image, ControllerCommand::RegisterBroker(broker(4, 9095)))
+    }
+
+    /// Kafka's three stages: the new replica joins the replica list (and fetches), the leader's
+    /// AlterPartition that puts it into the ISR completes the move, and the removed replica (the
+    /// leader here) is dropped with a new leader and a leader epoch bump that fences it.
+    #[test]
+    fn a_reassignment_adds_catches_up_then_removes() {
+        let image = four_brokers(vec![1, 2, 3]);
+        let image = reassign(&image, Some(&[2, 3, 4])).unwrap();
+        assert_eq!(
+            assignment(&image),
+            (vec![2, 3, 4, 1], vec![4], vec![1], 1, 0, vec![1, 2, 3])
+        );
+        // Not complete while a replica of the target is out of sync.
+        let image = set_isr(&image, 1, &[1, 2]);
+        let image = set_isr(&image, 1, &[1, 2, 4]);
+        assert_eq!(assignment(&image).1, vec![4]);
+        let image = set_isr(&image, 1, &[1, 2, 4, 3]);
+        assert_eq!(
+            assignment(&image),
+            (vec![2, 3, 4], vec![], vec![], 2, 1, vec![2, 4, 3])
+        );
+    }
+
+    #[test]
+    fn reordering_completes_at_once_and_keeps_the_leader() {
+        let image = four_brokers(vec![1, 2, 3]);
+        let image = reassign(&image, Some(&[3, 2, 1])).unwrap();
+        assert_eq!(
+            assignment(&image),
+            (vec![3, 2, 1], vec![], vec![], 1, 0, vec![1, 2, 3])
+        );
+        // Dropping a replica while the rest are in sync completes at once too, and fences it.
+        let image = reassign(&image, Some(&[3, 2])).unwrap();
+        assert_eq!(
+            assignment(&image),
+            (vec![3, 2], vec![], vec![], 3, 1, vec![2, 3])
+        );
+    }
+
+    #[test]
+    fn a_cancelled_reassignment_returns_to_the_original_replicas() {
+        let image = four_brokers(vec![1, 2, 3]);
+        assert_eq!(
+            reassign(&image, None).unwrap_err(),
+            CommandRejected::NoReassignmentInProgress
+        );
+        let image = reassign(&image, Some(&[4])).unwrap();
+        assert_eq!(
+            assignment(&image),
+            (
+                vec![4, 1, 2, 3],
+                vec![4],
+                vec![1, 2, 3],
+                1,
+                0,
+                vec![1, 2, 3]
+            )
+        );
+        // Replica 4 is dropped again: the leader epoch moves to fence it.
+        let image = reassign(&image, None).unwrap();
+        assert_eq!(
+            assignment(&image),
+            (vec![1, 2, 3], vec![], vec![], 1, 1, vec![1, 2, 3])
+        );
+    }
+
+    #[test]
+    fn bad_targets_are_refused_as_kafka_refuses_them() {
+        let image = four_brokers(vec![1, 2, 3]);
+        for target in [&[][..], &[1, 1][..], &[1, 9][..]] {
+            assert!(matches!(
+                reassign(&image, Some(target)).unwrap_err(),
+                CommandRejected::InvalidReplicaAssignment { .. }
+            ));
+        }
+        assert!(matches!(
+            reassign_with(&image, 0, Some(&[1, 2]), false).unwrap_err(),
+            CommandRejected::InvalidReplicationFactor { .. }
+        ));
+        assert!(matches!(
+            reassign_with(&image, 7, Some(&[1, 2]), true).unwrap_err(),
+            CommandRejected::UnknownPartition { .. }
+        ));
     }
 }

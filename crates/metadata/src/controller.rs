@@ -282,8 +282,9 @@ impl Controller {
         })
     }
 
-    /// Fences brokers whose sessions expired, checking every session timeout / 8 as Kafka
-    /// does, and follows leadership changes.
+    /// Fences brokers whose sessions expired, checking when the earliest session expires (as
+    /// Kafka's controller schedules its `maybeFenceReplicas` event) and at least every session
+    /// timeout / 8 (sessions started since the last check), and follows leadership changes.
     pub(crate) fn spawn(
         self: &Arc<Self>,
         mut shutdown: watch::Receiver<bool>,
@@ -303,13 +304,29 @@ impl Controller {
                 .leader_imbalance_check_interval_ms
                 .map(Duration::from_millis);
             let mut last_balance = Instant::now();
+            // Sessions are tracked only while this node is the active controller; a former
+            // one's stale entries must not wake the loop.
+            let mut active = false;
             loop {
+                let expiry = lock(&me.heartbeats)
+                    .next_check_ms()
+                    .filter(|_| active)
+                    .map(|at| {
+                        Instant::now() + Duration::from_millis(at.saturating_sub(me.now_ms()))
+                    });
                 tokio::select! {
                     _ = tick.tick() => {}
+                    _ = async {
+                        match expiry {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {}
                     changed = metrics.changed() => if changed.is_err() { return },
                     _ = shutdown.changed() => return,
                 }
-                if me.refresh() {
+                active = me.refresh();
+                if active {
                     me.fence_expired().await;
                     if balance_every.is_some_and(|every| last_balance.elapsed() >= every) {
                         last_balance = Instant::now();

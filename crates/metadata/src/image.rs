@@ -4,14 +4,15 @@
 //! batch of applied log entries; topics sit behind their own `Arc`, so cloning an image copies
 //! pointers, and changing one topic copies only that topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::records::{
-    BrokerRegistration, Endpoint, MetadataRecord, PartitionChangeRecord, PartitionRecord,
+    BrokerRegistration, Endpoint, LeaderRecoveryState, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord,
 };
 
 /// Cluster state after applying the log up to `last_applied_index`.
@@ -31,7 +32,16 @@ pub struct MetadataImage {
     pub broker_configs: BrokerConfigsImage,
     /// Finalized feature levels (`transaction.version`, ...); a feature not listed is at level 0.
     pub finalized_features: BTreeMap<String, i16>,
+    /// The ids of the last [`REMOVED_TOPIC_IDS_MAX`] deleted topics, oldest first: a
+    /// CreateTopic naming one is a late copy of a create already applied (ids are never
+    /// reused), which must not bring the topic back. Shared: it changes only on deletes.
+    removed_topic_ids: Arc<VecDeque<Uuid>>,
 }
+
+/// How many deleted topic ids an image remembers. A late copy of a forwarded CreateTopic lives
+/// at most as long as a TCP retransmission or a paused controller; far fewer topics than this
+/// are deleted meanwhile.
+pub const REMOVED_TOPIC_IDS_MAX: usize = 1000;
 
 /// Dynamic broker configs as set through AlterConfigs / IncrementalAlterConfigs; the static
 /// ones (`server.properties`) are each node's own business and never enter the log.
@@ -111,6 +121,23 @@ pub struct PartitionImage {
     /// shutdowns took them out (KIP-966). A single one may lead again once it is back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub last_known_elr: Vec<i32>,
+    /// A reassignment in progress (Kafka's `addingReplicas` / `removingReplicas`): `replicas` is
+    /// the target followed by the replicas being removed; those being added are in the ISR once
+    /// they caught up, and then the controller drops the removed ones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<i32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing_replicas: Vec<i32>,
+    /// RECOVERING after an unclean election until the leader's first AlterPartition (KIP-704).
+    #[serde(default, skip_serializing_if = "LeaderRecoveryState::is_recovered")]
+    pub leader_recovery_state: LeaderRecoveryState,
+}
+
+impl PartitionImage {
+    /// Whether a reassignment is in progress.
+    pub fn is_reassigning(&self) -> bool {
+        !self.adding_replicas.is_empty() || !self.removing_replicas.is_empty()
+    }
 }
 
 /// Snapshot form: a flat list of topics, from which the name index is rebuilt.
@@ -130,6 +157,9 @@ struct ImageRepr {
     /// which is what such a cluster had finalized.
     #[serde(default)]
     finalized_features: BTreeMap<String, i16>,
+    /// Absent in snapshots written before deleted ids were remembered.
+    #[serde(default)]
+    removed_topic_ids: Vec<Uuid>,
 }
 
 impl From<MetadataImage> for ImageRepr {
@@ -146,6 +176,7 @@ impl From<MetadataImage> for ImageRepr {
             next_producer_id: image.next_producer_id,
             broker_configs: image.broker_configs,
             finalized_features: image.finalized_features,
+            removed_topic_ids: image.removed_topic_ids.iter().copied().collect(),
         }
     }
 }
@@ -160,6 +191,7 @@ impl TryFrom<ImageRepr> for MetadataImage {
         image.next_producer_id = repr.next_producer_id;
         image.broker_configs = repr.broker_configs;
         image.finalized_features = repr.finalized_features;
+        image.removed_topic_ids = Arc::new(repr.removed_topic_ids.into());
         for topic in repr.topics {
             if image.topics_by_name.contains_key(&topic.name) {
                 return Err(format!("topic name {} appears twice", topic.name));
@@ -188,6 +220,7 @@ impl MetadataImage {
             next_producer_id: 0,
             broker_configs: BrokerConfigsImage::default(),
             finalized_features: BTreeMap::new(),
+            removed_topic_ids: Arc::default(),
         }
     }
 
@@ -204,6 +237,12 @@ impl MetadataImage {
 
     pub fn topic_by_id(&self, topic_id: &Uuid) -> Option<&Arc<TopicImage>> {
         self.topics_by_id.get(topic_id)
+    }
+
+    /// Whether a topic with this id existed and was deleted (among the last
+    /// [`REMOVED_TOPIC_IDS_MAX`] deletions).
+    pub fn topic_id_was_removed(&self, topic_id: &Uuid) -> bool {
+        self.removed_topic_ids.contains(topic_id)
     }
 
     /// All topics, ordered by name.
@@ -336,6 +375,11 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic { topic_id } => {
                 if let Some(topic) = self.topics_by_id.remove(topic_id) {
                     self.topics_by_name.remove(&topic.name);
+                    let removed = Arc::make_mut(&mut self.removed_topic_ids);
+                    if removed.len() >= REMOVED_TOPIC_IDS_MAX {
+                        removed.pop_front();
+                    }
+                    removed.push_back(*topic_id);
                 } else {
                     tracing::warn!(%topic_id, "skipping RemoveTopic record for an unknown topic");
                 }
@@ -394,6 +438,9 @@ impl MetadataImage {
                 partition_epoch: p.partition_epoch,
                 elr: p.elr.clone(),
                 last_known_elr: p.last_known_elr.clone(),
+                adding_replicas: Vec::new(),
+                removing_replicas: Vec::new(),
+                leader_recovery_state: LeaderRecoveryState::Recovered,
             },
         );
     }
@@ -409,11 +456,11 @@ impl MetadataImage {
                 "skipping PartitionChange for an unknown partition");
             return;
         };
+        // As in Kafka, a record that names the leader bumps the leader epoch even when the
+        // leader stays: a reassignment that drops replicas does that, so they are fenced.
         if let Some(leader) = change.leader {
-            if leader != partition.leader {
-                partition.leader = leader;
-                partition.leader_epoch = partition.leader_epoch.saturating_add(1);
-            }
+            partition.leader = leader;
+            partition.leader_epoch = partition.leader_epoch.saturating_add(1);
         }
         if let Some(isr) = &change.isr {
             partition.isr = isr.clone();
@@ -426,6 +473,15 @@ impl MetadataImage {
         }
         if let Some(known) = &change.last_known_elr {
             partition.last_known_elr = known.clone();
+        }
+        if let Some(adding) = &change.adding_replicas {
+            partition.adding_replicas = adding.clone();
+        }
+        if let Some(removing) = &change.removing_replicas {
+            partition.removing_replicas = removing.clone();
+        }
+        if let Some(state) = change.leader_recovery_state {
+            partition.leader_recovery_state = state;
         }
         partition.partition_epoch = partition.partition_epoch.saturating_add(1);
     }
@@ -518,6 +574,7 @@ mod tests {
             next_producer_id: 0,
             broker_configs: BrokerConfigsImage::default(),
             finalized_features: BTreeMap::new(),
+            removed_topic_ids: Vec::new(),
         };
         let json = serde_json::to_vec(&repr).unwrap();
         assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());
@@ -545,11 +602,8 @@ mod tests {
         image.apply_record(&MetadataRecord::PartitionChange(PartitionChangeRecord {
             topic_id: id,
             partition: 0,
-            leader: None,
             isr: Some(vec![1]),
-            replicas: None,
-            elr: None,
-            last_known_elr: None,
+            ..Default::default()
         }));
         let p = image
             .topic_by_id(&id)
@@ -566,9 +620,7 @@ mod tests {
             partition: 0,
             leader: Some(2),
             isr: Some(vec![2]),
-            replicas: None,
-            elr: None,
-            last_known_elr: None,
+            ..Default::default()
         }));
         let p = image.topic_by_id(&id).unwrap().partition(0).unwrap();
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));

@@ -60,7 +60,8 @@ pub use quorum::{
 };
 pub use raft_types::{CommandResponse, LogEntry, Node, NodeId, TypeConfig};
 pub use records::{
-    BrokerRegistration, Endpoint, MetadataRecord, PartitionChangeRecord, PartitionRecord, NO_LEADER,
+    BrokerRegistration, Endpoint, LeaderRecoveryState, MetadataRecord, PartitionChangeRecord,
+    PartitionRecord, NO_LEADER,
 };
 pub use rpc::{LeaderHint, PrivateApi, RpcError, Transport, TransportError};
 pub use state_machine::{apply_entry, MetadataSnapshotBuilder, MetadataStateMachine};

@@ -300,6 +300,16 @@ impl BrokerHeartbeats {
             .min()
     }
 
+    /// When the earliest session tracked expires (Kafka's `nextCheckTimeNs`): the controller
+    /// checks then rather than on a coarse tick, so a dead broker is fenced at its session
+    /// timeout and not up to a tick later. `None` with no sessions.
+    pub fn next_check_ms(&self) -> Option<u64> {
+        self.contacts
+            .values()
+            .min()
+            .map(|t| t.saturating_add(self.session_timeout_ms).saturating_add(1))
+    }
+
     /// One unfenced broker whose session expired, to fence; its contact entry is dropped.
     /// Entries of replaced registrations and of already fenced brokers are dropped silently.
     pub fn next_expired(&mut self, image: &MetadataImage, now_ms: u64) -> Option<(i32, u64)> {
@@ -505,6 +515,7 @@ mod tests {
         assert!(hbs
             .check_registration(&w.image, 1, incarnation, false, 5000)
             .is_ok());
+        assert_eq!(hbs.next_check_ms(), Some(10_001));
         assert_eq!(hbs.next_expired(&w.image, 10_000), None);
         assert_eq!(hbs.next_expired(&w.image, 10_001), Some((1, epoch)));
         assert_eq!(hbs.next_expired(&w.image, 20_000), None);

@@ -20,7 +20,7 @@
 //! and active.
 
 use crate::image::{MetadataImage, PartitionImage, TopicImage};
-use crate::records::{PartitionChangeRecord, NO_LEADER};
+use crate::records::{LeaderRecoveryState, PartitionChangeRecord, NO_LEADER};
 
 /// KIP-966's feature name.
 pub const ELR_FEATURE: &str = "eligible.leader.replicas.version";
@@ -96,6 +96,11 @@ pub(crate) struct PartitionChange<'a> {
     becoming_active: Option<i32>,
     unclean_shutdown: Option<i32>,
     election: Election,
+    /// The replica list and reassignment state the change leads to.
+    replicas: Vec<i32>,
+    adding: Vec<i32>,
+    removing: Vec<i32>,
+    recovery: LeaderRecoveryState,
 }
 
 impl<'a> PartitionChange<'a> {
@@ -116,7 +121,38 @@ impl<'a> PartitionChange<'a> {
             becoming_active: None,
             unclean_shutdown: None,
             election: Election::Clean,
+            replicas: current.replicas.clone(),
+            adding: current.adding_replicas.clone(),
+            removing: current.removing_replicas.clone(),
+            recovery: current.leader_recovery_state,
         }
+    }
+
+    /// The leader recovery state the leader's AlterPartition reports (KIP-704).
+    pub(crate) fn leader_recovery_state(mut self, state: LeaderRecoveryState) -> Self {
+        self.recovery = state;
+        self
+    }
+
+    /// A reassignment step (Kafka's `setTargetReplicas` / `setTargetAdding` /
+    /// `setTargetRemoving`): the new replica list and what is being added and removed.
+    pub(crate) fn assignment(
+        mut self,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+    ) -> Self {
+        self.replicas = replicas;
+        self.adding = adding;
+        self.removing = removing;
+        self
+    }
+
+    /// The ISR a cancelled reassignment leaves (Kafka's `setTargetIsr`); the leader is elected
+    /// again if it is not in it.
+    pub(crate) fn target_isr(mut self, isr: Vec<i32>) -> Self {
+        self.isr = isr;
+        self
     }
 
     /// ElectLeaders: run `election` even if the leader could stay.
@@ -157,7 +193,7 @@ impl<'a> PartitionChange<'a> {
     }
 
     /// The record, or `None` when nothing changes.
-    pub(crate) fn build(self) -> Option<PartitionChangeRecord> {
+    pub(crate) fn build(mut self) -> Option<PartitionChangeRecord> {
         let p = self.current;
         let elr_on = elr_enabled(self.image);
         let gone = |b: i32| Some(b) == self.leaving || Some(b) == self.unclean_shutdown;
@@ -166,13 +202,14 @@ impl<'a> PartitionChange<'a> {
             // Without ELR the last member stays, so it can lead again when it is back.
             isr = self.isr.clone();
         }
+        self.complete_reassignment(&mut isr);
+        let replicas = std::mem::take(&mut self.replicas);
         let mut elr: Vec<i32> = Vec::new();
         let mut last_known_elr: Vec<i32> = Vec::new();
         if elr_on {
             let min_isr = effective_min_isr(self.image, self.topic, p.replicas.len());
             if isr.len() < min_isr {
-                elr = p
-                    .replicas
+                elr = replicas
                     .iter()
                     .copied()
                     .filter(|b| {
@@ -197,23 +234,23 @@ impl<'a> PartitionChange<'a> {
         }
         let mut leader = p.leader;
         let keeps = leader != NO_LEADER && isr.contains(&leader) && self.acceptable(leader);
+        // An ISR change keeps its leader, unless completing a reassignment took it out.
+        let elect = self.elect || (leader != NO_LEADER && !isr.contains(&leader));
         if self.election == Election::Preferred {
-            if let Some(&preferred) = p.replicas.first() {
+            if let Some(&preferred) = replicas.first() {
                 if preferred != leader && isr.contains(&preferred) && self.acceptable(preferred) {
                     leader = preferred;
                 }
             }
-        } else if self.elect && !keeps {
+        } else if elect && !keeps {
             leader = NO_LEADER;
-            if let Some(b) = p
-                .replicas
+            if let Some(b) = replicas
                 .iter()
                 .copied()
                 .find(|b| isr.contains(b) && self.acceptable(*b))
             {
                 leader = b;
-            } else if let Some(b) = p
-                .replicas
+            } else if let Some(b) = replicas
                 .iter()
                 .copied()
                 .find(|b| elr.contains(b) && self.acceptable(*b))
@@ -230,32 +267,84 @@ impl<'a> PartitionChange<'a> {
                 leader = last_known_elr[0];
                 isr = vec![leader];
                 last_known_elr.clear();
+                // Kafka counts this election as unclean: the replica may have lost records.
+                self.recovery = LeaderRecoveryState::Recovering;
                 tracing::warn!(topic = %self.topic.name, partition = self.index, leader,
                     "Electing the last known leader after unclean shutdowns emptied the ELR; records it lost are gone");
             } else if self.election == Election::Unclean || unclean_allowed(self.image, self.topic)
             {
-                if let Some(b) = p.replicas.iter().copied().find(|b| self.acceptable(*b)) {
+                if let Some(b) = replicas.iter().copied().find(|b| self.acceptable(*b)) {
                     leader = b;
                     isr = vec![b];
                     elr.clear();
                     last_known_elr.clear();
+                    self.recovery = LeaderRecoveryState::Recovering;
                     tracing::warn!(topic = %self.topic.name, partition = self.index, leader,
                         "Unclean leader election: a replica out of sync leads; records only the others had are lost");
                 }
             }
         }
-        if leader == p.leader && isr == p.isr && elr == p.elr && last_known_elr == p.last_known_elr
+        if leader == p.leader
+            && isr == p.isr
+            && elr == p.elr
+            && last_known_elr == p.last_known_elr
+            && replicas == p.replicas
+            && self.adding == p.adding_replicas
+            && self.removing == p.removing_replicas
+            && self.recovery == p.leader_recovery_state
         {
             return None;
         }
+        // Replicas dropped by a reassignment must be fenced from the partition: the leader
+        // epoch moves even when the leader stays (Kafka's
+        // `triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`).
+        let dropped = p.replicas.iter().any(|r| !replicas.contains(r));
         Some(PartitionChangeRecord {
             topic_id: self.topic.topic_id,
             partition: self.index,
-            leader: (leader != p.leader).then_some(leader),
+            leader: (leader != p.leader || dropped).then_some(leader),
             isr: (isr != p.isr).then_some(isr),
-            replicas: None,
+            replicas: (replicas != p.replicas).then_some(replicas),
             elr: (elr != p.elr).then_some(elr),
             last_known_elr: (last_known_elr != p.last_known_elr).then_some(last_known_elr),
+            adding_replicas: (self.adding != p.adding_replicas).then(|| self.adding.clone()),
+            removing_replicas: (self.removing != p.removing_replicas)
+                .then(|| self.removing.clone()),
+            leader_recovery_state: (self.recovery != p.leader_recovery_state)
+                .then_some(self.recovery),
         })
+    }
+
+    /// Kafka's `completeReassignmentIfNeeded`: once the ISR without the replicas being removed
+    /// is not empty and holds every replica of the target, the removed ones go from the replicas
+    /// and the ISR, and the reassignment is over.
+    fn complete_reassignment(&mut self, isr: &mut Vec<i32>) {
+        if self.adding.is_empty() && self.removing.is_empty() {
+            return;
+        }
+        let removing = &self.removing;
+        let new_isr: Vec<i32> = isr
+            .iter()
+            .copied()
+            .filter(|r| !removing.contains(r))
+            .collect();
+        let new_replicas: Vec<i32> = self
+            .replicas
+            .iter()
+            .copied()
+            .filter(|r| !removing.contains(r))
+            .collect();
+        if new_isr.is_empty()
+            || new_replicas.is_empty()
+            || !new_replicas.iter().all(|r| new_isr.contains(r))
+        {
+            return;
+        }
+        tracing::info!(topic = %self.topic.name, partition = self.index, replicas = ?new_replicas,
+            isr = ?new_isr, "Completing the reassignment");
+        *isr = new_isr;
+        self.replicas = new_replicas;
+        self.adding.clear();
+        self.removing.clear();
     }
 }

@@ -16,6 +16,22 @@ use uuid::Uuid;
 /// Sentinel for "no leader", as in Kafka's `PartitionRecord.leader`.
 pub const NO_LEADER: i32 = -1;
 
+/// KIP-704: whether a partition's leader came from an unclean election and has not yet
+/// confirmed its state (Kafka's `LeaderRecoveryState`). While RECOVERING, the ISR is the leader
+/// alone; the leader's first AlterPartition says RECOVERED, as Kafka's brokers do at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LeaderRecoveryState {
+    #[default]
+    Recovered,
+    Recovering,
+}
+
+impl LeaderRecoveryState {
+    pub fn is_recovered(&self) -> bool {
+        *self == LeaderRecoveryState::Recovered
+    }
+}
+
 /// One change to cluster state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
@@ -114,7 +130,7 @@ pub struct PartitionRecord {
 ///
 /// As in Kafka, a leader change bumps `leader_epoch`, and every change bumps `partition_epoch`;
 /// applying the record does the bumping, so the record never carries epochs that could disagree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionChangeRecord {
     pub topic_id: Uuid,
     pub partition: i32,
@@ -130,4 +146,13 @@ pub struct PartitionChangeRecord {
     /// The new last known ELR (KIP-966).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_known_elr: Option<Vec<i32>>,
+    /// The replicas a reassignment is adding (all of them are in `replicas` already).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adding_replicas: Option<Vec<i32>>,
+    /// The replicas a reassignment is removing (still in `replicas` until it completes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removing_replicas: Option<Vec<i32>>,
+    /// The new leader recovery state (KIP-704).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader_recovery_state: Option<LeaderRecoveryState>,
 }

@@ -872,6 +872,33 @@ mod tests {
                 r.timeout_ms = 30_000;
                 r.into()
             }
+            ApiKey::AlterPartitionReassignments => {
+                let p = alter_partition_reassignments_request::ReassignablePartition::default()
+                    .with_partition_index(1)
+                    .with_replicas(Some(vec![BrokerId(1), BrokerId(2), BrokerId(3)]));
+                let t = alter_partition_reassignments_request::ReassignableTopic::default()
+                    .with_name(topic("orders"))
+                    .with_partitions(vec![
+                        p.clone(),
+                        p.with_partition_index(2).with_replicas(None),
+                    ]);
+                let mut r = AlterPartitionReassignmentsRequest::default();
+                r.timeout_ms = 30_000;
+                if v >= 1 {
+                    r.allow_replication_factor_change = false;
+                }
+                r.topics = vec![t.clone(), t.with_name(topic("payments"))];
+                r.into()
+            }
+            ApiKey::ListPartitionReassignments => {
+                let t = list_partition_reassignments_request::ListPartitionReassignmentsTopics::default()
+                    .with_name(topic("orders"))
+                    .with_partition_indexes(vec![0, 2]);
+                let mut r = ListPartitionReassignmentsRequest::default();
+                r.timeout_ms = 30_000;
+                r.topics = Some(vec![t.clone(), t.with_name(topic("payments"))]);
+                r.into()
+            }
             ApiKey::DescribeTopicPartitions => {
                 let t = describe_topic_partitions_request::TopicRequest::default()
                     .with_name(topic("orders"));
@@ -971,6 +998,31 @@ mod tests {
                 r.with_unknown_tagged_field(9, Bytes::from_static(b"abc"))
                     .into()
             }
+            ApiKey::AlterPartition => {
+                let mut p = alter_partition_request::PartitionData::default();
+                p.partition_index = 1;
+                p.leader_epoch = 4;
+                p.partition_epoch = 9;
+                p.leader_recovery_state = 1;
+                if v >= 3 {
+                    let member = |id: i32, epoch: i64| {
+                        alter_partition_request::BrokerState::default()
+                            .with_broker_id(BrokerId(id))
+                            .with_broker_epoch(epoch)
+                    };
+                    p.new_isr_with_epochs = vec![member(1, 10), member(2, -1)];
+                } else {
+                    p.new_isr = vec![BrokerId(1), BrokerId(2)];
+                }
+                let mut t = alter_partition_request::TopicData::default();
+                t.topic_id = uuid::Uuid::from_u128(7);
+                t.partitions = vec![p.clone(), p.with_partition_index(2)];
+                let mut r = AlterPartitionRequest::default();
+                r.broker_id = BrokerId(1);
+                r.broker_epoch = 10;
+                r.topics = vec![t.clone(), t.with_topic_id(uuid::Uuid::from_u128(8))];
+                r.into()
+            }
             ApiKey::BrokerHeartbeat => {
                 let mut r = BrokerHeartbeatRequest::default();
                 r.broker_id = BrokerId(1);
@@ -1027,6 +1079,12 @@ mod tests {
             ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
             ApiKey::ElectLeaders => ElectLeadersResponse::default().into(),
+            ApiKey::AlterPartitionReassignments => {
+                AlterPartitionReassignmentsResponse::default().into()
+            }
+            ApiKey::ListPartitionReassignments => {
+                ListPartitionReassignmentsResponse::default().into()
+            }
             ApiKey::DescribeProducers => DescribeProducersResponse::default().into(),
             ApiKey::DescribeTransactions => DescribeTransactionsResponse::default().into(),
             ApiKey::ListTransactions => ListTransactionsResponse::default().into(),
@@ -1034,6 +1092,7 @@ mod tests {
             ApiKey::DescribeQuorum => DescribeQuorumResponse::default().into(),
             ApiKey::BrokerRegistration => BrokerRegistrationResponse::default().into(),
             ApiKey::BrokerHeartbeat => BrokerHeartbeatResponse::default().into(),
+            ApiKey::AlterPartition => AlterPartitionResponse::default().into(),
             other => panic!("no sample for {other:?}"),
         }
     }

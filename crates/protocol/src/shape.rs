@@ -227,6 +227,38 @@ const ELECT_LEADERS: Shape = Shape {
     ],
 };
 
+const ALTER_PARTITION_REASSIGNMENTS: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(I32, 0, ALL),
+        f(BOOL, 1, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, ALL),
+                f(
+                    Ty::Structs(&[f(I32, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
+const LIST_PARTITION_REASSIGNMENTS: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(I32, 0, ALL),
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
 const CREATE_TOPICS: Shape = Shape {
     flexible_min: 5,
     fields: &[
@@ -692,6 +724,34 @@ const BROKER_HEARTBEAT: Shape = Shape {
     ],
 };
 
+const ALTER_PARTITION: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(I32, 0, ALL),
+        f(I64, 0, ALL),
+        f(
+            Ty::Structs(&[
+                f(Ty::Str, 0, 1),
+                f(Ty::Fixed(16), 2, ALL),
+                f(
+                    Ty::Structs(&[
+                        f(I32, 0, ALL),
+                        f(I32, 0, ALL),
+                        f(Ty::FixedArray(4), 0, 2),
+                        f(Ty::Structs(&[f(I32, 3, ALL), f(I64, 3, ALL)]), 3, ALL),
+                        f(I8, 1, ALL),
+                        f(I32, 1, ALL),
+                    ]),
+                    0,
+                    ALL,
+                ),
+            ]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
 fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -702,6 +762,8 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::OffsetForLeaderEpoch => &OFFSET_FOR_LEADER_EPOCH,
         ApiKey::DescribeTopicPartitions => &DESCRIBE_TOPIC_PARTITIONS,
         ApiKey::ElectLeaders => &ELECT_LEADERS,
+        ApiKey::AlterPartitionReassignments => &ALTER_PARTITION_REASSIGNMENTS,
+        ApiKey::ListPartitionReassignments => &LIST_PARTITION_REASSIGNMENTS,
         ApiKey::CreateTopics => &CREATE_TOPICS,
         ApiKey::DeleteTopics => &DELETE_TOPICS,
         ApiKey::CreatePartitions => &CREATE_PARTITIONS,
@@ -734,6 +796,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::DescribeQuorum => &DESCRIBE_QUORUM,
         ApiKey::BrokerRegistration => &BROKER_REGISTRATION,
         ApiKey::BrokerHeartbeat => &BROKER_HEARTBEAT,
+        ApiKey::AlterPartition => &ALTER_PARTITION,
         _ => return None,
     })
 }

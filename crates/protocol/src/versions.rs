@@ -44,6 +44,9 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeTopicPartitions, 0, 0),
     // PREFERRED (v0+) and UNCLEAN (v1+) leader elections; v2 is flexible.
     api(ApiKey::ElectLeaders, 0, 2),
+    // Partition reassignment; v1 carries allow_replication_factor_change (KIP-860).
+    api(ApiKey::AlterPartitionReassignments, 0, 1),
+    api(ApiKey::ListPartitionReassignments, 0, 0),
     api(ApiKey::ApiVersions, 0, 4),
     api(ApiKey::CreateTopics, 2, 7),
     api(ApiKey::DeleteTopics, 1, 6),
@@ -108,6 +111,9 @@ pub static CONTROLLER_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeQuorum, 0, 2),
     api(ApiKey::BrokerRegistration, 0, 4),
     api(ApiKey::BrokerHeartbeat, 0, 1),
+    // Leaders' ISR changes; Kafka 4.0 removed v0-1 (KIP-896), v3 carries broker epochs
+    // (KIP-903).
+    api(ApiKey::AlterPartition, 2, 3),
 ];
 
 /// Every API with a protocol-layer implementation: [`SUPPORTED_APIS`], [`PENDING_APIS`], then

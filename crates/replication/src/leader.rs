@@ -48,6 +48,19 @@ pub struct ReplicaProgress {
 }
 
 impl ReplicaProgress {
+    /// A replica the leader has not heard from yet, counted as caught up at `caught_up_at_ms`.
+    fn fresh(caught_up_at_ms: Option<i64>) -> ReplicaProgress {
+        ReplicaProgress {
+            log_end_offset: None,
+            log_start_offset: None,
+            last_caught_up_time_ms: caught_up_at_ms,
+            broker_epoch: None,
+            may_join_isr: false,
+            last_fetch_leader_log_end_offset: None,
+            last_fetch_time_ms: None,
+        }
+    }
+
     /// Kafka's `Replica.isCaughtUp`: at the leader's log end, or caught up within the lag time.
     pub fn is_caught_up(&self, leader_log_end_offset: i64, now_ms: i64, lag_max_ms: i64) -> bool {
         self.log_end_offset == Some(leader_log_end_offset)
@@ -93,6 +106,8 @@ pub struct Progress {
     pub high_watermark: Option<i64>,
     /// An ISR expansion to send, if one became due.
     pub isr_change: Option<IsrChange>,
+    /// The follower reported another log start (a DeleteRecords may be waiting for it).
+    pub log_start_moved: bool,
 }
 
 /// One partition led by this broker, for one leader epoch.
@@ -131,16 +146,10 @@ impl LeaderPartition {
             .iter()
             .filter(|r| **r != node_id)
             .map(|r| {
-                let progress = ReplicaProgress {
-                    log_end_offset: None,
-                    log_start_offset: None,
-                    last_caught_up_time_ms: isr.contains(r).then_some(now_ms),
-                    broker_epoch: None,
-                    may_join_isr: false,
-                    last_fetch_leader_log_end_offset: None,
-                    last_fetch_time_ms: None,
-                };
-                (*r, progress)
+                (
+                    *r,
+                    ReplicaProgress::fresh(isr.contains(r).then_some(now_ms)),
+                )
             })
             .collect();
         LeaderPartition {
@@ -226,6 +235,7 @@ impl LeaderPartition {
             f.last_caught_up_time_ms = Some(f.last_caught_up_time_ms.map_or(at, |t| t.max(at)));
         }
         f.log_end_offset = Some(fetch.fetch_offset);
+        let log_start_moved = f.log_start_offset != Some(fetch.log_start_offset);
         f.log_start_offset = Some(fetch.log_start_offset);
         f.last_fetch_leader_log_end_offset = Some(log_end_offset);
         f.last_fetch_time_ms = Some(fetch.now_ms);
@@ -236,6 +246,7 @@ impl LeaderPartition {
         Progress {
             high_watermark: self.maybe_advance_high_watermark(log_end_offset, fetch.now_ms),
             isr_change,
+            log_start_moved,
         }
     }
 
@@ -297,6 +308,33 @@ impl LeaderPartition {
         self.pending = None;
         // A removed member no longer holds the high watermark back.
         self.maybe_advance_high_watermark(log_end_offset, now_ms)
+    }
+
+    /// The controller changed the partition's replicas within this leader epoch (a reassignment
+    /// adds replicas without a new epoch; dropping one always comes with one): new replicas start
+    /// with no progress, as Kafka's `updateAssignmentAndIsr` does, and must catch up before they
+    /// may join the ISR.
+    pub fn on_replicas_changed(&mut self, replicas: &[i32]) {
+        self.followers.retain(|id, _| replicas.contains(id));
+        for r in replicas {
+            if *r != self.node_id {
+                self.followers
+                    .entry(*r)
+                    .or_insert_with(|| ReplicaProgress::fresh(None));
+            }
+        }
+    }
+
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start of the leader (`log_start_offset`)
+    /// and of every follower whose broker is alive (`alive`); a follower that has not fetched at
+    /// this epoch counts as -1, so DeleteRecords waits for it. A delete is complete on every
+    /// replica once this reaches its offset.
+    pub fn low_watermark(&self, log_start_offset: i64, alive: impl Fn(i32) -> bool) -> i64 {
+        self.followers
+            .iter()
+            .filter(|(id, _)| alive(**id))
+            .map(|(_, f)| f.log_start_offset.unwrap_or(-1))
+            .fold(log_start_offset, i64::min)
     }
 
     /// The controller refused the change in flight (or it timed out): the next check may
@@ -623,5 +661,38 @@ mod tests {
             Progress::default()
         );
         assert!(l.isr_at_least(3) && !l.isr_at_least(4));
+    }
+
+    /// A reassignment adds replica 4 within the epoch: it has no progress and joins the ISR
+    /// only after fetching up to the high watermark.
+    #[test]
+    fn a_replica_added_within_the_epoch_must_catch_up_before_joining() {
+        let mut l = leader(&[1, 2, 3], 10, 10);
+        l.on_replicas_changed(&[1, 2, 3, 4]);
+        assert_eq!(l.follower(4).unwrap().log_end_offset, None);
+        assert!(l.follower(4).unwrap().last_caught_up_time_ms.is_none());
+        let behind = l.on_follower_fetch(fetch(4, 4, 1_100), 10);
+        assert!(behind.isr_change.is_none());
+        let caught_up = l.on_follower_fetch(fetch(4, 10, 1_200), 10);
+        assert_eq!(caught_up.isr_change.unwrap().members(), vec![1, 2, 3, 4]);
+        l.on_replicas_changed(&[1, 3, 4]);
+        assert!(l.follower(2).is_none());
+    }
+
+    /// DeleteRecords completes once every live replica's log start reached the offset; a
+    /// follower not heard from at this epoch holds it at -1, a dead one does not count.
+    #[test]
+    fn the_low_watermark_is_the_smallest_live_log_start() {
+        let mut l = leader(&[1, 2, 3], 10, 10);
+        assert_eq!(l.low_watermark(5, |_| true), -1);
+        assert_eq!(l.low_watermark(5, |_| false), 5);
+        let mut f = fetch(2, 10, 1_100);
+        f.log_start_offset = 3;
+        assert!(l.on_follower_fetch(f, 10).log_start_moved);
+        assert!(!l.on_follower_fetch(f, 10).log_start_moved);
+        assert_eq!(l.low_watermark(5, |id| id == 2), 3);
+        f.log_start_offset = 7;
+        assert!(l.on_follower_fetch(f, 10).log_start_moved);
+        assert_eq!(l.low_watermark(5, |id| id == 2), 5);
     }
 }

@@ -9,16 +9,15 @@
 //!   time, the high watermark (the minimum over the ISR, never moving back, and after a leader
 //!   change only moving once followers have fetched at the new epoch), and the ISR shrinks and
 //!   expands to propose to the controller (one AlterPartition in flight at a time).
-//! - [`delayed_produce`]: acks=all produces waiting for the high watermark, across the
-//!   partitions of one request, with Kafka's answers when the ISR shrinks below
-//!   `min.insync.replicas`, leadership moves or the timeout passes; bounded.
 //! - [`follower`]: one partition on a follower: where to truncate when the leader says the logs
 //!   diverge (never to the high watermark: KIP-101, KIP-279), and its high watermark.
+//!
+//! acks=all produces wait in the broker (`partitions::ReplicationWait`, woken by the
+//! partition's high watermark moves), bounded by its connections.
 //!
 //! Offsets and epochs use Kafka's sentinels where Kafka's wire formats need them
 //! ([`UNDEFINED_EPOCH`], [`UNDEFINED_OFFSET`]); inside the crate an unknown value is an `Option`.
 
-pub mod delayed_produce;
 pub mod epochs;
 pub mod follower;
 pub mod leader;
@@ -28,7 +27,6 @@ pub const UNDEFINED_EPOCH: i32 = -1;
 /// Kafka's `UNDEFINED_EPOCH_OFFSET` (-1).
 pub const UNDEFINED_OFFSET: i64 = -1;
 
-pub use delayed_produce::{Completed, DelayedProduces, ParkError, PartitionOutcome};
 pub use epochs::{EpochEndOffset, EpochHistory, EpochStart};
 pub use follower::{follower_high_watermark, truncation, Truncation};
 pub use leader::{

@@ -1141,6 +1141,16 @@ impl Log {
         Ok(info)
     }
 
+    /// A new leader's epoch starts at its log end (Kafka's `maybeAssignEpochStartOffset` in
+    /// `makeLeader`): its history then ends every older epoch where the follower's copy must
+    /// end, before the leader has written anything in the new epoch. Without it a follower
+    /// holding records of an epoch the new leader never saw gets an undefined answer and cannot
+    /// truncate until the leader appends.
+    pub fn assign_leader_epoch_start(&mut self, epoch: i32) -> Result<()> {
+        let end = self.log_end_offset();
+        self.maybe_assign_epoch(epoch, end)
+    }
+
     /// Records `epoch` starting at `offset` if it is newer than the latest cached epoch.
     fn maybe_assign_epoch(&mut self, epoch: i32, offset: i64) -> Result<()> {
         if epoch < 0 {

@@ -37,6 +37,16 @@ impl BrokerClient {
         BrokerClient { pool, listener }
     }
 
+    /// A client on the same listener with a connection pool of its own: another replica
+    /// fetcher towards the same leader must not queue its long polls behind this one's on a
+    /// shared connection (a broker answers a connection's requests in order).
+    pub fn with_own_pool(&self) -> Self {
+        BrokerClient {
+            pool: Arc::new(Pool::new(self.pool.options().clone())),
+            listener: self.listener.clone(),
+        }
+    }
+
     /// `host:port` of broker `node_id` on the inter-broker listener (IPv6 hosts bracketed).
     pub fn addr(&self, image: &MetadataImage, node_id: i32) -> Result<String, BrokerCallError> {
         let endpoint = image

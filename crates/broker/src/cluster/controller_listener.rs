@@ -128,6 +128,9 @@ async fn dispatch(quorum: Arc<MetadataQuorum>, ctx: ConnectionContext, frame: By
             RequestKind::BrokerHeartbeat(r) => {
                 ResponseKind::BrokerHeartbeat(heartbeat(&quorum, r).await)
             }
+            RequestKind::AlterPartition(r) => ResponseKind::AlterPartition(
+                super::alter_partition::handle(&quorum, r, version).await,
+            ),
             _ => {
                 return Outcome::Close(format!(
                     "API {api_key:?} is in the controller table but has no handler"

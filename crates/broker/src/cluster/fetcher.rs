@@ -1,6 +1,7 @@
-//! Follower fetchers (Kafka's `ReplicaFetcherManager` and `ReplicaFetcherThread`): one task per
-//! leader broker copies the partitions this broker follows from it, long-polling with the
-//! `replica.fetch.*` settings. Appends keep the leader's offsets and epochs; a diverging epoch
+//! Follower fetchers (Kafka's `ReplicaFetcherManager` and `ReplicaFetcherThread`): per leader
+//! broker, `num.replica.fetchers` tasks (each with its own connections and fetch session) copy
+//! the partitions this broker follows from it, spread by Kafka's fetcher id, long-polling with
+//! the `replica.fetch.*` settings. Appends keep the leader's offsets and epochs; a diverging epoch
 //! in the answer (KIP-320) truncates first; the follower's high watermark is the leader's,
 //! capped at its own log end. Which partitions to follow, and from whom, comes from the images
 //! after the hosted partitions have followed them (KRaft has no LeaderAndIsr requests).
@@ -21,6 +22,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use uuid::Uuid;
 
+use super::broker_client::BrokerClient;
 use crate::fetch_sessions::{
     ClientSession, FetchState, RequestPlan, SessionKey, FINAL_EPOCH, INVALID_SESSION_ID,
 };
@@ -50,22 +52,42 @@ pub async fn run(
     mut images: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut fetchers: HashMap<i32, watch::Sender<FollowedSet>> = HashMap::new();
+    let mut fetchers: HashMap<(i32, usize), watch::Sender<FollowedSet>> = HashMap::new();
+    // One client (connection pool) per fetcher id, shared by that id's fetchers to every
+    // leader, as each of Kafka's fetcher threads has its own network client.
+    let mut clients: Vec<Arc<BrokerClient>> = vec![shared.replica_fetch_client.clone()];
     loop {
         let image = images.borrow_and_update().clone();
-        let wanted = followed_by_leader(&shared, &image);
-        // A leader no longer followed: dropping its sender ends its task.
-        fetchers.retain(|leader, _| wanted.contains_key(leader));
-        for (leader, set) in wanted {
+        // `num.replica.fetchers` is dynamic: its changes come with the image.
+        let n = shared
+            .dynamic_config
+            .current(&image)
+            .replica
+            .num_fetchers
+            .max(1);
+        while clients.len() < n {
+            let more = clients[0].with_own_pool();
+            clients.push(Arc::new(more));
+        }
+        let wanted = followed_by_fetcher(&shared, &image, n);
+        // A (leader, fetcher) pair no longer needed: dropping its sender ends its task.
+        fetchers.retain(|key, _| wanted.contains_key(key));
+        for ((leader, fetcher_id), set) in wanted {
             let set: FollowedSet = Arc::new(set);
-            match fetchers.get(&leader) {
+            match fetchers.get(&(leader, fetcher_id)) {
                 Some(tx) => {
                     tx.send_replace(set);
                 }
                 None => {
                     let (tx, rx) = watch::channel(set);
-                    tokio::spawn(fetch_from(shared.clone(), leader, rx, shutdown.clone()));
-                    fetchers.insert(leader, tx);
+                    tokio::spawn(fetch_from(
+                        shared.clone(),
+                        FetcherKey { leader, fetcher_id },
+                        clients[fetcher_id].clone(),
+                        rx,
+                        shutdown.clone(),
+                    ));
+                    fetchers.insert((leader, fetcher_id), tx);
                 }
             }
         }
@@ -76,9 +98,31 @@ pub async fn run(
     }
 }
 
-/// The hosted partitions another broker leads, grouped by that leader.
-fn followed_by_leader(shared: &Shared, image: &MetadataImage) -> BTreeMap<i32, Vec<Followed>> {
-    let mut out: BTreeMap<i32, Vec<Followed>> = BTreeMap::new();
+/// Which of `num_fetchers` fetchers replicates `topic`-`partition` from its leader: Kafka's
+/// `AbstractFetcherManager.getFetcherId`, `abs(31 * topic.hashCode() + partition) % n`, with
+/// Java's `String.hashCode` and int arithmetic.
+pub fn fetcher_id(topic: &str, partition: i32, num_fetchers: usize) -> usize {
+    use rafka_coordinator_common::{java_hash_code, kafka_abs};
+    let h = java_hash_code(topic)
+        .wrapping_mul(31)
+        .wrapping_add(partition);
+    usize::try_from(kafka_abs(h)).unwrap_or(0) % num_fetchers.max(1)
+}
+
+/// One fetcher: the leader it fetches from and its id among `num.replica.fetchers`.
+#[derive(Debug, Clone, Copy)]
+struct FetcherKey {
+    leader: i32,
+    fetcher_id: usize,
+}
+
+/// The hosted partitions another broker leads, grouped by that leader and fetcher id.
+fn followed_by_fetcher(
+    shared: &Shared,
+    image: &MetadataImage,
+    num_fetchers: usize,
+) -> BTreeMap<(i32, usize), Vec<Followed>> {
+    let mut out: BTreeMap<(i32, usize), Vec<Followed>> = BTreeMap::new();
     for topic in image.topics() {
         for (&index, p) in &topic.partitions {
             if p.leader < 0 || p.leader == shared.node_id || !p.replicas.contains(&shared.node_id) {
@@ -87,7 +131,8 @@ fn followed_by_leader(shared: &Shared, image: &MetadataImage) -> BTreeMap<i32, V
             let Some(partition) = shared.partitions.get(&topic.topic_id, index) else {
                 continue;
             };
-            out.entry(p.leader).or_default().push(Followed {
+            let id = fetcher_id(&topic.name, index, num_fetchers);
+            out.entry((p.leader, id)).or_default().push(Followed {
                 partition,
                 topic: topic.name.clone(),
                 topic_id: topic.topic_id,
@@ -103,10 +148,12 @@ fn followed_by_leader(shared: &Shared, image: &MetadataImage) -> BTreeMap<i32, V
 /// a partition whose fetch failed waits `replica.fetch.backoff.ms` before it is asked again.
 async fn fetch_from(
     shared: Arc<Shared>,
-    leader: i32,
+    key: FetcherKey,
+    client: Arc<BrokerClient>,
     mut set: watch::Receiver<FollowedSet>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let FetcherKey { leader, fetcher_id } = key;
     let config = shared.config.replica;
     let backoff = Duration::from_millis(config.fetch_backoff_ms);
     // The answer may take the whole wait, plus the request timeout for the rest.
@@ -116,10 +163,10 @@ async fn fetch_from(
     // KIP-227: after the first full fetch, requests list only partitions whose fetch state
     // changed, and answers only partitions with something new.
     let mut session = ClientSession::default();
-    tracing::info!(leader, "Starting the replica fetcher");
+    tracing::info!(leader, fetcher_id, "Starting the replica fetcher");
     loop {
         if *shutdown.borrow() || set.has_changed().is_err() {
-            tracing::info!(leader, "Stopping the replica fetcher");
+            tracing::info!(leader, fetcher_id, "Stopping the replica fetcher");
             return;
         }
         let followed = set.borrow_and_update().clone();
@@ -145,7 +192,7 @@ async fn fetch_from(
         }
         let image = shared.image();
         let sent = tokio::select! {
-            r = send_fetch(&shared, &image, leader, &ready, &mut session, timeout) => r,
+            r = send_fetch(&shared, &client, &image, leader, &ready, &mut session, timeout) => r,
             _ = shutdown.changed() => {
                 session.failed();
                 continue;
@@ -170,8 +217,12 @@ async fn fetch_from(
                     tracing::debug!(leader, error_code = code, "Replica fetch session reset");
                     continue;
                 }
-                for f in apply(&ready, answer) {
-                    delayed.insert(f, Instant::now() + backoff);
+                for (f, wait) in apply(&ready, answer) {
+                    let wait = match wait {
+                        Wait::Backoff => backoff,
+                        Wait::LeaderBehind => backoff.min(LEADER_BEHIND_RETRY),
+                    };
+                    delayed.insert(f, Instant::now() + wait);
                 }
             }
             Err(e) => {
@@ -194,14 +245,14 @@ type Answer = (i16, FetchResponse, Vec<(i64, i32)>);
 /// [`FETCH_VERSION_MAX`]).
 async fn send_fetch(
     shared: &Shared,
+    client: &BrokerClient,
     image: &MetadataImage,
     leader: i32,
     ready: &[&Followed],
     session: &mut ClientSession,
     timeout: Duration,
 ) -> Result<Answer, String> {
-    let version = shared
-        .replica_fetch_client
+    let version = client
         .version_for::<FetchRequest>(image, leader, timeout)
         .await
         .map_err(|e| e.to_string())?
@@ -309,20 +360,36 @@ async fn send_fetch(
         }
     }
     req.forgotten_topics_data = forgotten;
-    let response = shared
-        .replica_fetch_client
+    let response = client
         .send_at(image, leader, &req, version, timeout)
         .await
         .map_err(|e| e.to_string())?;
     Ok((version, response, asked))
 }
 
-/// Applies one Fetch answer; returns the partitions to back off.
-fn apply(ready: &[&Followed], (version, response, asked): Answer) -> Vec<(Uuid, i32)> {
+/// How long a partition waits before it is fetched again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// `replica.fetch.backoff.ms`.
+    Backoff,
+    /// The leader answered UNKNOWN_LEADER_EPOCH: it has not applied the metadata that made
+    /// it leader yet and will within a metadata fetch. Waiting the whole backoff would hold
+    /// its high watermark, and every acks=all produce, for up to a second after a failover.
+    LeaderBehind,
+}
+
+/// The retry after [`Wait::LeaderBehind`].
+const LEADER_BEHIND_RETRY: Duration = Duration::from_millis(50);
+
+/// Applies one Fetch answer; returns the partitions to back off and for how long.
+fn apply(ready: &[&Followed], (version, response, asked): Answer) -> Vec<((Uuid, i32), Wait)> {
     let mut backoff = Vec::new();
     if response.error_code != 0 {
         tracing::warn!(error_code = response.error_code, "Replica fetch refused");
-        return ready.iter().map(|f| (f.topic_id, f.index)).collect();
+        return ready
+            .iter()
+            .map(|f| ((f.topic_id, f.index), Wait::Backoff))
+            .collect();
     }
     let now = crate::now_ms();
     for t in &response.responses {
@@ -361,8 +428,13 @@ fn apply(ready: &[&Followed], (version, response, asked): Answer) -> Vec<(Uuid, 
                     .map(|_| ()),
                 None => {
                     let records = pd.records.as_deref().unwrap_or(&[]);
-                    f.partition
-                        .append_as_follower(f.leader_epoch, records, pd.high_watermark, now)
+                    f.partition.append_as_follower(
+                        f.leader_epoch,
+                        records,
+                        pd.high_watermark,
+                        pd.log_start_offset,
+                        now,
+                    )
                 }
                 Some(ResponseError::OffsetOutOfRange) => {
                     let (log_end, _, _) = f.partition.follower_fetch_state();
@@ -373,23 +445,46 @@ fn apply(ready: &[&Followed], (version, response, asked): Answer) -> Vec<(Uuid, 
                         tracing::warn!(partition = ?f.partition, log_end_offset = log_end,
                             leader_log_start_offset = pd.log_start_offset,
                             "The leader says the fetch offset is out of range");
-                        backoff.push(key);
+                        backoff.push((key, Wait::Backoff));
                         Ok(())
                     }
                 }
+                Some(ResponseError::UnknownLeaderEpoch) => {
+                    backoff.push((key, Wait::LeaderBehind));
+                    Ok(())
+                }
                 Some(e) => {
-                    // NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH, ...:
-                    // the image will say who leads now.
+                    // NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, ...: the image will say who
+                    // leads now.
                     tracing::debug!(partition = ?f.partition, error = ?e, "Replica fetch error");
-                    backoff.push(key);
+                    backoff.push((key, Wait::Backoff));
                     Ok(())
                 }
             };
             if let Err(e) = result {
                 tracing::error!(partition = ?f.partition, error = %e, "Applying the leader's data failed");
-                backoff.push(key);
+                backoff.push((key, Wait::Backoff));
             }
         }
     }
     backoff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fetcher_id;
+
+    #[test]
+    fn fetcher_ids_are_kafkas() {
+        // "a".hashCode() == 97: 31 * 97 + 0 == 3007.
+        assert_eq!(fetcher_id("a", 0, 2), 1);
+        assert_eq!(fetcher_id("a", 1, 2), 0);
+        // "foo".hashCode() == 101574: 31 * 101574 + 3 == 3148797, a multiple of 3.
+        assert_eq!(fetcher_id("foo", 3, 3), 0);
+        // "polygenelubricants".hashCode() == Integer.MIN_VALUE, and 31 * MIN_VALUE wraps to
+        // MIN_VALUE: Utils.abs makes it 0; one more is 2^31 - 1, which is 1 modulo 7.
+        assert_eq!(fetcher_id("polygenelubricants", 0, 7), 0);
+        assert_eq!(fetcher_id("polygenelubricants", 1, 7), 1);
+        assert_eq!(fetcher_id("anything", 5, 1), 0);
+    }
 }

@@ -1,17 +1,20 @@
 //! ISR changes from a partition leader to the controller (Kafka's `AlterPartitionManager`):
 //! expansions proposed when a follower catches up (from the fetch path) and shrinks found by
 //! the periodic check every `replica.lag.time.max.ms / 2` (Kafka's `isr-expiration` task). Each
-//! change is written as an AlterPartition command through the quorum; the controller validates
-//! it in Kafka's order inside apply, and the leader learns the outcome from the image it
-//! follows (a refusal or no answer frees the partition for the next proposal).
+//! change goes to the active controller as Kafka's AlterPartition request on its controller
+//! listener ([`super::alter_partition`]), or as the same command in process on the active
+//! controller's node; the controller validates it in Kafka's order inside apply, and the leader
+//! learns the outcome from the image it follows (a refusal or no answer frees the partition for
+//! the next proposal).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rafka_metadata::ControllerCommand;
 use rafka_replication::IsrChange;
 use tokio::sync::watch;
 
+use super::alter_partition;
+use super::controller_client::ControllerClient;
 use crate::partitions::Partition;
 use crate::state::Shared;
 
@@ -24,30 +27,40 @@ pub fn propose(shared: &Arc<Shared>, partition: Arc<Partition>, change: IsrChang
             .broker(shared.node_id)
             .map(|b| b.epoch)
             .unwrap_or(0);
-        let command = ControllerCommand::AlterPartition {
-            broker_id: shared.node_id,
-            broker_epoch,
-            topic_id: partition.topic_id,
-            partition: partition.index,
-            leader_epoch: change.leader_epoch,
-            partition_epoch: change.partition_epoch,
-            new_isr: change
-                .new_isr
-                .iter()
-                .map(|(id, epoch)| (*id, epoch.and_then(|e| u64::try_from(e).ok())))
-                .collect(),
-        };
         tracing::info!(partition = ?partition, isr = ?change.members(),
             leader_epoch = change.leader_epoch, partition_epoch = change.partition_epoch,
             "Proposing an ISR change");
-        match shared.quorum.write(command).await {
-            // The image that carries the change reaches the partition through reconcile.
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(partition = ?partition, isr = ?change.members(), error = %e,
-                    "The controller did not accept the ISR change");
-                partition.isr_change_failed();
-            }
+        // A remote active controller gets Kafka's AlterPartition on its controller listener;
+        // on the active controller's own node the command is written in process.
+        let outcome = if ControllerClient::remote_leader(&shared.quorum).is_some() {
+            alter_partition::send(
+                &shared.controller_client,
+                &shared.quorum,
+                shared.node_id,
+                broker_epoch,
+                (partition.topic_id, partition.index),
+                &change,
+            )
+            .await
+        } else {
+            let command = alter_partition::command(
+                shared.node_id,
+                broker_epoch,
+                (partition.topic_id, partition.index),
+                &change,
+            );
+            shared
+                .quorum
+                .write(command)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        };
+        // A committed change reaches the partition with the image that carries it.
+        if let Err(e) = outcome {
+            tracing::warn!(partition = ?partition, isr = ?change.members(), error = %e,
+                "The controller did not accept the ISR change");
+            partition.isr_change_failed();
         }
     });
 }

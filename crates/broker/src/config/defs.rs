@@ -222,6 +222,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "The data a follower fetches per partition in one request (at least one whole batch is returned, whatever its size). Must be positive."),
     def("replica.fetch.response.max.bytes", Int, Some("10485760"), Implemented,
         "The data a follower fetches in one request over all its partitions (at least one whole batch is returned, whatever its size). Must be positive."),
+    def("num.replica.fetchers", Int, Some("1"), Implemented,
+        "Replica fetchers per source broker: the partitions a follower replicates from one leader are spread over this many fetchers (Kafka's abs(31 * topic.hashCode() + partition) % n), each with its own connection and fetch session. Dynamic: a change regroups the partitions at once. Must be at least 1."),
     def("replica.fetch.backoff.ms", Int, Some("1000"), Implemented,
         "How long a follower waits before it fetches again from a leader after an error. Must be positive."),
     def("replica.high.watermark.checkpoint.interval.ms", Long, Some("5000"), Implemented,

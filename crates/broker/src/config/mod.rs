@@ -66,6 +66,8 @@ pub struct ReplicaConfig {
     pub fetch_backoff_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms`.
     pub high_watermark_checkpoint_interval_ms: u64,
+    /// `num.replica.fetchers`: fetchers per source broker.
+    pub num_fetchers: usize,
 }
 
 /// The typed configuration of one node.
@@ -506,6 +508,7 @@ impl BrokerConfig {
             high_watermark_checkpoint_interval_ms: timeout_ms(
                 "replica.high.watermark.checkpoint.interval.ms",
             )?,
+            num_fetchers: usize::try_from(positive("num.replica.fetchers")?).unwrap_or(1),
         };
         let broker_heartbeat_interval_ms = timeout_ms("broker.heartbeat.interval.ms")?;
         let broker_session_timeout_ms = timeout_ms("broker.session.timeout.ms")?;

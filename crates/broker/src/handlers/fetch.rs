@@ -21,6 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use rafka_metadata::TopicImage;
+use rafka_protocol::kafka_protocol::messages::fetch_request::FetchPartition;
 use rafka_protocol::kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint, PartitionData,
 };
@@ -36,11 +38,10 @@ use uuid::Uuid;
 
 use crate::errors;
 use crate::fetch_sessions::{
-    FetchState, Outcome, Sent, SessionError, SessionKey, FINAL_EPOCH, INITIAL_EPOCH,
-    INVALID_SESSION_ID,
+    FetchState, Outcome, Sent, SessionKey, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
 };
 use crate::partitions::lock;
-use crate::partitions::{Partition, ReplicaFetch, ReplicaFetchError, ReplicaRead};
+use crate::partitions::{Partition, ReplicaFetch, ReplicaFetchError, ReplicaRead, Unavailable};
 use crate::state::Shared;
 use crate::topic_config::TopicCompression;
 
@@ -60,8 +61,8 @@ struct Wanted {
     target: Result<Arc<Partition>, ResponseError>,
     /// KIP-951: the current leader (id, epoch) when this broker is not it.
     leader_hint: Option<(i32, i32)>,
-    /// How a fetch session names and remembers it.
-    key: SessionKey,
+    /// How a fetch session names and remembers it (only when the request uses one).
+    key: Option<SessionKey>,
     state: FetchState,
 }
 
@@ -71,8 +72,8 @@ enum SessionMode {
     Sessionless,
     /// A full fetch that opens a session (epoch 0).
     Open,
-    /// An incremental fetch in this session.
-    Incremental(i32),
+    /// An incremental fetch: session id and epoch.
+    Incremental(i32, i32),
 }
 
 pub async fn handle(
@@ -102,42 +103,67 @@ pub async fn handle(
             }
         }
     };
-    let mut requested: Vec<(SessionKey, FetchState)> = Vec::new();
-    for t in &request.topics {
-        for p in &t.partitions {
-            requested.push((
-                key(&t.topic, t.topic_id, p.partition),
-                FetchState {
-                    fetch_offset: p.fetch_offset,
-                    partition_max_bytes: p.partition_max_bytes,
-                    current_leader_epoch: p.current_leader_epoch,
-                    last_fetched_epoch: if version >= 12 {
-                        p.last_fetched_epoch
-                    } else {
-                        -1
-                    },
-                    log_start_offset: p.log_start_offset,
-                },
-            ));
-        }
-    }
-    let now_ms = crate::now_ms();
-    let (mode, fetched) = match (request.session_id, request.session_epoch) {
-        (INVALID_SESSION_ID, FINAL_EPOCH) => (SessionMode::Sessionless, requested),
-        (INVALID_SESSION_ID, INITIAL_EPOCH) => (SessionMode::Open, requested),
+    let state_of = |p: &FetchPartition| FetchState {
+        fetch_offset: p.fetch_offset,
+        partition_max_bytes: p.partition_max_bytes,
+        current_leader_epoch: p.current_leader_epoch,
+        last_fetched_epoch: if version >= 12 {
+            p.last_fetched_epoch
+        } else {
+            -1
+        },
+        log_start_offset: p.log_start_offset,
+    };
+    let mode = match (request.session_id, request.session_epoch) {
+        (INVALID_SESSION_ID, FINAL_EPOCH) => SessionMode::Sessionless,
+        (INVALID_SESSION_ID, INITIAL_EPOCH) => SessionMode::Open,
         (INVALID_SESSION_ID, _) => {
             response.error_code = ResponseError::InvalidFetchSessionEpoch.code();
             return response;
         }
         (id, FINAL_EPOCH) => {
             lock(&shared.fetch_sessions).remove(id);
-            (SessionMode::Sessionless, requested)
+            SessionMode::Sessionless
         }
         (id, INITIAL_EPOCH) => {
             lock(&shared.fetch_sessions).remove(id);
-            (SessionMode::Open, requested)
+            SessionMode::Open
         }
-        (id, epoch) => {
+        (id, epoch) => SessionMode::Incremental(id, epoch),
+    };
+    let mut resolver = Resolver {
+        shared,
+        image: &image,
+        listener,
+        version,
+        uses_topic_ids,
+        topics: Vec::new(),
+        wanted: Vec::new(),
+        node_endpoints: Vec::new(),
+    };
+    match mode {
+        // The common case (every consumer without sessions): one lookup per topic, and no
+        // session keys at all.
+        SessionMode::Sessionless | SessionMode::Open => {
+            let open = matches!(mode, SessionMode::Open);
+            for t in &request.topics {
+                let (ti, topic) = resolver.topic(&t.topic, t.topic_id);
+                for p in &t.partitions {
+                    let key = open.then(|| key(&t.topic, t.topic_id, p.partition));
+                    resolver.want(ti, topic, p.partition, state_of(p), key);
+                }
+            }
+        }
+        SessionMode::Incremental(id, epoch) => {
+            let requested: Vec<(SessionKey, FetchState)> = request
+                .topics
+                .iter()
+                .flat_map(|t| {
+                    t.partitions
+                        .iter()
+                        .map(|p| (key(&t.topic, t.topic_id, p.partition), state_of(p)))
+                })
+                .collect();
             let forgotten: Vec<SessionKey> = request
                 .forgotten_topics_data
                 .iter()
@@ -149,96 +175,28 @@ pub async fn handle(
                 uses_topic_ids,
                 requested,
                 &forgotten,
-                now_ms,
+                crate::now_ms(),
             );
             match updated {
-                Ok(inc) => (SessionMode::Incremental(id), inc.partitions),
-                Err(e) => {
-                    response.error_code = match e {
-                        SessionError::NotFound => ResponseError::FetchSessionIdNotFound,
-                        SessionError::InvalidEpoch => ResponseError::InvalidFetchSessionEpoch,
-                        SessionError::TopicIdMismatch => ResponseError::FetchSessionTopicIdError,
+                Ok(inc) => {
+                    for (k, state) in inc.partitions {
+                        let (ti, topic) = resolver.session_topic(&k);
+                        resolver.want(ti, topic, k.partition, state, Some(k));
                     }
-                    .code();
+                }
+                Err(e) => {
+                    response.error_code = errors::fetch_session(e).code();
                     return response;
                 }
             }
         }
-    };
-    let mut topics: Vec<(String, Uuid)> = Vec::new();
-    let mut wanted = Vec::new();
-    let mut node_endpoints = Vec::new();
-    for (k, state) in fetched {
-        let (name, id, topic) = if uses_topic_ids {
-            let topic = image.topic_by_id(&k.topic_id);
-            (
-                topic.map(|x| x.name.clone()).unwrap_or_default(),
-                k.topic_id,
-                topic,
-            )
-        } else {
-            let topic = image.topic_by_name(&k.topic);
-            (
-                k.topic.clone(),
-                topic.map(|x| x.topic_id).unwrap_or(Uuid::nil()),
-                topic,
-            )
-        };
-        let ti = match topics
-            .iter()
-            .position(|(n, i)| if uses_topic_ids { *i == id } else { *n == name })
-        {
-            Some(ti) => ti,
-            None => {
-                topics.push((name, id));
-                topics.len() - 1
-            }
-        };
-        let partition = k.partition;
-        let target = match topic {
-            None if uses_topic_ids => Err(ResponseError::UnknownTopicId),
-            None => Err(ResponseError::UnknownTopicOrPartition),
-            Some(topic) => shared
-                .partitions
-                .leader(topic, partition)
-                .map_err(errors::unavailable)
-                .and_then(|part| zstd_readable(part, version)),
-        };
-        // KIP-951: a fetch sent to the wrong broker learns the leader from the answer.
-        let mut leader_hint = None;
-        if target.as_ref().err() == Some(&ResponseError::NotLeaderOrFollower) && version >= 12 {
-            if let Some((id, epoch, broker, endpoint)) =
-                topic.and_then(|t| super::metadata::current_leader(&image, t, partition, listener))
-            {
-                leader_hint = Some((id, epoch));
-                if version >= 16
-                    && !node_endpoints
-                        .iter()
-                        .any(|n: &NodeEndpoint| n.node_id.0 == id)
-                {
-                    let mut n = NodeEndpoint::default();
-                    n.node_id = BrokerId(id);
-                    n.host = StrBytes::from_string(endpoint.host.clone());
-                    n.port = i32::from(endpoint.port);
-                    n.rack = broker.rack.clone().map(StrBytes::from_string);
-                    node_endpoints.push(n);
-                }
-            }
-        }
-        wanted.push(Wanted {
-            topic_index: ti,
-            partition,
-            fetch_offset: state.fetch_offset,
-            partition_max_bytes: state.partition_max_bytes,
-            current_leader_epoch: state.current_leader_epoch,
-            last_fetched_epoch: state.last_fetched_epoch,
-            log_start_offset: state.log_start_offset,
-            target,
-            leader_hint,
-            key: k,
-            state,
-        });
     }
+    let Resolver {
+        topics,
+        wanted,
+        node_endpoints,
+        ..
+    } = resolver;
     drop(image);
     response.node_endpoints = node_endpoints;
 
@@ -284,6 +242,129 @@ pub async fn handle(
     }
 }
 
+/// Turns the request's (or the session's) partitions into [`Wanted`] entries and the topics of
+/// the answer.
+struct Resolver<'a> {
+    shared: &'a Arc<Shared>,
+    image: &'a rafka_metadata::MetadataImage,
+    listener: &'a str,
+    version: i16,
+    uses_topic_ids: bool,
+    /// The answer's topics, in first-seen order: (name, id).
+    topics: Vec<(String, Uuid)>,
+    wanted: Vec<Wanted>,
+    /// KIP-951 (v16+): endpoints of the leaders named in NOT_LEADER_OR_FOLLOWER hints.
+    node_endpoints: Vec<NodeEndpoint>,
+}
+
+impl<'a> Resolver<'a> {
+    /// Adds a topic of the request to the answer (a request naming a topic twice is answered
+    /// twice, as Kafka does) and looks it up once.
+    fn topic(&mut self, name: &TopicName, id: Uuid) -> (usize, Option<&'a TopicImage>) {
+        let (name, id, topic) = if self.uses_topic_ids {
+            let topic = self.image.topic_by_id(&id).map(Arc::as_ref);
+            (topic.map(|x| x.name.clone()).unwrap_or_default(), id, topic)
+        } else {
+            let topic = self.image.topic_by_name(name).map(Arc::as_ref);
+            (
+                name.0.to_string(),
+                topic.map(|x| x.topic_id).unwrap_or(Uuid::nil()),
+                topic,
+            )
+        };
+        self.topics.push((name, id));
+        (self.topics.len() - 1, topic)
+    }
+
+    /// The answer's topic for a session's partition: sessions list partitions, not topics.
+    fn session_topic(&mut self, k: &SessionKey) -> (usize, Option<&'a TopicImage>) {
+        let topic = if self.uses_topic_ids {
+            self.image.topic_by_id(&k.topic_id).map(Arc::as_ref)
+        } else {
+            self.image.topic_by_name(&k.topic).map(Arc::as_ref)
+        };
+        let seen = self.topics.iter().position(|(n, i)| {
+            if self.uses_topic_ids {
+                *i == k.topic_id
+            } else {
+                *n == k.topic
+            }
+        });
+        if let Some(ti) = seen {
+            return (ti, topic);
+        }
+        let name = match (self.uses_topic_ids, topic) {
+            (true, t) => t.map(|x| x.name.clone()).unwrap_or_default(),
+            (false, _) => k.topic.clone(),
+        };
+        let id = match (self.uses_topic_ids, topic) {
+            (true, _) => k.topic_id,
+            (false, t) => t.map(|x| x.topic_id).unwrap_or(Uuid::nil()),
+        };
+        self.topics.push((name, id));
+        (self.topics.len() - 1, topic)
+    }
+
+    fn want(
+        &mut self,
+        topic_index: usize,
+        topic: Option<&TopicImage>,
+        partition: i32,
+        state: FetchState,
+        key: Option<SessionKey>,
+    ) {
+        let target = match topic {
+            None if self.uses_topic_ids => Err(ResponseError::UnknownTopicId),
+            None => Err(ResponseError::UnknownTopicOrPartition),
+            Some(topic) => match self.shared.partitions.leader(topic, partition) {
+                Ok(part) => zstd_readable(part, self.version),
+                Err(Unavailable::NotLeader)
+                    if behind_the_fetcher(
+                        self.shared,
+                        topic,
+                        partition,
+                        state.current_leader_epoch,
+                    ) =>
+                {
+                    Err(ResponseError::UnknownLeaderEpoch)
+                }
+                Err(e) => Err(errors::unavailable(e)),
+            },
+        };
+        // KIP-951: a fetch sent to the wrong broker learns the leader from the answer.
+        let mut leader_hint = None;
+        if target.as_ref().err() == Some(&ResponseError::NotLeaderOrFollower) && self.version >= 12
+        {
+            if let Some((id, epoch, broker, endpoint)) = topic.and_then(|t| {
+                super::metadata::current_leader(self.image, t, partition, self.listener)
+            }) {
+                leader_hint = Some((id, epoch));
+                if self.version >= 16 && !self.node_endpoints.iter().any(|n| n.node_id.0 == id) {
+                    let mut n = NodeEndpoint::default();
+                    n.node_id = BrokerId(id);
+                    n.host = StrBytes::from_string(endpoint.host.clone());
+                    n.port = i32::from(endpoint.port);
+                    n.rack = broker.rack.clone().map(StrBytes::from_string);
+                    self.node_endpoints.push(n);
+                }
+            }
+        }
+        self.wanted.push(Wanted {
+            topic_index,
+            partition,
+            fetch_offset: state.fetch_offset,
+            partition_max_bytes: state.partition_max_bytes,
+            current_leader_epoch: state.current_leader_epoch,
+            last_fetched_epoch: state.last_fetched_epoch,
+            log_start_offset: state.log_start_offset,
+            target,
+            leader_hint,
+            key,
+            state,
+        });
+    }
+}
+
 /// Who sent a fetch on a follower's behalf.
 #[derive(Debug, Clone, Copy)]
 struct Replica {
@@ -322,6 +403,26 @@ fn replica_of(
         broker_epoch,
         may_join_isr,
     })
+}
+
+/// Kafka checks the epoch before the role: a fetcher that knows a newer epoch than this replica
+/// has applied (a new leader that has not caught up with the metadata yet) gets
+/// UNKNOWN_LEADER_EPOCH, which it retries soon, instead of NOT_LEADER_OR_FOLLOWER. So does one
+/// that arrives while the replica is taking the leadership its image names (Kafka's fetch would
+/// wait for the partition's lock until `makeLeader` is done). Only fetchers that send an epoch
+/// (v9+) know that code.
+fn behind_the_fetcher(
+    shared: &Shared,
+    topic: &TopicImage,
+    partition: i32,
+    current_leader_epoch: i32,
+) -> bool {
+    current_leader_epoch >= 0
+        && (shared.partitions.named_leader(topic, partition).is_ok()
+            || shared
+                .partitions
+                .get(&topic.topic_id, partition)
+                .is_some_and(|p| current_leader_epoch > p.leader_epoch()))
 }
 
 /// Kafka answers Fetch before v10 for a topic with `compression.type=zstd` with
@@ -516,7 +617,7 @@ fn answer_in_session(
             let answered = wanted
                 .iter()
                 .zip(parts.iter())
-                .filter_map(|(w, pd)| Some((w.key.clone(), w.state, sent_of(pd.as_ref()?))))
+                .filter_map(|(w, pd)| Some((w.key.clone()?, w.state, sent_of(pd.as_ref()?))))
                 .collect();
             lock(&shared.fetch_sessions).create(
                 privileged,
@@ -525,10 +626,12 @@ fn answer_in_session(
                 crate::now_ms(),
             )
         }
-        SessionMode::Incremental(id) => {
+        SessionMode::Incremental(id, _) => {
             let mut cache = lock(&shared.fetch_sessions);
             for (w, slot) in wanted.iter().zip(parts.iter_mut()) {
-                let Some(pd) = slot else { continue };
+                let (Some(pd), Some(key)) = (slot.as_ref(), &w.key) else {
+                    continue;
+                };
                 let outcome = Outcome {
                     sent: sent_of(pd),
                     has_records: pd.records.as_ref().is_some_and(|r| !r.is_empty()),
@@ -536,7 +639,7 @@ fn answer_in_session(
                         || pd.diverging_epoch.epoch >= 0
                         || pd.current_leader.leader_id.0 >= 0,
                 };
-                if !cache.must_send(*id, &w.key, outcome) {
+                if !cache.must_send(*id, key, outcome) {
                     *slot = None;
                 }
             }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rafka_protocol::kafka_protocol::messages::find_coordinator_response::Coordinator;
 use rafka_protocol::kafka_protocol::messages::{
@@ -105,7 +106,9 @@ async fn find_group_coordinator(
     ctx: &ConnectionContext,
     group_id: &str,
 ) -> Result<Found, ApiError> {
-    ensure_offsets_topic(shared).await?;
+    if ensure_offsets_topic(shared).await? == Created::Now {
+        return Err(just_created(shared, OFFSETS_TOPIC).await);
+    }
     shared.groups.sync_partitions().await;
     leader_of(shared, ctx, OFFSETS_TOPIC, group_id)
 }
@@ -115,7 +118,9 @@ async fn find_txn_coordinator(
     ctx: &ConnectionContext,
     transactional_id: &str,
 ) -> Result<Found, ApiError> {
-    ensure_internal_topic(shared, TRANSACTION_STATE_TOPIC).await?;
+    if ensure_internal_topic(shared, TRANSACTION_STATE_TOPIC).await? == Created::Now {
+        return Err(just_created(shared, TRANSACTION_STATE_TOPIC).await);
+    }
     shared.txns.sync_partitions().await;
     leader_of(shared, ctx, TRANSACTION_STATE_TOPIC, transactional_id)
 }
@@ -156,14 +161,54 @@ fn leader_of(
 
 /// Creates `__consumer_offsets` if it does not exist yet: compacted, with
 /// `offsets.topic.num.partitions` partitions and `offsets.topic.replication.factor` replicas.
-pub async fn ensure_offsets_topic(shared: &Arc<Shared>) -> Result<(), ApiError> {
+pub async fn ensure_offsets_topic(shared: &Arc<Shared>) -> Result<Created, ApiError> {
     ensure_internal_topic(shared, OFFSETS_TOPIC).await
 }
 
+/// How long the FindCoordinator that created an internal topic waits for this broker's
+/// replicas of it to open before it answers.
+const JUST_CREATED_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether [`ensure_internal_topic`] found the topic or created it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Before,
+    Now,
+}
+
+/// Kafka's answer to the FindCoordinator that created the internal topic: the new partitions'
+/// leaders may not have opened and loaded them yet, so the client asks again (it retries
+/// COORDINATOR_NOT_AVAILABLE) instead of being sent to a broker that would answer
+/// NOT_COORDINATOR or, for longer than a client retries it, COORDINATOR_LOAD_IN_PROGRESS.
+/// The answer waits (up to [`JUST_CREATED_WAIT`]) until this broker has opened its replicas of
+/// the new partitions: every broker opens the same partitions from the same metadata at about
+/// the same pace (fifty logs and their fsyncs can take seconds in a container), so by then the
+/// leader the client asks next has most likely opened its own.
+async fn just_created(shared: &Arc<Shared>, topic: &str) -> ApiError {
+    let deadline = tokio::time::Instant::now() + JUST_CREATED_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let image = shared.image();
+        let opened = image.topic_by_name(topic).is_some_and(|t| {
+            t.partitions
+                .iter()
+                .filter(|(_, p)| p.replicas.contains(&shared.node_id))
+                .all(|(i, _)| shared.partitions.get(&t.topic_id, *i).is_some())
+        });
+        if opened {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ApiError::new(
+        ResponseError::CoordinatorNotAvailable,
+        format!("The coordinator is not available: {topic} was just created"),
+    )
+}
+
 /// Creates an internal topic with Kafka's settings for it, if it does not exist yet.
-async fn ensure_internal_topic(shared: &Arc<Shared>, name: &str) -> Result<(), ApiError> {
+async fn ensure_internal_topic(shared: &Arc<Shared>, name: &str) -> Result<Created, ApiError> {
     if shared.image().topic_by_name(name).is_some() {
-        return Ok(());
+        return Ok(Created::Before);
     }
     let config = &shared.config;
     let (partitions, replication_factor, mut configs) = if name == OFFSETS_TOPIC {
@@ -207,8 +252,8 @@ async fn ensure_internal_topic(shared: &Arc<Shared>, name: &str) -> Result<(), A
             .collect::<BTreeMap<_, _>>(),
     };
     match create_topic(shared, topic, false).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(()),
+        Ok(_) => Ok(Created::Now),
+        Err(e) if e.code == ResponseError::TopicAlreadyExists => Ok(Created::Before),
         Err(e) => Err(ApiError::new(
             ResponseError::CoordinatorNotAvailable,
             format!("cannot create {name}: {}", e.message),

@@ -8,6 +8,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod config_admin;
 mod create_partitions;
@@ -35,6 +36,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 pub(crate) mod metadata;
 mod offset_commit;
@@ -163,6 +165,12 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(elect_leaders::handle(shared, r, version).await)
         }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            alter_partition_reassignments::handle(shared, r, version).await,
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(&shared.image(), &r),
+        ),
         RequestKind::DescribeTopicPartitions(r) => ResponseKind::DescribeTopicPartitions(
             describe_topic_partitions::handle(&shared.image(), &ctx.listener_name, &r),
         ),
@@ -259,9 +267,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::ListTransactions(r) => ResponseKind::ListTransactions(
             list_transactions::handle(&shared.txns, r, version).await,
         ),
-        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(
-            delete_records::handle(&shared.image(), &shared.partitions, r).await,
-        ),
+        RequestKind::DeleteRecords(r) => {
+            ResponseKind::DeleteRecords(delete_records::handle(shared, r).await)
+        }
         RequestKind::WriteTxnMarkers(r) => {
             ResponseKind::WriteTxnMarkers(write_txn_markers::handle(shared, r).await)
         }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rafka_metadata::{CommandRejected, ControllerCommand, MetadataImage, Placement};
+use rafka_metadata::{ControllerCommand, MetadataImage, Placement};
 use rafka_protocol::kafka_protocol::ResponseError;
 use uuid::Uuid;
 
@@ -119,19 +119,13 @@ pub async fn create_topic(
         command.validate(&image).map_err(errors::rejected)?;
         return Ok(topic_id);
     }
-    match shared.quorum.write(command).await {
-        Ok(_) => {}
-        // A retry of a write whose first attempt committed after all (its answer was lost):
-        // the topic is there, with the id this request chose.
-        Err(rafka_metadata::MetadataError::Rejected(CommandRejected::TopicIdAlreadyExists {
-            topic_id: taken,
-        })) if taken == topic_id
-            && shared
-                .image()
-                .topic_by_id(&taken)
-                .is_some_and(|t| t.name == topic.name) => {}
-        Err(e) => return Err(errors::metadata(&e)),
-    }
+    // A retry inside `write` of a forward whose first copy committed after all succeeds too:
+    // apply recognises the topic id this request chose.
+    shared
+        .quorum
+        .write(command)
+        .await
+        .map_err(|e| errors::metadata(&e))?;
     tracing::info!(topic = %topic.name, %topic_id, "Created topic");
     open_partitions(shared).await?;
     Ok(topic_id)

@@ -124,12 +124,18 @@ impl Partition {
                     // Only a new registration ends the change in flight: an image that
                     // changed elsewhere says nothing about it.
                     if l.partition_epoch() != image.partition_epoch {
+                        l.on_replicas_changed(&image.replicas);
                         l.on_isr_committed(&image.isr, image.partition_epoch, end, now_ms)
                     } else {
                         None
                     }
                 }
                 _ => {
+                    if let Err(e) = inner.log.assign_leader_epoch_start(image.leader_epoch) {
+                        // The log went offline; reads and appends report it.
+                        tracing::error!(partition = ?self, error = %e,
+                            "Could not record the start of the new leader epoch");
+                    }
                     let mut l = LeaderPartition::new(
                         node_id,
                         image.leader_epoch,
@@ -142,12 +148,16 @@ impl Partition {
                         config,
                     );
                     let moved = l.on_append(end, now_ms);
+                    if !image.leader_recovery_state.is_recovered() {
+                        tracing::info!(partition = ?self, "The topic partition was marked as RECOVERING. Marking the topic partition as RECOVERED.");
+                    }
                     if image.replicas.len() > 1 {
                         tracing::info!(partition = ?self, leader_epoch = image.leader_epoch,
                             isr = ?image.isr, log_end_offset = end,
                             high_watermark = l.high_watermark(), "Became the leader");
                     }
                     inner.role = Role::Leader(Box::new(l));
+                    self.leading.store(true, Ordering::Release);
                     moved
                 }
             };
@@ -169,8 +179,19 @@ impl Partition {
                 leader_id: image.leader,
                 leader_epoch: image.leader_epoch,
             };
+            self.leading.store(false, Ordering::Release);
         }
         was_leader
+    }
+
+    /// Kafka's `lowWatermarkIfLeader`: the smallest log start over this leader and its followers
+    /// on live brokers; `None` when this replica does not lead.
+    pub fn low_watermark(&self, alive: impl Fn(i32) -> bool) -> Option<i64> {
+        let inner = lock(&self.inner);
+        match &inner.role {
+            Role::Leader(l) => Some(l.low_watermark(inner.log.log_start_offset(), alive)),
+            Role::Follower { .. } => None,
+        }
     }
 
     /// Whether this replica leads at `leader_epoch` (a parked acks=all produce checks it).
@@ -274,7 +295,8 @@ impl Partition {
                     high_watermark,
                     isr_change: progress.isr_change,
                 },
-                progress.high_watermark.is_some(),
+                // A parked DeleteRecords waits for followers' log starts.
+                progress.high_watermark.is_some() || progress.log_start_moved,
             )
         };
         if moved {
@@ -326,6 +348,7 @@ impl Partition {
         leader_epoch: i32,
         records: &[u8],
         leader_high_watermark: i64,
+        leader_log_start_offset: i64,
         now_ms: i64,
     ) -> Result<(), StorageError> {
         let sealed = {
@@ -343,6 +366,16 @@ impl Partition {
             );
             if hw > self.high_watermark() {
                 self.set_high_watermark(inner, hw);
+            }
+            // The leader's log start moved (DeleteRecords, retention): follow it, never past
+            // what this replica knows is committed (Kafka's `maybeIncrementLogStartOffset` with
+            // `LeaderOffsetIncremented`).
+            let start = leader_log_start_offset.min(self.high_watermark());
+            if start > inner.log.log_start_offset() {
+                let start = inner
+                    .log
+                    .delete_records(start, self.high_watermark(), now_ms)?;
+                self.log_start_offset.store(start, Ordering::Release);
             }
             self.take_sealed_flush(inner)
         };

@@ -1,4 +1,5 @@
-//! The seeded replication simulation (issue 15): three replicas of one partition, each a real
+//! The seeded replication simulation (issue 15): three replicas of one partition on four nodes
+//! (reassignments move it among them, cancel moves, add a replica that must copy the log), each a real
 //! [`Partitions`] over its own log dir on the fault-injecting backend (a crash loses what was not
 //! fsynced), a controller that runs the production `apply` on an in-memory image (fencing,
 //! elections, AlterPartition), and a message bus between followers and leaders that drops,
@@ -6,8 +7,14 @@
 //! is acknowledged once the leader's high watermark passes it, exactly as
 //! `handlers::produce::await_replication` decides. Every step is drawn from the seed.
 //!
+//! Leaders also take DeleteRecords (even seeds), which followers follow through their fetches.
+//!
 //! Invariants, checked as the run goes and at its end:
-//! - every acknowledged batch is in the log of every later leader, at its offset, byte for byte;
+//! - every acknowledged batch (not deleted on request) is in the log of every later leader, at
+//!   its offset, byte for byte, unless that leader came from an unclean election (KIP-704 marks
+//!   it RECOVERING: the last known leader after every replica shut down uncleanly, which Kafka
+//!   elects too and which may have lost records in a power loss);
+//! - caught-up followers end with the leader's high watermark and log start;
 //! - a leader's high watermark never moves back within its epoch, leader epochs only grow;
 //! - the in-sync replicas agree byte for byte on everything below the smallest high watermark.
 //!
@@ -28,7 +35,10 @@ use rafka_storage::{Backend, FaultyBackend, LogDirs};
 
 use super::*;
 
-const NODES: [i32; 3] = [1, 2, 3];
+/// The brokers; the partition starts on the first three, and reassignments move it among all
+/// four.
+const NODES: [i32; 4] = [1, 2, 3, 4];
+const FIRST_REPLICAS: [i32; 3] = [1, 2, 3];
 const STEPS: usize = 400;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,7 +88,11 @@ struct Message {
 
 #[derive(Clone)]
 enum Answer {
-    Records { bytes: Vec<u8>, high_watermark: i64 },
+    Records {
+        bytes: Vec<u8>,
+        high_watermark: i64,
+        log_start_offset: i64,
+    },
     Diverging(EpochEndOffset),
 }
 
@@ -114,6 +128,12 @@ struct Sim {
     last_leader_epoch: i32,
     /// Diverging-epoch answers a follower acted on.
     diverging: usize,
+    /// Reassignments that completed or were cancelled.
+    moves_ended: usize,
+    /// The highest log start a DeleteRecords set on a leader.
+    deleted_to: i64,
+    /// Leaders that came from an unclean election (all replicas shut down uncleanly).
+    unclean_elections: usize,
     _root: tempfile::TempDir,
 }
 
@@ -180,6 +200,9 @@ impl Sim {
             leader_hw: BTreeMap::new(),
             last_leader_epoch: -1,
             diverging: 0,
+            moves_ended: 0,
+            deleted_to: 0,
+            unclean_elections: 0,
             _root: root,
         };
         // New clusters keep eligible leader replicas (KIP-966), as Kafka 4.1 formats them.
@@ -201,9 +224,9 @@ impl Sim {
             topic_id: sim.topic_id,
             partitions: vec![PartitionAssignment {
                 partition: 0,
-                replicas: NODES.to_vec(),
-                isr: NODES.to_vec(),
-                leader: NODES[0],
+                replicas: FIRST_REPLICAS.to_vec(),
+                isr: FIRST_REPLICAS.to_vec(),
+                leader: FIRST_REPLICAS[0],
             }],
             configs,
             placement: None,
@@ -222,8 +245,12 @@ impl Sim {
     /// Commits a command and lets every live node follow the new image.
     fn command(&mut self, cmd: ControllerCommand) -> Result<(), rafka_metadata::CommandRejected> {
         self.index += 1;
+        let moving = self.moving();
         let (next, result) = apply(&self.image, self.index, &cmd);
         self.image = next;
+        if moving && !self.moving() {
+            self.moves_ended += 1;
+        }
         if std::env::var_os("RAFKA_REPL_SIM_TRACE").is_some() {
             let ends: Vec<String> = NODES
                 .iter()
@@ -240,6 +267,14 @@ impl Sim {
         }
         self.reconcile_all();
         result.map(|_| ())
+    }
+
+    /// Whether a reassignment is in progress.
+    fn moving(&self) -> bool {
+        self.image
+            .topic_by_id(&self.topic_id)
+            .and_then(|t| t.partition(0))
+            .is_some_and(|p| p.is_reassigning())
     }
 
     fn register(&mut self, id: i32) {
@@ -333,7 +368,20 @@ impl Sim {
         };
         if state.leader_epoch > self.last_leader_epoch {
             self.last_leader_epoch = state.leader_epoch;
-            self.check_acked_on(state.leader, &p);
+            if state.leader_recovery_state.is_recovered() {
+                self.check_acked_on(state.leader, &p);
+            } else {
+                // An unclean election (KIP-704 marks it RECOVERING): here the last known leader
+                // after every replica's unclean shutdown, which Kafka elects too and which may
+                // have lost what it acknowledged (one power loss among kill -9s of the others).
+                // Kafka promises nothing for such a leader; its log is the truth from now on.
+                self.unclean_elections += 1;
+                let kept: BTreeMap<i64, Vec<u8>> = std::mem::take(&mut self.acked)
+                    .into_iter()
+                    .filter(|(offset, batch)| self.batch_at(&p, *offset).as_ref() == Some(batch))
+                    .collect();
+                self.acked = kept;
+            }
         }
     }
 
@@ -370,8 +418,10 @@ impl Sim {
             0..=29 => self.produce(),
             30..=69 => self.fetch(),
             70..=84 => self.deliver(),
-            85..=88 => self.isr_check(),
+            85..=86 => self.isr_check(),
             89 => self.checkpoint_high_watermarks(),
+            88 => self.reassign(),
+            87 => self.delete_records(),
             90..=94 => self.crash(),
             _ => self.restart(),
         }
@@ -496,6 +546,7 @@ impl Sim {
                 Answer::Records {
                     bytes: read.records.to_vec(),
                     high_watermark,
+                    log_start_offset: leader.log_start_offset(),
                 }
             }
             Ok(ReplicaRead::Diverging(d)) => Answer::Diverging(d),
@@ -542,7 +593,14 @@ impl Sim {
             Answer::Records {
                 bytes,
                 high_watermark,
-            } => p.append_as_follower(m.leader_epoch, &bytes, high_watermark, self.now_ms),
+                log_start_offset,
+            } => p.append_as_follower(
+                m.leader_epoch,
+                &bytes,
+                high_watermark,
+                log_start_offset,
+                self.now_ms,
+            ),
             Answer::Diverging(d) => {
                 self.diverging += 1;
                 p.truncate_to_leader(m.leader_epoch, d, self.now_ms)
@@ -556,19 +614,12 @@ impl Sim {
 
     fn alter_partition(&mut self, leader: i32, change: IsrChange) {
         let broker_epoch = self.node(leader).broker_epoch;
-        let cmd = ControllerCommand::AlterPartition {
-            broker_id: leader,
+        let cmd = crate::cluster::alter_partition::command(
+            leader,
             broker_epoch,
-            topic_id: self.topic_id,
-            partition: 0,
-            leader_epoch: change.leader_epoch,
-            partition_epoch: change.partition_epoch,
-            new_isr: change
-                .new_isr
-                .iter()
-                .map(|(id, e)| (*id, e.and_then(|e| u64::try_from(e).ok())))
-                .collect(),
-        };
+            (self.topic_id, 0),
+            &change,
+        );
         if self.command(cmd).is_err() {
             if let Some(p) = self.partition(leader) {
                 p.isr_change_failed();
@@ -587,9 +638,59 @@ impl Sim {
         }
     }
 
+    /// AlterPartitionReassignments: the partition moves to three of the four nodes in a random
+    /// order (a reorder, or one replica swapped for the fourth node, which must copy the log
+    /// before the move completes), or a move in progress is cancelled.
+    fn reassign(&mut self) {
+        let target = if self.state().is_reassigning() && self.rng.below(3) == 0 {
+            None
+        } else {
+            let mut pool = NODES.to_vec();
+            let mut target = Vec::new();
+            for _ in 0..FIRST_REPLICAS.len() {
+                target.push(pool.remove(self.rng.below(pool.len() as u64) as usize));
+            }
+            Some(target)
+        };
+        // A cancellation that needs an unclean election is refused, as in Kafka.
+        let _ = self.command(ControllerCommand::ReassignPartition {
+            topic_id: self.topic_id,
+            partition: 0,
+            target,
+            allow_replication_factor_change: true,
+        });
+    }
+
+    /// DeleteRecords on the leader up to an offset at or below its high watermark: followers
+    /// move their log starts after it through their fetches. What is below the new start was
+    /// deleted on request, so it no longer counts as acknowledged.
+    fn delete_records(&mut self) {
+        // Even seeds only: odd seeds have the power loss, whose runs must keep every
+        // acknowledged record to check.
+        if self.seed % 2 == 1 {
+            return;
+        }
+        let Some((leader, _, p)) = self.leader() else {
+            return;
+        };
+        let (start, hw) = (p.log_start_offset(), p.high_watermark());
+        // Rare and short, so most acknowledged batches stay to be checked.
+        if hw <= start || self.rng.below(4) != 0 {
+            return;
+        }
+        let offset = start + self.rng.below(((hw - start) / 4 + 1) as u64) as i64;
+        match p.delete_records(offset, self.now_ms) {
+            Ok(new_start) => {
+                self.acked = self.acked.split_off(&new_start);
+                self.deleted_to = self.deleted_to.max(new_start);
+            }
+            Err(e) => self.fail(format!("DeleteRecords on leader {leader}: {e}")),
+        }
+    }
+
     /// A node writes its `replication-offset-checkpoint`, which its next start reads.
     fn checkpoint_high_watermarks(&mut self) {
-        let id = NODES[self.rng.below(3) as usize];
+        let id = NODES[self.rng.below(NODES.len() as u64) as usize];
         if let Some(parts) = &self.node(id).parts {
             if let Err(e) = parts.checkpoint_high_watermarks() {
                 self.fail(format!("high watermark checkpoint of node {id}: {e}"));
@@ -601,7 +702,7 @@ impl Sim {
         if self.nodes.iter().any(|n| n.parts.is_none()) {
             return; // at most one node down: a minority of three
         }
-        let id = NODES[self.rng.below(3) as usize];
+        let id = NODES[self.rng.below(NODES.len() as u64) as usize];
         let power_loss = self.power_loss_at == Some(self.crashes);
         self.crashes += 1;
         self.crash_node(id, power_loss);
@@ -643,9 +744,9 @@ impl Sim {
         self.register(id);
     }
 
-    /// Runs the seed; returns (acknowledged batches, leader elections, diverging answers) to show
-    /// the run did something.
-    fn run(mut self) -> (usize, i32, usize) {
+    /// Runs the seed; returns (acknowledged batches, leader elections, diverging answers, ended
+    /// reassignments, unclean elections) to show the run did something.
+    fn run(mut self) -> (usize, i32, usize, usize, usize) {
         for _ in 0..STEPS {
             self.step();
         }
@@ -655,6 +756,22 @@ impl Sim {
         for _ in 0..200 {
             self.fetch();
             self.settle_pending();
+        }
+        if std::env::var_os("RAFKA_REPL_SIM_TRACE").is_some() {
+            let ends: Vec<String> = NODES
+                .iter()
+                .map(|&id| match self.partition(id) {
+                    Some(p) => format!(
+                        "{id}:{}-{}/{}/{}",
+                        p.log_start_offset(),
+                        p.high_watermark(),
+                        p.log_end_offset(),
+                        self.follows(id).unwrap_or(-1)
+                    ),
+                    None => format!("{id}:-"),
+                })
+                .collect();
+            eprintln!("healed: start-hw/leo/follows {ends:?}");
         }
         self.check_agreement();
         if let Some((id, _, p)) = self.leader() {
@@ -669,10 +786,27 @@ impl Sim {
                             fp.high_watermark()
                         ));
                     }
+                    // ... and moved its log start up to the leader's (DeleteRecords).
+                    if fp.log_end_offset() == p.log_end_offset()
+                        && fp.log_start_offset() < p.log_start_offset()
+                    {
+                        self.fail(format!(
+                            "follower {f} starts at {} where its leader starts at {} (deleted to {})",
+                            fp.log_start_offset(),
+                            p.log_start_offset(),
+                            self.deleted_to
+                        ));
+                    }
                 }
             }
         }
-        (self.acked.len(), self.last_leader_epoch, self.diverging)
+        (
+            self.acked.len(),
+            self.last_leader_epoch,
+            self.diverging,
+            self.moves_ended,
+            self.unclean_elections,
+        )
     }
 
     /// In-sync replicas agree byte for byte below the smallest high watermark.
@@ -730,18 +864,21 @@ fn seeds() -> u64 {
 
 #[test]
 fn replication_keeps_every_acknowledged_record() {
-    let (mut acked, mut elections, mut truncations) = (0, 0, 0);
+    let (mut acked, mut elections, mut truncations, mut moves, mut unclean) = (0, 0, 0, 0, 0);
     let range = seed_range();
     for seed in range.clone() {
-        let (a, e, t) = Sim::new(seed, Bug::None).run();
+        let (a, e, t, m, u) = Sim::new(seed, Bug::None).run();
         acked += a;
         elections += e;
         truncations += t;
+        moves += m;
+        unclean += u;
     }
     let n = range.end - range.start;
-    eprintln!("{n} seeds: {acked} batches acknowledged, {elections} leader elections, {truncations} diverging-epoch answers");
+    eprintln!("{n} seeds: {acked} batches acknowledged, {elections} leader elections, {truncations} diverging-epoch answers, {moves} reassignments ended, {unclean} unclean elections (last known leader)");
     // The runs must exercise what the invariants are about.
-    assert!(acked as u64 > 10 * n && elections as u64 > n && (n < 10 || truncations > 0));
+    assert!(acked as u64 > 10 * n && elections as u64 > n);
+    assert!(n < 10 || (truncations > 0 && moves > 0));
 }
 
 /// Whether some seed's invariants fail with `bug` (only an invariant's failure counts, not any
@@ -848,7 +985,7 @@ mod epoch_driven {
         );
         sim.restart_node(old);
         sim.replicate(&[1, 2, 3]);
-        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        let logs: Vec<Vec<Vec<u8>>> = FIRST_REPLICAS.iter().map(|&id| sim.log(id)).collect();
         assert_eq!(logs[0].len(), 2);
         assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
         assert!(
@@ -870,7 +1007,7 @@ mod epoch_driven {
             sim.restart_node(leader);
             sim.replicate(&[1, 2, 3]);
         }
-        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        let logs: Vec<Vec<Vec<u8>>> = FIRST_REPLICAS.iter().map(|&id| sim.log(id)).collect();
         assert_eq!(logs[0].len(), 8);
         assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
         let epochs: Vec<i32> = logs[0].iter().map(|b| epoch_of(b)).collect();
@@ -886,7 +1023,11 @@ mod epoch_driven {
         sim.write();
         sim.replicate(&[2, 3]);
         let leader = sim.leader_id();
-        let others: Vec<i32> = NODES.iter().copied().filter(|&n| n != leader).collect();
+        let others: Vec<i32> = FIRST_REPLICAS
+            .iter()
+            .copied()
+            .filter(|&n| n != leader)
+            .collect();
         for &n in &others {
             sim.crash_node(n, false);
         }
@@ -903,17 +1044,21 @@ mod epoch_driven {
         .expect("election");
         let unclean = sim.leader_id();
         assert!(others.contains(&unclean), "leader {unclean}");
+        // KIP-704: RECOVERING until the new leader's first ISR change.
+        assert!(!sim.state().leader_recovery_state.is_recovered());
         sim.write();
         sim.restart_node(leader);
         sim.replicate(
-            &NODES
+            &FIRST_REPLICAS
                 .iter()
                 .copied()
                 .filter(|&n| n != unclean)
                 .collect::<Vec<_>>(),
         );
-        let logs: Vec<Vec<Vec<u8>>> = NODES.iter().map(|&id| sim.log(id)).collect();
+        let logs: Vec<Vec<Vec<u8>>> = FIRST_REPLICAS.iter().map(|&id| sim.log(id)).collect();
         assert_eq!(logs[0].len(), 2);
         assert!(logs.iter().all(|l| *l == logs[0]), "replicas disagree");
+        let state = sim.state();
+        assert!(state.isr.len() > 1 && state.leader_recovery_state.is_recovered());
     }
 }

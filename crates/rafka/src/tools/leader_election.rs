@@ -70,6 +70,21 @@ pub fn election_type(text: &str) -> Result<i8, String> {
     }
 }
 
+/// The `"topic"` and `"partition"` fields of one entry of Kafka's partition files (this tool's
+/// and `kafka-reassign-partitions`').
+pub fn topic_partition_of(p: &serde_json::Value) -> anyhow::Result<(String, i32)> {
+    let topic = p
+        .get("topic")
+        .and_then(|t| t.as_str())
+        .ok_or_else(|| anyhow!("Missing topic field in {p}"))?;
+    let partition = p
+        .get("partition")
+        .and_then(|t| t.as_i64())
+        .and_then(|n| i32::try_from(n).ok())
+        .ok_or_else(|| anyhow!("Missing partition field in {p}"))?;
+    Ok((topic.to_string(), partition))
+}
+
 /// `{"partitions": [{"topic": "t", "partition": 0}, ...]}`, Kafka's file format.
 pub fn parse_partitions_json(text: &str) -> anyhow::Result<Vec<(String, i32)>> {
     let v: serde_json::Value = serde_json::from_str(text)?;
@@ -77,19 +92,10 @@ pub fn parse_partitions_json(text: &str) -> anyhow::Result<Vec<(String, i32)>> {
         .get("partitions")
         .and_then(|p| p.as_array())
         .ok_or_else(|| anyhow!("Missing partitions field"))?;
-    let mut out = Vec::with_capacity(list.len());
-    for p in list {
-        let topic = p
-            .get("topic")
-            .and_then(|t| t.as_str())
-            .ok_or_else(|| anyhow!("Missing topic field in {p}"))?;
-        let partition = p
-            .get("partition")
-            .and_then(|t| t.as_i64())
-            .and_then(|n| i32::try_from(n).ok())
-            .ok_or_else(|| anyhow!("Missing partition field in {p}"))?;
-        out.push((topic.to_string(), partition));
-    }
+    let out = list
+        .iter()
+        .map(topic_partition_of)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let mut seen = std::collections::BTreeSet::new();
     if let Some(dup) = out.iter().find(|tp| !seen.insert((*tp).clone())) {
         bail!(

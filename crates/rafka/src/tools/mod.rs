@@ -5,7 +5,7 @@
 //! Layout: [`client`] is the shared async client (connections, version negotiation, Metadata,
 //! coordinator lookup); [`props`] reads Java properties files and client settings; one module per
 //! tool ([`topics`], [`api_versions`], [`storage`], [`producer`], [`consumer`], [`groups`],
-//! [`configs`], [`metadata_quorum`], [`leader_election`]) with its flags (clap, in Kafka's spelling), its pure
+//! [`configs`], [`metadata_quorum`], [`leader_election`], [`reassign_partitions`]) with its flags (clap, in Kafka's spelling), its pure
 //! parsing/formatting parts (unit-tested) and its I/O; [`argparse`] gives the argparse4j messages
 //! of the tools Kafka parses with argparse4j, [`dynamic_voters`] Kafka's `--initial-controllers`
 //! syntax.
@@ -21,6 +21,7 @@ pub mod leader_election;
 pub mod metadata_quorum;
 pub mod producer;
 pub mod props;
+pub mod reassign_partitions;
 pub mod storage;
 pub mod topics;
 
@@ -37,6 +38,7 @@ pub const TOOLS: &[&str] = &[
     "kafka-configs",
     "kafka-metadata-quorum",
     "kafka-leader-election",
+    "kafka-reassign-partitions",
 ];
 
 /// The tool a name refers to (`kafka-topics`, `kafka-topics.sh`, `/opt/kafka/bin/kafka-topics.sh`).
@@ -58,6 +60,7 @@ pub fn run_tool(name: &str, args: Vec<OsString>) -> u8 {
         "kafka-configs" => configs::main(args),
         "kafka-metadata-quorum" => metadata_quorum::main(args),
         "kafka-leader-election" => leader_election::main(args),
+        "kafka-reassign-partitions" => reassign_partitions::main(args),
         other => {
             eprintln!("unknown tool {other}");
             return 1;
