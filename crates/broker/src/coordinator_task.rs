@@ -53,7 +53,13 @@ impl CoordinatorContext {
         producer: Option<(i64, i16)>,
         records: &[(Vec<u8>, Option<Vec<u8>>)],
     ) -> Result<ReplicationWait, WriteError> {
-        let image = self.image();
+        // The newest image, not the applied one: a shell loads a partition as soon as its log
+        // leads (from `latest`, see `load_opened`), while the applied image reaches the shell
+        // only once every partition of that image is open, which for a new __consumer_offsets
+        // takes a while. Writing through the applied image then found no topic, failed the
+        // commit with NOT_COORDINATOR and unloaded the partition just loaded. The newest image
+        // is also the stricter one: leadership and the ISR as the quorum last decided them.
+        let image = self.latest.borrow().clone();
         let t = image
             .topic_by_name(topic)
             .ok_or_else(|| WriteError::NotLeader(format!("{topic} does not exist")))?;
@@ -356,5 +362,35 @@ impl<R> Waiting<R> {
         if let Some(tx) = self.senders.remove(&id) {
             let _ = tx.send(reply);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partitions::tests::{partition_image, partitions};
+
+    /// A coordinator loads a partition once its log leads, from the newest image, before the
+    /// image that created the topic is handed to it as applied (the bitnami cluster's first
+    /// group commit failed this way with NOT_COORDINATOR, and the partition was unloaded).
+    #[test]
+    fn a_partition_loaded_from_the_newest_image_can_be_written_before_that_image_is_applied() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parts = Arc::new(partitions(dir.path()));
+        let newest = partition_image(uuid::Uuid::new_v4(), vec![1], 1, 0, 5);
+        parts.reconcile(&newest, 0).expect("reconcile");
+        let (_applied_tx, applied) = watch::channel(Arc::new(MetadataImage::empty("c")));
+        let (_latest_tx, latest) = watch::channel(Arc::new(newest));
+        let ctx = CoordinatorContext {
+            node_id: 1,
+            images: applied,
+            latest,
+            partitions: parts,
+        };
+        let records = [(b"key".to_vec(), Some(b"value".to_vec()))];
+        let wait = ctx.append("t", 0, None, &records);
+        assert!(wait.is_ok(), "{:?}", wait.err());
+        let written = ctx.write_all("t", [(0, None, &records[..])], BTreeMap::new());
+        assert!(written.failed.is_empty() && written.unwritten.is_empty());
     }
 }

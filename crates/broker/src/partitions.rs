@@ -898,11 +898,11 @@ impl Partitions {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rafka_metadata::{MetadataRecord, PartitionRecord};
 
-    fn partitions(dir: &std::path::Path) -> Partitions {
+    pub(crate) fn partitions(dir: &std::path::Path) -> Partitions {
         let backend: Arc<dyn Backend> = Arc::new(rafka_storage::FileBackend);
         let log_dirs = LogDirs::new(&[dir.to_path_buf()], backend.clone()).expect("dirs");
         log_dirs.create_all().expect("create");
@@ -955,7 +955,7 @@ mod tests {
     }
 
     /// Topic `t` with one partition, every replica in sync, as of log index `index`.
-    fn partition_image(
+    pub(crate) fn partition_image(
         topic_id: Uuid,
         replicas: Vec<i32>,
         leader: i32,
