@@ -56,6 +56,11 @@ pub enum ControllerCommand {
     AlterTopicConfigs {
         topic_id: Uuid,
         changes: BTreeMap<String, Option<String>>,
+        /// The client request's id, the same on every copy a broker forwards or proposes
+        /// again: a copy applied after the first changes nothing (`RequestApplied`). Entries
+        /// written before it existed carry none and apply as they always did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Uuid>,
     },
     /// Sets (`Some`) or deletes (`None`) dynamic broker config keys of one broker
     /// (`node_id: Some`) or of the cluster-wide default (`None`). As for topics, which keys may
@@ -63,6 +68,9 @@ pub enum ControllerCommand {
     AlterBrokerConfigs {
         node_id: Option<i32>,
         changes: BTreeMap<String, Option<String>>,
+        /// As for [`ControllerCommand::AlterTopicConfigs`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Uuid>,
     },
     /// Hands `broker_id` the producer ids `[first_producer_id, first_producer_id + count)`.
     /// The proposer reads `first_producer_id` from its image; a block someone else took in the
@@ -398,7 +406,16 @@ impl ControllerCommand {
                 }
                 Ok(out)
             }
-            ControllerCommand::AlterTopicConfigs { topic_id, changes } => {
+            ControllerCommand::AlterTopicConfigs {
+                topic_id,
+                changes,
+                request_id,
+            } => {
+                // A late copy of a change already applied: applying it again would undo any
+                // change acknowledged since (and the topic may be gone by now).
+                if request_id.is_some_and(|id| image.request_was_applied(&id)) {
+                    return Ok(Vec::new());
+                }
                 image
                     .topic_by_id(topic_id)
                     .ok_or(CommandRejected::UnknownTopic {
@@ -407,7 +424,7 @@ impl ControllerCommand {
                 for key in changes.keys() {
                     validate_config_key(key)?;
                 }
-                let out: Vec<MetadataRecord> = changes
+                let mut out: Vec<MetadataRecord> = changes
                     .iter()
                     .map(|(k, v)| MetadataRecord::TopicConfig {
                         topic_id: *topic_id,
@@ -415,9 +432,17 @@ impl ControllerCommand {
                         value: v.clone(),
                     })
                     .collect();
+                out.extend(request_applied(*request_id));
                 Ok(elect_if_unclean_enabled(image, changes, out))
             }
-            ControllerCommand::AlterBrokerConfigs { node_id, changes } => {
+            ControllerCommand::AlterBrokerConfigs {
+                node_id,
+                changes,
+                request_id,
+            } => {
+                if request_id.is_some_and(|id| image.request_was_applied(&id)) {
+                    return Ok(Vec::new());
+                }
                 if node_id.is_some_and(|n| n < 0) {
                     return Err(CommandRejected::InvalidConfig {
                         key: String::new(),
@@ -434,7 +459,7 @@ impl ControllerCommand {
                         });
                     }
                 }
-                let out: Vec<MetadataRecord> = changes
+                let mut out: Vec<MetadataRecord> = changes
                     .iter()
                     .map(|(k, v)| MetadataRecord::BrokerConfig {
                         node_id: *node_id,
@@ -442,6 +467,7 @@ impl ControllerCommand {
                         value: v.clone(),
                     })
                     .collect();
+                out.extend(request_applied(*request_id));
                 if node_id.is_some() {
                     return Ok(out);
                 }
@@ -976,6 +1002,11 @@ fn forget_unclean_replicas(image: &MetadataImage, node: i32, out: &mut Vec<Metad
 /// A config change that turns `unclean.leader.election.enable` on elects leaders for the
 /// partitions that have none at once (with the change applied), as Kafka's controller does
 /// when the config changes.
+/// The record that remembers a client request's id, if the command carries one.
+fn request_applied(request_id: Option<Uuid>) -> Option<MetadataRecord> {
+    request_id.map(|request_id| MetadataRecord::RequestApplied { request_id })
+}
+
 fn elect_if_unclean_enabled(
     image: &MetadataImage,
     changes: &BTreeMap<String, Option<String>>,
@@ -1437,6 +1468,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
                 .collect(),
+            request_id: None,
         };
         let image = ok(
             &image,
@@ -1463,9 +1495,79 @@ mod tests {
             &ControllerCommand::AlterTopicConfigs {
                 topic_id: Uuid::new_v4(),
                 changes: BTreeMap::new(),
+                request_id: None,
             },
         );
         assert!(matches!(res, Err(CommandRejected::UnknownTopic { .. })));
+    }
+
+    fn set_retention(topic_id: Uuid, ms: &str, request_id: Uuid) -> ControllerCommand {
+        ControllerCommand::AlterTopicConfigs {
+            topic_id,
+            changes: [("retention.ms".to_string(), Some(ms.to_string()))].into(),
+            request_id: Some(request_id),
+        }
+    }
+
+    /// The fault suite's create-then-delete bug has a config twin: a broker forwards a change
+    /// again when the answer does not come, the retry is applied and acknowledged, the client
+    /// changes the value again, and then the first copy arrives. It must not undo the second.
+    #[test]
+    fn a_config_change_applied_again_does_not_undo_a_later_one() {
+        let id = Uuid::new_v4();
+        let image = ok(&with_brokers(), 3, create("t", id, 1));
+        let first = set_retention(id, "1000", Uuid::new_v4());
+        let image = ok(&image, 4, first.clone());
+        let image = ok(&image, 5, set_retention(id, "2000", Uuid::new_v4()));
+        let (mut after, res) = apply(&image, 6, &first);
+        assert!(res.is_ok(), "{res:?}");
+        after.last_applied_index = image.last_applied_index;
+        assert_eq!(after, image, "a late copy changed the image");
+        let image = ok(&image, 6, first);
+        assert_eq!(
+            image.topic_by_id(&id).unwrap().config("retention.ms"),
+            Some("2000")
+        );
+
+        // The same for the cluster-wide broker defaults, and after a snapshot.
+        let broker = |ms: &str, request_id| ControllerCommand::AlterBrokerConfigs {
+            node_id: None,
+            changes: [("log.retention.ms".to_string(), Some(ms.to_string()))].into(),
+            request_id: Some(request_id),
+        };
+        let late = broker("1000", Uuid::new_v4());
+        let image = ok(&image, 7, late.clone());
+        let image = ok(&image, 8, broker("2000", Uuid::new_v4()));
+        let image: MetadataImage =
+            serde_json::from_slice(&serde_json::to_vec(&image).unwrap()).unwrap();
+        let image = ok(&image, 9, late);
+        assert_eq!(
+            image
+                .broker_configs
+                .cluster_default
+                .get("log.retention.ms")
+                .map(String::as_str),
+            Some("2000")
+        );
+    }
+
+    #[test]
+    fn applied_request_ids_are_bounded() {
+        let id = Uuid::new_v4();
+        let mut image = ok(&with_brokers(), 3, create("t", id, 1));
+        let first = set_retention(id, "1000", Uuid::new_v4());
+        image = ok(&image, 4, first.clone());
+        for i in 0..crate::image::APPLIED_REQUEST_IDS_MAX as u64 {
+            image = ok(&image, 5 + i, set_retention(id, "2000", Uuid::new_v4()));
+        }
+        // Forgotten after a thousand newer requests: applied as a new change (no copy lives
+        // that long).
+        let index = image.last_applied_index + 1;
+        let image = ok(&image, index, first);
+        assert_eq!(
+            image.topic_by_id(&id).unwrap().config("retention.ms"),
+            Some("1000")
+        );
     }
 
     #[test]
@@ -2067,6 +2169,7 @@ mod tests {
         let set = |node_id| ControllerCommand::AlterBrokerConfigs {
             node_id,
             changes: [("min.insync.replicas".to_string(), Some("2".to_string()))].into(),
+            request_id: None,
         };
         let (_, res) = apply(&image, image.last_applied_index + 1, &set(Some(1)));
         assert!(matches!(res, Err(CommandRejected::InvalidConfig { .. })));
@@ -2151,6 +2254,7 @@ mod tests {
                 Some("true".to_string()),
             )]
             .into(),
+            request_id: None,
         };
         let image = next(&image, enable);
         assert_eq!(elr_state(&image), (2, vec![2], vec![], vec![]));

@@ -210,6 +210,8 @@ impl Controller {
                         .iter()
                         .map(|(k, v)| (k.clone(), Some(v.clone())))
                         .collect(),
+                    // Proposed once, by the controller itself, on a log with no broker yet.
+                    request_id: None,
                 })
                 .await?;
             }

@@ -36,12 +36,20 @@ pub struct MetadataImage {
     /// CreateTopic naming one is a late copy of a create already applied (ids are never
     /// reused), which must not bring the topic back. Shared: it changes only on deletes.
     removed_topic_ids: Arc<VecDeque<Uuid>>,
+    /// The ids of the last [`APPLIED_REQUEST_IDS_MAX`] client requests that changed the image
+    /// (`RequestApplied`), oldest first: a command carrying one is a late copy. Shared: it
+    /// changes only on such requests.
+    applied_request_ids: Arc<VecDeque<Uuid>>,
 }
 
 /// How many deleted topic ids an image remembers. A late copy of a forwarded CreateTopic lives
 /// at most as long as a TCP retransmission or a paused controller; far fewer topics than this
 /// are deleted meanwhile.
 pub const REMOVED_TOPIC_IDS_MAX: usize = 1000;
+
+/// How many applied request ids an image remembers; as for deleted topic ids, a late copy lives
+/// far shorter than a thousand admin requests take.
+pub const APPLIED_REQUEST_IDS_MAX: usize = 1000;
 
 /// Dynamic broker configs as set through AlterConfigs / IncrementalAlterConfigs; the static
 /// ones (`server.properties`) are each node's own business and never enter the log.
@@ -160,6 +168,10 @@ struct ImageRepr {
     /// Absent in snapshots written before deleted ids were remembered.
     #[serde(default)]
     removed_topic_ids: Vec<Uuid>,
+    /// Absent in snapshots written before request ids were remembered (and left out while
+    /// empty, so such images serialize as before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    applied_request_ids: Vec<Uuid>,
 }
 
 impl From<MetadataImage> for ImageRepr {
@@ -177,6 +189,7 @@ impl From<MetadataImage> for ImageRepr {
             broker_configs: image.broker_configs,
             finalized_features: image.finalized_features,
             removed_topic_ids: image.removed_topic_ids.iter().copied().collect(),
+            applied_request_ids: image.applied_request_ids.iter().copied().collect(),
         }
     }
 }
@@ -192,6 +205,7 @@ impl TryFrom<ImageRepr> for MetadataImage {
         image.broker_configs = repr.broker_configs;
         image.finalized_features = repr.finalized_features;
         image.removed_topic_ids = Arc::new(repr.removed_topic_ids.into());
+        image.applied_request_ids = Arc::new(repr.applied_request_ids.into());
         for topic in repr.topics {
             if image.topics_by_name.contains_key(&topic.name) {
                 return Err(format!("topic name {} appears twice", topic.name));
@@ -221,6 +235,7 @@ impl MetadataImage {
             broker_configs: BrokerConfigsImage::default(),
             finalized_features: BTreeMap::new(),
             removed_topic_ids: Arc::default(),
+            applied_request_ids: Arc::default(),
         }
     }
 
@@ -243,6 +258,12 @@ impl MetadataImage {
     /// [`REMOVED_TOPIC_IDS_MAX`] deletions).
     pub fn topic_id_was_removed(&self, topic_id: &Uuid) -> bool {
         self.removed_topic_ids.contains(topic_id)
+    }
+
+    /// Whether a client request with this id already changed the image (among the last
+    /// [`APPLIED_REQUEST_IDS_MAX`]).
+    pub fn request_was_applied(&self, request_id: &Uuid) -> bool {
+        self.applied_request_ids.contains(request_id)
     }
 
     /// All topics, ordered by name.
@@ -383,6 +404,13 @@ impl MetadataImage {
                 } else {
                     tracing::warn!(%topic_id, "skipping RemoveTopic record for an unknown topic");
                 }
+            }
+            MetadataRecord::RequestApplied { request_id } => {
+                let applied = Arc::make_mut(&mut self.applied_request_ids);
+                if applied.len() >= APPLIED_REQUEST_IDS_MAX {
+                    applied.pop_front();
+                }
+                applied.push_back(*request_id);
             }
             MetadataRecord::TopicConfig {
                 topic_id,
@@ -575,6 +603,7 @@ mod tests {
             broker_configs: BrokerConfigsImage::default(),
             finalized_features: BTreeMap::new(),
             removed_topic_ids: Vec::new(),
+            applied_request_ids: Vec::new(),
         };
         let json = serde_json::to_vec(&repr).unwrap();
         assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());

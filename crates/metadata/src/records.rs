@@ -79,6 +79,11 @@ pub enum MetadataRecord {
         #[serde(default)]
         in_controlled_shutdown: Option<bool>,
     },
+    /// A client request with this id changed the image (rafka's own record; Kafka's controller
+    /// has none). A copy of the same request applied later, a forward held up in the network or
+    /// a proposal retried after a timeout, must change nothing: it would undo whatever was
+    /// acknowledged in between.
+    RequestApplied { request_id: Uuid },
 }
 
 /// What a broker announces about itself when it registers with the controller.

@@ -152,18 +152,21 @@ fn commands() -> Vec<ControllerCommand> {
             )]
             .into_iter()
             .collect(),
+            request_id: None,
         },
         C::AlterBrokerConfigs {
             node_id: None,
             changes: [("log.retention.ms".to_string(), Some("1000".to_string()))]
                 .into_iter()
                 .collect(),
+            request_id: None,
         },
         C::AlterBrokerConfigs {
             node_id: Some(2),
             changes: [("message.max.bytes".to_string(), Some("2000".to_string()))]
                 .into_iter()
                 .collect(),
+            request_id: None,
         },
         C::AllocateProducerIds {
             broker_id: 1,
@@ -207,7 +210,20 @@ fn commands() -> Vec<ControllerCommand> {
         C::DeleteTopic {
             topic_id: uuid(102),
         },
+        // Config changes with request ids; the third is a late copy of the first and changes
+        // nothing.
+        retention(1000, 300),
+        retention(2000, 301),
+        retention(1000, 300),
     ]
+}
+
+fn retention(ms: u64, request: u128) -> ControllerCommand {
+    ControllerCommand::AlterTopicConfigs {
+        topic_id: uuid(100),
+        changes: [("retention.ms".to_string(), Some(ms.to_string()))].into(),
+        request_id: Some(uuid(request)),
+    }
 }
 
 fn entries_from_commands() -> Vec<LogEntry> {

@@ -168,6 +168,7 @@ async fn restart_rebuilds_the_same_image() {
             ("cleanup.policy".to_string(), None),
             ("retention.ms".to_string(), Some("9".into())),
         ]),
+        request_id: None,
     })
     .await
     .unwrap();

@@ -490,9 +490,13 @@ async fn write_loop(
             *k += 1;
             format!("k{}", *k)
         };
+        // With a request id, as brokers send them: the quorum's retries then carry copies
+        // that apply must recognise (seeded, so a run replays).
+        let request_id = uuid::Uuid::from_u64_pair(rng.next_u64(), rng.next_u64());
         let cmd = ControllerCommand::AlterBrokerConfigs {
             node_id: None,
             changes: BTreeMap::from([(key.clone(), Some("v".to_string()))]),
+            request_id: Some(request_id),
         };
         if let Ok(outcome) = quorum.write_within(cmd, Duration::from_secs(3)).await {
             record.lock().unwrap().acked.insert(key, outcome.log_index);
@@ -589,6 +593,7 @@ async fn run(seed: u64, voter_count: u64, snapshot_interval: u64, fault_ms: u64)
         let cmd = ControllerCommand::AlterBrokerConfigs {
             node_id: None,
             changes: BTreeMap::from([(format!("final-{id}"), Some("v".to_string()))]),
+            request_id: None,
         };
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let outcome = q.write_within(cmd, left).await.unwrap_or_else(|e| {

@@ -107,6 +107,9 @@ pub async fn commit(
     validate_only: bool,
 ) -> Result<(), ApiError> {
     let changes = validate::changes(current, &next);
+    // One id for every copy of this change the quorum may send (retries after a timeout):
+    // apply ignores a copy that arrives after the first, which would undo later changes.
+    let request_id = Some(uuid::Uuid::new_v4());
     let command = match target {
         Target::Topic(name) => {
             validate::validate_topic_configs(&next).map_err(errors::config_rejected)?;
@@ -119,6 +122,7 @@ pub async fn commit(
             ControllerCommand::AlterTopicConfigs {
                 topic_id: topic.topic_id,
                 changes,
+                request_id,
             }
         }
         Target::Broker(node_id) => {
@@ -135,6 +139,7 @@ pub async fn commit(
             ControllerCommand::AlterBrokerConfigs {
                 node_id: *node_id,
                 changes,
+                request_id,
             }
         }
     };
