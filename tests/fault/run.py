@@ -200,6 +200,19 @@ def replica_states(cluster: Cluster, topic: str, partitions: int) -> list[Replic
     return out
 
 
+def drain(workers: list) -> str:
+    """Joins `workers` (each stopped already); names the ones slow to finish, as " (...)"."""
+    slow = []
+    for w in workers:
+        started = time.monotonic()
+        w.join()
+        if time.monotonic() - started > 5:
+            # A worker still busy long after the heal is worth knowing about: its requests
+            # were not answered, or the client hung.
+            slow.append(f"{type(w).__name__} {time.monotonic() - started:.1f} s")
+    return f" ({', '.join(slow)})" if slow else ""
+
+
 def one_run(run: int, seed: int, kinds: list[str], chase: bool, seconds: float,
             topology: str, out_dir: Path, keep_history: bool = False,
             loopback: bool = False) -> bool:
@@ -253,17 +266,10 @@ def one_run(run: int, seed: int, kinds: list[str], chase: bool, seconds: float,
         time.sleep(5)
         for w in workers:
             w.stop()
-        slow = []
-        for w in workers:
-            started = time.monotonic()
-            w.join()
-            if time.monotonic() - started > 5:
-                # A worker still busy long after the heal is worth knowing about: its
-                # requests were not answered, or the client hung.
-                slow.append(f"{type(w).__name__} {time.monotonic() - started:.1f} s")
-        phase("quiet and drain" + (f" ({', '.join(slow)})" if slow else ""))
+        phase("quiet and drain writers" + drain([w for w in workers if w.writes]))
         final_read(h, b, TOPIC, PARTITIONS, LIVENESS_BOUND_S)
         phase("final read")
+        phase("drain readers" + drain([w for w in workers if not w.writes]))
         admin_state(h, b, LIVENESS_BOUND_S)
         phase("admin state")
         c.stop_all()

@@ -296,6 +296,7 @@ class _Producer:
 
 class TxnV2Producers(Worker):
     """`count` V2 transactional producers, `txnv2-0` up: `TxnProducers`' interface."""
+    writes = True
 
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int,
                  count: int = 1, seed: int = 0) -> None:

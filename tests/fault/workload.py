@@ -61,6 +61,13 @@ class History:
 
 
 class Worker:
+    # Whether the worker writes (sends, commits transactions, changes topics): the final read
+    # must wait for writers, since it is compared with everything they had acknowledged.
+    # Readers are drained after it, so a reader's client call that is slow to return (a
+    # consumer's close() waiting on a request sent during a fault) is not counted against
+    # the cluster's liveness.
+    writes = False
+
     def __init__(self, history: History) -> None:
         self.history = history
         self.stopping = threading.Event()
@@ -81,6 +88,7 @@ class Worker:
 
 
 class Producers(Worker):
+    writes = True
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int,
                  count: int = 2, interval_s: float = 0.01,
                  client_log: logging.Logger | None = None) -> None:
@@ -145,6 +153,7 @@ class Producers(Worker):
 
 
 class TxnProducers(Worker):
+    writes = True
     def __init__(self, history: History, bootstrap: str, topic: str, partitions: int,
                  count: int = 1, seed: int = 0) -> None:
         super().__init__(history)
@@ -315,6 +324,7 @@ class GroupConsumers(Worker):
 class AdminOps(Worker):
     """Topic after topic: create (1 partition, RF 3), set `retention.ms` twice, delete every
     other one. Each operation's outcome is "ok" only when the cluster acknowledged it."""
+    writes = True
 
     def __init__(self, history: History, bootstrap: str, prefix: str = "fault-admin") -> None:
         super().__init__(history)
