@@ -11,6 +11,7 @@
 //! - [`group`]: one classic group: members, states, generation, protocol choice.
 //! - [`timers`]: session, join, sync and offset-expiration deadlines.
 //! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
+//! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
 //! - [`records`]: the key and value formats of `__consumer_offsets`.
 //!
 //! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
@@ -18,6 +19,7 @@
 //! if an append fails it unloads the partition ([`Coordinator::unload_partition`]) and the state
 //! is rebuilt from the log when the partition is loaded again.
 
+pub mod assignor;
 pub mod consumer_protocol;
 pub mod coordinator;
 pub mod group;
