@@ -12,6 +12,7 @@
 //! - [`timers`]: session, join, sync and offset-expiration deadlines.
 //! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
 //! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
+//! - [`consumer_records`]: the `__consumer_offsets` records of KIP-848 consumer groups.
 //! - [`records`]: the key and value formats of `__consumer_offsets`.
 //!
 //! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
@@ -21,6 +22,7 @@
 
 pub mod assignor;
 pub mod consumer_protocol;
+pub mod consumer_records;
 pub mod coordinator;
 pub mod group;
 pub mod records;
