@@ -13,6 +13,7 @@
 //! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
 //! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
 //! - [`consumer_records`]: the `__consumer_offsets` records of KIP-848 consumer groups.
+//! - [`reconcile`]: how a KIP-848 member moves to its target assignment, heartbeat by heartbeat.
 //! - [`records`]: the key and value formats of `__consumer_offsets`.
 //!
 //! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
@@ -25,6 +26,7 @@ pub mod consumer_protocol;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod group;
+pub mod reconcile;
 pub mod records;
 pub mod timers;
 
