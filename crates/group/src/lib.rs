@@ -14,6 +14,7 @@
 //! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
 //! - [`consumer_records`]: the `__consumer_offsets` records of KIP-848 consumer groups.
 //! - [`reconcile`]: how a KIP-848 member moves to its target assignment, heartbeat by heartbeat.
+//! - [`consumer_group`]: KIP-848 consumer groups: ConsumerGroupHeartbeat, timeouts and replay.
 //! - [`records`]: the key and value formats of `__consumer_offsets`.
 //!
 //! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
@@ -22,6 +23,7 @@
 //! is rebuilt from the log when the partition is loaded again.
 
 pub mod assignor;
+pub mod consumer_group;
 pub mod consumer_protocol;
 pub mod consumer_records;
 pub mod coordinator;

@@ -1,0 +1,904 @@
+//! KIP-848 consumer groups without I/O: ConsumerGroupHeartbeat as a method call that answers
+//! with the records to append to `__consumer_offsets` and the reply to send once they are
+//! written, the session and rebalance timeouts, and replay of those records, so a coordinator
+//! that loads the partition rebuilds exactly the state that wrote them
+//! (docs/design/kip-848.md §2-§5).
+//!
+//! Every change goes through records: a heartbeat computes them and applies them with the same
+//! [`ConsumerGroups::replay`] a load uses. Only the timers are soft state, armed again on load.
+//!
+//! Not here yet: server-side regular expressions (a non-empty `SubscribedTopicRegex` is refused
+//! with INVALID_REQUEST), online migration from and to classic groups, and KIP-1101's exact
+//! metadata hash (rafka hashes the subscribed topics' ids, names and partition counts with
+//! FNV-1a; a group taken over from Kafka gets one extra epoch bump).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use uuid::Uuid;
+
+use crate::assignor::{Assignor, MemberSpec, SubscriptionType};
+use crate::consumer_records::{
+    ConsumerGroupRecord, CurrentMemberAssignmentValue, GroupMetadataValue, MemberMetadataValue,
+    TopicPartitions,
+};
+use crate::reconcile::{reconcile, MemberAssignment, MemberState, ReconcileError};
+
+/// Broker settings of consumer groups, with Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupConfig {
+    /// `group.consumer.session.timeout.ms`.
+    pub session_timeout_ms: i32,
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub heartbeat_interval_ms: i32,
+    /// `group.consumer.max.size`.
+    pub max_size: usize,
+    /// `group.consumer.assignors`: the first is the default.
+    pub assignors: Vec<Assignor>,
+}
+
+impl Default for ConsumerGroupConfig {
+    fn default() -> Self {
+        ConsumerGroupConfig {
+            session_timeout_ms: 45_000,
+            heartbeat_interval_ms: 5_000,
+            max_size: i32::MAX as usize,
+            assignors: vec![Assignor::Uniform, Assignor::Range],
+        }
+    }
+}
+
+/// What the coordinator needs of the metadata image.
+pub trait TopicsView {
+    fn topic_id(&self, name: &str) -> Option<Uuid>;
+    fn partition_count(&self, topic_id: &Uuid) -> Option<i32>;
+}
+
+/// A ConsumerGroupHeartbeat request; `None` fields are "unchanged since the last heartbeat".
+#[derive(Debug, Clone, Default)]
+pub struct HeartbeatRequest {
+    pub version: i16,
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    /// -1: unchanged.
+    pub rebalance_timeout_ms: i32,
+    pub subscribed_topic_names: Option<Vec<String>>,
+    pub subscribed_topic_regex: Option<String>,
+    pub server_assignor: Option<String>,
+    /// What the member owns now, `None` when not sent.
+    pub topic_partitions: Option<TopicPartitions>,
+    /// From the connection.
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// A successful heartbeat's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeartbeatResponse {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub heartbeat_interval_ms: i32,
+    /// The complete set of partitions the member may use now, when it must be told.
+    pub assignment: Option<TopicPartitions>,
+}
+
+/// Heartbeat errors, with Kafka's names; the broker maps them to codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeartbeatError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    UnsupportedAssignor(String),
+    #[error("group {0} is not a consumer group")]
+    GroupIdNotFound(String),
+    #[error("the consumer group has reached its maximum size")]
+    GroupMaxSizeReached,
+    #[error("{0}")]
+    UnknownMemberId(String),
+    #[error("the member epoch is fenced by the group coordinator")]
+    FencedMemberEpoch,
+    #[error("{0}")]
+    FencedInstanceId(String),
+    #[error("static member {0} is still in use by another member")]
+    UnreleasedInstanceId(String),
+}
+
+/// One member as the records describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Member {
+    pub metadata: MemberMetadataValue,
+    pub assignment: MemberAssignment,
+}
+
+/// One consumer group as the records describe it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerGroup {
+    pub epoch: i32,
+    pub metadata_hash: i64,
+    /// -1 after its tombstone.
+    pub target_epoch: i32,
+    pub target: BTreeMap<String, TopicPartitions>,
+    pub members: BTreeMap<String, Member>,
+}
+
+/// Kafka's consumer group states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerGroupState {
+    Empty,
+    Assigning,
+    Reconciling,
+    Stable,
+}
+
+impl ConsumerGroupState {
+    pub fn name(self) -> &'static str {
+        match self {
+            ConsumerGroupState::Empty => "Empty",
+            ConsumerGroupState::Assigning => "Assigning",
+            ConsumerGroupState::Reconciling => "Reconciling",
+            ConsumerGroupState::Stable => "Stable",
+        }
+    }
+}
+
+impl ConsumerGroup {
+    pub fn state(&self) -> ConsumerGroupState {
+        if self.members.is_empty() {
+            ConsumerGroupState::Empty
+        } else if self.epoch > self.target_epoch {
+            ConsumerGroupState::Assigning
+        } else if self
+            .members
+            .values()
+            .any(|m| !m.assignment.is_reconciled_to(self.target_epoch))
+        {
+            ConsumerGroupState::Reconciling
+        } else {
+            ConsumerGroupState::Stable
+        }
+    }
+
+    fn static_member(&self, instance_id: &str) -> Option<&str> {
+        self.members
+            .iter()
+            .find(|(_, m)| m.metadata.instance_id.as_deref() == Some(instance_id))
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Whether a member other than `member` holds `topic`-`partition`.
+    fn held_by_other(&self, member: &str, topic: &Uuid, partition: i32) -> bool {
+        self.members.iter().any(|(id, m)| {
+            id != member
+                && [&m.assignment.assigned, &m.assignment.pending_revocation]
+                    .iter()
+                    .any(|tp| tp.get(topic).is_some_and(|ps| ps.contains(&partition)))
+        })
+    }
+}
+
+/// What the timers are for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Deadline {
+    Session {
+        group: String,
+        member: String,
+    },
+    /// Fences only if the member is still at `epoch` (it did not revoke in time).
+    Rebalance {
+        group: String,
+        member: String,
+        epoch: i32,
+    },
+}
+
+/// Every consumer group of the partitions a coordinator loaded.
+#[derive(Debug, Default)]
+pub struct ConsumerGroups {
+    config: ConsumerGroupConfig,
+    groups: BTreeMap<String, ConsumerGroup>,
+    /// Soft state: deadline per timer, and timers by deadline.
+    deadlines: BTreeMap<Deadline, i64>,
+}
+
+impl ConsumerGroups {
+    pub fn new(config: ConsumerGroupConfig) -> Self {
+        ConsumerGroups {
+            config,
+            ..ConsumerGroups::default()
+        }
+    }
+
+    pub fn group(&self, group_id: &str) -> Option<&ConsumerGroup> {
+        self.groups.get(group_id)
+    }
+
+    pub fn groups(&self) -> impl Iterator<Item = (&String, &ConsumerGroup)> {
+        self.groups.iter()
+    }
+
+    /// Handles a ConsumerGroupHeartbeat. On success the records must be written before the
+    /// response is sent; they are already applied here. `new_member_id` makes the id of a v0
+    /// member that joined without one.
+    pub fn heartbeat(
+        &mut self,
+        req: &HeartbeatRequest,
+        topics: &impl TopicsView,
+        now_ms: i64,
+        new_member_id: impl FnOnce() -> String,
+    ) -> Result<(HeartbeatResponse, Vec<ConsumerGroupRecord>), HeartbeatError> {
+        self.validate(req)?;
+        if req.member_epoch < 0 {
+            return self.leave(req);
+        }
+        let mut records = Vec::new();
+        let group_id = req.group_id.clone();
+        let existing = self.groups.get(&group_id).cloned();
+        let group = match existing {
+            Some(g) => g,
+            None if req.member_epoch == 0 => ConsumerGroup {
+                target_epoch: 0,
+                ..ConsumerGroup::default()
+            },
+            None => return Err(HeartbeatError::GroupIdNotFound(group_id)),
+        };
+        let known = !req.member_id.is_empty() && group.members.contains_key(&req.member_id);
+        if group.members.len() >= self.config.max_size && !known {
+            return Err(HeartbeatError::GroupMaxSizeReached);
+        }
+        let member_id = if req.member_id.is_empty() {
+            new_member_id()
+        } else {
+            req.member_id.clone()
+        };
+
+        // 3. The member: a new one, the one the group knows, or a static member's new
+        //    incarnation taking over the old one's assignment.
+        let mut inherited_target: Option<(String, TopicPartitions)> = None;
+        let old: Member = match (&req.instance_id, req.member_epoch) {
+            (Some(instance), 0) => match group.static_member(instance) {
+                None => Member::default(),
+                Some(holder) if holder == member_id => {
+                    check_epoch(&group.members[holder], req)?;
+                    group.members[holder].clone()
+                }
+                Some(holder) => {
+                    let held = &group.members[holder];
+                    if held.assignment.member_epoch != -2 {
+                        return Err(HeartbeatError::UnreleasedInstanceId(instance.clone()));
+                    }
+                    let mut m = held.clone();
+                    m.assignment.member_epoch = 0;
+                    m.assignment.previous_member_epoch = 0;
+                    inherited_target = Some((
+                        holder.to_string(),
+                        group.target.get(holder).cloned().unwrap_or_default(),
+                    ));
+                    m
+                }
+            },
+            (Some(instance), _) => {
+                let holder = group.static_member(instance).ok_or_else(|| {
+                    HeartbeatError::UnknownMemberId(format!("Instance id {instance} is unknown."))
+                })?;
+                if holder != member_id {
+                    return Err(HeartbeatError::FencedInstanceId(format!(
+                        "Static member {member_id} with instance id {instance} is fenced by existing member {holder}."
+                    )));
+                }
+                let m = group.members[holder].clone();
+                check_epoch(&m, req)?;
+                m
+            }
+            (None, epoch) => match group.members.get(&member_id) {
+                Some(m) => {
+                    check_epoch(m, req)?;
+                    m.clone()
+                }
+                None if epoch == 0 => Member::default(),
+                None => {
+                    return Err(HeartbeatError::UnknownMemberId(format!(
+                        "Member {member_id} is not a member of group {group_id}."
+                    )))
+                }
+            },
+        };
+        if let Some((holder, target)) = &inherited_target {
+            for r in member_tombstones(&group_id, holder) {
+                records.push(r);
+            }
+            records.push(ConsumerGroupRecord::TargetAssignmentMember {
+                group: group_id.clone(),
+                member: member_id.clone(),
+                value: Some(target.clone()),
+            });
+            records.push(current_assignment_record(
+                &group_id,
+                &member_id,
+                &old.assignment,
+            ));
+        }
+
+        // 4. The member's metadata, each field only if sent.
+        let mut meta = old.metadata.clone();
+        if let Some(v) = &req.instance_id {
+            meta.instance_id = Some(v.clone());
+        }
+        if let Some(v) = &req.rack_id {
+            meta.rack_id = Some(v.clone());
+        }
+        if req.rebalance_timeout_ms != -1 {
+            meta.rebalance_timeout_ms = req.rebalance_timeout_ms;
+        }
+        if let Some(v) = &req.server_assignor {
+            meta.server_assignor = Some(v.clone());
+        }
+        if let Some(v) = &req.subscribed_topic_names {
+            let mut names = v.clone();
+            names.sort();
+            names.dedup();
+            meta.subscribed_topic_names = names;
+        }
+        meta.client_id = req.client_id.clone();
+        meta.client_host = req.client_host.clone();
+        meta.classic_member_metadata = None;
+        let is_new = !group.members.contains_key(&member_id);
+        if is_new || meta != old.metadata {
+            records.push(ConsumerGroupRecord::MemberMetadata {
+                group: group_id.clone(),
+                member: member_id.clone(),
+                value: Some(meta.clone()),
+            });
+        }
+        let subscription_changed =
+            meta.subscribed_topic_names != old.metadata.subscribed_topic_names;
+
+        // 6. A new epoch when the group is new, a subscription changed, or the subscribed
+        //    topics changed (created, deleted, grown).
+        let mut after = group.clone();
+        if let Some((holder, _)) = &inherited_target {
+            after.members.remove(holder);
+        }
+        after.members.insert(
+            member_id.clone(),
+            Member {
+                metadata: meta.clone(),
+                assignment: old.assignment.clone(),
+            },
+        );
+        let hash = metadata_hash(&after, topics);
+        let mut epoch = group.epoch;
+        if group.epoch == 0 || subscription_changed || hash != group.metadata_hash {
+            epoch = group.epoch + 1;
+            records.push(ConsumerGroupRecord::GroupMetadata {
+                group: group_id.clone(),
+                value: Some(GroupMetadataValue {
+                    epoch,
+                    metadata_hash: hash,
+                }),
+            });
+        }
+
+        // 7. A new target assignment when the group epoch moved past it.
+        let (target_epoch, member_target) = if epoch > group.target_epoch {
+            let mut previous = group.target.clone();
+            if let Some((holder, target)) = &inherited_target {
+                previous.remove(holder);
+                previous.insert(member_id.clone(), target.clone());
+            }
+            let specs: BTreeMap<String, MemberSpec> = after
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    let spec = MemberSpec {
+                        instance_id: m.metadata.instance_id.clone(),
+                        subscribed: m
+                            .metadata
+                            .subscribed_topic_names
+                            .iter()
+                            .filter_map(|n| topics.topic_id(n))
+                            .collect(),
+                        current: previous.get(id).cloned().unwrap_or_default(),
+                    };
+                    (id.clone(), spec)
+                })
+                .collect();
+            let kind = SubscriptionType::of(specs.values().map(|s| &s.subscribed));
+            let assignor = self.assignor_for(&after);
+            let new_target = assignor.assign(&specs, kind, |t| topics.partition_count(t));
+            for (id, t) in &new_target {
+                if previous.get(id) != Some(t) || (is_new && *id == member_id) {
+                    records.push(ConsumerGroupRecord::TargetAssignmentMember {
+                        group: group_id.clone(),
+                        member: id.clone(),
+                        value: Some(t.clone()),
+                    });
+                }
+            }
+            records.push(ConsumerGroupRecord::TargetAssignmentMetadata {
+                group: group_id.clone(),
+                value: Some(epoch),
+            });
+            (
+                epoch,
+                new_target.get(&member_id).cloned().unwrap_or_default(),
+            )
+        } else {
+            let t = match &inherited_target {
+                Some((_, t)) => t.clone(),
+                None => group.target.get(&member_id).cloned().unwrap_or_default(),
+            };
+            (group.target_epoch, t)
+        };
+
+        // 8. Reconcile the member towards its target.
+        let current = old.assignment.clone();
+        let next = reconcile(
+            &current,
+            target_epoch,
+            &member_target,
+            |t, p| after.held_by_other(&member_id, t, p),
+            req.topic_partitions.as_ref(),
+        )
+        .map_err(|e| match e {
+            ReconcileError::FencedMemberEpoch => HeartbeatError::FencedMemberEpoch,
+        })?;
+        if next != current || is_new {
+            records.push(current_assignment_record(&group_id, &member_id, &next));
+        }
+
+        for r in &records {
+            self.replay(r);
+        }
+
+        // Timers: the session from this heartbeat; the rebalance timeout while partitions
+        // wait to be revoked.
+        self.deadlines.insert(
+            Deadline::Session {
+                group: group_id.clone(),
+                member: member_id.clone(),
+            },
+            now_ms + i64::from(self.config.session_timeout_ms),
+        );
+        self.deadlines.retain(|k, _| {
+            !matches!(k, Deadline::Rebalance { group, member, .. }
+                if *group == group_id && *member == member_id)
+        });
+        if next.state == MemberState::UnrevokedPartitions {
+            self.deadlines.insert(
+                Deadline::Rebalance {
+                    group: group_id.clone(),
+                    member: member_id.clone(),
+                    epoch: next.member_epoch,
+                },
+                now_ms + i64::from(meta.rebalance_timeout_ms.max(0)),
+            );
+        }
+        if let Some((holder, _)) = &inherited_target {
+            self.cancel_timers(&group_id, holder);
+        }
+
+        let full = req.rebalance_timeout_ms != -1
+            && (req.subscribed_topic_names.is_some() || req.subscribed_topic_regex.is_some())
+            && req.topic_partitions.is_some();
+        let assignment = (req.member_epoch == 0 || full || next.assigned != current.assigned)
+            .then(|| next.assigned.clone());
+        Ok((
+            HeartbeatResponse {
+                member_id,
+                member_epoch: next.member_epoch,
+                heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+                assignment,
+            },
+            records,
+        ))
+    }
+
+    /// The front-door checks of Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
+    fn validate(&self, req: &HeartbeatRequest) -> Result<(), HeartbeatError> {
+        let invalid = |m: &str| Err(HeartbeatError::InvalidRequest(m.to_string()));
+        let blank = |s: &str| s.trim().is_empty();
+        if (req.version >= 1 || req.member_epoch > 0 || req.member_epoch == -1)
+            && blank(&req.member_id)
+        {
+            return invalid("MemberId can't be empty.");
+        }
+        if blank(&req.group_id) {
+            return invalid("GroupId can't be empty.");
+        }
+        if req.instance_id.as_deref().is_some_and(blank) {
+            return invalid("InstanceId can't be empty.");
+        }
+        if req.rack_id.as_deref().is_some_and(blank) {
+            return invalid("RackId can't be empty.");
+        }
+        if req.member_epoch == 0 {
+            if req.rebalance_timeout_ms == -1 {
+                return invalid("RebalanceTimeoutMs must be provided in first request.");
+            }
+            if req
+                .topic_partitions
+                .as_ref()
+                .is_none_or(|tp| !tp.is_empty())
+            {
+                return invalid("TopicPartitions must be empty when (re-)joining.");
+            }
+            if req.subscribed_topic_names.is_none() && req.subscribed_topic_regex.is_none() {
+                return invalid("Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.");
+            }
+        }
+        if req.member_epoch == -2 && req.instance_id.is_none() {
+            return invalid("InstanceId can't be null.");
+        }
+        if req.member_epoch < -2 {
+            return invalid("MemberEpoch is invalid.");
+        }
+        if req
+            .subscribed_topic_regex
+            .as_deref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return invalid("SubscribedTopicRegex is not supported by this broker yet.");
+        }
+        if let Some(name) = &req.server_assignor {
+            if !self.config.assignors.iter().any(|a| a.name() == name) {
+                let names: Vec<&str> = self.config.assignors.iter().map(|a| a.name()).collect();
+                return Err(HeartbeatError::UnsupportedAssignor(format!(
+                    "ServerAssignor {name} is not supported. Supported assignors: {}.",
+                    names.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Epoch -1 (leave) or -2 (a static member leaving for now).
+    fn leave(
+        &mut self,
+        req: &HeartbeatRequest,
+    ) -> Result<(HeartbeatResponse, Vec<ConsumerGroupRecord>), HeartbeatError> {
+        let group_id = &req.group_id;
+        let group = self
+            .groups
+            .get(group_id)
+            .ok_or_else(|| HeartbeatError::GroupIdNotFound(group_id.clone()))?;
+        let member_id = req.member_id.clone();
+        let records = match &req.instance_id {
+            None => {
+                if !group.members.contains_key(&member_id) {
+                    return Err(HeartbeatError::UnknownMemberId(format!(
+                        "Member {member_id} is not a member of group {group_id}."
+                    )));
+                }
+                self.fence_records(group_id, &member_id)
+            }
+            Some(instance) => {
+                let holder = group.static_member(instance).ok_or_else(|| {
+                    HeartbeatError::UnknownMemberId(format!("Instance id {instance} is unknown."))
+                })?;
+                if holder != member_id {
+                    return Err(HeartbeatError::FencedInstanceId(format!(
+                        "Static member {member_id} with instance id {instance} is fenced by existing member {holder}."
+                    )));
+                }
+                if req.member_epoch == -2 {
+                    // The member stays with its partitions (and its session timer, which
+                    // removes it unless a new instance takes over first).
+                    let mut a = group.members[holder].assignment.clone();
+                    a.member_epoch = -2;
+                    a.pending_revocation = TopicPartitions::new();
+                    vec![current_assignment_record(group_id, &member_id, &a)]
+                } else {
+                    self.fence_records(group_id, &member_id)
+                }
+            }
+        };
+        for r in &records {
+            self.replay(r);
+        }
+        if req.member_epoch == -1 {
+            self.cancel_timers(group_id, &member_id);
+        }
+        Ok((
+            HeartbeatResponse {
+                member_id,
+                member_epoch: req.member_epoch,
+                heartbeat_interval_ms: 0,
+                assignment: None,
+            },
+            records,
+        ))
+    }
+
+    /// A member's removal: its three tombstones, then a new group epoch.
+    fn fence_records(&self, group_id: &str, member_id: &str) -> Vec<ConsumerGroupRecord> {
+        let Some(group) = self.groups.get(group_id) else {
+            return Vec::new();
+        };
+        let mut records = member_tombstones(group_id, member_id);
+        records.push(ConsumerGroupRecord::GroupMetadata {
+            group: group_id.to_string(),
+            value: Some(GroupMetadataValue {
+                epoch: group.epoch + 1,
+                metadata_hash: group.metadata_hash,
+            }),
+        });
+        records
+    }
+
+    fn cancel_timers(&mut self, group_id: &str, member_id: &str) {
+        self.deadlines.retain(|k, _| match k {
+            Deadline::Session { group, member } | Deadline::Rebalance { group, member, .. } => {
+                !(group == group_id && member == member_id)
+            }
+        });
+    }
+
+    /// The assignor most members ask for, else the configured default.
+    fn assignor_for(&self, group: &ConsumerGroup) -> Assignor {
+        let mut votes: BTreeMap<&str, usize> = BTreeMap::new();
+        for m in group.members.values() {
+            if let Some(a) = &m.metadata.server_assignor {
+                *votes.entry(a.as_str()).or_default() += 1;
+            }
+        }
+        votes
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .and_then(|(name, _)| Assignor::from_name(name))
+            .or_else(|| self.config.assignors.first().copied())
+            .unwrap_or(Assignor::Uniform)
+    }
+
+    /// The earliest timer, for the shell to sleep until.
+    pub fn next_deadline_ms(&self) -> Option<i64> {
+        self.deadlines.values().min().copied()
+    }
+
+    /// Fires the timers due at `now_ms`: members whose session ran out, or who did not revoke
+    /// within their rebalance timeout, are fenced. Returns the records to write.
+    pub fn expire(&mut self, now_ms: i64) -> Vec<ConsumerGroupRecord> {
+        let due: Vec<Deadline> = self
+            .deadlines
+            .iter()
+            .filter(|(_, at)| **at <= now_ms)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut records = Vec::new();
+        for d in due {
+            self.deadlines.remove(&d);
+            let (group, member, at_epoch) = match &d {
+                Deadline::Session { group, member } => (group, member, None),
+                Deadline::Rebalance {
+                    group,
+                    member,
+                    epoch,
+                } => (group, member, Some(*epoch)),
+            };
+            let Some(m) = self.groups.get(group).and_then(|g| g.members.get(member)) else {
+                continue;
+            };
+            if at_epoch.is_some_and(|e| e != m.assignment.member_epoch) {
+                continue;
+            }
+            let fenced = self.fence_records(group, member);
+            for r in &fenced {
+                self.replay(r);
+            }
+            let (group, member) = (group.clone(), member.clone());
+            self.cancel_timers(&group, &member);
+            records.extend(fenced);
+        }
+        records
+    }
+
+    /// Arms every member's session timer, as Kafka does when a partition has been loaded
+    /// (and the rebalance timer of members that still have partitions to revoke).
+    pub fn on_loaded(&mut self, now_ms: i64) {
+        let session = i64::from(self.config.session_timeout_ms);
+        for (gid, g) in &self.groups {
+            for (mid, m) in &g.members {
+                self.deadlines.insert(
+                    Deadline::Session {
+                        group: gid.clone(),
+                        member: mid.clone(),
+                    },
+                    now_ms + session,
+                );
+                if m.assignment.state == MemberState::UnrevokedPartitions {
+                    self.deadlines.insert(
+                        Deadline::Rebalance {
+                            group: gid.clone(),
+                            member: mid.clone(),
+                            epoch: m.assignment.member_epoch,
+                        },
+                        now_ms + i64::from(m.metadata.rebalance_timeout_ms.max(0)),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Applies one record, from this coordinator's own output or from the log at load.
+    pub fn replay(&mut self, record: &ConsumerGroupRecord) {
+        let group_id = record.group().to_string();
+        let exists = self.groups.contains_key(&group_id);
+        let is_value = !matches!(
+            record,
+            ConsumerGroupRecord::GroupMetadata { value: None, .. }
+                | ConsumerGroupRecord::PartitionMetadata { present: false, .. }
+                | ConsumerGroupRecord::MemberMetadata { value: None, .. }
+                | ConsumerGroupRecord::TargetAssignmentMetadata { value: None, .. }
+                | ConsumerGroupRecord::TargetAssignmentMember { value: None, .. }
+                | ConsumerGroupRecord::CurrentMemberAssignment { value: None, .. }
+                | ConsumerGroupRecord::RegularExpression { value: None, .. }
+        );
+        if !exists && !is_value {
+            return;
+        }
+        if let ConsumerGroupRecord::GroupMetadata { value: None, .. } = record {
+            self.groups.remove(&group_id);
+            return;
+        }
+        let group = self.groups.entry(group_id).or_default();
+        match record {
+            ConsumerGroupRecord::GroupMetadata { value, .. } => {
+                if let Some(v) = value {
+                    group.epoch = v.epoch;
+                    group.metadata_hash = v.metadata_hash;
+                }
+            }
+            ConsumerGroupRecord::PartitionMetadata { .. }
+            | ConsumerGroupRecord::RegularExpression { .. } => {}
+            ConsumerGroupRecord::MemberMetadata { member, value, .. } => match value {
+                Some(v) => {
+                    group.members.entry(member.clone()).or_default().metadata = v.clone();
+                }
+                None => {
+                    group.members.remove(member);
+                }
+            },
+            ConsumerGroupRecord::TargetAssignmentMetadata { value, .. } => {
+                group.target_epoch = value.unwrap_or(-1);
+            }
+            ConsumerGroupRecord::TargetAssignmentMember { member, value, .. } => match value {
+                Some(t) => {
+                    group.target.insert(member.clone(), t.clone());
+                }
+                None => {
+                    group.target.remove(member);
+                }
+            },
+            ConsumerGroupRecord::CurrentMemberAssignment { member, value, .. } => match value {
+                Some(v) => {
+                    group.members.entry(member.clone()).or_default().assignment =
+                        MemberAssignment {
+                            member_epoch: v.member_epoch,
+                            previous_member_epoch: v.previous_member_epoch,
+                            state: MemberState::from_i8(v.state),
+                            assigned: v.assigned_partitions.clone(),
+                            pending_revocation: v.partitions_pending_revocation.clone(),
+                        };
+                }
+                None => {
+                    if let Some(m) = group.members.get_mut(member) {
+                        m.assignment = MemberAssignment {
+                            member_epoch: -1,
+                            previous_member_epoch: -1,
+                            ..MemberAssignment::default()
+                        };
+                    }
+                }
+            },
+        }
+    }
+}
+
+/// Kafka's epoch check: a newer epoch than the member's is fenced; an older one is accepted
+/// only as the previous epoch of a member whose answer was lost, reporting a subset of what it
+/// was assigned.
+fn check_epoch(member: &Member, req: &HeartbeatRequest) -> Result<(), HeartbeatError> {
+    let stored = member.assignment.member_epoch;
+    let received = req.member_epoch;
+    // A member may always rejoin with epoch 0 (what KIP-848 says; Kafka 4.1 fenced a known
+    // member id rejoining until its session ran out, fixed by KAFKA-19233): its state is kept
+    // and the answer carries its whole assignment.
+    if received == 0 {
+        return Ok(());
+    }
+    if received > stored {
+        return Err(HeartbeatError::FencedMemberEpoch);
+    }
+    if received < stored {
+        let lost_answer = received == member.assignment.previous_member_epoch
+            && req.topic_partitions.as_ref().is_some_and(|owned| {
+                owned.iter().all(|(t, ps)| {
+                    member
+                        .assignment
+                        .assigned
+                        .get(t)
+                        .is_some_and(|a| ps.is_subset(a))
+                })
+            });
+        if !lost_answer {
+            return Err(HeartbeatError::FencedMemberEpoch);
+        }
+    }
+    Ok(())
+}
+
+fn member_tombstones(group_id: &str, member_id: &str) -> Vec<ConsumerGroupRecord> {
+    vec![
+        ConsumerGroupRecord::CurrentMemberAssignment {
+            group: group_id.to_string(),
+            member: member_id.to_string(),
+            value: None,
+        },
+        ConsumerGroupRecord::TargetAssignmentMember {
+            group: group_id.to_string(),
+            member: member_id.to_string(),
+            value: None,
+        },
+        ConsumerGroupRecord::MemberMetadata {
+            group: group_id.to_string(),
+            member: member_id.to_string(),
+            value: None,
+        },
+    ]
+}
+
+fn current_assignment_record(
+    group_id: &str,
+    member_id: &str,
+    a: &MemberAssignment,
+) -> ConsumerGroupRecord {
+    ConsumerGroupRecord::CurrentMemberAssignment {
+        group: group_id.to_string(),
+        member: member_id.to_string(),
+        value: Some(CurrentMemberAssignmentValue {
+            member_epoch: a.member_epoch,
+            previous_member_epoch: a.previous_member_epoch,
+            state: a.state.as_i8(),
+            assigned_partitions: a.assigned.clone(),
+            partitions_pending_revocation: a.pending_revocation.clone(),
+        }),
+    }
+}
+
+/// A hash of what the assignment depends on: each subscribed topic that exists, by name, with
+/// its id and partition count (FNV-1a; 0 for no topics, as Kafka's).
+fn metadata_hash(group: &ConsumerGroup, topics: &impl TopicsView) -> i64 {
+    let names: BTreeSet<&String> = group
+        .members
+        .values()
+        .flat_map(|m| m.metadata.subscribed_topic_names.iter())
+        .collect();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut any = false;
+    let mut feed = |bytes: &[u8]| {
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for name in names {
+        let Some(id) = topics.topic_id(name) else {
+            continue;
+        };
+        any = true;
+        feed(name.as_bytes());
+        feed(&[0]);
+        feed(id.as_bytes());
+        feed(&topics.partition_count(&id).unwrap_or(0).to_be_bytes());
+    }
+    if any {
+        h as i64
+    } else {
+        0
+    }
+}
+
+#[cfg(test)]
+#[path = "consumer_group_tests.rs"]
+mod tests;

@@ -1,0 +1,421 @@
+use super::*;
+
+/// Topics by name: id and partition count.
+#[derive(Default, Clone)]
+struct Topics(BTreeMap<String, (Uuid, i32)>);
+
+impl Topics {
+    fn with(pairs: &[(&str, u128, i32)]) -> Self {
+        Topics(
+            pairs
+                .iter()
+                .map(|(n, id, c)| (n.to_string(), (Uuid::from_u128(*id), *c)))
+                .collect(),
+        )
+    }
+}
+
+impl TopicsView for Topics {
+    fn topic_id(&self, name: &str) -> Option<Uuid> {
+        self.0.get(name).map(|(id, _)| *id)
+    }
+    fn partition_count(&self, topic_id: &Uuid) -> Option<i32> {
+        self.0
+            .values()
+            .find(|(id, _)| id == topic_id)
+            .map(|(_, c)| *c)
+    }
+}
+
+fn t(id: u128) -> Uuid {
+    Uuid::from_u128(id)
+}
+
+fn tp(pairs: &[(u128, &[i32])]) -> TopicPartitions {
+    pairs
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
+        .collect()
+}
+
+fn join(member: &str, topics: &[&str]) -> HeartbeatRequest {
+    HeartbeatRequest {
+        version: 1,
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(topics.iter().map(|s| s.to_string()).collect()),
+        topic_partitions: Some(TopicPartitions::new()),
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        ..HeartbeatRequest::default()
+    }
+}
+
+fn beat(member: &str, epoch: i32, owned: Option<TopicPartitions>) -> HeartbeatRequest {
+    HeartbeatRequest {
+        version: 1,
+        group_id: "g".into(),
+        member_id: member.into(),
+        member_epoch: epoch,
+        rebalance_timeout_ms: -1,
+        topic_partitions: owned,
+        client_id: "client".into(),
+        client_host: "/127.0.0.1".into(),
+        ..HeartbeatRequest::default()
+    }
+}
+
+/// Coordinator plus the log it wrote, so a test can replay it.
+struct Harness {
+    groups: ConsumerGroups,
+    topics: Topics,
+    log: Vec<ConsumerGroupRecord>,
+}
+
+impl Harness {
+    fn new(topics: Topics) -> Self {
+        Harness {
+            groups: ConsumerGroups::new(ConsumerGroupConfig::default()),
+            topics,
+            log: Vec::new(),
+        }
+    }
+
+    fn send(
+        &mut self,
+        req: HeartbeatRequest,
+        now: i64,
+    ) -> Result<HeartbeatResponse, HeartbeatError> {
+        let (resp, records) = self
+            .groups
+            .heartbeat(&req, &self.topics, now, || "generated".to_string())?;
+        self.log.extend(records);
+        Ok(resp)
+    }
+
+    fn ok(&mut self, req: HeartbeatRequest, now: i64) -> HeartbeatResponse {
+        self.send(req, now).expect("heartbeat")
+    }
+
+    fn member(&self, id: &str) -> &Member {
+        &self.groups.group("g").expect("group").members[id]
+    }
+
+    /// The log through the codec into a new coordinator: the same groups.
+    fn check_replay(&self) {
+        let mut fresh = ConsumerGroups::new(ConsumerGroupConfig::default());
+        for r in &self.log {
+            let (k, v) = r.encode().expect("encode");
+            let back = ConsumerGroupRecord::decode(&k, v.as_deref())
+                .expect("decode")
+                .expect("a consumer group record");
+            fresh.replay(&back);
+        }
+        let a: Vec<_> = self.groups.groups().collect();
+        let b: Vec<_> = fresh.groups().collect();
+        assert_eq!(a, b, "replaying the log gives another state");
+    }
+}
+
+#[test]
+fn the_front_door_refuses_what_kafka_refuses() {
+    let mut h = Harness::new(Topics::default());
+    let cases: Vec<(HeartbeatRequest, &str)> = vec![
+        (beat("", 3, None), "MemberId can't be empty."),
+        (
+            HeartbeatRequest {
+                group_id: " ".into(),
+                ..join("m", &[])
+            },
+            "GroupId can't be empty.",
+        ),
+        (
+            HeartbeatRequest {
+                instance_id: Some("".into()),
+                ..join("m", &[])
+            },
+            "InstanceId can't be empty.",
+        ),
+        (
+            HeartbeatRequest {
+                rebalance_timeout_ms: -1,
+                ..join("m", &[])
+            },
+            "RebalanceTimeoutMs must be provided in first request.",
+        ),
+        (
+            HeartbeatRequest {
+                topic_partitions: Some(tp(&[(1, &[0])])),
+                ..join("m", &[])
+            },
+            "TopicPartitions must be empty when (re-)joining.",
+        ),
+        (
+            HeartbeatRequest {
+                subscribed_topic_names: None,
+                ..join("m", &[])
+            },
+            "Either SubscribedTopicNames or SubscribedTopicRegex must be non-null when (re-)joining.",
+        ),
+        (beat("m", -2, None), "InstanceId can't be null."),
+        (beat("m", -3, None), "MemberEpoch is invalid."),
+    ];
+    for (req, message) in cases {
+        assert_eq!(
+            h.send(req, 0),
+            Err(HeartbeatError::InvalidRequest(message.to_string()))
+        );
+    }
+    let bad_assignor = HeartbeatRequest {
+        server_assignor: Some("sticky".into()),
+        ..join("m", &[])
+    };
+    assert_eq!(
+        h.send(bad_assignor, 0),
+        Err(HeartbeatError::UnsupportedAssignor(
+            "ServerAssignor sticky is not supported. Supported assignors: uniform, range.".into()
+        ))
+    );
+    assert!(matches!(
+        h.send(beat("m", 1, None), 0),
+        Err(HeartbeatError::GroupIdNotFound(_))
+    ));
+    assert!(h.log.is_empty());
+}
+
+#[test]
+fn a_first_member_gets_every_partition_at_epoch_one() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 4)]));
+    let r = h.ok(join("a", &["orders"]), 0);
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.heartbeat_interval_ms, 5_000);
+    assert_eq!(r.assignment, Some(tp(&[(1, &[0, 1, 2, 3])])));
+    let kinds: Vec<i16> = h
+        .log
+        .iter()
+        .map(|r| r.encode().unwrap().0[1] as i16)
+        .collect();
+    // Member metadata, group epoch, target member, target epoch, current assignment.
+    assert_eq!(kinds, vec![5, 3, 7, 6, 8]);
+    let g = h.groups.group("g").unwrap();
+    assert_eq!(g.state(), ConsumerGroupState::Stable);
+    // A heartbeat that changes nothing writes nothing and sends no assignment.
+    let before = h.log.len();
+    let r = h.ok(beat("a", 1, None), 1000);
+    assert_eq!((r.member_epoch, r.assignment), (1, None));
+    assert_eq!(h.log.len(), before);
+    h.check_replay();
+}
+
+/// docs/design/kip-848.md §3.6: a second member joins; the first revokes half before the
+/// second gets anything.
+#[test]
+fn partitions_move_only_after_the_previous_owner_revoked_them() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 4)]));
+    h.ok(join("a", &["orders"]), 0);
+    let b = h.ok(join("b", &["orders"]), 10);
+    assert_eq!(b.member_epoch, 2);
+    assert_eq!(b.assignment, Some(TopicPartitions::new()));
+    assert_eq!(
+        h.member("b").assignment.state,
+        MemberState::UnreleasedPartitions
+    );
+    assert_eq!(
+        h.groups.group("g").unwrap().state(),
+        ConsumerGroupState::Reconciling
+    );
+
+    // A's heartbeat without its owned partitions: revoke two, keep two, still epoch 1.
+    let a = h.ok(beat("a", 1, None), 20);
+    assert_eq!(a.member_epoch, 1);
+    let kept = a.assignment.clone().expect("changed assignment");
+    assert_eq!(kept.values().map(BTreeSet::len).sum::<usize>(), 2);
+    assert_eq!(
+        h.member("a").assignment.state,
+        MemberState::UnrevokedPartitions
+    );
+    // B asks again: still nothing, A holds them.
+    let b = h.ok(beat("b", 2, Some(TopicPartitions::new())), 30);
+    assert_eq!(b.assignment, None);
+    // A reports it let go: epoch 2.
+    let a = h.ok(beat("a", 1, Some(kept.clone())), 40);
+    assert_eq!(a.member_epoch, 2);
+    // Now B gets the other two.
+    let b = h.ok(beat("b", 2, Some(TopicPartitions::new())), 50);
+    let got = b.assignment.expect("B's partitions");
+    assert_eq!(got.values().map(BTreeSet::len).sum::<usize>(), 2);
+    assert!(got[&t(1)].is_disjoint(&kept[&t(1)]));
+    assert_eq!(
+        h.groups.group("g").unwrap().state(),
+        ConsumerGroupState::Stable
+    );
+    h.check_replay();
+}
+
+#[test]
+fn a_leaving_member_is_removed_and_the_rest_take_over() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    h.ok(join("a", &["orders"]), 0);
+    h.ok(join("b", &["orders"]), 0);
+    let a = h.ok(beat("a", 1, None), 0);
+    h.ok(beat("a", 1, a.assignment.clone()), 0);
+    h.ok(beat("b", 2, Some(TopicPartitions::new())), 0);
+    let left = h.ok(beat("b", -1, None), 0);
+    assert_eq!((left.member_epoch, left.assignment), (-1, None));
+    let g = h.groups.group("g").unwrap();
+    assert!(!g.members.contains_key("b") && !g.target.contains_key("b"));
+    assert_eq!(g.epoch, 3);
+    let a = h.ok(beat("a", 2, Some(tp(&[(1, &[0])]))), 0);
+    assert_eq!(a.member_epoch, 3);
+    assert_eq!(a.assignment, Some(tp(&[(1, &[0, 1])])));
+    assert!(matches!(
+        h.send(beat("b", 2, None), 0),
+        Err(HeartbeatError::UnknownMemberId(_))
+    ));
+    h.check_replay();
+}
+
+#[test]
+fn sessions_and_rebalances_time_out() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    h.ok(join("a", &["orders"]), 0);
+    h.ok(join("b", &["orders"]), 1_000);
+    assert_eq!(h.groups.next_deadline_ms(), Some(45_000));
+    // A must revoke one partition; it never does: fenced after its rebalance timeout (30 s).
+    h.ok(beat("a", 1, None), 2_000);
+    assert!(h.groups.expire(31_999).is_empty());
+    let fenced = h.groups.expire(32_000);
+    assert!(!fenced.is_empty());
+    h.log.extend(fenced);
+    assert!(!h.groups.group("g").unwrap().members.contains_key("a"));
+    // B's session: 45 s after its last heartbeat.
+    h.ok(beat("b", 2, Some(TopicPartitions::new())), 40_000);
+    assert!(h.groups.expire(84_999).is_empty());
+    h.log.extend(h.groups.expire(85_000));
+    assert_eq!(
+        h.groups.group("g").unwrap().state(),
+        ConsumerGroupState::Empty
+    );
+    h.check_replay();
+}
+
+#[test]
+fn epochs_are_checked() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    h.ok(join("a", &["orders"]), 0);
+    assert_eq!(
+        h.send(beat("a", 5, None), 0),
+        Err(HeartbeatError::FencedMemberEpoch)
+    );
+    h.ok(join("b", &["orders"]), 0);
+    let a = h.ok(beat("a", 1, None), 0);
+    let kept = a.assignment.unwrap();
+    let a = h.ok(beat("a", 1, Some(kept.clone())), 0);
+    assert_eq!(a.member_epoch, 2);
+    // The answer was lost: the previous epoch with a subset of the assignment is accepted.
+    let again = h.ok(beat("a", 1, Some(kept.clone())), 0);
+    assert_eq!(again.member_epoch, 2);
+    // Not with a partition it was not given.
+    assert_eq!(
+        h.send(beat("a", 1, Some(tp(&[(1, &[0, 1])]))), 0),
+        Err(HeartbeatError::FencedMemberEpoch)
+    );
+    // A rejoin with epoch 0 is always accepted and answers the whole assignment.
+    let rejoin = h.ok(join("a", &["orders"]), 0);
+    assert_eq!(rejoin.member_epoch, 2);
+    assert_eq!(rejoin.assignment, Some(kept));
+}
+
+#[test]
+fn a_static_member_returns_without_a_rebalance() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    let with_instance = |member: &str| HeartbeatRequest {
+        instance_id: Some("app-1".into()),
+        ..join(member, &["orders"])
+    };
+    h.ok(with_instance("a1"), 0);
+    h.ok(join("b", &["orders"]), 0);
+    let a = h.ok(
+        HeartbeatRequest {
+            instance_id: Some("app-1".into()),
+            ..beat("a1", 1, None)
+        },
+        0,
+    );
+    h.ok(
+        HeartbeatRequest {
+            instance_id: Some("app-1".into()),
+            ..beat("a1", 1, a.assignment.clone())
+        },
+        0,
+    );
+    h.ok(beat("b", 2, Some(TopicPartitions::new())), 0);
+    let epoch = h.groups.group("g").unwrap().epoch;
+    let held = h.member("a1").assignment.assigned.clone();
+
+    // A new process with the same instance id while the old one is still in: refused.
+    assert_eq!(
+        h.send(with_instance("a2"), 0),
+        Err(HeartbeatError::UnreleasedInstanceId("app-1".into()))
+    );
+    // The old one leaves for now (-2): it keeps its partitions.
+    let left = h.ok(
+        HeartbeatRequest {
+            instance_id: Some("app-1".into()),
+            ..beat("a1", -2, None)
+        },
+        0,
+    );
+    assert_eq!(left.member_epoch, -2);
+    assert_eq!(h.member("a1").assignment.assigned, held);
+    // The new process takes over its assignment at once; the group epoch does not move.
+    let back = h.ok(with_instance("a2"), 0);
+    assert_eq!(back.assignment, Some(held));
+    let g = h.groups.group("g").unwrap();
+    assert_eq!(g.epoch, epoch);
+    assert!(!g.members.contains_key("a1"));
+    h.check_replay();
+}
+
+#[test]
+fn a_topic_growing_or_appearing_starts_a_new_assignment() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    h.ok(join("a", &["orders", "later"]), 0);
+    h.topics = Topics::with(&[("orders", 1, 3), ("later", 2, 1)]);
+    let r = h.ok(beat("a", 1, Some(tp(&[(1, &[0, 1])]))), 0);
+    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.assignment, Some(tp(&[(1, &[0, 1, 2]), (2, &[0])])));
+    h.check_replay();
+}
+
+#[test]
+fn the_group_size_is_bounded() {
+    let mut h = Harness::new(Topics::default());
+    h.groups = ConsumerGroups::new(ConsumerGroupConfig {
+        max_size: 1,
+        ..ConsumerGroupConfig::default()
+    });
+    h.ok(join("a", &[]), 0);
+    assert_eq!(
+        h.send(join("b", &[]), 0),
+        Err(HeartbeatError::GroupMaxSizeReached)
+    );
+    h.ok(beat("a", 1, None), 0);
+}
+
+#[test]
+fn the_most_requested_assignor_is_used() {
+    let mut h = Harness::new(Topics::with(&[("x", 1, 4), ("y", 2, 4)]));
+    let ranged = |m: &str| HeartbeatRequest {
+        server_assignor: Some("range".into()),
+        ..join(m, &["x", "y"])
+    };
+    h.ok(ranged("a"), 0);
+    h.ok(ranged("b"), 0);
+    // range co-partitions: a holds the same partition numbers of x and y.
+    let target = &h.groups.group("g").unwrap().target["a"];
+    assert_eq!(target[&t(1)], target[&t(2)]);
+}
