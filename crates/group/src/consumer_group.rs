@@ -7,10 +7,13 @@
 //! Every change goes through records: a heartbeat computes them and applies them with the same
 //! [`ConsumerGroups::replay`] a load uses. Only the timers are soft state, armed again on load.
 //!
-//! Not here yet: server-side regular expressions (a non-empty `SubscribedTopicRegex` is refused
-//! with INVALID_REQUEST), online migration from and to classic groups, and KIP-1101's exact
-//! metadata hash (rafka hashes the subscribed topics' ids, names and partition counts with
-//! FNV-1a; a group taken over from Kafka gets one extra epoch bump).
+//! Subscriptions by regular expression are resolved inside the heartbeat, against the image the
+//! shell passes in (Kafka resolves them on a thread and writes the result separately; the
+//! records and the gating, at most every 10 s unless a pattern is new, are the same).
+//!
+//! Not here yet: online migration from and to classic groups, and KIP-1101's exact metadata
+//! hash (rafka hashes the subscribed topics' ids, names and partition counts with FNV-1a; a group
+//! taken over from Kafka gets one extra epoch bump).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,7 +22,7 @@ use uuid::Uuid;
 use crate::assignor::{Assignor, MemberSpec, SubscriptionType};
 use crate::consumer_records::{
     ConsumerGroupRecord, CurrentMemberAssignmentValue, GroupMetadataValue, MemberMetadataValue,
-    TopicPartitions,
+    RegularExpressionValue, TopicPartitions,
 };
 use crate::reconcile::{reconcile, MemberAssignment, MemberState, ReconcileError};
 
@@ -34,7 +37,13 @@ pub struct ConsumerGroupConfig {
     pub max_size: usize,
     /// `group.consumer.assignors`: the first is the default.
     pub assignors: Vec<Assignor>,
+    /// `group.consumer.regex.refresh.interval.ms`.
+    pub regex_refresh_interval_ms: i64,
 }
+
+/// A group's patterns are resolved again at most this often when topics appear (Kafka's
+/// `REGEX_BATCH_REFRESH_MIN_INTERVAL_MS`).
+pub const REGEX_REFRESH_MIN_INTERVAL_MS: i64 = 10_000;
 
 impl Default for ConsumerGroupConfig {
     fn default() -> Self {
@@ -43,6 +52,7 @@ impl Default for ConsumerGroupConfig {
             heartbeat_interval_ms: 5_000,
             max_size: i32::MAX as usize,
             assignors: vec![Assignor::Uniform, Assignor::Range],
+            regex_refresh_interval_ms: 600_000,
         }
     }
 }
@@ -51,6 +61,10 @@ impl Default for ConsumerGroupConfig {
 pub trait TopicsView {
     fn topic_id(&self, name: &str) -> Option<Uuid>;
     fn partition_count(&self, topic_id: &Uuid) -> Option<i32>;
+    /// Every topic name, internal ones included (Kafka's patterns see them too).
+    fn topic_names(&self) -> Vec<String>;
+    /// The metadata offset the view reflects: a resolution records it.
+    fn version(&self) -> i64;
 }
 
 /// A ConsumerGroupHeartbeat request; `None` fields are "unchanged since the last heartbeat".
@@ -103,6 +117,8 @@ pub enum HeartbeatError {
     FencedInstanceId(String),
     #[error("static member {0} is still in use by another member")]
     UnreleasedInstanceId(String),
+    #[error("{0}")]
+    InvalidRegularExpression(String),
 }
 
 /// One member as the records describe it.
@@ -121,6 +137,8 @@ pub struct ConsumerGroup {
     pub target_epoch: i32,
     pub target: BTreeMap<String, TopicPartitions>,
     pub members: BTreeMap<String, Member>,
+    /// The group's patterns as last resolved.
+    pub regexes: BTreeMap<String, RegularExpressionValue>,
 }
 
 /// Kafka's consumer group states.
@@ -158,6 +176,31 @@ impl ConsumerGroup {
         } else {
             ConsumerGroupState::Stable
         }
+    }
+
+    /// A member's topics: its names and what its pattern resolved to, as ids that exist.
+    fn subscribed_ids(&self, member: &Member, topics: &impl TopicsView) -> BTreeSet<Uuid> {
+        let by_regex = member
+            .metadata
+            .subscribed_topic_regex
+            .as_ref()
+            .and_then(|r| self.regexes.get(r))
+            .map(|v| v.topics.as_slice())
+            .unwrap_or_default();
+        member
+            .metadata
+            .subscribed_topic_names
+            .iter()
+            .chain(by_regex)
+            .filter_map(|n| topics.topic_id(n))
+            .collect()
+    }
+
+    /// Whether a member other than `except` subscribes with `regex`.
+    fn regex_used_by_other(&self, regex: &str, except: &str) -> bool {
+        self.members.iter().any(|(id, m)| {
+            id != except && m.metadata.subscribed_topic_regex.as_deref() == Some(regex)
+        })
     }
 
     fn static_member(&self, instance_id: &str) -> Option<&str> {
@@ -340,9 +383,18 @@ impl ConsumerGroups {
             names.dedup();
             meta.subscribed_topic_names = names;
         }
+        if let Some(v) = &req.subscribed_topic_regex {
+            meta.subscribed_topic_regex = (!v.is_empty()).then(|| v.clone());
+        }
         meta.client_id = req.client_id.clone();
         meta.client_host = req.client_host.clone();
         meta.classic_member_metadata = None;
+        // 5. A pattern nobody else uses must compile (checked before anything is written).
+        if let Some(r) = &meta.subscribed_topic_regex {
+            if !group.regex_used_by_other(r, &member_id) {
+                compile(r)?;
+            }
+        }
         let is_new = !group.members.contains_key(&member_id);
         if is_new || meta != old.metadata {
             records.push(ConsumerGroupRecord::MemberMetadata {
@@ -351,8 +403,9 @@ impl ConsumerGroups {
                 value: Some(meta.clone()),
             });
         }
-        let subscription_changed =
-            meta.subscribed_topic_names != old.metadata.subscribed_topic_names;
+        let subscription_changed = meta.subscribed_topic_names
+            != old.metadata.subscribed_topic_names
+            || meta.subscribed_topic_regex != old.metadata.subscribed_topic_regex;
 
         // 6. A new epoch when the group is new, a subscription changed, or the subscribed
         //    topics changed (created, deleted, grown).
@@ -367,9 +420,61 @@ impl ConsumerGroups {
                 assignment: old.assignment.clone(),
             },
         );
+        // 5. Patterns: the one this member dropped goes with its last subscriber; the
+        //    group's patterns are resolved when new, when topics were added since (at most
+        //    every 10 s), or when the refresh interval has passed.
+        let mut regexes_changed = false;
+        if let Some(r) = &old.metadata.subscribed_topic_regex {
+            if meta.subscribed_topic_regex.as_ref() != Some(r)
+                && !after.regex_used_by_other(r, "")
+                && after.regexes.remove(r).is_some()
+            {
+                records.push(ConsumerGroupRecord::RegularExpression {
+                    group: group_id.clone(),
+                    regex: r.clone(),
+                    value: None,
+                });
+            }
+        }
+        let in_use: BTreeSet<String> = after
+            .members
+            .values()
+            .filter_map(|m| m.metadata.subscribed_topic_regex.clone())
+            .collect();
+        for r in in_use {
+            let due = match after.regexes.get(&r) {
+                None => true,
+                Some(v) => {
+                    let age = now_ms - v.timestamp_ms;
+                    (v.version != topics.version() && age >= REGEX_REFRESH_MIN_INTERVAL_MS)
+                        || age >= self.config.regex_refresh_interval_ms
+                }
+            };
+            if !due {
+                continue;
+            }
+            let resolved = RegularExpressionValue {
+                topics: resolve(&compile(&r)?, topics),
+                version: topics.version(),
+                timestamp_ms: now_ms,
+            };
+            if after.regexes.get(&r).map(|v| &v.topics) != Some(&resolved.topics) {
+                regexes_changed = true;
+            }
+            after.regexes.insert(r.clone(), resolved.clone());
+            records.push(ConsumerGroupRecord::RegularExpression {
+                group: group_id.clone(),
+                regex: r,
+                value: Some(resolved),
+            });
+        }
         let hash = metadata_hash(&after, topics);
         let mut epoch = group.epoch;
-        if group.epoch == 0 || subscription_changed || hash != group.metadata_hash {
+        if group.epoch == 0
+            || subscription_changed
+            || regexes_changed
+            || hash != group.metadata_hash
+        {
             epoch = group.epoch + 1;
             records.push(ConsumerGroupRecord::GroupMetadata {
                 group: group_id.clone(),
@@ -393,12 +498,7 @@ impl ConsumerGroups {
                 .map(|(id, m)| {
                     let spec = MemberSpec {
                         instance_id: m.metadata.instance_id.clone(),
-                        subscribed: m
-                            .metadata
-                            .subscribed_topic_names
-                            .iter()
-                            .filter_map(|n| topics.topic_id(n))
-                            .collect(),
+                        subscribed: after.subscribed_ids(m, topics),
                         current: previous.get(id).cloned().unwrap_or_default(),
                     };
                     (id.clone(), spec)
@@ -534,13 +634,6 @@ impl ConsumerGroups {
         if req.member_epoch < -2 {
             return invalid("MemberEpoch is invalid.");
         }
-        if req
-            .subscribed_topic_regex
-            .as_deref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return invalid("SubscribedTopicRegex is not supported by this broker yet.");
-        }
         if let Some(name) = &req.server_assignor {
             if !self.config.assignors.iter().any(|a| a.name() == name) {
                 let names: Vec<&str> = self.config.assignors.iter().map(|a| a.name()).collect();
@@ -617,6 +710,19 @@ impl ConsumerGroups {
             return Vec::new();
         };
         let mut records = member_tombstones(group_id, member_id);
+        let regex = group
+            .members
+            .get(member_id)
+            .and_then(|m| m.metadata.subscribed_topic_regex.as_ref());
+        if let Some(r) = regex {
+            if !group.regex_used_by_other(r, member_id) && group.regexes.contains_key(r) {
+                records.push(ConsumerGroupRecord::RegularExpression {
+                    group: group_id.to_string(),
+                    regex: r.clone(),
+                    value: None,
+                });
+            }
+        }
         records.push(ConsumerGroupRecord::GroupMetadata {
             group: group_id.to_string(),
             value: Some(GroupMetadataValue {
@@ -749,8 +855,15 @@ impl ConsumerGroups {
                     group.metadata_hash = v.metadata_hash;
                 }
             }
-            ConsumerGroupRecord::PartitionMetadata { .. }
-            | ConsumerGroupRecord::RegularExpression { .. } => {}
+            ConsumerGroupRecord::PartitionMetadata { .. } => {}
+            ConsumerGroupRecord::RegularExpression { regex, value, .. } => match value {
+                Some(v) => {
+                    group.regexes.insert(regex.clone(), v.clone());
+                }
+                None => {
+                    group.regexes.remove(regex);
+                }
+            },
             ConsumerGroupRecord::MemberMetadata { member, value, .. } => match value {
                 Some(v) => {
                     group.members.entry(member.clone()).or_default().metadata = v.clone();
@@ -828,6 +941,26 @@ fn check_epoch(member: &Member, req: &HeartbeatRequest) -> Result<(), HeartbeatE
     Ok(())
 }
 
+/// A subscription pattern as Kafka applies it: the whole topic name must match.
+fn compile(regex: &str) -> Result<regex::Regex, HeartbeatError> {
+    regex::Regex::new(&format!("^(?:{regex})$")).map_err(|e| {
+        HeartbeatError::InvalidRegularExpression(format!(
+            "SubscribedTopicRegex `{regex}` is not a valid regular expression: {e}."
+        ))
+    })
+}
+
+/// The topic names `pattern` matches, sorted.
+fn resolve(pattern: &regex::Regex, topics: &impl TopicsView) -> Vec<String> {
+    let mut names: Vec<String> = topics
+        .topic_names()
+        .into_iter()
+        .filter(|n| pattern.is_match(n))
+        .collect();
+    names.sort();
+    names
+}
+
 fn member_tombstones(group_id: &str, member_id: &str) -> Vec<ConsumerGroupRecord> {
     vec![
         ConsumerGroupRecord::CurrentMemberAssignment {
@@ -873,6 +1006,7 @@ fn metadata_hash(group: &ConsumerGroup, topics: &impl TopicsView) -> i64 {
         .members
         .values()
         .flat_map(|m| m.metadata.subscribed_topic_names.iter())
+        .chain(group.regexes.values().flat_map(|v| v.topics.iter()))
         .collect();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     let mut any = false;

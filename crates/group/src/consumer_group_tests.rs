@@ -1,6 +1,6 @@
 use super::*;
 
-/// Topics by name: id and partition count.
+/// Topics by name: id and partition count; the version is the number of topics.
 #[derive(Default, Clone)]
 struct Topics(BTreeMap<String, (Uuid, i32)>);
 
@@ -24,6 +24,12 @@ impl TopicsView for Topics {
             .values()
             .find(|(id, _)| id == topic_id)
             .map(|(_, c)| *c)
+    }
+    fn topic_names(&self) -> Vec<String> {
+        self.0.keys().cloned().collect()
+    }
+    fn version(&self) -> i64 {
+        self.0.len() as i64
     }
 }
 
@@ -418,4 +424,72 @@ fn the_most_requested_assignor_is_used() {
     // range co-partitions: a holds the same partition numbers of x and y.
     let target = &h.groups.group("g").unwrap().target["a"];
     assert_eq!(target[&t(1)], target[&t(2)]);
+}
+
+fn by_regex(member: &str, regex: &str) -> HeartbeatRequest {
+    HeartbeatRequest {
+        subscribed_topic_names: None,
+        subscribed_topic_regex: Some(regex.into()),
+        ..join(member, &[])
+    }
+}
+
+#[test]
+fn a_regex_subscription_follows_the_topics_it_matches() {
+    let mut h = Harness::new(Topics::with(&[("orders-eu", 1, 1), ("payments", 2, 1)]));
+    let r = h.ok(by_regex("a", "orders-.*"), 0);
+    assert_eq!(r.assignment, Some(tp(&[(1, &[0])])));
+    // The whole name must match: "xorders-eu" does not.
+    h.topics = Topics::with(&[
+        ("orders-eu", 1, 1),
+        ("payments", 2, 1),
+        ("orders-us", 3, 2),
+        ("xorders-eu", 4, 1),
+    ]);
+    // Within 10 s of the last resolution a new topic waits.
+    let r = h.ok(beat("a", 1, Some(tp(&[(1, &[0])]))), 5_000);
+    assert_eq!((r.member_epoch, r.assignment), (1, None));
+    let r = h.ok(beat("a", 1, Some(tp(&[(1, &[0])]))), 10_000);
+    assert_eq!(r.member_epoch, 2);
+    assert_eq!(r.assignment, Some(tp(&[(1, &[0]), (3, &[0, 1])])));
+    assert_eq!(
+        h.groups.group("g").unwrap().regexes["orders-.*"].topics,
+        vec!["orders-eu".to_string(), "orders-us".to_string()]
+    );
+    h.check_replay();
+    // The last subscriber leaves: the pattern goes too.
+    h.ok(beat("a", -1, None), 11_000);
+    assert!(h.groups.group("g").unwrap().regexes.is_empty());
+    h.check_replay();
+}
+
+#[test]
+fn an_invalid_regex_is_refused_and_names_and_a_regex_combine() {
+    let mut h = Harness::new(Topics::with(&[("a1", 1, 1), ("b", 2, 1)]));
+    assert!(matches!(
+        h.send(by_regex("m", "a("), 0),
+        Err(HeartbeatError::InvalidRegularExpression(m))
+            if m.starts_with("SubscribedTopicRegex `a(` is not a valid regular expression")
+    ));
+    assert!(h.log.is_empty());
+    let both = HeartbeatRequest {
+        subscribed_topic_names: Some(vec!["b".into()]),
+        ..by_regex("m", "a.")
+    };
+    let r = h.ok(both, 0);
+    assert_eq!(r.assignment, Some(tp(&[(1, &[0]), (2, &[0])])));
+    // An empty pattern clears it: a1 is to be revoked.
+    let r = h.ok(
+        HeartbeatRequest {
+            subscribed_topic_regex: Some(String::new()),
+            ..beat("m", 1, Some(tp(&[(1, &[0]), (2, &[0])])))
+        },
+        1,
+    );
+    assert_eq!(r.member_epoch, 1);
+    assert_eq!(
+        h.member("m").assignment.pending_revocation,
+        tp(&[(1, &[0])])
+    );
+    h.check_replay();
 }
