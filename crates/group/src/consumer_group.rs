@@ -856,14 +856,9 @@ impl ConsumerGroups {
                 }
             }
             ConsumerGroupRecord::PartitionMetadata { .. } => {}
-            ConsumerGroupRecord::RegularExpression { regex, value, .. } => match value {
-                Some(v) => {
-                    group.regexes.insert(regex.clone(), v.clone());
-                }
-                None => {
-                    group.regexes.remove(regex);
-                }
-            },
+            ConsumerGroupRecord::RegularExpression { regex, value, .. } => {
+                put(&mut group.regexes, regex, value.as_ref());
+            }
             ConsumerGroupRecord::MemberMetadata { member, value, .. } => match value {
                 Some(v) => {
                     group.members.entry(member.clone()).or_default().metadata = v.clone();
@@ -875,14 +870,9 @@ impl ConsumerGroups {
             ConsumerGroupRecord::TargetAssignmentMetadata { value, .. } => {
                 group.target_epoch = value.unwrap_or(-1);
             }
-            ConsumerGroupRecord::TargetAssignmentMember { member, value, .. } => match value {
-                Some(t) => {
-                    group.target.insert(member.clone(), t.clone());
-                }
-                None => {
-                    group.target.remove(member);
-                }
-            },
+            ConsumerGroupRecord::TargetAssignmentMember { member, value, .. } => {
+                put(&mut group.target, member, value.as_ref());
+            }
             ConsumerGroupRecord::CurrentMemberAssignment { member, value, .. } => match value {
                 Some(v) => {
                     group.members.entry(member.clone()).or_default().assignment =
@@ -904,6 +894,18 @@ impl ConsumerGroups {
                     }
                 }
             },
+        }
+    }
+}
+
+/// A value record sets `key`, a tombstone removes it.
+fn put<V: Clone>(map: &mut BTreeMap<String, V>, key: &str, value: Option<&V>) {
+    match value {
+        Some(v) => {
+            map.insert(key.to_string(), v.clone());
+        }
+        None => {
+            map.remove(key);
         }
     }
 }

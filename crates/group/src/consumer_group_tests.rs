@@ -37,13 +37,7 @@ fn t(id: u128) -> Uuid {
     Uuid::from_u128(id)
 }
 
-fn tp(pairs: &[(u128, &[i32])]) -> TopicPartitions {
-    pairs
-        .iter()
-        .filter(|(_, ps)| !ps.is_empty())
-        .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
-        .collect()
-}
+use crate::consumer_records::tp;
 
 fn join(member: &str, topics: &[&str]) -> HeartbeatRequest {
     HeartbeatRequest {

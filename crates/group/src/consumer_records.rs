@@ -518,16 +518,20 @@ fn read_current_assignment(r: &mut Reader<'_>) -> Result<CurrentMemberAssignment
     Ok(v)
 }
 
+/// Test shorthand: topic ids from numbers; empty partition lists are left out, as an
+/// assignment never holds them.
+#[cfg(test)]
+pub(crate) fn tp(pairs: &[(u128, &[i32])]) -> TopicPartitions {
+    pairs
+        .iter()
+        .filter(|(_, ps)| !ps.is_empty())
+        .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn tp(pairs: &[(u128, &[i32])]) -> TopicPartitions {
-        pairs
-            .iter()
-            .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
-            .collect()
-    }
 
     fn samples() -> Vec<ConsumerGroupRecord> {
         let g = || "group-1".to_string();

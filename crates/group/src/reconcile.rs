@@ -238,12 +238,7 @@ mod tests {
 
     use super::*;
 
-    fn tp(pairs: &[(u128, &[i32])]) -> TopicPartitions {
-        pairs
-            .iter()
-            .map(|(t, ps)| (Uuid::from_u128(*t), ps.iter().copied().collect()))
-            .collect()
-    }
+    use crate::consumer_records::tp;
 
     fn free(_: &Uuid, _: i32) -> bool {
         false
