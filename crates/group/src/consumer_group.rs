@@ -121,6 +121,19 @@ pub enum HeartbeatError {
     InvalidRegularExpression(String),
 }
 
+/// Why an offset request from a consumer group member is refused; Kafka's names.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OffsetError {
+    #[error("the member is not known to the group")]
+    UnknownMemberId,
+    #[error("the member epoch is not the member's current epoch")]
+    StaleMemberEpoch,
+    #[error("the generation is not the member's current epoch")]
+    IllegalGeneration,
+    #[error("{0}")]
+    UnsupportedVersion(String),
+}
+
 /// One member as the records describe it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Member {
@@ -757,6 +770,69 @@ impl ConsumerGroups {
             .unwrap_or(Assignor::Uniform)
     }
 
+    /// OffsetCommit from a member of a consumer group (Kafka's `validateOffsetCommit`).
+    /// `None` when `group_id` is not a consumer group here: the classic rules apply. A commit
+    /// does not extend the member's session.
+    pub fn validate_offset_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+        api_version: i16,
+    ) -> Option<Result<(), OffsetError>> {
+        let group = self.groups.get(group_id)?;
+        Some(validate_member(group, member_id, member_epoch).and_then(|()| {
+            if member_epoch >= 0 && api_version < 9 {
+                Err(OffsetError::UnsupportedVersion(
+                    "OffsetCommit version 9 or above must be used by members using the modern group protocol".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }))
+    }
+
+    /// TxnOffsetCommit: as OffsetCommit, except that a producer committing without a member
+    /// (epoch -1, no member or instance id) is not checked, a stale epoch is
+    /// ILLEGAL_GENERATION, and any version will do.
+    pub fn validate_txn_offset_commit(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        member_epoch: i32,
+        instance_id: Option<&str>,
+    ) -> Option<Result<(), OffsetError>> {
+        let group = self.groups.get(group_id)?;
+        if member_epoch == -1 && member_id.is_empty() && instance_id.is_none() {
+            return Some(Ok(()));
+        }
+        Some(
+            validate_member(group, member_id, member_epoch).map_err(|e| match e {
+                OffsetError::StaleMemberEpoch => OffsetError::IllegalGeneration,
+                e => e,
+            }),
+        )
+    }
+
+    /// OffsetFetch with a member id and epoch (v9+); an admin's fetch (no member id, negative
+    /// epoch) is not checked.
+    pub fn validate_offset_fetch(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Option<Result<(), OffsetError>> {
+        let group = self.groups.get(group_id)?;
+        match member_id {
+            None if member_epoch < 0 => Some(Ok(())),
+            member => Some(validate_member(
+                group,
+                member.unwrap_or_default(),
+                member_epoch.max(0),
+            )),
+        }
+    }
+
     /// The earliest timer, for the shell to sleep until.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.deadlines.values().min().copied()
@@ -896,6 +972,23 @@ impl ConsumerGroups {
             },
         }
     }
+}
+
+/// Steps 2, 3 and 5 of Kafka's offset validation for a consumer group: a negative epoch on an
+/// empty group is an admin's (or a manual assignment's) and passes; otherwise the member must
+/// exist and be at exactly this epoch.
+fn validate_member(group: &ConsumerGroup, member_id: &str, epoch: i32) -> Result<(), OffsetError> {
+    if epoch < 0 && group.members.is_empty() {
+        return Ok(());
+    }
+    let member = group
+        .members
+        .get(member_id)
+        .ok_or(OffsetError::UnknownMemberId)?;
+    if member.assignment.member_epoch != epoch {
+        return Err(OffsetError::StaleMemberEpoch);
+    }
+    Ok(())
 }
 
 /// A value record sets `key`, a tombstone removes it.

@@ -487,3 +487,52 @@ fn an_invalid_regex_is_refused_and_names_and_a_regex_combine() {
     );
     h.check_replay();
 }
+
+#[test]
+fn offsets_are_checked_against_member_epochs() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 1)]));
+    assert_eq!(
+        h.groups.validate_offset_commit("g", "a", 1, 9),
+        None,
+        "not a consumer group"
+    );
+    h.ok(join("a", &["orders"]), 0);
+    let g = &h.groups;
+    assert_eq!(g.validate_offset_commit("g", "a", 1, 9), Some(Ok(())));
+    assert_eq!(
+        g.validate_offset_commit("g", "a", 0, 9),
+        Some(Err(OffsetError::StaleMemberEpoch))
+    );
+    assert_eq!(
+        g.validate_offset_commit("g", "x", 1, 9),
+        Some(Err(OffsetError::UnknownMemberId))
+    );
+    assert!(matches!(
+        g.validate_offset_commit("g", "a", 1, 8),
+        Some(Err(OffsetError::UnsupportedVersion(_)))
+    ));
+    // An admin's commit (negative epoch) only passes while the group has no members.
+    assert_eq!(
+        g.validate_offset_commit("g", "", -1, 9),
+        Some(Err(OffsetError::UnknownMemberId))
+    );
+    assert_eq!(
+        g.validate_txn_offset_commit("g", "a", 0, None),
+        Some(Err(OffsetError::IllegalGeneration))
+    );
+    assert_eq!(
+        g.validate_txn_offset_commit("g", "", -1, None),
+        Some(Ok(()))
+    );
+    assert_eq!(g.validate_offset_fetch("g", None, -1), Some(Ok(())));
+    assert_eq!(g.validate_offset_fetch("g", Some("a"), 1), Some(Ok(())));
+    assert_eq!(
+        g.validate_offset_fetch("g", Some("a"), 3),
+        Some(Err(OffsetError::StaleMemberEpoch))
+    );
+    h.ok(beat("a", -1, None), 0);
+    assert_eq!(
+        h.groups.validate_offset_commit("g", "", -1, 9),
+        Some(Ok(()))
+    );
+}
