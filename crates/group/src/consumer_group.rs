@@ -121,6 +121,11 @@ pub enum HeartbeatError {
     InvalidRegularExpression(String),
 }
 
+/// NON_EMPTY_GROUP: only an empty group can be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the group is not empty")]
+pub struct NonEmptyGroup;
+
 /// Why an offset request from a consumer group member is refused; Kafka's names.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OffsetError {
@@ -768,6 +773,43 @@ impl ConsumerGroups {
             .and_then(|(name, _)| Assignor::from_name(name))
             .or_else(|| self.config.assignors.first().copied())
             .unwrap_or(Assignor::Uniform)
+    }
+
+    /// DeleteGroups of a consumer group: refused unless it is empty (`None` for a group that is
+    /// not a consumer group here); otherwise its tombstones, in Kafka's order, already applied.
+    /// The caller adds the tombstones of its offsets.
+    pub fn delete_group(
+        &mut self,
+        group_id: &str,
+    ) -> Option<Result<Vec<ConsumerGroupRecord>, NonEmptyGroup>> {
+        let group = self.groups.get(group_id)?;
+        if group.state() != ConsumerGroupState::Empty {
+            return Some(Err(NonEmptyGroup));
+        }
+        let g = || group_id.to_string();
+        let mut records = vec![ConsumerGroupRecord::TargetAssignmentMetadata {
+            group: g(),
+            value: None,
+        }];
+        for regex in group.regexes.keys() {
+            records.push(ConsumerGroupRecord::RegularExpression {
+                group: g(),
+                regex: regex.clone(),
+                value: None,
+            });
+        }
+        records.push(ConsumerGroupRecord::PartitionMetadata {
+            group: g(),
+            present: false,
+        });
+        records.push(ConsumerGroupRecord::GroupMetadata {
+            group: g(),
+            value: None,
+        });
+        for r in &records {
+            self.replay(r);
+        }
+        Some(Ok(records))
     }
 
     /// OffsetCommit from a member of a consumer group (Kafka's `validateOffsetCommit`).

@@ -536,3 +536,18 @@ fn offsets_are_checked_against_member_epochs() {
         Some(Ok(()))
     );
 }
+
+#[test]
+fn only_an_empty_group_is_deleted() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 1)]));
+    assert_eq!(h.groups.delete_group("g"), None);
+    h.ok(by_regex("a", "ord.*"), 0);
+    assert_eq!(h.groups.delete_group("g"), Some(Err(NonEmptyGroup)));
+    h.ok(beat("a", -1, None), 0);
+    let records = h.groups.delete_group("g").unwrap().unwrap();
+    let kinds: Vec<u8> = records.iter().map(|r| r.encode().unwrap().0[1]).collect();
+    assert_eq!(kinds, vec![6, 4, 3]);
+    assert!(h.groups.group("g").is_none());
+    h.log.extend(records);
+    h.check_replay();
+}
