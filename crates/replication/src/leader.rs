@@ -337,10 +337,16 @@ impl LeaderPartition {
             .fold(log_start_offset, i64::min)
     }
 
-    /// The controller refused the change in flight (or it timed out): the next check may
-    /// propose again.
-    pub fn on_isr_change_failed(&mut self) {
-        self.pending = None;
+    /// The controller refused `change` and said it did not apply it (INELIGIBLE_REPLICA,
+    /// OPERATION_NOT_ATTEMPTED): the committed ISR stands and the next check may propose again.
+    /// Only then: after any other failure the change may have been committed (an answer lost
+    /// with its connection, a retry after a timeout), so it stays in flight and its member keeps
+    /// holding the high watermark until the image says what was committed (Kafka's
+    /// `handleAlterPartitionError`). A refusal of an older change leaves a newer one alone.
+    pub fn on_isr_change_refused(&mut self, change: &IsrChange) {
+        if self.pending.as_ref() == Some(change) {
+            self.pending = None;
+        }
     }
 
     fn maybe_expand(&mut self, fetch: FollowerFetch) -> Option<IsrChange> {
@@ -596,8 +602,33 @@ mod tests {
             l.on_follower_fetch(fetch(2, 12, 1_500), 12).high_watermark,
             Some(11)
         );
-        l.on_isr_change_failed();
+        l.on_isr_change_refused(&change);
         assert!(l.pending_isr_change().is_none());
+    }
+
+    /// Fault suite, seed 625: an expansion whose answer was lost may have been committed, so
+    /// its member keeps holding the high watermark; only a refusal of that very change (or
+    /// the image) ends it.
+    #[test]
+    fn an_unanswered_expansion_keeps_holding_the_high_watermark() {
+        let mut l = leader(&[1, 2], 10, 10);
+        let change = l
+            .on_follower_fetch(fetch(3, 10, 1_100), 10)
+            .isr_change
+            .expect("3 joins");
+        // 3 goes quiet; the leader and 2 move on.
+        l.on_follower_fetch(fetch(2, 20, 1_200), 20);
+        assert_eq!(l.high_watermark(), 10, "3 is in the maximal ISR");
+        // A refusal of some other (older) change does not end this one.
+        let mut older = change.clone();
+        older.partition_epoch -= 1;
+        l.on_isr_change_refused(&older);
+        assert_eq!(l.pending_isr_change(), Some(&change));
+        l.on_follower_fetch(fetch(2, 20, 1_300), 20);
+        assert_eq!(l.high_watermark(), 10);
+        // The image says the controller committed it: 3 is in the ISR and still holds it.
+        l.on_isr_committed(&[1, 2, 3], change.partition_epoch + 1, 20, 1_400);
+        assert_eq!(l.high_watermark(), 10);
     }
 
     #[test]
@@ -637,9 +668,12 @@ mod tests {
     fn a_caught_up_follower_about_to_join_holds_the_high_watermark() {
         // 3 is out of the ISR but fetching at the leader's end; its broker may join.
         let mut l = leader(&[1, 2], 10, 10);
-        l.on_follower_fetch(fetch(3, 10, 1_100), 10);
+        let change = l
+            .on_follower_fetch(fetch(3, 10, 1_100), 10)
+            .isr_change
+            .expect("3 joins");
         // (It was proposed for the ISR; the controller refused, say.)
-        l.on_isr_change_failed();
+        l.on_isr_change_refused(&change);
         // Appends: 2 keeps up, 3 lags a little but is caught up within the lag time.
         l.on_follower_fetch(fetch(2, 20, 1_200), 20);
         assert_eq!(

@@ -128,22 +128,32 @@ pub async fn handle(
                         None => pr.error_code = ResponseError::UnknownTopicId.code(),
                     }
                 }
-                Err(MetadataError::Rejected(CommandRejected::StaleBrokerEpoch { .. })) => {
+                Err(e) if error_code(&e) == ResponseError::StaleBrokerEpoch => {
                     // Kafka checks the broker epoch once, for the whole request.
                     response.error_code = ResponseError::StaleBrokerEpoch.code();
                     response.topics.clear();
                     return response;
                 }
-                Err(MetadataError::Rejected(CommandRejected::UnknownTopic { .. })) => {
-                    pr.error_code = ResponseError::UnknownTopicId.code();
-                }
-                Err(e) => pr.error_code = errors::metadata(&e).code(),
+                Err(e) => pr.error_code = error_code(&e).code(),
             }
             topic.partitions.push(pr);
         }
         response.topics.push(topic);
     }
     response
+}
+
+/// The AlterPartition error for a command the quorum did not commit.
+pub fn error_code(e: &MetadataError) -> ResponseError {
+    match e {
+        MetadataError::Rejected(CommandRejected::StaleBrokerEpoch { .. }) => {
+            ResponseError::StaleBrokerEpoch
+        }
+        MetadataError::Rejected(CommandRejected::UnknownTopic { .. }) => {
+            ResponseError::UnknownTopicId
+        }
+        e => errors::metadata(e).code,
+    }
 }
 
 /// The leader's side: `change` for partition `index` of `topic_id`, as an AlterPartition to the
@@ -155,7 +165,7 @@ pub async fn send(
     broker_epoch: u64,
     (topic_id, index): (Uuid, i32),
     change: &IsrChange,
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let mut p = PartitionData::default();
     p.partition_index = index;
     p.leader_epoch = change.leader_epoch;
@@ -182,7 +192,7 @@ pub async fn send(
     let resp = client
         .send(quorum, &req, VERSION, Duration::from_millis(TIMEOUT_MS))
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SendError::Unanswered(e.to_string()))?;
     let code = if resp.error_code != 0 {
         resp.error_code
     } else {
@@ -194,6 +204,24 @@ pub async fn send(
     };
     match ResponseError::try_from_code(code) {
         None => Ok(()),
-        Some(e) => Err(format!("{e:?} ({code})")),
+        Some(e) => Err(SendError::Answered(e)),
+    }
+}
+
+/// Why an AlterPartition did not succeed.
+#[derive(Debug)]
+pub enum SendError {
+    /// The controller answered with this error.
+    Answered(ResponseError),
+    /// No answer (connection lost, timeout, no controller): the change may have been applied.
+    Unanswered(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Answered(e) => write!(f, "{e:?} ({})", e.code()),
+            SendError::Unanswered(why) => write!(f, "no answer: {why}"),
+        }
     }
 }

@@ -317,10 +317,19 @@ impl Partition {
         }
     }
 
-    /// The controller refused (or never answered) the ISR change in flight.
-    pub fn isr_change_failed(&self) {
+    /// The controller refused `change` and did not apply it.
+    pub fn isr_change_refused(&self, change: &IsrChange) {
         if let Role::Leader(l) = &mut lock(&self.inner).role {
-            l.on_isr_change_failed();
+            l.on_isr_change_refused(change);
+        }
+    }
+
+    /// Whether `change` is still this leader's change in flight (the image has not settled it,
+    /// and leadership has not moved).
+    pub fn isr_change_pending(&self, change: &IsrChange) -> bool {
+        match &lock(&self.inner).role {
+            Role::Leader(l) => l.pending_isr_change() == Some(change),
+            Role::Follower { .. } => false,
         }
     }
 

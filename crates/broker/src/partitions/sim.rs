@@ -620,9 +620,10 @@ impl Sim {
             (self.topic_id, 0),
             &change,
         );
+        // The controller's refusals here are decided in apply: the change was not applied.
         if self.command(cmd).is_err() {
             if let Some(p) = self.partition(leader) {
-                p.isr_change_failed();
+                p.isr_change_refused(&change);
             }
         }
     }
