@@ -221,6 +221,20 @@ impl ConsumerGroup {
         })
     }
 
+    /// The member holding `instance_id`, which must be `member_id`: UNKNOWN_MEMBER_ID when no
+    /// member holds it, FENCED_INSTANCE_ID when another one does.
+    fn static_holder(&self, instance_id: &str, member_id: &str) -> Result<&str, HeartbeatError> {
+        let holder = self.static_member(instance_id).ok_or_else(|| {
+            HeartbeatError::UnknownMemberId(format!("Instance id {instance_id} is unknown."))
+        })?;
+        if holder != member_id {
+            return Err(HeartbeatError::FencedInstanceId(format!(
+                "Static member {member_id} with instance id {instance_id} is fenced by existing member {holder}."
+            )));
+        }
+        Ok(holder)
+    }
+
     fn static_member(&self, instance_id: &str) -> Option<&str> {
         self.members
             .iter()
@@ -340,14 +354,7 @@ impl ConsumerGroups {
                 }
             },
             (Some(instance), _) => {
-                let holder = group.static_member(instance).ok_or_else(|| {
-                    HeartbeatError::UnknownMemberId(format!("Instance id {instance} is unknown."))
-                })?;
-                if holder != member_id {
-                    return Err(HeartbeatError::FencedInstanceId(format!(
-                        "Static member {member_id} with instance id {instance} is fenced by existing member {holder}."
-                    )));
-                }
+                let holder = group.static_holder(instance, &member_id)?;
                 let m = group.members[holder].clone();
                 check_epoch(&m, req)?;
                 m
@@ -685,14 +692,7 @@ impl ConsumerGroups {
                 self.fence_records(group_id, &member_id)
             }
             Some(instance) => {
-                let holder = group.static_member(instance).ok_or_else(|| {
-                    HeartbeatError::UnknownMemberId(format!("Instance id {instance} is unknown."))
-                })?;
-                if holder != member_id {
-                    return Err(HeartbeatError::FencedInstanceId(format!(
-                        "Static member {member_id} with instance id {instance} is fenced by existing member {holder}."
-                    )));
-                }
+                let holder = group.static_holder(instance, &member_id)?;
                 if req.member_epoch == -2 {
                     // The member stays with its partitions (and its session timer, which
                     // removes it unless a new instance takes over first).
