@@ -1497,7 +1497,11 @@ impl Log {
     pub fn truncate_to(&mut self, offset: i64, now_ms: i64) -> Result<()> {
         self.check_ok()?;
         if offset >= self.log_end_offset() {
-            return Ok(());
+            // No batch goes, but an epoch this replica started as leader and never wrote in
+            // (deposed first) must: the new leader answered for the epoch before it, and a
+            // follower that kept naming the empty one would get that answer forever (Kafka's
+            // `truncateTo` truncates the epoch cache in this case too).
+            return self.reconcile_epochs();
         }
         self.truncations += 1;
         if offset < self.segments[0].base_offset {

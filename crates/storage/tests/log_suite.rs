@@ -25,6 +25,7 @@ backend_suite!(
     segment_ms_roll_by_batch_timestamp,
     segment_ms_roll_by_now_without_timestamps,
     leader_epoch_cache,
+    truncating_at_the_log_end_drops_an_empty_epoch,
     append_stamped_checks_offsets,
     truncate_to_active_and_sealed,
     truncate_fully,
@@ -370,6 +371,31 @@ fn leader_epoch_cache(b: Arc<dyn Backend>) {
     assert_eq!(log.leader_epoch_entries(), &want[..1]);
     let text = std::fs::read_to_string(dir.path().join("leader-epoch-checkpoint")).unwrap();
     assert_eq!(text, "0\n1\n1 0\n");
+}
+
+/// A replica elected leader (its epoch starts at its log end) and deposed before it wrote
+/// anything keeps an epoch entry no batch has. As a follower it fetches with that epoch, the
+/// new leader answers with the older epoch ending at this very log end, and the truncation to
+/// it must drop the empty entry (Kafka's `truncateTo` always truncates the epoch cache):
+/// otherwise the next fetch names the same epoch, gets the same answer, and the follower never
+/// fetches again (found by the replication simulation with lagging images).
+fn truncating_at_the_log_end_drops_an_empty_epoch(b: Arc<dyn Backend>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), small_config(), b.clone(), false);
+    log.append(&mut batch(2, 0, 10), 6, NOW).unwrap();
+    log.assign_leader_epoch_start(7).unwrap();
+    assert_eq!(log.latest_epoch(), Some(7));
+    let end = log.log_end_offset();
+    log.truncate_to(end, NOW).unwrap();
+    assert_eq!(log.log_end_offset(), end);
+    assert_eq!(log.latest_epoch(), Some(6));
+    log.close().unwrap();
+    let log = open(dir.path(), small_config(), b, true);
+    assert_eq!(
+        log.latest_epoch(),
+        Some(6),
+        "the checkpoint lost the entry too"
+    );
 }
 
 fn append_stamped_checks_offsets(b: Arc<dyn Backend>) {

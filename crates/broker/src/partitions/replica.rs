@@ -415,11 +415,13 @@ impl Partition {
             tracing::info!(partition = ?self, truncate_to = t.offset, log_end_offset = end,
                 leader_epoch = diverging.epoch, leader_end_offset = diverging.end_offset,
                 "Truncating to the leader's end offset for the diverging epoch");
-            inner.log.truncate_to(t.offset, now_ms)?;
-            let new_end = inner.log.log_end_offset();
-            if self.high_watermark() > new_end {
-                self.high_watermark.store(new_end, Ordering::Release);
-            }
+        }
+        // At or past the log end this removes only an epoch begun here and never written in,
+        // which the next fetch would otherwise name again.
+        inner.log.truncate_to(t.offset, now_ms)?;
+        let new_end = inner.log.log_end_offset();
+        if self.high_watermark() > new_end {
+            self.high_watermark.store(new_end, Ordering::Release);
         }
         Ok(t.complete)
     }
