@@ -103,7 +103,7 @@ async fn send_once(
 /// What a failed AlterPartition means for the change in flight (Kafka's
 /// `Partition.handleAlterPartitionError`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum AfterFailure {
+pub(crate) enum AfterFailure {
     /// The controller says it did not apply the change: back to the committed ISR.
     NotApplied,
     /// The partition's registration moved on (maybe through this very change, sent before and
@@ -113,7 +113,7 @@ enum AfterFailure {
     Retry,
 }
 
-fn after_failure(e: &alter_partition::SendError) -> AfterFailure {
+pub(crate) fn after_failure(e: &alter_partition::SendError) -> AfterFailure {
     use rafka_protocol::kafka_protocol::ResponseError as E;
     match e {
         alter_partition::SendError::Answered(E::IneligibleReplica | E::OperationNotAttempted) => {

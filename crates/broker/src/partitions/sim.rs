@@ -3,25 +3,38 @@
 //! [`Partitions`] over its own log dir on the fault-injecting backend (a crash loses what was not
 //! fsynced), a controller that runs the production `apply` on an in-memory image (fencing,
 //! elections, AlterPartition), and a message bus between followers and leaders that drops,
-//! delays and duplicates fetch answers. Producers append on the leader with acks=all; a record
-//! is acknowledged once the leader's high watermark passes it, exactly as
-//! `handlers::produce::await_replication` decides. Every step is drawn from the seed.
+//! delays and duplicates fetch answers. Each node acts on the image it has seen: a new image
+//! reaches each node at once or in a later step, and one node at a time may be cut off from the
+//! controller for a while (no images; its AlterPartition requests or their answers are lost; the
+//! controller fences it when its session times out, so a deposed leader goes on leading by its
+//! old image, the zombie of fault-suite seed 625). A follower fetches from the leader it knows,
+//! at the epoch it knows; AlterPartition answers also get lost without a cut, and the leader
+//! handles every outcome as `cluster::isr` does, sending an unanswered change again. Followers
+//! fetch at different rates, and `replica.lag.time.max.ms` is the fault suite's 4 s, so members
+//! leave and rejoin the ISR all the time. Producers append on a node that believes it leads,
+//! with acks=all; a record is acknowledged once that leader's high watermark passes it, exactly
+//! as `handlers::produce::await_replication` decides. Every step is drawn from the seed.
 //!
 //! Leaders also take DeleteRecords (even seeds), which followers follow through their fetches.
 //!
 //! Invariants, checked as the run goes and at its end:
-//! - every acknowledged batch (not deleted on request) is in the log of every later leader, at
-//!   its offset, byte for byte, unless that leader came from an unclean election (KIP-704 marks
-//!   it RECOVERING: the last known leader after every replica shut down uncleanly, which Kafka
-//!   elects too and which may have lost records in a power loss);
-//! - caught-up followers end with the leader's high watermark and log start;
+//! - every acknowledged batch (not deleted on request) is in the log of every later leader (as
+//!   it takes over, by its own image), at its offset, byte for byte, unless that leader came
+//!   from an unclean election (KIP-704 marks it RECOVERING: the last known leader after every
+//!   replica shut down uncleanly, which Kafka elects too and which may have lost records in a
+//!   power loss);
+//! - once the network is whole again, every replica reaches the leader's log end, and caught-up
+//!   followers end with the leader's high watermark and log start (a follower stuck on an
+//!   epoch it began as leader and never wrote in was found this way);
 //! - a leader's high watermark never moves back within its epoch, leader epochs only grow;
 //! - the in-sync replicas agree byte for byte on everything below the smallest high watermark.
 //!
-//! At most one node is down at a time (acks=all with `min.insync.replicas` 2 promises to survive
-//! the loss of a minority). [`Bug::TruncateToHighWatermark`] replays Kafka's pre-KIP-101 rule (a
-//! follower truncates to its high watermark when its leader changes); the simulation must catch
-//! it within its seed budget, which shows the invariants have teeth.
+//! At most one node is down or cut off at a time (acks=all with `min.insync.replicas` 2
+//! promises to survive the loss of a minority). Each [`Bug`] replays a known wrong rule, and the
+//! simulation must catch each within its seed budget, which shows the invariants have teeth:
+//! Kafka's pre-KIP-101 truncation to the high watermark, elections without KIP-966's eligible
+//! leader replicas, and rafka's own fall-back to the smaller ISR after a lost AlterPartition
+//! answer (fault-suite seed 625, also replayed step by step in `epoch_driven`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +62,10 @@ enum Bug {
     /// Pre-KIP-966 (Kafka 4.0's default): no eligible leader replicas, so a leader alone in the
     /// ISR that lost its page cache is elected again as the ISR's last member.
     NoEligibleLeaderReplicas,
+    /// Before b410e24: a leader whose AlterPartition went unanswered dropped the change in
+    /// flight and went back to the high watermark of the smaller ISR, although the controller
+    /// may have committed the change (fault suite, seed 625).
+    FallBackAfterLostAnswer,
 }
 
 /// The metadata crate's seeded generator, with the two draws the simulation uses.
@@ -72,6 +89,8 @@ struct Node {
     /// `None` while crashed.
     parts: Option<Partitions>,
     broker_epoch: u64,
+    /// The newest image this node has seen; it acts on this one, not the controller's.
+    image: MetadataImage,
 }
 
 /// A fetch answer on its way from a leader to a follower.
@@ -126,6 +145,19 @@ struct Sim {
     /// The highest high watermark seen per leader epoch.
     leader_hw: BTreeMap<i32, i64>,
     last_leader_epoch: i32,
+    /// The newest leader epoch whose leader has taken over (by its own image) and been checked.
+    checked_epoch: i32,
+    /// Whether images reach nodes late and AlterPartition messages get lost (off for the
+    /// scripted scenarios, which replay Kafka's tests step by step).
+    lag: bool,
+    /// The node cut off from the controller (it gets no images, its AlterPartitions or their
+    /// answers are lost, but it still talks to the other brokers), and whether the controller
+    /// has fenced it for missing heartbeats. Counts as the one node down.
+    cut: Option<(i32, bool)>,
+    /// ISR changes sent and not answered: the leader sends each again while it is in flight.
+    unanswered: Vec<(i32, IsrChange)>,
+    /// AlterPartition requests or answers the network lost.
+    lost_alter_partitions: usize,
     /// Diverging-epoch answers a follower acted on.
     diverging: usize,
     /// Reassignments that completed or were cancelled.
@@ -159,6 +191,9 @@ fn open_partitions(node_id: i32, dir: &std::path::Path, backend: &FaultyBackend)
     let mut props = BTreeMap::new();
     // Small segments, so truncation and reads cross segment boundaries.
     props.insert("log.segment.bytes".to_string(), "4096".to_string());
+    // The fault suite's lag time: a few seconds of simulated time (a few dozen steps) without
+    // catching up puts a follower out of the ISR, so members leave and join all the time.
+    props.insert("replica.lag.time.max.ms".to_string(), "4000".to_string());
     let (config, _) = crate::config::BrokerConfig::from_props(&props).expect("config");
     let broker = Arc::new(DynamicBrokerConfig::new(Arc::new(config)));
     Partitions::open(node_id, log_dirs, backend, broker, &[false]).expect("open")
@@ -178,6 +213,7 @@ impl Sim {
                     dir,
                     backend,
                     broker_epoch: 0,
+                    image: MetadataImage::empty("sim"),
                 }
             })
             .collect();
@@ -199,6 +235,11 @@ impl Sim {
             acked: BTreeMap::new(),
             leader_hw: BTreeMap::new(),
             last_leader_epoch: -1,
+            checked_epoch: -1,
+            lag: false,
+            cut: None,
+            unanswered: Vec::new(),
+            lost_alter_partitions: 0,
             diverging: 0,
             moves_ended: 0,
             deleted_to: 0,
@@ -232,6 +273,15 @@ impl Sim {
             placement: None,
         })
         .expect("create topic");
+        sim.lag = true;
+        sim
+    }
+
+    /// A simulation whose images reach every node at once and whose messages to the controller
+    /// are never lost, for scripted scenarios.
+    fn scripted(seed: u64) -> Sim {
+        let mut sim = Sim::new(seed, Bug::None);
+        sim.lag = false;
         sim
     }
 
@@ -265,8 +315,97 @@ impl Sim {
                 .and_then(|t| t.partition(0).cloned());
             eprintln!("t={} {cmd:?} -> {state:?} hw/leo {ends:?}", self.now_ms);
         }
-        self.reconcile_all();
+        if let Some(state) = self
+            .image
+            .topic_by_id(&self.topic_id)
+            .and_then(|t| t.partition(0))
+        {
+            if state.leader_epoch < self.last_leader_epoch {
+                self.fail("the leader epoch went back");
+            }
+            self.last_leader_epoch = state.leader_epoch;
+        }
+        self.publish();
         result.map(|_| ())
+    }
+
+    /// The new image reaches each live node now, or (with lag) with three chances in four;
+    /// the others catch up in a later [`Sim::metadata`] step, and a node cut off from the
+    /// controller only once it is back.
+    fn publish(&mut self) {
+        for id in NODES {
+            if self.node(id).parts.is_none()
+                || self.is_cut(id)
+                || (self.lag && self.rng.below(4) == 0)
+            {
+                continue;
+            }
+            self.catch_up(id);
+        }
+    }
+
+    fn is_cut(&self, id: i32) -> bool {
+        self.cut.is_some_and(|(c, _)| c == id)
+    }
+
+    /// Node `id` reads the metadata log to its end and reconciles its partitions.
+    fn catch_up(&mut self, id: i32) {
+        if self.node(id).parts.is_none() {
+            return;
+        }
+        self.node_mut(id).image = self.image.clone();
+        self.reconcile(id);
+    }
+
+    /// The controller link: a node is cut off from the controller (when no node is down), the
+    /// controller fences the cut node when its session times out, the link heals (the node
+    /// catches up and, if fenced, is unfenced as its heartbeats resume), or a random node that
+    /// lags catches up.
+    fn metadata(&mut self) {
+        match (self.cut, self.rng.below(4)) {
+            (None, 0 | 1) if self.lag && self.nodes.iter().all(|n| n.parts.is_some()) => {
+                // Half the time the leader: the zombie-leader case.
+                let id = match self.rng.below(2) {
+                    0 => self.state().leader,
+                    _ => NODES[self.rng.below(NODES.len() as u64) as usize],
+                };
+                if id >= 0 {
+                    self.cut = Some((id, false));
+                }
+            }
+            (Some((id, false)), 0 | 1) => {
+                let broker_epoch = self.node(id).broker_epoch;
+                self.cut = Some((id, true));
+                self.command(ControllerCommand::FenceBroker {
+                    node_id: id,
+                    broker_epoch,
+                })
+                .unwrap_or_else(|e| self.fail(format!("fence {id}: {e:?}")));
+            }
+            // A fenced zombie stays cut off longer: it goes on leading by its old image.
+            (Some((id, false)), 2) => self.heal_cut(id, false),
+            (Some((id, true)), 0) => self.heal_cut(id, true),
+            _ => {
+                let id = NODES[self.rng.below(NODES.len() as u64) as usize];
+                if !self.is_cut(id) {
+                    self.catch_up(id);
+                }
+            }
+        }
+    }
+
+    /// The cut node reaches the controller again.
+    fn heal_cut(&mut self, id: i32, fenced: bool) {
+        self.cut = None;
+        self.catch_up(id);
+        if fenced {
+            let broker_epoch = self.node(id).broker_epoch;
+            self.command(ControllerCommand::UnfenceBroker {
+                node_id: id,
+                broker_epoch,
+            })
+            .unwrap_or_else(|e| self.fail(format!("unfence {id}: {e:?}")));
+        }
     }
 
     /// Whether a reassignment is in progress.
@@ -317,28 +456,48 @@ impl Sim {
             .unwrap_or_else(|| self.fail("the partition is gone"))
     }
 
-    fn reconcile_all(&mut self) {
-        let before: BTreeMap<i32, Option<i32>> =
-            NODES.iter().map(|&id| (id, self.follows(id))).collect();
-        for n in &self.nodes {
-            if let Some(p) = &n.parts {
-                if let Err(e) = p.reconcile(&self.image, self.now_ms) {
-                    self.fail(format!("node {} reconcile: {e}", n.id));
-                }
+    /// Node `id` follows its own image.
+    fn reconcile(&mut self, id: i32) {
+        let before = self.follows(id);
+        let node = self.node(id);
+        if let Some(p) = &node.parts {
+            if let Err(e) = p.reconcile(&node.image, self.now_ms) {
+                self.fail(format!("node {id} reconcile: {e}"));
             }
         }
         if self.bug == Bug::TruncateToHighWatermark {
-            for id in NODES {
-                let now = self.follows(id);
-                if now.is_some() && now != before[&id] {
-                    if let Some(p) = self.partition(id) {
-                        p.truncate_to_high_watermark(self.now_ms)
-                            .unwrap_or_else(|e| self.fail(e));
-                    }
+            let now = self.follows(id);
+            if now.is_some() && now != before {
+                if let Some(p) = self.partition(id) {
+                    p.truncate_to_high_watermark(self.now_ms)
+                        .unwrap_or_else(|e| self.fail(e));
                 }
             }
         }
-        self.check_leader();
+        self.check_new_leader(id);
+    }
+
+    /// The leader `id` follows and its epoch, by `id`'s own image.
+    fn following(&self, id: i32) -> Option<(i32, i32)> {
+        let p = self.partition(id)?;
+        let inner = lock(&p.inner);
+        match inner.role {
+            Role::Follower {
+                leader_id,
+                leader_epoch,
+            } if leader_epoch >= 0 && leader_id >= 0 => Some((leader_id, leader_epoch)),
+            _ => None,
+        }
+    }
+
+    /// The epoch `id` leads at, by its own image.
+    fn leads(&self, id: i32) -> Option<i32> {
+        let p = self.partition(id)?;
+        let inner = lock(&p.inner);
+        match &inner.role {
+            Role::Leader(l) => Some(l.leader_epoch()),
+            Role::Follower { .. } => None,
+        }
     }
 
     /// The leader epoch `id` follows at, if it follows.
@@ -351,37 +510,38 @@ impl Sim {
         }
     }
 
-    /// A new leader must hold every acknowledged batch; epochs only grow.
-    fn check_leader(&mut self) {
-        let state = match self.image.topic_by_id(&self.topic_id) {
-            Some(_) => self.state(),
-            None => return,
-        };
-        if state.leader_epoch < self.last_leader_epoch {
-            self.fail("the leader epoch went back");
-        }
-        if state.leader < 0 {
-            return;
-        }
-        let Some(p) = self.partition(state.leader) else {
+    /// A node that takes over as leader (by its own image) must hold every batch acknowledged
+    /// so far: until it knew, it fetched from the old leader, whose high watermark counted it.
+    fn check_new_leader(&mut self, id: i32) {
+        let Some(epoch) = self.leads(id) else {
             return;
         };
-        if state.leader_epoch > self.last_leader_epoch {
-            self.last_leader_epoch = state.leader_epoch;
-            if state.leader_recovery_state.is_recovered() {
-                self.check_acked_on(state.leader, &p);
-            } else {
-                // An unclean election (KIP-704 marks it RECOVERING): here the last known leader
-                // after every replica's unclean shutdown, which Kafka elects too and which may
-                // have lost what it acknowledged (one power loss among kill -9s of the others).
-                // Kafka promises nothing for such a leader; its log is the truth from now on.
-                self.unclean_elections += 1;
-                let kept: BTreeMap<i64, Vec<u8>> = std::mem::take(&mut self.acked)
-                    .into_iter()
-                    .filter(|(offset, batch)| self.batch_at(&p, *offset).as_ref() == Some(batch))
-                    .collect();
-                self.acked = kept;
-            }
+        if epoch <= self.checked_epoch {
+            return;
+        }
+        self.checked_epoch = epoch;
+        let Some(p) = self.partition(id) else {
+            return;
+        };
+        let recovered = self
+            .node(id)
+            .image
+            .topic_by_id(&self.topic_id)
+            .and_then(|t| t.partition(0))
+            .is_none_or(|s| s.leader_recovery_state.is_recovered());
+        if recovered {
+            self.check_acked_on(id, &p);
+        } else {
+            // An unclean election (KIP-704 marks it RECOVERING): here the last known leader
+            // after every replica's unclean shutdown, which Kafka elects too and which may
+            // have lost what it acknowledged (one power loss among kill -9s of the others).
+            // Kafka promises nothing for such a leader; its log is the truth from now on.
+            self.unclean_elections += 1;
+            let kept: BTreeMap<i64, Vec<u8>> = std::mem::take(&mut self.acked)
+                .into_iter()
+                .filter(|(offset, batch)| self.batch_at(&p, *offset).as_ref() == Some(batch))
+                .collect();
+            self.acked = kept;
         }
     }
 
@@ -416,7 +576,8 @@ impl Sim {
         self.now_ms += 1 + self.rng.below(200) as i64;
         match self.rng.below(100) {
             0..=29 => self.produce(),
-            30..=69 => self.fetch(),
+            30..=64 => self.fetch(),
+            65..=69 => self.metadata(),
             70..=84 => self.deliver(),
             85..=86 => self.isr_check(),
             89 => self.checkpoint_high_watermarks(),
@@ -428,14 +589,26 @@ impl Sim {
         self.settle_pending();
     }
 
+    /// The controller's leader, once it knows it leads.
     fn leader(&self) -> Option<(i32, i32, Arc<Partition>)> {
         let state = self.state();
         let p = self.partition(state.leader)?;
-        Some((state.leader, state.leader_epoch, p))
+        p.leads_at(state.leader_epoch)
+            .then_some((state.leader, state.leader_epoch, p))
     }
 
+    /// A producer writes to a node that believes it leads: the controller's leader, or (with
+    /// stale metadata on both sides) a deposed one that has not heard yet.
     fn produce(&mut self) {
-        let Some((leader, epoch, p)) = self.leader() else {
+        let leaders: Vec<(i32, i32)> = NODES
+            .iter()
+            .filter_map(|&id| Some((id, self.leads(id)?)))
+            .collect();
+        if leaders.is_empty() {
+            return;
+        }
+        let (leader, epoch) = leaders[self.rng.below(leaders.len() as u64) as usize];
+        let Some(p) = self.partition(leader) else {
             return;
         };
         // acks=all: refused up front below min.insync.replicas.
@@ -487,20 +660,20 @@ impl Sim {
     }
 
     fn fetch(&mut self) {
-        let state = self.state();
-        if state.leader < 0 {
-            return;
-        }
-        let followers: Vec<i32> = state
-            .replicas
+        let followers: Vec<i32> = NODES
             .iter()
             .copied()
-            .filter(|&id| id != state.leader && self.follows(id) == Some(state.leader_epoch))
+            .filter(|&id| self.following(id).is_some())
             .collect();
         if followers.is_empty() {
             return;
         }
-        let to = followers[self.rng.below(followers.len() as u64) as usize];
+        // Followers are not equally fast: the lowest-numbered fetches more often, so the others
+        // fall behind, leave the ISR and come back (the expansions ISR bugs live in).
+        let to = match self.rng.below(3) {
+            0 => followers[0],
+            _ => followers[self.rng.below(followers.len() as u64) as usize],
+        };
         let Some(message) = self.fetch_answer(to) else {
             return;
         };
@@ -516,16 +689,21 @@ impl Sim {
         }
     }
 
-    /// Follower `to` fetches from the current leader; the leader's answer (`None` when there is
-    /// nothing to deliver: no leader, or the follower started over at the leader's log start).
+    /// Follower `to` fetches from the leader it knows, at the epoch it knows; the leader's answer
+    /// (`None` when there is nothing to deliver: that node does not lead at that epoch, as
+    /// FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH / NOT_LEADER answer, or the follower started
+    /// over at the leader's log start).
     fn fetch_answer(&mut self, to: i32) -> Option<Message> {
-        let state = self.state();
-        let (Some(leader), Some(follower)) = (self.partition(state.leader), self.partition(to))
-        else {
+        let (leader_id, leader_epoch) = self.following(to)?;
+        let (Some(leader), Some(follower)) = (self.partition(leader_id), self.partition(to)) else {
             return None;
         };
+        if leader.check_leader_epoch(leader_epoch).is_err() || !leader.leads_at(leader_epoch) {
+            return None;
+        }
         let (fetch_offset, log_start, last_epoch) = follower.follower_fetch_state();
-        let broker = self.image.broker(to);
+        // The leader decides by its own image whether the follower's broker may join.
+        let broker = self.node(leader_id).image.broker(to);
         let fetch = ReplicaFetch {
             replica_id: to,
             broker_epoch: self.node(to).broker_epoch as i64,
@@ -541,7 +719,7 @@ impl Sim {
                 isr_change,
             }) => {
                 if let Some(change) = isr_change {
-                    self.alter_partition(state.leader, change);
+                    self.alter_partition(leader_id, change);
                 }
                 Answer::Records {
                     bytes: read.records.to_vec(),
@@ -555,16 +733,16 @@ impl Sim {
                 let start = leader.log_start_offset();
                 if fetch_offset < start {
                     follower
-                        .restart_at(state.leader_epoch, start, self.now_ms)
+                        .restart_at(leader_epoch, start, self.now_ms)
                         .unwrap_or_else(|e| self.fail(e));
                 }
                 return None;
             }
-            Err(e) => self.fail(format!("fetch from leader {}: {e}", state.leader)),
+            Err(e) => self.fail(format!("fetch from leader {leader_id}: {e}")),
         };
         Some(Message {
             to,
-            leader_epoch: state.leader_epoch,
+            leader_epoch,
             fetch_offset,
             last_epoch,
             answer,
@@ -612,30 +790,105 @@ impl Sim {
         }
     }
 
+    /// The leader's AlterPartition and its answer, each of which the network may lose (with
+    /// lag); the leader acts on the outcome as `cluster::isr::propose` does.
     fn alter_partition(&mut self, leader: i32, change: IsrChange) {
+        use crate::cluster::alter_partition::{self, SendError};
+        use crate::cluster::isr::{after_failure, AfterFailure};
+        let fate = if self.is_cut(leader) {
+            // Cut off from the controller: lost on the way there, or its answer is (scripted:
+            // the answer).
+            if self.lag {
+                self.rng.below(4)
+            } else {
+                1
+            }
+        } else if !self.lag {
+            7
+        } else {
+            self.rng.below(8)
+        };
+        if fate == 0 {
+            // The request never reached the controller.
+            self.lost_alter_partitions += 1;
+            self.unanswered(leader, change);
+            return;
+        }
         let broker_epoch = self.node(leader).broker_epoch;
-        let cmd = crate::cluster::alter_partition::command(
-            leader,
-            broker_epoch,
-            (self.topic_id, 0),
-            &change,
-        );
-        // The controller's refusals here are decided in apply: the change was not applied.
-        if self.command(cmd).is_err() {
+        let cmd = alter_partition::command(leader, broker_epoch, (self.topic_id, 0), &change);
+        let result = self.command(cmd);
+        let outcome = if fate <= 3 {
+            // Applied or refused, the answer is lost: the leader cannot tell which. Mostly
+            // because the leader has just been cut off from the controller (seed 625).
+            self.lost_alter_partitions += 1;
+            if self.cut.is_none()
+                && self.nodes.iter().all(|n| n.parts.is_some())
+                && self.rng.below(3) != 0
+            {
+                self.cut = Some((leader, false));
+            }
+            SendError::Unanswered("connection closed".into())
+        } else {
+            match result {
+                // A committed change reaches the leader with the image that carries it.
+                Ok(()) => return,
+                Err(rejected) => SendError::Answered(alter_partition::error_code(
+                    &rafka_metadata::MetadataError::Rejected(rejected),
+                )),
+            }
+        };
+        if self.bug == Bug::FallBackAfterLostAnswer {
+            // The old rule: every failure undid the change in flight.
             if let Some(p) = self.partition(leader) {
                 p.isr_change_refused(&change);
+            }
+            return;
+        }
+        match after_failure(&outcome) {
+            AfterFailure::NotApplied => {
+                if let Some(p) = self.partition(leader) {
+                    p.isr_change_refused(&change);
+                }
+            }
+            AfterFailure::AwaitImage => {}
+            AfterFailure::Retry => self.unanswered(leader, change),
+        }
+    }
+
+    fn unanswered(&mut self, leader: i32, change: IsrChange) {
+        if !self.unanswered.contains(&(leader, change.clone())) {
+            self.unanswered.push((leader, change));
+        }
+    }
+
+    /// Leaders send their unanswered changes again while they are still in flight.
+    fn resend_unanswered(&mut self) {
+        for (leader, change) in std::mem::take(&mut self.unanswered) {
+            if self
+                .partition(leader)
+                .is_some_and(|p| p.isr_change_pending(&change))
+            {
+                self.alter_partition(leader, change);
             }
         }
     }
 
     fn isr_check(&mut self) {
+        self.resend_unanswered();
         // Time passes faster here, so lagging followers do leave the ISR.
         self.now_ms += self.rng.below(40_000) as i64;
-        let Some((leader, _, p)) = self.leader() else {
-            return;
-        };
-        if let Some(change) = p.maybe_shrink_isr(self.now_ms) {
-            self.alter_partition(leader, change);
+        let leaders: Vec<i32> = NODES
+            .iter()
+            .copied()
+            .filter(|&id| self.leads(id).is_some())
+            .collect();
+        for leader in leaders {
+            let Some(p) = self.partition(leader) else {
+                continue;
+            };
+            if let Some(change) = p.maybe_shrink_isr(self.now_ms) {
+                self.alter_partition(leader, change);
+            }
         }
     }
 
@@ -703,7 +956,11 @@ impl Sim {
         if self.nodes.iter().any(|n| n.parts.is_none()) {
             return; // at most one node down: a minority of three
         }
-        let id = NODES[self.rng.below(NODES.len() as u64) as usize];
+        // A node cut off from the controller counts as the one down: only it may crash.
+        let id = match self.cut.take() {
+            Some((id, _)) => id,
+            None => NODES[self.rng.below(NODES.len() as u64) as usize],
+        };
         let power_loss = self.power_loss_at == Some(self.crashes);
         self.crashes += 1;
         self.crash_node(id, power_loss);
@@ -743,16 +1000,29 @@ impl Sim {
         node.backend = backend;
         node.parts = Some(parts);
         self.register(id);
+        // A broker reads the metadata log to its end before it serves.
+        self.catch_up(id);
     }
 
     /// Runs the seed; returns (acknowledged batches, leader elections, diverging answers, ended
-    /// reassignments, unclean elections) to show the run did something.
-    fn run(mut self) -> (usize, i32, usize, usize, usize) {
+    /// reassignments, unclean elections, lost AlterPartition messages) to show the run did
+    /// something.
+    fn run(mut self) -> (usize, i32, usize, usize, usize, usize) {
         for _ in 0..STEPS {
             self.step();
         }
-        // Heal: everyone up, every answer delivered, followers caught up; then compare.
+        // Heal: everyone up and caught up with the metadata log, every answer delivered or
+        // resent, followers caught up; then compare.
         self.restart();
+        if let Some((id, fenced)) = self.cut {
+            self.heal_cut(id, fenced);
+        }
+        // From here the network is whole: images reach every node at once, nothing is lost.
+        self.lag = false;
+        for id in NODES {
+            self.catch_up(id);
+        }
+        self.resend_unanswered();
         self.bus.clear();
         for _ in 0..200 {
             self.fetch();
@@ -781,6 +1051,14 @@ impl Sim {
             let hw = p.high_watermark();
             for f in NODES.iter().filter(|&&f| f != id) {
                 if let Some(fp) = self.partition(*f) {
+                    // Every replica catches up once the network is whole.
+                    if fp.log_end_offset() != p.log_end_offset() {
+                        self.fail(format!(
+                            "follower {f} is stuck at log end {} where its leader has {}",
+                            fp.log_end_offset(),
+                            p.log_end_offset()
+                        ));
+                    }
                     if fp.log_end_offset() == p.log_end_offset() && fp.high_watermark() != hw {
                         self.fail(format!(
                             "follower {f} has high watermark {} where its leader has {hw}",
@@ -807,6 +1085,7 @@ impl Sim {
             self.diverging,
             self.moves_ended,
             self.unclean_elections,
+            self.lost_alter_partitions,
         )
     }
 
@@ -865,21 +1144,23 @@ fn seeds() -> u64 {
 
 #[test]
 fn replication_keeps_every_acknowledged_record() {
-    let (mut acked, mut elections, mut truncations, mut moves, mut unclean) = (0, 0, 0, 0, 0);
+    let (mut acked, mut elections, mut truncations, mut moves, mut unclean, mut lost) =
+        (0, 0, 0, 0, 0, 0);
     let range = seed_range();
     for seed in range.clone() {
-        let (a, e, t, m, u) = Sim::new(seed, Bug::None).run();
+        let (a, e, t, m, u, l) = Sim::new(seed, Bug::None).run();
         acked += a;
         elections += e;
         truncations += t;
         moves += m;
         unclean += u;
+        lost += l;
     }
     let n = range.end - range.start;
-    eprintln!("{n} seeds: {acked} batches acknowledged, {elections} leader elections, {truncations} diverging-epoch answers, {moves} reassignments ended, {unclean} unclean elections (last known leader)");
+    eprintln!("{n} seeds: {acked} batches acknowledged, {elections} leader elections, {truncations} diverging-epoch answers, {moves} reassignments ended, {unclean} unclean elections (last known leader), {lost} AlterPartition requests or answers lost");
     // The runs must exercise what the invariants are about.
     assert!(acked as u64 > 10 * n && elections as u64 > n);
-    assert!(n < 10 || (truncations > 0 && moves > 0));
+    assert!(n < 10 || (truncations > 0 && moves > 0 && lost > 0));
 }
 
 /// Whether some seed's invariants fail with `bug` (only an invariant's failure counts, not any
@@ -890,7 +1171,9 @@ fn caught(bug: Bug) -> Option<u64> {
             Ok(_) => false,
             Err(payload) => payload
                 .downcast_ref::<String>()
-                .is_some_and(|m| m.starts_with("replication simulation seed")),
+                .filter(|m| m.starts_with("replication simulation seed"))
+                .inspect(|m| eprintln!("caught: {m}"))
+                .is_some(),
         },
     )
 }
@@ -912,6 +1195,17 @@ fn the_simulation_catches_a_cluster_without_eligible_leader_replicas() {
     assert!(
         caught(Bug::NoEligibleLeaderReplicas).is_some(),
         "no seed of {} caught the pre-KIP-966 election",
+        seeds()
+    );
+}
+
+/// The invariants catch the acknowledged-record loss of fault-suite seed 625: a leader that
+/// dropped its ISR expansion when the AlterPartition answer was lost.
+#[test]
+fn the_simulation_catches_a_leader_falling_back_after_a_lost_answer() {
+    assert!(
+        caught(Bug::FallBackAfterLostAnswer).is_some(),
+        "no seed of {} caught the fall-back to the smaller ISR",
         seeds()
     );
 }
@@ -971,7 +1265,7 @@ mod epoch_driven {
     /// when it comes back under a new leader, and every replica ends with the same log.
     #[test]
     fn a_returning_leader_cuts_the_tail_nobody_else_had() {
-        let mut sim = Sim::new(1, Bug::None);
+        let mut sim = Sim::scripted(1);
         sim.write();
         sim.replicate(&[2, 3]);
         let old = sim.leader_id();
@@ -999,7 +1293,7 @@ mod epoch_driven {
     /// with each batch carrying the epoch it was written in, epochs never going back.
     #[test]
     fn fast_alternating_leader_changes_keep_one_log() {
-        let mut sim = Sim::new(2, Bug::None);
+        let mut sim = Sim::scripted(2);
         for _ in 0..8 {
             sim.write();
             sim.replicate(&[1, 2, 3]);
@@ -1015,12 +1309,82 @@ mod epoch_driven {
         assert!(epochs.windows(2).all(|w| w[0] < w[1]), "epochs {epochs:?}");
     }
 
+    /// Fault-suite seed 625, scripted: the leader adds a follower that has caught up, the
+    /// controller commits it, and the answer is lost as the leader is cut off from the
+    /// controller (it keeps its old image). The leader must go on counting the new member in
+    /// its high watermark: when it is fenced, the controller may elect that member. With the
+    /// old rule (any failure undid the change) the new leader lacks an acknowledged record.
+    #[test]
+    fn a_lost_answer_to_an_expansion_keeps_the_new_member_in_the_high_watermark() {
+        for bug in [Bug::None, Bug::FallBackAfterLostAnswer] {
+            let outcome = std::panic::catch_unwind(|| {
+                let mut sim = Sim::scripted(4);
+                sim.bug = bug;
+                let leader = sim.leader_id();
+                // The replica elected when the leader goes: first in replica order.
+                let order = sim.state().replicas;
+                let others: Vec<i32> = order.iter().copied().filter(|&n| n != leader).collect();
+                let (joiner, fast) = (others[0], others[1]);
+                sim.write();
+                sim.replicate(&[joiner, fast]);
+                // The joiner drops out of the ISR (it crashes), misses a write, comes back
+                // and catches up: its fetch makes the leader propose adding it.
+                sim.crash_node(joiner, false);
+                sim.write();
+                sim.replicate(&[fast]);
+                sim.restart_node(joiner);
+                assert!(!sim.state().isr.contains(&joiner));
+                sim.cut = Some((leader, false));
+                sim.replicate(&[joiner]);
+                // The joiner falls behind for longer than replica.lag.time.max.ms: only the
+                // change in flight still counts it.
+                sim.now_ms += 60_000;
+                assert!(
+                    sim.state().isr.contains(&joiner),
+                    "the controller committed the expansion"
+                );
+                // An acks=all write that only the fast follower copies.
+                let epoch = sim.state().leader_epoch;
+                let offset = sim.write();
+                sim.pending.push(Pending {
+                    leader,
+                    leader_epoch: epoch,
+                    offset,
+                });
+                sim.replicate(&[fast]);
+                sim.settle_pending();
+                // The cut-off leader's session times out: the joiner is elected and checked.
+                let broker_epoch = sim.node(leader).broker_epoch;
+                sim.command(ControllerCommand::FenceBroker {
+                    node_id: leader,
+                    broker_epoch,
+                })
+                .expect("fence");
+                assert_eq!(sim.leader_id(), joiner);
+                sim.acked.contains_key(&offset)
+            });
+            match (bug, outcome) {
+                (Bug::None, Ok(acked)) => {
+                    assert!(!acked, "acknowledged before the joiner had it")
+                }
+                (Bug::FallBackAfterLostAnswer, Err(payload)) => {
+                    let m = payload
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .unwrap_or_default();
+                    assert!(m.contains("lost the acknowledged batch"), "{m}");
+                }
+                (bug, outcome) => panic!("{bug:?}: unexpected {:?}", outcome.is_ok()),
+            }
+        }
+    }
+
     /// `logsShouldNotDivergeOnUncleanLeaderElections`: the only replica that has a write dies,
     /// an UNCLEAN election gives the partition an out-of-sync leader that writes at the same
     /// offset, and when the old leader is back it takes the new leader's log.
     #[test]
     fn logs_converge_after_an_unclean_election() {
-        let mut sim = Sim::new(3, Bug::None);
+        let mut sim = Sim::scripted(3);
         sim.write();
         sim.replicate(&[2, 3]);
         let leader = sim.leader_id();
