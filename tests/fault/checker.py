@@ -42,6 +42,9 @@ A correct broker gives zero of every kind. The kinds:
 - list_offsets_backwards: a `latest` smaller than one seen by an operation that had finished
   before this one started.
 - replica_divergence: replicas that disagree on a batch below the smallest high watermark.
+- replica_behind: a replica whose log ends below the highest high watermark any replica had at
+  the clean stop, seconds after the writers stopped: a follower that stopped replicating (as
+  one stuck on an epoch it began as leader and never wrote in would).
 - liveness: the final read did not get everything within `liveness_bound_s` of the last heal.
 - admin_lost: an acknowledged admin operation not in the state after the heal: a created topic
   (never deleted) missing, a deleted topic still there, or a config value other than the last
@@ -64,6 +67,7 @@ KINDS = (
     "uncommitted_read",
     "list_offsets_backwards",
     "replica_divergence",
+    "replica_behind",
     "liveness",
     "admin_lost",
 )
@@ -460,6 +464,13 @@ def _check_replicas(history: list[Op], report: Report) -> None:
     for (topic, p), states in sorted(by_tp.items()):
         if len(states) < 2:
             continue
+        highest = max(s.high_watermark for s in states)
+        for s in states:
+            end = s.batches[-1][1] + 1 if s.batches else 0
+            if end < highest:
+                report.add("replica_behind",
+                           f"{topic}-{p}: node {s.node}'s log ends at {end}, below the high "
+                           f"watermark {highest}")
         hw = min(s.high_watermark for s in states)
         # Compare where every replica still has data (log starts may differ after retention).
         start = max((s.batches[0][0] for s in states if s.batches), default=0)

@@ -49,7 +49,8 @@ def clean_history() -> list:
         final([(0, "a"), (1, "b"), (2, "c"), (3, "maybe"), (4, "x1"), (5, "x2"), (7, "y1")]),
         ReplicaState(1, T, 0, 9, [(0, 2, 0, 11), (3, 5, 0, 12), (6, 8, 1, 13)]),
         ReplicaState(2, T, 0, 9, [(0, 2, 0, 11), (3, 5, 0, 12), (6, 8, 1, 13)]),
-        ReplicaState(3, T, 0, 6, [(0, 2, 0, 11), (3, 5, 0, 12)]),
+        # Caught up, without having learned the newest high watermark yet.
+        ReplicaState(3, T, 0, 6, [(0, 2, 0, 11), (3, 5, 0, 12), (6, 8, 1, 13)]),
     ]
     return h
 
@@ -144,6 +145,16 @@ def test_replicas_disagree_below_the_high_watermark():
     # Above the smallest high watermark they may differ (a follower still catching up).
     h = clean_history()
     h[-2] = ReplicaState(2, T, 0, 9, [(0, 2, 0, 11), (3, 5, 0, 12), (6, 8, 2, 77)])
+    assert check(h).ok
+
+
+def test_a_replica_that_stopped_replicating():
+    h = clean_history()
+    h[-1] = ReplicaState(3, T, 0, 6, [(0, 2, 0, 11), (3, 5, 0, 12)])
+    only(check(h), "replica_behind")
+    # A log that reaches the highest high watermark is caught up.
+    h = clean_history()
+    h[-1] = ReplicaState(3, T, 0, 9, [(0, 2, 0, 11), (3, 5, 0, 12), (6, 8, 1, 13)])
     assert check(h).ok
 
 
