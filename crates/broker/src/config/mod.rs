@@ -5,6 +5,7 @@
 //! Keys we implement are validated strictly; valid Kafka keys we do not implement yet are accepted
 //! with one warning each; unknown keys are accepted quietly, as Kafka does.
 
+pub mod consumer_group;
 pub mod defs;
 pub mod kraft;
 pub mod listeners;
@@ -150,6 +151,8 @@ pub struct BrokerConfig {
     pub group_max_session_timeout_ms: i32,
     pub group_initial_rebalance_delay_ms: i32,
     pub group_max_size: usize,
+    /// The KIP-848 consumer-group settings (`group.consumer.*`).
+    pub consumer_group: consumer_group::ConsumerGroupSettings,
     pub producer_id_expiration_ms: i64,
     pub transaction_state_log_replication_factor: i16,
     pub transaction_state_log_min_isr: i32,
@@ -688,6 +691,7 @@ impl BrokerConfig {
             group_max_session_timeout_ms,
             group_initial_rebalance_delay_ms: int32("group.initial.rebalance.delay.ms", 0)?,
             group_max_size: int32("group.max.size", 1)? as usize,
+            consumer_group: consumer_group::parse(&get)?,
             producer_id_expiration_ms: i64::from(int32("producer.id.expiration.ms", 1)?),
             transaction_state_log_replication_factor: i16::try_from(internal(
                 "transaction.state.log.replication.factor",
