@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::group::{ClassicGroup, CommittedOffset, GroupState, InitialDelay, Member, PendingJoin};
+use crate::offsets::{GroupOffsets, OffsetKey, OffsetStore};
 use crate::records::{
     self, CoordinatorRecord, GroupMetadataKey, GroupMetadataValue, MemberMetadata, OffsetCommitKey,
     OffsetCommitValue,
@@ -281,6 +282,11 @@ enum Load {
 pub struct Coordinator {
     config: GroupConfig,
     groups: HashMap<String, ClassicGroup>,
+    /// Committed and pending transactional offsets by group id, kept apart from `groups` as
+    /// Kafka's OffsetMetadataManager is, so they do not depend on the kind of group. Every
+    /// group id with offsets here has a group in `groups`: offsets are only stored for a group
+    /// that exists (or is created for them), and go whenever the group goes.
+    offsets: OffsetStore,
     partitions: HashMap<i32, Load>,
     timers: Timers,
     /// Randomness for member ids, passed in so tests are deterministic.
@@ -314,6 +320,7 @@ impl Coordinator {
         Coordinator {
             config,
             groups: HashMap::new(),
+            offsets: OffsetStore::default(),
             partitions: HashMap::new(),
             timers: Timers::default(),
             random,
@@ -373,23 +380,19 @@ impl Coordinator {
                 key,
                 value: Some(v),
             } => {
-                let g = self
-                    .groups
-                    .entry(key.group.clone())
-                    .or_insert_with(|| ClassicGroup::new(key.group.clone(), now_ms));
-                g.pending_txn_offsets
-                    .entry(producer_id)
-                    .or_default()
-                    .insert(
-                        (key.topic, key.partition),
-                        CommittedOffset {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp_ms: v.commit_timestamp_ms,
-                            expire_timestamp_ms: v.expire_timestamp_ms,
-                        },
-                    );
+                self.ensure_group(&key.group, now_ms);
+                self.offsets.commit_pending(
+                    &key.group,
+                    producer_id,
+                    (key.topic, key.partition),
+                    CommittedOffset {
+                        offset: v.offset,
+                        leader_epoch: v.leader_epoch,
+                        metadata: v.metadata,
+                        commit_timestamp_ms: v.commit_timestamp_ms,
+                        expire_timestamp_ms: v.expire_timestamp_ms,
+                    },
+                );
             }
             other => self.replay(other, now_ms),
         }
@@ -400,11 +403,11 @@ impl Coordinator {
         match record {
             CoordinatorRecord::OffsetCommit { key, value } => match value {
                 Some(v) => {
-                    let g = self
-                        .groups
-                        .entry(key.group.clone())
-                        .or_insert_with(|| ClassicGroup::new(key.group.clone(), now_ms));
-                    g.offsets.insert(
+                    // Like Kafka's OffsetMetadataManager replay, an offset of a group not seen
+                    // yet creates it: the offsets of a simple group are its only records.
+                    self.ensure_group(&key.group, now_ms);
+                    self.offsets.commit(
+                        &key.group,
                         (key.topic, key.partition),
                         CommittedOffset {
                             offset: v.offset,
@@ -416,9 +419,7 @@ impl Coordinator {
                     );
                 }
                 None => {
-                    if let Some(g) = self.groups.get_mut(&key.group) {
-                        g.offsets.remove(&(key.topic, key.partition));
-                    }
+                    self.offsets.remove(&key.group, &key.topic, key.partition);
                 }
             },
             CoordinatorRecord::GroupMetadata { key, value } => match value {
@@ -463,9 +464,23 @@ impl Coordinator {
                 }
                 None => {
                     self.groups.remove(&key.group);
+                    // The group's offsets go with it, as they do when it is deleted or expires
+                    // live. Their tombstones come before the group's in the log, so at most
+                    // pending transactional offsets are left here, which a live delete drops too.
+                    self.offsets.remove_group(&key.group);
                 }
             },
             CoordinatorRecord::Other { .. } => {}
+        }
+    }
+
+    /// Creates the classic group `group_id`, Empty, unless it exists.
+    fn ensure_group(&mut self, group_id: &str, now_ms: i64) {
+        if !self.groups.contains_key(group_id) {
+            self.groups.insert(
+                group_id.to_string(),
+                ClassicGroup::new(group_id.to_string(), now_ms),
+            );
         }
     }
 
@@ -511,6 +526,8 @@ impl Coordinator {
             .filter(|g| partition_for(g, n) == partition)
             .cloned()
             .collect();
+        // The offsets are read back from the log with the groups if the partition comes back.
+        self.offsets.unload_partition(partition, n);
         for id in ids {
             if let Some(g) = self.groups.remove(&id) {
                 for m in g.members.values() {
@@ -1505,10 +1522,7 @@ impl Coordinator {
                 out.reply(reply, p, all(GroupError::IllegalGeneration));
                 return out;
             }
-            self.groups.insert(
-                req.group_id.clone(),
-                ClassicGroup::new(req.group_id.clone(), now_ms),
-            );
+            self.ensure_group(&req.group_id, now_ms);
         }
         let Some(g) = self.groups.get_mut(&req.group_id) else {
             return out;
@@ -1560,15 +1574,10 @@ impl Coordinator {
             );
             let key = (topic.clone(), partition);
             match producer {
-                Some((pid, _)) => {
-                    g.pending_txn_offsets
-                        .entry(pid)
-                        .or_default()
-                        .insert(key, committed);
-                }
-                None => {
-                    g.offsets.insert(key, committed);
-                }
+                Some((pid, _)) => self
+                    .offsets
+                    .commit_pending(&req.group_id, pid, key, committed),
+                None => self.offsets.commit(&req.group_id, key, committed),
             }
             results.push((topic, partition, None));
         }
@@ -1587,11 +1596,10 @@ impl Coordinator {
         require_stable: bool,
     ) -> Result<Vec<OffsetFetchPartition>, GroupError> {
         self.check_coordinator(group_id)?;
-        let group = self.groups.get(group_id);
+        let stored = self.offsets.group(group_id);
         let lookup = |topic: &str, partition: i32| -> OffsetFetchPartition {
-            let unstable =
-                require_stable && group.is_some_and(|g| g.has_pending_txn_offset(topic, partition));
-            let committed = group.and_then(|g| g.offsets.get(&(topic.to_string(), partition)));
+            let unstable = require_stable && stored.has_pending_txn_offset(topic, partition);
+            let committed = stored.offsets.get(&(topic.to_string(), partition));
             match committed {
                 Some(c) if !unstable => OffsetFetchPartition {
                     topic: topic.to_string(),
@@ -1618,13 +1626,10 @@ impl Coordinator {
                 .map(|(t, p)| lookup(t, p))
                 .collect(),
             None => {
-                let mut keys: BTreeSet<(String, i32)> = BTreeSet::new();
-                if let Some(g) = group {
-                    keys.extend(g.offsets.keys().cloned());
-                    if require_stable {
-                        for m in g.pending_txn_offsets.values() {
-                            keys.extend(m.keys().cloned());
-                        }
+                let mut keys: BTreeSet<OffsetKey> = stored.offsets.keys().cloned().collect();
+                if require_stable {
+                    for m in stored.pending_txn_offsets.values() {
+                        keys.extend(m.keys().cloned());
                     }
                 }
                 keys.iter().map(|(t, p)| lookup(t, *p)).collect()
@@ -1657,15 +1662,14 @@ impl Coordinator {
     /// in that partition's groups become committed (or are dropped on abort).
     pub fn complete_txn(&mut self, partition: i32, producer_id: i64, commit: bool) {
         let n = self.config.num_partitions;
-        for g in self.groups.values_mut() {
-            if partition_for(&g.group_id, n) != partition {
-                continue;
-            }
-            if let Some(pending) = g.pending_txn_offsets.remove(&producer_id) {
-                if commit {
-                    g.offsets.extend(pending);
-                }
-            }
+        let ids: Vec<String> = self
+            .offsets
+            .group_ids()
+            .filter(|id| partition_for(id, n) == partition)
+            .cloned()
+            .collect();
+        for id in ids {
+            self.offsets.complete_txn(&id, producer_id, commit);
         }
     }
 
@@ -1683,7 +1687,7 @@ impl Coordinator {
             out.reply(reply, p, Reply::OffsetDelete(Err(e)));
             return out;
         }
-        let Some(g) = self.groups.get_mut(group_id) else {
+        let Some(g) = self.groups.get(group_id) else {
             out.reply(
                 reply,
                 p,
@@ -1719,7 +1723,7 @@ impl Coordinator {
                 results.push((topic, partition, Some(GroupError::GroupSubscribedToTopic)));
                 continue;
             }
-            if g.offsets.remove(&(topic.clone(), partition)).is_some() {
+            if self.offsets.remove(group_id, &topic, partition).is_some() {
                 out.append(p, Self::offset_key(group_id, &topic, partition), None);
             }
             results.push((topic, partition, None));
@@ -1822,7 +1826,10 @@ impl Coordinator {
             return;
         };
         g.transition(GroupState::Dead, now_ms);
-        for (topic, partition) in g.offsets.keys() {
+        // Pending transactional offsets are dropped too, without tombstones, as they were when
+        // they lived in the group; replaying the group's tombstone drops them the same way.
+        let offsets = self.offsets.remove_group(group_id);
+        for (topic, partition) in offsets.offsets.keys() {
             out.append(p, Self::offset_key(group_id, topic, *partition), None);
         }
         out.append(
@@ -1848,7 +1855,7 @@ impl Coordinator {
         let retention = self.config.offsets_retention_ms;
         let n = self.config.num_partitions;
         let mut emptied = Vec::new();
-        for g in self.groups.values_mut() {
+        for g in self.groups.values() {
             let p = partition_for(&g.group_id, n);
             if self.partitions.get(&p) != Some(&Load::Loaded) {
                 continue;
@@ -1863,7 +1870,9 @@ impl Coordinator {
                 _ => continue,
             };
             let state_ts = g.state_timestamp_ms;
-            let expired: Vec<(String, i32)> = g
+            let expired: Vec<OffsetKey> = self
+                .offsets
+                .group(&g.group_id)
                 .offsets
                 .iter()
                 .filter(|((topic, _), c)| {
@@ -1885,13 +1894,13 @@ impl Coordinator {
                 .map(|(k, _)| k.clone())
                 .collect();
             for (topic, partition) in expired {
-                g.offsets.remove(&(topic.clone(), partition));
+                self.offsets.remove(&g.group_id, &topic, partition);
                 out.append(p, Self::offset_key(&g.group_id, &topic, partition), None);
             }
             if g.state == GroupState::Empty
-                && g.offsets.is_empty()
+                && !self.offsets.has_committed(&g.group_id)
                 && g.pending_members.is_empty()
-                && g.pending_txn_offsets.is_empty()
+                && !self.offsets.has_pending_txn(&g.group_id)
             {
                 emptied.push(g.group_id.clone());
             }
@@ -1900,6 +1909,9 @@ impl Coordinator {
             let p = self.partition_of(&id);
             if let Some(mut g) = self.groups.remove(&id) {
                 g.transition(GroupState::Dead, now_ms);
+                // Nothing is left to drop (that is why the group goes), but the store must not
+                // outlive the group.
+                self.offsets.remove_group(&id);
                 out.append(
                     p,
                     records::encode_group_metadata_key(&GroupMetadataKey { group: id }),
@@ -1942,9 +1954,14 @@ impl Coordinator {
         out
     }
 
-    /// The group, for tests and diagnostics.
     pub fn group(&self, group_id: &str) -> Option<&ClassicGroup> {
         self.groups.get(group_id)
+    }
+
+    /// The offsets stored under `group_id` (empty when there are none), whatever group holds
+    /// the id.
+    pub fn group_offsets(&self, group_id: &str) -> &GroupOffsets {
+        self.offsets.group(group_id)
     }
 }
 

@@ -714,7 +714,7 @@ fn transactional_offsets_become_visible_at_the_commit_marker() {
     txn_commit(&mut c, 8, 30);
     c.complete_txn(0, 8, false);
     assert_eq!(fetch(&c, true)[0].offset, 20);
-    assert!(c.group("g").expect("g").pending_txn_offsets.is_empty());
+    assert!(c.group_offsets("g").pending_txn_offsets.is_empty());
 }
 
 #[test]
@@ -740,4 +740,169 @@ fn replayed_transactional_offsets_wait_for_their_marker() {
         fresh.fetch_offsets("g", None, false).expect("f")[0].offset,
         20
     );
+}
+
+fn simple_commit(c: &mut Coordinator, group: &str, offset: i64) -> Output {
+    c.commit_offsets(
+        1,
+        70,
+        CommitRequest {
+            group_id: group.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            retention_time_ms: -1,
+            offsets: vec![("t".into(), 0, offset, -1, None)],
+        },
+    )
+}
+
+#[test]
+fn unloading_a_partition_drops_exactly_its_groups_offsets() {
+    let n = 4;
+    let mut c = Coordinator::new(
+        GroupConfig {
+            num_partitions: n,
+            ..GroupConfig::default()
+        },
+        Box::new(|| 1),
+    );
+    for p in 0..n {
+        c.begin_load(p);
+        c.finish_load(p, 0);
+    }
+    let a = "a".to_string();
+    let b = (0..)
+        .map(|i| format!("b{i}"))
+        .find(|id| partition_for(id, n) != partition_for(&a, n))
+        .expect("a group of another partition");
+    simple_commit(&mut c, &a, 1);
+    simple_commit(&mut c, &b, 2);
+    c.txn_commit_offsets(
+        1,
+        71,
+        TxnCommitRequest {
+            group_id: a.clone(),
+            producer_id: 7,
+            producer_epoch: 0,
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+            offsets: vec![("t".into(), 1, 3, -1, None)],
+        },
+    );
+
+    let pa = partition_for(&a, n);
+    c.unload_partition(pa);
+    assert!(
+        c.group_offsets(&a).is_empty(),
+        "committed and pending dropped"
+    );
+    assert_eq!(c.fetch_offsets(&b, None, false).expect("b")[0].offset, 2);
+
+    // Loaded again with an empty log: nothing of a comes back, not even at its marker.
+    c.begin_load(pa);
+    c.finish_load(pa, 0);
+    c.complete_txn(pa, 7, true);
+    assert!(c.group(&a).is_none());
+    assert_eq!(c.fetch_offsets(&a, None, true), Ok(vec![]));
+}
+
+#[test]
+fn a_deleted_groups_offsets_are_gone() {
+    let mut c = coordinator(0);
+    commit(&mut c, 1, "", -1, 5);
+    txn_commit(&mut c, 7, 6);
+    let out = c.delete_group(2, 3, "g");
+    assert_eq!(out.replies[0].reply, Reply::DeleteGroup(Ok(())));
+    assert!(c.group_offsets("g").is_empty());
+    // The marker of the transaction opened before the delete finds nothing to commit.
+    c.complete_txn(0, 7, true);
+    assert!(c.group_offsets("g").is_empty());
+    // A new group under the same id starts without offsets.
+    simple_commit(&mut c, "g", 9);
+    let f = c.fetch_offsets("g", Some(&[("t".into(), vec![0])]), false);
+    assert_eq!(f.expect("fetch")[0].offset, 9);
+    assert_eq!(c.group_offsets("g").offsets.len(), 1);
+}
+
+#[test]
+fn an_expired_groups_offsets_entry_goes_with_it() {
+    let mut c = coordinator(0);
+    let retention = c.config().offsets_retention_ms;
+    let check = c.config().offsets_retention_check_interval_ms;
+    commit(&mut c, 0, "", -1, 5);
+    assert!(!c.group_offsets("g").is_empty());
+    c.tick(retention + check);
+    assert!(c.group("g").is_none());
+    assert!(c.group_offsets("g").is_empty());
+}
+
+#[test]
+fn a_group_with_pending_transactional_offsets_does_not_expire() {
+    let mut c = coordinator(0);
+    let retention = c.config().offsets_retention_ms;
+    let check = c.config().offsets_retention_check_interval_ms;
+    txn_commit(&mut c, 7, 5);
+    let out = c.tick(retention + check);
+    assert!(out.appends.is_empty());
+    assert!(c.group("g").is_some(), "kept for the open transaction");
+    c.complete_txn(0, 7, false);
+    let out = c.tick(retention + 2 * check);
+    assert_eq!(out.appends[0].records.len(), 1, "the group tombstone");
+    assert!(c.group("g").is_none());
+}
+
+fn replay_all(c: &mut Coordinator, appends: &[Append]) {
+    for a in appends {
+        for (k, v) in &a.records {
+            let r = records::decode_record(k, v.as_deref()).expect("decodes");
+            match a.producer {
+                Some((pid, _)) => c.replay_transactional(r, pid, 0),
+                None => c.replay(r, 0),
+            }
+        }
+    }
+}
+
+fn loading_coordinator() -> Coordinator {
+    let mut c = Coordinator::new(
+        GroupConfig {
+            num_partitions: 1,
+            ..GroupConfig::default()
+        },
+        Box::new(|| 1),
+    );
+    c.begin_load(0);
+    c
+}
+
+#[test]
+fn replaying_a_commit_then_its_tombstone_leaves_no_offsets() {
+    let mut c = coordinator(0);
+    let mut log = commit(&mut c, 1, "", -1, 5).appends;
+    log.extend(c.delete_offsets(2, "g", vec![("t".into(), 0)]).appends);
+    let mut fresh = loading_coordinator();
+    replay_all(&mut fresh, &log);
+    fresh.finish_load(0, 0);
+    assert!(fresh.group_offsets("g").is_empty());
+    assert_eq!(fresh.fetch_offsets("g", None, false), Ok(vec![]));
+    // The commit created the (simple) group, as it does live.
+    assert_eq!(fresh.group("g").map(|g| g.state), Some(GroupState::Empty));
+}
+
+#[test]
+fn replaying_a_deleted_group_leaves_neither_group_nor_offsets() {
+    let mut c = coordinator(0);
+    let mut log = commit(&mut c, 1, "", -1, 5).appends;
+    log.extend(txn_commit(&mut c, 7, 6).appends);
+    log.extend(c.delete_group(2, 3, "g").appends);
+    let mut fresh = loading_coordinator();
+    replay_all(&mut fresh, &log);
+    fresh.finish_load(0, 0);
+    assert!(fresh.group("g").is_none());
+    assert!(fresh.group_offsets("g").is_empty());
+    // As live, the marker of a transaction opened before the delete restores nothing.
+    fresh.complete_txn(0, 7, true);
+    assert!(fresh.group_offsets("g").is_empty());
 }

@@ -1,6 +1,8 @@
-//! One classic consumer group: its members, state, generation and chosen protocol, and the
-//! offsets committed for it. The transitions live in [`crate::coordinator`]; this module holds the
-//! data and the rules that only look at one group (protocol choice, who is awaiting what).
+//! One classic consumer group: its members, state, generation and chosen protocol. The
+//! transitions live in [`crate::coordinator`]; this module holds the data and the rules that only
+//! look at one group (protocol choice, who is awaiting what). The offsets committed under the
+//! group's id are not part of it: they live in [`crate::offsets`], whatever kind of group holds
+//! the id.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -117,10 +119,6 @@ pub struct ClassicGroup {
     /// The initial delay (`group.initial.rebalance.delay.ms`) is running: the join does not
     /// complete early, and each new member extends it while rebalance time is left.
     pub(crate) initial_delay: Option<InitialDelay>,
-    pub offsets: BTreeMap<(String, i32), CommittedOffset>,
-    /// Offsets committed inside transactions, by producer id, until the transaction's marker
-    /// reaches this group's partition (KIP-98): visible only after a commit marker.
-    pub pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,17 +142,7 @@ impl ClassicGroup {
             pending_members: BTreeSet::new(),
             pending_sync: BTreeSet::new(),
             initial_delay: None,
-            offsets: BTreeMap::new(),
-            pending_txn_offsets: BTreeMap::new(),
         }
-    }
-
-    /// Whether a transactional commit for `(topic, partition)` awaits its marker.
-    pub fn has_pending_txn_offset(&self, topic: &str, partition: i32) -> bool {
-        let key = (topic.to_string(), partition);
-        self.pending_txn_offsets
-            .values()
-            .any(|m| m.contains_key(&key))
     }
 
     pub fn transition(&mut self, state: GroupState, now_ms: i64) {

@@ -9,6 +9,8 @@
 //!   them (a JoinGroup waits for the rest of the group), so every reply carries the caller's
 //!   [`ReplyId`].
 //! - [`group`]: one classic group: members, states, generation, protocol choice.
+//! - [`offsets`]: committed and pending transactional offsets by group id, apart from the
+//!   groups (Kafka's `OffsetMetadataManager`), so they do not depend on the kind of group.
 //! - [`timers`]: session, join, sync and offset-expiration deadlines.
 //! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
 //! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
@@ -28,6 +30,7 @@ pub mod consumer_protocol;
 pub mod consumer_records;
 pub mod coordinator;
 pub mod group;
+pub mod offsets;
 pub mod reconcile;
 pub mod records;
 pub mod timers;
