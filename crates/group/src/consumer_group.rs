@@ -751,6 +751,15 @@ impl ConsumerGroups {
         records
     }
 
+    /// Drops the groups `unloaded` names with their timers (their partition is no longer led
+    /// here); a later load reads them back from the log.
+    pub fn unload(&mut self, unloaded: impl Fn(&str) -> bool) {
+        self.groups.retain(|gid, _| !unloaded(gid));
+        self.deadlines.retain(|k, _| match k {
+            Deadline::Session { group, .. } | Deadline::Rebalance { group, .. } => !unloaded(group),
+        });
+    }
+
     fn cancel_timers(&mut self, group_id: &str, member_id: &str) {
         self.deadlines.retain(|k, _| match k {
             Deadline::Session { group, member } | Deadline::Rebalance { group, member, .. } => {
@@ -917,11 +926,12 @@ impl ConsumerGroups {
         records
     }
 
-    /// Arms every member's session timer, as Kafka does when a partition has been loaded
-    /// (and the rebalance timer of members that still have partitions to revoke).
-    pub fn on_loaded(&mut self, now_ms: i64) {
+    /// Arms the session timer of every member of the groups `loaded` names, as Kafka does when
+    /// a partition has been loaded (and the rebalance timer of members that still have
+    /// partitions to revoke).
+    pub fn on_loaded(&mut self, now_ms: i64, loaded: impl Fn(&str) -> bool) {
         let session = i64::from(self.config.session_timeout_ms);
-        for (gid, g) in &self.groups {
+        for (gid, g) in self.groups.iter().filter(|(gid, _)| loaded(gid)) {
             for (mid, m) in &g.members {
                 self.deadlines.insert(
                     Deadline::Session {

@@ -15,6 +15,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
+use crate::consumer_group::{ConsumerGroup, ConsumerGroups};
+use crate::consumer_records::ConsumerGroupRecord;
 use crate::group::{ClassicGroup, CommittedOffset, GroupState, InitialDelay, Member, PendingJoin};
 use crate::offsets::{GroupOffsets, OffsetKey, OffsetStore};
 use crate::records::{
@@ -287,6 +289,9 @@ pub struct Coordinator {
     /// group id with offsets here has a group in `groups`: offsets are only stored for a group
     /// that exists (or is created for them), and go whenever the group goes.
     offsets: OffsetStore,
+    /// The KIP-848 consumer groups of the loaded partitions (`group.version` 1): rebuilt from
+    /// their records on load, dropped with their partition on unload.
+    consumer: ConsumerGroups,
     partitions: HashMap<i32, Load>,
     timers: Timers,
     /// Randomness for member ids, passed in so tests are deterministic.
@@ -318,6 +323,7 @@ fn uuid_text(v: u128) -> String {
 impl Coordinator {
     pub fn new(config: GroupConfig, random: Box<dyn FnMut() -> u128 + Send>) -> Self {
         Coordinator {
+            consumer: ConsumerGroups::new(config.consumer.clone()),
             config,
             groups: HashMap::new(),
             offsets: OffsetStore::default(),
@@ -337,7 +343,13 @@ impl Coordinator {
 
     /// When `tick` should next run.
     pub fn next_deadline_ms(&self) -> Option<i64> {
-        self.timers.next_deadline_ms()
+        match (
+            self.timers.next_deadline_ms(),
+            self.consumer.next_deadline_ms(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn check_coordinator(&self, group_id: &str) -> Result<i32, GroupError> {
@@ -470,6 +482,7 @@ impl Coordinator {
                     self.offsets.remove_group(&key.group);
                 }
             },
+            CoordinatorRecord::Consumer(record) => self.consumer.replay(&record),
             CoordinatorRecord::Other { .. } => {}
         }
     }
@@ -506,6 +519,8 @@ impl Coordinator {
         for (k, at) in sessions {
             self.timers.schedule(k, at);
         }
+        self.consumer
+            .on_loaded(now_ms, |g| partition_for(g, n) == partition);
         if self.timers.deadline(&TimerKey::OffsetExpiration).is_none() {
             self.timers.schedule(
                 TimerKey::OffsetExpiration,
@@ -528,6 +543,7 @@ impl Coordinator {
             .collect();
         // The offsets are read back from the log with the groups if the partition comes back.
         self.offsets.unload_partition(partition, n);
+        self.consumer.unload(|g| partition_for(g, n) == partition);
         for id in ids {
             if let Some(g) = self.groups.remove(&id) {
                 for m in g.members.values() {
@@ -1951,7 +1967,27 @@ impl Coordinator {
                 }
             }
         }
+        // Consumer group members whose session or rebalance timeout ran out are fenced; the
+        // records are applied already and go to their groups' partitions.
+        for record in self.consumer.expire(now_ms) {
+            let p = self.partition_of(record.group());
+            Self::append_consumer(&mut out, p, &record);
+        }
         out
+    }
+
+    /// Queues a consumer group record for `partition`. Such records are built from requests
+    /// whose strings arrived with 16-bit lengths, so they always fit their schema; one that did
+    /// not could not be written in Kafka's format at all, and is left out.
+    fn append_consumer(out: &mut Output, partition: i32, record: &ConsumerGroupRecord) {
+        if let Ok((key, value)) = record.encode() {
+            out.append(partition, key, value);
+        }
+    }
+
+    /// The consumer group `group_id`, if one is loaded here.
+    pub fn consumer_group(&self, group_id: &str) -> Option<&ConsumerGroup> {
+        self.consumer.group(group_id)
     }
 
     pub fn group(&self, group_id: &str) -> Option<&ClassicGroup> {

@@ -906,3 +906,147 @@ fn replaying_a_deleted_group_leaves_neither_group_nor_offsets() {
     fresh.complete_txn(0, 7, true);
     assert!(fresh.group_offsets("g").is_empty());
 }
+
+// ---- KIP-848 consumer groups in the coordinator ------------------------------------------------
+
+mod consumer_groups {
+    use std::collections::BTreeMap;
+
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::consumer_group::{
+        ConsumerGroupConfig, ConsumerGroups, HeartbeatRequest, TopicsView,
+    };
+    use crate::consumer_records::TopicPartitions;
+    use crate::records::decode_record;
+
+    const SESSION_MS: i32 = 45_000;
+
+    struct Topics;
+
+    impl TopicsView for Topics {
+        fn topic_id(&self, name: &str) -> Option<Uuid> {
+            (name == "t").then(|| Uuid::from_u128(7))
+        }
+        fn partition_count(&self, topic_id: &Uuid) -> Option<i32> {
+            (*topic_id == Uuid::from_u128(7)).then_some(4)
+        }
+        fn topic_names(&self) -> Vec<String> {
+            vec!["t".into()]
+        }
+        fn version(&self) -> i64 {
+            1
+        }
+    }
+
+    /// The records a consumer group coordinator wrote for one member joining group `g`, as
+    /// they would be read back from `__consumer_offsets`.
+    fn written_records() -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut writer = ConsumerGroups::new(ConsumerGroupConfig::default());
+        let req = HeartbeatRequest {
+            version: 1,
+            group_id: "g".into(),
+            member_id: "m1".into(),
+            member_epoch: 0,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: Some(vec!["t".into()]),
+            topic_partitions: Some(TopicPartitions::new()),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..HeartbeatRequest::default()
+        };
+        let (resp, records) = writer
+            .heartbeat(&req, &Topics, 0, || "unused".into())
+            .expect("join");
+        assert_eq!(resp.member_epoch, 1);
+        records
+            .iter()
+            .map(|r| r.encode().expect("encodable"))
+            .collect()
+    }
+
+    fn coordinator(num_partitions: i32) -> Coordinator {
+        Coordinator::new(
+            GroupConfig {
+                num_partitions,
+                ..GroupConfig::default()
+            },
+            Box::new(|| 1),
+        )
+    }
+
+    /// A loaded partition rebuilds the consumer group from its records, arms the member's
+    /// session on load, and fences the member when it runs out, writing the records of the
+    /// fencing to the group's partition.
+    #[test]
+    fn a_loaded_consumer_group_is_rebuilt_and_its_sessions_run() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        for (key, value) in written_records() {
+            let record = decode_record(&key, value.as_deref()).expect("decodes");
+            assert!(
+                matches!(record, CoordinatorRecord::Consumer(_)),
+                "{record:?}"
+            );
+            c.replay(record, 1_000);
+        }
+        c.finish_load(0, 1_000);
+        let g = c.consumer_group("g").expect("rebuilt");
+        assert_eq!(g.epoch, 1);
+        assert_eq!(g.members["m1"].assignment.member_epoch, 1);
+        let owned: BTreeMap<Uuid, Vec<i32>> = g.target["m1"]
+            .iter()
+            .map(|(t, ps)| (*t, ps.iter().copied().collect()))
+            .collect();
+        assert_eq!(owned[&Uuid::from_u128(7)], vec![0, 1, 2, 3]);
+        let session_end = 1_000 + i64::from(SESSION_MS);
+        assert!(c.next_deadline_ms().is_some_and(|d| d <= session_end));
+        // Nothing happens before the session ends...
+        let out = c.tick(session_end - 1);
+        assert!(out.appends.is_empty());
+        assert!(c
+            .consumer_group("g")
+            .is_some_and(|g| g.members.contains_key("m1")));
+        // ... then the member is fenced, in the group's partition.
+        let out = c.tick(session_end);
+        assert!(!out.appends.is_empty());
+        assert!(out.appends.iter().all(|a| a.partition == 0));
+        assert!(c.consumer_group("g").is_some_and(|g| g.members.is_empty()));
+        // What was written replays to the same state on a fresh coordinator.
+        let mut again = coordinator(1);
+        again.begin_load(0);
+        for (key, value) in written_records()
+            .into_iter()
+            .chain(out.appends.iter().flat_map(|a| a.records.clone()))
+        {
+            again.replay(decode_record(&key, value.as_deref()).expect("decodes"), 0);
+        }
+        again.finish_load(0, 0);
+        assert_eq!(again.consumer_group("g"), c.consumer_group("g"));
+    }
+
+    /// Unloading the partition drops its consumer groups and their timers; other partitions'
+    /// groups stay.
+    #[test]
+    fn unloading_a_partition_drops_its_consumer_groups() {
+        let n = 8;
+        let mut c = coordinator(n);
+        let p = crate::partition_for("g", n);
+        c.begin_load(p);
+        for (key, value) in written_records() {
+            c.replay(decode_record(&key, value.as_deref()).expect("decodes"), 0);
+        }
+        c.finish_load(p, 0);
+        assert!(c.consumer_group("g").is_some());
+        let other = (p + 1) % n;
+        c.begin_load(other);
+        c.finish_load(other, 0);
+        let _ = c.unload_partition(other);
+        assert!(c.consumer_group("g").is_some());
+        let _ = c.unload_partition(p);
+        assert!(c.consumer_group("g").is_none());
+        // No session timer is left to fence a member that is not here.
+        assert!(c.tick(i64::MAX / 2).appends.is_empty());
+    }
+}

@@ -61,6 +61,8 @@ pub struct GroupConfig {
     pub offset_metadata_max_bytes: usize,
     /// `offsets.topic.num.partitions`: which partition a group lives in depends on it.
     pub num_partitions: i32,
+    /// The KIP-848 consumer groups' settings (`group.consumer.*`).
+    pub consumer: consumer_group::ConsumerGroupConfig,
 }
 
 impl Default for GroupConfig {
@@ -74,6 +76,7 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             num_partitions: 50,
+            consumer: consumer_group::ConsumerGroupConfig::default(),
         }
     }
 }

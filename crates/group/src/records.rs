@@ -35,10 +35,11 @@
 //! only from v2, `group_instance_id` only from v3, a rebalance timeout of `-1` — always the case
 //! for v0 — replaced by the session timeout), skipping unknown tagged fields in flexible versions
 //! (including `OffsetCommitValue`'s `topicId`, which this model does not carry yet; Kafka treats
-//! its absence as the zero UUID). A key whose record type we do not model decodes to
-//! [`CoordinatorRecord::Other`] without touching the value, mirroring how Kafka's loader skips an
-//! `UnknownRecordTypeException`: a partition written by a Kafka that also ran KIP-848 consumer
-//! groups or share groups still loads. A value version above the highest known one is an error,
+//! its absence as the zero UUID). KIP-848 consumer group records (types 3-8 and 16) decode
+//! through [`crate::consumer_records`] to [`CoordinatorRecord::Consumer`]. A key whose record
+//! type we do not model decodes to [`CoordinatorRecord::Other`] without touching the value,
+//! mirroring how Kafka's loader skips an `UnknownRecordTypeException`: a partition written by a
+//! Kafka that also ran share or streams groups still loads. A value version above the highest known one is an error,
 //! as it is in Kafka (KIP-915: those bumps are not backward compatible).
 //!
 //! Decoding is total: no input makes it panic, every length is checked against the bytes left
@@ -46,6 +47,7 @@
 //! `ByteBufferAccessor` reads do). Strings are decoded the way Java's `new String(bytes, UTF_8)`
 //! does, replacing invalid UTF-8 rather than failing.
 
+use crate::consumer_records::ConsumerGroupRecord;
 use bytes::Bytes;
 use rafka_coordinator_common::wire::{Reader, Writer};
 
@@ -141,8 +143,10 @@ pub enum CoordinatorRecord {
         /// `None` = tombstone (the group was deleted).
         value: Option<GroupMetadataValue>,
     },
-    /// A key version this coordinator does not handle (new-protocol consumer groups, share
-    /// groups...): skipped on load.
+    /// A KIP-848 consumer group record (types 3-8 and 16, [`crate::consumer_records`]).
+    Consumer(ConsumerGroupRecord),
+    /// A key version this coordinator does not handle (share groups, streams groups...):
+    /// skipped on load.
     Other { key_version: i16 },
 }
 
@@ -282,9 +286,9 @@ fn write_group_metadata_value(v: &GroupMetadataValue) -> Writer {
 
 /// Decodes one `__consumer_offsets` record. `value` is `None` for a tombstone.
 ///
-/// Record types 0 and 1 are offset commits, 2 is group metadata; any other key version decodes
-/// to [`CoordinatorRecord::Other`] without reading the rest of the key or the value, so the
-/// loader can skip it the way Kafka does.
+/// Record types 0 and 1 are offset commits, 2 is group metadata, 3-8 and 16 are consumer group
+/// records; any other key version decodes to [`CoordinatorRecord::Other`] without reading the
+/// rest of the key or the value, so the loader can skip it the way Kafka does.
 pub fn decode_record(
     key: &[u8],
     value: Option<&[u8]>,
@@ -315,7 +319,10 @@ pub fn decode_record(
                 .transpose()?;
             Ok(CoordinatorRecord::GroupMetadata { key, value })
         }
-        other => Ok(CoordinatorRecord::Other { key_version: other }),
+        other => Ok(match ConsumerGroupRecord::decode(key, value)? {
+            Some(record) => CoordinatorRecord::Consumer(record),
+            None => CoordinatorRecord::Other { key_version: other },
+        }),
     }
 }
 
@@ -1097,7 +1104,7 @@ mod tests {
 
     #[test]
     fn unknown_key_versions_are_other() {
-        for version in [3i16, 4, 8, 15, 16, 17, 21, 1000, i16::MAX, -1, i16::MIN] {
+        for version in [9i16, 15, 17, 21, 1000, i16::MAX, -1, i16::MIN] {
             // A KIP-848 ConsumerGroupMetadataKey-like body and a value we cannot parse.
             let key = B::default().i16(version).s("grp").done();
             for value in [None, Some(&[0xffu8, 0xff, 0x00][..]), Some(&[][..])] {

@@ -827,6 +827,7 @@ impl BrokerConfig {
             offsets_retention_check_interval_ms: self.offsets_retention_check_interval_ms,
             offset_metadata_max_bytes: self.offset_metadata_max_bytes,
             num_partitions,
+            consumer: self.consumer_group.group.clone(),
         }
     }
 
