@@ -1,6 +1,7 @@
 //! The one place where errors of the libraries become Kafka error codes. Handlers never pick a
 //! code for a library error themselves; they call these functions.
 
+use rafka_group::consumer_group::HeartbeatError;
 use rafka_group::GroupError;
 use rafka_metadata::{CommandRejected, MetadataError};
 use rafka_protocol::kafka_protocol::ResponseError;
@@ -163,7 +164,26 @@ pub fn group(e: GroupError) -> ResponseError {
         GroupError::GroupSubscribedToTopic => ResponseError::GroupSubscribedToTopic,
         GroupError::OffsetMetadataTooLarge => ResponseError::OffsetMetadataTooLarge,
         GroupError::UnstableOffsetCommit => ResponseError::UnstableOffsetCommit,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::UnsupportedVersion => ResponseError::UnsupportedVersion,
     }
+}
+
+/// ConsumerGroupHeartbeat errors (KIP-848), with Kafka's message where it sends one.
+pub fn consumer_heartbeat(e: &HeartbeatError) -> (ResponseError, Option<String>) {
+    let message = Some(e.to_string());
+    let code = match e {
+        HeartbeatError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        HeartbeatError::UnsupportedAssignor(_) => ResponseError::UnsupportedAssignor,
+        HeartbeatError::GroupIdNotFound(_) => ResponseError::GroupIdNotFound,
+        HeartbeatError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        HeartbeatError::UnknownMemberId(_) => ResponseError::UnknownMemberId,
+        HeartbeatError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        HeartbeatError::FencedInstanceId(_) => ResponseError::FencedInstanceId,
+        HeartbeatError::UnreleasedInstanceId(_) => ResponseError::UnreleasedInstanceId,
+        HeartbeatError::InvalidRegularExpression(_) => ResponseError::InvalidRegularExpression,
+    };
+    (code, message)
 }
 
 /// Transaction coordinator errors as another broker's coordinator answered them (the inverse

@@ -15,7 +15,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 
-use crate::consumer_group::{ConsumerGroup, ConsumerGroups};
+use crate::consumer_group::{
+    ConsumerGroup, ConsumerGroups, HeartbeatError, HeartbeatRequest, HeartbeatResponse,
+    OffsetError, TopicsView,
+};
 use crate::consumer_records::ConsumerGroupRecord;
 use crate::group::{ClassicGroup, CommittedOffset, GroupState, InitialDelay, Member, PendingJoin};
 use crate::offsets::{GroupOffsets, OffsetKey, OffsetStore};
@@ -103,6 +106,16 @@ pub enum Reply {
     DeleteGroup(Result<(), GroupError>),
     /// Per (topic, partition), or an error for the whole request.
     OffsetDelete(Result<Vec<(String, i32, Option<GroupError>)>, GroupError>),
+    /// ConsumerGroupHeartbeat (KIP-848).
+    ConsumerHeartbeat(Result<HeartbeatResponse, HeartbeatFailure>),
+}
+
+/// Why a ConsumerGroupHeartbeat failed: the coordinator (not here, loading, the write failed)
+/// or the group's rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeartbeatFailure {
+    Coordinator(GroupError),
+    Group(HeartbeatError),
 }
 
 impl Reply {
@@ -120,6 +133,9 @@ impl Reply {
             ),
             Reply::DeleteGroup(_) => Reply::DeleteGroup(Err(error)),
             Reply::OffsetDelete(_) => Reply::OffsetDelete(Err(error)),
+            Reply::ConsumerHeartbeat(_) => {
+                Reply::ConsumerHeartbeat(Err(HeartbeatFailure::Coordinator(error)))
+            }
         }
     }
 }
@@ -219,6 +235,8 @@ pub struct CommitRequest {
     pub group_instance_id: Option<String>,
     /// v2-v4 `retention_time_ms`; -1 means the broker's retention.
     pub retention_time_ms: i64,
+    /// The OffsetCommit version: a consumer group's members must use v9 or above.
+    pub api_version: i16,
     /// (topic, partition, offset, leader epoch, metadata).
     pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
 }
@@ -286,8 +304,10 @@ pub struct Coordinator {
     groups: HashMap<String, ClassicGroup>,
     /// Committed and pending transactional offsets by group id, kept apart from `groups` as
     /// Kafka's OffsetMetadataManager is, so they do not depend on the kind of group. Every
-    /// group id with offsets here has a group in `groups`: offsets are only stored for a group
-    /// that exists (or is created for them), and go whenever the group goes.
+    /// group id with offsets here has a classic group in `groups` or a consumer group in
+    /// `consumer`: offsets are only stored for a group that exists (or is created for them),
+    /// and go when the group is deleted or expires. A classic group converted to a consumer
+    /// group keeps them.
     offsets: OffsetStore,
     /// The KIP-848 consumer groups of the loaded partitions (`group.version` 1): rebuilt from
     /// their records on load, dropped with their partition on unload.
@@ -476,10 +496,11 @@ impl Coordinator {
                 }
                 None => {
                     self.groups.remove(&key.group);
-                    // The group's offsets go with it, as they do when it is deleted or expires
-                    // live. Their tombstones come before the group's in the log, so at most
-                    // pending transactional offsets are left here, which a live delete drops too.
-                    self.offsets.remove_group(&key.group);
+                    // A deleted group's committed offsets were tombstoned before it; a group
+                    // converted to a consumer group keeps them (Kafka's offsets do not depend
+                    // on the group records). Pending transactional offsets go, as a live
+                    // delete drops them.
+                    self.offsets.drop_pending(&key.group);
                 }
             },
             CoordinatorRecord::Consumer(record) => self.consumer.replay(&record),
@@ -1530,6 +1551,31 @@ impl Coordinator {
             out.reply(reply, p, all(e));
             return out;
         }
+        // A consumer group's member commits with its member epoch; the group's session is not
+        // extended by it (Kafka's ConsumerGroup.validateOffsetCommit).
+        let consumer_check = match producer {
+            None => self.consumer.validate_offset_commit(
+                &req.group_id,
+                &req.member_id,
+                req.generation_id,
+                req.api_version,
+            ),
+            Some(_) => self.consumer.validate_txn_offset_commit(
+                &req.group_id,
+                &req.member_id,
+                req.generation_id,
+                req.group_instance_id.as_deref(),
+            ),
+        };
+        if let Some(check) = consumer_check {
+            if let Err(e) = check {
+                out.reply(reply, p, all(offset_error(e)));
+                return out;
+            }
+            let results = self.store_offsets(now_ms, p, &req, producer, &mut out);
+            out.reply(reply, p, Reply::Commit(results));
+            return out;
+        }
         if !self.groups.contains_key(&req.group_id) {
             // A consumer that manages its own partitions (or an admin) stores offsets under a
             // group id that never runs the group protocol; Kafka creates the group for a
@@ -1560,9 +1606,24 @@ impl Coordinator {
                 );
             }
         }
+        let results = self.store_offsets(now_ms, p, &req, producer, &mut out);
+        out.reply(reply, p, Reply::Commit(results));
+        out
+    }
+
+    /// Writes and stores the offsets of a validated commit (pending ones for a transaction);
+    /// the result per partition.
+    fn store_offsets(
+        &mut self,
+        now_ms: i64,
+        p: i32,
+        req: &CommitRequest,
+        producer: Option<(i64, i16)>,
+        out: &mut Output,
+    ) -> Vec<(String, i32, Option<GroupError>)> {
         let expire = (req.retention_time_ms >= 0).then(|| now_ms + req.retention_time_ms);
         let mut results = Vec::with_capacity(req.offsets.len());
-        for (topic, partition, offset, leader_epoch, metadata) in req.offsets {
+        for (topic, partition, offset, leader_epoch, metadata) in req.offsets.iter().cloned() {
             let metadata = metadata.unwrap_or_default();
             if metadata.len() > self.config.offset_metadata_max_bytes {
                 results.push((topic, partition, Some(GroupError::OffsetMetadataTooLarge)));
@@ -1597,8 +1658,7 @@ impl Coordinator {
             }
             results.push((topic, partition, None));
         }
-        out.reply(reply, p, Reply::Commit(results));
-        out
+        results
     }
 
     /// Committed offsets of `group_id`: of the listed partitions, or of every partition that
@@ -1669,6 +1729,8 @@ impl Coordinator {
             member_id: req.member_id,
             group_instance_id: req.group_instance_id,
             retention_time_ms: -1,
+            // TxnOffsetCommit has its own rules for consumer groups (any version will do).
+            api_version: i16::MAX,
             offsets: req.offsets,
         };
         self.commit(now_ms, reply, as_commit, producer)
@@ -1976,6 +2038,73 @@ impl Coordinator {
         out
     }
 
+    /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats and leaves of consumer-protocol
+    /// members. The records go to the group's partition before the answer. An empty classic
+    /// group under the same id (a simple group's offsets, or a group whose members all left)
+    /// becomes a consumer group, keeping its offsets; a classic group with members answers
+    /// GROUP_ID_NOT_FOUND (online migration is not implemented yet).
+    pub fn consumer_group_heartbeat(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: &HeartbeatRequest,
+        topics: &impl TopicsView,
+    ) -> Output {
+        let mut out = Output::default();
+        let p = self.partition_of(&req.group_id);
+        if let Err(e) = self.check_coordinator(&req.group_id) {
+            out.reply(
+                reply,
+                p,
+                Reply::ConsumerHeartbeat(Err(HeartbeatFailure::Coordinator(e))),
+            );
+            return out;
+        }
+        let classic_empty = match self.groups.get(&req.group_id) {
+            Some(g) if !g.members.is_empty() || !g.pending_members.is_empty() => {
+                let e = HeartbeatError::GroupIdNotFound(req.group_id.clone());
+                out.reply(
+                    reply,
+                    p,
+                    Reply::ConsumerHeartbeat(Err(HeartbeatFailure::Group(e))),
+                );
+                return out;
+            }
+            Some(_) => true,
+            None => false,
+        };
+        let random = (self.random)();
+        match self
+            .consumer
+            .heartbeat(req, topics, now_ms, || uuid_text(random))
+        {
+            Ok((response, records)) => {
+                if classic_empty && self.consumer.group(&req.group_id).is_some() {
+                    // The classic group's tombstone comes first, so a load sees the classic
+                    // group end before the consumer group begins; offsets are not touched.
+                    self.groups.remove(&req.group_id);
+                    out.append(
+                        p,
+                        records::encode_group_metadata_key(&GroupMetadataKey {
+                            group: req.group_id.clone(),
+                        }),
+                        None,
+                    );
+                }
+                for record in &records {
+                    Self::append_consumer(&mut out, p, record);
+                }
+                out.reply(reply, p, Reply::ConsumerHeartbeat(Ok(response)));
+            }
+            Err(e) => out.reply(
+                reply,
+                p,
+                Reply::ConsumerHeartbeat(Err(HeartbeatFailure::Group(e))),
+            ),
+        }
+        out
+    }
+
     /// Queues a consumer group record for `partition`. Such records are built from requests
     /// whose strings arrived with 16-bit lengths, so they always fit their schema; one that did
     /// not could not be written in Kafka's format at all, and is left out.
@@ -1998,6 +2127,16 @@ impl Coordinator {
     /// the id.
     pub fn group_offsets(&self, group_id: &str) -> &GroupOffsets {
         self.offsets.group(group_id)
+    }
+}
+
+/// A consumer group's refusal of an offset request, as the group error its reply carries.
+fn offset_error(e: OffsetError) -> GroupError {
+    match e {
+        OffsetError::UnknownMemberId => GroupError::UnknownMemberId,
+        OffsetError::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+        OffsetError::IllegalGeneration => GroupError::IllegalGeneration,
+        OffsetError::UnsupportedVersion(_) => GroupError::UnsupportedVersion,
     }
 }
 

@@ -428,6 +428,7 @@ fn commit(c: &mut Coordinator, now: i64, member: &str, generation: i32, offset: 
             member_id: member.into(),
             group_instance_id: None,
             retention_time_ms: -1,
+            api_version: 9,
             offsets: vec![("t".into(), 0, offset, 3, Some("meta".into()))],
         },
     )
@@ -498,6 +499,7 @@ fn offsets_commit_fetch_and_validation() {
             member_id: "x".into(),
             group_instance_id: None,
             retention_time_ms: -1,
+            api_version: 9,
             offsets: vec![("t".into(), 0, 1, -1, None)],
         },
     );
@@ -517,6 +519,7 @@ fn offsets_commit_fetch_and_validation() {
             member_id: m.clone(),
             group_instance_id: None,
             retention_time_ms: -1,
+            api_version: 9,
             offsets: vec![("t".into(), 0, 9, -1, Some("x".repeat(5000)))],
         },
     );
@@ -752,6 +755,7 @@ fn simple_commit(c: &mut Coordinator, group: &str, offset: i64) -> Output {
             member_id: String::new(),
             group_instance_id: None,
             retention_time_ms: -1,
+            api_version: 9,
             offsets: vec![("t".into(), 0, offset, -1, None)],
         },
     )
@@ -1048,5 +1052,167 @@ mod consumer_groups {
         assert!(c.consumer_group("g").is_none());
         // No session timer is left to fence a member that is not here.
         assert!(c.tick(i64::MAX / 2).appends.is_empty());
+    }
+
+    fn heartbeat_req(member: &str, epoch: i32) -> HeartbeatRequest {
+        HeartbeatRequest {
+            version: 1,
+            group_id: "g".into(),
+            member_id: member.into(),
+            member_epoch: epoch,
+            rebalance_timeout_ms: 30_000,
+            subscribed_topic_names: (epoch == 0).then(|| vec!["t".into()]),
+            topic_partitions: (epoch == 0).then(TopicPartitions::new),
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            ..HeartbeatRequest::default()
+        }
+    }
+
+    fn heartbeat_reply(out: &Output) -> Result<HeartbeatResponse, HeartbeatFailure> {
+        match &out.replies[0].reply {
+            Reply::ConsumerHeartbeat(r) => r.clone(),
+            other => panic!("not a heartbeat reply: {other:?}"),
+        }
+    }
+
+    fn member_commit(c: &mut Coordinator, member: &str, epoch: i32, version: i16) -> Output {
+        c.commit_offsets(
+            5,
+            51,
+            CommitRequest {
+                group_id: "g".into(),
+                generation_id: epoch,
+                member_id: member.into(),
+                group_instance_id: None,
+                retention_time_ms: -1,
+                api_version: version,
+                offsets: vec![("t".into(), 0, 42, 3, None)],
+            },
+        )
+    }
+
+    /// A heartbeat joins through the coordinator: the records go to the group's partition
+    /// before the answer, which carries the assignment; the member then commits with its
+    /// epoch (v9), and Kafka's errors answer a stale epoch, an unknown member and an old
+    /// OffsetCommit version.
+    #[test]
+    fn a_member_joins_and_commits_with_its_epoch() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let out = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
+        assert!(!out.appends.is_empty() && out.appends.iter().all(|a| a.partition == 0));
+        assert_eq!(out.replies[0].id, 9);
+        let resp = heartbeat_reply(&out).expect("joined");
+        assert_eq!(resp.member_epoch, 1);
+        let assigned: Vec<i32> = resp.assignment.expect("assignment")[&Uuid::from_u128(7)]
+            .iter()
+            .copied()
+            .collect();
+        assert_eq!(assigned, vec![0, 1, 2, 3]);
+        let ok = member_commit(&mut c, "m1", 1, 9);
+        assert_eq!(commit_errors(&ok), vec![None]);
+        assert_eq!(
+            c.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
+            42
+        );
+        // No classic group was made for the commit.
+        assert!(c.group("g").is_none());
+        let stale = member_commit(&mut c, "m1", 0, 9);
+        assert_eq!(
+            commit_errors(&stale),
+            vec![Some(GroupError::StaleMemberEpoch)]
+        );
+        let unknown = member_commit(&mut c, "nobody", 1, 9);
+        assert_eq!(
+            commit_errors(&unknown),
+            vec![Some(GroupError::UnknownMemberId)]
+        );
+        let old = member_commit(&mut c, "m1", 1, 8);
+        assert_eq!(
+            commit_errors(&old),
+            vec![Some(GroupError::UnsupportedVersion)]
+        );
+        // Bad input is the group's error, and the group keeps serving its member.
+        let mut bad = heartbeat_req("m1", 1);
+        bad.server_assignor = Some("sticky".into());
+        assert!(matches!(
+            heartbeat_reply(&c.consumer_group_heartbeat(1, 10, &bad, &Topics)),
+            Err(HeartbeatFailure::Group(
+                HeartbeatError::UnsupportedAssignor(_)
+            ))
+        ));
+        let again = c.consumer_group_heartbeat(2, 11, &heartbeat_req("m1", 1), &Topics);
+        assert_eq!(
+            heartbeat_reply(&again)
+                .expect("still a member")
+                .member_epoch,
+            1
+        );
+    }
+
+    /// An empty classic group (here a simple group's offsets) becomes a consumer group and
+    /// keeps its offsets, through a reload too; a classic group with members is not a
+    /// consumer group (online migration is not there yet).
+    #[test]
+    fn an_empty_classic_group_becomes_a_consumer_group_with_its_offsets() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let mut log = simple_commit(&mut c, "g", 17).appends;
+        assert!(c.group("g").is_some());
+        let out = c.consumer_group_heartbeat(3, 9, &heartbeat_req("m1", 0), &Topics);
+        heartbeat_reply(&out).expect("joined");
+        assert!(c.group("g").is_none(), "the classic group is gone");
+        assert!(c.consumer_group("g").is_some());
+        assert_eq!(
+            c.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
+            17
+        );
+        log.extend(out.appends);
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert!(fresh.group("g").is_none());
+        assert!(fresh.consumer_group("g").is_some());
+        assert_eq!(
+            fresh.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
+            17
+        );
+
+        let mut classic = coordinator(1);
+        classic.begin_load(0);
+        classic.finish_load(0, 0);
+        let _ = classic.join_group(0, 1, join_req("", None, 4));
+        assert!(classic
+            .group("g")
+            .is_some_and(|g| !g.pending_members.is_empty() || !g.members.is_empty()));
+        let out = classic.consumer_group_heartbeat(0, 2, &heartbeat_req("m1", 0), &Topics);
+        assert!(matches!(
+            heartbeat_reply(&out),
+            Err(HeartbeatFailure::Group(HeartbeatError::GroupIdNotFound(_)))
+        ));
+        assert!(out.appends.is_empty());
+    }
+
+    /// A heartbeat for a partition that is not loaded here is NOT_COORDINATOR, one loading
+    /// is COORDINATOR_LOAD_IN_PROGRESS.
+    #[test]
+    fn heartbeats_need_the_coordinator() {
+        let mut c = coordinator(1);
+        let out = c.consumer_group_heartbeat(0, 1, &heartbeat_req("m1", 0), &Topics);
+        assert_eq!(
+            heartbeat_reply(&out),
+            Err(HeartbeatFailure::Coordinator(GroupError::NotCoordinator))
+        );
+        c.begin_load(0);
+        let out = c.consumer_group_heartbeat(0, 1, &heartbeat_req("m1", 0), &Topics);
+        assert_eq!(
+            heartbeat_reply(&out),
+            Err(HeartbeatFailure::Coordinator(
+                GroupError::CoordinatorLoadInProgress
+            ))
+        );
     }
 }

@@ -125,6 +125,12 @@ pub enum GroupError {
     OffsetMetadataTooLarge,
     #[error("a transactional offset commit for the partition is pending")]
     UnstableOffsetCommit,
+    #[error("the member epoch is not the member's current epoch")]
+    StaleMemberEpoch,
+    #[error(
+        "OffsetCommit version 9 or above must be used by members using the modern group protocol"
+    )]
+    UnsupportedVersion,
 }
 
 pub use rafka_coordinator_common::partition_for;

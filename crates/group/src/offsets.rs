@@ -145,8 +145,18 @@ impl OffsetStore {
         removed
     }
 
+    /// Drops the pending transactional offsets of `group_id`: its classic group's metadata was
+    /// tombstoned (deleted, or converted to a consumer group). Committed offsets have their own
+    /// tombstones when they go.
+    pub fn drop_pending(&mut self, group_id: &str) {
+        if let Some(g) = self.groups.get_mut(group_id) {
+            g.pending_txn_offsets.clear();
+        }
+        self.prune(group_id);
+    }
+
     /// Removes everything of `group_id`, committed and pending, and returns it: the group is
-    /// deleted, expired or its metadata tombstoned.
+    /// deleted or expired.
     pub fn remove_group(&mut self, group_id: &str) -> GroupOffsets {
         self.groups.remove(group_id).unwrap_or_default()
     }

@@ -56,6 +56,7 @@ pub async fn handle(
         } else {
             -1
         },
+        api_version: version,
         offsets,
     };
     let requested: Vec<(String, i32)> = req.offsets.iter().map(|o| (o.0.clone(), o.1)).collect();
