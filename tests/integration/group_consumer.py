@@ -107,6 +107,15 @@ def run_confluent(cfg: dict) -> int:
         conf["group.instance.id"] = cfg["instance_id"]
     if cfg.get("strategy"):
         conf["partition.assignment.strategy"] = cfg["strategy"]
+    if cfg.get("protocol") == "consumer":
+        # KIP-848: the broker owns session, heartbeat and assignment; librdkafka refuses the
+        # classic settings with this protocol.
+        conf["group.protocol"] = "consumer"
+        for key in ("session.timeout.ms", "heartbeat.interval.ms",
+                    "partition.assignment.strategy"):
+            conf.pop(key, None)
+        if cfg.get("remote_assignor"):
+            conf["group.remote.assignor"] = cfg["remote_assignor"]
     c = Consumer(conf)
 
     def commit(only=None) -> None:

@@ -65,8 +65,9 @@ def test_features_and_versions_advertised(broker):
                      for f in r.finalized_features}
         assert supported.get("transaction.version") == (0, 2), supported
         assert finalized.get("transaction.version") == (2, 2), finalized
-        # group.version 1 is KIP-848, which rafka does not implement: never finalized.
-        assert "group.version" not in finalized
+        # group.version 1 is KIP-848's consumer protocol: new clusters start with it.
+        assert supported.get("group.version") == (0, 1), supported
+        assert finalized.get("group.version") == (1, 1), finalized
         assert r.finalized_features_epoch > 0
         maxima = {k.api_key: k.max_version for k in r.api_keys}
         # Produce, AddPartitionsToTxn, EndTxn, TxnOffsetCommit: the versions a V2 client needs.

@@ -131,6 +131,11 @@ fn quorum_config(config: &BrokerConfig) -> QuorumConfig {
                 rafka_txn::TransactionVersion::LATEST.feature_level(),
             ),
             (rafka_metadata::partition_change::ELR_FEATURE.to_string(), 1),
+            // KIP-848's consumer protocol, as Kafka 4.x formats new clusters.
+            (
+                crate::handlers::consumer_group_heartbeat::GROUP_VERSION_FEATURE.to_string(),
+                1,
+            ),
         ],
         // The controller reads unclean.leader.election.enable from the image only, so a cluster
         // created with it on in the file keeps it as the cluster default.

@@ -668,6 +668,26 @@ mod tests {
                 r.assignments = vec![a.clone(), a.with_member_id(s("member-2"))];
                 r.into()
             }
+            ApiKey::ConsumerGroupHeartbeat => {
+                let mut r = ConsumerGroupHeartbeatRequest::default();
+                r.group_id = group("group-a");
+                r.member_id = s("member-1");
+                r.member_epoch = 4;
+                r.instance_id = Some(s("instance-1"));
+                r.rack_id = Some(s("rack-a"));
+                r.rebalance_timeout_ms = 30_000;
+                r.subscribed_topic_names = Some(vec![topic("orders"), topic("payments")]);
+                if v >= 1 {
+                    r.subscribed_topic_regex = Some(s("orders.*"));
+                }
+                r.server_assignor = Some(s("uniform"));
+                r.topic_partitions = Some(vec![
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(uuid::Uuid::from_u128(7))
+                        .with_partitions(vec![0, 1, 2]),
+                ]);
+                r.into()
+            }
             ApiKey::Heartbeat => {
                 let mut r = HeartbeatRequest::default();
                 r.group_id = group("group-a");
@@ -1078,6 +1098,7 @@ mod tests {
             ApiKey::TxnOffsetCommit => TxnOffsetCommitResponse::default().into(),
             ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
+            ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse::default().into(),
             ApiKey::ElectLeaders => ElectLeadersResponse::default().into(),
             ApiKey::AlterPartitionReassignments => {
                 AlterPartitionReassignmentsResponse::default().into()

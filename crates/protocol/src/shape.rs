@@ -413,6 +413,26 @@ const SYNC_GROUP: Shape = Shape {
     ],
 };
 
+const CONSUMER_GROUP_HEARTBEAT: Shape = Shape {
+    flexible_min: 0,
+    fields: &[
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(Ty::Str, 0, ALL),
+        f(I32, 0, ALL),
+        f(Ty::StrArray, 0, ALL),
+        f(Ty::Str, 1, ALL),
+        f(Ty::Str, 0, ALL),
+        f(
+            Ty::Structs(&[f(UUID, 0, ALL), f(Ty::FixedArray(4), 0, ALL)]),
+            0,
+            ALL,
+        ),
+    ],
+};
+
 const HEARTBEAT: Shape = Shape {
     flexible_min: 4,
     fields: &[
@@ -778,6 +798,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::JoinGroup => &JOIN_GROUP,
         ApiKey::SyncGroup => &SYNC_GROUP,
         ApiKey::Heartbeat => &HEARTBEAT,
+        ApiKey::ConsumerGroupHeartbeat => &CONSUMER_GROUP_HEARTBEAT,
         ApiKey::LeaveGroup => &LEAVE_GROUP,
         ApiKey::OffsetCommit => &OFFSET_COMMIT,
         ApiKey::OffsetFetch => &OFFSET_FETCH,

@@ -59,6 +59,9 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::JoinGroup, 0, 9),
     api(ApiKey::SyncGroup, 0, 5),
     api(ApiKey::Heartbeat, 0, 4),
+    // KIP-848's consumer protocol. Answered UNSUPPORTED_VERSION while `group.version` is 0 or
+    // `group.coordinator.rebalance.protocols` leaves out consumer, as Kafka does.
+    api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     api(ApiKey::LeaveGroup, 0, 5),
     // kafka-protocol's ApiKey says 2-10, but its request struct only encodes/decodes 2-9.
     api(ApiKey::OffsetCommit, 2, 9),

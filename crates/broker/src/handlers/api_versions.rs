@@ -1,10 +1,11 @@
 //! ApiVersions (key 18): our ranges, from the one version table in the protocol crate, and the
 //! feature levels (v3+ tagged fields, as every Kafka 3.x/4.x broker sends them).
 //!
-//! Only features rafka implements are listed: `transaction.version` (supported 0-2, finalized at
-//! the level the metadata image holds). `metadata.version` and `kraft.version` describe Kafka's
-//! own KRaft record formats, which rafka's metadata log does not use, and `group.version` 1 is
-//! the KIP-848 consumer protocol, which rafka does not implement; none of them is listed.
+//! Only features rafka implements are listed: `transaction.version` (supported 0-2),
+//! `eligible.leader.replicas.version` (0-1) and `group.version` (0-1, the KIP-848 consumer
+//! protocol), each finalized at the level the metadata image holds. `metadata.version` and
+//! `kraft.version` describe Kafka's own KRaft record formats, which rafka's metadata log does
+//! not use; they are not listed.
 //!
 //! Debian bookworm's kcat (librdkafka 2.0.2) reads these tagged fields without trouble
 //! (tests/integration/test_kcat.py runs against them).
@@ -20,7 +21,7 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 pub const TRANSACTION_VERSION_FEATURE: &str = "transaction.version";
 
 /// (name, min, max) of every feature this broker supports.
-pub fn supported_features() -> [(&'static str, i16, i16); 2] {
+pub fn supported_features() -> [(&'static str, i16, i16); 3] {
     [
         (
             TRANSACTION_VERSION_FEATURE,
@@ -28,6 +29,7 @@ pub fn supported_features() -> [(&'static str, i16, i16); 2] {
             rafka_txn::TransactionVersion::LATEST.feature_level(),
         ),
         (rafka_metadata::partition_change::ELR_FEATURE, 0, 1),
+        (super::consumer_group_heartbeat::GROUP_VERSION_FEATURE, 0, 1),
     ]
 }
 

@@ -11,6 +11,7 @@ mod alter_configs;
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod config_admin;
+pub mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -139,8 +140,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         ..
     } = request;
     let correlation_id = header.correlation_id;
-    // JoinGroup records the client id of each member (DescribeGroups reports it).
-    let client_id = if api_key == ApiKey::JoinGroup {
+    // JoinGroup and ConsumerGroupHeartbeat record the client id of each member (DescribeGroups
+    // reports it).
+    let client_id = if matches!(api_key, ApiKey::JoinGroup | ApiKey::ConsumerGroupHeartbeat) {
         header
             .client_id
             .as_ref()
@@ -227,6 +229,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         }
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
             join_group::handle(&shared.groups, ctx, client_id, r, version).await,
+        ),
+        RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
+            consumer_group_heartbeat::handle(shared, ctx, client_id, r, version).await,
         ),
         RequestKind::SyncGroup(r) => {
             ResponseKind::SyncGroup(sync_group::handle(&shared.groups, r, version).await)

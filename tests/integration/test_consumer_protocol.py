@@ -1,0 +1,267 @@
+"""KIP-848's consumer group protocol (`group.protocol=consumer`) with librdkafka (issue 17).
+
+The broker computes the assignment and hands each member the partitions it may own now, through
+ConsumerGroupHeartbeat; a partition goes to its new owner only after the old owner revoked it.
+Members here are subprocesses (group_consumer.py) so one can be SIGKILLed; their rebalance
+callbacks, records and commits come back as timestamped events, from which the tests check that
+no partition is ever owned by two members at once, that every record is processed, and that none
+is processed again after its offset was committed.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError
+
+from group_members import member_procs  # noqa: F401 - fixture
+from helpers import (GROUP_BROKER_CONFIG, ck_create_topic, ck_produce_all, ck_producer,
+                     wait_until)
+
+PARTITIONS = 6
+PER_PARTITION = 400
+
+# Short consumer-group sessions so a killed member is noticed within seconds (Kafka's defaults
+# are 45 s with a 45 s minimum).
+CONSUMER_PROTOCOL_CONFIG = {
+    **GROUP_BROKER_CONFIG,
+    "group.consumer.session.timeout.ms": 6000,
+    "group.consumer.min.session.timeout.ms": 1000,
+    "group.consumer.heartbeat.interval.ms": 500,
+    "group.consumer.min.heartbeat.interval.ms": 100,
+}
+
+
+def owned(member) -> set[int]:
+    """The partitions `member` owns after its last rebalance event."""
+    last = [e for e in member.snapshot() if e["ev"] in ("assigned", "revoked", "lost")]
+    return {p for _t, p in last[-1]["owned"]} if last else set()
+
+
+def check_single_owner(members) -> None:
+    """Replays every member's assign/revoke/lost events in time order: a partition may be
+    assigned only when no other member owns it."""
+    events = [(e["t"], m.name, e) for m in members for e in m.snapshot()
+              if e["ev"] in ("assigned", "revoked", "lost")]
+    # A killed member owns nothing from its death on.
+    events += [(m.killed_at, m.name, {"ev": "lost", "partitions": [[None, p] for p in owned(m)]})
+               for m in members if m.killed_at is not None]
+    events.sort(key=lambda x: x[0])
+    owner: dict[int, str] = {}
+    for t, name, e in events:
+        parts = [p for _topic, p in e["partitions"]]
+        for p in parts:
+            if e["ev"] == "assigned":
+                assert owner.get(p) in (None, name), \
+                    f"partition {p} assigned to {name} at {t} while {owner[p]} owns it"
+                owner[p] = name
+            elif owner.get(p) == name:
+                del owner[p]
+
+
+def check_processing(members, expected: dict[int, int]) -> None:
+    """Every record up to `expected[p]` was processed, and none again after a member had
+    committed past it."""
+    seen: dict[int, set[int]] = {p: set() for p in expected}
+    committed_at: list[tuple[float, int, int]] = []
+    msgs: list[tuple[float, int, int, str]] = []
+    for m in members:
+        for e in m.snapshot():
+            if e["ev"] == "msg":
+                msgs.append((e["t"], e["p"], e["o"], m.name))
+            elif e["ev"] == "committed":
+                committed_at.extend((e["t"], p, o) for _t, p, o in e["offsets"])
+    for _t, p, o, _name in msgs:
+        seen[p].add(o)
+    for p, end in expected.items():
+        missing = set(range(end)) - seen[p]
+        assert not missing, f"partition {p}: {len(missing)} records never processed, e.g. " \
+                            f"{sorted(missing)[:5]}"
+    committed_at.sort()
+    for t, p, o, name in msgs:
+        before = [c for c in committed_at if c[0] < t and c[1] == p]
+        high = max((c[2] for c in before), default=0)
+        assert o >= high, f"{name} processed {p}@{o} at {t} after offset {high} was committed"
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_members_share_rebalance_on_join_leave_and_kill_and_resume(broker, unique_topic,
+                                                                   member_procs):
+    topic = unique_topic
+    group = f"g-{topic}"
+    ck_create_topic(broker, topic, PARTITIONS)
+    p = ck_producer(broker)
+    ck_produce_all(p, topic, [(None, f"{n}".encode(), n % PARTITIONS)
+                              for n in range(PARTITIONS * PER_PARTITION)])
+    conf = {"protocol": "consumer", "delay_ms": 3, "batch": 10}
+    a = member_procs(broker, "confluent", group, [topic], "a", **conf)
+    b = member_procs(broker, "confluent", group, [topic], "b", **conf)
+    c = member_procs(broker, "confluent", group, [topic], "c", **conf)
+    members = [a, b, c]
+    # Three members, two partitions each.
+    wait_until(lambda: sorted(len(owned(m)) for m in members) == [2, 2, 2]
+               and set().union(*(owned(m) for m in members)) == set(range(PARTITIONS)),
+               timeout=30, what="three members owning two partitions each")
+    # One leaves (clean close): the other two take its partitions.
+    c.stop()
+    wait_until(lambda: sorted(len(owned(m)) for m in (a, b)) == [3, 3], timeout=30,
+               what="the two remaining members owning three partitions each")
+    # One joins: back to two each.
+    d = member_procs(broker, "confluent", group, [topic], "d", **conf)
+    members.append(d)
+    wait_until(lambda: sorted(len(owned(m)) for m in (a, b, d)) == [2, 2, 2], timeout=30,
+               what="the new member getting two partitions")
+    # One is killed: its partitions move after the session timeout (6 s), not before.
+    killed_owned = owned(d)
+    d.kill9()
+    killed_at = time.monotonic()
+    wait_until(lambda: set().union(owned(a), owned(b)) == set(range(PARTITIONS)), timeout=30,
+               what="the killed member's partitions reassigned")
+    assert time.monotonic() - killed_at > 3, "reassigned before the session could time out"
+    assert killed_owned
+    # Everything is processed by the survivors.
+    expected = {n: PER_PARTITION for n in range(PARTITIONS)}
+    wait_until(lambda: all(
+        {e["o"] for m in members for e in m.snapshot() if e["ev"] == "msg" and e["p"] == n}
+        >= set(range(PER_PARTITION)) for n in range(PARTITIONS)),
+        timeout=60, what="every record processed")
+    a.stop()
+    b.stop()
+    check_single_owner(members)
+    check_processing(members, expected)
+    # Commits and resumption: a new member starts where the group committed.
+    ck_produce_all(p, topic, [(None, b"late", n) for n in range(PARTITIONS)])
+    e = member_procs(broker, "confluent", group, [topic], "e", **conf)
+    wait_until(lambda: len({ev["p"] for ev in e.snapshot() if ev["ev"] == "msg"}) == PARTITIONS,
+               timeout=30, what="the new member reading every partition")
+    first = {}
+    for ev in e.snapshot():
+        if ev["ev"] == "msg":
+            first.setdefault(ev["p"], ev["o"])
+    assert first == {n: PER_PARTITION for n in range(PARTITIONS)}, first
+    e.stop()
+
+
+def consumer(broker, group: str, **extra) -> Consumer:
+    conf = {"bootstrap.servers": broker.bootstrap, "group.id": group,
+            "group.protocol": "consumer", "auto.offset.reset": "earliest",
+            "enable.auto.commit": False}
+    conf.update(extra)
+    return Consumer(conf)
+
+
+def assignment_of(c) -> set[tuple[str, int]]:
+    return {(tp.topic, tp.partition) for tp in c.assignment()}
+
+
+def poll_until(consumers, cond, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for c in consumers:
+            c.poll(0.05)
+        if cond():
+            return
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+@pytest.mark.parametrize("assignor", ["range", "uniform"])
+def test_server_side_assignors(broker, unique_topic, assignor):
+    """`range` gives each member the same contiguous range of every topic it subscribes to
+    (co-partitioned topics stay together); `uniform` balances the partitions. Both share all
+    partitions between the two members, each exactly once."""
+    t1, t2 = f"{unique_topic}-1", f"{unique_topic}-2"
+    ck_create_topic(broker, t1, 4)
+    ck_create_topic(broker, t2, 4)
+    group = f"g-{unique_topic}"
+    cs = [consumer(broker, group, **{"group.remote.assignor": assignor}) for _ in range(2)]
+    try:
+        for c in cs:
+            c.subscribe([t1, t2])
+        poll_until(cs, lambda: all(len(assignment_of(c)) == 4 for c in cs), 30,
+                   "both members with four partitions")
+        a, b = (assignment_of(c) for c in cs)
+        assert not a & b and len(a | b) == 8
+        if assignor == "range":
+            for got in (a, b):
+                first = sorted(p for t, p in got if t == t1)
+                second = sorted(p for t, p in got if t == t2)
+                assert first == second, got
+                assert first == list(range(first[0], first[0] + len(first))), got
+    finally:
+        for c in cs:
+            c.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_regex_subscription_picks_up_a_topic_created_later(broker, unique_topic):
+    """The broker resolves the member's regular expression (Kafka 4.0's server-side regex)
+    and assigns a topic that appears later."""
+    prefix = f"rx{int(time.time() * 1000) % 1_000_000}"
+    c = consumer(broker, f"g-{unique_topic}")
+    try:
+        c.subscribe([f"^{prefix}-.*"])
+        poll_until([c], lambda: True, 1, "a first poll")
+        topic = f"{prefix}-late"
+        ck_create_topic(broker, topic, 2)
+        ck_produce_all(ck_producer(broker), topic, [(None, b"hello", 1)])
+        got = []
+        deadline = time.monotonic() + 45
+        while not got and time.monotonic() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                got.append((m.topic(), m.partition(), m.value()))
+        assert got == [(topic, 1, b"hello")]
+        assert assignment_of(c) == {(topic, 0), (topic, 1)}
+    finally:
+        c.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_unknown_assignor_is_refused_and_the_group_keeps_serving(broker, unique_topic):
+    """UNSUPPORTED_ASSIGNOR for an assignor the broker does not have (librdkafka makes it
+    fatal); the group's other members go on."""
+    ck_create_topic(broker, unique_topic, 2)
+    group = f"g-{unique_topic}"
+    good = consumer(broker, group)
+    errors: list[KafkaError] = []
+    bad = consumer(broker, group, **{"group.remote.assignor": "sticky",
+                                     "error_cb": errors.append})
+    try:
+        good.subscribe([unique_topic])
+        bad.subscribe([unique_topic])
+        deadline = time.monotonic() + 30
+        while not (errors and len(assignment_of(good)) == 2):
+            assert time.monotonic() < deadline, (
+                f"errors {[e.str() for e in errors]}, good member has {assignment_of(good)}")
+            good.poll(0.05)
+            m = bad.poll(0.05)
+            if m is not None and m.error():
+                errors.append(m.error())
+        assert "assignor" in errors[0].str().lower(), errors[0].str()
+    finally:
+        good.close()
+        bad.close()
+
+
+def test_features_disabled_without_the_consumer_protocol(make_broker, unique_topic):
+    """Without `consumer` in group.coordinator.rebalance.protocols the heartbeat answers
+    UNSUPPORTED_VERSION, as Kafka does, which librdkafka makes fatal; the member never gets
+    partitions."""
+    broker = make_broker({**GROUP_BROKER_CONFIG,
+                          "group.coordinator.rebalance.protocols": "classic"})
+    ck_create_topic(broker, unique_topic, 2)
+    c = consumer(broker, "g-disabled")
+    errors: list[KafkaError] = []
+    try:
+        c.subscribe([unique_topic])
+        deadline = time.monotonic() + 30
+        while not errors:
+            assert time.monotonic() < deadline, "no error surfaced"
+            m = c.poll(0.1)
+            if m is not None and m.error():
+                errors.append(m.error())
+        assert "API version not supported" in errors[0].str(), errors[0].str()
+        assert not c.assignment()
+    finally:
+        c.close()
