@@ -6,7 +6,8 @@ sends no LeaveGroup, so the broker has to notice through the session timeout).
 Config keys: client ("confluent" | "kafka-python" | "aiokafka"), bootstrap, group, topics,
 name (used as client id), session_timeout_ms, heartbeat_ms, batch (records per poll, committed
 together after processing), delay_ms (processing time per record), instance_id (static
-membership), strategy (librdkafka partition.assignment.strategy).
+membership), strategy (librdkafka partition.assignment.strategy), protocol ("consumer" for
+KIP-848's group.protocol=consumer), remote_assignor (its group.remote.assignor).
 
 Writes one JSON object per line to stdout, flushed per line, each with "ev" and "t" (time.time()):
   ready                                   the client is constructed and subscribed

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError
 
 from group_members import member_procs  # noqa: F401 - fixture
-from helpers import (GROUP_BROKER_CONFIG, ck_create_topic, ck_produce_all, ck_producer,
+from helpers import (GROUP_BROKER_CONFIG, ck_admin, ck_create_topic, ck_produce_all, ck_producer,
                      wait_until)
 
 PARTITIONS = 6
@@ -265,3 +265,46 @@ def test_features_disabled_without_the_consumer_protocol(make_broker, unique_top
         assert not c.assignment()
     finally:
         c.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_listed_with_the_consumer_type_and_deleted_when_empty(broker, unique_topic):
+    """ListGroups shows a consumer group with the `consumer` type and its state (and filters
+    by type); DeleteGroups refuses it while it has members and takes it, offsets included,
+    once they left."""
+    from confluent_kafka import ConsumerGroupType, TopicPartition
+
+    ck_create_topic(broker, unique_topic, 2)
+    group = f"g-{unique_topic}"
+    admin = ck_admin(broker)
+    c = consumer(broker, group)
+
+    def listed(types=None):
+        kw = {"types": set(types)} if types else {}
+        r = admin.list_consumer_groups(request_timeout=10, **kw).result()
+        return {g.group_id: g for g in r.valid}
+
+    try:
+        c.subscribe([unique_topic])
+        poll_until([c], lambda: len(assignment_of(c)) == 2, 30, "the assignment")
+        c.commit(offsets=[TopicPartition(unique_topic, 0, 5)], asynchronous=False)
+        wait_until(lambda: group in listed(), timeout=15, what="the group listed")
+        g = listed()[group]
+        assert g.type == ConsumerGroupType.CONSUMER, g.type
+        assert g.state.name == "STABLE", g.state
+        assert group in listed([ConsumerGroupType.CONSUMER])
+        assert group not in listed([ConsumerGroupType.CLASSIC])
+        busy = admin.delete_consumer_groups([group], request_timeout=10)[group]
+        with pytest.raises(Exception, match="NON_EMPTY_GROUP|not empty"):
+            busy.result()
+    finally:
+        c.close()
+    admin.delete_consumer_groups([group], request_timeout=10)[group].result()
+    assert group not in listed()
+    # Its offsets went with it: a new group under the id starts from the beginning.
+    fresh = consumer(broker, group)
+    try:
+        committed = fresh.committed([TopicPartition(unique_topic, 0)], timeout=10)
+        assert committed[0].offset < 0, committed
+    finally:
+        fresh.close()

@@ -1661,6 +1661,24 @@ impl Coordinator {
         results
     }
 
+    /// OffsetFetch v9+ from a member of a consumer group: its member id and epoch must be
+    /// current (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH); an admin's fetch (no member id, a
+    /// negative epoch) and fetches for other groups are not checked.
+    pub fn check_offset_fetch_member(
+        &self,
+        group_id: &str,
+        member_id: Option<&str>,
+        member_epoch: i32,
+    ) -> Result<(), GroupError> {
+        match self
+            .consumer
+            .validate_offset_fetch(group_id, member_id, member_epoch)
+        {
+            Some(Err(e)) => Err(offset_error(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Committed offsets of `group_id`: of the listed partitions, or of every partition that
     /// has one when `topics` is `None`. An unknown group has nothing committed (offset -1).
     /// Offsets of open transactions are not visible; with `require_stable` (KIP-447) a partition
@@ -1870,6 +1888,17 @@ impl Coordinator {
         out
     }
 
+    /// The KIP-848 consumer groups of the loaded partitions with their state names (Empty,
+    /// Assigning, Reconciling, Stable), sorted by id, for ListGroups.
+    pub fn list_consumer_groups(&self) -> Vec<(String, &'static str)> {
+        let n = self.config.num_partitions;
+        self.consumer
+            .groups()
+            .filter(|(id, _)| self.partitions.get(&partition_for(id, n)) == Some(&Load::Loaded))
+            .map(|(id, g)| (id.clone(), g.state().name()))
+            .collect()
+    }
+
     /// Whether any partition is still loading (ListGroups answers
     /// COORDINATOR_LOAD_IN_PROGRESS then).
     pub fn is_loading(&self) -> bool {
@@ -1884,6 +1913,26 @@ impl Coordinator {
         if let Err(e) = self.check_coordinator(group_id) {
             out.reply(reply, p, Reply::DeleteGroup(Err(e)));
             return out;
+        }
+        // A consumer group goes with its offsets' tombstones first, then its own (Kafka's
+        // order); only an empty one can.
+        match self.consumer.delete_group(group_id) {
+            Some(Err(_)) => {
+                out.reply(reply, p, Reply::DeleteGroup(Err(GroupError::NonEmptyGroup)));
+                return out;
+            }
+            Some(Ok(records)) => {
+                let offsets = self.offsets.remove_group(group_id);
+                for (topic, partition) in offsets.offsets.keys() {
+                    out.append(p, Self::offset_key(group_id, topic, *partition), None);
+                }
+                for record in &records {
+                    Self::append_consumer(&mut out, p, record);
+                }
+                out.reply(reply, p, Reply::DeleteGroup(Ok(())));
+                return out;
+            }
+            None => {}
         }
         let result = match self.groups.get(group_id) {
             None => Err(GroupError::GroupIdNotFound),

@@ -1215,4 +1215,48 @@ mod consumer_groups {
             ))
         );
     }
+
+    /// OffsetFetch v9 from a consumer group's member checks its epoch; an admin's is not.
+    /// DeleteGroups takes an empty consumer group with its offsets (tombstones, replayed to
+    /// nothing) and refuses one with members.
+    #[test]
+    fn offset_fetch_checks_and_deletion_of_consumer_groups() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let mut log = c
+            .consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics)
+            .appends;
+        log.extend(member_commit(&mut c, "m1", 1, 9).appends);
+        assert_eq!(c.check_offset_fetch_member("g", Some("m1"), 1), Ok(()));
+        assert_eq!(
+            c.check_offset_fetch_member("g", Some("m1"), 0),
+            Err(GroupError::StaleMemberEpoch)
+        );
+        assert_eq!(
+            c.check_offset_fetch_member("g", Some("m9"), 1),
+            Err(GroupError::UnknownMemberId)
+        );
+        assert_eq!(c.check_offset_fetch_member("g", None, -1), Ok(()));
+        assert_eq!(c.check_offset_fetch_member("classic", Some("x"), 3), Ok(()));
+        let busy = c.delete_group(1, 5, "g");
+        assert_eq!(
+            busy.replies[0].reply,
+            Reply::DeleteGroup(Err(GroupError::NonEmptyGroup))
+        );
+        assert!(busy.appends.is_empty());
+        let mut leave = heartbeat_req("m1", -1);
+        leave.subscribed_topic_names = None;
+        log.extend(c.consumer_group_heartbeat(2, 10, &leave, &Topics).appends);
+        let gone = c.delete_group(3, 6, "g");
+        assert_eq!(gone.replies[0].reply, Reply::DeleteGroup(Ok(())));
+        assert!(c.consumer_group("g").is_none());
+        assert!(c.group_offsets("g").is_empty());
+        log.extend(gone.appends);
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert!(fresh.consumer_group("g").is_none());
+        assert!(fresh.group_offsets("g").is_empty());
+    }
 }

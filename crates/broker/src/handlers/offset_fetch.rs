@@ -16,14 +16,23 @@ use crate::group_coordinator::GroupCoordinator;
 
 type Topics = Option<Vec<(String, Vec<i32>)>>;
 
+/// A v9+ fetch's member id and epoch: a consumer group's member must be current.
+type Member = Option<(Option<String>, i32)>;
+
 async fn fetch(
     groups: &GroupCoordinator,
     group_id: String,
     topics: Topics,
     require_stable: bool,
+    member: Member,
 ) -> Result<Vec<OffsetFetchPartition>, GroupError> {
     groups
-        .query(move |c, _now| c.fetch_offsets(&group_id, topics.as_deref(), require_stable))
+        .query(move |c, _now| {
+            if let Some((member_id, epoch)) = &member {
+                c.check_offset_fetch_member(&group_id, member_id.as_deref(), *epoch)?;
+            }
+            c.fetch_offsets(&group_id, topics.as_deref(), require_stable)
+        })
         .await
         .and_then(|r| r)
 }
@@ -55,7 +64,16 @@ pub async fn handle(
             });
             let mut gr = OffsetFetchResponseGroup::default();
             gr.group_id = g.group_id.clone();
-            match fetch(groups, text(&g.group_id.0), topics, request.require_stable).await {
+            let member = (version >= 9).then(|| (g.member_id.as_ref().map(text), g.member_epoch));
+            match fetch(
+                groups,
+                text(&g.group_id.0),
+                topics,
+                request.require_stable,
+                member,
+            )
+            .await
+            {
                 Ok(parts) => {
                     gr.topics = by_topic(parts)
                         .into_iter()
@@ -92,7 +110,7 @@ pub async fn handle(
     });
     let requested = topics.clone();
     let require_stable = version >= 7 && request.require_stable;
-    match fetch(groups, text(&group_id.0), topics, require_stable).await {
+    match fetch(groups, text(&group_id.0), topics, require_stable, None).await {
         Ok(parts) => response.topics = v1_topics(parts, version),
         Err(e) => {
             let code = errors::group(e).code();
