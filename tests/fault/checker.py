@@ -43,8 +43,9 @@ A correct broker gives zero of every kind. The kinds:
   before this one started.
 - replica_divergence: replicas that disagree on a batch below the smallest high watermark.
 - replica_behind: a replica whose log ends below the highest high watermark any replica had at
-  the clean stop, seconds after the writers stopped: a follower that stopped replicating (as
-  one stuck on an epoch it began as leader and never wrote in would).
+  the clean stop, which the runner makes after waiting (up to 30 s) for every replica to be in
+  the ISR again: a follower that stopped replicating (as one stuck on an epoch it began as
+  leader and never wrote in would).
 - liveness: the final read did not get everything within `liveness_bound_s` of the last heal.
 - admin_lost: an acknowledged admin operation not in the state after the heal: a created topic
   (never deleted) missing, a deleted topic still there, or a config value other than the last

@@ -58,6 +58,25 @@ OVERRIDES = {
     "unclean.leader.election.enable": "false",
 }
 LIVENESS_BOUND_S = 60.0
+# How long after the heal every replica has to be back in the ISR before the nodes stop.
+ISR_BOUND_S = 30.0
+
+
+def wait_for_full_isr(bootstrap: str, topic: str, partitions: int, bound_s: float) -> str:
+    """Waits up to `bound_s` until every replica of `topic` is in the ISR again; " (not all
+    after N s)" when they are not, for the phase line."""
+    a = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    deadline = time.monotonic() + bound_s
+    while time.monotonic() < deadline:
+        try:
+            md = a.list_topics(topic, timeout=5).topics[topic]
+            if len(md.partitions) == partitions and all(
+                    set(p.isrs) == set(p.replicas) for p in md.partitions.values()):
+                return ""
+        except Exception:  # noqa: BLE001 - retried until the deadline
+            pass
+        time.sleep(0.2)
+    return f" (not all after {bound_s:.0f} s)"
 
 
 def leader_of(bootstrap: str, topic: str, partition: int) -> int | None:
@@ -272,6 +291,10 @@ def one_run(run: int, seed: int, kinds: list[str], chase: bool, seconds: float,
         phase("drain readers" + drain([w for w in workers if not w.writes]))
         admin_state(h, b, LIVENESS_BOUND_S)
         phase("admin state")
+        # A follower cut off by the last fault may need a few seconds after the heal (TCP
+        # retransmission backoff) to fetch again; one that never does is a stuck follower,
+        # which the checker reports from the logs taken after this wait (replica_behind).
+        phase("replicas in sync" + wait_for_full_isr(b, TOPIC, PARTITIONS, ISR_BOUND_S))
         c.stop_all()
         for state in replica_states(c, TOPIC, PARTITIONS):
             h.add(state)
