@@ -25,6 +25,7 @@ the seed to replay it. Exit status 1 when any run had an anomaly. Needs root (na
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import logging
 import random
@@ -58,6 +59,8 @@ OVERRIDES = {
     "unclean.leader.election.enable": "false",
 }
 LIVENESS_BOUND_S = 60.0
+# A run still going this long after its faults should have ended prints every thread's stack.
+HANG_REPORT_AFTER_S = 300.0
 # How long after the heal every replica has to be back in the ISR before the nodes stop.
 ISR_BOUND_S = 30.0
 
@@ -236,6 +239,10 @@ def one_run(run: int, seed: int, kinds: list[str], chase: bool, seconds: float,
             topology: str, out_dir: Path, keep_history: bool = False,
             loopback: bool = False) -> bool:
     rng = random.Random(seed)
+    # A run takes its seconds plus about a minute; one that takes far longer is stuck in the
+    # harness or a client (third round: a timed wait of the nemesis thread that never timed
+    # out), and every thread's stack goes to stderr to show where.
+    faulthandler.dump_traceback_later(seconds + HANG_REPORT_AFTER_S, repeat=True)
     shape = {"combined": 3} if topology == "combined" else {"controllers": 3, "brokers": 3}
     if loopback:
         c: Cluster = Cluster(overrides=OVERRIDES, **shape)
@@ -314,6 +321,7 @@ def one_run(run: int, seed: int, kinds: list[str], chase: bool, seconds: float,
         if report is not None and report.ok and not keep_history and not fatal:
             client_log_path.unlink(missing_ok=True)
         phase("cleanup")
+    faulthandler.cancel_dump_traceback_later()
     ops = h.ops()
     sends = [op for op in ops if op.type == "send"]
     acked = sum(1 for s in sends if s.outcome == "ok")
