@@ -417,13 +417,7 @@ impl Coordinator {
                     &key.group,
                     producer_id,
                     (key.topic, key.partition),
-                    CommittedOffset {
-                        offset: v.offset,
-                        leader_epoch: v.leader_epoch,
-                        metadata: v.metadata,
-                        commit_timestamp_ms: v.commit_timestamp_ms,
-                        expire_timestamp_ms: v.expire_timestamp_ms,
-                    },
+                    CommittedOffset::from(v),
                 );
             }
             other => self.replay(other, now_ms),
@@ -441,13 +435,7 @@ impl Coordinator {
                     self.offsets.commit(
                         &key.group,
                         (key.topic, key.partition),
-                        CommittedOffset {
-                            offset: v.offset,
-                            leader_epoch: v.leader_epoch,
-                            metadata: v.metadata,
-                            commit_timestamp_ms: v.commit_timestamp_ms,
-                            expire_timestamp_ms: v.expire_timestamp_ms,
-                        },
+                        CommittedOffset::from(v),
                     );
                 }
                 None => {
@@ -2176,6 +2164,19 @@ impl Coordinator {
     /// the id.
     pub fn group_offsets(&self, group_id: &str) -> &GroupOffsets {
         self.offsets.group(group_id)
+    }
+}
+
+impl From<OffsetCommitValue> for CommittedOffset {
+    /// An offset commit record read back from the log.
+    fn from(v: OffsetCommitValue) -> Self {
+        CommittedOffset {
+            offset: v.offset,
+            leader_epoch: v.leader_epoch,
+            metadata: v.metadata,
+            commit_timestamp_ms: v.commit_timestamp_ms,
+            expire_timestamp_ms: v.expire_timestamp_ms,
+        }
     }
 }
 
