@@ -308,3 +308,43 @@ def test_listed_with_the_consumer_type_and_deleted_when_empty(broker, unique_top
         assert committed[0].offset < 0, committed
     finally:
         fresh.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_a_static_member_returns_to_its_partitions_without_a_rebalance(broker, unique_topic):
+    """A member with `group.instance.id` that closes leaves with epoch -2: its partitions stay
+    reserved until the session times out, and the member coming back under that id gets them
+    again while the other member's assignment never changes (no callback on it)."""
+    ck_create_topic(broker, unique_topic, PARTITIONS)
+    group = f"g-{unique_topic}"
+    events: list[tuple[str, frozenset[int]]] = []
+
+    def record(kind):
+        return lambda _c, parts: events.append((kind, frozenset(tp.partition for tp in parts)))
+
+    a = consumer(broker, group, **{"group.instance.id": "static-a"})
+    b = consumer(broker, group, **{"group.instance.id": "static-b"})
+    b.subscribe([unique_topic], on_assign=record("assign"), on_revoke=record("revoke"),
+                on_lost=record("lost"))
+    a.subscribe([unique_topic])
+    try:
+        poll_until([a, b], lambda: len(assignment_of(a)) == 3 and len(assignment_of(b)) == 3,
+                   30, "three partitions each")
+        before_a, before_b = assignment_of(a), assignment_of(b)
+        settled = len(events)
+        a.close()
+        # Several of b's heartbeats (500 ms) pass: a member that left for good (epoch -1)
+        # would have its partitions on b by now.
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            b.poll(0.1)
+        assert assignment_of(b) == before_b
+        a = consumer(broker, group, **{"group.instance.id": "static-a"})
+        a.subscribe([unique_topic])
+        poll_until([a, b], lambda: assignment_of(a) == before_a, 30,
+                   "the returning member's old partitions")
+        assert assignment_of(b) == before_b
+        assert events[settled:] == [], events[settled:]
+    finally:
+        a.close()
+        b.close()
