@@ -196,6 +196,25 @@ impl ConsumerGroup {
         }
     }
 
+    /// Every topic a member subscribes to, by name or through its pattern (Kafka's
+    /// `isSubscribedToTopic`).
+    pub fn subscribed_topic_names(&self) -> BTreeSet<String> {
+        self.members
+            .values()
+            .flat_map(|m| {
+                let by_regex = m
+                    .metadata
+                    .subscribed_topic_regex
+                    .as_ref()
+                    .and_then(|r| self.regexes.get(r))
+                    .map(|v| v.topics.as_slice())
+                    .unwrap_or_default();
+                m.metadata.subscribed_topic_names.iter().chain(by_regex)
+            })
+            .cloned()
+            .collect()
+    }
+
     /// A member's topics: its names and what its pattern resolved to, as ids that exist.
     fn subscribed_ids(&self, member: &Member, topics: &impl TopicsView) -> BTreeSet<Uuid> {
         let by_regex = member
@@ -253,6 +272,29 @@ impl ConsumerGroup {
     }
 }
 
+/// ConsumerGroupDescribe's view of one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedMember {
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub metadata: MemberMetadataValue,
+    /// What the member owns now.
+    pub assigned: TopicPartitions,
+    /// What the target assignment gives it.
+    pub target: TopicPartitions,
+}
+
+/// ConsumerGroupDescribe's view of one group (Kafka's `ConsumerGroup.asDescribedGroup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DescribedConsumerGroup {
+    pub state: ConsumerGroupState,
+    pub epoch: i32,
+    pub assignment_epoch: i32,
+    /// The assignor most members ask for, else the configured default.
+    pub assignor: &'static str,
+    pub members: Vec<DescribedMember>,
+}
+
 /// What the timers are for.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Deadline {
@@ -291,6 +333,28 @@ impl ConsumerGroups {
 
     pub fn groups(&self) -> impl Iterator<Item = (&String, &ConsumerGroup)> {
         self.groups.iter()
+    }
+
+    /// The group as ConsumerGroupDescribe shows it, if `group_id` is a consumer group here.
+    pub fn describe(&self, group_id: &str) -> Option<DescribedConsumerGroup> {
+        let group = self.groups.get(group_id)?;
+        Some(DescribedConsumerGroup {
+            state: group.state(),
+            epoch: group.epoch,
+            assignment_epoch: group.target_epoch.max(0),
+            assignor: self.assignor_for(group).name(),
+            members: group
+                .members
+                .iter()
+                .map(|(id, m)| DescribedMember {
+                    member_id: id.clone(),
+                    member_epoch: m.assignment.member_epoch,
+                    metadata: m.metadata.clone(),
+                    assigned: m.assignment.assigned.clone(),
+                    target: group.target.get(id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        })
     }
 
     /// Handles a ConsumerGroupHeartbeat. On success the records must be written before the

@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::consumer_group::{
-    ConsumerGroup, ConsumerGroups, HeartbeatError, HeartbeatRequest, HeartbeatResponse,
-    OffsetError, TopicsView,
+    ConsumerGroup, ConsumerGroups, DescribedConsumerGroup, HeartbeatError, HeartbeatRequest,
+    HeartbeatResponse, OffsetError, TopicsView,
 };
 use crate::consumer_records::ConsumerGroupRecord;
 use crate::group::{ClassicGroup, CommittedOffset, GroupState, InitialDelay, Member, PendingJoin};
@@ -660,10 +660,28 @@ impl Coordinator {
             fail(&mut out, GroupError::InvalidSessionTimeout, &req.member_id);
             return out;
         }
+        if self
+            .consumer
+            .group(&req.group_id)
+            .is_some_and(|g| !g.members.is_empty())
+        {
+            // Kafka 4 serves classic members inside a consumer group (online migration);
+            // rafka does not yet, and answers as Kafka did before that (3.7): the id is not a
+            // classic group.
+            fail(&mut out, GroupError::GroupIdNotFound, &req.member_id);
+            return out;
+        }
         if !self.groups.contains_key(&req.group_id) {
             if !req.member_id.is_empty() {
                 fail(&mut out, GroupError::UnknownMemberId, &req.member_id);
                 return out;
+            }
+            // An empty consumer group gives way to the classic group (Kafka's
+            // maybeDeleteEmptyConsumerGroup); its offsets stay, as they are kept by group id.
+            if let Some(Ok(tombstones)) = self.consumer.delete_group(&req.group_id) {
+                for record in &tombstones {
+                    Self::append_consumer(&mut out, p, record);
+                }
             }
             self.groups.insert(
                 req.group_id.clone(),
@@ -1772,12 +1790,18 @@ impl Coordinator {
             return out;
         }
         let Some(g) = self.groups.get(group_id) else {
-            out.reply(
-                reply,
-                p,
-                Reply::OffsetDelete(Err(GroupError::GroupIdNotFound)),
-            );
-            return out;
+            // A consumer group's offsets can go at any time, except those of topics a member
+            // subscribes to (Kafka's ConsumerGroup.validateOffsetDelete).
+            let Some(cg) = self.consumer.group(group_id) else {
+                out.reply(
+                    reply,
+                    p,
+                    Reply::OffsetDelete(Err(GroupError::GroupIdNotFound)),
+                );
+                return out;
+            };
+            let subscribed = cg.subscribed_topic_names();
+            return self.delete_offsets_except(reply, group_id, partitions, &subscribed);
         };
         let subscribed: BTreeSet<String> = match g.state {
             GroupState::Dead => {
@@ -1801,6 +1825,20 @@ impl Coordinator {
                 }
             },
         };
+        self.delete_offsets_except(reply, group_id, partitions, &subscribed)
+    }
+
+    /// Deletes `partitions`' offsets of `group_id` except those of `subscribed` topics
+    /// (GROUP_SUBSCRIBED_TO_TOPIC).
+    fn delete_offsets_except(
+        &mut self,
+        reply: ReplyId,
+        group_id: &str,
+        partitions: Vec<(String, i32)>,
+        subscribed: &BTreeSet<String>,
+    ) -> Output {
+        let mut out = Output::default();
+        let p = self.partition_of(group_id);
         let mut results = Vec::with_capacity(partitions.len());
         for (topic, partition) in partitions {
             if subscribed.contains(&topic) {
@@ -1856,6 +1894,22 @@ impl Coordinator {
                 })
                 .collect(),
         }))
+    }
+
+    /// ConsumerGroupDescribe of one group. The inner error is GROUP_ID_NOT_FOUND's message, as
+    /// Kafka words it, for an id that is unknown or names a classic group.
+    pub fn describe_consumer_group(
+        &self,
+        group_id: &str,
+    ) -> Result<Result<DescribedConsumerGroup, String>, GroupError> {
+        self.check_coordinator(group_id)?;
+        Ok(match self.consumer.describe(group_id) {
+            Some(g) => Ok(g),
+            None if self.groups.contains_key(group_id) => {
+                Err(format!("Group {group_id} is not a consumer group."))
+            }
+            None => Err(format!("Group {group_id} not found.")),
+        })
     }
 
     /// Groups of the loaded partitions in one of `states` (all when empty).

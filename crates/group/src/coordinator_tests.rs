@@ -1196,6 +1196,133 @@ mod consumer_groups {
         assert!(out.appends.is_empty());
     }
 
+    /// ConsumerGroupDescribe's view: epochs, the assignor, each member's owned and target
+    /// partitions; GROUP_ID_NOT_FOUND with Kafka's message for a classic or unknown id.
+    #[test]
+    fn a_consumer_group_is_described_and_a_classic_one_is_not() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let _ = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
+        let d = c
+            .describe_consumer_group("g")
+            .expect("coordinator")
+            .expect("a consumer group");
+        assert_eq!(
+            (d.state.name(), d.epoch, d.assignment_epoch),
+            ("Stable", 1, 1)
+        );
+        assert_eq!(d.assignor, "uniform");
+        assert_eq!(d.members.len(), 1);
+        let m = &d.members[0];
+        assert_eq!((m.member_id.as_str(), m.member_epoch), ("m1", 1));
+        assert_eq!(m.metadata.subscribed_topic_names, vec!["t".to_string()]);
+        assert_eq!(m.assigned, m.target);
+        assert_eq!(m.assigned[&Uuid::from_u128(7)].len(), 4);
+        let _ = simple_commit(&mut c, "classic", 1);
+        assert_eq!(
+            c.describe_consumer_group("classic").expect("coordinator"),
+            Err("Group classic is not a consumer group.".to_string())
+        );
+        assert_eq!(
+            c.describe_consumer_group("nope").expect("coordinator"),
+            Err("Group nope not found.".to_string())
+        );
+        let unloaded = coordinator(1);
+        assert_eq!(
+            unloaded.describe_consumer_group("g"),
+            Err(GroupError::NotCoordinator)
+        );
+    }
+
+    /// A classic JoinGroup under the id of a consumer group with members is refused
+    /// (GROUP_ID_NOT_FOUND) and changes nothing; once the members left, the empty consumer
+    /// group gives way to a classic group (its tombstones written, its offsets kept), also
+    /// after a reload.
+    #[test]
+    fn a_classic_join_to_a_consumer_group_is_refused_until_it_is_empty() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let mut log = c
+            .consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics)
+            .appends;
+        log.extend(member_commit(&mut c, "m1", 1, 9).appends);
+        let refused = c.join_group(1, 2, join_req("", None, 4));
+        assert_eq!(
+            join_reply(&refused, 2).expect("answered").error,
+            Some(GroupError::GroupIdNotFound)
+        );
+        assert!(refused.appends.is_empty());
+        assert!(c.group("g").is_none());
+        assert_eq!(c.consumer_group("g").expect("still there").members.len(), 1);
+        let mut leave = heartbeat_req("m1", -1);
+        leave.subscribed_topic_names = None;
+        log.extend(c.consumer_group_heartbeat(2, 10, &leave, &Topics).appends);
+        let joined = c.join_group(3, 3, join_req("", None, 4));
+        assert!(
+            !joined.appends.is_empty(),
+            "the consumer group's tombstones"
+        );
+        assert!(c.consumer_group("g").is_none());
+        assert!(c.group("g").is_some());
+        assert_eq!(
+            c.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
+            42
+        );
+        log.extend(joined.appends);
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert!(fresh.consumer_group("g").is_none());
+        assert_eq!(
+            fresh.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
+            42
+        );
+    }
+
+    /// OffsetDelete on a consumer group (with members): a topic a member subscribes to is
+    /// GROUP_SUBSCRIBED_TO_TOPIC, another topic's offsets go; an unknown id is
+    /// GROUP_ID_NOT_FOUND.
+    #[test]
+    fn a_consumer_groups_offsets_of_unsubscribed_topics_can_be_deleted() {
+        let mut c = coordinator(1);
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let _ = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
+        let _ = member_commit(&mut c, "m1", 1, 9);
+        let other = c.commit_offsets(
+            1,
+            52,
+            CommitRequest {
+                group_id: "g".into(),
+                generation_id: 1,
+                member_id: "m1".into(),
+                group_instance_id: None,
+                retention_time_ms: -1,
+                api_version: 9,
+                offsets: vec![("u".into(), 0, 8, 3, None)],
+            },
+        );
+        assert_eq!(commit_errors(&other), vec![None]);
+        let out = c.delete_offsets(7, "g", vec![("t".into(), 0), ("u".into(), 0)]);
+        assert_eq!(
+            out.replies[0].reply,
+            Reply::OffsetDelete(Ok(vec![
+                ("t".into(), 0, Some(GroupError::GroupSubscribedToTopic)),
+                ("u".into(), 0, None),
+            ]))
+        );
+        assert_eq!(out.appends.len(), 1, "one tombstone");
+        let left: Vec<_> = c.group_offsets("g").offsets.keys().cloned().collect();
+        assert_eq!(left, vec![("t".to_string(), 0)]);
+        let unknown = c.delete_offsets(8, "nope", vec![("t".into(), 0)]);
+        assert_eq!(
+            unknown.replies[0].reply,
+            Reply::OffsetDelete(Err(GroupError::GroupIdNotFound))
+        );
+    }
+
     /// A heartbeat for a partition that is not loaded here is NOT_COORDINATOR, one loading
     /// is COORDINATOR_LOAD_IN_PROGRESS.
     #[test]
