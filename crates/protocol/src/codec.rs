@@ -688,6 +688,12 @@ mod tests {
                 ]);
                 r.into()
             }
+            ApiKey::ConsumerGroupDescribe => {
+                let mut r = ConsumerGroupDescribeRequest::default();
+                r.group_ids = vec![group("group-a"), group("group-b")];
+                r.include_authorized_operations = true;
+                r.into()
+            }
             ApiKey::Heartbeat => {
                 let mut r = HeartbeatRequest::default();
                 r.group_id = group("group-a");
@@ -1099,6 +1105,7 @@ mod tests {
             ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochResponse::default().into(),
             ApiKey::DescribeTopicPartitions => DescribeTopicPartitionsResponse::default().into(),
             ApiKey::ConsumerGroupHeartbeat => ConsumerGroupHeartbeatResponse::default().into(),
+            ApiKey::ConsumerGroupDescribe => ConsumerGroupDescribeResponse::default().into(),
             ApiKey::ElectLeaders => ElectLeadersResponse::default().into(),
             ApiKey::AlterPartitionReassignments => {
                 AlterPartitionReassignmentsResponse::default().into()

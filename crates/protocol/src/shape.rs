@@ -433,6 +433,11 @@ const CONSUMER_GROUP_HEARTBEAT: Shape = Shape {
     ],
 };
 
+const CONSUMER_GROUP_DESCRIBE: Shape = Shape {
+    flexible_min: 0,
+    fields: &[f(Ty::StrArray, 0, ALL), f(BOOL, 0, ALL)],
+};
+
 const HEARTBEAT: Shape = Shape {
     flexible_min: 4,
     fields: &[
@@ -799,6 +804,7 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::SyncGroup => &SYNC_GROUP,
         ApiKey::Heartbeat => &HEARTBEAT,
         ApiKey::ConsumerGroupHeartbeat => &CONSUMER_GROUP_HEARTBEAT,
+        ApiKey::ConsumerGroupDescribe => &CONSUMER_GROUP_DESCRIBE,
         ApiKey::LeaveGroup => &LEAVE_GROUP,
         ApiKey::OffsetCommit => &OFFSET_COMMIT,
         ApiKey::OffsetFetch => &OFFSET_FETCH,

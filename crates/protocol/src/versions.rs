@@ -62,6 +62,7 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     // KIP-848's consumer protocol. Answered UNSUPPORTED_VERSION while `group.version` is 0 or
     // `group.coordinator.rebalance.protocols` leaves out consumer, as Kafka does.
     api(ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    api(ApiKey::ConsumerGroupDescribe, 0, 1),
     api(ApiKey::LeaveGroup, 0, 5),
     // kafka-protocol's ApiKey says 2-10, but its request struct only encodes/decodes 2-9.
     api(ApiKey::OffsetCommit, 2, 9),

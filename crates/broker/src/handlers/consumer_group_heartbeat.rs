@@ -51,6 +51,14 @@ impl TopicsView for ImageTopics {
     }
 }
 
+/// Whether the consumer protocol is served: `group.version` finalized at 1 or above and
+/// `consumer` in `group.coordinator.rebalance.protocols` (Kafka's
+/// `isConsumerGroupProtocolEnabled`).
+pub fn consumer_protocol_enabled(shared: &Shared, image: &MetadataImage) -> bool {
+    image.feature_level(GROUP_VERSION_FEATURE) >= 1
+        && shared.config.consumer_group.consumer_protocol_enabled
+}
+
 fn error_response(code: ResponseError, message: Option<String>) -> ConsumerGroupHeartbeatResponse {
     let mut response = ConsumerGroupHeartbeatResponse::default();
     response.error_code = code.code();
@@ -67,9 +75,7 @@ pub async fn handle(
     version: i16,
 ) -> ConsumerGroupHeartbeatResponse {
     let image = shared.image();
-    if image.feature_level(GROUP_VERSION_FEATURE) < 1
-        || !shared.config.consumer_group.consumer_protocol_enabled
-    {
+    if !consumer_protocol_enabled(shared, &image) {
         return error_response(
             ResponseError::UnsupportedVersion,
             Some("The new consumer group protocol is not enabled on this cluster (group.version 0, or group.coordinator.rebalance.protocols without consumer)".into()),

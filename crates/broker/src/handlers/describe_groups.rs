@@ -15,7 +15,7 @@ use crate::group_coordinator::GroupCoordinator;
 
 /// READ, DESCRIBE and DELETE on a group (bits 3, 8, 6 of Kafka's AclOperation codes); there is
 /// no authorizer, so every caller may do all of them.
-const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+pub const GROUP_OPERATIONS_ALL: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 pub async fn handle(
     groups: &GroupCoordinator,

@@ -11,6 +11,7 @@ mod alter_configs;
 mod alter_partition_reassignments;
 pub(crate) mod api_versions;
 mod config_admin;
+pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
@@ -248,6 +249,9 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
         RequestKind::OffsetFetch(r) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(&shared.groups, r, version).await)
         }
+        RequestKind::ConsumerGroupDescribe(r) => ResponseKind::ConsumerGroupDescribe(
+            consumer_group_describe::handle(shared, r, version).await,
+        ),
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(describe_groups::handle(&shared.groups, r, version).await)
         }
