@@ -348,3 +348,126 @@ def test_a_static_member_returns_to_its_partitions_without_a_rebalance(broker, u
     finally:
         a.close()
         b.close()
+
+
+def join_group_v0(broker, group: str, topic: str) -> int:
+    """A classic JoinGroup v0 over a raw socket (the single broker coordinates every group);
+    returns its error code."""
+    import socket
+    import struct
+
+    def s16(b: bytes) -> bytes:
+        return struct.pack(">h", len(b)) + b
+
+    subscription = struct.pack(">h", 0) + struct.pack(">i", 1) + s16(topic.encode()) \
+        + struct.pack(">i", -1)
+    body = (s16(group.encode()) + struct.pack(">i", 10000) + s16(b"") + s16(b"consumer")
+            + struct.pack(">i", 1) + s16(b"range") + struct.pack(">i", len(subscription))
+            + subscription)
+    header = struct.pack(">hhi", 11, 0, 7) + s16(b"raw-join")
+    with socket.create_connection((broker.host, broker.port), timeout=30) as sock:
+        payload = header + body
+        sock.sendall(struct.pack(">i", len(payload)) + payload)
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        resp = sock.recv(size, socket.MSG_WAITALL)
+    corr, error = struct.unpack(">ih", resp[:6])
+    assert corr == 7
+    return error
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_described_by_the_admin_api_and_the_tool_and_closed_to_classic_members(broker,
+                                                                               unique_topic):
+    """ConsumerGroupDescribe through librdkafka's admin API and `kafka-consumer-groups
+    --describe` (members, state, offsets with lag); a classic JoinGroup under the live group's
+    id is refused with GROUP_ID_NOT_FOUND and changes nothing; once the members left, a classic
+    consumer takes the id over and resumes at the offsets the consumer group committed."""
+    import subprocess
+
+    from confluent_kafka import ConsumerGroupType, TopicPartition
+
+    from broker_proc import BIN
+
+    topic = unique_topic
+    group = f"g-{topic}"
+    ck_create_topic(broker, topic, 4)
+    p = ck_producer(broker)
+    ck_produce_all(p, topic, [(None, f"{n}".encode(), n % 4) for n in range(40)])
+    admin = ck_admin(broker)
+    a = consumer(broker, group, **{"client.id": "member-a"})
+    b = consumer(broker, group, **{"client.id": "member-b"})
+    try:
+        a.subscribe([topic])
+        b.subscribe([topic])
+        poll_until([a, b], lambda: len(assignment_of(a)) == 2 and len(assignment_of(b)) == 2,
+                   45, "two members with two partitions each")
+        a_parts = assignment_of(a)
+        a.commit(offsets=[TopicPartition(t, part, 4) for t, part in sorted(a_parts)],
+                 asynchronous=False)
+
+        def described():
+            return admin.describe_consumer_groups([group], request_timeout=10)[group].result()
+
+        wait_until(lambda: described().state.name == "STABLE", timeout=30, what="Stable")
+        d = described()
+        assert d.type == ConsumerGroupType.CONSUMER, d.type
+        assert d.partition_assignor == "uniform", d.partition_assignor
+        assert not d.is_simple_consumer_group
+        by_client = {m.client_id: m for m in d.members}
+        assert set(by_client) == {"member-a", "member-b"}, by_client
+        for name, c in (("member-a", a), ("member-b", b)):
+            got = {(tp.topic, tp.partition) for tp in by_client[name].assignment.topic_partitions}
+            assert got == assignment_of(c), (name, got)
+
+        def tool(*args) -> str:
+            r = subprocess.run([BIN, "kafka-consumer-groups", "--bootstrap-server",
+                                broker.bootstrap, "--describe", "--group", group, *args],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+            return r.stdout
+
+        state = tool("--state").split("\n")
+        row = [line for line in state if line.startswith(group)]
+        assert row and row[0].split()[3:] == ["uniform", "Stable", "2"], state
+        members = [line.split() for line in tool("--members").split("\n")
+                   if line.startswith(group)]
+        assert sorted((m[3], m[4]) for m in members) == [("member-a", "2"), ("member-b", "2")], \
+            members
+        offsets = [line.split() for line in tool().split("\n") if line.startswith(group)]
+        rows = {int(r[2]): r for r in offsets}
+        assert sorted(rows) == [0, 1, 2, 3], offsets
+        a_ids = {m.member_id for m in d.members if m.client_id == "member-a"}
+        for part in range(4):
+            r = rows[part]
+            assert r[4] == "10", r  # LOG-END-OFFSET
+            if (topic, part) in a_parts:
+                assert (r[3], r[5], r[6] in a_ids) == ("4", "6", True), r
+            else:
+                assert r[3] == "-" and r[8] == "member-b", r
+
+        assert join_group_v0(broker, group, topic) == 69  # GROUP_ID_NOT_FOUND
+        assert {m.client_id for m in described().members} == {"member-a", "member-b"}
+    finally:
+        a.close()
+        b.close()
+    wait_until(lambda: described().state.name == "EMPTY", timeout=30, what="Empty")
+    classic = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                        "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                        "session.timeout.ms": 6000, "heartbeat.interval.ms": 500})
+    try:
+        classic.subscribe([topic])
+        seen: dict[int, int] = {}
+
+        def read_all() -> bool:
+            m = classic.poll(0.2)
+            if m is not None and not m.error():
+                seen.setdefault(m.partition(), m.offset())
+            return len(seen) == 4
+
+        wait_until(read_all, timeout=45, what="the classic consumer reading every partition")
+        resumed = {part: (4 if (topic, part) in a_parts else 0) for part in range(4)}
+        assert seen == resumed, (seen, resumed)
+        d = described()
+        assert d.type == ConsumerGroupType.CLASSIC, d.type
+    finally:
+        classic.close()

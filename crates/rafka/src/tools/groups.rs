@@ -1,6 +1,6 @@
 //! `kafka-consumer-groups`: list, describe (offsets, members, state), delete and reset the
-//! offsets of classic consumer groups, with Kafka 4.x's `ConsumerGroupCommand` flags and column
-//! layout.
+//! offsets of consumer groups, classic and KIP-848 alike, with Kafka 4.x's `ConsumerGroupCommand`
+//! flags and column layout.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail};
 use clap::Parser;
-use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    BrokerId, DeleteGroupsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest,
-    ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
+    ApiKey, BrokerId, ConsumerGroupDescribeRequest, DeleteGroupsRequest, DescribeGroupsRequest,
+    GroupId, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -299,7 +299,7 @@ async fn run(a: &Args) -> anyhow::Result<u8> {
         let coordinator = cluster.find_coordinator(g).await?;
         let desc = describe_group(&mut cluster, coordinator, g).await?;
         if a.state.is_some() {
-            if !state_ok(g, &desc.group_state.to_string(), 1) {
+            if !state_ok(g, &desc.state.clone(), 1) {
                 continue;
             }
             let info = cluster.brokers.get(&coordinator).cloned();
@@ -317,7 +317,7 @@ async fn run(a: &Args) -> anyhow::Result<u8> {
                     c[4]
                 )
             };
-            let strategy = desc.protocol_data.to_string();
+            let strategy = desc.strategy.clone();
             let n = desc.members.len().to_string();
             print!(
                 "{}",
@@ -329,15 +329,12 @@ async fn run(a: &Args) -> anyhow::Result<u8> {
                     "#MEMBERS"
                 ])
             );
-            print!(
-                "{}",
-                line([g, &coord, &strategy, &desc.group_state.to_string(), &n])
-            );
+            print!("{}", line([g, &coord, &strategy, &desc.state.clone(), &n]));
             println!();
             continue;
         }
         if a.members {
-            let state = desc.group_state.to_string();
+            let state = desc.state.clone();
             if !state_ok(g, &state, desc.members.len()) {
                 continue;
             }
@@ -345,7 +342,7 @@ async fn run(a: &Args) -> anyhow::Result<u8> {
             continue;
         }
         let rows = offset_rows(&mut cluster, coordinator, g, &desc).await?;
-        if !state_ok(g, &desc.group_state.to_string(), rows.len()) {
+        if !state_ok(g, &desc.state.clone(), rows.len()) {
             continue;
         }
         print!("{}", format_offsets(&rows));
@@ -369,32 +366,11 @@ fn state_ok(group: &str, state: &str, rows: usize) -> bool {
     rows > 0
 }
 
-fn format_members(group: &str, desc: &DescribedGroup, verbose: bool) -> String {
-    struct M {
-        id: String,
-        instance: String,
-        host: String,
-        client: String,
-        parts: Vec<(String, Vec<i32>)>,
-    }
-    let members: Vec<M> = desc
-        .members
-        .iter()
-        .map(|m| M {
-            id: m.member_id.to_string(),
-            instance: m
-                .group_instance_id
-                .as_ref()
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-            host: m.client_host.to_string(),
-            client: m.client_id.to_string(),
-            parts: decode_assignment(m.member_assignment.clone()).unwrap_or_default(),
-        })
-        .collect();
+fn format_members(group: &str, desc: &GroupDesc, verbose: bool) -> String {
+    let members = desc.members.as_slice();
     let (mut g, mut c, mut gi, mut h, mut cl) = (15, 15, 17, 15, 15);
     let mut with_instance = false;
-    for m in &members {
+    for m in members {
         g = g.max(group.len());
         c = c.max(m.id.len());
         gi = gi.max(m.instance.len());
@@ -427,7 +403,7 @@ fn format_members(group: &str, desc: &DescribedGroup, verbose: bool) -> String {
         out.push_str("ASSIGNMENT");
     }
     out.push('\n');
-    for m in &members {
+    for m in members {
         let n: usize = m.parts.iter().map(|(_, p)| p.len()).sum();
         out.push_str(&row([
             group,
@@ -482,15 +458,76 @@ async fn list_groups(cluster: &mut Cluster) -> anyhow::Result<Vec<(String, Strin
     Ok(out.into_iter().collect())
 }
 
+/// A group as `--describe` shows it, whichever protocol it uses (Kafka's
+/// `ConsumerGroupDescription`).
+#[derive(Debug, Clone, Default)]
+struct GroupDesc {
+    state: String,
+    /// The classic protocol's assignor, or a consumer group's server assignor.
+    strategy: String,
+    members: Vec<MemberDesc>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct MemberDesc {
+    id: String,
+    instance: String,
+    host: String,
+    client: String,
+    parts: Vec<(String, Vec<i32>)>,
+}
+
+/// As Kafka's admin client: ConsumerGroupDescribe first (a KIP-848 consumer group), then
+/// DescribeGroups when the id is not a consumer group or the broker does not serve the new
+/// protocol.
 async fn describe_group(
     cluster: &mut Cluster,
     coordinator: i32,
     group: &str,
-) -> anyhow::Result<DescribedGroup> {
+) -> anyhow::Result<GroupDesc> {
+    let conn = cluster.broker(coordinator).await?;
+    if conn.version_for(ApiKey::ConsumerGroupDescribe).is_ok() {
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+        let (resp, _) = conn.send(&req).await?;
+        let g = resp
+            .groups
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("empty ConsumerGroupDescribe response"))?;
+        // GROUP_ID_NOT_FOUND (69): not a consumer group; UNSUPPORTED_VERSION (35): the
+        // protocol is off.
+        match g.error_code {
+            0 => {
+                return Ok(GroupDesc {
+                    state: g.group_state.to_string(),
+                    strategy: g.assignor_name.to_string(),
+                    members: g
+                        .members
+                        .into_iter()
+                        .map(|m| MemberDesc {
+                            id: m.member_id.to_string(),
+                            instance: m.instance_id.map(|s| s.to_string()).unwrap_or_default(),
+                            host: m.client_host.to_string(),
+                            client: m.client_id.to_string(),
+                            parts: m
+                                .assignment
+                                .topic_partitions
+                                .into_iter()
+                                .map(|t| (t.topic_name.0.to_string(), t.partitions))
+                                .collect(),
+                        })
+                        .collect(),
+                })
+            }
+            69 | 35 => {}
+            code => bail!("{}", error_text(code, g.error_message.as_ref())),
+        }
+    }
     let req = DescribeGroupsRequest::default()
         .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
     let (resp, _) = cluster.broker(coordinator).await?.send(&req).await?;
-    let mut g = resp
+    let g = resp
         .groups
         .into_iter()
         .next()
@@ -498,13 +535,32 @@ async fn describe_group(
     // GROUP_ID_NOT_FOUND (KIP-1043, DescribeGroups v6): Kafka's admin reports such a group as
     // Dead, which the command prints as "does not exist".
     if g.error_code == 69 {
-        g.error_code = 0;
-        g.group_state = StrBytes::from_static_str("Dead");
+        return Ok(GroupDesc {
+            state: "Dead".into(),
+            ..GroupDesc::default()
+        });
     }
     if g.error_code != 0 {
         bail!("{}", error_text(g.error_code, g.error_message.as_ref()));
     }
-    Ok(g)
+    Ok(GroupDesc {
+        state: g.group_state.to_string(),
+        strategy: g.protocol_data.to_string(),
+        members: g
+            .members
+            .into_iter()
+            .map(|m| MemberDesc {
+                id: m.member_id.to_string(),
+                instance: m
+                    .group_instance_id
+                    .map(|s| s.to_string())
+                    .unwrap_or_default(),
+                host: m.client_host.to_string(),
+                client: m.client_id.to_string(),
+                parts: decode_assignment(m.member_assignment).unwrap_or_default(),
+            })
+            .collect(),
+    })
 }
 
 /// Committed offsets of every partition the group has (OffsetFetch with all topics).
@@ -599,22 +655,17 @@ async fn offset_rows(
     cluster: &mut Cluster,
     coordinator: i32,
     group: &str,
-    desc: &DescribedGroup,
+    desc: &GroupDesc,
 ) -> anyhow::Result<Vec<OffsetRow>> {
     let offsets = committed(cluster, coordinator, group).await?;
     let mut assigned: BTreeMap<(String, i32), (String, String, String)> = BTreeMap::new();
     let mut idle_members = Vec::new();
     for m in &desc.members {
-        let parts = decode_assignment(m.member_assignment.clone()).unwrap_or_default();
-        let who = (
-            m.member_id.to_string(),
-            m.client_host.to_string(),
-            m.client_id.to_string(),
-        );
+        let who = (m.id.clone(), m.host.clone(), m.client.clone());
         let mut any = false;
-        for (t, ps) in parts {
+        for (t, ps) in &m.parts {
             for p in ps {
-                assigned.insert((t.clone(), p), who.clone());
+                assigned.insert((t.clone(), *p), who.clone());
                 any = true;
             }
         }
@@ -712,7 +763,7 @@ async fn reset(cluster: &mut Cluster, a: &Args, groups: &[String]) -> anyhow::Re
     for g in groups {
         let coordinator = cluster.find_coordinator(g).await?;
         let desc = describe_group(cluster, coordinator, g).await?;
-        let state = desc.group_state.to_string();
+        let state = desc.state.clone();
         if state != "Empty" && state != "Dead" {
             bail!("Assignments can only be reset if the group '{g}' is inactive, but the current state is {state}.");
         }
@@ -833,18 +884,17 @@ mod tests {
 
     #[test]
     fn members_table_shows_the_instance_column_only_when_a_member_has_one() {
-        use kafka_protocol::messages::describe_groups_response::DescribedGroupMember;
-        let member = |id: &str, instance: Option<&str>| {
-            DescribedGroupMember::default()
-                .with_member_id(StrBytes::from_string(id.into()))
-                .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.into())))
-                .with_client_id(StrBytes::from_static_str("c1"))
-                .with_client_host(StrBytes::from_static_str("/127.0.0.1"))
-                .with_member_assignment(
-                    super::super::consumer::encode_assignment(&[("t".into(), vec![0, 1])]).unwrap(),
-                )
+        let member = |id: &str, instance: Option<&str>| MemberDesc {
+            id: id.into(),
+            instance: instance.unwrap_or_default().into(),
+            host: "/127.0.0.1".into(),
+            client: "c1".into(),
+            parts: vec![("t".into(), vec![0, 1])],
         };
-        let plain = DescribedGroup::default().with_members(vec![member("m-1", None)]);
+        let plain = GroupDesc {
+            members: vec![member("m-1", None)],
+            ..GroupDesc::default()
+        };
         let out = format_members("g", &plain, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "");
@@ -862,7 +912,10 @@ mod tests {
                 "g", "m-1", "/127.0.0.1", "c1", "2"
             )
         );
-        let statics = DescribedGroup::default().with_members(vec![member("m-1", Some("i-1"))]);
+        let statics = GroupDesc {
+            members: vec![member("m-1", Some("i-1"))],
+            ..GroupDesc::default()
+        };
         let out = format_members("g", &statics, false);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
