@@ -7,12 +7,16 @@ Config keys: client ("confluent" | "kafka-python" | "aiokafka"), bootstrap, grou
 name (used as client id), session_timeout_ms, heartbeat_ms, batch (records per poll, committed
 together after processing), delay_ms (processing time per record), instance_id (static
 membership), strategy (librdkafka partition.assignment.strategy), protocol ("consumer" for
-KIP-848's group.protocol=consumer), remote_assignor (its group.remote.assignor).
+KIP-848's group.protocol=consumer), remote_assignor (its group.remote.assignor), conf (extra
+librdkafka properties, confluent only, e.g. {"debug": "cgrp"}: librdkafka logs to stderr),
+revoke_delay_ms (confluent only: the revoke callback of a running member emits `revoking` and
+sleeps this long before it commits, so a test can act while a revocation is in progress).
 
 Writes one JSON object per line to stdout, flushed per line, each with "ev" and "t" (time.time()):
   ready                                   the client is constructed and subscribed
   assigned   partitions=[[topic, p]...]   the partitions a rebalance added (incremental)
              owned=[...], generation, member
+  revoking   partitions                   a revoke callback started (with revoke_delay_ms)
   revoked    partitions, owned            partitions given up in a rebalance (or on close)
   lost       partitions, owned            partitions lost without a clean revoke
   msg        topic, p, o, key, value
@@ -117,6 +121,7 @@ def run_confluent(cfg: dict) -> int:
             conf.pop(key, None)
         if cfg.get("remote_assignor"):
             conf["group.remote.assignor"] = cfg["remote_assignor"]
+    conf.update(cfg.get("conf") or {})
     c = Consumer(conf)
 
     def commit(only=None) -> None:
@@ -145,6 +150,9 @@ def run_confluent(cfg: dict) -> int:
 
     def on_revoke(consumer, parts):
         keys = {(tp.topic, tp.partition) for tp in parts}
+        if cfg.get("revoke_delay_ms") and not STOP.is_set():
+            emit("revoking", partitions=tps(parts))
+            time.sleep(cfg["revoke_delay_ms"] / 1000)
         commit(only=keys)
         tr.owned -= keys
         tr.drop(keys)
