@@ -471,3 +471,79 @@ def test_described_by_the_admin_api_and_the_tool_and_closed_to_classic_members(b
         assert d.type == ConsumerGroupType.CLASSIC, d.type
     finally:
         classic.close()
+
+
+def first_error(c: Consumer, others, errors: list, timeout: float = 30) -> KafkaError:
+    """Polls `c` (and keeps `others` polling) until an error reaches the error callback or a
+    poll, and returns it."""
+    deadline = time.monotonic() + timeout
+    while not errors:
+        assert time.monotonic() < deadline, "no error surfaced"
+        for o in others:
+            o.poll(0.05)
+        m = c.poll(0.05)
+        if m is not None and m.error():
+            errors.append(m.error())
+    return errors[0]
+
+
+@pytest.mark.broker_config({**CONSUMER_PROTOCOL_CONFIG, "group.consumer.max.size": 2})
+def test_a_member_over_the_group_size_is_refused_and_the_others_keep_their_partitions(
+        broker, unique_topic):
+    """`group.consumer.max.size`: a third member gets GROUP_MAX_SIZE_REACHED (librdkafka makes
+    it fatal) and no partition; the two members keep theirs and keep consuming."""
+    ck_create_topic(broker, unique_topic, 4)
+    group = f"g-{unique_topic}"
+    a, b = consumer(broker, group), consumer(broker, group)
+    errors: list[KafkaError] = []
+    c = consumer(broker, group, **{"error_cb": errors.append})
+    try:
+        a.subscribe([unique_topic])
+        b.subscribe([unique_topic])
+        poll_until([a, b], lambda: len(assignment_of(a)) == 2 and len(assignment_of(b)) == 2,
+                   30, "two members with two partitions each")
+        c.subscribe([unique_topic])
+        e = first_error(c, [a, b], errors)
+        # librdkafka makes it fatal: the code is _FATAL, the broker's error in the text.
+        assert e.code() == KafkaError._FATAL and "maximum size" in e.str(), e.str()
+        assert not c.assignment()
+        ck_produce_all(ck_producer(broker), unique_topic,
+                       [(None, b"after", p) for p in range(4)])
+        got: set[int] = set()
+
+        def read(m):
+            if m is not None and not m.error():
+                got.add(m.partition())
+        deadline = time.monotonic() + 30
+        while got != set(range(4)):
+            assert time.monotonic() < deadline, f"read from {got}"
+            read(a.poll(0.05))
+            read(b.poll(0.05))
+        assert len(assignment_of(a)) == 2 and len(assignment_of(b)) == 2
+    finally:
+        for x in (a, b, c):
+            x.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_an_invalid_regex_is_refused_and_the_group_keeps_serving(broker, unique_topic):
+    """A subscription pattern the broker cannot compile is INVALID_REGULAR_EXPRESSION for that
+    member; the group's other member keeps its partitions. (librdkafka checks patterns itself
+    before it subscribes; a backreference passes its check, and neither Kafka's RE2/J nor the
+    broker's engine has them.)"""
+    ck_create_topic(broker, unique_topic, 2)
+    group = f"g-{unique_topic}"
+    good = consumer(broker, group)
+    errors: list[KafkaError] = []
+    bad = consumer(broker, group, **{"error_cb": errors.append})
+    try:
+        good.subscribe([unique_topic])
+        poll_until([good], lambda: len(assignment_of(good)) == 2, 30, "the assignment")
+        bad.subscribe(["^(a)\\1$"])
+        e = first_error(bad, [good], errors)
+        assert "regular expression" in e.str().lower(), e.str()
+        assert not bad.assignment()
+        poll_until([good], lambda: len(assignment_of(good)) == 2, 10, "the assignment kept")
+    finally:
+        good.close()
+        bad.close()
