@@ -478,168 +478,19 @@ impl ConsumerGroups {
         meta.client_id = req.client_id.clone();
         meta.client_host = req.client_host.clone();
         meta.classic_member_metadata = None;
-        // 5. A pattern nobody else uses must compile (checked before anything is written).
-        if let Some(r) = &meta.subscribed_topic_regex {
-            if !group.regex_used_by_other(r, &member_id) {
-                compile(r)?;
-            }
-        }
-        let is_new = !group.members.contains_key(&member_id);
-        if is_new || meta != old.metadata {
-            records.push(ConsumerGroupRecord::MemberMetadata {
-                group: group_id.clone(),
-                member: member_id.clone(),
-                value: Some(meta.clone()),
-            });
-        }
-        let subscription_changed = meta.subscribed_topic_names
-            != old.metadata.subscribed_topic_names
-            || meta.subscribed_topic_regex != old.metadata.subscribed_topic_regex;
-
-        // 6. A new epoch when the group is new, a subscription changed, or the subscribed
-        //    topics changed (created, deleted, grown).
-        let mut after = group.clone();
-        if let Some((holder, _)) = &inherited_target {
-            after.members.remove(holder);
-        }
-        after.members.insert(
-            member_id.clone(),
-            Member {
-                metadata: meta.clone(),
-                assignment: old.assignment.clone(),
-            },
-        );
-        // 5. Patterns: the one this member dropped goes with its last subscriber; the
-        //    group's patterns are resolved when new, when topics were added since (at most
-        //    every 10 s), or when the refresh interval has passed.
-        let mut regexes_changed = false;
-        if let Some(r) = &old.metadata.subscribed_topic_regex {
-            if meta.subscribed_topic_regex.as_ref() != Some(r)
-                && !after.regex_used_by_other(r, "")
-                && after.regexes.remove(r).is_some()
-            {
-                records.push(ConsumerGroupRecord::RegularExpression {
-                    group: group_id.clone(),
-                    regex: r.clone(),
-                    value: None,
-                });
-            }
-        }
-        let in_use: BTreeSet<String> = after
-            .members
-            .values()
-            .filter_map(|m| m.metadata.subscribed_topic_regex.clone())
-            .collect();
-        for r in in_use {
-            let due = match after.regexes.get(&r) {
-                None => true,
-                Some(v) => {
-                    let age = now_ms - v.timestamp_ms;
-                    (v.version != topics.version() && age >= REGEX_REFRESH_MIN_INTERVAL_MS)
-                        || age >= self.config.regex_refresh_interval_ms
-                }
-            };
-            if !due {
-                continue;
-            }
-            let resolved = RegularExpressionValue {
-                topics: resolve(&compile(&r)?, topics),
-                version: topics.version(),
-                timestamp_ms: now_ms,
-            };
-            if after.regexes.get(&r).map(|v| &v.topics) != Some(&resolved.topics) {
-                regexes_changed = true;
-            }
-            after.regexes.insert(r.clone(), resolved.clone());
-            records.push(ConsumerGroupRecord::RegularExpression {
-                group: group_id.clone(),
-                regex: r,
-                value: Some(resolved),
-            });
-        }
-        let hash = metadata_hash(&after, topics);
-        let mut epoch = group.epoch;
-        if group.epoch == 0
-            || subscription_changed
-            || regexes_changed
-            || hash != group.metadata_hash
-        {
-            epoch = group.epoch + 1;
-            records.push(ConsumerGroupRecord::GroupMetadata {
-                group: group_id.clone(),
-                value: Some(GroupMetadataValue {
-                    epoch,
-                    metadata_hash: hash,
-                }),
-            });
-        }
-
-        // 7. A new target assignment when the group epoch moved past it.
-        let (target_epoch, member_target) = if epoch > group.target_epoch {
-            let mut previous = group.target.clone();
-            if let Some((holder, target)) = &inherited_target {
-                previous.remove(holder);
-                previous.insert(member_id.clone(), target.clone());
-            }
-            let specs: BTreeMap<String, MemberSpec> = after
-                .members
-                .iter()
-                .map(|(id, m)| {
-                    let spec = MemberSpec {
-                        instance_id: m.metadata.instance_id.clone(),
-                        subscribed: after.subscribed_ids(m, topics),
-                        current: previous.get(id).cloned().unwrap_or_default(),
-                    };
-                    (id.clone(), spec)
-                })
-                .collect();
-            let kind = SubscriptionType::of(specs.values().map(|s| &s.subscribed));
-            let assignor = self.assignor_for(&after);
-            let new_target = assignor.assign(&specs, kind, |t| topics.partition_count(t));
-            for (id, t) in &new_target {
-                if previous.get(id) != Some(t) || (is_new && *id == member_id) {
-                    records.push(ConsumerGroupRecord::TargetAssignmentMember {
-                        group: group_id.clone(),
-                        member: id.clone(),
-                        value: Some(t.clone()),
-                    });
-                }
-            }
-            records.push(ConsumerGroupRecord::TargetAssignmentMetadata {
-                group: group_id.clone(),
-                value: Some(epoch),
-            });
-            (
-                epoch,
-                new_target.get(&member_id).cloned().unwrap_or_default(),
-            )
-        } else {
-            let t = match &inherited_target {
-                Some((_, t)) => t.clone(),
-                None => group.target.get(&member_id).cloned().unwrap_or_default(),
-            };
-            (group.target_epoch, t)
-        };
-
-        // 8. Reconcile the member towards its target.
         let current = old.assignment.clone();
-        let next = reconcile(
-            &current,
-            target_epoch,
-            &member_target,
-            |t, p| after.held_by_other(&member_id, t, p),
+        let next = self.update_member(
+            &group_id,
+            &group,
+            &member_id,
+            &old,
+            &meta,
+            &inherited_target,
             req.topic_partitions.as_ref(),
-        )
-        .map_err(|e| match e {
-            ReconcileError::FencedMemberEpoch => HeartbeatError::FencedMemberEpoch,
-        })?;
-        if next != current || is_new {
-            records.push(current_assignment_record(&group_id, &member_id, &next));
-        }
-
-        for r in &records {
-            self.replay(r);
-        }
+            &mut records,
+            topics,
+            now_ms,
+        )?;
 
         // Timers: the session from this heartbeat; the rebalance timeout while partitions
         // wait to be revoked.
@@ -682,6 +533,190 @@ impl ConsumerGroups {
             },
             records,
         ))
+    }
+
+    /// Steps 5-8 of a join or heartbeat, once the member is known: its metadata record, the
+    /// group's patterns, a new group epoch if the subscriptions changed, a new target
+    /// assignment if the epoch moved past it, and the member reconciled towards its target.
+    /// Queues the records after those already in `records` and applies them all; returns the
+    /// member's new assignment.
+    #[allow(clippy::too_many_arguments)]
+    fn update_member(
+        &mut self,
+        group_id: &str,
+        group: &ConsumerGroup,
+        member_id: &str,
+        old: &Member,
+        meta: &MemberMetadataValue,
+        inherited_target: &Option<(String, TopicPartitions)>,
+        owned: Option<&TopicPartitions>,
+        records: &mut Vec<ConsumerGroupRecord>,
+        topics: &impl TopicsView,
+        now_ms: i64,
+    ) -> Result<MemberAssignment, HeartbeatError> {
+        // 5. A pattern nobody else uses must compile (checked before anything is written).
+        if let Some(r) = &meta.subscribed_topic_regex {
+            if !group.regex_used_by_other(r, member_id) {
+                compile(r)?;
+            }
+        }
+        let is_new = !group.members.contains_key(member_id);
+        if is_new || *meta != old.metadata {
+            records.push(ConsumerGroupRecord::MemberMetadata {
+                group: group_id.to_string(),
+                member: member_id.to_string(),
+                value: Some(meta.clone()),
+            });
+        }
+        let subscription_changed = meta.subscribed_topic_names
+            != old.metadata.subscribed_topic_names
+            || meta.subscribed_topic_regex != old.metadata.subscribed_topic_regex;
+
+        // 6. A new epoch when the group is new, a subscription changed, or the subscribed
+        //    topics changed (created, deleted, grown).
+        let mut after = group.clone();
+        if let Some((holder, _)) = inherited_target {
+            after.members.remove(holder);
+        }
+        after.members.insert(
+            member_id.to_string(),
+            Member {
+                metadata: meta.clone(),
+                assignment: old.assignment.clone(),
+            },
+        );
+        // 5. Patterns: the one this member dropped goes with its last subscriber; the
+        //    group's patterns are resolved when new, when topics were added since (at most
+        //    every 10 s), or when the refresh interval has passed.
+        let mut regexes_changed = false;
+        if let Some(r) = &old.metadata.subscribed_topic_regex {
+            if meta.subscribed_topic_regex.as_ref() != Some(r)
+                && !after.regex_used_by_other(r, "")
+                && after.regexes.remove(r).is_some()
+            {
+                records.push(ConsumerGroupRecord::RegularExpression {
+                    group: group_id.to_string(),
+                    regex: r.clone(),
+                    value: None,
+                });
+            }
+        }
+        let in_use: BTreeSet<String> = after
+            .members
+            .values()
+            .filter_map(|m| m.metadata.subscribed_topic_regex.clone())
+            .collect();
+        for r in in_use {
+            let due = match after.regexes.get(&r) {
+                None => true,
+                Some(v) => {
+                    let age = now_ms - v.timestamp_ms;
+                    (v.version != topics.version() && age >= REGEX_REFRESH_MIN_INTERVAL_MS)
+                        || age >= self.config.regex_refresh_interval_ms
+                }
+            };
+            if !due {
+                continue;
+            }
+            let resolved = RegularExpressionValue {
+                topics: resolve(&compile(&r)?, topics),
+                version: topics.version(),
+                timestamp_ms: now_ms,
+            };
+            if after.regexes.get(&r).map(|v| &v.topics) != Some(&resolved.topics) {
+                regexes_changed = true;
+            }
+            after.regexes.insert(r.clone(), resolved.clone());
+            records.push(ConsumerGroupRecord::RegularExpression {
+                group: group_id.to_string(),
+                regex: r,
+                value: Some(resolved),
+            });
+        }
+        let hash = metadata_hash(&after, topics);
+        let mut epoch = group.epoch;
+        if group.epoch == 0
+            || subscription_changed
+            || regexes_changed
+            || hash != group.metadata_hash
+        {
+            epoch = group.epoch + 1;
+            records.push(ConsumerGroupRecord::GroupMetadata {
+                group: group_id.to_string(),
+                value: Some(GroupMetadataValue {
+                    epoch,
+                    metadata_hash: hash,
+                }),
+            });
+        }
+
+        // 7. A new target assignment when the group epoch moved past it.
+        let (target_epoch, member_target) = if epoch > group.target_epoch {
+            let mut previous = group.target.clone();
+            if let Some((holder, target)) = inherited_target {
+                previous.remove(holder);
+                previous.insert(member_id.to_string(), target.clone());
+            }
+            let specs: BTreeMap<String, MemberSpec> = after
+                .members
+                .iter()
+                .map(|(id, m)| {
+                    let spec = MemberSpec {
+                        instance_id: m.metadata.instance_id.clone(),
+                        subscribed: after.subscribed_ids(m, topics),
+                        current: previous.get(id).cloned().unwrap_or_default(),
+                    };
+                    (id.clone(), spec)
+                })
+                .collect();
+            let kind = SubscriptionType::of(specs.values().map(|s| &s.subscribed));
+            let assignor = self.assignor_for(&after);
+            let new_target = assignor.assign(&specs, kind, |t| topics.partition_count(t));
+            for (id, t) in &new_target {
+                if previous.get(id) != Some(t) || (is_new && id.as_str() == member_id) {
+                    records.push(ConsumerGroupRecord::TargetAssignmentMember {
+                        group: group_id.to_string(),
+                        member: id.clone(),
+                        value: Some(t.clone()),
+                    });
+                }
+            }
+            records.push(ConsumerGroupRecord::TargetAssignmentMetadata {
+                group: group_id.to_string(),
+                value: Some(epoch),
+            });
+            (
+                epoch,
+                new_target.get(member_id).cloned().unwrap_or_default(),
+            )
+        } else {
+            let t = match inherited_target {
+                Some((_, t)) => t.clone(),
+                None => group.target.get(member_id).cloned().unwrap_or_default(),
+            };
+            (group.target_epoch, t)
+        };
+
+        // 8. Reconcile the member towards its target.
+        let current = old.assignment.clone();
+        let next = reconcile(
+            &current,
+            target_epoch,
+            &member_target,
+            |t, p| after.held_by_other(member_id, t, p),
+            owned,
+        )
+        .map_err(|e| match e {
+            ReconcileError::FencedMemberEpoch => HeartbeatError::FencedMemberEpoch,
+        })?;
+        if next != current || is_new {
+            records.push(current_assignment_record(group_id, member_id, &next));
+        }
+
+        for r in records.iter() {
+            self.replay(r);
+        }
+        Ok(next)
     }
 
     /// The front-door checks of Kafka's `throwIfConsumerGroupHeartbeatRequestIsInvalid`.
