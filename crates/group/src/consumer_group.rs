@@ -26,6 +26,51 @@ use crate::consumer_records::{
 };
 use crate::reconcile::{reconcile, MemberAssignment, MemberState, ReconcileError};
 
+#[path = "consumer_classic.rs"]
+mod classic;
+pub use classic::{AdoptedMember, ClassicJoined, DowngradedMember};
+
+/// `group.consumer.migration.policy`: which way a group may convert between the classic and
+/// the consumer protocol when a member of the other kind joins (KIP-848's online migration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    /// Both ways (Kafka's default).
+    Bidirectional,
+    /// Classic to consumer only.
+    Upgrade,
+    /// Consumer to classic only.
+    Downgrade,
+    /// Never.
+    Disabled,
+}
+
+impl MigrationPolicy {
+    pub fn upgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    pub fn downgrade_enabled(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
+
+    /// Kafka's names, case-insensitive as its validator is.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "disabled" => Some(MigrationPolicy::Disabled),
+            _ => None,
+        }
+    }
+}
+
 /// Broker settings of consumer groups, with Kafka's names and defaults.
 #[derive(Debug, Clone)]
 pub struct ConsumerGroupConfig {
@@ -39,6 +84,8 @@ pub struct ConsumerGroupConfig {
     pub assignors: Vec<Assignor>,
     /// `group.consumer.regex.refresh.interval.ms`.
     pub regex_refresh_interval_ms: i64,
+    /// `group.consumer.migration.policy`.
+    pub migration_policy: MigrationPolicy,
 }
 
 /// A group's patterns are resolved again at most this often when topics appear (Kafka's
@@ -53,6 +100,7 @@ impl Default for ConsumerGroupConfig {
             max_size: i32::MAX as usize,
             assignors: vec![Assignor::Uniform, Assignor::Range],
             regex_refresh_interval_ms: 600_000,
+            migration_policy: MigrationPolicy::Bidirectional,
         }
     }
 }
@@ -61,6 +109,8 @@ impl Default for ConsumerGroupConfig {
 pub trait TopicsView {
     fn topic_id(&self, name: &str) -> Option<Uuid>;
     fn partition_count(&self, topic_id: &Uuid) -> Option<i32>;
+    /// The name of a topic by id (classic members are answered by name).
+    fn topic_name(&self, topic_id: &Uuid) -> Option<String>;
     /// Every topic name, internal ones included (Kafka's patterns see them too).
     fn topic_names(&self) -> Vec<String>;
     /// The metadata offset the view reflects: a resolution records it.
@@ -308,6 +358,27 @@ enum Deadline {
         member: String,
         epoch: i32,
     },
+    /// A classic member told to rejoin (REBALANCE_IN_PROGRESS) must send JoinGroup by then.
+    ClassicJoin {
+        group: String,
+        member: String,
+    },
+    /// A classic member that joined must send SyncGroup by then.
+    ClassicSync {
+        group: String,
+        member: String,
+    },
+}
+
+impl Deadline {
+    fn of(&self) -> (&String, &String) {
+        match self {
+            Deadline::Session { group, member }
+            | Deadline::Rebalance { group, member, .. }
+            | Deadline::ClassicJoin { group, member }
+            | Deadline::ClassicSync { group, member } => (group, member),
+        }
+    }
 }
 
 /// Every consumer group of the partitions a coordinator loaded.
@@ -320,6 +391,10 @@ pub struct ConsumerGroups {
 }
 
 impl ConsumerGroups {
+    pub fn config(&self) -> &ConsumerGroupConfig {
+        &self.config
+    }
+
     pub fn new(config: ConsumerGroupConfig) -> Self {
         ConsumerGroups {
             config,
@@ -854,17 +929,25 @@ impl ConsumerGroups {
     /// here); a later load reads them back from the log.
     pub fn unload(&mut self, unloaded: impl Fn(&str) -> bool) {
         self.groups.retain(|gid, _| !unloaded(gid));
-        self.deadlines.retain(|k, _| match k {
-            Deadline::Session { group, .. } | Deadline::Rebalance { group, .. } => !unloaded(group),
-        });
+        self.deadlines.retain(|k, _| !unloaded(k.of().0));
     }
 
     fn cancel_timers(&mut self, group_id: &str, member_id: &str) {
-        self.deadlines.retain(|k, _| match k {
-            Deadline::Session { group, member } | Deadline::Rebalance { group, member, .. } => {
-                !(group == group_id && member == member_id)
-            }
+        self.deadlines.retain(|k, _| {
+            let (group, member) = k.of();
+            !(group == group_id && member == member_id)
         });
+    }
+
+    /// A member's session: the group's, or the one a classic member joined with.
+    fn session_timeout_ms(&self, member: &Member) -> i64 {
+        i64::from(
+            member
+                .metadata
+                .classic_member_metadata
+                .as_ref()
+                .map_or(self.config.session_timeout_ms, |c| c.session_timeout_ms),
+        )
     }
 
     /// The assignor most members ask for, else the configured default.
@@ -931,8 +1014,12 @@ impl ConsumerGroups {
         api_version: i16,
     ) -> Option<Result<(), OffsetError>> {
         let group = self.groups.get(group_id)?;
+        let classic = group
+            .members
+            .get(member_id)
+            .is_some_and(|m| m.metadata.classic_member_metadata.is_some());
         Some(validate_member(group, member_id, member_epoch).and_then(|()| {
-            if member_epoch >= 0 && api_version < 9 {
+            if member_epoch >= 0 && api_version < 9 && !classic {
                 Err(OffsetError::UnsupportedVersion(
                     "OffsetCommit version 9 or above must be used by members using the modern group protocol".into(),
                 ))
@@ -1000,13 +1087,10 @@ impl ConsumerGroups {
         let mut records = Vec::new();
         for d in due {
             self.deadlines.remove(&d);
-            let (group, member, at_epoch) = match &d {
-                Deadline::Session { group, member } => (group, member, None),
-                Deadline::Rebalance {
-                    group,
-                    member,
-                    epoch,
-                } => (group, member, Some(*epoch)),
+            let (group, member) = d.of();
+            let at_epoch = match &d {
+                Deadline::Rebalance { epoch, .. } => Some(*epoch),
+                _ => None,
             };
             let Some(m) = self.groups.get(group).and_then(|g| g.members.get(member)) else {
                 continue;
@@ -1029,7 +1113,6 @@ impl ConsumerGroups {
     /// a partition has been loaded (and the rebalance timer of members that still have
     /// partitions to revoke).
     pub fn on_loaded(&mut self, now_ms: i64, loaded: impl Fn(&str) -> bool) {
-        let session = i64::from(self.config.session_timeout_ms);
         for (gid, g) in self.groups.iter().filter(|(gid, _)| loaded(gid)) {
             for (mid, m) in &g.members {
                 self.deadlines.insert(
@@ -1037,7 +1120,7 @@ impl ConsumerGroups {
                         group: gid.clone(),
                         member: mid.clone(),
                     },
-                    now_ms + session,
+                    now_ms + self.session_timeout_ms(m),
                 );
                 if m.assignment.state == MemberState::UnrevokedPartitions {
                     self.deadlines.insert(
@@ -1137,7 +1220,13 @@ fn validate_member(group: &ConsumerGroup, member_id: &str, epoch: i32) -> Result
         .get(member_id)
         .ok_or(OffsetError::UnknownMemberId)?;
     if member.assignment.member_epoch != epoch {
-        return Err(OffsetError::StaleMemberEpoch);
+        // A classic member's generation is its member epoch; a wrong one is what a classic
+        // group answers.
+        return Err(if member.metadata.classic_member_metadata.is_some() {
+            OffsetError::IllegalGeneration
+        } else {
+            OffsetError::StaleMemberEpoch
+        });
     }
     Ok(())
 }

@@ -25,6 +25,12 @@ impl TopicsView for Topics {
             .find(|(id, _)| id == topic_id)
             .map(|(_, c)| *c)
     }
+    fn topic_name(&self, topic_id: &Uuid) -> Option<String> {
+        self.0
+            .iter()
+            .find(|(_, (id, _))| id == topic_id)
+            .map(|(n, _)| n.clone())
+    }
     fn topic_names(&self) -> Vec<String> {
         self.0.keys().cloned().collect()
     }

@@ -16,9 +16,10 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::consumer_group::{
-    ConsumerGroup, ConsumerGroups, DescribedConsumerGroup, HeartbeatError, HeartbeatRequest,
-    HeartbeatResponse, OffsetError, TopicsView,
+    AdoptedMember, ConsumerGroup, ConsumerGroups, DescribedConsumerGroup, HeartbeatError,
+    HeartbeatRequest, HeartbeatResponse, OffsetError, TopicsView,
 };
+use crate::consumer_protocol::CONSUMER_PROTOCOL_TYPE;
 use crate::consumer_records::ConsumerGroupRecord;
 use crate::group::{ClassicGroup, CommittedOffset, GroupState, InitialDelay, Member, PendingJoin};
 use crate::offsets::{GroupOffsets, OffsetKey, OffsetStore};
@@ -636,7 +637,13 @@ impl Coordinator {
 
     // ---- JoinGroup -------------------------------------------------------------------------
 
-    pub fn join_group(&mut self, now_ms: i64, reply: ReplyId, req: JoinRequest) -> Output {
+    pub fn join_group(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: JoinRequest,
+        topics: &impl TopicsView,
+    ) -> Output {
         let mut out = Output::default();
         let p = self.partition_of(&req.group_id);
         let fail = |out: &mut Output, e: GroupError, member_id: &str| {
@@ -660,15 +667,36 @@ impl Coordinator {
             fail(&mut out, GroupError::InvalidSessionTimeout, &req.member_id);
             return out;
         }
-        if self
-            .consumer
-            .group(&req.group_id)
-            .is_some_and(|g| !g.members.is_empty())
-        {
-            // Kafka 4 serves classic members inside a consumer group (online migration);
-            // rafka does not yet, and answers as Kafka did before that (3.7): the id is not a
-            // classic group.
-            fail(&mut out, GroupError::GroupIdNotFound, &req.member_id);
+        if self.consumer.serves_classic(&req.group_id) {
+            // A classic member joining a consumer group (online migration).
+            let random = (self.random)();
+            match self
+                .consumer
+                .classic_join(&req, topics, now_ms, || uuid_text(random))
+            {
+                Ok((joined, records)) => {
+                    for record in &records {
+                        Self::append_consumer(&mut out, p, record);
+                    }
+                    out.reply(
+                        reply,
+                        p,
+                        Reply::Join(JoinResponse {
+                            error: None,
+                            generation_id: joined.generation_id,
+                            protocol_type: Some(CONSUMER_PROTOCOL_TYPE.to_string()),
+                            protocol_name: Some(joined.protocol_name),
+                            // No leader: the group assigns; the member learns its partitions
+                            // from SyncGroup.
+                            leader: String::new(),
+                            skip_assignment: false,
+                            member_id: joined.member_id,
+                            members: Vec::new(),
+                        }),
+                    );
+                }
+                Err((e, member_id)) => fail(&mut out, e, &member_id),
+            }
             return out;
         }
         if !self.groups.contains_key(&req.group_id) {
@@ -1186,7 +1214,13 @@ impl Coordinator {
 
     // ---- SyncGroup -------------------------------------------------------------------------
 
-    pub fn sync_group(&mut self, now_ms: i64, reply: ReplyId, req: SyncRequest) -> Output {
+    pub fn sync_group(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: SyncRequest,
+        topics: &impl TopicsView,
+    ) -> Output {
         let mut out = Output::default();
         let p = self.partition_of(&req.group_id);
         let fail = |out: &mut Output, e: GroupError| {
@@ -1194,6 +1228,22 @@ impl Coordinator {
         };
         if let Err(e) = self.check_coordinator(&req.group_id) {
             fail(&mut out, e);
+            return out;
+        }
+        if self.consumer.group(&req.group_id).is_some() {
+            match self.consumer.classic_sync(&req, topics, now_ms) {
+                Ok((protocol_name, assignment)) => out.reply(
+                    reply,
+                    p,
+                    Reply::Sync(SyncResponse {
+                        error: None,
+                        protocol_type: Some(CONSUMER_PROTOCOL_TYPE.to_string()),
+                        protocol_name: Some(protocol_name),
+                        assignment,
+                    }),
+                ),
+                Err(e) => fail(&mut out, e),
+            }
             return out;
         }
         let Some(g) = self.groups.get_mut(&req.group_id) else {
@@ -1330,6 +1380,15 @@ impl Coordinator {
         generation_id: i32,
     ) -> Result<(), GroupError> {
         self.check_coordinator(group_id)?;
+        if self.consumer.group(group_id).is_some() {
+            return self.consumer.classic_heartbeat(
+                group_id,
+                member_id,
+                group_instance_id,
+                generation_id,
+                now_ms,
+            );
+        }
         let g = self
             .groups
             .get_mut(group_id)
@@ -1464,6 +1523,14 @@ impl Coordinator {
         let p = self.partition_of(group_id);
         if let Err(e) = self.check_coordinator(group_id) {
             out.reply(reply, p, Reply::Leave(Err(e)));
+            return out;
+        }
+        if self.consumer.group(group_id).is_some() {
+            let (results, records) = self.consumer.classic_leave(group_id, members);
+            for record in &records {
+                Self::append_consumer(&mut out, p, record);
+            }
+            out.reply(reply, p, Reply::Leave(Ok(results)));
             return out;
         }
         let Some(g) = self.groups.get(group_id) else {
@@ -2122,18 +2189,217 @@ impl Coordinator {
         }
         // Consumer group members whose session or rebalance timeout ran out are fenced; the
         // records are applied already and go to their groups' partitions.
+        let mut touched = BTreeSet::new();
         for record in self.consumer.expire(now_ms) {
             let p = self.partition_of(record.group());
+            touched.insert(record.group().to_string());
             Self::append_consumer(&mut out, p, &record);
         }
+        for group_id in touched {
+            self.try_downgrade(&group_id, now_ms, &mut out);
+        }
         out
+    }
+
+    /// Kafka's `validateOnlineUpgrade` and `convertToConsumerGroup`: a classic group using the
+    /// consumer protocol becomes a consumer group when a consumer-protocol member joins (if
+    /// `group.consumer.migration.policy` allows and it fits `group.consumer.max.size`). Its
+    /// members stay, as classic members, at the classic generation with their assignments;
+    /// those waiting in a join or sync phase are told to rejoin. Returns whether it converted.
+    fn try_upgrade(
+        &mut self,
+        group_id: &str,
+        topics: &impl TopicsView,
+        now_ms: i64,
+        out: &mut Output,
+    ) -> bool {
+        let p = self.partition_of(group_id);
+        let consumer_config = self.consumer.config();
+        let Some(g) = self.groups.get(group_id) else {
+            return false;
+        };
+        if !consumer_config.migration_policy.upgrade_enabled()
+            || g.protocol_type.as_deref() != Some(CONSUMER_PROTOCOL_TYPE)
+            || g.members.len() > consumer_config.max_size
+        {
+            return false;
+        }
+        let members: Vec<AdoptedMember> = g
+            .members
+            .values()
+            .map(|m| {
+                let subscription = g
+                    .protocol_name
+                    .as_deref()
+                    .and_then(|name| m.metadata_for(name))
+                    .or_else(|| m.protocols.first().map(|(_, md)| md))
+                    .cloned()
+                    .unwrap_or_default();
+                AdoptedMember {
+                    member_id: m.member_id.clone(),
+                    instance_id: m.group_instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    protocols: m.protocols.clone(),
+                    subscription,
+                    assignment: m.assignment.clone(),
+                }
+            })
+            .collect();
+        let generation = g.generation_id;
+        let Some(records) = self
+            .consumer
+            .adopt_classic(group_id, generation, &members, topics, now_ms)
+        else {
+            return false;
+        };
+        // The classic group ends: parked joins and syncs learn of the new rebalance, its
+        // timers go, and its tombstone precedes the consumer group's records.
+        if let Some(mut g) = self.groups.remove(group_id) {
+            for m in g.members.values_mut() {
+                if let Some(j) = m.awaiting_join.take() {
+                    out.reply(
+                        j.reply,
+                        p,
+                        Reply::Join(JoinResponse::error(
+                            GroupError::RebalanceInProgress,
+                            m.member_id.clone(),
+                        )),
+                    );
+                }
+                if let Some(s) = m.awaiting_sync.take() {
+                    out.reply(
+                        s,
+                        p,
+                        Reply::Sync(SyncResponse::error(GroupError::RebalanceInProgress)),
+                    );
+                }
+                self.timers.cancel(&TimerKey::Heartbeat {
+                    group: group_id.to_string(),
+                    member: m.member_id.clone(),
+                });
+            }
+            for member in &g.pending_members {
+                self.timers.cancel(&TimerKey::PendingMember {
+                    group: group_id.to_string(),
+                    member: member.clone(),
+                });
+            }
+        }
+        for key in [
+            TimerKey::Join {
+                group: group_id.to_string(),
+            },
+            TimerKey::Sync {
+                group: group_id.to_string(),
+            },
+        ] {
+            self.timers.cancel(&key);
+        }
+        out.append(
+            p,
+            records::encode_group_metadata_key(&GroupMetadataKey {
+                group: group_id.to_string(),
+            }),
+            None,
+        );
+        for record in &records {
+            Self::append_consumer(out, p, record);
+        }
+        true
+    }
+
+    /// Kafka's `validateOnlineDowngradeWithFencedMember` and `convertToClassicGroup`: once
+    /// every member left of a consumer group uses the classic protocol (and
+    /// `group.consumer.migration.policy` allows, and it fits `group.max.size`), it becomes a
+    /// classic group at the group epoch and starts a rebalance, so the members rejoin and
+    /// their leader assigns.
+    fn try_downgrade(&mut self, group_id: &str, now_ms: i64, out: &mut Output) {
+        let p = self.partition_of(group_id);
+        let allowed = self.consumer.config().migration_policy.downgrade_enabled();
+        let fits = self
+            .consumer
+            .group(group_id)
+            .is_some_and(|g| g.all_classic() && g.members.len() <= self.config.max_size);
+        if !allowed || !fits {
+            return;
+        }
+        let Some((records, _epoch, members)) = self.consumer.remove_for_downgrade(group_id) else {
+            return;
+        };
+        // Kafka converts at the group epoch before the leaving member was removed, which is
+        // the epoch of every reconciled member; the removal here has bumped it already, so
+        // the members' own epoch is the generation they heartbeat with and are told to
+        // rejoin at (REBALANCE_IN_PROGRESS rather than ILLEGAL_GENERATION).
+        let epoch = members.iter().map(|m| m.member_epoch).max().unwrap_or(0);
+        for record in &records {
+            Self::append_consumer(out, p, record);
+        }
+        let mut g = ClassicGroup::new(group_id.to_string(), now_ms);
+        g.generation_id = epoch;
+        g.protocol_type = Some(CONSUMER_PROTOCOL_TYPE.to_string());
+        // A protocol every member supports, in the first member's order of preference.
+        g.protocol_name = members.first().and_then(|first| {
+            first
+                .protocols
+                .iter()
+                .map(|(name, _)| name)
+                .find(|name| {
+                    members
+                        .iter()
+                        .all(|m| m.protocols.iter().any(|(n, _)| n == *name))
+                })
+                .cloned()
+        });
+        // No leader until the rebalance below elects one among the members that rejoin.
+        g.leader_id = None;
+        for m in members {
+            if let Some(instance) = &m.instance_id {
+                g.static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            self.timers.schedule(
+                TimerKey::Heartbeat {
+                    group: group_id.to_string(),
+                    member: m.member_id.clone(),
+                },
+                now_ms + i64::from(m.session_timeout_ms),
+            );
+            g.members.insert(
+                m.member_id.clone(),
+                Member {
+                    member_id: m.member_id,
+                    group_instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    session_timeout_ms: m.session_timeout_ms,
+                    protocol_type: CONSUMER_PROTOCOL_TYPE.to_string(),
+                    protocols: m.protocols,
+                    // The rebalance below hands out new assignments.
+                    assignment: Bytes::new(),
+                    awaiting_join: None,
+                    awaiting_sync: None,
+                    is_new: false,
+                    last_heartbeat_ms: now_ms,
+                },
+            );
+        }
+        g.transition(GroupState::Stable, now_ms);
+        let (key, value) = Self::group_record(&g);
+        out.append(p, key, value);
+        self.groups.insert(group_id.to_string(), g);
+        self.prepare_rebalance(group_id, now_ms, out);
     }
 
     /// ConsumerGroupHeartbeat (KIP-848): joins, heartbeats and leaves of consumer-protocol
     /// members. The records go to the group's partition before the answer. An empty classic
     /// group under the same id (a simple group's offsets, or a group whose members all left)
-    /// becomes a consumer group, keeping its offsets; a classic group with members answers
-    /// GROUP_ID_NOT_FOUND (online migration is not implemented yet).
+    /// becomes a consumer group, keeping its offsets; a classic group with members is upgraded
+    /// online if `group.consumer.migration.policy` allows (else GROUP_ID_NOT_FOUND); a leave
+    /// that leaves only classic members downgrades the group back.
     pub fn consumer_group_heartbeat(
         &mut self,
         now_ms: i64,
@@ -2153,6 +2419,13 @@ impl Coordinator {
         }
         let classic_empty = match self.groups.get(&req.group_id) {
             Some(g) if !g.members.is_empty() || !g.pending_members.is_empty() => {
+                // Online upgrade: the classic group becomes a consumer group whose members
+                // go on with the classic protocol.
+                if req.member_epoch == 0
+                    && self.try_upgrade(&req.group_id, topics, now_ms, &mut out)
+                {
+                    return self.consumer_heartbeat_answer(now_ms, reply, req, topics, false, out);
+                }
                 let e = HeartbeatError::GroupIdNotFound(req.group_id.clone());
                 out.reply(
                     reply,
@@ -2164,6 +2437,21 @@ impl Coordinator {
             Some(_) => true,
             None => false,
         };
+        self.consumer_heartbeat_answer(now_ms, reply, req, topics, classic_empty, out)
+    }
+
+    /// The heartbeat itself, once the group is a consumer group (or none); `classic_empty`: an
+    /// empty classic group holds the id and gives way if the heartbeat creates the group.
+    fn consumer_heartbeat_answer(
+        &mut self,
+        now_ms: i64,
+        reply: ReplyId,
+        req: &HeartbeatRequest,
+        topics: &impl TopicsView,
+        classic_empty: bool,
+        mut out: Output,
+    ) -> Output {
+        let p = self.partition_of(&req.group_id);
         let random = (self.random)();
         match self
             .consumer
@@ -2184,6 +2472,11 @@ impl Coordinator {
                 }
                 for record in &records {
                     Self::append_consumer(&mut out, p, record);
+                }
+                if req.member_epoch == -1 {
+                    // The last member using the consumer protocol left: the classic members
+                    // go on in a classic group.
+                    self.try_downgrade(&req.group_id, now_ms, &mut out);
                 }
                 out.reply(reply, p, Reply::ConsumerHeartbeat(Ok(response)));
             }

@@ -3,6 +3,27 @@
 use super::*;
 use crate::consumer_protocol::encode_subscription_v0;
 
+/// A metadata image without topics, for the classic groups' tests.
+struct NoTopics;
+
+impl crate::consumer_group::TopicsView for NoTopics {
+    fn topic_id(&self, _: &str) -> Option<uuid::Uuid> {
+        None
+    }
+    fn partition_count(&self, _: &uuid::Uuid) -> Option<i32> {
+        None
+    }
+    fn topic_name(&self, _: &uuid::Uuid) -> Option<String> {
+        None
+    }
+    fn topic_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+    fn version(&self) -> i64 {
+        0
+    }
+}
+
 const SESSION: i32 = 10_000;
 const REBALANCE: i32 = 30_000;
 
@@ -68,11 +89,11 @@ fn sync_req(member: &str, generation: i32, assignments: Vec<(String, Bytes)>) ->
 
 /// KIP-394 two-step join of a dynamic member; returns its member id. The join stays parked.
 fn join_dynamic(c: &mut Coordinator, now: i64, id: ReplyId) -> (String, Output) {
-    let out = c.join_group(now, id, join_req("", None, 9));
+    let out = c.join_group(now, id, join_req("", None, 9), &NoTopics);
     let first = join_reply(&out, id).expect("immediate answer");
     assert_eq!(first.error, Some(GroupError::MemberIdRequired));
     assert!(first.member_id.starts_with("client-"));
-    let out = c.join_group(now, id, join_req(&first.member_id, None, 9));
+    let out = c.join_group(now, id, join_req(&first.member_id, None, 9), &NoTopics);
     (first.member_id, out)
 }
 
@@ -99,6 +120,7 @@ fn single_member_joins_syncs_and_heartbeats() {
         2,
         2,
         sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"A"))]),
+        &NoTopics,
     );
     let s = sync_reply(&out, 2).expect("leader sync answers at once");
     assert_eq!(s.assignment, Bytes::from_static(b"A"));
@@ -123,6 +145,7 @@ fn second_member_triggers_rebalance_and_both_get_assignments() {
         1,
         2,
         sync_req(&a, 1, vec![(a.clone(), Bytes::from_static(b"all"))]),
+        &NoTopics,
     );
 
     let (b, out) = join_dynamic(&mut c, 100, 3);
@@ -136,7 +159,7 @@ fn second_member_triggers_rebalance_and_both_get_assignments() {
         c.heartbeat(200, "g", &a, None, 1),
         Err(GroupError::RebalanceInProgress)
     );
-    let out = c.join_group(300, 4, join_req(&a, None, 9));
+    let out = c.join_group(300, 4, join_req(&a, None, 9), &NoTopics);
     let ja = join_reply(&out, 4).expect("all joined: completes");
     let jb = join_reply(&out, 3).expect("b answered too");
     assert_eq!(ja.generation_id, 2);
@@ -149,7 +172,7 @@ fn second_member_triggers_rebalance_and_both_get_assignments() {
     );
 
     // The follower's sync waits for the leader's.
-    let out = c.sync_group(400, 5, sync_req(&b, 2, vec![]));
+    let out = c.sync_group(400, 5, sync_req(&b, 2, vec![]), &NoTopics);
     assert!(sync_reply(&out, 5).is_none());
     let out = c.sync_group(
         500,
@@ -162,6 +185,7 @@ fn second_member_triggers_rebalance_and_both_get_assignments() {
                 (b.clone(), Bytes::from_static(b"pb")),
             ],
         ),
+        &NoTopics,
     );
     assert_eq!(
         sync_reply(&out, 5).map(|s| s.assignment),
@@ -179,9 +203,9 @@ fn session_expiry_removes_member_and_rebalances() {
     let (a, _) = join_dynamic(&mut c, 0, 1);
     c.tick(0);
     let (b, _) = join_dynamic(&mut c, 0, 2);
-    c.join_group(0, 3, join_req(&a, None, 9));
-    c.sync_group(0, 4, sync_req(&b, 2, vec![]));
-    c.sync_group(0, 5, sync_req(&a, 2, vec![]));
+    c.join_group(0, 3, join_req(&a, None, 9), &NoTopics);
+    c.sync_group(0, 4, sync_req(&b, 2, vec![]), &NoTopics);
+    c.sync_group(0, 5, sync_req(&a, 2, vec![]), &NoTopics);
     assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
     // a keeps heartbeating, b goes silent.
     let mut t = 0;
@@ -193,7 +217,7 @@ fn session_expiry_removes_member_and_rebalances() {
     let g = c.group("g").expect("group");
     assert!(!g.members.contains_key(&b), "b expired");
     assert_eq!(g.state, GroupState::PreparingRebalance);
-    let out = c.join_group(t, 6, join_req(&a, None, 9));
+    let out = c.join_group(t, 6, join_req(&a, None, 9), &NoTopics);
     let j = join_reply(&out, 6).expect("a alone completes the join");
     assert_eq!(j.generation_id, 3);
     assert_eq!(j.members.len(), 1);
@@ -205,16 +229,16 @@ fn rebalance_timeout_drops_members_that_do_not_rejoin() {
     let (a, _) = join_dynamic(&mut c, 0, 1);
     c.tick(0);
     let (b, _) = join_dynamic(&mut c, 0, 2);
-    c.join_group(0, 3, join_req(&a, None, 9));
-    c.sync_group(0, 4, sync_req(&a, 2, vec![]));
-    c.sync_group(0, 5, sync_req(&b, 2, vec![]));
+    c.join_group(0, 3, join_req(&a, None, 9), &NoTopics);
+    c.sync_group(0, 4, sync_req(&a, 2, vec![]), &NoTopics);
+    c.sync_group(0, 5, sync_req(&b, 2, vec![]), &NoTopics);
     // b rejoins (say, its subscription changed); a keeps heartbeating but never rejoins.
     let mut changed = join_req(&b, None, 9);
     changed.protocols = vec![(
         "range".into(),
         Bytes::from(encode_subscription_v0(&["t", "u"])),
     )];
-    let out = c.join_group(10, 6, changed);
+    let out = c.join_group(10, 6, changed, &NoTopics);
     assert!(join_reply(&out, 6).is_none());
     let mut t = 10;
     let mut answered = None;
@@ -253,19 +277,19 @@ fn join_errors_match_kafka() {
     let mut c = coordinator(0);
     let mut r = join_req("", None, 9);
     r.session_timeout_ms = 10;
-    let out = c.join_group(0, 1, r);
+    let out = c.join_group(0, 1, r, &NoTopics);
     assert_eq!(
         join_reply(&out, 1).and_then(|j| j.error),
         Some(GroupError::InvalidSessionTimeout)
     );
-    let out = c.join_group(0, 2, join_req("ghost", None, 9));
+    let out = c.join_group(0, 2, join_req("ghost", None, 9), &NoTopics);
     assert_eq!(
         join_reply(&out, 2).and_then(|j| j.error),
         Some(GroupError::UnknownMemberId)
     );
     let mut r = join_req("", None, 9);
     r.group_id = String::new();
-    let out = c.join_group(0, 3, r);
+    let out = c.join_group(0, 3, r, &NoTopics);
     assert_eq!(
         join_reply(&out, 3).and_then(|j| j.error),
         Some(GroupError::InvalidGroupId)
@@ -274,20 +298,20 @@ fn join_errors_match_kafka() {
     let (_a, _) = join_dynamic(&mut c, 0, 4);
     let mut r = join_req("", None, 3);
     r.protocol_type = "connect".into();
-    let out = c.join_group(0, 5, r);
+    let out = c.join_group(0, 5, r, &NoTopics);
     assert_eq!(
         join_reply(&out, 5).and_then(|j| j.error),
         Some(GroupError::InconsistentGroupProtocol)
     );
     // Not the coordinator for an unloaded partition; loading answers LOAD_IN_PROGRESS.
     let mut other = Coordinator::new(GroupConfig::default(), Box::new(|| 7));
-    let out = other.join_group(0, 6, join_req("", None, 9));
+    let out = other.join_group(0, 6, join_req("", None, 9), &NoTopics);
     assert_eq!(
         join_reply(&out, 6).and_then(|j| j.error),
         Some(GroupError::NotCoordinator)
     );
     other.begin_load(other.partition_of("g"));
-    let out = other.join_group(0, 7, join_req("", None, 9));
+    let out = other.join_group(0, 7, join_req("", None, 9), &NoTopics);
     assert_eq!(
         join_reply(&out, 7).and_then(|j| j.error),
         Some(GroupError::CoordinatorLoadInProgress)
@@ -304,8 +328,8 @@ fn join_errors_match_kafka() {
     );
     small.begin_load(0);
     small.finish_load(0, 0);
-    small.join_group(0, 8, join_req("", None, 3));
-    let out = small.join_group(0, 9, join_req("", None, 3));
+    small.join_group(0, 8, join_req("", None, 3), &NoTopics);
+    let out = small.join_group(0, 9, join_req("", None, 3), &NoTopics);
     assert_eq!(
         join_reply(&out, 9).and_then(|j| j.error),
         Some(GroupError::GroupMaxSizeReached)
@@ -313,7 +337,7 @@ fn join_errors_match_kafka() {
 }
 
 fn stable_static_group(c: &mut Coordinator) -> String {
-    let out = c.join_group(0, 1, join_req("", Some("i1"), 9));
+    let out = c.join_group(0, 1, join_req("", Some("i1"), 9), &NoTopics);
     assert!(join_reply(&out, 1).is_none(), "static members skip KIP-394");
     let j = join_reply(&c.tick(0), 1).expect("joined");
     let out = c.sync_group(
@@ -327,6 +351,7 @@ fn stable_static_group(c: &mut Coordinator) -> String {
                 vec![(j.member_id.clone(), Bytes::from_static(b"p0"))],
             )
         },
+        &NoTopics,
     );
     assert!(sync_reply(&out, 2).is_some());
     j.member_id
@@ -337,7 +362,7 @@ fn static_member_rejoin_keeps_generation_and_assignment() {
     let mut c = coordinator(0);
     let old = stable_static_group(&mut c);
     // The process restarts: same instance id, no member id, within the session timeout.
-    let out = c.join_group(5000, 3, join_req("", Some("i1"), 9));
+    let out = c.join_group(5000, 3, join_req("", Some("i1"), 9), &NoTopics);
     let j = join_reply(&out, 3).expect("answered at once, no rebalance");
     assert_eq!(j.error, None);
     assert_eq!(j.generation_id, 1);
@@ -355,6 +380,7 @@ fn static_member_rejoin_keeps_generation_and_assignment() {
             group_instance_id: Some("i1".into()),
             ..sync_req(&j.member_id, 1, vec![])
         },
+        &NoTopics,
     );
     assert_eq!(
         sync_reply(&out, 4).map(|s| s.assignment),
@@ -366,7 +392,7 @@ fn static_member_rejoin_keeps_generation_and_assignment() {
         Err(GroupError::FencedInstanceId)
     );
     // Before v9 the returning leader is told the old id leads, so it does not assign.
-    let out = c.join_group(6000, 5, join_req("", Some("i1"), 5));
+    let out = c.join_group(6000, 5, join_req("", Some("i1"), 5), &NoTopics);
     let j5 = join_reply(&out, 5).expect("answered");
     assert_eq!(j5.leader, j.member_id);
     assert!(j5.members.is_empty());
@@ -478,7 +504,7 @@ fn offsets_commit_fetch_and_validation() {
         vec![Some(GroupError::RebalanceInProgress)],
         "CompletingRebalance"
     );
-    c.sync_group(12, 2, sync_req(&m, 1, vec![]));
+    c.sync_group(12, 2, sync_req(&m, 1, vec![]), &NoTopics);
     assert_eq!(commit_errors(&commit(&mut c, 13, &m, 1, 7)), vec![None]);
     assert_eq!(
         commit_errors(&commit(&mut c, 13, "", -1, 7)),
@@ -534,7 +560,7 @@ fn delete_group_and_offsets() {
     let mut c = coordinator(0);
     let (m, _) = join_dynamic(&mut c, 0, 1);
     c.tick(0);
-    c.sync_group(0, 2, sync_req(&m, 1, vec![]));
+    c.sync_group(0, 2, sync_req(&m, 1, vec![]), &NoTopics);
     commit(&mut c, 1, &m, 1, 5);
     let delete = |c: &mut Coordinator, id| match c.delete_group(2, id, "g").replies.remove(0).reply
     {
@@ -603,6 +629,7 @@ fn reload_from_records_restores_groups_and_offsets() {
         0,
         2,
         sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"asg"))]),
+        &NoTopics,
     );
     log.extend(out.appends);
     log.extend(commit(&mut c, 1, &m, 1, 77).appends);
@@ -662,6 +689,7 @@ fn describe_and_list() {
         0,
         2,
         sync_req(&m, 1, vec![(m.clone(), Bytes::from_static(b"x"))]),
+        &NoTopics,
     );
     let d = c.describe_group("g").expect("ok").expect("exists");
     assert_eq!(d.state, GroupState::Stable);
@@ -936,6 +964,9 @@ mod consumer_groups {
         fn partition_count(&self, topic_id: &Uuid) -> Option<i32> {
             (*topic_id == Uuid::from_u128(7)).then_some(4)
         }
+        fn topic_name(&self, topic_id: &Uuid) -> Option<String> {
+            (*topic_id == Uuid::from_u128(7)).then(|| "t".to_string())
+        }
         fn topic_names(&self) -> Vec<String> {
             vec!["t".into()]
         }
@@ -1184,7 +1215,7 @@ mod consumer_groups {
         let mut classic = coordinator(1);
         classic.begin_load(0);
         classic.finish_load(0, 0);
-        let _ = classic.join_group(0, 1, join_req("", None, 4));
+        let _ = classic.join_group(0, 1, join_req("", None, 4), &NoTopics);
         assert!(classic
             .group("g")
             .is_some_and(|g| !g.pending_members.is_empty() || !g.members.is_empty()));
@@ -1235,50 +1266,239 @@ mod consumer_groups {
         );
     }
 
-    /// A classic JoinGroup under the id of a consumer group with members is refused
-    /// (GROUP_ID_NOT_FOUND) and changes nothing; once the members left, the empty consumer
-    /// group gives way to a classic group (its tombstones written, its offsets kept), also
-    /// after a reload.
+    fn classic_join(member: &str, owned: &[i32]) -> JoinRequest {
+        let owned = vec![("t".to_string(), owned.to_vec())];
+        JoinRequest {
+            protocols: vec![(
+                "cooperative-sticky".into(),
+                Bytes::from(crate::consumer_protocol::encode_subscription(
+                    1,
+                    &["t"],
+                    &owned,
+                )),
+            )],
+            ..super::join_req(member, None, 9)
+        }
+    }
+
+    fn classic_sync(member: &str, generation: i32) -> SyncRequest {
+        SyncRequest {
+            protocol_name: Some("cooperative-sticky".into()),
+            ..super::sync_req(member, generation, vec![])
+        }
+    }
+
+    fn synced_partitions(out: &Output, id: ReplyId) -> Vec<i32> {
+        let s = super::sync_reply(out, id).expect("answered");
+        assert_eq!(s.error, None);
+        let parts = crate::consumer_protocol::decode_assignment(&s.assignment).expect("decodes");
+        parts.into_iter().flat_map(|(_, ps)| ps).collect()
+    }
+
+    /// A classic member joins a consumer group (online migration): it waits for the
+    /// partitions the consumer member still owns (heartbeats answer fine meanwhile), is told to
+    /// rejoin once they are free, and then syncs its half; its commits are checked against its
+    /// member epoch as a classic generation; it leaves with LeaveGroup. Also after a reload.
     #[test]
-    fn a_classic_join_to_a_consumer_group_is_refused_until_it_is_empty() {
+    fn a_classic_member_joins_a_consumer_group_and_gets_its_share() {
         let mut c = coordinator(1);
         c.begin_load(0);
         c.finish_load(0, 0);
         let mut log = c
             .consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics)
             .appends;
-        log.extend(member_commit(&mut c, "m1", 1, 9).appends);
-        let refused = c.join_group(1, 2, join_req("", None, 4));
+        let out = c.join_group(1, 2, classic_join("x", &[]), &Topics);
+        let j = super::join_reply(&out, 2).expect("answered at once");
+        assert_eq!((j.error, j.generation_id), (None, 2));
+        assert_eq!(j.protocol_name.as_deref(), Some("cooperative-sticky"));
+        assert!(j.leader.is_empty() && j.members.is_empty());
+        log.extend(out.appends);
+        let out = c.sync_group(2, 3, classic_sync("x", 2), &Topics);
+        assert_eq!(synced_partitions(&out, 3), Vec::<i32>::new());
+        assert_eq!(c.heartbeat(3, "g", "x", None, 2), Ok(()), "still waiting");
         assert_eq!(
-            join_reply(&refused, 2).expect("answered").error,
-            Some(GroupError::GroupIdNotFound)
+            c.heartbeat(3, "g", "x", None, 1),
+            Err(GroupError::IllegalGeneration)
         );
-        assert!(refused.appends.is_empty());
-        assert!(c.group("g").is_none());
-        assert_eq!(c.consumer_group("g").expect("still there").members.len(), 1);
+        // The consumer member learns its new target, and gives up two partitions.
+        let resp =
+            heartbeat_reply(&c.consumer_group_heartbeat(4, 10, &heartbeat_req("m1", 1), &Topics))
+                .expect("heartbeat");
+        let kept = resp.assignment.expect("smaller assignment");
+        let mut owned = heartbeat_req("m1", 1);
+        owned.topic_partitions = Some(kept.clone());
+        let out = c.consumer_group_heartbeat(5, 11, &owned, &Topics);
+        assert_eq!(heartbeat_reply(&out).expect("revoked").member_epoch, 2);
+        log.extend(out.appends);
+        assert_eq!(
+            c.heartbeat(6, "g", "x", None, 2),
+            Err(GroupError::RebalanceInProgress),
+            "the freed partitions are waiting"
+        );
+        let out = c.join_group(7, 4, classic_join("x", &[]), &Topics);
+        assert_eq!(
+            super::join_reply(&out, 4).expect("answered").generation_id,
+            2
+        );
+        log.extend(out.appends);
+        let out = c.sync_group(8, 5, classic_sync("x", 2), &Topics);
+        let mine = synced_partitions(&out, 5);
+        assert_eq!(mine.len(), 2);
+        let theirs: Vec<i32> = kept[&Uuid::from_u128(7)].iter().copied().collect();
+        assert!(
+            mine.iter().all(|p| !theirs.contains(p)),
+            "{mine:?} {theirs:?}"
+        );
+        assert_eq!(c.heartbeat(9, "g", "x", None, 2), Ok(()));
+        let d = c
+            .describe_consumer_group("g")
+            .expect("coordinator")
+            .expect("consumer group");
+        assert_eq!(d.state.name(), "Stable");
+
+        // Commits: the generation is the member epoch; any OffsetCommit version will do.
+        let commit = |c: &mut Coordinator, generation: i32| {
+            c.commit_offsets(
+                10,
+                60,
+                CommitRequest {
+                    group_id: "g".into(),
+                    generation_id: generation,
+                    member_id: "x".into(),
+                    group_instance_id: None,
+                    retention_time_ms: -1,
+                    api_version: 8,
+                    offsets: vec![("t".into(), mine[0], 11, 3, None)],
+                },
+            )
+        };
+        assert_eq!(commit_errors(&commit(&mut c, 2)), vec![None]);
+        assert_eq!(
+            commit_errors(&commit(&mut c, 1)),
+            vec![Some(GroupError::IllegalGeneration)]
+        );
+
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert_eq!(fresh.consumer_group("g").map(|g| g.members.len()), Some(2));
+        assert_eq!(fresh.heartbeat(11, "g", "x", None, 2), Ok(()));
+
+        let out = c.leave_group(
+            12,
+            7,
+            "g",
+            vec![LeaveMember {
+                member_id: "x".into(),
+                group_instance_id: None,
+            }],
+        );
+        assert!(matches!(&out.replies[0].reply, Reply::Leave(Ok(r)) if r[0].1.is_none()));
+        assert_eq!(c.consumer_group("g").map(|g| g.members.len()), Some(1));
+    }
+
+    /// Online upgrade and downgrade: a classic group of two (generation 1) becomes a consumer
+    /// group when a consumer member joins; its members keep their partitions at their epoch
+    /// and are told to rejoin; after a reload the group is the same; when the consumer member
+    /// leaves, the classic members go on in a classic group at their epoch, rebalancing.
+    #[test]
+    fn a_classic_group_upgrades_to_a_consumer_group_and_back() {
+        let mut c = super::coordinator(0);
+        let mut log = Vec::new();
+        for i in 0..2 {
+            let id = 20 + i;
+            let out = c.join_group(0, id, classic_join("", &[]), &Topics);
+            let member = super::join_reply(&out, id).expect("member id").member_id;
+            log.extend(
+                c.join_group(0, id, classic_join(&member, &[]), &Topics)
+                    .appends,
+            );
+        }
+        log.extend(c.tick(0).appends);
+        let half = |ps: &[i32]| {
+            Bytes::from(crate::consumer_protocol::encode_assignment(
+                1,
+                &[("t".to_string(), ps.to_vec())],
+            ))
+        };
+        let leader = c
+            .group("g")
+            .and_then(|g| g.leader_id.clone())
+            .expect("leader");
+        let other = c
+            .group("g")
+            .and_then(|g| g.members.keys().find(|m| **m != leader).cloned())
+            .expect("other");
+        let other = other.as_str();
+        let out = c.sync_group(
+            1,
+            30,
+            SyncRequest {
+                assignments: vec![
+                    (leader.clone(), half(&[0, 1])),
+                    (other.to_string(), half(&[2, 3])),
+                ],
+                ..classic_sync(&leader, 1)
+            },
+            &Topics,
+        );
+        log.extend(out.appends);
+        assert_eq!(c.group("g").map(|g| g.state), Some(GroupState::Stable));
+
+        let out = c.consumer_group_heartbeat(2, 9, &heartbeat_req("m1", 0), &Topics);
+        let resp = heartbeat_reply(&out).expect("joined");
+        assert!(resp
+            .assignment
+            .expect("empty")
+            .values()
+            .all(|ps| ps.is_empty()));
+        log.extend(out.appends);
+        assert!(c.group("g").is_none(), "the classic group is gone");
+        let g = c.consumer_group("g").expect("a consumer group");
+        assert_eq!((g.members.len(), g.epoch), (3, 2));
+        assert_eq!(g.members[&leader].assignment.member_epoch, 1);
+        assert_eq!(
+            c.heartbeat(3, "g", &leader, None, 1),
+            Err(GroupError::RebalanceInProgress)
+        );
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert_eq!(fresh.consumer_group("g"), c.consumer_group("g"));
+
+        // Both classic members rejoin, giving up what the consumer member gets.
+        for (i, m) in [leader.as_str(), other].iter().enumerate() {
+            let mine: Vec<i32> = if *m == leader { vec![0, 1] } else { vec![2, 3] };
+            let out = c.join_group(4, 40 + i as u64, classic_join(m, &mine), &Topics);
+            assert_eq!(
+                super::join_reply(&out, 40 + i as u64)
+                    .expect("answered")
+                    .error,
+                None
+            );
+        }
         let mut leave = heartbeat_req("m1", -1);
         leave.subscribed_topic_names = None;
-        log.extend(c.consumer_group_heartbeat(2, 10, &leave, &Topics).appends);
-        let joined = c.join_group(3, 3, join_req("", None, 4));
+        let out = c.consumer_group_heartbeat(5, 11, &leave, &Topics);
+        heartbeat_reply(&out).expect("left");
         assert!(
-            !joined.appends.is_empty(),
-            "the consumer group's tombstones"
+            c.consumer_group("g").is_none(),
+            "the consumer group is gone"
         );
-        assert!(c.consumer_group("g").is_none());
-        assert!(c.group("g").is_some());
+        let g = c.group("g").expect("a classic group again");
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.members.len(), 2);
+        let generation = g.generation_id;
         assert_eq!(
-            c.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
-            42
+            c.heartbeat(6, "g", &leader, None, generation),
+            Err(GroupError::RebalanceInProgress)
         );
-        log.extend(joined.appends);
+        log.extend(out.appends);
         let mut fresh = loading_coordinator();
         replay_all(&mut fresh, &log);
         fresh.finish_load(0, 0);
         assert!(fresh.consumer_group("g").is_none());
-        assert_eq!(
-            fresh.group_offsets("g").offsets[&("t".to_string(), 0)].offset,
-            42
-        );
+        assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
     }
 
     /// OffsetDelete on a consumer group (with members): a topic a member subscribes to is

@@ -9,32 +9,7 @@ use rafka_group::consumer_group::{ConsumerGroupConfig, REGEX_REFRESH_MIN_INTERVA
 
 use super::ConfigError;
 
-/// `group.consumer.migration.policy`: which way a group may convert between the classic and
-/// the consumer protocol when a member of the other kind joins (KIP-848's online migration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MigrationPolicy {
-    /// Both ways (Kafka's default).
-    Bidirectional,
-    /// Classic to consumer only.
-    Upgrade,
-    /// Consumer to classic only.
-    Downgrade,
-    /// Never.
-    Disabled,
-}
-
-impl MigrationPolicy {
-    /// Kafka's names, case-insensitive as its validator is.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "bidirectional" => Some(MigrationPolicy::Bidirectional),
-            "upgrade" => Some(MigrationPolicy::Upgrade),
-            "downgrade" => Some(MigrationPolicy::Downgrade),
-            "disabled" => Some(MigrationPolicy::Disabled),
-            _ => None,
-        }
-    }
-}
+pub use rafka_group::consumer_group::MigrationPolicy;
 
 /// Everything the consumer-group coordinator reads from the broker config.
 #[derive(Debug, Clone)]
@@ -47,7 +22,6 @@ pub struct ConsumerGroupSettings {
     pub session_timeout_ms_range: (i32, i32),
     /// `group.consumer.min.heartbeat.interval.ms` / `max`.
     pub heartbeat_interval_ms_range: (i32, i32),
-    pub migration_policy: MigrationPolicy,
     /// Whether `consumer` is among `group.coordinator.rebalance.protocols`: without it
     /// ConsumerGroupHeartbeat is not served.
     pub consumer_protocol_enabled: bool,
@@ -176,10 +150,10 @@ pub fn parse(get: &dyn Fn(&str) -> Option<String>) -> Result<ConsumerGroupSettin
             max_size,
             assignors,
             regex_refresh_interval_ms,
+            migration_policy,
         },
         session_timeout_ms_range: (session_min, session_max),
         heartbeat_interval_ms_range: (heartbeat_min, heartbeat_max),
-        migration_policy,
         consumer_protocol_enabled,
     })
 }
@@ -219,7 +193,7 @@ mod tests {
         assert_eq!(s.group.regex_refresh_interval_ms, 600_000);
         assert_eq!(s.session_timeout_ms_range, (45_000, 60_000));
         assert_eq!(s.heartbeat_interval_ms_range, (5_000, 15_000));
-        assert_eq!(s.migration_policy, MigrationPolicy::Bidirectional);
+        assert_eq!(s.group.migration_policy, MigrationPolicy::Bidirectional);
         assert!(s.consumer_protocol_enabled);
     }
 
@@ -277,7 +251,7 @@ mod tests {
             ("group.coordinator.rebalance.protocols", "classic"),
         ])
         .expect("valid");
-        assert_eq!(s.migration_policy, MigrationPolicy::Upgrade);
+        assert_eq!(s.group.migration_policy, MigrationPolicy::Upgrade);
         assert!(!s.consumer_protocol_enabled);
         assert!(reason(&[("group.consumer.migration.policy", "sideways")])
             .starts_with("group.consumer.migration.policy"));

@@ -42,6 +42,10 @@ impl TopicsView for ImageTopics {
             .map(|t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
     }
 
+    fn topic_name(&self, topic_id: &Uuid) -> Option<String> {
+        self.0.topic_by_id(topic_id).map(|t| t.name.clone())
+    }
+
     fn topic_names(&self) -> Vec<String> {
         self.0.topics().map(|t| t.name.clone()).collect()
     }

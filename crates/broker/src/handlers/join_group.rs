@@ -5,6 +5,11 @@ use rafka_group::{JoinRequest, Reply};
 use rafka_protocol::kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use rafka_protocol::kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 
+use std::sync::Arc;
+
+use rafka_metadata::MetadataImage;
+
+use super::consumer_group_heartbeat::ImageTopics;
 use super::groups::{client_host, opt_text, owned, sb, text};
 use crate::connection::ConnectionContext;
 use crate::errors;
@@ -12,6 +17,7 @@ use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
     groups: &GroupCoordinator,
+    image: Arc<MetadataImage>,
     ctx: &ConnectionContext,
     client_id: String,
     request: JoinGroupRequest,
@@ -39,8 +45,10 @@ pub async fn handle(
         version,
     };
     let member_id = req.member_id.clone();
+    // A classic member of a consumer group is answered by topic names.
+    let topics = ImageTopics(image);
     let result = groups
-        .change(move |c, now, id| c.join_group(now, id, req))
+        .change(move |c, now, id| c.join_group(now, id, req, &topics))
         .await;
     let mut response = JoinGroupResponse::default();
     // Before v7 the protocol name is not nullable.

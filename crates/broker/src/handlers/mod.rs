@@ -229,14 +229,14 @@ pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Byte
             ResponseKind::FindCoordinator(find_coordinator::handle(shared, ctx, r, version).await)
         }
         RequestKind::JoinGroup(r) => ResponseKind::JoinGroup(
-            join_group::handle(&shared.groups, ctx, client_id, r, version).await,
+            join_group::handle(&shared.groups, shared.image(), ctx, client_id, r, version).await,
         ),
         RequestKind::ConsumerGroupHeartbeat(r) => ResponseKind::ConsumerGroupHeartbeat(
             consumer_group_heartbeat::handle(shared, ctx, client_id, r, version).await,
         ),
-        RequestKind::SyncGroup(r) => {
-            ResponseKind::SyncGroup(sync_group::handle(&shared.groups, r, version).await)
-        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(
+            sync_group::handle(&shared.groups, shared.image(), r, version).await,
+        ),
         RequestKind::Heartbeat(r) => {
             ResponseKind::Heartbeat(heartbeat::handle(&shared.groups, r).await)
         }

@@ -4,12 +4,18 @@
 use rafka_group::{Reply, SyncRequest};
 use rafka_protocol::kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 
+use std::sync::Arc;
+
+use rafka_metadata::MetadataImage;
+
+use super::consumer_group_heartbeat::ImageTopics;
 use super::groups::{opt_text, owned, sb, text};
 use crate::errors;
 use crate::group_coordinator::GroupCoordinator;
 
 pub async fn handle(
     groups: &GroupCoordinator,
+    image: Arc<MetadataImage>,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
@@ -26,8 +32,10 @@ pub async fn handle(
             .map(|a| (text(&a.member_id), owned(&a.assignment)))
             .collect(),
     };
+    // A classic member of a consumer group is answered by topic names.
+    let topics = ImageTopics(image);
     let result = groups
-        .change(move |c, now, id| c.sync_group(now, id, req))
+        .change(move |c, now, id| c.sync_group(now, id, req, &topics))
         .await;
     let mut response = SyncGroupResponse::default();
     match result {
