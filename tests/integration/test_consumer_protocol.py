@@ -350,38 +350,12 @@ def test_a_static_member_returns_to_its_partitions_without_a_rebalance(broker, u
         b.close()
 
 
-def join_group_v0(broker, group: str, topic: str) -> int:
-    """A classic JoinGroup v0 over a raw socket (the single broker coordinates every group);
-    returns its error code."""
-    import socket
-    import struct
-
-    def s16(b: bytes) -> bytes:
-        return struct.pack(">h", len(b)) + b
-
-    subscription = struct.pack(">h", 0) + struct.pack(">i", 1) + s16(topic.encode()) \
-        + struct.pack(">i", -1)
-    body = (s16(group.encode()) + struct.pack(">i", 10000) + s16(b"") + s16(b"consumer")
-            + struct.pack(">i", 1) + s16(b"range") + struct.pack(">i", len(subscription))
-            + subscription)
-    header = struct.pack(">hhi", 11, 0, 7) + s16(b"raw-join")
-    with socket.create_connection((broker.host, broker.port), timeout=30) as sock:
-        payload = header + body
-        sock.sendall(struct.pack(">i", len(payload)) + payload)
-        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-        resp = sock.recv(size, socket.MSG_WAITALL)
-    corr, error = struct.unpack(">ih", resp[:6])
-    assert corr == 7
-    return error
-
-
 @pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
-def test_described_by_the_admin_api_and_the_tool_and_closed_to_classic_members(broker,
-                                                                               unique_topic):
+def test_described_by_the_admin_api_and_the_tool_then_taken_over_by_a_classic_consumer(
+        broker, unique_topic):
     """ConsumerGroupDescribe through librdkafka's admin API and `kafka-consumer-groups
-    --describe` (members, state, offsets with lag); a classic JoinGroup under the live group's
-    id is refused with GROUP_ID_NOT_FOUND and changes nothing; once the members left, a classic
-    consumer takes the id over and resumes at the offsets the consumer group committed."""
+    --describe` (members, state, offsets with lag); once the members left, a classic consumer
+    takes the empty group's id over and resumes at the offsets the consumer group committed."""
     import subprocess
 
     from confluent_kafka import ConsumerGroupType, TopicPartition
@@ -445,8 +419,6 @@ def test_described_by_the_admin_api_and_the_tool_and_closed_to_classic_members(b
             else:
                 assert r[3] == "-" and r[8] == "member-b", r
 
-        assert join_group_v0(broker, group, topic) == 69  # GROUP_ID_NOT_FOUND
-        assert {m.client_id for m in described().members} == {"member-a", "member-b"}
     finally:
         a.close()
         b.close()
@@ -547,3 +519,96 @@ def test_an_invalid_regex_is_refused_and_the_group_keeps_serving(broker, unique_
     finally:
         good.close()
         bad.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_rolling_upgrade_from_classic_to_consumer_and_back(broker, unique_topic, member_procs):
+    """KIP-848's online migration with librdkafka: a classic cooperative group of three is
+    replaced member by member by consumer-protocol members while a producer streams numbered
+    records (the group becomes a consumer group with classic members when the first one joins),
+    then replaced back (it becomes a classic group again when the last consumer-protocol member
+    leaves). No partition is ever owned by two members, every record is processed, none again
+    after its offset was committed, and the group kind follows the members."""
+    import threading
+
+    from confluent_kafka import ConsumerGroupType
+
+    topic = unique_topic
+    group = f"g-{topic}"
+    ck_create_topic(broker, topic, PARTITIONS)
+    produced = {p: 0 for p in range(PARTITIONS)}
+    stop = threading.Event()
+
+    def produce():
+        p = ck_producer(broker, **{"linger.ms": 5})
+        n = 0
+        while not stop.is_set():
+            part = n % PARTITIONS
+            p.produce(topic, value=str(n).encode(), partition=part)
+            produced[part] += 1
+            n += 1
+            if n % 60 == 0:
+                p.poll(0)
+                time.sleep(0.05)
+        assert p.flush(30) == 0
+
+    producer = threading.Thread(target=produce, daemon=True)
+    producer.start()
+    admin = ck_admin(broker)
+
+    def kind():
+        return admin.describe_consumer_groups([group], request_timeout=10)[group].result().type
+
+    classic = {"strategy": "cooperative-sticky", "delay_ms": 2, "batch": 10}
+    modern = {"protocol": "consumer", "delay_ms": 2, "batch": 10}
+    everyone = []
+
+    def start(name, conf):
+        m = member_procs(broker, "confluent", group, [topic], name, **conf)
+        everyone.append(m)
+        return m
+
+    def settled(live):
+        counts = [len(owned(m)) for m in live]
+        return sorted(counts) == [2, 2, 2] and \
+            set().union(*(owned(m) for m in live)) == set(range(PARTITIONS))
+
+    try:
+        live = [start(f"classic-{i}", classic) for i in range(3)]
+        wait_until(lambda: settled(live), timeout=60, what="the classic group settled")
+        assert kind() == ConsumerGroupType.CLASSIC
+        for i in range(3):
+            old = live.pop(0)
+            old.stop()
+            live.append(start(f"consumer-{i}", modern))
+            wait_until(lambda: settled(live), timeout=60,
+                       what=f"settled after consumer-{i} replaced {old.name}")
+            wait_until(lambda: kind() == ConsumerGroupType.CONSUMER, timeout=15,
+                       what="a consumer group")
+        for i in range(3):
+            old = live.pop(0)
+            old.stop()
+            live.append(start(f"classic-again-{i}", classic))
+            wait_until(lambda: settled(live), timeout=60,
+                       what=f"settled after classic-again-{i} replaced {old.name}")
+        wait_until(lambda: kind() == ConsumerGroupType.CLASSIC, timeout=15,
+                   what="a classic group again")
+    finally:
+        stop.set()
+        producer.join(60)
+    expected = dict(produced)
+
+    def all_processed() -> bool:
+        seen: dict[int, set[int]] = {p: set() for p in range(PARTITIONS)}
+        for m in everyone:
+            for e in m.snapshot("msg"):
+                seen[e["p"]].add(e["o"])
+        return all(seen[p] >= set(range(expected[p])) for p in range(PARTITIONS))
+
+    wait_until(all_processed, timeout=60, what="every record processed")
+    for m in live:
+        m.stop()
+    check_single_owner(everyone)
+    check_processing(everyone, expected)
+    errors = [e for m in everyone for e in m.snapshot("error") if e.get("fatal")]
+    assert not errors, errors
