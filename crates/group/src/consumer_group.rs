@@ -11,7 +11,8 @@
 //! shell passes in (Kafka resolves them on a thread and writes the result separately; the
 //! records and the gating, at most every 10 s unless a pattern is new, are the same).
 //!
-//! Not here yet: online migration from and to classic groups, and KIP-1101's exact metadata
+//! Classic members inside a consumer group (online migration) are in the child module
+//! `consumer_classic.rs`. Not here: KIP-1101's exact metadata
 //! hash (rafka hashes the subscribed topics' ids, names and partition counts with FNV-1a; a group
 //! taken over from Kafka gets one extra epoch bump).
 

@@ -12,11 +12,13 @@
 //! - [`offsets`]: committed and pending transactional offsets by group id, apart from the
 //!   groups (Kafka's `OffsetMetadataManager`), so they do not depend on the kind of group.
 //! - [`timers`]: session, join, sync and offset-expiration deadlines.
-//! - [`consumer_protocol`]: the subscribed topics inside consumer JoinGroup metadata.
+//! - [`consumer_protocol`]: the consumer embedded protocol: subscriptions (topics, owned
+//!   partitions) inside JoinGroup metadata, and assignments.
 //! - [`assignor`]: the server-side assignors of KIP-848 consumer groups (`uniform`, `range`).
 //! - [`consumer_records`]: the `__consumer_offsets` records of KIP-848 consumer groups.
 //! - [`reconcile`]: how a KIP-848 member moves to its target assignment, heartbeat by heartbeat.
-//! - [`consumer_group`]: KIP-848 consumer groups: ConsumerGroupHeartbeat, timeouts and replay.
+//! - [`consumer_group`]: KIP-848 consumer groups: ConsumerGroupHeartbeat, timeouts and replay,
+//!   classic members inside them and the records of online migration both ways.
 //! - [`records`]: the key and value formats of `__consumer_offsets`.
 //!
 //! The shell (the broker) owns sockets, the log and the clock. It appends the records of an
