@@ -2141,6 +2141,52 @@ impl Coordinator {
                 emptied.push(g.group_id.clone());
             }
         }
+        // KIP-848 consumer groups: an offset expires `offsets.retention.minutes` after its
+        // commit (or at its explicit expiry), unless a member subscribes to its topic; an empty
+        // consumer group left without offsets goes too (Kafka's ConsumerGroup expiration
+        // condition and `maybeDeleteGroup`).
+        let mut emptied_consumer = Vec::new();
+        for (group_id, cg) in self.consumer.groups() {
+            let p = partition_for(group_id, n);
+            if self.partitions.get(&p) != Some(&Load::Loaded) {
+                continue;
+            }
+            let subscribed = cg.subscribed_topic_names();
+            let expired: Vec<OffsetKey> = self
+                .offsets
+                .group(group_id)
+                .offsets
+                .iter()
+                .filter(|((topic, _), c)| {
+                    !subscribed.contains(topic)
+                        && match c.expire_timestamp_ms {
+                            Some(t) => now_ms >= t,
+                            None => c.commit_timestamp_ms.saturating_add(retention) <= now_ms,
+                        }
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            let group_id = group_id.clone();
+            for (topic, partition) in expired {
+                self.offsets.remove(&group_id, &topic, partition);
+                out.append(p, Self::offset_key(&group_id, &topic, partition), None);
+            }
+            if cg.members.is_empty()
+                && !self.offsets.has_committed(&group_id)
+                && !self.offsets.has_pending_txn(&group_id)
+            {
+                emptied_consumer.push(group_id);
+            }
+        }
+        for id in emptied_consumer {
+            let p = self.partition_of(&id);
+            if let Some(Ok(tombstones)) = self.consumer.delete_group(&id) {
+                self.offsets.remove_group(&id);
+                for record in &tombstones {
+                    Self::append_consumer(out, p, record);
+                }
+            }
+        }
         for id in emptied {
             let p = self.partition_of(&id);
             if let Some(mut g) = self.groups.remove(&id) {

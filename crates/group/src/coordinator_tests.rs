@@ -1501,6 +1501,62 @@ mod consumer_groups {
         assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
     }
 
+    /// Offset expiry in a consumer group: an offset of a topic no member subscribes to goes
+    /// `offsets.retention.minutes` after its commit; one of a subscribed topic stays while the
+    /// member does; once the group is empty and its last offset expired, the group goes too.
+    #[test]
+    fn a_consumer_groups_offsets_expire_unless_subscribed_and_then_the_group_goes() {
+        let mut c = Coordinator::new(
+            GroupConfig {
+                num_partitions: 1,
+                offsets_retention_ms: 10_000,
+                offsets_retention_check_interval_ms: 1_000,
+                ..GroupConfig::default()
+            },
+            Box::new(|| 1),
+        );
+        c.begin_load(0);
+        c.finish_load(0, 0);
+        let _ = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
+        let _ = member_commit(&mut c, "m1", 1, 9);
+        let other = c.commit_offsets(
+            5,
+            52,
+            CommitRequest {
+                group_id: "g".into(),
+                generation_id: 1,
+                member_id: "m1".into(),
+                group_instance_id: None,
+                retention_time_ms: -1,
+                api_version: 9,
+                offsets: vec![("u".into(), 0, 8, 3, None)],
+            },
+        );
+        assert_eq!(commit_errors(&other), vec![None]);
+        // Keep the member alive past the retention.
+        for now in (1_000..=16_000).step_by(1_000) {
+            let _ = c.consumer_group_heartbeat(now, 10, &heartbeat_req("m1", 1), &Topics);
+            let _ = c.tick(now);
+        }
+        let left: Vec<_> = c.group_offsets("g").offsets.keys().cloned().collect();
+        assert_eq!(
+            left,
+            vec![("t".to_string(), 0)],
+            "u expired, t is subscribed"
+        );
+        let mut leave = heartbeat_req("m1", -1);
+        leave.subscribed_topic_names = None;
+        let _ = c.consumer_group_heartbeat(16_500, 11, &leave, &Topics);
+        assert!(c.consumer_group("g").is_some(), "empty, with an offset");
+        let out = c.tick(17_000);
+        assert!(
+            !out.appends.is_empty(),
+            "the offset's and the group's tombstones"
+        );
+        assert!(c.group_offsets("g").is_empty());
+        assert!(c.consumer_group("g").is_none());
+    }
+
     /// OffsetDelete on a consumer group (with members): a topic a member subscribes to is
     /// GROUP_SUBSCRIBED_TO_TOPIC, another topic's offsets go; an unknown id is
     /// GROUP_ID_NOT_FOUND.
