@@ -53,18 +53,16 @@ from __future__ import annotations
 import argparse
 import ctypes
 import glob
-import json
 import os
 import platform
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -74,6 +72,7 @@ import confluent_kafka  # noqa: E402
 from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 from broker_proc import BIN, Broker  # noqa: E402
+from group_members import MemberProc  # noqa: E402
 
 MEMBER_SCRIPT = HERE.parent / "integration" / "group_consumer.py"
 TOPIC = "settle"
@@ -110,80 +109,25 @@ def librdkafka_defaults(keys: list[str]) -> dict[str, str]:
 ALL_MEMBERS: "list[Member]" = []
 
 
-class Member:
-    """One group_consumer.py process; its JSON events are collected by a reader thread."""
+class Member(MemberProc):
+    """One group_consumer.py process (tests/integration/group_members.py's MemberProc: its JSON
+    events are collected by a reader thread), reaped at exit through ALL_MEMBERS."""
 
     def __init__(self, name: str, cfg: dict):
-        self.name = name
-        self.cfg = {**cfg, "name": name}
-        self.events: list[dict] = []
-        self.bad_lines: list[str] = []
-        self._lock = threading.Lock()
-        fd, path = tempfile.mkstemp(prefix=f"settle-{name}-", suffix=".stderr")
-        os.close(fd)
-        self.stderr_path = Path(path)
-        self.proc: subprocess.Popen | None = None
-        self._reader: threading.Thread | None = None
+        rest = {k: v for k, v in cfg.items()
+                if k not in ("client", "bootstrap", "group", "topics", "name")}
+        super().__init__(SimpleNamespace(bootstrap=cfg["bootstrap"]), cfg["client"],
+                         cfg["group"], cfg["topics"], name, **rest)
         ALL_MEMBERS.append(self)
 
-    def start(self) -> "Member":
-        with open(self.stderr_path, "ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(MEMBER_SCRIPT), json.dumps(self.cfg)],
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-                start_new_session=True, text=True, bufsize=1)
-        self._reader = threading.Thread(target=self._pump, daemon=True)
-        self._reader.start()
-        return self
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                self.bad_lines.append(line)
-                continue
-            with self._lock:
-                self.events.append(ev)
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def snapshot(self) -> list[dict]:
-        with self._lock:
-            return list(self.events)
-
     def ready_at(self) -> float | None:
-        for e in self.snapshot():
-            if e["ev"] == "ready":
-                return e["t"]
+        for e in self.snapshot("ready"):
+            return e["t"]
         return None
-
-    def stderr_tail(self, n: int = 20) -> str:
-        try:
-            lines = self.stderr_path.read_text(errors="replace").splitlines()
-        except FileNotFoundError:
-            return ""
-        return "\n".join(lines[-n:])
 
     def finish(self) -> None:
         """Kills the process if it still runs, joins the reader, removes the stderr file."""
-        if self.proc is not None:
-            if self.alive():
-                self.proc.kill()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
-            if self._reader is not None:
-                self._reader.join(5)
-            if self.proc.stdout is not None:
-                self.proc.stdout.close()
-        self.stderr_path.unlink(missing_ok=True)
+        self.cleanup()
         if self in ALL_MEMBERS:
             ALL_MEMBERS.remove(self)
 

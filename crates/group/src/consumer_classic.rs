@@ -644,21 +644,7 @@ impl ConsumerGroups {
             member: id.clone(),
             value: None,
         }));
-        for regex in group.regexes.keys() {
-            records.push(ConsumerGroupRecord::RegularExpression {
-                group: g(),
-                regex: regex.clone(),
-                value: None,
-            });
-        }
-        records.push(ConsumerGroupRecord::PartitionMetadata {
-            group: g(),
-            present: false,
-        });
-        records.push(ConsumerGroupRecord::GroupMetadata {
-            group: g(),
-            value: None,
-        });
+        records.extend(group.last_tombstones(group_id));
         for r in &records {
             self.replay(r);
         }

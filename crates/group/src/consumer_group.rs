@@ -247,27 +247,42 @@ impl ConsumerGroup {
         }
     }
 
+    /// The tombstones that end a group, after its members' and target's: its patterns, its
+    /// subscription metadata and its epoch record (Kafka's order).
+    fn last_tombstones(&self, group_id: &str) -> Vec<ConsumerGroupRecord> {
+        let g = || group_id.to_string();
+        let mut records: Vec<ConsumerGroupRecord> = self
+            .regexes
+            .keys()
+            .map(|regex| ConsumerGroupRecord::RegularExpression {
+                group: g(),
+                regex: regex.clone(),
+                value: None,
+            })
+            .collect();
+        records.push(ConsumerGroupRecord::PartitionMetadata {
+            group: g(),
+            present: false,
+        });
+        records.push(ConsumerGroupRecord::GroupMetadata {
+            group: g(),
+            value: None,
+        });
+        records
+    }
+
     /// Every topic a member subscribes to, by name or through its pattern (Kafka's
     /// `isSubscribedToTopic`).
     pub fn subscribed_topic_names(&self) -> BTreeSet<String> {
         self.members
             .values()
-            .flat_map(|m| {
-                let by_regex = m
-                    .metadata
-                    .subscribed_topic_regex
-                    .as_ref()
-                    .and_then(|r| self.regexes.get(r))
-                    .map(|v| v.topics.as_slice())
-                    .unwrap_or_default();
-                m.metadata.subscribed_topic_names.iter().chain(by_regex)
-            })
+            .flat_map(|m| self.member_topic_names(m))
             .cloned()
             .collect()
     }
 
-    /// A member's topics: its names and what its pattern resolved to, as ids that exist.
-    fn subscribed_ids(&self, member: &Member, topics: &impl TopicsView) -> BTreeSet<Uuid> {
+    /// A member's topic names and what its pattern resolved to.
+    fn member_topic_names<'a>(&'a self, member: &'a Member) -> impl Iterator<Item = &'a String> {
         let by_regex = member
             .metadata
             .subscribed_topic_regex
@@ -280,6 +295,11 @@ impl ConsumerGroup {
             .subscribed_topic_names
             .iter()
             .chain(by_regex)
+    }
+
+    /// A member's topics: its names and what its pattern resolved to, as ids that exist.
+    fn subscribed_ids(&self, member: &Member, topics: &impl TopicsView) -> BTreeSet<Uuid> {
+        self.member_topic_names(member)
             .filter_map(|n| topics.topic_id(n))
             .collect()
     }
@@ -978,26 +998,11 @@ impl ConsumerGroups {
         if group.state() != ConsumerGroupState::Empty {
             return Some(Err(NonEmptyGroup));
         }
-        let g = || group_id.to_string();
         let mut records = vec![ConsumerGroupRecord::TargetAssignmentMetadata {
-            group: g(),
+            group: group_id.to_string(),
             value: None,
         }];
-        for regex in group.regexes.keys() {
-            records.push(ConsumerGroupRecord::RegularExpression {
-                group: g(),
-                regex: regex.clone(),
-                value: None,
-            });
-        }
-        records.push(ConsumerGroupRecord::PartitionMetadata {
-            group: g(),
-            present: false,
-        });
-        records.push(ConsumerGroupRecord::GroupMetadata {
-            group: g(),
-            value: None,
-        });
+        records.extend(group.last_tombstones(group_id));
         for r in &records {
             self.replay(r);
         }
