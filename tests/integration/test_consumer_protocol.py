@@ -612,3 +612,28 @@ def test_rolling_upgrade_from_classic_to_consumer_and_back(broker, unique_topic,
     check_processing(everyone, expected)
     errors = [e for m in everyone for e in m.snapshot("error") if e.get("fatal")]
     assert not errors, errors
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_partition_growth_and_topic_deletion_change_the_assignment(broker, unique_topic):
+    """The broker's assignment follows the metadata: partitions added to a subscribed topic
+    are handed out, and a deleted topic's partitions are taken back, with no rejoin."""
+    from confluent_kafka.admin import NewPartitions
+
+    grow, gone = f"{unique_topic}-grow", f"{unique_topic}-gone"
+    ck_create_topic(broker, grow, 2)
+    ck_create_topic(broker, gone, 2)
+    admin = ck_admin(broker)
+    c = consumer(broker, f"g-{unique_topic}")
+    try:
+        c.subscribe([grow, gone])
+        poll_until([c], lambda: assignment_of(c) == {(grow, 0), (grow, 1), (gone, 0), (gone, 1)},
+                   30, "both topics assigned")
+        admin.create_partitions([NewPartitions(grow, 4)])[grow].result(15)
+        poll_until([c], lambda: {(grow, p) for p in range(4)} <= assignment_of(c), 30,
+                   "the new partitions assigned")
+        admin.delete_topics([gone])[gone].result(15)
+        poll_until([c], lambda: assignment_of(c) == {(grow, p) for p in range(4)}, 30,
+                   "the deleted topic's partitions taken back")
+    finally:
+        c.close()
