@@ -185,15 +185,11 @@ impl ConsumerGroups {
                 m.assignment.member_epoch = 0;
                 m.assignment.previous_member_epoch = 0;
                 let target = group.target.get(&holder).cloned().unwrap_or_default();
-                records.extend(member_tombstones(&group_id, &holder));
-                records.push(ConsumerGroupRecord::TargetAssignmentMember {
-                    group: group_id.clone(),
-                    member: member_id.clone(),
-                    value: Some(target.clone()),
-                });
-                records.push(current_assignment_record(
+                records.extend(takeover_records(
                     &group_id,
+                    &holder,
                     &member_id,
+                    &target,
                     &m.assignment,
                 ));
                 self.cancel_timers(&group_id, &holder);

@@ -533,17 +533,11 @@ impl ConsumerGroups {
             },
         };
         if let Some((holder, target)) = &inherited_target {
-            for r in member_tombstones(&group_id, holder) {
-                records.push(r);
-            }
-            records.push(ConsumerGroupRecord::TargetAssignmentMember {
-                group: group_id.clone(),
-                member: member_id.clone(),
-                value: Some(target.clone()),
-            });
-            records.push(current_assignment_record(
+            records.extend(takeover_records(
                 &group_id,
+                holder,
                 &member_id,
+                target,
                 &old.assignment,
             ));
         }
@@ -1320,6 +1314,25 @@ fn member_tombstones(group_id: &str, member_id: &str) -> Vec<ConsumerGroupRecord
             value: None,
         },
     ]
+}
+
+/// A static member's new incarnation `member_id` taking over `holder`'s place: the holder's
+/// tombstones, then its target and its assignment under the new id.
+fn takeover_records(
+    group_id: &str,
+    holder: &str,
+    member_id: &str,
+    target: &TopicPartitions,
+    assignment: &MemberAssignment,
+) -> Vec<ConsumerGroupRecord> {
+    let mut records = member_tombstones(group_id, holder);
+    records.push(ConsumerGroupRecord::TargetAssignmentMember {
+        group: group_id.to_string(),
+        member: member_id.to_string(),
+        value: Some(target.clone()),
+    });
+    records.push(current_assignment_record(group_id, member_id, assignment));
+    records
 }
 
 fn current_assignment_record(

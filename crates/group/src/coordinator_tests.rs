@@ -1108,8 +1108,21 @@ mod consumer_groups {
     }
 
     fn member_commit(c: &mut Coordinator, member: &str, epoch: i32, version: i16) -> Output {
+        member_commit_to(c, 5, member, epoch, version, "t", 42)
+    }
+
+    /// A commit by `member` at `epoch` of `offset` on partition 0 of `topic`.
+    fn member_commit_to(
+        c: &mut Coordinator,
+        now: i64,
+        member: &str,
+        epoch: i32,
+        version: i16,
+        topic: &str,
+        offset: i64,
+    ) -> Output {
         c.commit_offsets(
-            5,
+            now,
             51,
             CommitRequest {
                 group_id: "g".into(),
@@ -1118,7 +1131,7 @@ mod consumer_groups {
                 group_instance_id: None,
                 retention_time_ms: -1,
                 api_version: version,
-                offsets: vec![("t".into(), 0, 42, 3, None)],
+                offsets: vec![(topic.into(), 0, offset, 3, None)],
             },
         )
     }
@@ -1519,19 +1532,7 @@ mod consumer_groups {
         c.finish_load(0, 0);
         let _ = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
         let _ = member_commit(&mut c, "m1", 1, 9);
-        let other = c.commit_offsets(
-            5,
-            52,
-            CommitRequest {
-                group_id: "g".into(),
-                generation_id: 1,
-                member_id: "m1".into(),
-                group_instance_id: None,
-                retention_time_ms: -1,
-                api_version: 9,
-                offsets: vec![("u".into(), 0, 8, 3, None)],
-            },
-        );
+        let other = member_commit_to(&mut c, 5, "m1", 1, 9, "u", 8);
         assert_eq!(commit_errors(&other), vec![None]);
         // Keep the member alive past the retention.
         for now in (1_000..=16_000).step_by(1_000) {
@@ -1567,19 +1568,7 @@ mod consumer_groups {
         c.finish_load(0, 0);
         let _ = c.consumer_group_heartbeat(0, 9, &heartbeat_req("m1", 0), &Topics);
         let _ = member_commit(&mut c, "m1", 1, 9);
-        let other = c.commit_offsets(
-            1,
-            52,
-            CommitRequest {
-                group_id: "g".into(),
-                generation_id: 1,
-                member_id: "m1".into(),
-                group_instance_id: None,
-                retention_time_ms: -1,
-                api_version: 9,
-                offsets: vec![("u".into(), 0, 8, 3, None)],
-            },
-        );
+        let other = member_commit_to(&mut c, 1, "m1", 1, 9, "u", 8);
         assert_eq!(commit_errors(&other), vec![None]);
         let out = c.delete_offsets(7, "g", vec![("t".into(), 0), ("u".into(), 0)]);
         assert_eq!(
