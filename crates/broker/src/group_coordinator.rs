@@ -68,6 +68,8 @@ struct Shell {
     /// their log is not open here yet: their groups answer COORDINATOR_LOAD_IN_PROGRESS (which
     /// clients retry) instead of NOT_COORDINATOR (which fails a librdkafka commit).
     awaiting_log: BTreeSet<i32>,
+    /// The leader epoch each loaded or loading partition was marked for.
+    loaded_for: BTreeMap<i32, i32>,
 }
 
 /// Kafka's group coordinator answers (`CoordinatorRuntime`'s normalisation): NOT_COORDINATOR
@@ -96,8 +98,10 @@ async fn run(
         waiting: Waiting::default(),
         held_tx,
         awaiting_log: BTreeSet::new(),
+        loaded_for: BTreeMap::new(),
     };
     shell.sync_partitions();
+    let mut recheck_at = tokio::time::Instant::now() + AWAITING_LOG_RECHECK;
     loop {
         let sleep = match shell.coordinator.next_deadline_ms() {
             Some(at) => Duration::from_millis((at - now_ms()).max(0) as u64),
@@ -105,14 +109,19 @@ async fn run(
         };
         // Partitions waiting for their log are looked at often: the node opens a new topic's
         // partitions one by one, and the whole image may take seconds (fifty partitions with
-        // their fsyncs), longer than a client retries COORDINATOR_LOAD_IN_PROGRESS.
+        // their fsyncs), longer than a client retries COORDINATOR_LOAD_IN_PROGRESS. A fixed
+        // instant, not a fresh sleep each turn: requests arriving more often than the period
+        // (clients retrying) would otherwise put the recheck off for good.
         let recheck = if shell.awaiting_log.is_empty() {
-            Duration::from_secs(3600)
+            tokio::time::Instant::now() + Duration::from_secs(3600)
         } else {
-            AWAITING_LOG_RECHECK
+            recheck_at
         };
         tokio::select! {
-            _ = tokio::time::sleep(recheck) => shell.load_opened(),
+            _ = tokio::time::sleep_until(recheck) => {
+                shell.load_opened();
+                recheck_at = tokio::time::Instant::now() + AWAITING_LOG_RECHECK;
+            }
             cmd = rx.recv() => match cmd {
                 Some(cmd) => shell.handle(cmd),
                 None => return,
@@ -217,64 +226,54 @@ impl Shell {
         }
     }
 
-    /// Loads partitions the image says this node now leads and unloads the ones it lost.
-    /// Partitions the newest image gives this node before its log is open wait as loading.
+    /// Follows the newest image: a partition it names this node leader of is marked loading
+    /// (its groups answer COORDINATOR_LOAD_IN_PROGRESS, which clients retry) and read back as
+    /// soon as its log leads here at that leader epoch; one it takes away, or gives back at
+    /// another leader epoch (its log may have changed under the other leader), is unloaded.
+    /// Kafka's coordinator likewise loads once per leader epoch. An earlier rule followed the
+    /// applied image for unloading, which comes only once every partition of the image is open:
+    /// a sync in between (any FindCoordinator) unloaded the partitions already read back and
+    /// loaded them again, so groups that had answered answered COORDINATOR_LOAD_IN_PROGRESS.
     fn sync_partitions(&mut self) {
-        let image = self.ctx.image();
         let latest = self.ctx.latest.borrow().clone();
-        let Some(topic) = image
-            .topic_by_name(OFFSETS_TOPIC)
-            .or_else(|| latest.topic_by_name(OFFSETS_TOPIC))
-        else {
-            return;
-        };
-        let led_by_me = |img: &rafka_metadata::MetadataImage| -> BTreeSet<i32> {
-            img.topic_by_name(OFFSETS_TOPIC)
-                .into_iter()
-                .flat_map(|t| t.partitions.iter())
-                .filter(|(_, p)| p.leader == self.ctx.node_id)
-                .map(|(i, _)| *i)
-                .collect()
-        };
-        let led = led_by_me(&image);
-        let led_next = led_by_me(&latest);
+        let topic = latest.topic_by_name(OFFSETS_TOPIC);
         for p in 0..self.coordinator.config().num_partitions {
-            let waiting = self.awaiting_log.contains(&p);
-            let mut owned = self.coordinator.owns_partition(p);
-            // A loaded partition goes as soon as the applied image takes it away (its log
-            // may then change under another leader); one still waiting for its log goes only
-            // when no image names this node any more.
-            if owned && !led.contains(&p) && (!waiting || !led_next.contains(&p)) {
+            let wanted = topic
+                .and_then(|t| t.partition(p))
+                .filter(|pi| pi.leader == self.ctx.node_id)
+                .map(|pi| pi.leader_epoch);
+            if self.coordinator.owns_partition(p) && self.loaded_for.get(&p) != wanted.as_ref() {
                 self.awaiting_log.remove(&p);
+                self.loaded_for.remove(&p);
                 let out = self.coordinator.unload_partition(p);
                 self.apply(out);
-                owned = false;
             }
-            if led.contains(&p) && (!owned || waiting) {
-                if let Ok(part) = self.ctx.partitions.named_leader(topic, p) {
-                    self.load_or_unload(&part, p);
-                    continue;
+            if let Some(epoch) = wanted {
+                if !self.coordinator.owns_partition(p) {
+                    self.coordinator.begin_load(p);
+                    self.awaiting_log.insert(p);
+                    self.loaded_for.insert(p, epoch);
                 }
             }
-            // Led (by the newest image, or by the applied one before the log is open here):
-            // loading until the log is open, which a later sync sees.
-            if (led.contains(&p) || led_next.contains(&p)) && !self.coordinator.owns_partition(p) {
-                self.coordinator.begin_load(p);
-                self.awaiting_log.insert(p);
-            }
         }
+        self.load_opened();
     }
 
-    /// Loads the partitions marked loading whose replica already leads here (the node applies
-    /// an image partition by partition; the reconciled image comes once all are done).
+    /// Loads the partitions marked loading whose log already leads here at the leader epoch
+    /// they were marked for (the node opens a new image's partitions one by one; the applied
+    /// image comes once all are done).
     fn load_opened(&mut self) {
         let latest = self.ctx.latest.borrow().clone();
         let Some(topic) = latest.topic_by_name(OFFSETS_TOPIC) else {
             return;
         };
         for p in self.awaiting_log.clone() {
-            if let Ok(part) = self.ctx.partitions.leader(topic, p) {
-                self.load_or_unload(&part, p);
+            let Some(&epoch) = self.loaded_for.get(&p) else {
+                continue;
+            };
+            match self.ctx.partitions.leader(topic, p) {
+                Ok(part) if part.leader_epoch() >= epoch => self.load_or_unload(&part, p),
+                _ => {}
             }
         }
     }
@@ -334,5 +333,108 @@ impl Shell {
             started.elapsed().as_millis()
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rafka_metadata::{MetadataImage, MetadataRecord, PartitionRecord};
+
+    use super::*;
+    use crate::partitions::tests::partitions;
+
+    /// An image with `__consumer_offsets` of one partition led by `leader` at `leader_epoch`.
+    fn offsets_image(topic_id: uuid::Uuid, leader: i32, leader_epoch: i32) -> MetadataImage {
+        let mut image = MetadataImage::empty("c");
+        image.apply_record(&MetadataRecord::Topic {
+            name: OFFSETS_TOPIC.into(),
+            topic_id,
+        });
+        image.apply_record(&MetadataRecord::Partition(PartitionRecord {
+            topic_id,
+            partition: 0,
+            replicas: vec![1, 2],
+            isr: vec![1, 2],
+            leader,
+            leader_epoch,
+            partition_epoch: leader_epoch,
+            elr: Vec::new(),
+            last_known_elr: Vec::new(),
+        }));
+        image.last_applied_index = 1 + leader_epoch as u64;
+        image
+    }
+
+    /// Whether partition 0 is (loaded or loading, loading).
+    async fn state(handle: &GroupCoordinator) -> (bool, bool) {
+        handle
+            .query(|c: &mut Coordinator, _| (c.owns_partition(0), c.is_loading()))
+            .await
+            .expect("task")
+    }
+
+    /// Asks for the state every few milliseconds, as clients retrying do: the load must not
+    /// wait for a quiet moment.
+    async fn until_loaded(handle: &GroupCoordinator) {
+        for _ in 0..1000 {
+            if state(handle).await == (true, false) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("never loaded: {:?}", state(handle).await);
+    }
+
+    /// A partition read back because the newest image names this node its leader stays
+    /// loaded through syncs made before that image is applied (one load per leader epoch);
+    /// a new leader epoch loads it again, and an image naming another leader unloads it.
+    #[tokio::test]
+    async fn a_partition_is_loaded_once_per_leader_epoch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parts = Arc::new(partitions(dir.path()));
+        let topic_id = uuid::Uuid::new_v4();
+        let first = offsets_image(topic_id, 1, 0);
+        parts.reconcile(&first, 0).expect("reconcile");
+        let (_applied_tx, applied) = watch::channel(Arc::new(MetadataImage::empty("c")));
+        let (latest_tx, latest) = watch::channel(Arc::new(first));
+        let ctx = CoordinatorContext {
+            node_id: 1,
+            images: applied,
+            latest,
+            partitions: parts.clone(),
+        };
+        let (handle, inbox) = GroupCoordinator::new();
+        let (_shutdown_tx, shutdown) = watch::channel(false);
+        let config = GroupConfig {
+            num_partitions: 1,
+            ..GroupConfig::default()
+        };
+        let task = spawn(inbox, config, ctx, shutdown);
+        until_loaded(&handle).await;
+
+        // The applied image still lacks the topic: syncs (FindCoordinator's) keep the load.
+        for _ in 0..3 {
+            handle.sync_partitions().await;
+            assert_eq!(state(&handle).await, (true, false), "loaded again");
+        }
+
+        // Led again at a new leader epoch: read back again (marked loading until its log
+        // leads at that epoch).
+        let second = offsets_image(topic_id, 1, 1);
+        latest_tx.send(Arc::new(second.clone())).expect("send");
+        handle.sync_partitions().await;
+        assert_eq!(state(&handle).await, (true, true), "not reloaded");
+        parts.reconcile(&second, 0).expect("reconcile");
+        until_loaded(&handle).await;
+
+        // Another leader: unloaded at once.
+        latest_tx
+            .send(Arc::new(offsets_image(topic_id, 2, 2)))
+            .expect("send");
+        handle.sync_partitions().await;
+        assert_eq!(state(&handle).await, (false, false));
+        task.abort();
     }
 }
