@@ -8,6 +8,8 @@
 #   3. cargo build --release -p rafka          (the binary the integration tests start)
 #   4. cargo test --workspace --profile release-test  (optimised as 3, without its LTO)
 #   5. pytest tests/integration
+#   6. librdkafka 2.12.1's own regression suite on its allow-lists, classic and KIP-848 modes
+#      (tests/librdkafka/run.sh; its build is kept in tests/librdkafka/.build)
 # Exits non-zero if any step fails and prints a summary either way.
 #
 # Knobs (environment):
@@ -15,6 +17,7 @@
 #   RAFKA_SKIP_CARGO_TEST=1  skip step 4
 #   RAFKA_SKIP_PYTEST=1      skip step 5
 #   RAFKA_PYTEST_TIMEOUT     overall limit for step 5 in seconds (default 2400)
+#   RAFKA_SKIP_LIBRDKAFKA=1  skip step 6 (also skipped when pytest arguments are given)
 #   PYTHON                   interpreter for the venv (default python3)
 # Extra arguments go to pytest, e.g. `bash tests/run.sh -k kcat -x`.
 # Functions below are run indirectly through run_step, which shellcheck cannot see.
@@ -152,6 +155,24 @@ run_pytest() {
         "$VENV/bin/python" -m pytest tests/integration "$@" </dev/null
 }
 
+# Both modes at once, each on its own broker: the runners mostly wait on timers (session
+# timeouts, rebalance delays), so this halves the step without loading the machine much.
+run_librdkafka_suite() {
+    local out="$ROOT/tests/librdkafka/.build" mode rc=0
+    local -a pids=()
+    bash tests/librdkafka/run.sh --build-only </dev/null
+    for mode in classic consumer; do
+        RAFKA_BIN="${RAFKA_BIN:-$ROOT/target/release/rafka}" \
+            bash tests/librdkafka/run.sh "$mode" >"$out/$mode.out" 2>&1 </dev/null &
+        pids+=($!)
+    done
+    for mode in 0 1; do
+        wait "${pids[$mode]}" || rc=1
+    done
+    cat "$out/classic.out" "$out/consumer.out"
+    return $rc
+}
+
 run_step "system packages" install_system_packages
 run_step "python venv" setup_venv
 
@@ -181,6 +202,17 @@ elif [[ ! -x "$VENV/bin/python" ]]; then
     FAILED=1
 else
     run_step "pytest tests/integration" run_pytest "$@"
+fi
+
+if [[ "${RAFKA_SKIP_LIBRDKAFKA:-}" == 1 ]]; then
+    skip_step "librdkafka regression suite" "RAFKA_SKIP_LIBRDKAFKA"
+elif [[ $# -gt 0 ]]; then
+    skip_step "librdkafka regression suite" "pytest arguments given"
+elif [[ ! -x "$ROOT/target/release/rafka" && -z "${RAFKA_BIN:-}" ]]; then
+    skip_step "librdkafka regression suite" "no target/release/rafka"
+    FAILED=1
+else
+    run_step "librdkafka regression suite" run_librdkafka_suite
 fi
 
 exit "$FAILED"
