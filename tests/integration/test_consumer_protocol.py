@@ -637,3 +637,89 @@ def test_partition_growth_and_topic_deletion_change_the_assignment(broker, uniqu
                    "the deleted topic's partitions taken back")
     finally:
         c.close()
+
+
+@pytest.mark.broker_config(CONSUMER_PROTOCOL_CONFIG)
+def test_a_group_config_sets_the_session_of_its_members(broker, unique_topic, member_procs):
+    """Dynamic GROUP configs (KIP-848's `consumer.session.timeout.ms` and
+    `consumer.heartbeat.interval.ms`, resource type 32) through the admin API and
+    `kafka-configs --entity-type groups`: checked against the broker's bounds with Kafka's
+    messages, described with their source, and acted on: a killed member of a group whose own
+    session is 12 s keeps its partitions past the broker's 6 s, then loses them."""
+    import subprocess
+
+    from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource,
+                                       ConfigSource, ResourceType)
+    from broker_proc import BIN
+
+    topic = unique_topic
+    group = f"g-{topic}"
+    ck_create_topic(broker, topic, 2)
+    admin = ck_admin(broker)
+
+    def alter(*pairs, op=AlterConfigOpType.SET):
+        res = ConfigResource(ResourceType.GROUP, group, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=op) for k, v in pairs])
+        return admin.incremental_alter_configs([res])[res]
+
+    def describe() -> dict:
+        res = ConfigResource(ResourceType.GROUP, group)
+        return admin.describe_configs([res])[res].result(timeout=30)
+
+    # Defaults: the broker's values, from any group (it need not exist).
+    d = describe()
+    assert set(d) == {"consumer.session.timeout.ms", "consumer.heartbeat.interval.ms"}, d
+    assert d["consumer.session.timeout.ms"].value == "6000"
+    assert d["consumer.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+    # Bad values: Kafka's INVALID_CONFIG and messages; nothing written.
+    for pairs, message in [
+        ([("consumer.session.timeout.ms", "500")],
+         "consumer.session.timeout.ms must be greater than or equal to "
+         "group.consumer.min.session.timeout.ms"),
+        ([("consumer.heartbeat.interval.ms", "7000")],
+         "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"),
+        ([("share.session.timeout.ms", "7000")], "Unknown group config name: share.session.timeout.ms"),
+        ([("consumer.session.timeout.ms", "soon")], "Not a number of type INT"),
+    ]:
+        with pytest.raises(Exception) as e:
+            alter(*pairs).result(timeout=30)
+        err = e.value.args[0]
+        assert err.code() == KafkaError.INVALID_CONFIG and message in err.str(), err
+    assert describe()["consumer.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    alter(("consumer.session.timeout.ms", "12000")).result(timeout=30)
+    d = describe()
+    assert d["consumer.session.timeout.ms"].value == "12000"
+    assert d["consumer.session.timeout.ms"].source == ConfigSource.GROUP_CONFIG.value
+    r = subprocess.run([BIN, "kafka-configs", "--bootstrap-server", broker.bootstrap,
+                        "--describe", "--entity-type", "groups", "--entity-name", group],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"Dynamic configs for group {group} are:" in r.stdout, r.stdout
+    assert "consumer.session.timeout.ms=12000 sensitive=false " \
+           "synonyms={DYNAMIC_GROUP_CONFIG:consumer.session.timeout.ms=12000}" in r.stdout, r.stdout
+    assert "heartbeat" not in r.stdout, r.stdout
+
+    conf = {"protocol": "consumer", "delay_ms": 0, "batch": 10}
+    a = member_procs(broker, "confluent", group, [topic], "a", **conf)
+    b = member_procs(broker, "confluent", group, [topic], "b", **conf)
+    wait_until(lambda: len(owned(a)) == 1 and len(owned(b)) == 1, timeout=30,
+               what="two members owning one partition each")
+    killed_at = b.kill9()
+    wait_until(lambda: owned(a) == {0, 1}, timeout=40, what="the killed member's partition moving")
+    moved_at = max(e["t"] for e in a.snapshot() if e["ev"] == "assigned")
+    # Fenced at the group's 12 s, not the broker's 6 s (nor much later).
+    assert 11 <= moved_at - killed_at <= 20, moved_at - killed_at
+    a.stop()
+    check_single_owner([a, b])
+
+    # Deleted through the tool: the broker's value again.
+    r = subprocess.run([BIN, "kafka-configs", "--bootstrap-server", broker.bootstrap,
+                        "--alter", "--group", group, "--delete-config",
+                        "consumer.session.timeout.ms"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"Completed updating config for group {group}." in r.stdout, r.stdout
+    d = describe()
+    assert d["consumer.session.timeout.ms"].value == "6000"
+    assert d["consumer.session.timeout.ms"].source == ConfigSource.DEFAULT_CONFIG.value

@@ -15,6 +15,7 @@ use rafka_group::{Coordinator, GroupConfig, GroupError, Output, Reply};
 use rafka_storage::producer_state::TxnMarker;
 use tokio::sync::{mpsc, watch};
 
+use crate::config::consumer_group::ConsumerGroupSettings;
 use crate::coordinator_task::{
     self, CoordinatorContext, Held, TaskHandle, Waiting, WriteError, Written,
 };
@@ -70,6 +71,8 @@ struct Shell {
     awaiting_log: BTreeSet<i32>,
     /// The leader epoch each loaded or loading partition was marked for.
     loaded_for: BTreeMap<i32, i32>,
+    /// The group configs last handed to the coordinator (from the newest image).
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Kafka's group coordinator answers (`CoordinatorRuntime`'s normalisation): NOT_COORDINATOR
@@ -99,6 +102,7 @@ async fn run(
         held_tx,
         awaiting_log: BTreeSet::new(),
         loaded_for: BTreeMap::new(),
+        group_configs: BTreeMap::new(),
     };
     shell.sync_partitions();
     let mut recheck_at = tokio::time::Instant::now() + AWAITING_LOG_RECHECK;
@@ -236,6 +240,16 @@ impl Shell {
     /// loaded them again, so groups that had answered answered COORDINATOR_LOAD_IN_PROGRESS.
     fn sync_partitions(&mut self) {
         let latest = self.ctx.latest.borrow().clone();
+        if latest.group_configs != self.group_configs {
+            // Groups' own `consumer.*` timeouts: in effect from each member's next heartbeat.
+            self.group_configs = latest.group_configs.clone();
+            let timeouts = self
+                .group_configs
+                .iter()
+                .map(|(g, c)| (g.clone(), ConsumerGroupSettings::group_timeouts(c)))
+                .collect();
+            self.coordinator.set_group_timeouts(timeouts);
+        }
         let topic = latest.topic_by_name(OFFSETS_TOPIC);
         for p in 0..self.coordinator.config().num_partitions {
             let wanted = topic

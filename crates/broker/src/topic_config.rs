@@ -20,6 +20,8 @@ pub enum ConfigSource {
     DynamicDefaultBroker = 3,
     StaticBroker = 4,
     Default = 5,
+    /// A group's own config (Kafka's `GROUP_CONFIG`).
+    Group = 8,
 }
 
 /// One resolved topic config.

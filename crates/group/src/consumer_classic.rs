@@ -314,10 +314,10 @@ impl ConsumerGroups {
         });
         self.arm(
             Deadline::Session {
-                group: group_id,
+                group: group_id.clone(),
                 member: member_id,
             },
-            now_ms + self.session_timeout_ms(&member),
+            now_ms + self.session_timeout_ms(&group_id, &member),
         );
         let version = protocol
             .metadata
@@ -365,7 +365,7 @@ impl ConsumerGroups {
                 group: group_id.to_string(),
                 member: id.clone(),
             },
-            now_ms + self.session_timeout_ms(&member),
+            now_ms + self.session_timeout_ms(group_id, &member),
         );
         if rejoin {
             self.arm_join_deadline(group_id, &id, &member, now_ms);

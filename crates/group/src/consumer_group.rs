@@ -89,6 +89,14 @@ pub struct ConsumerGroupConfig {
     pub migration_policy: MigrationPolicy,
 }
 
+/// A group's own `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` (dynamic
+/// GROUP configs, KIP-848), over the broker's `group.consumer.*` defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupTimeouts {
+    pub session_timeout_ms: Option<i32>,
+    pub heartbeat_interval_ms: Option<i32>,
+}
+
 /// A group's patterns are resolved again at most this often when topics appear (Kafka's
 /// `REGEX_BATCH_REFRESH_MIN_INTERVAL_MS`).
 pub const REGEX_REFRESH_MIN_INTERVAL_MS: i64 = 10_000;
@@ -409,6 +417,8 @@ pub struct ConsumerGroups {
     groups: BTreeMap<String, ConsumerGroup>,
     /// Soft state: deadline per timer, and timers by deadline.
     deadlines: BTreeMap<Deadline, i64>,
+    /// Groups with their own timeouts (from the metadata image, not from the log).
+    timeouts: BTreeMap<String, GroupTimeouts>,
 }
 
 impl ConsumerGroups {
@@ -421,6 +431,28 @@ impl ConsumerGroups {
             config,
             ..ConsumerGroups::default()
         }
+    }
+
+    /// Replaces the groups' own timeouts; each applies from the member's next heartbeat, as
+    /// in Kafka, where the session deadline is set by every heartbeat.
+    pub fn set_timeouts(&mut self, timeouts: BTreeMap<String, GroupTimeouts>) {
+        self.timeouts = timeouts;
+    }
+
+    /// The session timeout of `group_id`'s consumer-protocol members.
+    pub fn group_session_timeout_ms(&self, group_id: &str) -> i32 {
+        self.timeouts
+            .get(group_id)
+            .and_then(|t| t.session_timeout_ms)
+            .unwrap_or(self.config.session_timeout_ms)
+    }
+
+    /// The heartbeat interval `group_id`'s members are told.
+    pub fn group_heartbeat_interval_ms(&self, group_id: &str) -> i32 {
+        self.timeouts
+            .get(group_id)
+            .and_then(|t| t.heartbeat_interval_ms)
+            .unwrap_or(self.config.heartbeat_interval_ms)
     }
 
     pub fn group(&self, group_id: &str) -> Option<&ConsumerGroup> {
@@ -589,7 +621,7 @@ impl ConsumerGroups {
                 group: group_id.clone(),
                 member: member_id.clone(),
             },
-            now_ms + i64::from(self.config.session_timeout_ms),
+            now_ms + i64::from(self.group_session_timeout_ms(&group_id)),
         );
         self.deadlines.retain(|k, _| {
             !matches!(k, Deadline::Rebalance { group, member, .. }
@@ -618,7 +650,7 @@ impl ConsumerGroups {
             HeartbeatResponse {
                 member_id,
                 member_epoch: next.member_epoch,
-                heartbeat_interval_ms: self.config.heartbeat_interval_ms,
+                heartbeat_interval_ms: self.group_heartbeat_interval_ms(&group_id),
                 assignment,
             },
             records,
@@ -955,14 +987,11 @@ impl ConsumerGroups {
     }
 
     /// A member's session: the group's, or the one a classic member joined with.
-    fn session_timeout_ms(&self, member: &Member) -> i64 {
-        i64::from(
-            member
-                .metadata
-                .classic_member_metadata
-                .as_ref()
-                .map_or(self.config.session_timeout_ms, |c| c.session_timeout_ms),
-        )
+    fn session_timeout_ms(&self, group_id: &str, member: &Member) -> i64 {
+        i64::from(match &member.metadata.classic_member_metadata {
+            Some(c) => c.session_timeout_ms,
+            None => self.group_session_timeout_ms(group_id),
+        })
     }
 
     /// The assignor most members ask for, else the configured default.
@@ -1120,7 +1149,7 @@ impl ConsumerGroups {
                         group: gid.clone(),
                         member: mid.clone(),
                     },
-                    now_ms + self.session_timeout_ms(m),
+                    now_ms + self.session_timeout_ms(gid, m),
                 );
                 if m.assignment.state == MemberState::UnrevokedPartitions {
                     self.deadlines.insert(

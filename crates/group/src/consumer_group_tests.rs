@@ -308,6 +308,40 @@ fn sessions_and_rebalances_time_out() {
     h.check_replay();
 }
 
+/// A group's own `consumer.session.timeout.ms` and `consumer.heartbeat.interval.ms` apply from
+/// each member's next heartbeat; other groups keep the broker's.
+#[test]
+fn a_group_config_sets_its_session_and_heartbeat_interval() {
+    let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));
+    let a = h.ok(join("a", &["orders"]), 0);
+    assert_eq!(a.heartbeat_interval_ms, 5_000);
+    assert_eq!(h.groups.next_deadline_ms(), Some(45_000));
+    h.groups.set_timeouts(BTreeMap::from([(
+        "g".to_string(),
+        GroupTimeouts {
+            session_timeout_ms: Some(10_000),
+            heartbeat_interval_ms: Some(2_000),
+        },
+    )]));
+    // Until its next heartbeat the member keeps the deadline it has.
+    assert_eq!(h.groups.next_deadline_ms(), Some(45_000));
+    let a = h.ok(beat("a", 1, a.assignment.clone()), 1_000);
+    assert_eq!(a.heartbeat_interval_ms, 2_000);
+    assert_eq!(h.groups.next_deadline_ms(), Some(11_000));
+    assert!(h.groups.expire(10_999).is_empty());
+    h.log.extend(h.groups.expire(11_000));
+    assert_eq!(
+        h.groups.group("g").unwrap().state(),
+        ConsumerGroupState::Empty
+    );
+    // Deleted again: the broker's values.
+    h.groups.set_timeouts(BTreeMap::new());
+    let a = h.ok(join("a", &["orders"]), 20_000);
+    assert_eq!(a.heartbeat_interval_ms, 5_000);
+    assert_eq!(h.groups.next_deadline_ms(), Some(65_000));
+    h.check_replay();
+}
+
 #[test]
 fn epochs_are_checked() {
     let mut h = Harness::new(Topics::with(&[("orders", 1, 2)]));

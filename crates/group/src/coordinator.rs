@@ -16,8 +16,8 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 
 use crate::consumer_group::{
-    AdoptedMember, ConsumerGroup, ConsumerGroups, DescribedConsumerGroup, HeartbeatError,
-    HeartbeatRequest, HeartbeatResponse, OffsetError, TopicsView,
+    AdoptedMember, ConsumerGroup, ConsumerGroups, DescribedConsumerGroup, GroupTimeouts,
+    HeartbeatError, HeartbeatRequest, HeartbeatResponse, OffsetError, TopicsView,
 };
 use crate::consumer_protocol::CONSUMER_PROTOCOL_TYPE;
 use crate::consumer_records::ConsumerGroupRecord;
@@ -537,6 +537,14 @@ impl Coordinator {
                 now_ms + self.config.offsets_retention_check_interval_ms,
             );
         }
+    }
+
+    /// The groups' own `consumer.*` timeouts (dynamic GROUP configs from the metadata image).
+    pub fn set_group_timeouts(
+        &mut self,
+        timeouts: std::collections::BTreeMap<String, GroupTimeouts>,
+    ) {
+        self.consumer.set_timeouts(timeouts);
     }
 
     /// Drops a partition (no longer led here, or its log failed). Parked joins and syncs of its

@@ -72,6 +72,15 @@ pub enum ControllerCommand {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<Uuid>,
     },
+    /// Sets (`Some`) or deletes (`None`) dynamic configs of one group (`consumer.*`); which
+    /// keys and values are valid is the group coordinator's business, checked by the broker.
+    AlterGroupConfigs {
+        group_id: String,
+        changes: BTreeMap<String, Option<String>>,
+        /// As for [`ControllerCommand::AlterTopicConfigs`].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<Uuid>,
+    },
     /// Hands `broker_id` the producer ids `[first_producer_id, first_producer_id + count)`.
     /// The proposer reads `first_producer_id` from its image; a block someone else took in the
     /// meantime is rejected, so no id is ever handed out twice, across restarts and brokers.
@@ -434,6 +443,34 @@ impl ControllerCommand {
                     .collect();
                 out.extend(request_applied(*request_id));
                 Ok(elect_if_unclean_enabled(image, changes, out))
+            }
+            ControllerCommand::AlterGroupConfigs {
+                group_id,
+                changes,
+                request_id,
+            } => {
+                if request_id.is_some_and(|id| image.request_was_applied(&id)) {
+                    return Ok(Vec::new());
+                }
+                if group_id.is_empty() {
+                    return Err(CommandRejected::InvalidConfig {
+                        key: String::new(),
+                        reason: "Default group resources are not allowed.".into(),
+                    });
+                }
+                for key in changes.keys() {
+                    validate_config_key(key)?;
+                }
+                let mut out: Vec<MetadataRecord> = changes
+                    .iter()
+                    .map(|(k, v)| MetadataRecord::GroupConfig {
+                        group_id: group_id.clone(),
+                        key: k.clone(),
+                        value: v.clone(),
+                    })
+                    .collect();
+                out.extend(request_applied(*request_id));
+                Ok(out)
             }
             ControllerCommand::AlterBrokerConfigs {
                 node_id,

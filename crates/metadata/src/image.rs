@@ -32,6 +32,9 @@ pub struct MetadataImage {
     pub broker_configs: BrokerConfigsImage,
     /// Finalized feature levels (`transaction.version`, ...); a feature not listed is at level 0.
     pub finalized_features: BTreeMap<String, i16>,
+    /// Dynamic group configs (`consumer.session.timeout.ms`, ...) by group id, as set through
+    /// AlterConfigs / IncrementalAlterConfigs on GROUP resources; a group with none is absent.
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
     /// The ids of the last [`REMOVED_TOPIC_IDS_MAX`] deleted topics, oldest first: a
     /// CreateTopic naming one is a late copy of a create already applied (ids are never
     /// reused), which must not bring the topic back. Shared: it changes only on deletes.
@@ -172,6 +175,9 @@ struct ImageRepr {
     /// empty, so such images serialize as before).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     applied_request_ids: Vec<Uuid>,
+    /// Absent in snapshots written before group configs existed (and left out while empty).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl From<MetadataImage> for ImageRepr {
@@ -190,6 +196,7 @@ impl From<MetadataImage> for ImageRepr {
             finalized_features: image.finalized_features,
             removed_topic_ids: image.removed_topic_ids.iter().copied().collect(),
             applied_request_ids: image.applied_request_ids.iter().copied().collect(),
+            group_configs: image.group_configs,
         }
     }
 }
@@ -204,6 +211,7 @@ impl TryFrom<ImageRepr> for MetadataImage {
         image.next_producer_id = repr.next_producer_id;
         image.broker_configs = repr.broker_configs;
         image.finalized_features = repr.finalized_features;
+        image.group_configs = repr.group_configs;
         image.removed_topic_ids = Arc::new(repr.removed_topic_ids.into());
         image.applied_request_ids = Arc::new(repr.applied_request_ids.into());
         for topic in repr.topics {
@@ -234,6 +242,7 @@ impl MetadataImage {
             next_producer_id: 0,
             broker_configs: BrokerConfigsImage::default(),
             finalized_features: BTreeMap::new(),
+            group_configs: BTreeMap::new(),
             removed_topic_ids: Arc::default(),
             applied_request_ids: Arc::default(),
         }
@@ -369,6 +378,24 @@ impl MetadataImage {
                     if configs.per_node.get(n).is_some_and(BTreeMap::is_empty) {
                         configs.per_node.remove(n);
                     }
+                }
+            }
+            MetadataRecord::GroupConfig {
+                group_id,
+                key,
+                value,
+            } => {
+                let map = self.group_configs.entry(group_id.clone()).or_default();
+                match value {
+                    Some(v) => {
+                        map.insert(key.clone(), v.clone());
+                    }
+                    None => {
+                        map.remove(key);
+                    }
+                }
+                if map.is_empty() {
+                    self.group_configs.remove(group_id);
                 }
             }
             MetadataRecord::BrokerRegistrationChange {
@@ -572,6 +599,34 @@ mod tests {
     }
 
     #[test]
+    fn group_configs_apply_and_survive_a_snapshot() {
+        let mut image = MetadataImage::empty("c1");
+        let before = serde_json::to_vec(&image).unwrap();
+        let set = |group: &str, key: &str, value: Option<&str>| MetadataRecord::GroupConfig {
+            group_id: group.into(),
+            key: key.into(),
+            value: value.map(str::to_string),
+        };
+        image.apply_record(&set("g", "consumer.session.timeout.ms", Some("50000")));
+        image.apply_record(&set("h", "consumer.heartbeat.interval.ms", Some("6000")));
+        image.apply_record(&set("h", "consumer.heartbeat.interval.ms", None));
+        assert_eq!(
+            image
+                .group_configs
+                .get("g")
+                .and_then(|c| c.get("consumer.session.timeout.ms")),
+            Some(&"50000".to_string())
+        );
+        assert!(!image.group_configs.contains_key("h"), "emptied groups go");
+        let json = serde_json::to_vec(&image).unwrap();
+        let back: MetadataImage = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, image);
+        // An image without group configs serializes as before they existed.
+        image.apply_record(&set("g", "consumer.session.timeout.ms", None));
+        assert_eq!(serde_json::to_vec(&image).unwrap(), before);
+    }
+
+    #[test]
     fn serde_round_trip_rebuilds_name_index() {
         let mut image = MetadataImage::empty("c1");
         let id = Uuid::new_v4();
@@ -604,6 +659,7 @@ mod tests {
             finalized_features: BTreeMap::new(),
             removed_topic_ids: Vec::new(),
             applied_request_ids: Vec::new(),
+            group_configs: BTreeMap::new(),
         };
         let json = serde_json::to_vec(&repr).unwrap();
         assert!(serde_json::from_slice::<MetadataImage>(&json).is_err());

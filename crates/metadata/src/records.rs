@@ -68,6 +68,13 @@ pub enum MetadataRecord {
     /// A feature's finalized level (Kafka's `FeatureLevelRecord`); level 0 removes it, as in
     /// Kafka, where an absent feature is at level 0.
     FeatureLevel { name: String, level: i16 },
+    /// A dynamic group config was set (`Some`) or deleted (`None`): Kafka's `ConfigRecord`
+    /// with resource type GROUP and the group id as resource name.
+    GroupConfig {
+        group_id: String,
+        key: String,
+        value: Option<String>,
+    },
     /// A registered broker was fenced or unfenced, or began a controlled shutdown (Kafka's
     /// `FenceBrokerRecord`, `UnfenceBrokerRecord` and `BrokerRegistrationChangeRecord`). It only
     /// applies to the registration whose epoch it names.

@@ -215,7 +215,25 @@ fn commands() -> Vec<ControllerCommand> {
         retention(1000, 300),
         retention(2000, 301),
         retention(1000, 300),
+        // A group's own session timeout, set then deleted; the default group is refused.
+        group_session("g", Some("50000"), 302),
+        group_session("", Some("50000"), 303),
+        group_session("h", Some("55000"), 304),
+        group_session("g", None, 305),
     ]
+}
+
+fn group_session(group_id: &str, value: Option<&str>, request: u128) -> ControllerCommand {
+    ControllerCommand::AlterGroupConfigs {
+        group_id: group_id.to_string(),
+        changes: [(
+            "consumer.session.timeout.ms".to_string(),
+            value.map(str::to_string),
+        )]
+        .into_iter()
+        .collect(),
+        request_id: Some(uuid(request)),
+    }
 }
 
 fn retention(ms: u64, request: u128) -> ControllerCommand {

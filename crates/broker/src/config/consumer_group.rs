@@ -5,7 +5,11 @@
 //! an inconsistent set refuses to start, as Kafka's does, rather than fencing members later.
 
 use rafka_group::assignor::Assignor;
-use rafka_group::consumer_group::{ConsumerGroupConfig, REGEX_REFRESH_MIN_INTERVAL_MS};
+use std::collections::BTreeMap;
+
+use rafka_group::consumer_group::{
+    ConsumerGroupConfig, GroupTimeouts, REGEX_REFRESH_MIN_INTERVAL_MS,
+};
 
 use super::ConfigError;
 
@@ -25,6 +29,95 @@ pub struct ConsumerGroupSettings {
     /// Whether `consumer` is among `group.coordinator.rebalance.protocols`: without it
     /// ConsumerGroupHeartbeat is not served.
     pub consumer_protocol_enabled: bool,
+}
+
+/// The dynamic configs of a GROUP resource rafka knows (Kafka's `GroupConfig` without its
+/// `share.*` keys: share groups are not offered), in the order DescribeConfigs lists them.
+pub const GROUP_CONFIG_NAMES: [&str; 2] = [
+    "consumer.heartbeat.interval.ms",
+    "consumer.session.timeout.ms",
+];
+const GROUP_SESSION: &str = "consumer.session.timeout.ms";
+const GROUP_HEARTBEAT: &str = "consumer.heartbeat.interval.ms";
+
+impl ConsumerGroupSettings {
+    /// Checks a group's complete overrides as Kafka's `GroupConfig.validate`: known names, each
+    /// an INT of at least 1, within the broker's min/max, and the session above the heartbeat
+    /// interval (each unset key at the broker's value). The message is Kafka's
+    /// (INVALID_CONFIG).
+    pub fn validate_group_configs(&self, configs: &BTreeMap<String, String>) -> Result<(), String> {
+        for name in configs.keys() {
+            if !GROUP_CONFIG_NAMES.contains(&name.as_str()) {
+                return Err(format!("Unknown group config name: {name}"));
+            }
+        }
+        let value = |key: &str, default: i32| -> Result<i32, String> {
+            let Some(v) = configs.get(key) else {
+                return Ok(default);
+            };
+            let n = v.trim().parse::<i32>().map_err(|_| {
+                format!("Invalid value {v} for configuration {key}: Not a number of type INT")
+            })?;
+            if n < 1 {
+                return Err(format!(
+                    "Invalid value {v} for configuration {key}: Value must be at least 1"
+                ));
+            }
+            Ok(n)
+        };
+        let heartbeat = value(GROUP_HEARTBEAT, self.group.heartbeat_interval_ms)?;
+        let session = value(GROUP_SESSION, self.group.session_timeout_ms)?;
+        let bounds = [
+            (
+                GROUP_HEARTBEAT,
+                heartbeat,
+                self.heartbeat_interval_ms_range,
+                "heartbeat.interval.ms",
+            ),
+            (
+                GROUP_SESSION,
+                session,
+                self.session_timeout_ms_range,
+                "session.timeout.ms",
+            ),
+        ];
+        for (key, v, (min, max), suffix) in bounds {
+            if v < min {
+                return Err(format!(
+                    "{key} must be greater than or equal to group.consumer.min.{suffix}"
+                ));
+            }
+            if v > max {
+                return Err(format!(
+                    "{key} must be less than or equal to group.consumer.max.{suffix}"
+                ));
+            }
+        }
+        if session <= heartbeat {
+            return Err(format!(
+                "{GROUP_SESSION} must be greater than {GROUP_HEARTBEAT}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// A group's own timeouts from its overrides (validated when they were written).
+    pub fn group_timeouts(configs: &BTreeMap<String, String>) -> GroupTimeouts {
+        let int = |key: &str| configs.get(key).and_then(|v| v.trim().parse::<i32>().ok());
+        GroupTimeouts {
+            session_timeout_ms: int(GROUP_SESSION),
+            heartbeat_interval_ms: int(GROUP_HEARTBEAT),
+        }
+    }
+
+    /// The value a group config has for a group without an override of it: the broker's.
+    pub fn group_config_default(&self, name: &str) -> Option<i32> {
+        match name {
+            GROUP_SESSION => Some(self.group.session_timeout_ms),
+            GROUP_HEARTBEAT => Some(self.group.heartbeat_interval_ms),
+            _ => None,
+        }
+    }
 }
 
 /// Kafka's class names of its built-in assignors, which its configs may name instead of the
@@ -195,6 +288,70 @@ mod tests {
         assert_eq!(s.heartbeat_interval_ms_range, (5_000, 15_000));
         assert_eq!(s.group.migration_policy, MigrationPolicy::Bidirectional);
         assert!(s.consumer_protocol_enabled);
+    }
+
+    /// Kafka's `GroupConfig.validate`, with its messages.
+    #[test]
+    fn group_configs_are_checked_against_the_broker_bounds() {
+        let s = settings(&[]).expect("defaults are valid");
+        let check = |pairs: &[(&str, &str)]| {
+            let configs: BTreeMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            s.validate_group_configs(&configs)
+        };
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[("consumer.session.timeout.ms", "50000")]), Ok(()));
+        assert_eq!(
+            check(&[("share.session.timeout.ms", "50000")]),
+            Err("Unknown group config name: share.session.timeout.ms".into())
+        );
+        assert_eq!(
+            check(&[("consumer.session.timeout.ms", "soon")]),
+            Err("Invalid value soon for configuration consumer.session.timeout.ms: Not a number of type INT".into())
+        );
+        assert_eq!(
+            check(&[("consumer.heartbeat.interval.ms", "0")]),
+            Err("Invalid value 0 for configuration consumer.heartbeat.interval.ms: Value must be at least 1".into())
+        );
+        assert_eq!(
+            check(&[("consumer.session.timeout.ms", "30000")]),
+            Err("consumer.session.timeout.ms must be greater than or equal to group.consumer.min.session.timeout.ms".into())
+        );
+        assert_eq!(
+            check(&[("consumer.heartbeat.interval.ms", "20000")]),
+            Err("consumer.heartbeat.interval.ms must be less than or equal to group.consumer.max.heartbeat.interval.ms".into())
+        );
+        let loose = settings(&[
+            ("group.consumer.min.session.timeout.ms", "1000"),
+            ("group.consumer.max.heartbeat.interval.ms", "50000"),
+        ])
+        .expect("valid");
+        let configs = BTreeMap::from([
+            (
+                "consumer.session.timeout.ms".to_string(),
+                "8000".to_string(),
+            ),
+            (
+                "consumer.heartbeat.interval.ms".to_string(),
+                "8000".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            loose.validate_group_configs(&configs),
+            Err(
+                "consumer.session.timeout.ms must be greater than consumer.heartbeat.interval.ms"
+                    .into()
+            )
+        );
+        assert_eq!(
+            ConsumerGroupSettings::group_timeouts(&configs),
+            GroupTimeouts {
+                session_timeout_ms: Some(8000),
+                heartbeat_interval_ms: Some(8000)
+            }
+        );
     }
 
     #[test]

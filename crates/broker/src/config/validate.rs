@@ -264,6 +264,8 @@ pub fn validate_broker_dynamic(configs: &BTreeMap<String, String>) -> Result<(),
 pub enum ResourceKind {
     Topic,
     Broker,
+    /// A group's `consumer.*` configs: all INT, none a LIST.
+    Group,
 }
 
 /// IncrementalAlterConfigs operations (`AlterConfigOp.OpType`).
@@ -320,6 +322,9 @@ fn key_type_and_default(
             (d.ty, default)
         }),
         ResourceKind::Broker => defs::broker_def(key).map(|d| (d.ty, d.default)),
+        ResourceKind::Group => crate::config::consumer_group::GROUP_CONFIG_NAMES
+            .contains(&key)
+            .then_some((ConfigType::Int, None)),
     }
 }
 
@@ -372,7 +377,7 @@ pub fn apply_incremental(
                 let info = key_type_and_default(kind, &op.key);
                 if info.is_none_or(|(ty, _)| ty != ConfigType::List) {
                     return Err(ConfigRejected::InvalidConfig(match kind {
-                        ResourceKind::Topic => format!(
+                        ResourceKind::Topic | ResourceKind::Group => format!(
                             "Can't {} to key {} because its type is not LIST.",
                             op.op.name(),
                             op.key

@@ -1,6 +1,7 @@
 //! What AlterConfigs and IncrementalAlterConfigs share: which resource a request names (and the
 //! errors Kafka gives for the others), the overrides it has now, and validating and committing
-//! the overrides it should have, as one metadata command per resource.
+//! the overrides it should have, as one metadata command per resource. Resources: topics,
+//! brokers and groups (KIP-848's `consumer.*` configs, Kafka's GROUP resource type 32).
 //!
 //! A topic's overrides are checked with the one topic validator (INVALID_CONFIG); a broker
 //! resource's with the dynamic-broker rules (INVALID_REQUEST), and the whole effective config
@@ -22,6 +23,7 @@ use crate::state::Shared;
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 pub const RESOURCE_BROKER_LOGGER: i8 = 8;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// A config resource rafka can alter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum Target {
     Topic(String),
     /// `None`: the cluster-wide default (resource name `""`); `Some`: this node.
     Broker(Option<i32>),
+    /// A group's `consumer.*` configs (KIP-848); the group need not exist.
+    Group(String),
 }
 
 fn invalid_request(message: String) -> ApiError {
@@ -78,6 +82,10 @@ pub fn target(
             "broker loggers are configured with RUST_LOG, not through IncrementalAlterConfigs"
                 .to_string(),
         )),
+        RESOURCE_GROUP if name.is_empty() => Err(invalid_request(
+            "Default group resources are not allowed.".to_string(),
+        )),
+        RESOURCE_GROUP => Ok(Target::Group(name.to_string())),
         other => Err(invalid_request(format!("Unknown resource type {other}"))),
     }
 }
@@ -92,6 +100,7 @@ pub fn current(image: &MetadataImage, target: &Target) -> BTreeMap<String, Strin
             .unwrap_or_default(),
         Target::Broker(None) => image.broker_configs.cluster_default.clone(),
         Target::Broker(Some(id)) => image.broker_configs.node(*id).clone(),
+        Target::Group(id) => image.group_configs.get(id).cloned().unwrap_or_default(),
     }
 }
 
@@ -142,10 +151,23 @@ pub async fn commit(
                 request_id,
             }
         }
+        Target::Group(group_id) => {
+            shared
+                .config
+                .consumer_group
+                .validate_group_configs(&next)
+                .map_err(|m| errors::config_rejected(ConfigRejected::InvalidConfig(m)))?;
+            ControllerCommand::AlterGroupConfigs {
+                group_id: group_id.clone(),
+                changes,
+                request_id,
+            }
+        }
     };
     let empty = match &command {
         ControllerCommand::AlterTopicConfigs { changes, .. }
-        | ControllerCommand::AlterBrokerConfigs { changes, .. } => changes.is_empty(),
+        | ControllerCommand::AlterBrokerConfigs { changes, .. }
+        | ControllerCommand::AlterGroupConfigs { changes, .. } => changes.is_empty(),
         _ => false,
     };
     if validate_only || empty {
@@ -204,8 +226,20 @@ mod tests {
         );
         assert!(target(1, RESOURCE_BROKER_LOGGER, "1", true).is_err());
         assert_eq!(
-            target(1, 32, "group", true).expect_err("group").message,
-            "Unknown resource type 32"
+            target(1, RESOURCE_GROUP, "g", true).expect("group"),
+            Target::Group("g".into())
+        );
+        assert_eq!(
+            target(1, RESOURCE_GROUP, "", false)
+                .expect_err("default group")
+                .message,
+            "Default group resources are not allowed."
+        );
+        assert_eq!(
+            target(1, 16, "metrics", true)
+                .expect_err("client metrics")
+                .message,
+            "Unknown resource type 16"
         );
     }
 

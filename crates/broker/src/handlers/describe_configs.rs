@@ -1,6 +1,7 @@
 //! DescribeConfigs (key 32): topic configs (override > dynamic broker > static broker > default)
 //! and broker configs (the node's effective values, or the cluster-wide dynamic defaults for
-//! resource name `""`), each with its source, synonyms in Kafka's order (when asked), read-only
+//! resource name `""`) and group configs (KIP-848's `consumer.*`: the group's own, else the
+//! broker's), each with its source, synonyms in Kafka's order (when asked), read-only
 //! flag, type and documentation.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use rafka_protocol::kafka_protocol::messages::{DescribeConfigsRequest, DescribeC
 use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_protocol::kafka_protocol::ResponseError;
 
+use crate::config::consumer_group::GROUP_CONFIG_NAMES;
 use crate::config::defs::{self, ConfigType};
 use crate::config::BrokerConfig;
 use crate::dynamic_config::{self, Synonym};
@@ -21,6 +23,17 @@ use crate::topic_config::{self, ConfigSource};
 const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
+const RESOURCE_GROUP: i8 = 32;
+
+/// Kafka's documentation of its group configs.
+fn group_config_doc(name: &str) -> &'static str {
+    match name {
+        "consumer.session.timeout.ms" => {
+            "The timeout to detect client failures when using the consumer group protocol."
+        }
+        _ => "The heartbeat interval given to the members of a consumer group.",
+    }
+}
 
 pub fn handle(
     shared: &Arc<Shared>,
@@ -105,6 +118,42 @@ pub fn handle(
                         }
                         r.configs.push(c);
                     }
+                }
+            }
+            RESOURCE_GROUP if res.resource_name.is_empty() => fail(
+                &mut r,
+                ResponseError::InvalidRequest,
+                "Group name must not be empty".to_string(),
+            ),
+            RESOURCE_GROUP => {
+                // Every group has these configs, whether or not it exists (as in Kafka): its
+                // own overrides, else the broker's `group.consumer.*` values.
+                let settings = &shared.config.consumer_group;
+                let overrides = image.group_configs.get(res.resource_name.as_str());
+                for name in GROUP_CONFIG_NAMES {
+                    if !wanted(name) {
+                        continue;
+                    }
+                    let own = overrides.and_then(|o| o.get(name)).cloned();
+                    let (value, source) = match own {
+                        Some(v) => (Some(v), ConfigSource::Group),
+                        None => (
+                            settings.group_config_default(name).map(|v| v.to_string()),
+                            ConfigSource::Default,
+                        ),
+                    };
+                    let mut c = entry(name, value.clone(), source, ConfigType::Int, false);
+                    if request.include_synonyms {
+                        c.synonyms = vec![to_wire(Synonym {
+                            name: name.to_string(),
+                            value,
+                            source,
+                        })];
+                    }
+                    if request.include_documentation {
+                        c.documentation = Some(StrBytes::from_static_str(group_config_doc(name)));
+                    }
+                    r.configs.push(c);
                 }
             }
             RESOURCE_BROKER_LOGGER => fail(

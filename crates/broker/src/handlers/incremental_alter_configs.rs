@@ -1,7 +1,7 @@
 //! IncrementalAlterConfigs (key 44, v0-1): SET, DELETE, APPEND and SUBTRACT (the last two on LIST
 //! keys such as `cleanup.policy`) applied to a resource's current dynamic overrides, then
-//! validated as a whole. Topics and brokers (`""` for the cluster-wide default, or this node's
-//! id); `validate_only` checks without writing. BROKER_LOGGER answers INVALID_REQUEST: rafka's
+//! validated as a whole. Topics, brokers (`""` for the cluster-wide default, or this node's
+//! id) and groups; `validate_only` checks without writing. BROKER_LOGGER answers INVALID_REQUEST: rafka's
 //! log levels come from `RUST_LOG`.
 
 use std::sync::Arc;
@@ -89,6 +89,7 @@ async fn alter(
     let kind = match target {
         Target::Topic(_) => ResourceKind::Topic,
         Target::Broker(_) => ResourceKind::Broker,
+        Target::Group(_) => ResourceKind::Group,
     };
     let image = shared.image();
     let current = config_admin::current(&image, &target);

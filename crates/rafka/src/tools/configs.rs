@@ -21,6 +21,7 @@ use super::props;
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
+pub const RESOURCE_GROUP: i8 = 32;
 
 /// One config as DescribeConfigs reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +51,8 @@ pub fn source_name(source: i8) -> &'static str {
         4 => "STATIC_BROKER_CONFIG",
         5 => "DEFAULT_CONFIG",
         6 => "DYNAMIC_BROKER_LOGGER_CONFIG",
-        7 => "CLIENT_METRICS_CONFIG",
-        8 => "GROUP_CONFIG",
+        7 => "DYNAMIC_CLIENT_METRICS_CONFIG",
+        8 => "DYNAMIC_GROUP_CONFIG",
         _ => "UNKNOWN",
     }
 }
@@ -165,10 +166,10 @@ pub struct Args {
     /// Alter the configuration for the entity.
     #[arg(long)]
     alter: bool,
-    /// Type of entity (topics/brokers).
+    /// Type of entity (topics/brokers/groups).
     #[arg(long = "entity-type", value_name = "String")]
     entity_type: Option<String>,
-    /// Name of entity (topic name/broker id).
+    /// Name of entity (topic name/broker id/group id).
     #[arg(long = "entity-name", value_name = "String")]
     entity_name: Option<String>,
     /// Default entity name for brokers (applies to corresponding entity type in command line).
@@ -180,6 +181,9 @@ pub struct Args {
     /// The broker's ID (shortcut for --entity-type brokers --entity-name).
     #[arg(long, value_name = "String")]
     broker: Option<String>,
+    /// The group's ID (shortcut for --entity-type groups --entity-name).
+    #[arg(long, value_name = "String")]
+    group: Option<String>,
     /// The config for the cluster-wide broker default (shortcut for --entity-type brokers
     /// --entity-default).
     #[arg(long = "broker-defaults")]
@@ -262,7 +266,7 @@ pub fn main(args: Vec<OsString>) -> anyhow::Result<u8> {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Target {
-    /// "topics" or "brokers".
+    /// "topics", "brokers" or "groups".
     entity_type: String,
     /// None: every entity of the type; Some(""): the broker default.
     name: Option<String>,
@@ -279,6 +283,8 @@ fn check_args(a: &Args) -> Result<Target, String> {
         ("topics".to_string(), Some(t.clone()))
     } else if let Some(b) = &a.broker {
         ("brokers".to_string(), Some(b.clone()))
+    } else if let Some(g) = &a.group {
+        ("groups".to_string(), Some(g.clone()))
     } else if a.broker_defaults {
         ("brokers".to_string(), Some(String::new()))
     } else {
@@ -286,9 +292,9 @@ fn check_args(a: &Args) -> Result<Target, String> {
             .entity_type
             .clone()
             .ok_or_else(|| "At least one entity type must be specified".to_string())?;
-        if t != "topics" && t != "brokers" {
+        if t != "topics" && t != "brokers" && t != "groups" {
             return Err(format!(
-                "Invalid entity type {t}, the entity type must be one of topics, brokers with a --bootstrap-server argument (this tool supports topics and brokers)"
+                "Invalid entity type {t}, the entity type must be one of topics, brokers, groups with a --bootstrap-server argument (this tool supports topics, brokers and groups)"
             ));
         }
         let name = if a.entity_default {
@@ -337,14 +343,15 @@ async fn run(a: &Args, target: Target) -> anyhow::Result<()> {
         Duration::from_secs(30),
     )?;
     let mut cluster = Cluster::connect(cfg).await?;
-    let resource_type = if target.entity_type == "topics" {
-        RESOURCE_TOPIC
-    } else {
-        RESOURCE_BROKER
-    };
+    let resource_type = resource_type_of(&target.entity_type);
     if a.describe {
         let names: Vec<String> = match &target.name {
             Some(n) => vec![n.clone()],
+            None if resource_type == RESOURCE_GROUP => super::groups::list_groups(&mut cluster)
+                .await?
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect(),
             None => {
                 let md = cluster.metadata(None, false).await?;
                 if resource_type == RESOURCE_TOPIC {
@@ -474,9 +481,18 @@ fn singular(entity_type: &str) -> &str {
     entity_type.strip_suffix('s').unwrap_or(entity_type)
 }
 
+fn resource_type_of(entity_type: &str) -> i8 {
+    match entity_type {
+        "topics" => RESOURCE_TOPIC,
+        "groups" => RESOURCE_GROUP,
+        _ => RESOURCE_BROKER,
+    }
+}
+
 fn dynamic_source(resource_type: i8, name: &str) -> i8 {
     match (resource_type, name.is_empty()) {
         (RESOURCE_TOPIC, _) => 1,
+        (RESOURCE_GROUP, _) => 8,
         (_, true) => 3,
         _ => 2,
     }
@@ -501,12 +517,7 @@ fn format_describe(
             singular(entity_type)
         ));
     }
-    let resource_type = if entity_type == "topics" {
-        RESOURCE_TOPIC
-    } else {
-        RESOURCE_BROKER
-    };
-    let dynamic = dynamic_source(resource_type, name);
+    let dynamic = dynamic_source(resource_type_of(entity_type), name);
     let mut shown: Vec<&DescribedConfig> = entries
         .iter()
         .filter(|e| all || e.entry.source == dynamic)

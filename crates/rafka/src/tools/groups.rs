@@ -438,7 +438,7 @@ fn format_members(group: &str, desc: &GroupDesc, verbose: bool) -> String {
 }
 
 /// Group ids with their states, from every broker (each coordinates some groups).
-async fn list_groups(cluster: &mut Cluster) -> anyhow::Result<Vec<(String, String)>> {
+pub(super) async fn list_groups(cluster: &mut Cluster) -> anyhow::Result<Vec<(String, String)>> {
     let md = cluster.metadata(Some(&[]), false).await?;
     let ids: Vec<i32> = md.brokers.iter().map(|b| b.node_id.0).collect();
     let mut out = BTreeMap::new();
