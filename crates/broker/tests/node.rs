@@ -21,6 +21,7 @@ use rafka_protocol::kafka_protocol::protocol::StrBytes;
 use rafka_records::{batches, BatchBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use uuid::Uuid;
 
 fn config(dir: &std::path::Path, port: u16) -> BrokerConfig {
     let mut props = BTreeMap::new();
@@ -617,5 +618,178 @@ async fn a_fresh_offsets_partition_is_loaded_once() {
     for _ in 1..round.min(200) {
         admin.recv(ApiKey::CreateTopics, 7).await;
     }
+    node.shutdown().await.unwrap();
+}
+
+fn heartbeat(
+    member: &str,
+    epoch: i32,
+    topics: Option<&[&str]>,
+    owned: Option<Vec<i32>>,
+    topic_id: Uuid,
+) -> RequestKind {
+    let mut r = ConsumerGroupHeartbeatRequest::default();
+    r.group_id = GroupId(StrBytes::from_static_str("kip848"));
+    r.member_id = StrBytes::from_string(member.into());
+    r.member_epoch = epoch;
+    // (The generated defaults of these nullable fields are not null.)
+    r.instance_id = None;
+    r.rack_id = None;
+    r.server_assignor = None;
+    r.subscribed_topic_regex = None;
+    r.rebalance_timeout_ms = if topics.is_some() { 30_000 } else { -1 };
+    r.subscribed_topic_names = topics.map(|ts| {
+        ts.iter()
+            .map(|t| TopicName(StrBytes::from_string(t.to_string())))
+            .collect()
+    });
+    r.topic_partitions = owned.map(|ps| {
+        let mut tp = consumer_group_heartbeat_request::TopicPartitions::default();
+        tp.topic_id = topic_id;
+        tp.partitions = ps;
+        // Owning nothing is an empty list, not a topic with no partitions.
+        if tp.partitions.is_empty() {
+            vec![]
+        } else {
+            vec![tp]
+        }
+    });
+    RequestKind::ConsumerGroupHeartbeat(r)
+}
+
+fn heartbeat_answer(resp: ResponseKind) -> (i16, i32, Vec<i32>) {
+    let ResponseKind::ConsumerGroupHeartbeat(r) = resp else {
+        panic!("not a ConsumerGroupHeartbeat response")
+    };
+    let partitions = r
+        .assignment
+        .map(|a| {
+            a.topic_partitions
+                .into_iter()
+                .flat_map(|t| t.partitions)
+                .collect()
+        })
+        .unwrap_or_default();
+    (r.error_code, r.member_epoch, partitions)
+}
+
+fn commit_as(member: &str, epoch: i32, topic: &str) -> RequestKind {
+    let mut p = offset_commit_request::OffsetCommitRequestPartition::default();
+    p.partition_index = 0;
+    p.committed_offset = 1;
+    let mut t = offset_commit_request::OffsetCommitRequestTopic::default();
+    t.name = TopicName(StrBytes::from_string(topic.into()));
+    t.partitions = vec![p];
+    let mut r = OffsetCommitRequest::default();
+    r.group_id = GroupId(StrBytes::from_static_str("kip848"));
+    r.member_id = StrBytes::from_string(member.into());
+    r.generation_id_or_member_epoch = epoch;
+    r.topics = vec![t];
+    RequestKind::OffsetCommit(r)
+}
+
+fn commit_error(resp: ResponseKind) -> i16 {
+    let ResponseKind::OffsetCommit(r) = resp else {
+        panic!("not an OffsetCommit response")
+    };
+    r.topics[0].partitions[0].error_code
+}
+
+/// KIP-848's epoch checks over a real socket (librdkafka has no way to send a wrong epoch):
+/// a heartbeat at an epoch the member never had is FENCED_MEMBER_EPOCH, a commit at another
+/// epoch than the member's STALE_MEMBER_EPOCH, an unknown member UNKNOWN_MEMBER_ID; none of
+/// them disturbs the group, whose members go on at their epochs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_member_epochs_get_kafkas_errors_and_the_group_keeps_serving() {
+    const FENCED_MEMBER_EPOCH: i16 = 110;
+    const STALE_MEMBER_EPOCH: i16 = 113;
+    const UNKNOWN_MEMBER_ID: i16 = 25;
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start(config(dir.path(), 0)).await.unwrap();
+    let mut c = Client::connect(node.bound_addresses()[0].1).await;
+    c.call(ApiKey::CreateTopics, 7, create_topic("orders", 2))
+        .await;
+    let mut all_topics = MetadataRequest::default();
+    all_topics.topics = None;
+    let ResponseKind::Metadata(md) = c
+        .call(ApiKey::Metadata, 12, RequestKind::Metadata(all_topics))
+        .await
+    else {
+        panic!("not a Metadata response")
+    };
+    let topic_id = md
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == "orders"))
+        .unwrap()
+        .topic_id;
+    // The first member joins once the new __consumer_offsets is loaded.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last = None;
+    let (a_epoch, a_parts) = loop {
+        assert!(
+            Instant::now() < deadline,
+            "the coordinator never answered: {last:?}"
+        );
+        c.call(
+            ApiKey::FindCoordinator,
+            4,
+            find_group_coordinators(&["kip848".to_string()]),
+        )
+        .await;
+        let hb = heartbeat("member-a", 0, Some(&["orders"]), Some(vec![]), topic_id);
+        let (error, epoch, parts) =
+            heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+        if error == 0 {
+            break (epoch, parts);
+        }
+        last = Some(error);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!((a_epoch, a_parts.len()), (1, 2));
+    // B joins: the group moves to epoch 2; A must give a partition up first.
+    let hb = heartbeat("member-b", 0, Some(&["orders"]), Some(vec![]), topic_id);
+    let (error, b_epoch, b_parts) =
+        heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+    assert_eq!((error, b_epoch, b_parts.len()), (0, 2, 0));
+
+    // A at an epoch it never had.
+    let hb = heartbeat("member-a", 7, None, None, topic_id);
+    let (error, _, _) = heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+    assert_eq!(error, FENCED_MEMBER_EPOCH);
+    // A commit at another epoch than A's, and one from a member the group does not know.
+    let stale = c
+        .call(ApiKey::OffsetCommit, 9, commit_as("member-a", 2, "orders"))
+        .await;
+    assert_eq!(commit_error(stale), STALE_MEMBER_EPOCH);
+    let unknown = c
+        .call(ApiKey::OffsetCommit, 9, commit_as("member-z", 1, "orders"))
+        .await;
+    assert_eq!(commit_error(unknown), UNKNOWN_MEMBER_ID);
+
+    // The group is undisturbed: A, still at epoch 1, commits and revokes what it must, and
+    // then B gets that partition, both at epoch 2.
+    let ok = c
+        .call(ApiKey::OffsetCommit, 9, commit_as("member-a", 1, "orders"))
+        .await;
+    assert_eq!(commit_error(ok), 0);
+    let hb = heartbeat("member-a", 1, None, Some(a_parts.clone()), topic_id);
+    let (error, a_epoch, a_kept) =
+        heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+    assert_eq!(
+        (error, a_epoch, a_kept.len()),
+        (0, 1, 1),
+        "A revokes one partition"
+    );
+    let hb = heartbeat("member-a", 1, None, Some(a_kept.clone()), topic_id);
+    let (error, a_epoch, _) = heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+    assert_eq!((error, a_epoch), (0, 2));
+    let hb = heartbeat("member-b", 2, None, Some(vec![]), topic_id);
+    let (error, b_epoch, b_parts) =
+        heartbeat_answer(c.call(ApiKey::ConsumerGroupHeartbeat, 1, hb).await);
+    assert_eq!((error, b_epoch), (0, 2));
+    let mut all: Vec<i32> = a_kept.into_iter().chain(b_parts).collect();
+    all.sort();
+    assert_eq!(all, vec![0, 1]);
     node.shutdown().await.unwrap();
 }
