@@ -709,7 +709,12 @@ impl ConsumerGroups {
         );
         // 5. Patterns: the one this member dropped goes with its last subscriber; the
         //    group's patterns are resolved when new, when topics were added since (at most
-        //    every 10 s), or when the refresh interval has passed.
+        //    every 10 s), or when the refresh interval has passed. A pattern new to the group
+        //    is not resolved by the heartbeat that brings it: Kafka resolves it in the
+        //    background and bumps the group epoch when done, so that heartbeat is answered
+        //    without the pattern's topics (its literal topics first) and the member gets them
+        //    at its next one. rafka resolves it at the group's next heartbeat, which the
+        //    member sees the same way.
         let mut regexes_changed = false;
         if let Some(r) = &old.metadata.subscribed_topic_regex {
             if meta.subscribed_topic_regex.as_ref() != Some(r)
@@ -728,8 +733,13 @@ impl ConsumerGroups {
             .values()
             .filter_map(|m| m.metadata.subscribed_topic_regex.clone())
             .collect();
+        let introduced = meta
+            .subscribed_topic_regex
+            .as_ref()
+            .filter(|r| old.metadata.subscribed_topic_regex.as_ref() != Some(*r));
         for r in in_use {
             let due = match after.regexes.get(&r) {
+                None if introduced == Some(&r) => false,
                 None => true,
                 Some(v) => {
                     let age = now_ms - v.timestamp_ms;

@@ -471,8 +471,13 @@ fn by_regex(member: &str, regex: &str) -> HeartbeatRequest {
 #[test]
 fn a_regex_subscription_follows_the_topics_it_matches() {
     let mut h = Harness::new(Topics::with(&[("orders-eu", 1, 1), ("payments", 2, 1)]));
+    // A new pattern is resolved at the group's next heartbeat (Kafka resolves it in the
+    // background): the joining heartbeat is answered without its topics.
     let r = h.ok(by_regex("a", "orders-.*"), 0);
-    assert_eq!(r.assignment, Some(tp(&[(1, &[0])])));
+    assert_eq!((r.member_epoch, r.assignment), (1, Some(tp(&[]))));
+    assert!(h.groups.group("g").unwrap().regexes.is_empty());
+    let r = h.ok(beat("a", 1, Some(tp(&[]))), 100);
+    assert_eq!((r.member_epoch, r.assignment), (2, Some(tp(&[(1, &[0])]))));
     // The whole name must match: "xorders-eu" does not.
     h.topics = Topics::with(&[
         ("orders-eu", 1, 1),
@@ -481,10 +486,10 @@ fn a_regex_subscription_follows_the_topics_it_matches() {
         ("xorders-eu", 4, 1),
     ]);
     // Within 10 s of the last resolution a new topic waits.
-    let r = h.ok(beat("a", 1, Some(tp(&[(1, &[0])]))), 5_000);
-    assert_eq!((r.member_epoch, r.assignment), (1, None));
-    let r = h.ok(beat("a", 1, Some(tp(&[(1, &[0])]))), 10_000);
-    assert_eq!(r.member_epoch, 2);
+    let r = h.ok(beat("a", 2, Some(tp(&[(1, &[0])]))), 5_000);
+    assert_eq!((r.member_epoch, r.assignment), (2, None));
+    let r = h.ok(beat("a", 2, Some(tp(&[(1, &[0])]))), 10_100);
+    assert_eq!(r.member_epoch, 3);
     assert_eq!(r.assignment, Some(tp(&[(1, &[0]), (3, &[0, 1])])));
     assert_eq!(
         h.groups.group("g").unwrap().regexes["orders-.*"].topics,
@@ -492,7 +497,7 @@ fn a_regex_subscription_follows_the_topics_it_matches() {
     );
     h.check_replay();
     // The last subscriber leaves: the pattern goes too.
-    h.ok(beat("a", -1, None), 11_000);
+    h.ok(beat("a", -1, None), 11_100);
     assert!(h.groups.group("g").unwrap().regexes.is_empty());
     h.check_replay();
 }
@@ -510,17 +515,20 @@ fn an_invalid_regex_is_refused_and_names_and_a_regex_combine() {
         subscribed_topic_names: Some(vec!["b".into()]),
         ..by_regex("m", "a.")
     };
+    // The literal topic first, the pattern's at the next heartbeat.
     let r = h.ok(both, 0);
+    assert_eq!(r.assignment, Some(tp(&[(2, &[0])])));
+    let r = h.ok(beat("m", 1, Some(tp(&[(2, &[0])]))), 1);
     assert_eq!(r.assignment, Some(tp(&[(1, &[0]), (2, &[0])])));
     // An empty pattern clears it: a1 is to be revoked.
     let r = h.ok(
         HeartbeatRequest {
             subscribed_topic_regex: Some(String::new()),
-            ..beat("m", 1, Some(tp(&[(1, &[0]), (2, &[0])])))
+            ..beat("m", 2, Some(tp(&[(1, &[0]), (2, &[0])])))
         },
-        1,
+        2,
     );
-    assert_eq!(r.member_epoch, 1);
+    assert_eq!(r.member_epoch, 2);
     assert_eq!(
         h.member("m").assignment.pending_revocation,
         tp(&[(1, &[0])])
