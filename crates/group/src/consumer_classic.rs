@@ -60,6 +60,15 @@ impl ConsumerGroup {
     }
 
     /// Whether every member uses the classic protocol (and there is one).
+    /// Whether `instance_id` names a static member that uses the consumer protocol: a classic
+    /// member joining with that id replaces it (Kafka then downgrades the group if it was the
+    /// last such member).
+    pub fn consumer_protocol_static_member(&self, instance_id: &str) -> bool {
+        self.static_member(instance_id)
+            .and_then(|id| self.members.get(id))
+            .is_some_and(|m| !m.is_classic())
+    }
+
     pub fn all_classic(&self) -> bool {
         !self.members.is_empty() && self.members.values().all(Member::is_classic)
     }

@@ -677,6 +677,11 @@ impl Coordinator {
         }
         if self.consumer.serves_classic(&req.group_id) {
             // A classic member joining a consumer group (online migration).
+            let replaces_consumer_member = req.group_instance_id.as_deref().is_some_and(|i| {
+                self.consumer
+                    .group(&req.group_id)
+                    .is_some_and(|g| g.consumer_protocol_static_member(i))
+            });
             let random = (self.random)();
             match self
                 .consumer
@@ -702,6 +707,12 @@ impl Coordinator {
                             members: Vec::new(),
                         }),
                     );
+                    // Kafka's step 4 of `classicGroupJoinToConsumerGroup`: a classic static
+                    // member that replaced the last consumer-protocol member downgrades the
+                    // group (the member learns of the rebalance at its SyncGroup).
+                    if replaces_consumer_member {
+                        self.try_downgrade(&req.group_id, now_ms, &mut out);
+                    }
                 }
                 Err((e, member_id)) => fail(&mut out, e, &member_id),
             }

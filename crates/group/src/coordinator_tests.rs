@@ -1514,6 +1514,51 @@ mod consumer_groups {
         assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
     }
 
+    /// Kafka's `validateOnlineDowngradeWithReplacedMemberId`: a classic static member that
+    /// replaces the last consumer-protocol member (same instance id) turns the group back into
+    /// a classic group, which rebalances; replayed from the log it is the same.
+    #[test]
+    fn a_classic_static_member_replacing_the_last_consumer_member_downgrades_the_group() {
+        let mut c = super::coordinator(0);
+        let mut log = Vec::new();
+        let mut join = heartbeat_req("m1", 0);
+        join.instance_id = Some("i1".into());
+        let out = c.consumer_group_heartbeat(0, 1, &join, &Topics);
+        heartbeat_reply(&out).expect("joined");
+        log.extend(out.appends);
+        let out = c.join_group(1, 2, classic_join("", &[]), &Topics);
+        let classic = super::join_reply(&out, 2).expect("member id").member_id;
+        log.extend(out.appends);
+        let out = c.join_group(1, 3, classic_join(&classic, &[]), &Topics);
+        assert_eq!(super::join_reply(&out, 3).expect("joined").error, None);
+        log.extend(out.appends);
+        assert_eq!(c.consumer_group("g").map(|g| g.members.len()), Some(2));
+
+        // The consumer-protocol member's application restarts with the classic protocol.
+        let replacing = JoinRequest {
+            group_instance_id: Some("i1".into()),
+            ..classic_join("", &[])
+        };
+        let out = c.join_group(2, 4, replacing, &Topics);
+        let joined = super::join_reply(&out, 4).expect("answered");
+        assert_eq!(joined.error, None);
+        log.extend(out.appends);
+        assert!(
+            c.consumer_group("g").is_none(),
+            "the consumer group is gone"
+        );
+        let g = c.group("g").expect("a classic group again");
+        assert_eq!(g.state, GroupState::PreparingRebalance);
+        assert_eq!(g.members.len(), 2);
+        assert!(g.members.contains_key(&joined.member_id));
+        assert_eq!(g.static_members.get("i1"), Some(&joined.member_id));
+        let mut fresh = loading_coordinator();
+        replay_all(&mut fresh, &log);
+        fresh.finish_load(0, 0);
+        assert!(fresh.consumer_group("g").is_none());
+        assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
+    }
+
     /// Offset expiry in a consumer group: an offset of a topic no member subscribes to goes
     /// `offsets.retention.minutes` after its commit; one of a subscribed topic stays while the
     /// member does; once the group is empty and its last offset expired, the group goes too.
