@@ -897,6 +897,14 @@ fn replay_all(c: &mut Coordinator, appends: &[Append]) {
     }
 }
 
+/// A coordinator that read `log` back, as after a failover.
+fn reloaded(log: &[Append]) -> Coordinator {
+    let mut c = loading_coordinator();
+    replay_all(&mut c, log);
+    c.finish_load(0, 0);
+    c
+}
+
 fn loading_coordinator() -> Coordinator {
     let mut c = Coordinator::new(
         GroupConfig {
@@ -914,9 +922,7 @@ fn replaying_a_commit_then_its_tombstone_leaves_no_offsets() {
     let mut c = coordinator(0);
     let mut log = commit(&mut c, 1, "", -1, 5).appends;
     log.extend(c.delete_offsets(2, "g", vec![("t".into(), 0)]).appends);
-    let mut fresh = loading_coordinator();
-    replay_all(&mut fresh, &log);
-    fresh.finish_load(0, 0);
+    let fresh = reloaded(&log);
     assert!(fresh.group_offsets("g").is_empty());
     assert_eq!(fresh.fetch_offsets("g", None, false), Ok(vec![]));
     // The commit created the (simple) group, as it does live.
@@ -929,9 +935,7 @@ fn replaying_a_deleted_group_leaves_neither_group_nor_offsets() {
     let mut log = commit(&mut c, 1, "", -1, 5).appends;
     log.extend(txn_commit(&mut c, 7, 6).appends);
     log.extend(c.delete_group(2, 3, "g").appends);
-    let mut fresh = loading_coordinator();
-    replay_all(&mut fresh, &log);
-    fresh.finish_load(0, 0);
+    let mut fresh = reloaded(&log);
     assert!(fresh.group("g").is_none());
     assert!(fresh.group_offsets("g").is_empty());
     // As live, the marker of a transaction opened before the delete restores nothing.
@@ -1215,9 +1219,7 @@ mod consumer_groups {
             17
         );
         log.extend(out.appends);
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let fresh = reloaded(&log);
         assert!(fresh.group("g").is_none());
         assert!(fresh.consumer_group("g").is_some());
         assert_eq!(
@@ -1391,9 +1393,7 @@ mod consumer_groups {
             vec![Some(GroupError::IllegalGeneration)]
         );
 
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let mut fresh = reloaded(&log);
         assert_eq!(fresh.consumer_group("g").map(|g| g.members.len()), Some(2));
         assert_eq!(fresh.heartbeat(11, "g", "x", None, 2), Ok(()));
 
@@ -1474,9 +1474,7 @@ mod consumer_groups {
             c.heartbeat(3, "g", &leader, None, 1),
             Err(GroupError::RebalanceInProgress)
         );
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let fresh = reloaded(&log);
         assert_eq!(fresh.consumer_group("g"), c.consumer_group("g"));
 
         // Both classic members rejoin, giving up what the consumer member gets.
@@ -1507,9 +1505,7 @@ mod consumer_groups {
             Err(GroupError::RebalanceInProgress)
         );
         log.extend(out.appends);
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let fresh = reloaded(&log);
         assert!(fresh.consumer_group("g").is_none());
         assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
     }
@@ -1552,9 +1548,7 @@ mod consumer_groups {
         assert_eq!(g.members.len(), 2);
         assert!(g.members.contains_key(&joined.member_id));
         assert_eq!(g.static_members.get("i1"), Some(&joined.member_id));
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let fresh = reloaded(&log);
         assert!(fresh.consumer_group("g").is_none());
         assert_eq!(fresh.group("g").map(|g| g.members.len()), Some(2));
     }
@@ -1690,9 +1684,7 @@ mod consumer_groups {
         assert!(c.consumer_group("g").is_none());
         assert!(c.group_offsets("g").is_empty());
         log.extend(gone.appends);
-        let mut fresh = loading_coordinator();
-        replay_all(&mut fresh, &log);
-        fresh.finish_load(0, 0);
+        let fresh = reloaded(&log);
         assert!(fresh.consumer_group("g").is_none());
         assert!(fresh.group_offsets("g").is_empty());
     }
