@@ -98,6 +98,11 @@ install_system_packages() {
         command -v ip >/dev/null || pkgs+=(iproute2)
         command -v iptables >/dev/null || pkgs+=(iptables)
     fi
+    # The observability tests (issue 18): a real Prometheus scraping the broker and a real
+    # headless Chromium on its status page (skipped when missing), with a font to render it.
+    command -v prometheus >/dev/null || pkgs+=(prometheus)
+    command -v chromium >/dev/null || pkgs+=(chromium)
+    [[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]] || pkgs+=(fonts-dejavu-core)
     command -v "$PYTHON" >/dev/null || pkgs+=(python3)
     if command -v "$PYTHON" >/dev/null && ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
         pkgs+=(python3-venv)                               # Debian splits venv/ensurepip out
@@ -109,7 +114,18 @@ install_system_packages() {
     echo "installing: ${pkgs[*]}"
     # Only refresh the package lists when something actually has to be installed.
     as_root apt-get update -q </dev/null
-    as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
+    # Debian's prometheus package would start its service (a daemon on :9090): packages may not
+    # start services during this install (policy-rc.d exit 101, unless the machine has its own).
+    local policy=/usr/sbin/policy-rc.d own_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+        as_root chmod 755 "$policy"
+        own_policy=1
+    fi
+    local rc=0
+    as_root apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null || rc=$?
+    if [[ $own_policy -eq 1 ]]; then as_root rm -f "$policy"; fi
+    return $rc
 }
 
 setup_venv() {
