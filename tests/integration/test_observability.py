@@ -44,11 +44,14 @@ VALUE_LEN = 100
 PAYLOAD = KEY_LEN + VALUE_LEN
 
 
+# Requested before obs_broker, so a missing binary skips before any broker starts.
+@pytest.fixture
 def need_prometheus():
     if prometheus_binary() is None:
         pytest.skip("prometheus binary missing (tests/run.sh installs Debian's `prometheus`)")
 
 
+@pytest.fixture
 def need_chromium():
     if chromium_binary() is None:
         pytest.skip("chromium binary missing (tests/run.sh installs Debian's `chromium`)")
@@ -117,8 +120,7 @@ def run_workload(broker, topic: str, group: str, addr: str) -> None:
 # ---- metrics through a real Prometheus ------------------------------------------------------
 
 @pytest.mark.timeout(180)
-def test_prometheus_sees_the_workload_exactly(obs_broker, unique_topic):
-    need_prometheus()
+def test_prometheus_sees_the_workload_exactly(need_prometheus, obs_broker, unique_topic):
     broker, addr = obs_broker
     topic, group = unique_topic, f"g-{unique_topic}"
     prom = Prometheus([addr])
@@ -233,8 +235,7 @@ def test_openmetrics_on_request_and_text_format_by_default(obs_broker, unique_to
 # ---- the status page in a real browser ------------------------------------------------------
 
 @pytest.mark.timeout(180)
-def test_status_page_in_chromium(obs_broker, unique_topic):
-    need_chromium()
+def test_status_page_in_chromium(need_chromium, obs_broker, unique_topic):
     broker, addr = obs_broker
     topic, group = unique_topic, f"g-{unique_topic}"
     run_workload(broker, topic, group, addr)
