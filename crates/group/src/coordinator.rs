@@ -11,7 +11,7 @@
 //! `GroupMetadataManager` / `ClassicGroup` in 4.x): which state accepts which request, which
 //! error each situation gets, when a rebalance starts and ends, and when offsets expire.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::Bytes;
 
@@ -291,6 +291,18 @@ pub struct ListedGroup {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+}
+
+/// One group as [`Coordinator::group_summaries`] describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    pub group_id: String,
+    /// "classic" or "consumer" (KIP-848), as Kafka's ListGroups v5 names group types.
+    pub protocol: &'static str,
+    pub state: &'static str,
+    pub members: usize,
+    /// Committed offsets: (topic, partition, offset), sorted.
+    pub offsets: Vec<(String, i32, i64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -2025,6 +2037,57 @@ impl Coordinator {
             .filter(|(id, _)| self.partitions.get(&partition_for(id, n)) == Some(&Load::Loaded))
             .map(|(id, g)| (id.clone(), g.state().name()))
             .collect()
+    }
+
+    /// Every group of the loaded partitions, classic or KIP-848, with its members and committed
+    /// offsets, sorted by id: what the metrics endpoint (consumer lag) and the status page show.
+    /// A group id that has only offsets (a consumer that assigns partitions itself and commits)
+    /// is listed too, as Kafka's `kafka-consumer-groups --describe` lists it.
+    pub fn group_summaries(&self) -> Vec<GroupSummary> {
+        let n = self.config.num_partitions;
+        let loaded = |id: &str| self.partitions.get(&partition_for(id, n)) == Some(&Load::Loaded);
+        let mut out: BTreeMap<String, GroupSummary> = BTreeMap::new();
+        for g in self.groups.values().filter(|g| loaded(&g.group_id)) {
+            out.insert(
+                g.group_id.clone(),
+                GroupSummary {
+                    group_id: g.group_id.clone(),
+                    protocol: "classic",
+                    state: g.state.name(),
+                    members: g.members.len(),
+                    offsets: Vec::new(),
+                },
+            );
+        }
+        for (id, g) in self.consumer.groups().filter(|(id, _)| loaded(id)) {
+            out.insert(
+                id.clone(),
+                GroupSummary {
+                    group_id: id.clone(),
+                    protocol: "consumer",
+                    state: g.state().name(),
+                    members: g.members.len(),
+                    offsets: Vec::new(),
+                },
+            );
+        }
+        for id in self.offsets.group_ids().filter(|id| loaded(id)) {
+            let summary = out.entry(id.clone()).or_insert_with(|| GroupSummary {
+                group_id: id.clone(),
+                protocol: "classic",
+                state: GroupState::Empty.name(),
+                members: 0,
+                offsets: Vec::new(),
+            });
+            summary.offsets = self
+                .offsets
+                .group(id)
+                .offsets
+                .iter()
+                .map(|((topic, partition), c)| (topic.clone(), *partition, c.offset))
+                .collect();
+        }
+        out.into_values().collect()
     }
 
     /// Whether any partition is still loading (ListGroups answers

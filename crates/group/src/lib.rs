@@ -38,9 +38,9 @@ pub mod records;
 pub mod timers;
 
 pub use coordinator::{
-    Append, CommitRequest, Coordinator, DescribedGroup, DescribedMember, JoinRequest, JoinResponse,
-    JoinResponseMember, LeaveMember, ListedGroup, OffsetFetchPartition, Output, PendingReply,
-    Reply, ReplyId, SyncRequest, SyncResponse, TxnCommitRequest,
+    Append, CommitRequest, Coordinator, DescribedGroup, DescribedMember, GroupSummary, JoinRequest,
+    JoinResponse, JoinResponseMember, LeaveMember, ListedGroup, OffsetFetchPartition, Output,
+    PendingReply, Reply, ReplyId, SyncRequest, SyncResponse, TxnCommitRequest,
 };
 pub use group::GroupState;
 
