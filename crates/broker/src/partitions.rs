@@ -356,6 +356,11 @@ impl Partition {
         lock(&self.inner).log.log_end_offset()
     }
 
+    /// Segments of the log (Kafka's `NumLogSegments` gauge).
+    pub fn segment_count(&self) -> usize {
+        lock(&self.inner).log.segment_count()
+    }
+
     pub fn register_waiter(&self, waiter: Arc<Notify>) {
         lock(&self.waiters).push(waiter);
     }

@@ -92,9 +92,11 @@ pub async fn accept_loop<D: Dispatch>(
     dispatcher: Arc<D>,
     bound: BoundListener,
     counter: Arc<ConnectionCounter>,
+    metrics: Arc<crate::metrics::Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let name: Arc<str> = Arc::from(bound.listener.name.as_str());
+    let connections = metrics.listener(&name);
     loop {
         let accepted = tokio::select! {
             a = bound.socket.accept() => a,
@@ -126,9 +128,11 @@ pub async fn accept_loop<D: Dispatch>(
         };
         let dispatcher = dispatcher.clone();
         let rx = shutdown.clone();
+        let open = connections.opened();
         tokio::spawn(async move {
             connection::serve(dispatcher, stream, ctx, rx).await;
             drop(slot);
+            drop(open);
         });
     }
 }

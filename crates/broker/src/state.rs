@@ -44,6 +44,8 @@ pub struct Shared {
     pub txns: TxnCoordinatorHandle,
     /// Incremental fetch sessions (KIP-227) of consumers and followers.
     pub fetch_sessions: std::sync::Mutex<crate::fetch_sessions::FetchSessionCache>,
+    /// The counters the request paths bump (served by the HTTP listener's `/metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Shared {

@@ -40,6 +40,7 @@ use crate::errors;
 use crate::fetch_sessions::{
     FetchState, Outcome, Sent, SessionKey, FINAL_EPOCH, INITIAL_EPOCH, INVALID_SESSION_ID,
 };
+use crate::metrics::TopicHandle;
 use crate::partitions::lock;
 use crate::partitions::{Partition, ReplicaFetch, ReplicaFetchError, ReplicaRead, Unavailable};
 use crate::state::Shared;
@@ -213,6 +214,7 @@ pub async fn handle(
             read_all(shared, &wanted, max_bytes, read_committed, replica, version);
         let now = Instant::now();
         if total >= min_bytes || any_error || now >= deadline || wait.is_zero() {
+            count_reads(shared, &topics, &wanted, &parts, replica.is_some());
             response.session_id = answer_in_session(
                 shared,
                 &mode,
@@ -239,6 +241,36 @@ pub async fn handle(
             }
         }
         let _ = tokio::time::timeout_at(deadline, waiter.notified()).await;
+    }
+}
+
+/// Kafka's BrokerTopicStats for an answered fetch: a fetch request and, on error, a failed
+/// one per partition read; bytes out for consumers only (a follower's are replication bytes).
+/// Counted once per answer, not per wake-up of a long poll.
+fn count_reads(
+    shared: &Shared,
+    topics: &[(String, Uuid)],
+    wanted: &[Wanted],
+    parts: &[Option<PartitionData>],
+    from_follower: bool,
+) {
+    let metrics = &shared.metrics;
+    let mut handles: Vec<Option<TopicHandle>> = (0..topics.len()).map(|_| None).collect();
+    for (w, pd) in wanted.iter().zip(parts) {
+        let Some(pd) = pd else { continue };
+        // Only topics this node hosts get series of their own.
+        let none = TopicHandle::none();
+        let handle = match &w.target {
+            Ok(p) => &*handles[w.topic_index].get_or_insert_with(|| metrics.topic(&p.topic)),
+            Err(_) => &none,
+        };
+        let stats = metrics.stats(handle);
+        stats.fetch_request();
+        if pd.error_code != 0 {
+            stats.fetch_failed();
+        } else if !from_follower {
+            stats.bytes_out(pd.records.as_ref().map_or(0, |r| r.len() as u64));
+        }
     }
 }
 

@@ -101,7 +101,21 @@ impl crate::connection::Dispatch for ClientDispatch {
     }
 }
 
+/// Runs one request and counts it (Kafka's RequestMetrics: requests by API and version, the
+/// time until the answer is ready).
 pub async fn dispatch(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Bytes) -> Outcome {
+    let started = std::time::Instant::now();
+    let key = codec::peek_header(&frame)
+        .ok()
+        .map(|h| (h.api_key, h.api_version));
+    let outcome = route(shared, ctx, frame).await;
+    if let Some((api_key, version)) = key {
+        shared.metrics.request(api_key, version, started.elapsed());
+    }
+    outcome
+}
+
+async fn route(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Bytes) -> Outcome {
     let peek = match codec::peek_header(&frame) {
         Ok(h) => h,
         Err(e) => return Outcome::Close(format!("unreadable request header: {e}")),

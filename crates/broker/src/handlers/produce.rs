@@ -25,6 +25,7 @@ use rafka_records::{RecordError, TimestampBounds, TimestampType, ValidationLimit
 use uuid::Uuid;
 
 use crate::errors;
+use crate::metrics::TopicHandle;
 use crate::now_ms;
 use crate::partitions::ReplicationWait;
 use crate::state::Shared;
@@ -124,8 +125,24 @@ pub async fn handle(
     let mut node_endpoints: Vec<NodeEndpoint> = Vec::new();
     // acks=all appends whose answers wait for the followers: (topic index, response index).
     let mut awaiting: Vec<(usize, usize, ReplicationWait)> = Vec::new();
+    // Kafka's BrokerTopicStats: counted per partition of the request, under topics that exist
+    // (a client naming arbitrary topics must not grow the series without bound).
+    let topic_stats: Vec<TopicHandle> = topics
+        .iter()
+        .map(|t| {
+            let known = if version >= 13 {
+                image.topic_by_id(&t.topic_id)
+            } else {
+                image.topic_by_name(&t.name)
+            };
+            known.map_or_else(TopicHandle::none, |k| shared.metrics.topic(&k.name))
+        })
+        .collect();
     for (item, verify_error) in items.into_iter().zip(verify_errors) {
         let topic = &topics[item.topic_index];
+        let stats = shared.metrics.stats(&topic_stats[item.topic_index]);
+        stats.produce_request();
+        let batch_bytes = item.range.as_ref().map_or(0, |r| r.len() as u64);
         let mut pr = PartitionProduceResponse::default();
         pr.index = item.partition;
         pr.base_offset = -1;
@@ -146,6 +163,7 @@ pub async fn handle(
         );
         match result {
             Ok(done) => {
+                stats.appended(done.records, batch_bytes);
                 pr.base_offset = done.base_offset;
                 pr.log_append_time_ms = done.log_append_time_ms;
                 pr.log_start_offset = done.log_start_offset;
@@ -155,6 +173,7 @@ pub async fn handle(
                 }
             }
             Err((code, message)) => {
+                stats.produce_failed();
                 any_error = true;
                 pr.error_code = code.code();
                 // KIP-951 (v10+): name the current leader so the client need not ask Metadata.
@@ -319,6 +338,8 @@ struct Appended {
     base_offset: i64,
     log_append_time_ms: i64,
     log_start_offset: i64,
+    /// Records in the appended batches (a retried duplicate counts again, as in Kafka).
+    records: u64,
     /// acks=all: what the answer waits for.
     replication: Option<ReplicationWait>,
 }
@@ -523,6 +544,7 @@ fn produce_partition(
         base_offset: info.base_offset,
         log_append_time_ms,
         log_start_offset: partition.log_start_offset(),
+        records: u64::try_from(info.last_offset - info.base_offset + 1).unwrap_or(0),
         replication,
     })
 }
