@@ -29,6 +29,10 @@
 //! - [`topic_config`]: a topic's effective settings (topic overrides over broker defaults).
 //! - [`dynamic_config`]: dynamic broker configs from the metadata log layered over the static
 //!   config (Kafka's `DynamicBrokerConfig`).
+//! - [`metrics`]: the node's counters (bumped on the request paths) and the gauges read when
+//!   scraped, under the names Kafka's JMX-exporter dashboards query.
+//! - [`http`]: the optional HTTP listener (`http.listener`): `/metrics`, the health endpoints
+//!   `/livez` and `/readyz`, and the read-only status page at `/`.
 //! - [`errors`]: the one place where internal errors become Kafka error codes.
 //!
 //! Storage is synchronous; appends and reads run inline on the connection's task under a
@@ -44,7 +48,9 @@ pub mod errors;
 pub mod fetch_sessions;
 pub mod group_coordinator;
 pub mod handlers;
+pub mod http;
 pub mod log_cleaner;
+pub mod metrics;
 pub mod node;
 pub mod partitions;
 pub mod producer_ids;

@@ -211,6 +211,33 @@ impl Node {
         }
         let config = Arc::new(config);
         let roles = config.process_roles;
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        // The HTTP listener comes up first, so that `/livez` answers (and `/readyz` says why
+        // not yet) during log recovery and while the quorum forms.
+        let http = Arc::new(crate::http::HttpState::new(
+            metrics.clone(),
+            roles.broker,
+            config.broker_session_timeout_ms,
+        ));
+        if let Some((host, port)) = &config.http_listener {
+            let socket =
+                crate::http::bind(host, *port)
+                    .await
+                    .map_err(|source| NodeError::Bind {
+                        listener: format!("http.listener={host}:{port}"),
+                        source,
+                    })?;
+            if let Ok(addr) = socket.local_addr() {
+                tracing::info!(%addr, "Listening (http: /metrics, /livez, /readyz, /)");
+            }
+            tasks.push(tokio::spawn(crate::http::serve(
+                socket,
+                http.clone(),
+                shutdown_rx.clone(),
+            )));
+        }
         let backend: Arc<dyn Backend> = Arc::new(FileBackend);
         let log_dirs = LogDirs::new(&config.log_dirs, backend.clone())?;
         log_dirs.create_all()?;
@@ -280,8 +307,6 @@ impl Node {
             d.clear_clean_shutdown().map_err(|e| dir_error(d, e))?;
         }
 
-        let (shutdown_tx, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
         let mut bound = Vec::new();
         let counter = Arc::new(ConnectionCounter::default());
         let limits = ConnectionLimits {
@@ -336,6 +361,7 @@ impl Node {
                 controller_dispatch.clone(),
                 b,
                 counter.clone(),
+                metrics.clone(),
                 shutdown_rx.clone(),
             )));
         }
@@ -372,7 +398,9 @@ impl Node {
                         .unwrap_or([1; 8]),
                 ),
             )),
+            metrics: metrics.clone(),
         });
+        http.set_shared(shared.clone());
 
         if !roles.broker {
             tracing::info!(
@@ -416,6 +444,7 @@ impl Node {
             },
             controller_client,
         );
+        http.set_lifecycle(lifecycle.clone());
         let epoch = match lifecycle.register(&quorum).await {
             Ok(epoch) => epoch,
             Err(e) => {
@@ -553,9 +582,11 @@ impl Node {
                 client_dispatch.clone(),
                 b,
                 counter.clone(),
+                metrics.clone(),
                 shutdown_rx.clone(),
             )));
         }
+        http.set_listening();
         // The line tools wait for (Testcontainers, compose healthchecks, scripts).
         tracing::info!(
             "[KafkaRaftServer nodeId={}] Kafka Server started",

@@ -253,6 +253,25 @@ pub fn render(flavour: Flavour, inputs: &Inputs) -> Result<Rendered, String> {
     })
 }
 
+/// The image serves metrics, health and the status page on 9404 (the port it exposes) unless
+/// the configuration names `http.listener` itself (`KAFKA_HTTP_LISTENER=` empty turns it off).
+/// The plain binary keeps it off: zero-config runs open no extra port. Applied to the file the
+/// image writes, after the translation of the replaced images' conventions ([`render`]).
+fn with_http_listener(mut properties: String) -> String {
+    if sources::parse_properties(&properties).contains_key(HTTP_LISTENER_KEY) {
+        return properties;
+    }
+    if !properties.is_empty() && !properties.ends_with('\n') {
+        properties.push('\n');
+    }
+    properties.push_str(&format!("{HTTP_LISTENER_KEY}={IMAGE_HTTP_LISTENER}\n"));
+    properties
+}
+
+const HTTP_LISTENER_KEY: &str = "http.listener";
+/// Strimzi's metrics port, where Kafka-on-Kubernetes scrape configs already look.
+const IMAGE_HTTP_LISTENER: &str = "0.0.0.0:9404";
+
 /// apache/cp `configure`: a controller-only node must not advertise listeners. Returns whether
 /// the node is controller-only.
 fn check_roles(
@@ -411,7 +430,8 @@ fn setup(cli: &SetupCli) -> Result<Rendered, String> {
         bitnami_mounted: read_optional(&cli.bitnami_configs_dir)?,
         default: read_optional(&cli.default_configs_dir)?,
     };
-    let rendered = render(cli.flavour, &inputs)?;
+    let mut rendered = render(cli.flavour, &inputs)?;
+    rendered.properties = with_http_listener(std::mem::take(&mut rendered.properties));
     write_atomically(&cli.final_config, &rendered.properties)?;
     Ok(rendered)
 }
@@ -479,6 +499,41 @@ mod tests {
 
     fn get<'a>(p: &'a BTreeMap<String, String>, k: &str) -> Option<&'a str> {
         p.get(k).map(String::as_str)
+    }
+
+    #[test]
+    fn the_image_serves_http_on_9404_unless_told_otherwise() {
+        let r = render(Flavour::Apache, &inputs(&[])).expect("renders");
+        let with = with_http_listener(r.properties);
+        assert!(with.ends_with("num.partitions=1\nhttp.listener=0.0.0.0:9404\n"));
+        let r = render(
+            Flavour::Apache,
+            &inputs(&[("KAFKA_HTTP_LISTENER", ""), ("KAFKA_NODE_ID", "1")]),
+        )
+        .expect("renders");
+        let off = with_http_listener(r.properties);
+        assert_eq!(
+            sources::parse_properties(&off)
+                .get("http.listener")
+                .map(String::as_str),
+            Some("")
+        );
+        let r = render(
+            Flavour::Bitnami,
+            &inputs(&[("KAFKA_CFG_HTTP_LISTENER", "0.0.0.0:9999")]),
+        )
+        .expect("renders");
+        let own = with_http_listener(r.properties);
+        assert_eq!(
+            sources::parse_properties(&own)
+                .get("http.listener")
+                .map(String::as_str),
+            Some("0.0.0.0:9999")
+        );
+        assert_eq!(
+            with_http_listener("node.id=3".into()),
+            "node.id=3\nhttp.listener=0.0.0.0:9404\n"
+        );
     }
 
     #[test]

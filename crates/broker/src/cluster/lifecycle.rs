@@ -124,6 +124,9 @@ pub struct BrokerLifecycle {
     ready_to_unfence: AtomicBool,
     state: watch::Sender<BrokerState>,
     wake: Notify,
+    /// When the active controller last answered a heartbeat, and whether it said fenced (the
+    /// readiness endpoint: a broker whose heartbeats go unanswered for a session is fenced).
+    last_answer: std::sync::Mutex<Option<(std::time::Instant, bool)>>,
 }
 
 impl std::fmt::Debug for BrokerLifecycle {
@@ -151,6 +154,7 @@ impl BrokerLifecycle {
             ready_to_unfence: AtomicBool::new(false),
             state: watch::channel(BrokerState::Starting).0,
             wake: Notify::new(),
+            last_answer: std::sync::Mutex::new(None),
         });
         lifecycle_log!(
             info,
@@ -165,6 +169,31 @@ impl BrokerLifecycle {
 
     pub fn state(&self) -> BrokerState {
         *self.state.borrow()
+    }
+
+    /// How long ago the active controller last answered a heartbeat, and whether that answer
+    /// said this broker is fenced; `None` before the first answer.
+    pub fn last_heartbeat_answer(&self) -> Option<(std::time::Duration, bool)> {
+        self.last_answer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|(at, fenced)| (at.elapsed(), fenced))
+    }
+
+    /// Kafka's `BrokerState` number, as its `kafka.server:type=KafkaServer,name=BrokerState`
+    /// gauge reports it.
+    pub fn state_number(&self) -> i64 {
+        match self.state() {
+            BrokerState::Starting => 1,
+            BrokerState::Recovery => 2,
+            BrokerState::Running => 3,
+            BrokerState::PendingControlledShutdown => 6,
+            BrokerState::ShuttingDown => 7,
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        self.state().name()
     }
 
     pub fn broker_epoch(&self) -> u64 {
@@ -340,6 +369,8 @@ impl BrokerLifecycle {
             }
             let wait = match self.heartbeat(&quorum).await {
                 Ok(reply) => {
+                    *self.last_answer.lock().unwrap_or_else(|e| e.into_inner()) =
+                        Some((std::time::Instant::now(), reply.is_fenced));
                     last_error.clear();
                     self.on_reply(state, reply)
                 }

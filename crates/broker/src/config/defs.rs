@@ -243,6 +243,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     def("metadata.log.dir", String, None, Implemented,
         "Where the metadata Raft log lives (`__cluster_metadata-0`). Defaults to the first log dir."),
     def("broker.rack", String, None, Implemented, "The rack of this broker, reported in Metadata."),
+    def("http.listener", String, Some(""), Implemented,
+        "A rafka key (Kafka has none: its metrics go through JMX and an exporter). `host:port` of the HTTP listener that serves `/metrics` (Prometheus text, or OpenMetrics when the scraper asks for it), the health endpoints `/livez` and `/readyz`, and the read-only status page at `/`; an empty host binds every interface, IPv6 hosts go in brackets. Empty (the binary's default) turns it off; the container image sets `0.0.0.0:9404` unless `KAFKA_HTTP_LISTENER` is given (empty turns it off). See docs/observability.md."),
     def("auto.create.topics.enable", Boolean, Some("true"), Implemented,
         "Create a topic when a client asks for its metadata and allows auto-creation."),
     def("num.partitions", Int, Some("1"), Implemented, "Partitions of an auto-created topic."),

@@ -114,6 +114,8 @@ pub struct BrokerConfig {
     pub log_dirs: Vec<PathBuf>,
     pub metadata_log_dir: PathBuf,
     pub rack: Option<String>,
+    /// `http.listener`: (host, port) of the metrics, health and status listener, if on.
+    pub http_listener: Option<(String, u16)>,
     pub auto_create_topics_enable: bool,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -739,6 +741,13 @@ impl BrokerConfig {
             metadata_log_dir,
             log_dirs,
             rack: get("broker.rack").filter(|r| !r.is_empty()),
+            http_listener: match get("http.listener").map(|v| v.trim().to_string()) {
+                Some(v) if !v.is_empty() => Some(
+                    parse_host_port(&v)
+                        .ok_or_else(|| ConfigError::invalid("http.listener", &v, "expected host:port (an empty host binds every interface; IPv6 hosts in brackets)"))?,
+                ),
+                _ => None,
+            },
             auto_create_topics_enable: boolean("auto.create.topics.enable"),
             num_partitions: i32::try_from(positive("num.partitions")?).unwrap_or(i32::MAX),
             default_replication_factor,
@@ -847,9 +856,42 @@ impl BrokerConfig {
     }
 }
 
+/// `host:port` with an optional bracketed IPv6 host; an empty host is every interface.
+fn parse_host_port(v: &str) -> Option<(String, u16)> {
+    let (host, port) = v.rsplit_once(':')?;
+    let port: u16 = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']')?.to_string(),
+        None if host.contains(':') => return None,
+        None if host.is_empty() => "0.0.0.0".to_string(),
+        None => host.to_string(),
+    };
+    Some((host, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_listener_is_host_and_port() {
+        assert_eq!(
+            parse_host_port("127.0.0.1:9404"),
+            Some(("127.0.0.1".into(), 9404))
+        );
+        assert_eq!(parse_host_port(":9404"), Some(("0.0.0.0".into(), 9404)));
+        assert_eq!(parse_host_port("[::1]:0"), Some(("::1".into(), 0)));
+        assert_eq!(parse_host_port("::1:9404"), None);
+        assert_eq!(parse_host_port("localhost"), None);
+        assert_eq!(parse_host_port("h:99999"), None);
+        let c = BrokerConfig::from_props(&props(&[("http.listener", "localhost:x")]));
+        assert!(c.is_err_and(|e| e.to_string().contains("http.listener")));
+        let (c, _) = BrokerConfig::from_props(&props(&[])).expect("defaults");
+        assert_eq!(c.http_listener, None);
+        let (c, _) =
+            BrokerConfig::from_props(&props(&[("http.listener", ":9404")])).expect("valid");
+        assert_eq!(c.http_listener, Some(("0.0.0.0".into(), 9404)));
+    }
 
     fn props(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
