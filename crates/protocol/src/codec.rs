@@ -1064,6 +1064,66 @@ mod tests {
                 }
                 r.into()
             }
+            ApiKey::DescribeAcls => {
+                let mut r = DescribeAclsRequest::default();
+                r.resource_type_filter = 2;
+                r.resource_name_filter = Some(s("orders"));
+                r.pattern_type_filter = 3;
+                r.principal_filter = Some(s("User:alice"));
+                r.host_filter = None;
+                r.operation = 3;
+                r.permission_type = 3;
+                r.into()
+            }
+            ApiKey::CreateAcls => {
+                let c = create_acls_request::AclCreation::default()
+                    .with_resource_type(2)
+                    .with_resource_name(s("orders"))
+                    .with_resource_pattern_type(3)
+                    .with_principal(s("User:alice"))
+                    .with_host(s("*"))
+                    .with_operation(3)
+                    .with_permission_type(3);
+                let mut r = CreateAclsRequest::default();
+                r.creations = vec![c.clone(), c.with_resource_name(s("payments"))];
+                r.into()
+            }
+            ApiKey::DeleteAcls => {
+                let f = delete_acls_request::DeleteAclsFilter::default()
+                    .with_resource_type_filter(1)
+                    .with_resource_name_filter(None)
+                    .with_pattern_type_filter(1)
+                    .with_principal_filter(Some(s("User:alice")))
+                    .with_host_filter(None)
+                    .with_operation(1)
+                    .with_permission_type(1);
+                let mut r = DeleteAclsRequest::default();
+                r.filters = vec![f.clone(), f.with_resource_name_filter(Some(s("orders")))];
+                r.into()
+            }
+            ApiKey::DescribeClientQuotas => {
+                let c = describe_client_quotas_request::ComponentData::default()
+                    .with_entity_type(s("user"))
+                    .with_match_type(0)
+                    .with_match(Some(s("alice")));
+                let mut r = DescribeClientQuotasRequest::default();
+                r.components = vec![
+                    c,
+                    describe_client_quotas_request::ComponentData::default()
+                        .with_entity_type(s("client-id"))
+                        .with_match_type(2)
+                        .with_match(None),
+                ];
+                r.strict = true;
+                r.into()
+            }
+            ApiKey::DescribeUserScramCredentials => {
+                let u = describe_user_scram_credentials_request::UserName::default()
+                    .with_name(s("alice"));
+                let mut r = DescribeUserScramCredentialsRequest::default();
+                r.users = Some(vec![u.clone(), u.with_name(s("bob"))]);
+                r.into()
+            }
             other => panic!("no sample for {other:?}"),
         }
     }
@@ -1121,6 +1181,13 @@ mod tests {
             ApiKey::BrokerRegistration => BrokerRegistrationResponse::default().into(),
             ApiKey::BrokerHeartbeat => BrokerHeartbeatResponse::default().into(),
             ApiKey::AlterPartition => AlterPartitionResponse::default().into(),
+            ApiKey::DescribeAcls => DescribeAclsResponse::default().into(),
+            ApiKey::CreateAcls => CreateAclsResponse::default().into(),
+            ApiKey::DeleteAcls => DeleteAclsResponse::default().into(),
+            ApiKey::DescribeClientQuotas => DescribeClientQuotasResponse::default().into(),
+            ApiKey::DescribeUserScramCredentials => {
+                DescribeUserScramCredentialsResponse::default().into()
+            }
             other => panic!("no sample for {other:?}"),
         }
     }

@@ -777,6 +777,52 @@ const ALTER_PARTITION: Shape = Shape {
     ],
 };
 
+/// An ACL filter (DescribeAcls' body, DeleteAcls' filters) or creation (CreateAcls): resource
+/// type, name, pattern type (v1+), principal, host, operation, permission type.
+const ACL_FIELDS: &[Field] = &[
+    f(I8, 0, ALL),
+    f(Ty::Str, 0, ALL),
+    f(I8, 1, ALL),
+    f(Ty::Str, 0, ALL),
+    f(Ty::Str, 0, ALL),
+    f(I8, 0, ALL),
+    f(I8, 0, ALL),
+];
+
+const DESCRIBE_ACLS: Shape = Shape {
+    flexible_min: 2,
+    fields: ACL_FIELDS,
+};
+
+const CREATE_ACLS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[f(Ty::Structs(ACL_FIELDS), 0, ALL)],
+};
+
+const DELETE_ACLS: Shape = Shape {
+    flexible_min: 2,
+    fields: &[f(Ty::Structs(ACL_FIELDS), 0, ALL)],
+};
+
+const DESCRIBE_CLIENT_QUOTAS: Shape = Shape {
+    flexible_min: 1,
+    fields: &[
+        // Components: entity type, match type, match.
+        f(
+            Ty::Structs(&[f(Ty::Str, 0, ALL), f(I8, 0, ALL), f(Ty::Str, 0, ALL)]),
+            0,
+            ALL,
+        ),
+        f(BOOL, 0, ALL),
+    ],
+};
+
+const DESCRIBE_USER_SCRAM_CREDENTIALS: Shape = Shape {
+    flexible_min: 0,
+    // Users is a nullable array of structs holding a name (null: every user).
+    fields: &[f(Ty::Structs(&[f(Ty::Str, 0, ALL)]), 0, ALL)],
+};
+
 fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
     Some(match api_key {
         ApiKey::ApiVersions => &API_VERSIONS,
@@ -824,6 +870,11 @@ fn shape_of(api_key: ApiKey) -> Option<&'static Shape> {
         ApiKey::BrokerRegistration => &BROKER_REGISTRATION,
         ApiKey::BrokerHeartbeat => &BROKER_HEARTBEAT,
         ApiKey::AlterPartition => &ALTER_PARTITION,
+        ApiKey::DescribeAcls => &DESCRIBE_ACLS,
+        ApiKey::CreateAcls => &CREATE_ACLS,
+        ApiKey::DeleteAcls => &DELETE_ACLS,
+        ApiKey::DescribeClientQuotas => &DESCRIBE_CLIENT_QUOTAS,
+        ApiKey::DescribeUserScramCredentials => &DESCRIBE_USER_SCRAM_CREDENTIALS,
         _ => return None,
     })
 }

@@ -92,6 +92,14 @@ pub static SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::WriteTxnMarkers, 1, 1),
     // Served on broker listeners too (kafka-metadata-quorum's --bootstrap-server).
     api(ApiKey::DescribeQuorum, 0, 2),
+    // No authorizer: answered SECURITY_DISABLED as Kafka answers without one. Kafka 4.0 removed
+    // v0 of all three (KIP-896).
+    api(ApiKey::DescribeAcls, 1, 3),
+    api(ApiKey::CreateAcls, 1, 3),
+    api(ApiKey::DeleteAcls, 1, 3),
+    // No quotas and no SCRAM credentials are stored: empty answers, filters checked as Kafka's.
+    api(ApiKey::DescribeClientQuotas, 0, 1),
+    api(ApiKey::DescribeUserScramCredentials, 0, 0),
 ];
 
 /// Implemented in the protocol layer, not yet advertised: the broker moves an entry to
