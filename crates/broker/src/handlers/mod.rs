@@ -5,6 +5,7 @@
 //! transaction coordinator's handle, the image and the hosted partitions), so its signature says
 //! what it touches; handlers that use many parts take the whole [`Shared`].
 
+mod acls;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
@@ -13,11 +14,15 @@ pub(crate) mod api_versions;
 mod config_admin;
 pub mod consumer_group_describe;
 pub mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -26,6 +31,7 @@ mod describe_producers;
 pub(crate) mod describe_quorum;
 mod describe_topic_partitions;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -311,6 +317,24 @@ async fn route(shared: &Arc<Shared>, ctx: &ConnectionContext, frame: Bytes) -> O
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(
             offset_delete::handle(&shared.image(), &shared.groups, r).await,
         ),
+        RequestKind::DescribeAcls(r) => match describe_acls::handle(&r) {
+            Ok(response) => ResponseKind::DescribeAcls(response),
+            Err(reason) => return Outcome::Close(reason),
+        },
+        RequestKind::CreateAcls(r) => match create_acls::handle(&r) {
+            Ok(response) => ResponseKind::CreateAcls(response),
+            Err(reason) => return Outcome::Close(reason),
+        },
+        RequestKind::DeleteAcls(r) => match delete_acls::handle(&r) {
+            Ok(response) => ResponseKind::DeleteAcls(response),
+            Err(reason) => return Outcome::Close(reason),
+        },
+        RequestKind::DescribeClientQuotas(r) => {
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(&r))
+        }
+        RequestKind::DescribeUserScramCredentials(r) => {
+            ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(&r))
+        }
         _ => {
             // The version table only admits the APIs above; reaching this is a table bug.
             return Outcome::Close(format!(
