@@ -1,6 +1,7 @@
-"""Admin APIs a broker without an authorizer, SCRAM credentials or quotas still answers (issue 18,
-item 4): DescribeAcls / CreateAcls / DeleteAcls answer SECURITY_DISABLED, DescribeUserScramCredentials
-and DescribeClientQuotas answer empty, all as Apache Kafka answers with no `authorizer.class.name`.
+"""Admin APIs a broker without an authorizer, SCRAM credentials or quotas still answers (issue
+18, item 4): DescribeAcls / CreateAcls / DeleteAcls answer SECURITY_DISABLED,
+DescribeUserScramCredentials and DescribeClientQuotas answer empty, all as Apache Kafka answers
+with no `authorizer.class.name`.
 Tools and UIs that list ACLs, users or quotas then show "no authorizer" / nothing instead of losing
 the connection.
 
@@ -71,7 +72,7 @@ def test_api_versions_advertise_kafka_4_ranges(broker):
     assert 51 not in ranges      # AlterUserScramCredentials: not offered
 
 
-# ---- ACLs: kafka-python ----------------------------------------------------------------------------
+# ---- ACLs: kafka-python --------------------------------------------------------------------------
 
 def test_kafka_python_describe_acls_security_disabled(kp_admin):
     f = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
@@ -115,7 +116,7 @@ def test_kafka_python_create_and_delete_acls_security_disabled(kp_admin):
         [(filters[0], [], SecurityDisabledError), (filters[1], [], SecurityDisabledError)]
 
 
-# ---- ACLs: confluent-kafka (librdkafka) --------------------------------------------------------------
+# ---- ACLs: confluent-kafka (librdkafka) ----------------------------------------------------------
 
 def ck_error(future) -> KafkaError:
     with pytest.raises(KafkaException) as e:
@@ -145,7 +146,7 @@ def test_confluent_describe_create_delete_acls_security_disabled(broker):
     assert ALTER_MESSAGE in err.str()
 
 
-# ---- SCRAM credentials -------------------------------------------------------------------------------
+# ---- SCRAM credentials ---------------------------------------------------------------------------
 
 def test_confluent_describe_user_scram_credentials(broker):
     admin = ck_admin(broker)
@@ -169,7 +170,7 @@ def test_kafka_python_describe_user_scram_credentials(kp_admin):
         "credential_infos": []}}
 
 
-# ---- client quotas (raw requests) -----------------------------------------------------------------------
+# ---- client quotas (raw requests) ----------------------------------------------------------------
 
 Component = DescribeClientQuotasRequest.ComponentData
 
@@ -212,7 +213,7 @@ def test_describe_client_quotas(broker, version):
         w.close()
 
 
-# ---- bad ACL filters ------------------------------------------------------------------------------------
+# ---- bad ACL filters -----------------------------------------------------------------------------
 
 def test_unknown_acl_codes_close_the_connection_as_kafka_does(broker, kp_admin):
     """Code 0 (UNKNOWN) in an ACL filter fails Kafka's request parsing, which closes the
