@@ -106,8 +106,8 @@ pub fn render(
             render_rates(&mut h, metrics);
             render_brokers(&mut h, snap);
             render_controllers(&mut h, snap);
-            render_topics(&mut h, snap);
             render_groups(&mut h, snap);
+            render_topics(&mut h, snap);
         }
     }
     let _ = write!(h, "</main><script>{SCRIPT}</script></body></html>");
@@ -192,7 +192,9 @@ fn render_topics(h: &mut String, snap: &Snapshot) {
     h.push_str("<section><h2>Topics</h2><table><tr><th>topic</th><th class=\"num\">partition</th><th class=\"num\">leader</th><th>replicas</th><th>in sync</th><th class=\"num\">end offset here</th><th class=\"num\">size here (bytes)</th></tr>");
     let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
     for t in snap.image.topics() {
-        let internal = t.name.starts_with("__");
+        // Internal topics (`__consumer_offsets`, `__transaction_state`) get their summary line
+        // only: fifty partition rows of them would push the user's topics off the screen.
+        let internal = crate::group_coordinator::is_internal_topic(&t.name);
         let _ = write!(
             h,
             "<tr class=\"topic\" data-topic=\"{name}\"><td colspan=\"7\"><b>{name}</b> <span class=\"muted\">{} partitions{}</span></td></tr>",
@@ -200,6 +202,9 @@ fn render_topics(h: &mut String, snap: &Snapshot) {
             if internal { ", internal" } else { "" },
             name = escape(&t.name),
         );
+        if internal {
+            continue;
+        }
         for (index, p) in &t.partitions {
             let hosted = snap
                 .partitions
