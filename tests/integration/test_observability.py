@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from broker_proc import free_port, is_mock
 from cluster import Cluster
@@ -441,3 +441,98 @@ def test_bad_http_input_leaves_the_broker_serving(obs_broker, unique_topic):
     assert [m.value() for m in got[0]] == [f"v{i}".encode() for i in range(5)]
     m = metrics(addr)
     assert series(m, "kafka_server_brokertopicmetrics_messagesin_total", topic=unique_topic)[0][1] == 5
+
+
+# ---- a cluster: each node reports its share ---------------------------------------------------
+
+@pytest.mark.timeout(240)
+def test_cluster_nodes_report_their_share_and_the_coordinator_reports_lag(request):
+    """One controller and three brokers, each with an HTTP listener. A topic whose partitions
+    are led by different brokers: the group's coordinator reports the lag of every partition,
+    reading the high watermarks of the partitions it does not lead from their leaders; the
+    brokers' topic counters add up to the records produced; one active controller."""
+    c = Cluster(controllers=1, brokers=3)
+    for n in c.nodes.values():
+        o, addr = http_overrides()
+        n.extra.update(o)
+        n.http = addr
+    request.node._rafka_brokers = list(c.nodes.values())
+    topic, group = "lagged", "lag-group"
+    try:
+        c.start()
+        for n in c.nodes.values():
+            wait_until(lambda n=n: http_get(f"http://{n.http}/readyz", timeout=2)[0] == 200, 60,
+                       f"node {n.node_id}'s /readyz")
+        client = type("Bootstrap", (), {"bootstrap": c.bootstrap()})()
+        ck_create_topic(client, topic, PARTITIONS)
+        msgs = [(f"k{p}-{i:05d}".encode(), b"v" * VALUE_LEN, p)
+                for p in range(PARTITIONS) for i in range(PER_PARTITION)]
+        ck_produce_all(ck_producer(client, acks="all"), topic, msgs)
+        # Offsets committed by a consumer that assigns its partitions (a group with no members).
+        consumer = Consumer({"bootstrap.servers": c.bootstrap(), "group.id": group,
+                             "enable.auto.commit": False})
+        try:
+            consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in COMMITS.items()],
+                            asynchronous=False)
+        finally:
+            consumer.close()
+
+        brokers = {b.node_id: b.http for b in c.brokers}
+        # Which broker hosts which partition (replication factor 1: the leader).
+        hosts = {}
+        for node_id, addr in brokers.items():
+            for labels, _ in series(metrics(addr), "kafka_log_log_size", topic=topic):
+                hosts[int(labels["partition"])] = node_id
+        assert sorted(hosts) == list(range(PARTITIONS)), hosts
+        assert len(set(hosts.values())) >= 2, f"all partitions on one broker: {hosts}"
+
+        def lag_reports():
+            found = {}
+            for node_id, addr in brokers.items():
+                m = metrics(addr)
+                lags = {int(ls["partition"]): v for ls, v in
+                        series(m, "kafka_consumergroup_lag", consumergroup=group, topic=topic)}
+                if lags:
+                    found[node_id] = lags
+            return found
+        reports = wait_until(lambda: (r := lag_reports()) and
+                             any(len(v) == PARTITIONS for v in r.values()) and r,
+                             30, "the coordinator's lag for every partition")
+        assert len(reports) == 1, f"more than one node reports the group: {reports}"
+        coordinator, lags = next(iter(reports.items()))
+        assert lags == LAGS, lags
+        assert any(h != coordinator for h in hosts.values()), \
+            "the coordinator leads every partition: the remote high watermark path went untested"
+        m = metrics(brokers[coordinator])
+        assert series(m, "kafka_consumergroup_lag_sum", consumergroup=group,
+                      topic=topic)[0][1] == K
+        offsets = {int(ls["partition"]): v for ls, v in
+                   series(m, "kafka_consumergroup_current_offset", consumergroup=group)}
+        assert offsets == COMMITS
+        status, _, page = http_get(f"http://{brokers[coordinator]}/")
+        assert status == 200
+        for p, lag in LAGS.items():
+            cell = (f'data-group="{group}" data-topic="{topic}" data-partition="{p}">{lag}<')
+            assert cell.encode() in page, cell
+
+        # Each broker counts what it appended; together, every record once.
+        messages_in = sum(series(metrics(a), "kafka_server_brokertopicmetrics_messagesin_total",
+                                 topic=topic)[0][1]
+                          for n, a in brokers.items() if n in hosts.values())
+        assert messages_in == N
+        # One active controller; every node knows it and how far the metadata log is committed.
+        everyone = [metrics(n.http) for n in c.nodes.values()]
+        active = [series(m, "kafka_controller_kafkacontroller_activecontrollercount")
+                  for m in everyone]
+        assert sum(s[0][1] for s in active if s) == 1
+        controller_id = c.controllers[0].node_id
+        for m in everyone:
+            assert series(m, "kafka_server_raft_metrics_current_leader")[0][1] == controller_id
+        ctrl = metrics(c.controllers[0].http)
+        lagging = {int(ls["node_id"]) for ls, _ in series(ctrl, "kafka_server_raft_metrics_node_lag")}
+        assert set(brokers) <= lagging, f"the quorum leader reports no lag for {set(brokers) - lagging}"
+        assert series(ctrl, "kafka_controller_kafkacontroller_activebrokercount")[0][1] == 3
+    finally:
+        panics = c.panic_lines()
+        c.cleanup()
+    assert not panics, "\n".join(panics)
