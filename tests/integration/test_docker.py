@@ -305,6 +305,13 @@ def test_apache_single_node_example(stacks):
     # The broker is PID 1 (exec'd by the launcher), so `docker stop` signals it directly.
     comm = run(["docker", "exec", cid, "cat", "/proc/1/comm"]).stdout.strip()
     assert comm == "rafka"
+    # The image serves metrics, health and the status page on its port 9404 unless told not to
+    # (docs/observability.md); the image has no curl, bash's /dev/tcp asks.
+    assert "http.listener=0.0.0.0:9404" in conf
+    ask = ('exec 3<>/dev/tcp/127.0.0.1/9404 && printf "GET /readyz HTTP/1.0\\r\\n\\r\\n" >&3 '
+           '&& cat <&3')
+    out = run(["docker", "exec", cid, "bash", "-c", ask], timeout=30).stdout
+    assert out.startswith("HTTP/1.1 200 OK") and out.rstrip().endswith("ok"), out
 
 
 def test_cp_all_in_one_broker(stacks):

@@ -22,7 +22,7 @@ pub mod process;
 pub mod scrape;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -244,7 +244,20 @@ pub struct Metrics {
     connection_creations: Family<ListenerLabel, Counter>,
     /// Kafka's API names by key (`Produce`, `Fetch`, ...), for the `request` label.
     api_names: Vec<&'static str>,
+    /// Each API's series, taken from the families on first use and then reached by index: a
+    /// request costs atomic adds and the histogram's lock, not two hashed family lookups.
+    request_handles: Vec<RequestHandles>,
 }
+
+/// One API's request series: its counter per version and its time histogram.
+#[derive(Debug, Default)]
+struct RequestHandles {
+    by_version: Vec<OnceLock<Counter>>,
+    time: OnceLock<Histogram>,
+}
+
+/// Versions above this share the family lookup (no API has that many versions today).
+const VERSIONS_INDEXED: usize = 32;
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -256,7 +269,7 @@ impl Metrics {
     pub fn new() -> Self {
         let families = TopicFamilies::default();
         let all_topics = families.counters(&Vec::new());
-        let api_names = (0..=i16::from(u8::MAX))
+        let api_names: Vec<&'static str> = (0..=i16::from(u8::MAX))
             .map(|key| match ApiKey::try_from(key) {
                 // Kafka's `ApiKeys` names are the variants' names (Produce, ApiVersions, ...).
                 Ok(k) => &*Box::leak(format!("{k:?}").into_boxed_str()),
@@ -272,6 +285,13 @@ impl Metrics {
             request_time: Family::new_with_constructor(request_time_buckets),
             connections: Family::default(),
             connection_creations: Family::default(),
+            request_handles: api_names
+                .iter()
+                .map(|_| RequestHandles {
+                    by_version: (0..VERSIONS_INDEXED).map(|_| OnceLock::new()).collect(),
+                    time: OnceLock::new(),
+                })
+                .collect(),
             api_names,
         }
     }
@@ -325,12 +345,33 @@ impl Metrics {
     /// One request answered (or dropped) after `elapsed`.
     pub fn request(&self, api_key: i16, version: i16, elapsed: Duration) {
         let request = self.api_name(api_key);
-        self.requests
-            .get_or_create(&RequestLabels { request, version })
-            .inc();
-        self.request_time
-            .get_or_create(&RequestName { request })
-            .observe(elapsed.as_secs_f64() * 1000.0);
+        let millis = elapsed.as_secs_f64() * 1000.0;
+        let labels = || RequestLabels { request, version };
+        let Some(h) = usize::try_from(api_key)
+            .ok()
+            .and_then(|k| self.request_handles.get(k))
+        else {
+            self.requests.get_or_create(&labels()).inc();
+            self.request_time
+                .get_or_create(&RequestName { request })
+                .observe(millis);
+            return;
+        };
+        match usize::try_from(version)
+            .ok()
+            .and_then(|v| h.by_version.get(v))
+        {
+            Some(c) => c
+                .get_or_init(|| self.requests.get_or_create_owned(&labels()))
+                .inc(),
+            None => self.requests.get_or_create(&labels()).inc(),
+        };
+        h.time
+            .get_or_init(|| {
+                self.request_time
+                    .get_or_create_owned(&RequestName { request })
+            })
+            .observe(millis);
     }
 
     pub fn api_name(&self, api_key: i16) -> &'static str {
@@ -402,5 +443,92 @@ impl TopicHandle {
     /// A handle that counts only in the all-topics series (topics that do not exist).
     pub fn none() -> Self {
         TopicHandle { counters: None }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded(m: &Metrics) -> String {
+        let mut r = Registry::default();
+        m.register(&mut r);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &r).expect("encodes");
+        out
+    }
+
+    #[test]
+    fn topic_counters_have_a_topic_series_and_the_all_topics_one() {
+        let m = Metrics::new();
+        let h = m.topic("orders");
+        let s = m.stats(&h);
+        s.produce_request();
+        s.appended(3, 300);
+        let other = m.topic("audit");
+        m.stats(&other).appended(1, 50);
+        m.stats(&TopicHandle::none()).produce_failed();
+        let text = encoded(&m);
+        assert!(
+            text.contains("kafka_server_brokertopicmetrics_messagesin_total{topic=\"orders\"} 3\n")
+        );
+        assert!(text.contains("kafka_server_brokertopicmetrics_messagesin_total 4\n"));
+        assert!(text.contains("kafka_server_brokertopicmetrics_bytesin_total 350\n"));
+        // A request for a topic that does not exist counts in the all-topics series only.
+        assert!(text.contains("kafka_server_brokertopicmetrics_failedproducerequests_total 1\n"));
+        assert!(!text.contains("failedproducerequests_total{topic=\"\"}"));
+        assert_eq!(m.totals(), (4, 350, 0));
+
+        m.retain_topics(|t| t != "audit");
+        let text = encoded(&m);
+        assert!(!text.contains("topic=\"audit\""));
+        assert!(text.contains("topic=\"orders\""));
+    }
+
+    #[test]
+    fn requests_are_counted_by_api_and_version_with_their_time() {
+        let m = Metrics::new();
+        m.request(0, 11, Duration::from_micros(700));
+        m.request(0, 11, Duration::from_millis(3));
+        m.request(0, 9, Duration::from_millis(1));
+        m.request(1, 99, Duration::from_millis(600));
+        m.request(-5, 0, Duration::from_millis(1));
+        let text = encoded(&m);
+        assert!(text.contains(
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"11\"} 2\n"
+        ));
+        assert!(text.contains(
+            "kafka_network_requestmetrics_requests_total{request=\"Produce\",version=\"9\"} 1\n"
+        ));
+        assert!(text.contains(
+            "kafka_network_requestmetrics_requests_total{request=\"Fetch\",version=\"99\"} 1\n"
+        ));
+        assert!(text.contains(
+            "kafka_network_requestmetrics_requests_total{request=\"Unknown\",version=\"0\"} 1\n"
+        ));
+        assert!(text
+            .contains("kafka_network_requestmetrics_totaltimems_count{request=\"Produce\"} 3\n"));
+        // 0.7 ms and 1 ms are within the 1 ms bucket, 3 ms within 4 ms.
+        assert!(text.contains(
+            "kafka_network_requestmetrics_totaltimems_bucket{request=\"Produce\",le=\"1\"} 2\n"
+        ));
+        assert!(text.contains(
+            "kafka_network_requestmetrics_totaltimems_bucket{request=\"Produce\",le=\"4\"} 3\n"
+        ));
+    }
+
+    #[test]
+    fn connections_are_counted_per_listener_until_closed() {
+        let m = Metrics::new();
+        let l = m.listener("PLAINTEXT");
+        let a = l.opened();
+        let b = l.opened();
+        drop(a);
+        let text = encoded(&m);
+        assert!(text.contains(
+            "kafka_server_socket_server_metrics_connection_count{listener=\"PLAINTEXT\"} 1\n"
+        ));
+        assert!(text.contains("kafka_server_socket_server_metrics_connection_creation_total{listener=\"PLAINTEXT\"} 2\n"));
+        drop(b);
     }
 }
