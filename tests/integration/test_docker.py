@@ -95,17 +95,24 @@ def test_setup_apache_env(tmp_path):
         "listeners": "PLAINTEXT://0.0.0.0:19092,PLAINTEXT_HOST://0.0.0.0:9092",
         "log.dirs": "/tmp/kraft-combined-logs",
         "confluent.x-y_z": "v",
+        # The image's own default (docs/observability.md), after the translated settings.
+        "http.listener": "0.0.0.0:9404",
     }
 
 
 def test_setup_apache_default_and_mounted(tmp_path):
     p, text = setup_run(tmp_path / "a", {}, default="process.roles=broker,controller\n")
     assert p.returncode == 0, p.stderr
-    assert text == "process.roles=broker,controller\n"
+    assert text == "process.roles=broker,controller\nhttp.listener=0.0.0.0:9404\n"
     assert p.stdout.strip() == "5L6g3nShT-eMCtK--X86sw"  # apache's configureDefaults
     p, text = setup_run(tmp_path / "b", {"KAFKA_NODE_ID": "7"}, mounted="node.id=2\nlog.dirs=/m\n")
     assert p.returncode == 0, p.stderr
-    assert text == "node.id=2\nlog.dirs=/m\nnode.id=7\n"
+    assert text == "node.id=2\nlog.dirs=/m\nnode.id=7\nhttp.listener=0.0.0.0:9404\n"
+    # KAFKA_HTTP_LISTENER (empty: off) is a setting like any other, and the image adds nothing.
+    p, text = setup_run(tmp_path / "c", {"KAFKA_NODE_ID": "7", "KAFKA_HTTP_LISTENER": ""})
+    assert p.returncode == 0, p.stderr
+    assert props_of(text)["http.listener"] == ""
+    assert text.count("http.listener") == 1
 
 
 def test_setup_controller_only_refuses_advertised(tmp_path):
@@ -125,11 +132,12 @@ def test_setup_bitnami(tmp_path):
     assert p.stdout.strip() == "abcdefghijklmnopqrstuv"
     assert props_of(text) == {"node.id": "0", "advertised.listeners": "PLAINTEXT://:9092",
                               "offsets.topic.replication.factor": "1",
-                              "log.dirs": "/bitnami/kafka/data"}
+                              "log.dirs": "/bitnami/kafka/data",
+                              "http.listener": "0.0.0.0:9404"}
     # A mounted bitnami config wins over the environment entirely.
     p, text = setup_run(tmp_path / "b", env, bitnami_mounted="node.id=4\n")
     assert p.returncode == 0, p.stderr
-    assert text == "node.id=4\n"
+    assert text == "node.id=4\nhttp.listener=0.0.0.0:9404\n"
 
 
 def test_setup_confluent(tmp_path):
@@ -963,6 +971,7 @@ def test_apache_file_input(image, containers, tmp_path):
     wait_container_log(cid, RUNNING)
     rendered = run(["docker", "exec", cid, "cat", "/opt/kafka/config/server.properties"]).stdout
     assert rendered.startswith("process.roles=broker,controller\nnode.id=4\n")
-    assert rendered.rstrip().endswith("node.id=5")
+    # The environment's lines come after the file's, then the image's HTTP listener default.
+    assert rendered.rstrip().endswith("node.id=5\nhttp.listener=0.0.0.0:9404")
     out = kcat_in_container_netns(cid, "-b", "localhost:9092", "-L")
     assert "broker 5 at localhost:9092" in out, out

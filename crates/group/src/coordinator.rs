@@ -293,6 +293,14 @@ pub struct ListedGroup {
     pub state: GroupState,
 }
 
+/// A member as the status page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSummary {
+    pub member_id: String,
+    pub client_id: String,
+    pub client_host: String,
+}
+
 /// One group as [`Coordinator::group_summaries`] describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupSummary {
@@ -300,7 +308,7 @@ pub struct GroupSummary {
     /// "classic" or "consumer" (KIP-848), as Kafka's ListGroups v5 names group types.
     pub protocol: &'static str,
     pub state: &'static str,
-    pub members: usize,
+    pub members: Vec<MemberSummary>,
     /// Committed offsets: (topic, partition, offset), sorted.
     pub offsets: Vec<(String, i32, i64)>,
 }
@@ -2054,7 +2062,15 @@ impl Coordinator {
                     group_id: g.group_id.clone(),
                     protocol: "classic",
                     state: g.state.name(),
-                    members: g.members.len(),
+                    members: g
+                        .members
+                        .values()
+                        .map(|m| MemberSummary {
+                            member_id: m.member_id.clone(),
+                            client_id: m.client_id.clone(),
+                            client_host: m.client_host.clone(),
+                        })
+                        .collect(),
                     offsets: Vec::new(),
                 },
             );
@@ -2066,7 +2082,15 @@ impl Coordinator {
                     group_id: id.clone(),
                     protocol: "consumer",
                     state: g.state().name(),
-                    members: g.members.len(),
+                    members: g
+                        .members
+                        .iter()
+                        .map(|(id, m)| MemberSummary {
+                            member_id: id.clone(),
+                            client_id: m.metadata.client_id.clone(),
+                            client_host: m.metadata.client_host.clone(),
+                        })
+                        .collect(),
                     offsets: Vec::new(),
                 },
             );
@@ -2076,7 +2100,7 @@ impl Coordinator {
                 group_id: id.clone(),
                 protocol: "classic",
                 state: GroupState::Empty.name(),
-                members: 0,
+                members: Vec::new(),
                 offsets: Vec::new(),
             });
             summary.offsets = self

@@ -773,6 +773,28 @@ fn replayed_transactional_offsets_wait_for_their_marker() {
     );
 }
 
+#[test]
+fn group_summaries_list_members_and_committed_offsets() {
+    let mut c = coordinator(0);
+    let (m, _) = join_dynamic(&mut c, 0, 1);
+    c.tick(0);
+    c.sync_group(0, 2, sync_req(&m, 1, vec![]), &NoTopics);
+    assert_eq!(commit_errors(&commit(&mut c, 1, &m, 1, 5)), vec![None]);
+    assert_eq!(commit_errors(&simple_commit(&mut c, "solo", 9)), vec![None]);
+    let summaries = c.group_summaries();
+    let ids: Vec<&str> = summaries.iter().map(|s| s.group_id.as_str()).collect();
+    assert_eq!(ids, ["g", "solo"]);
+    let g = &summaries[0];
+    assert_eq!((g.protocol, g.state), ("classic", "Stable"));
+    assert_eq!(g.members.len(), 1);
+    assert_eq!(g.members[0].member_id, m);
+    assert_eq!(g.offsets, vec![("t".to_string(), 0, 5)]);
+    // Offsets with no group object (a consumer that assigns itself and commits) are listed too.
+    let solo = &summaries[1];
+    assert!(solo.members.is_empty());
+    assert_eq!(solo.offsets, vec![("t".to_string(), 0, 9)]);
+}
+
 fn simple_commit(c: &mut Coordinator, group: &str, offset: i64) -> Output {
     c.commit_offsets(
         1,

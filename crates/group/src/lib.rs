@@ -39,8 +39,9 @@ pub mod timers;
 
 pub use coordinator::{
     Append, CommitRequest, Coordinator, DescribedGroup, DescribedMember, GroupSummary, JoinRequest,
-    JoinResponse, JoinResponseMember, LeaveMember, ListedGroup, OffsetFetchPartition, Output,
-    PendingReply, Reply, ReplyId, SyncRequest, SyncResponse, TxnCommitRequest,
+    JoinResponse, JoinResponseMember, LeaveMember, ListedGroup, MemberSummary,
+    OffsetFetchPartition, Output, PendingReply, Reply, ReplyId, SyncRequest, SyncResponse,
+    TxnCommitRequest,
 };
 pub use group::GroupState;
 

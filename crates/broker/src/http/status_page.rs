@@ -252,10 +252,20 @@ fn render_groups(h: &mut String, snap: &Snapshot) {
             "<tr class=\"group\" data-group=\"{id}\"><td colspan=\"6\"><b>{id}</b> <span class=\"muted\">{} group, {}, {} member{}, total lag {total}</span></td></tr>",
             g.protocol,
             g.state,
-            g.members,
-            if g.members == 1 { "" } else { "s" },
+            g.members.len(),
+            if g.members.len() == 1 { "" } else { "s" },
             id = escape(&g.group_id),
         );
+        for m in &g.members {
+            let _ = write!(
+                h,
+                "<tr class=\"member\" data-group=\"{}\"><td></td><td colspan=\"5\" class=\"muted\">member {} (client {}, {})</td></tr>",
+                escape(&g.group_id),
+                escape(&m.member_id),
+                escape(&m.client_id),
+                escape(&m.client_host),
+            );
+        }
         for (topic, partition, committed, end) in &g.partitions {
             let (end_text, lag_text) = match (end, GroupLag::lag(*committed, *end)) {
                 (Some(e), Some(l)) => (e.to_string(), l.to_string()),

@@ -44,7 +44,7 @@ pub struct GroupLag {
     pub group_id: String,
     pub protocol: &'static str,
     pub state: &'static str,
-    pub members: usize,
+    pub members: Vec<rafka_group::MemberSummary>,
     /// (topic, partition, committed offset, the partition's high watermark if known).
     pub partitions: Vec<(String, i32, i64, Option<i64>)>,
 }
@@ -251,7 +251,7 @@ impl Snapshot {
         for g in &self.groups {
             members
                 .get_or_create(&vec![("consumergroup", g.group_id.clone())])
-                .set(g.members as i64);
+                .set(g.members.len() as i64);
             let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
             for (topic, partition, committed, end) in &g.partitions {
                 let labels = vec![
