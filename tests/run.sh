@@ -182,7 +182,11 @@ run_librdkafka_suite() {
     local out="$ROOT/tests/librdkafka/.build" mode rc=0
     local -a pids=()
     if [[ -n "$LIBRDKAFKA_BUILD_PID" ]]; then
-        wait "$LIBRDKAFKA_BUILD_PID" || echo "the background build failed; building again:"
+        # run_step runs this in a subshell, which cannot `wait` for its parent's child: the
+        # build leaves its exit code in a file when it ends.
+        while [[ ! -f "$LIBRDKAFKA_BUILD_LOG.rc" ]]; do
+            sleep 1
+        done
         cat "$LIBRDKAFKA_BUILD_LOG"
     fi
     # A no-op when the background build finished.
@@ -232,7 +236,12 @@ LIBRDKAFKA_BUILD_PID=""
 LIBRDKAFKA_BUILD_LOG="$ROOT/tests/librdkafka/.build/background-build.log"
 if [[ "${RAFKA_SKIP_LIBRDKAFKA:-}" != 1 && $# -eq 0 && "${RAFKA_SKIP_PYTEST:-}" != 1 ]]; then
     mkdir -p "$ROOT/tests/librdkafka/.build"
-    nice -n 19 bash tests/librdkafka/run.sh --build-only >"$LIBRDKAFKA_BUILD_LOG" 2>&1 </dev/null &
+    rm -f "$LIBRDKAFKA_BUILD_LOG.rc"
+    (
+        rc=0
+        nice -n 19 bash tests/librdkafka/run.sh --build-only >"$LIBRDKAFKA_BUILD_LOG" 2>&1 </dev/null || rc=$?
+        echo "$rc" >"$LIBRDKAFKA_BUILD_LOG.rc"
+    ) &
     LIBRDKAFKA_BUILD_PID=$!
 fi
 
